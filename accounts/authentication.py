@@ -1,0 +1,34 @@
+"""DRF authentication for integrators: `Authorization: Bearer mk_test_…`."""
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+
+from accounts import cache as key_cache
+from accounts.selectors import api_key_authenticate
+from accounts.services import api_key_mark_used
+
+
+class InvalidApiKey(exceptions.AuthenticationFailed):
+    error_code = "invalid_api_key"
+    default_detail = "The API key is invalid, revoked or expired."
+
+
+class IntegratorKeyAuthentication(BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        scheme, _, raw = header.partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            raise InvalidApiKey("Use `Authorization: Bearer <api key>`.")
+        principal = api_key_authenticate(raw_key=raw.strip())
+        if principal is None:
+            raise InvalidApiKey()
+        if key_cache.claim_touch(principal.id):
+            api_key_mark_used(api_key_id=principal.id)
+        return principal, principal
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'

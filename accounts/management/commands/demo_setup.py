@@ -1,0 +1,47 @@
+from django.core.management.base import BaseCommand
+from django_tenants.utils import tenant_context
+
+from accounts.models import IntegratorApiKey, User
+from accounts.roles import Role
+from accounts.services import api_key_create, api_key_revoke, tenant_provision, user_create
+from tenants.selectors import tenant_get_by_slug
+
+DEMO_SLUG = "demo"
+DEMO_KEY_NAME = "make run"
+
+
+class Command(BaseCommand):
+    help = "Provision (or refresh) the demo tenant with an owner login and a fresh API key, and print them."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", default="8000")
+        parser.add_argument("--owner-email", default="owner@demo.localhost")
+        parser.add_argument("--owner-password", default="monetize-demo")
+
+    def handle(self, *args, **options):
+        email, password = options["owner_email"], options["owner_password"]
+        tenant = tenant_get_by_slug(slug=DEMO_SLUG)
+        if tenant is None:
+            result = tenant_provision(
+                slug=DEMO_SLUG, name="Demo Co", owner_email=email, owner_password=password
+            )
+            tenant = result.tenant
+        with tenant_context(tenant):
+            if not User.objects.filter(email=email).exists():
+                user_create(email=email, password=password, role=Role.OWNER, name="Demo owner")
+            for old in IntegratorApiKey.objects.filter(name=DEMO_KEY_NAME, revoked_at__isnull=True):
+                api_key_revoke(api_key=old)
+            _, secret = api_key_create(name=DEMO_KEY_NAME)
+        host = f"{tenant.get_primary_domain().domain}:{options['port']}"
+        lines = [
+            "",
+            "Monetize is starting. Demo tenant:",
+            f"  site        http://{host}/",
+            f"  log in      http://{host}/accounts/login/   {email} / {password}",
+            f"  API docs    http://{host}/api/docs/",
+            f"  API key     {secret}",
+            f"  try it      curl -H 'Authorization: Bearer {secret}' http://{host}/api/v1/me",
+            f"  operator    http://localhost:{options['port']}/admin/  (manage.py createsuperuser first)",
+            "",
+        ]
+        self.stdout.write(self.style.SUCCESS("\n".join(lines)))

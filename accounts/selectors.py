@@ -1,0 +1,62 @@
+"""Reads for users and integrator API keys."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+from accounts import cache as key_cache
+from accounts.keys import key_hash, key_looks_valid
+from accounts.models import IntegratorApiKey
+
+
+@dataclass(frozen=True)
+class ApiKeyPrincipal:
+    """Who is calling the API: an integrator key, as cached (no ORM object on the hot path)."""
+
+    id: int
+    name: str
+    prefix: str
+    mode: str
+    scopes: tuple[str, ...]
+    expires_at: float | None  # epoch seconds
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+def _principal_from_row(row: IntegratorApiKey) -> ApiKeyPrincipal:
+    return ApiKeyPrincipal(
+        id=row.pk,
+        name=row.name,
+        prefix=row.prefix,
+        mode=row.mode,
+        scopes=tuple(row.scopes),
+        expires_at=row.expires_at.timestamp() if row.expires_at else None,
+    )
+
+
+def api_key_authenticate(*, raw_key: str) -> ApiKeyPrincipal | None:
+    """The active tenant's usable key for this secret, or None. Redis first, then PostgreSQL."""
+    if not key_looks_valid(raw_key):
+        return None
+    hashed = key_hash(raw_key)
+    cached = key_cache.get(hashed)
+    if cached is None:
+        row = IntegratorApiKey.objects.filter(key_hash=hashed, revoked_at__isnull=True).first()
+        cached = _principal_from_row(row) if row else key_cache.MISSING
+        key_cache.put(hashed, cached)
+    if cached == key_cache.MISSING:
+        return None
+    if cached.expires_at is not None and cached.expires_at <= time.time():
+        return None
+    return cached
+
+
+def api_key_list() -> QuerySet[IntegratorApiKey]:
+    return IntegratorApiKey.objects.select_related("created_by", "rotated_to")

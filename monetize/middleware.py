@@ -1,0 +1,98 @@
+"""Process-level middleware that must run before tenant routing."""
+
+import time
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+
+
+def _timed(check) -> dict:
+    started = time.perf_counter()
+    try:
+        check()
+    except Exception as exc:  # a readiness probe reports failures, it never raises
+        return {"ok": False, "error": exc.__class__.__name__, "ms": _ms(started)}
+    return {"ok": True, "ms": _ms(started)}
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _check_database() -> None:
+    connection.set_schema_to_public()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _check_redis() -> None:
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def _check_broker() -> None:
+    from kombu import Connection
+
+    with Connection(settings.CELERY_BROKER_URL, connect_timeout=1) as conn:
+        conn.ensure_connection(max_retries=1, timeout=1)
+
+
+def readiness() -> dict:
+    checks = {
+        "database": _timed(_check_database),
+        "redis": _timed(_check_redis),
+        "broker": _timed(_check_broker),
+    }
+    return {"status": "ok" if all(c["ok"] for c in checks.values()) else "unavailable", "checks": checks}
+
+
+class HealthCheckMiddleware:
+    """`/healthz` (the process answers) and `/readyz` (database, Redis and broker reachable).
+
+    Served for any host, before tenant routing, so a load balancer can probe by IP.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path == "/healthz":
+            return JsonResponse({"status": "ok"})
+        if request.path == "/readyz":
+            body = readiness()
+            return JsonResponse(body, status=200 if body["status"] == "ok" else 503)
+        return self.get_response(request)
+
+
+class ApiBodyLimitMiddleware:
+    """Refuse an API or webhook body over API_MAX_BODY_BYTES with a JSON 413, before reading it."""
+
+    PREFIXES = ("/api/", "/webhooks/")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith(self.PREFIXES):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > settings.API_MAX_BODY_BYTES:
+                return JsonResponse(
+                    {
+                        "error": {
+                            "code": "payload_too_large",
+                            "message": f"The request body exceeds {settings.API_MAX_BODY_BYTES} bytes.",
+                            "details": {"limit": settings.API_MAX_BODY_BYTES, "received": length},
+                        }
+                    },
+                    status=413,
+                )
+        return self.get_response(request)

@@ -1,0 +1,18 @@
+"""URLs on the bare host: the operator's console and admin."""
+
+from django.contrib import admin
+from django.urls import path
+
+from tenants import views as tenant_views
+
+admin.site.site_header = "Monetize administration"
+
+urlpatterns = [
+    path("", tenant_views.console, name="console"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "monetize.handlers.bad_request"
+handler403 = "monetize.handlers.permission_denied"
+handler404 = "monetize.handlers.not_found"
+handler500 = "monetize.handlers.server_error"

@@ -1,0 +1,29 @@
+"""URLs on a tenant's host."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts import views as account_views
+from monetize.api import views as api_views
+
+api_v1 = [
+    path("me", api_views.MeView.as_view(), name="me"),
+    path("ping", api_views.PingView.as_view(), name="ping"),
+]
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("dashboard/", account_views.dashboard, name="dashboard"),
+    path("settings/api-keys/", account_views.api_keys, name="api-keys"),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include((api_v1, "api"), namespace="v1")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+
+handler400 = "monetize.handlers.bad_request"
+handler403 = "monetize.handlers.permission_denied"
+handler404 = "monetize.handlers.not_found"
+handler500 = "monetize.handlers.server_error"

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# The one entry point behind `make run` / `make test` (see README).
+#   scripts/dev.sh install   create .venv and install the pinned requirements
+#   scripts/dev.sh services  make sure PostgreSQL and Redis answer; print the URLs in use
+#   scripts/dev.sh migrate   services + tenants_migrate
+#   scripts/dev.sh run       migrate + demo tenant + web, worker and beat (honcho)
+#   scripts/dev.sh test      services + ruff + pytest
+#
+# PostgreSQL/Redis: DATABASE_URL / REDIS_URL are used when they answer (defaults: the local servers
+# on their standard ports). Otherwise the locally installed servers are started on a free port with
+# their data under .data/ (installed with apt first when missing and we are root).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+DATA="$ROOT/.data"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+mkdir -p "$DATA"
+
+say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+APT_UPDATED=""
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    die "$* is not installed and I am not root. Install it (sudo apt-get install -y $*) or point the URL variables at running servers, then re-run."
+  fi
+  if [ -z "$APT_UPDATED" ]; then
+    say "apt-get update"
+    apt-get update -qq >&2
+    APT_UPDATED=1
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+find_python() {
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else 1)'; then
+      echo "$candidate"
+      return
+    fi
+  done
+  die "Python 3.11+ is required (apt-get install python3)."
+}
+
+install() {
+  if [ ! -x "$PY" ]; then
+    local base
+    base="$(find_python)"
+    say "creating .venv with $base"
+    if ! "$base" -m venv "$VENV" >/dev/null 2>&1; then
+      rm -rf "$VENV"
+      apt_install python3-venv
+      "$base" -m venv "$VENV"
+    fi
+  fi
+  local stamp
+  stamp="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)"
+  if [ "$(cat "$VENV/.requirements-stamp" 2>/dev/null)" != "$stamp" ]; then
+    say "installing pinned requirements"
+    "$PY" -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+    echo "$stamp" >"$VENV/.requirements-stamp"
+  fi
+}
+
+free_port() {
+  "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+pg_answers() { # $1: a database URL; true when its server accepts connections
+  "$PY" - "$1" <<'PYEOF' >/dev/null 2>&1
+import sys, psycopg
+from urllib.parse import urlsplit, urlunsplit
+url = urlsplit(sys.argv[1])
+psycopg.connect(urlunsplit(url._replace(path="/postgres")), connect_timeout=3).close()
+PYEOF
+}
+
+pg_ensure_database() {
+  "$PY" - "$1" <<'PYEOF'
+import sys, psycopg
+from urllib.parse import urlsplit, urlunsplit
+url = urlsplit(sys.argv[1])
+name = url.path.lstrip("/") or "monetize"
+with psycopg.connect(urlunsplit(url._replace(path="/postgres")), autocommit=True, connect_timeout=3) as conn:
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+        conn.execute(f'CREATE DATABASE "{name}"')
+        print(f"created database {name}", file=sys.stderr)
+PYEOF
+}
+
+pg_start_local() {
+  local bindir pgdata port
+  bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+  if [ -z "$bindir" ]; then
+    apt_install postgresql
+    bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  fi
+  pgdata="$DATA/postgres"
+  port="$(cat "$DATA/postgres.port" 2>/dev/null || free_port)"
+  echo "$port" >"$DATA/postgres.port"
+  # initdb/postgres refuse to run as root: run them as the postgres user on a dir it owns
+  local as=()
+  if [ "$(id -u)" = 0 ]; then
+    as=(runuser -u postgres --)
+    mkdir -p "$pgdata"
+    chown postgres "$DATA" "$pgdata"
+    chmod 700 "$pgdata"
+  fi
+  if [ ! -f "$pgdata/PG_VERSION" ]; then
+    say "initdb $pgdata"
+    "${as[@]}" "$bindir/initdb" -D "$pgdata" -U postgres --auth=trust -E UTF8 >/dev/null
+  fi
+  if ! "${as[@]}" "$bindir/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+    say "starting PostgreSQL ($bindir) on 127.0.0.1:$port"
+    "${as[@]}" "$bindir/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -o "-p $port -k $pgdata -c listen_addresses=127.0.0.1" start >/dev/null
+  fi
+  DATABASE_URL="postgres://postgres@127.0.0.1:$port/monetize"
+}
+
+redis_answers() {
+  "$PY" -c 'import sys, redis; redis.Redis.from_url(sys.argv[1], socket_connect_timeout=2).ping()' "$1" >/dev/null 2>&1
+}
+
+redis_start_local() {
+  local port
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  port="$(cat "$DATA/redis.port" 2>/dev/null || free_port)"
+  echo "$port" >"$DATA/redis.port"
+  mkdir -p "$DATA/redis"
+  say "starting Redis on 127.0.0.1:$port"
+  # apt's redis-server does not start by itself here; nothing needs persisting for dev and tests
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+    --dir "$DATA/redis" --pidfile "$DATA/redis/redis.pid" --logfile "$DATA/redis/redis.log"
+  for _ in $(seq 50); do redis_answers "redis://127.0.0.1:$port/0" && break; sleep 0.1; done
+  REDIS_URL="redis://127.0.0.1:$port/0"
+}
+
+services() {
+  DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/monetize}"
+  if ! pg_answers "$DATABASE_URL"; then
+    say "PostgreSQL at ${DATABASE_URL%%\?*} does not answer; using a local one under .data/"
+    pg_start_local
+    pg_answers "$DATABASE_URL" || die "PostgreSQL did not come up (see $DATA/postgres/server.log)."
+  fi
+  pg_ensure_database "$DATABASE_URL"
+  REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+  if ! redis_answers "$REDIS_URL"; then
+    say "Redis at $REDIS_URL does not answer; using a local one under .data/"
+    redis_start_local
+    redis_answers "$REDIS_URL" || die "Redis did not come up (see $DATA/redis/redis.log)."
+  fi
+  export DATABASE_URL REDIS_URL
+  say "PostgreSQL: $(echo "$DATABASE_URL" | sed -E 's#//([^:@/]+):[^@]*@#//\1:***@#')   Redis: $REDIS_URL"
+}
+
+migrate() {
+  services
+  say "migrating (public schema, template schema, tenants)"
+  "$PY" manage.py tenants_migrate
+}
+
+run() {
+  migrate
+  export DEBUG="${DEBUG:-1}" PORT="${PORT:-8000}"
+  "$PY" manage.py demo_setup --port "$PORT"
+  say "starting web (gunicorn on :$PORT), worker and beat; Ctrl-C stops them all"
+  exec "$VENV/bin/honcho" -f Procfile start web worker beat
+}
+
+test_() {
+  services
+  say "ruff"
+  "$VENV/bin/ruff" check .
+  "$VENV/bin/ruff" format --check .
+  say "pytest"
+  "$VENV/bin/pytest" "$@"
+}
+
+bench() {
+  services
+  local script
+  [ $# -gt 0 ] || set -- bench/*.py
+  for script in "$@"; do
+    [ -f "$script" ] || continue
+    say "$script"
+    "$PY" "$script"
+  done
+}
+
+export PATH="$VENV/bin:$PATH"
+cmd="${1:-}"
+shift || true
+case "$cmd" in
+  install) install ;;
+  services) install; services; echo "DATABASE_URL=$DATABASE_URL"; echo "REDIS_URL=$REDIS_URL" ;;
+  migrate) install; migrate ;;
+  run) install; run ;;
+  test) install; test_ "$@" ;;
+  bench) install; bench "$@" ;;
+  *) die "usage: scripts/dev.sh install|services|migrate|run|test|bench" ;;
+esac

@@ -1,0 +1,35 @@
+from django.db import models
+from django_tenants.models import DomainMixin, TenantMixin
+
+
+class Tenant(TenantMixin):
+    """A platform business. Its users, customers and money live in its own schema (`schema_name`).
+
+    The row for the public schema (`schema_name="public"`) is the operator's own and serves the bare
+    host. Schemas are created by `tenants.services.tenant_create` (a clone of the template schema),
+    never by `save()`.
+    """
+
+    auto_create_schema = False
+    auto_drop_schema = False
+
+    slug = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def is_public(self) -> bool:
+        return self.schema_name == "public"
+
+
+class Domain(DomainMixin):
+    """A host name routed to a tenant; exactly one per tenant is primary."""
+
+    def __str__(self) -> str:
+        return self.domain
