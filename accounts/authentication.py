@@ -1,5 +1,6 @@
 """DRF authentication for integrators: `Authorization: Bearer mk_test_…`."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
@@ -32,3 +33,15 @@ class IntegratorKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
+
+
+class IntegratorKeyScheme(OpenApiAuthenticationExtension):
+    target_class = IntegratorKeyAuthentication
+    name = "IntegratorKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An integrator API key (`mk_test_…` / `mk_live_…`) of this tenant.",
+        }

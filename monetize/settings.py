@@ -78,7 +78,7 @@ SHARED_APPS = [
 ]
 TENANT_APPS = [
     *_BOTH,
-    "billing",
+    "billing.memberships",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

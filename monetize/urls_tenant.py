@@ -10,6 +10,7 @@ from monetize.api import views as api_views
 api_v1 = [
     path("me", api_views.MeView.as_view(), name="me"),
     path("ping", api_views.PingView.as_view(), name="ping"),
+    path("", include("billing.urls")),
 ]
 
 urlpatterns = [

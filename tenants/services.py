@@ -91,6 +91,9 @@ def tenant_delete(*, tenant: Tenant) -> None:
     connection.set_schema_to_public()
     with transaction.atomic():
         with connection.cursor() as cursor:
+            # fire deferred FK checks now: rows written earlier in this transaction would
+            # otherwise leave "pending trigger events" that block the DROP
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(f"DROP SCHEMA IF EXISTS {_quote(tenant.schema_name)} CASCADE")
         Domain.objects.filter(tenant=tenant).delete()
         Tenant.objects.filter(pk=tenant.pk).delete()

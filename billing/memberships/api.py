@@ -1,0 +1,105 @@
+"""Customers API: `/api/v1/customers` (upsert, list) and `/api/v1/customers/{external_id}`."""
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.memberships.models import Customer
+from billing.memberships.selectors import customer_get, customer_get_for_update, customer_list
+from billing.memberships.services import customer_update, customer_upsert
+from monetize.api.fields import StrictCharField, StrictRegexField
+from monetize.api.idempotency import idempotent
+from monetize.api.pagination import CursorPagination
+
+EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,254}$"
+MAX_METADATA_KEYS = 50
+MAX_METADATA_VALUE = 500
+
+
+def validate_metadata(value):
+    if not isinstance(value, dict):
+        raise serializers.ValidationError("Must be an object of string keys to string values.")
+    if len(value) > MAX_METADATA_KEYS:
+        raise serializers.ValidationError(f"At most {MAX_METADATA_KEYS} keys.")
+    for key, item in value.items():
+        if not (1 <= len(key) <= 40):
+            raise serializers.ValidationError(f"Key '{key[:40]}' must be 1-40 characters.")
+        if item is not None and (
+            not isinstance(item, str | int | float | bool) or len(str(item)) > MAX_METADATA_VALUE
+        ):
+            raise serializers.ValidationError(
+                f"Value of '{key}' must be a string, number or boolean of at most {MAX_METADATA_VALUE} characters (null removes it)."
+            )
+    return value
+
+
+class CustomerOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Customer
+        fields = ["external_id", "email", "name", "metadata", "created_at", "updated_at"]
+
+
+class CustomerUpsertInput(serializers.Serializer):
+    external_id = StrictRegexField(EXTERNAL_ID_PATTERN, max_length=255)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    name = StrictCharField(required=False, allow_blank=True, max_length=200)
+    metadata = serializers.JSONField(required=False, validators=[validate_metadata])
+
+
+class CustomerPatchInput(serializers.Serializer):
+    email = serializers.EmailField(required=False, allow_blank=True)
+    name = StrictCharField(required=False, allow_blank=True, max_length=200)
+    metadata = serializers.JSONField(required=False, validators=[validate_metadata])
+
+
+class CustomerListFilters(serializers.Serializer):
+    email = serializers.EmailField(required=False)
+    search = serializers.CharField(required=False, max_length=100)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+
+
+class CustomerListCreateView(APIView):
+    @extend_schema(
+        operation_id="customers_list",
+        parameters=[CustomerListFilters, OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        responses=CustomerOutput(many=True),
+    )
+    def get(self, request):
+        filters = CustomerListFilters(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        paginator = CursorPagination()
+        page = paginator.paginate_queryset(customer_list(**filters.validated_data), request, view=self)
+        return paginator.get_paginated_response(CustomerOutput(page, many=True).data)
+
+    @extend_schema(
+        operation_id="customers_upsert",
+        description="Create the customer, or update the given fields of an existing one (201 / 200).",
+        request=CustomerUpsertInput,
+        responses={200: CustomerOutput, 201: CustomerOutput},
+    )
+    @idempotent
+    def post(self, request):
+        data = CustomerUpsertInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        customer, created = customer_upsert(**data.validated_data)
+        return Response(
+            CustomerOutput(customer).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class CustomerDetailView(APIView):
+    @extend_schema(operation_id="customers_get", responses=CustomerOutput)
+    def get(self, request, external_id: str):
+        return Response(CustomerOutput(customer_get(external_id=external_id)).data)
+
+    @extend_schema(operation_id="customers_update", request=CustomerPatchInput, responses=CustomerOutput)
+    def patch(self, request, external_id: str):
+        data = CustomerPatchInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        with transaction.atomic():
+            customer = customer_get_for_update(external_id=external_id)
+            customer = customer_update(customer=customer, **data.validated_data)
+        return Response(CustomerOutput(customer).data)

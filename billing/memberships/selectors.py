@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Q, QuerySet
+
+from billing.memberships.exceptions import CustomerNotFound
+from billing.memberships.models import Customer
+
+
+def customer_get(*, external_id: str) -> Customer:
+    customer = Customer.objects.filter(external_id=external_id).first()
+    if customer is None:
+        raise CustomerNotFound(
+            f"No customer with external_id '{external_id}'.", details={"customer": external_id}
+        )
+    return customer
+
+
+def customer_get_for_update(*, external_id: str) -> Customer:
+    """Lock the customer row for the rest of the caller's transaction."""
+    customer = Customer.objects.select_for_update().filter(external_id=external_id).first()
+    if customer is None:
+        raise CustomerNotFound(
+            f"No customer with external_id '{external_id}'.", details={"customer": external_id}
+        )
+    return customer
+
+
+def customer_list(
+    *,
+    email: str | None = None,
+    search: str | None = None,
+    created_after: dt.datetime | None = None,
+    created_before: dt.datetime | None = None,
+) -> QuerySet[Customer]:
+    qs = Customer.objects.all()
+    if email:
+        qs = qs.filter(email__iexact=email)
+    if search:
+        qs = qs.filter(
+            Q(external_id__icontains=search) | Q(email__icontains=search) | Q(name__icontains=search)
+        )
+    if created_after:
+        qs = qs.filter(created_at__gte=created_after)
+    if created_before:
+        qs = qs.filter(created_at__lt=created_before)
+    return qs

@@ -1,0 +1,106 @@
+"""Shared fixtures.
+
+The test database gets, once per session and committed: the public tenant row, the template schema,
+and two tenants -- `alpha` (one owner) and `beta` (an owner and a customer) -- provisioned through
+the real service. Each test then runs in a transaction that is rolled back, so tests may change
+anything in those schemas freely.
+"""
+
+from dataclasses import dataclass
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+from django_tenants.utils import tenant_context
+
+from accounts.roles import Role
+from accounts.services import ProvisionedTenant, tenant_provision, user_create
+from tenants.middleware import tenant_cache_clear
+from tenants.services import tenant_public_ensure, tenant_template_ensure
+
+PASSWORD = "a-strong-test-password-1"
+
+
+@dataclass(frozen=True)
+class TenantFixture:
+    tenant: object
+    host: str
+    api_key: str
+    owner_email: str
+
+    def client(self, **extra) -> Client:
+        return Client(HTTP_HOST=self.host, **extra)
+
+    def api(self, key: str | None = None) -> Client:
+        return Client(HTTP_HOST=self.host, HTTP_AUTHORIZATION=f"Bearer {key or self.api_key}")
+
+
+def _as_fixture(provisioned: ProvisionedTenant) -> TenantFixture:
+    return TenantFixture(
+        tenant=provisioned.tenant,
+        host=provisioned.domain,
+        api_key=provisioned.api_key_secret,
+        owner_email=provisioned.owner.email,
+    )
+
+
+def _purge_broker() -> None:
+    from monetize.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        cache.clear()  # the test cache database
+        _purge_broker()  # messages a killed earlier run may have left
+        tenant_public_ensure(domain="localhost")
+        tenant_template_ensure()
+        alpha = tenant_provision(
+            slug="alpha",
+            name="Alpha",
+            domain="alpha.test",
+            owner_email="owner@alpha.test",
+            owner_password=PASSWORD,
+        )
+        beta = tenant_provision(
+            slug="beta",
+            name="Beta",
+            domain="beta.test",
+            owner_email="owner@beta.test",
+            owner_password=PASSWORD,
+        )
+        with tenant_context(beta.tenant):
+            user_create(email="customer@beta.test", password=PASSWORD, role=Role.CUSTOMER)
+        connection.set_schema_to_public()
+    pytest.tenants = {"alpha": _as_fixture(alpha), "beta": _as_fixture(beta)}
+    yield
+
+
+@pytest.fixture
+def alpha(db) -> TenantFixture:
+    return pytest.tenants["alpha"]
+
+
+@pytest.fixture
+def beta(db) -> TenantFixture:
+    return pytest.tenants["beta"]
+
+
+@pytest.fixture(autouse=True)
+def _reset_schema():
+    tenant_cache_clear()
+    yield
+    connection.set_schema_to_public()
+    tenant_cache_clear()
+    # test transactions roll back, Redis does not: drop what a test cached so the next starts clean
+    cache.clear()
+
+
+@pytest.fixture
+def in_alpha(alpha):
+    with tenant_context(alpha.tenant):
+        yield alpha

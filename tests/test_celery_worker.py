@@ -1,0 +1,105 @@
+"""Background work on a real Celery worker process (Redis broker, the test database)."""
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from accounts.models import IdempotencyRecord
+from monetize.celery import app as celery_app
+from monetize.celery import schema_probe
+from tests.helpers import committed
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.worker
+
+
+@pytest.fixture(scope="module")
+def worker(django_db_setup, tmp_path_factory):
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "monetize.settings_test",
+        "DATABASE_URL": f"postgres://{quote(db['USER'] or '')}:{quote(db['PASSWORD'] or '')}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+    }
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "monetize", "worker", "--pool", "solo", "--loglevel", "INFO",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"pytest-{os.getpid()}@%h"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not celery_app.control.ping(timeout=0.5):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"celery worker did not start:\n{log.read_text()[-3000:]}")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_task_runs_in_the_schema_it_was_sent_from(alpha, beta, worker):
+    with tenant_context(alpha.tenant):
+        from_alpha = schema_probe.delay()
+    with tenant_context(beta.tenant):
+        from_beta = schema_probe.delay()
+    # beta was provisioned with two users, alpha with one: the counts prove which schema was read
+    assert from_alpha.get(timeout=60) == {"schema": "alpha", "users": 1}
+    assert from_beta.get(timeout=60) == {"schema": "beta", "users": 2}
+
+
+def test_beat_entry_fans_out_to_every_tenant(alpha, beta, worker):
+    """The tenant-aware scheduler sends `idempotency-purge` once per tenant; the worker purges each."""
+    from tenant_schemas_celery.scheduler import TenantAwareScheduler
+
+    def seed():
+        for fixture in (alpha, beta):
+            with tenant_context(fixture.tenant):
+                IdempotencyRecord.objects.create(
+                    key="old",
+                    request_hash="x",
+                    method="POST",
+                    path="/",
+                    expires_at=timezone.now() - dt.timedelta(hours=1),
+                )
+
+    def remaining():
+        counts = []
+        for fixture in (alpha, beta):
+            with tenant_context(fixture.tenant):
+                counts.append(IdempotencyRecord.objects.filter(key="old").count())
+        return counts
+
+    committed(seed)
+    try:
+        assert committed(remaining) == [1, 1]
+        scheduler = TenantAwareScheduler(app=celery_app, lazy=True)
+        scheduler.merge_inplace({"idempotency-purge": settings.CELERY_BEAT_SCHEDULE["idempotency-purge"]})
+        (entry,) = [e for name, e in scheduler.schedule.items() if name.startswith("idempotency-purge")]
+        with celery_app.producer_or_acquire() as producer:
+            scheduler.apply_entry(entry, producer=producer)
+        deadline = time.monotonic() + 30
+        while committed(remaining) != [0, 0] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert committed(remaining) == [0, 0]
+    finally:
+
+        def cleanup():
+            for fixture in (alpha, beta):
+                with tenant_context(fixture.tenant):
+                    IdempotencyRecord.objects.filter(key="old").delete()
+
+        committed(cleanup)

@@ -1,0 +1,25 @@
+from django.test import Client
+
+
+def test_healthz_answers_for_any_host(db):
+    for host in ("localhost", "alpha.test", "unknown.example"):
+        response = Client(HTTP_HOST=host).get("/healthz")
+        assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readyz_checks_database_redis_and_broker(db):
+    body = Client().get("/readyz").json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "redis", "broker"}
+    assert all(check["ok"] for check in body["checks"].values())
+
+
+def test_readyz_is_503_when_redis_is_down(db, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    response = Client().get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"]["ok"] is True
+    assert body["checks"]["redis"]["ok"] is False and body["checks"]["broker"]["ok"] is False
