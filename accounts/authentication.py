@@ -4,7 +4,6 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
-from accounts import cache as key_cache
 from accounts.selectors import api_key_authenticate
 from accounts.services import api_key_mark_used
 
@@ -27,7 +26,7 @@ class IntegratorKeyAuthentication(BaseAuthentication):
         principal = api_key_authenticate(raw_key=raw.strip())
         if principal is None:
             raise InvalidApiKey()
-        if key_cache.claim_touch(principal.id):
+        if principal.touch:
             api_key_mark_used(api_key_id=principal.id)
         return principal, principal
 

@@ -1,50 +1,52 @@
 """The Redis cache in front of integrator key lookups.
 
-Entries are keyed by the key's hash under the active tenant's schema (django-tenants' cache key
-function), so a lookup on tenant B can never see tenant A's key. If Redis is down every call
-degrades to "miss" and the database answers.
+One pipelined round trip per request reads the cached key and claims the "last used" marker
+(`SET NX EX`), so tracking `last_used_at` costs nothing extra on the hot path. Entries are keyed by
+the tenant's schema and the key's hash, so a lookup on tenant B can never see tenant A's key.
+If Redis is down every call degrades to "miss" and PostgreSQL answers (last-used is then not
+tracked: a missed timestamp beats a write on every request).
 """
 
-import logging
+from __future__ import annotations
+
+import json
 
 from django.conf import settings
-from django.core.cache import cache
+from django.db import connection
 
-logger = logging.getLogger(__name__)
-MISSING = "missing"
+from monetize.redis import get_redis, key_prefix, trip
 
-
-def _key(hashed: str) -> str:
-    return f"ik:{hashed}"
+MISSING = {"missing": True}
+MISSING_SECONDS = 30
 
 
-def get(hashed: str):
+def _key(kind: str, hashed: str) -> str:
+    return f"{key_prefix()}:{connection.schema_name}:{kind}:{hashed}"
+
+
+def lookup(hashed: str) -> tuple[dict | None, bool]:
+    """(cached entry or None, whether this request should write last_used_at)."""
     try:
-        return cache.get(_key(hashed))
-    except Exception:  # Redis unavailable: the database is the source of truth
-        logger.warning("api key cache unavailable", exc_info=True)
-        return None
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.get(_key("ik", hashed))
+        pipe.set(_key("iku", hashed), 1, nx=True, ex=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
+        raw, claimed = pipe.execute()
+    except Exception as exc:  # Redis unavailable: the database is the source of truth
+        trip(exc)
+        return None, False
+    return (json.loads(raw) if raw is not None else None), bool(claimed)
 
 
-def put(hashed: str, value) -> None:
-    timeout = settings.API_KEY_CACHE_SECONDS if value != MISSING else 30
+def put(hashed: str, entry: dict) -> None:
+    timeout = MISSING_SECONDS if entry is MISSING else settings.API_KEY_CACHE_SECONDS
     try:
-        cache.set(_key(hashed), value, timeout=timeout)
-    except Exception:
-        logger.warning("api key cache unavailable", exc_info=True)
+        get_redis().set(_key("ik", hashed), json.dumps(entry), ex=timeout)
+    except Exception as exc:
+        trip(exc)
 
 
 def forget(hashed: str) -> None:
     try:
-        cache.delete(_key(hashed))
-    except Exception:
-        logger.warning("api key cache unavailable", exc_info=True)
-
-
-def claim_touch(key_id: int) -> bool:
-    """True at most once per API_KEY_LAST_USED_RESOLUTION_SECONDS per key: the caller then writes
-    `last_used_at`. Without Redis, never (a missed timestamp beats a write on every request)."""
-    try:
-        return bool(cache.add(f"iku:{key_id}", 1, timeout=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS))
-    except Exception:
-        return False
+        get_redis().delete(_key("ik", hashed))
+    except Exception as exc:
+        trip(exc)

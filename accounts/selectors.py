@@ -29,16 +29,18 @@ class ApiKeyPrincipal:
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
 
+    touch: bool = False  # this request should record last_used_at
 
-def _principal_from_row(row: IntegratorApiKey) -> ApiKeyPrincipal:
-    return ApiKeyPrincipal(
-        id=row.pk,
-        name=row.name,
-        prefix=row.prefix,
-        mode=row.mode,
-        scopes=tuple(row.scopes),
-        expires_at=row.expires_at.timestamp() if row.expires_at else None,
-    )
+
+def _entry_from_row(row: IntegratorApiKey) -> dict:
+    return {
+        "id": row.pk,
+        "name": row.name,
+        "prefix": row.prefix,
+        "mode": row.mode,
+        "scopes": list(row.scopes),
+        "expires_at": row.expires_at.timestamp() if row.expires_at else None,
+    }
 
 
 def api_key_authenticate(*, raw_key: str) -> ApiKeyPrincipal | None:
@@ -46,16 +48,24 @@ def api_key_authenticate(*, raw_key: str) -> ApiKeyPrincipal | None:
     if not key_looks_valid(raw_key):
         return None
     hashed = key_hash(raw_key)
-    cached = key_cache.get(hashed)
-    if cached is None:
+    entry, touch = key_cache.lookup(hashed)
+    if entry is None:
         row = IntegratorApiKey.objects.filter(key_hash=hashed, revoked_at__isnull=True).first()
-        cached = _principal_from_row(row) if row else key_cache.MISSING
-        key_cache.put(hashed, cached)
-    if cached == key_cache.MISSING:
+        entry = _entry_from_row(row) if row else key_cache.MISSING
+        key_cache.put(hashed, entry)
+    if entry.get("missing"):
         return None
-    if cached.expires_at is not None and cached.expires_at <= time.time():
+    if entry["expires_at"] is not None and entry["expires_at"] <= time.time():
         return None
-    return cached
+    return ApiKeyPrincipal(
+        id=entry["id"],
+        name=entry["name"],
+        prefix=entry["prefix"],
+        mode=entry["mode"],
+        scopes=tuple(entry["scopes"]),
+        expires_at=entry["expires_at"],
+        touch=touch,
+    )
 
 
 def api_key_list() -> QuerySet[IntegratorApiKey]:

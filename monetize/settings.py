@@ -5,6 +5,7 @@ Every variable is listed with its default in README.md ("Configuration"). Nothin
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -48,6 +49,7 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SEC
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 300)
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
 TENANT_CACHE_SECONDS = env_int("TENANT_CACHE_SECONDS", 10)
+REDIS_BREAKER_SECONDS = env_int("REDIS_BREAKER_SECONDS", 5)
 
 # --- apps -----------------------------------------------------------------------------------
 # `accounts` (the custom User) and allauth sit in both lists: AUTH_USER_MODEL must have a table in
@@ -227,6 +229,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+# static files are served from the app folders through the finders until `collectstatic` has run
+warnings.filterwarnings("ignore", message="No directory at")
 
 LOGGING = {
     "version": 1,

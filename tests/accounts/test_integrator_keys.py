@@ -113,3 +113,14 @@ def test_read_scope_key_cannot_write(alpha):
     response = client.post("/api/v1/customers", {"external_id": "c1"}, content_type="application/json")
     assert response.status_code == 403
     assert _error(response)["code"] == "insufficient_scope"
+
+
+def test_keys_still_work_from_postgres_when_redis_is_down(alpha, monkeypatch):
+    from monetize import redis as monetize_redis
+
+    dead = monetize_redis.make_client("redis://127.0.0.1:1/0")
+    monkeypatch.setattr(monetize_redis, "_client", lambda: dead)
+    assert alpha.api().get("/api/v1/me").status_code == 200
+    assert monetize_redis._open_until > 0  # breaker open: the next calls skip Redis
+    assert alpha.api().get("/api/v1/me").status_code == 200
+    assert alpha.api("mk_test_" + "b" * 40).get("/api/v1/me").status_code == 401

@@ -1,0 +1,146 @@
+"""Shared bench plumbing: Django setup, a bench tenant, a gunicorn server, wrk, percentiles.
+
+Bench scripts print their figures beside a baseline measured in the same run; absolute numbers
+move with the machine, the ratios are what to compare.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monetize.settings")
+    import django
+
+    django.setup()
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(samples_ms: list[float]) -> str:
+    return (
+        f"n={len(samples_ms):>6}  mean={statistics.fmean(samples_ms):7.3f} ms  "
+        f"p50={percentile(samples_ms, 50):7.3f} ms  p99={percentile(samples_ms, 99):7.3f} ms"
+    )
+
+
+def bench_tenant(slug: str = "bench") -> tuple[object, str, str]:
+    """(tenant, host, fresh integrator key) for a tenant reserved for benches."""
+    from django_tenants.utils import tenant_context
+
+    from accounts.services import api_key_create, tenant_provision
+    from tenants.selectors import tenant_get_by_slug
+
+    tenant = tenant_get_by_slug(slug=slug)
+    if tenant is None:
+        result = tenant_provision(slug=slug, name="Bench", domain=f"{slug}.localhost")
+        return result.tenant, result.domain, result.api_key_secret
+    with tenant_context(tenant):
+        _, secret = api_key_create(name="bench")
+    return tenant, tenant.get_primary_domain().domain, secret
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn(*, workers: int = 2, extra_env: dict | None = None):
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "monetize.settings",
+        "DEBUG": "0",
+        "LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "monetize.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+         "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("gunicorn did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def ensure_wrk() -> str | None:
+    path = shutil.which("wrk")
+    if path is None and os.geteuid() == 0:
+        print("installing wrk (apt) for load generation ...", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, capture_output=True)
+        if shutil.which("wrk") is None:
+            subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+            subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, capture_output=True)
+        path = shutil.which("wrk")
+    return path
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, *, headers: dict[str, str], seconds: int = 5, connections: int = 8, threads: int = 1,
+        lua: str | None = None) -> dict:  # fmt: skip
+    """Run wrk against url; returns requests/s, p50/p99 in ms and non-2xx count."""
+    binary = ensure_wrk()
+    if binary is None:
+        raise SystemExit("wrk is needed for the HTTP figures: apt-get install wrk")
+    command = [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    if lua:
+        command += ["-s", lua]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    latencies = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", output, re.M))
+
+    def ms(text: str) -> float:
+        number, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+        return float(number) * _UNITS[unit]
+
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    return {
+        "rps": rps,
+        "p50": ms(latencies["50"]),
+        "p99": ms(latencies["99"]),
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def fmt_http(name: str, result: dict) -> str:
+    return (
+        f"{name:<34} {result['rps']:>9.0f} req/s   p50 {result['p50']:7.2f} ms   p99 {result['p99']:7.2f} ms"
+        + (f"   non-2xx {result['non2xx']}" if result["non2xx"] else "")
+    )
