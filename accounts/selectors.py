@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from accounts import cache as key_cache
 from accounts.keys import key_hash, key_looks_valid
 from accounts.models import IntegratorApiKey
+from monetize import keycache
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,11 @@ def api_key_authenticate(*, raw_key: str) -> ApiKeyPrincipal | None:
     if not key_looks_valid(raw_key):
         return None
     hashed = key_hash(raw_key)
-    entry, touch = key_cache.lookup(hashed)
+    entry, touch = keycache.lookup("ik", hashed)
     if entry is None:
         row = IntegratorApiKey.objects.filter(key_hash=hashed, revoked_at__isnull=True).first()
-        entry = _entry_from_row(row) if row else key_cache.MISSING
-        key_cache.put(hashed, entry)
+        entry = _entry_from_row(row) if row else keycache.MISSING
+        keycache.put("ik", hashed, entry)
     if entry.get("missing"):
         return None
     if entry["expires_at"] is not None and entry["expires_at"] <= time.time():

@@ -11,11 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from accounts import cache as key_cache
 from accounts.exceptions import ApiKeyInactive, InvalidScopes
 from accounts.keys import key_generate, key_hash, key_prefix
 from accounts.models import ApiKeyScope, IdempotencyRecord, IntegratorApiKey, User
 from accounts.roles import Role
+from monetize import keycache
 from tenants.models import Tenant
 from tenants.services import tenant_create
 
@@ -64,7 +64,7 @@ def api_key_revoke(*, api_key: IntegratorApiKey) -> IntegratorApiKey:
         if api_key.revoked_at is None:
             api_key.revoked_at = timezone.now()
             api_key.save(update_fields=["revoked_at"])
-        transaction.on_commit(lambda: key_cache.forget(api_key.key_hash))
+        transaction.on_commit(lambda: keycache.forget("ik", api_key.key_hash))
     return api_key
 
 
@@ -83,7 +83,7 @@ def api_key_rotate(
         old.expires_at = min(old.expires_at, expires) if old.expires_at else expires
         old.rotated_to = new
         old.save(update_fields=["expires_at", "rotated_to"])
-        transaction.on_commit(lambda: key_cache.forget(old.key_hash))
+        transaction.on_commit(lambda: keycache.forget("ik", old.key_hash))
     return new, raw
 
 

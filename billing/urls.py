@@ -2,9 +2,37 @@
 
 from django.urls import path
 
+from billing.entitlements import api as ent
 from billing.memberships import api as memberships_api
+from billing.tiers import api as tiers_api
+
+customer = "customers/<str:external_id>"
 
 urlpatterns = [
+    path("tiers", tiers_api.TierListView.as_view(), name="tiers"),
     path("customers", memberships_api.CustomerListCreateView.as_view(), name="customers"),
-    path("customers/<str:external_id>", memberships_api.CustomerDetailView.as_view(), name="customer"),
+    path(customer, memberships_api.CustomerDetailView.as_view(), name="customer"),
+    path(f"{customer}/entitlements", ent.EntitlementSnapshotView.as_view(), name="customer-entitlements"),
+    path(f"{customer}/counters/<slug:feature>", ent.CounterView.as_view(), name="customer-counter"),
+    path(f"{customer}/leases/<slug:feature>", ent.LeaseAcquireView.as_view(), name="customer-leases"),
+    path(
+        f"{customer}/leases/<slug:feature>/<str:lease_id>",
+        ent.LeaseDetailView.as_view(),
+        name="customer-lease",
+    ),
+    path(
+        f"{customer}/leases/<slug:feature>/<str:lease_id>/renew",
+        ent.LeaseRenewView.as_view(),
+        name="customer-lease-renew",
+    ),
+    path(f"{customer}/overrides/<slug:feature>", ent.OverrideView.as_view(), name="customer-override"),
+    path(f"{customer}/api-keys", ent.CustomerKeyListCreateView.as_view(), name="customer-keys"),
+    path(f"{customer}/api-keys/<int:key_id>", ent.CustomerKeyDetailView.as_view(), name="customer-key"),
+    path(
+        f"{customer}/api-keys/<int:key_id>/rotate",
+        ent.CustomerKeyRotateView.as_view(),
+        name="customer-key-rotate",
+    ),
+    path("entitlements/check", ent.EntitlementCheckView.as_view(), name="entitlements-check"),
+    path("keys/verify", ent.KeyVerifyView.as_view(), name="keys-verify"),
 ]

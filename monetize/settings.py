@@ -50,6 +50,9 @@ API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 300)
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
 TENANT_CACHE_SECONDS = env_int("TENANT_CACHE_SECONDS", 10)
 REDIS_BREAKER_SECONDS = env_int("REDIS_BREAKER_SECONDS", 5)
+ENTITLEMENT_CACHE_SECONDS = env_int("ENTITLEMENT_CACHE_SECONDS", 300)
+LEASE_DEFAULT_TTL_SECONDS = env_int("LEASE_DEFAULT_TTL_SECONDS", 300)
+LEASE_MAX_TTL_SECONDS = env_int("LEASE_MAX_TTL_SECONDS", 86400)
 
 # --- apps -----------------------------------------------------------------------------------
 # `accounts` (the custom User) and allauth sit in both lists: AUTH_USER_MODEL must have a table in
@@ -80,7 +83,9 @@ SHARED_APPS = [
 ]
 TENANT_APPS = [
     *_BOTH,
+    "billing.tiers",
     "billing.memberships",
+    "billing.entitlements",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

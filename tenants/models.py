@@ -2,6 +2,11 @@ from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
 
+class FailureMode(models.TextChoices):
+    OPEN = "open", "Fail open (allow)"
+    CLOSED = "closed", "Fail closed (refuse)"
+
+
 class Tenant(TenantMixin):
     """A platform business. Its users, customers and money live in its own schema (`schema_name`).
 
@@ -16,6 +21,12 @@ class Tenant(TenantMixin):
     slug = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
+    rate_limit_failure_mode = models.CharField(
+        max_length=6,
+        choices=FailureMode.choices,
+        default=FailureMode.OPEN,
+        help_text="What rate limits do while Redis is unreachable.",
+    )
 
     class Meta:
         ordering = ["slug"]

@@ -7,6 +7,7 @@ anything in those schemas freely.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
@@ -106,3 +107,49 @@ def _reset_schema():
 def in_alpha(alpha):
     with tenant_context(alpha.tenant):
         yield alpha
+
+
+CATALOGS = Path(__file__).resolve().parent.parent / "config" / "tiers"
+
+
+@pytest.fixture
+def ci_catalog(alpha):
+    """alpha with the CI-service catalog (Community default, Team, Pro, Enterprise)."""
+    from billing.tiers.catalog import catalog_import
+
+    with tenant_context(alpha.tenant):
+        catalog_import(text=(CATALOGS / "ci-service.yaml").read_text(), filename="ci-service.yaml")
+    return alpha
+
+
+@pytest.fixture
+def live_tenant(django_db_setup, django_db_blocker):
+    """A committed tenant with the CI catalog and a customer `c1` (Community), for tests whose
+    requests run on their own connections in parallel. Dropped afterwards. Use it without `db`:
+    do all database work through tests.helpers.committed/run_parallel."""
+    import secrets
+
+    from billing.memberships.services import customer_upsert
+    from billing.tiers.catalog import catalog_import
+    from tenants.services import tenant_delete
+    from tests.helpers import committed
+
+    slug = f"live-{secrets.token_hex(3)}"
+    with django_db_blocker.unblock():
+        provisioned = committed(lambda: tenant_provision(slug=slug, name="Live", domain=f"{slug}.test"))
+
+        def seed():
+            with tenant_context(provisioned.tenant):
+                catalog_import(text=(CATALOGS / "ci-service.yaml").read_text())
+                customer_upsert(external_id="c1")
+
+        committed(seed)
+        try:
+            yield TenantFixture(
+                tenant=provisioned.tenant,
+                host=provisioned.domain,
+                api_key=provisioned.api_key_secret,
+                owner_email="",
+            )
+        finally:
+            committed(lambda: tenant_delete(tenant=provisioned.tenant))

@@ -7,8 +7,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.memberships.models import Customer
-from billing.memberships.selectors import customer_get, customer_get_for_update, customer_list
-from billing.memberships.services import customer_update, customer_upsert
+from billing.memberships.selectors import customer_get, customer_get_for_update, customer_list, customer_tier
+from billing.memberships.services import customer_update, customer_upsert, membership_set_tier
+from billing.tiers.selectors import tier_get
 from monetize.api.fields import StrictCharField, StrictRegexField
 from monetize.api.idempotency import idempotent
 from monetize.api.pagination import CursorPagination
@@ -41,11 +42,27 @@ class CustomerOutput(serializers.ModelSerializer):
         fields = ["external_id", "email", "name", "metadata", "created_at", "updated_at"]
 
 
+class CustomerWithTierOutput(CustomerOutput):
+    tier = serializers.SerializerMethodField()
+
+    class Meta(CustomerOutput.Meta):
+        fields = [*CustomerOutput.Meta.fields, "tier"]
+
+    def get_tier(self, customer) -> str | None:
+        tier = customer_tier(customer=customer)
+        return tier.code if tier else None
+
+
 class CustomerUpsertInput(serializers.Serializer):
     external_id = StrictRegexField(EXTERNAL_ID_PATTERN, max_length=255)
     email = serializers.EmailField(required=False, allow_blank=True)
     name = StrictCharField(required=False, allow_blank=True, max_length=200)
     metadata = serializers.JSONField(required=False, validators=[validate_metadata])
+    tier = StrictCharField(
+        required=False,
+        max_length=64,
+        help_text="Put the customer on this tier now, without a payment (a manual membership).",
+    )
 
 
 class CustomerPatchInput(serializers.Serializer):
@@ -78,22 +95,29 @@ class CustomerListCreateView(APIView):
         operation_id="customers_upsert",
         description="Create the customer, or update the given fields of an existing one (201 / 200).",
         request=CustomerUpsertInput,
-        responses={200: CustomerOutput, 201: CustomerOutput},
+        responses={200: CustomerWithTierOutput, 201: CustomerWithTierOutput},
     )
     @idempotent
     def post(self, request):
         data = CustomerUpsertInput(data=request.data)
         data.is_valid(raise_exception=True)
-        customer, created = customer_upsert(**data.validated_data)
+        values = dict(data.validated_data)
+        tier_code = values.pop("tier", None)
+        with transaction.atomic():
+            tier = tier_get(code=tier_code) if tier_code else None
+            customer, created = customer_upsert(**values)
+            if tier is not None:
+                membership_set_tier(customer=customer, tier=tier)
         return Response(
-            CustomerOutput(customer).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            CustomerWithTierOutput(customer).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
 
 class CustomerDetailView(APIView):
-    @extend_schema(operation_id="customers_get", responses=CustomerOutput)
+    @extend_schema(operation_id="customers_get", responses=CustomerWithTierOutput)
     def get(self, request, external_id: str):
-        return Response(CustomerOutput(customer_get(external_id=external_id)).data)
+        return Response(CustomerWithTierOutput(customer_get(external_id=external_id)).data)
 
     @extend_schema(operation_id="customers_update", request=CustomerPatchInput, responses=CustomerOutput)
     def patch(self, request, external_id: str):

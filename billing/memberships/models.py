@@ -21,3 +21,55 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return self.external_id
+
+
+class MembershipStatus(models.TextChoices):
+    INCOMPLETE = "incomplete", "Incomplete"
+    TRIALING = "trialing", "Trialing"
+    ACTIVE = "active", "Active"
+    PAST_DUE = "past_due", "Past due"
+    PAUSED = "paused", "Paused"
+    CANCELED = "canceled", "Canceled"
+    EXPIRED = "expired", "Expired"
+
+
+# statuses whose tier grants entitlements (past_due: during the dunning grace period)
+ENTITLED_STATUSES = (MembershipStatus.TRIALING, MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE)
+# at most one membership per customer in these statuses
+LIVE_STATUSES = (*ENTITLED_STATUSES, MembershipStatus.PAUSED, MembershipStatus.INCOMPLETE)
+
+
+class Membership(models.Model):
+    """A customer's subscription to a tier. At most one live membership per customer; a customer
+    without an entitled one is on the default tier. `provider` is `manual` for memberships granted
+    by staff or the API without a payment."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="memberships")
+    tier = models.ForeignKey("tiers.Tier", on_delete=models.PROTECT, related_name="memberships")
+    price = models.ForeignKey(
+        "tiers.Price", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(
+        max_length=12, choices=MembershipStatus.choices, default=MembershipStatus.ACTIVE
+    )
+    provider = models.CharField(max_length=32, default="manual")
+    quantity = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField()
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=models.Q(status__in=LIVE_STATUSES),
+                name="memberships_one_live_per_customer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} on {self.tier} ({self.status})"

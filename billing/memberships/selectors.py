@@ -5,7 +5,8 @@ import datetime as dt
 from django.db.models import Q, QuerySet
 
 from billing.memberships.exceptions import CustomerNotFound
-from billing.memberships.models import Customer
+from billing.memberships.models import ENTITLED_STATUSES, Customer, Membership
+from billing.tiers.models import Tier
 
 
 def customer_get(*, external_id: str) -> Customer:
@@ -46,3 +47,15 @@ def customer_list(
     if created_before:
         qs = qs.filter(created_at__lt=created_before)
     return qs
+
+
+def customer_tier(*, customer: Customer) -> Tier | None:
+    """The tier of the customer's entitled membership, else the tenant's default tier."""
+    membership = (
+        Membership.objects.filter(customer=customer, status__in=ENTITLED_STATUSES)
+        .select_related("tier")
+        .first()
+    )
+    if membership is not None:
+        return membership.tier
+    return Tier.objects.filter(is_default=True).first()

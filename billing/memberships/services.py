@@ -5,8 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
-from billing.memberships.models import Customer
+from billing.memberships.models import (
+    ENTITLED_STATUSES,
+    LIVE_STATUSES,
+    Customer,
+    Membership,
+    MembershipStatus,
+)
+from billing.memberships.signals import membership_changed
 
 _UNSET: Any = object()
 
@@ -65,3 +73,36 @@ def customer_for_user(*, user) -> Customer:
     """The customer record of a person who signed up on the tenant's site (created at sign-up)."""
     customer, _ = customer_upsert(external_id=f"user_{user.pk}", email=user.email, user=user)
     return customer
+
+
+def membership_set_tier(*, customer: Customer, tier) -> Membership | None:
+    """Put the customer on `tier` now, without a payment (staff grant, API, enterprise deal).
+
+    The current live membership ends; the default tier needs no membership (returns None).
+    Provider-driven changes (checkout, upgrades, dunning) arrive with the payments issue.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        Customer.objects.select_for_update().filter(pk=customer.pk).first()
+        live = (
+            Membership.objects.select_for_update().filter(customer=customer, status__in=LIVE_STATUSES).first()
+        )
+        if live is not None and live.tier_id == tier.pk and live.status in ENTITLED_STATUSES:
+            return live
+        if live is not None:
+            live.status, live.ended_at = MembershipStatus.CANCELED, now
+            live.save(update_fields=["status", "ended_at", "updated_at"])
+        membership = None
+        if not tier.is_default:
+            membership = Membership.objects.create(
+                customer=customer, tier=tier, status=MembershipStatus.ACTIVE, started_at=now
+            )
+        _notify_changed(customer.external_id)
+    return membership
+
+
+def _notify_changed(external_id: str) -> None:
+    """Tell listeners now (readers inside this transaction see the change) and again on commit
+    (readers that rebuilt a cache from pre-commit data in between are invalidated)."""
+    membership_changed.send(sender=Membership, external_id=external_id)
+    transaction.on_commit(lambda: membership_changed.send(sender=Membership, external_id=external_id))

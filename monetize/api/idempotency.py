@@ -67,8 +67,24 @@ def _begin(*, key: str, fingerprint: str, request) -> tuple[IdempotencyRecord, b
     return record, False
 
 
-def idempotent(view_method):
-    """Decorate an APIView's `post`: apply once per `Idempotency-Key` (optional header)."""
+def idempotency_exempt(reason: str):
+    """Mark a POST that creates nothing (a check, a verification): Idempotency-Key is ignored."""
+
+    def decorator(view_method):
+        view_method.idempotency_exempt = reason
+        return view_method
+
+    return decorator
+
+
+def idempotent(view_method=None, *, redact: tuple[str, ...] = ()):
+    """Decorate an APIView's `post`: apply once per `Idempotency-Key` (optional header).
+
+    `redact` names response fields that hold a secret shown once (a new API key): they are stored
+    as null, so a replay says what was created but never reveals the secret again.
+    """
+    if view_method is None:
+        return lambda method: idempotent(method, redact=redact)
 
     @functools.wraps(view_method)
     def wrapper(self, request, *args, **kwargs):
@@ -93,8 +109,11 @@ def idempotent(view_method):
             if response.status_code >= 500:
                 transaction.set_rollback(True)
                 return response
+            body = response.data
+            if redact and isinstance(body, dict):
+                body = {name: (None if name in redact else value) for name, value in body.items()}
             record.status_code = response.status_code
-            record.response_body = response.data
+            record.response_body = body
             record.save(update_fields=["status_code", "response_body"])
             return response
 

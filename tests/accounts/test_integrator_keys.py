@@ -75,9 +75,9 @@ def test_rotated_key_works_during_grace_then_expires(alpha, django_capture_on_co
             IntegratorApiKey.objects.filter(pk=old.pk).update(
                 expires_at=timezone.now() - dt.timedelta(seconds=1)
             )
-            from accounts import cache as key_cache
+            from monetize import keycache
 
-            key_cache.forget(old.key_hash)
+            keycache.forget("ik", old.key_hash)
     assert alpha.api().get("/api/v1/me").status_code == 401
     assert alpha.api(new_secret).get("/api/v1/me").status_code == 200
 

@@ -26,7 +26,7 @@ def test_openapi_schema_and_docs(alpha):
 
 
 def test_every_api_post_honours_idempotency_key():
-    """Guard for endpoints to come: each /api/v1/ view's `post` is wrapped by @idempotent."""
+    """Guard for endpoints to come: each /api/v1/ view's `post` is @idempotent or explicitly exempt."""
     from django.urls import URLPattern, URLResolver, get_resolver
 
     def api_views(patterns, prefix=""):

@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class EntitlementsConfig(AppConfig):
+    name = "billing.entitlements"
+    label = "entitlements"
+    verbose_name = "Entitlements"
+
+    def ready(self) -> None:
+        from billing.entitlements import receivers
+        from billing.memberships.signals import membership_changed
+        from billing.tiers.signals import catalog_changed
+
+        catalog_changed.connect(receivers.on_catalog_changed, dispatch_uid="entitlements.catalog")
+        membership_changed.connect(receivers.on_membership_changed, dispatch_uid="entitlements.membership")

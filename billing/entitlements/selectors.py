@@ -1,0 +1,98 @@
+"""Reads: what a customer is entitled to now (the snapshot), from Redis or PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.entitlements import cache
+from billing.entitlements.models import EntitlementOverride, Lease, UsageCounter
+from billing.memberships.models import Customer
+from billing.memberships.selectors import customer_tier
+from billing.tiers.models import Feature, TierFeature
+
+
+def _entry(feature: Feature, tf: TierFeature | None, override: EntitlementOverride | None) -> dict:
+    enabled = bool(tf and tf.enabled)
+    limit = tf.limit_value if tf else None
+    rate = [tf.rate_limit, tf.rate_window_seconds] if tf and tf.rate_limit else None
+    if override is not None:
+        if override.enabled is not None:
+            enabled = override.enabled
+        if override.unlimited:
+            limit = None
+        elif override.limit_value is not None:
+            limit = override.limit_value
+        if override.rate_limit and override.rate_window_seconds:
+            rate = [override.rate_limit, override.rate_window_seconds]
+        elif override.rate_limit:
+            rate = [override.rate_limit, rate[1] if rate else 60]
+    return {
+        "kind": feature.kind,
+        "enabled": enabled,
+        "limit": limit,
+        "rate": rate,
+        "override": override is not None,
+    }
+
+
+def snapshot_build(*, customer: Customer) -> dict:
+    """Everything a check needs, from PostgreSQL: tier, each catalog feature's effective value
+    (tier + override), counter values and the expiry times of held leases."""
+    now = timezone.now()
+    tier = customer_tier(customer=customer)
+    tier_features = {tf.feature_id: tf for tf in TierFeature.objects.filter(tier=tier)} if tier else {}
+    overrides = {
+        o.feature_id: o
+        for o in EntitlementOverride.objects.filter(customer=customer).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+    }
+    counters = dict(UsageCounter.objects.filter(customer=customer).values_list("feature_id", "value"))
+    leases = defaultdict(list)
+    for feature_id, expires_at in Lease.objects.filter(
+        customer=customer, released_at__isnull=True, expires_at__gt=now
+    ).values_list("feature_id", "expires_at"):
+        leases[feature_id].append(expires_at.timestamp())
+    features = {}
+    for feature in Feature.objects.all():
+        entry = _entry(feature, tier_features.get(feature.pk), overrides.get(feature.pk))
+        entry["used"] = counters.get(feature.pk, 0)
+        entry["leases"] = sorted(leases.get(feature.pk, []))
+        features[feature.code] = entry
+    expiries = [o.expires_at.timestamp() for o in overrides.values() if o.expires_at]
+    return {
+        "customer": customer.external_id,
+        "tier": tier.code if tier else None,
+        "tier_name": tier.name if tier else None,
+        "features": features,
+        "valid_until": min(expiries) if expiries else None,
+    }
+
+
+def entitlement_snapshot(*, external_id: str) -> dict | None:
+    """The customer's snapshot, cached in Redis; None for an unknown customer."""
+    cached = cache.read(external_id)
+    if not isinstance(cached, cache.Miss):
+        if cached.get("valid_until") is None or cached["valid_until"] > time.time():
+            return cached
+        cached = cache.Miss(None)  # an override expired inside the cached window: rebuild, don't store
+    customer = Customer.objects.filter(external_id=external_id).first()
+    if customer is None:
+        return None
+    snapshot = snapshot_build(customer=customer)
+    ttl = settings.ENTITLEMENT_CACHE_SECONDS
+    if snapshot["valid_until"] is not None:
+        ttl = min(ttl, int(snapshot["valid_until"] - time.time()))
+    cache.store(external_id, snapshot, cached, ttl)
+    return snapshot
+
+
+def feature_usage(entry: dict, now: float | None = None) -> int:
+    """Counter value plus leases still held."""
+    now = now or time.time()
+    return entry["used"] + sum(1 for expiry in entry["leases"] if expiry > now)

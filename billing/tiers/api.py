@@ -1,0 +1,54 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.tiers.selectors import tier_feature_value, tier_list
+
+
+def tier_as_dict(tier) -> dict:
+    return {
+        "code": tier.code,
+        "name": tier.name,
+        "description": tier.description,
+        "public": tier.is_public,
+        "default": tier.is_default,
+        "prices": [
+            {
+                "code": p.code or None,
+                "currency": p.currency,
+                "unit_amount": p.unit_amount,
+                "interval": p.interval,
+                "model": p.model,
+                "tiers": p.tiers or None,
+                "package_size": p.package_size,
+                "trial_days": p.trial_days,
+            }
+            for p in tier.active_prices
+        ],
+        "features": [
+            {
+                "code": tf.feature.code,
+                "name": tf.feature.name,
+                "kind": tf.feature.kind,
+                "unit": tf.feature.unit,
+                "value": tier_feature_value(tf),
+            }
+            for tf in tier.tier_features.all()
+        ],
+    }
+
+
+class TierListView(APIView):
+    """The catalog: tiers with their active prices and features (`?all=true` includes private tiers)."""
+
+    @extend_schema(
+        operation_id="tiers_list",
+        parameters=[OpenApiParameter("all", bool, description="Include private tiers.")],
+        responses=inline_serializer(
+            "TierList", {"results": serializers.ListField(child=serializers.DictField())}
+        ),
+    )
+    def get(self, request):
+        include_private = request.query_params.get("all") in {"1", "true", "yes"}
+        return Response({"results": [tier_as_dict(t) for t in tier_list(public_only=not include_private)]})
