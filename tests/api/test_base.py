@@ -44,8 +44,16 @@ def test_every_api_post_honours_idempotency_key():
     found = dict(api_views(get_resolver("monetize.urls_tenant").url_patterns))
     assert "api/v1/customers" in found
     missing = [
-        r
-        for r, view in found.items()
-        if hasattr(view, "post") and not getattr(view.post, "idempotent", False)
+        route
+        for route, view in found.items()
+        if hasattr(view, "post")
+        and not getattr(view.post, "idempotent", False)
+        and not getattr(view.post, "idempotency_exempt", None)
     ]
+    exempt = {route for route, view in found.items() if getattr(getattr(view, "post", None), "idempotency_exempt", None)}
+    assert exempt == {
+        "api/v1/entitlements/check",
+        "api/v1/keys/verify",
+        "api/v1/customers/<str:external_id>/leases/<slug:feature>/<str:lease_id>/renew",
+    }
     assert missing == []
