@@ -64,7 +64,7 @@ def api_key_revoke(*, api_key: IntegratorApiKey) -> IntegratorApiKey:
         if api_key.revoked_at is None:
             api_key.revoked_at = timezone.now()
             api_key.save(update_fields=["revoked_at"])
-        transaction.on_commit(lambda: keycache.forget("ik", api_key.key_hash))
+        keycache.forget_on_commit("ik", api_key.key_hash)
     return api_key
 
 
@@ -83,7 +83,7 @@ def api_key_rotate(
         old.expires_at = min(old.expires_at, expires) if old.expires_at else expires
         old.rotated_to = new
         old.save(update_fields=["expires_at", "rotated_to"])
-        transaction.on_commit(lambda: keycache.forget("ik", old.key_hash))
+        keycache.forget_on_commit("ik", old.key_hash)
     return new, raw
 
 

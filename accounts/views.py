@@ -7,12 +7,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from accounts.exceptions import AccountsError
-from accounts.forms import ApiKeyCreateForm
+from accounts.forms import ApiKeyCreateForm, TenantSettingsForm
 from accounts.models import IntegratorApiKey
 from accounts.permissions import role_required
 from accounts.roles import Role
 from accounts.selectors import api_key_list
 from accounts.services import api_key_create, api_key_revoke, api_key_rotate
+from tenants.services import tenant_settings_update
 
 
 def home(request):
@@ -68,3 +69,16 @@ def api_keys(request):
     if new_secret:
         response["Cache-Control"] = "no-store"
     return response
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.OWNER)
+def tenant_settings(request):
+    form = TenantSettingsForm(
+        request.POST or None, initial={"rate_limit_failure_mode": request.tenant.rate_limit_failure_mode}
+    )
+    if request.method == "POST" and form.is_valid():
+        tenant_settings_update(tenant=request.tenant, **form.cleaned_data)
+        messages.success(request, "Settings saved.")
+        return redirect("tenant-settings")
+    return render(request, "accounts/settings.html", {"form": form})

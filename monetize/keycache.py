@@ -52,3 +52,12 @@ def forget(kind: str, hashed: str) -> None:
         get_redis().delete(_key(kind, hashed))
     except Exception as exc:
         trip(exc)
+
+
+def forget_on_commit(kind: str, hashed: str) -> None:
+    """Forget now (later reads in this transaction go to PostgreSQL) and again on commit (a
+    concurrent reader may have cached the pre-commit row in between)."""
+    from django.db import transaction
+
+    forget(kind, hashed)
+    transaction.on_commit(lambda: forget(kind, hashed))

@@ -219,6 +219,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = env_str(
 # Entries without `tenant_schemas` are fanned out to every tenant by the tenant-aware scheduler.
 CELERY_BEAT_SCHEDULE = {
     "idempotency-purge": {"task": "accounts.idempotency_purge", "schedule": 3600.0},
+    "leases-purge": {"task": "entitlements.leases_purge", "schedule": 6 * 3600.0},
 }
 
 # --- i18n, static -------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as account_views
+from billing.entitlements import views as entitlement_views
+from billing.tiers import views as tier_views
 from monetize.api import views as api_views
 
 api_v1 = [
@@ -17,6 +19,9 @@ urlpatterns = [
     path("", account_views.home, name="home"),
     path("dashboard/", account_views.dashboard, name="dashboard"),
     path("settings/api-keys/", account_views.api_keys, name="api-keys"),
+    path("settings/", account_views.tenant_settings, name="tenant-settings"),
+    path("pricing/", tier_views.pricing, name="pricing"),
+    path("account/plan/", entitlement_views.plan, name="plan"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),

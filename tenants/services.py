@@ -98,3 +98,18 @@ def tenant_delete(*, tenant: Tenant) -> None:
         Domain.objects.filter(tenant=tenant).delete()
         Tenant.objects.filter(pk=tenant.pk).delete()
     logger.info("tenant deleted slug=%s schema=%s", tenant.slug, tenant.schema_name)
+
+
+def tenant_settings_update(*, tenant: Tenant, rate_limit_failure_mode: str) -> Tenant:
+    """Settings a tenant's owner controls (the row lives in the public schema)."""
+    from tenants.middleware import tenant_cache_clear
+    from tenants.models import FailureMode
+
+    if rate_limit_failure_mode not in FailureMode.values:
+        raise ApplicationError(
+            "Unknown failure mode.", code="invalid_settings", details={"field": "rate_limit_failure_mode"}
+        )
+    Tenant.objects.filter(pk=tenant.pk).update(rate_limit_failure_mode=rate_limit_failure_mode)
+    tenant.rate_limit_failure_mode = rate_limit_failure_mode
+    tenant_cache_clear()
+    return tenant

@@ -391,8 +391,7 @@ def customer_key_revoke(*, key: CustomerApiKey) -> CustomerApiKey:
         if key.revoked_at is None:
             key.revoked_at = timezone.now()
             key.save(update_fields=["revoked_at"])
-        hashed = key.key_hash
-        transaction.on_commit(lambda: keycache.forget("ck", hashed))
+        keycache.forget_on_commit("ck", key.key_hash)
     return key
 
 
@@ -407,8 +406,7 @@ def customer_key_rotate(*, key: CustomerApiKey) -> tuple[CustomerApiKey, str]:
         old.revoked_at = timezone.now()
         old.rotated_to = new
         old.save(update_fields=["revoked_at", "rotated_to"])
-        hashed = old.key_hash
-        transaction.on_commit(lambda: keycache.forget("ck", hashed))
+        keycache.forget_on_commit("ck", old.key_hash)
     return new, raw
 
 

@@ -50,7 +50,11 @@ def test_every_api_post_honours_idempotency_key():
         and not getattr(view.post, "idempotent", False)
         and not getattr(view.post, "idempotency_exempt", None)
     ]
-    exempt = {route for route, view in found.items() if getattr(getattr(view, "post", None), "idempotency_exempt", None)}
+    exempt = {
+        route
+        for route, view in found.items()
+        if getattr(getattr(view, "post", None), "idempotency_exempt", None)
+    }
     assert exempt == {
         "api/v1/entitlements/check",
         "api/v1/keys/verify",

@@ -238,3 +238,14 @@ def test_redis_down_rate_limits_fail_closed_when_chosen(ci_catalog, monkeypatch)
     assert response.status_code == 200
     assert response.json()["reason"] == "rate_limited" and response["Retry-After"] == "1"
     assert check(ci_catalog, feature="concurrent_jobs").json()["allowed"] is True  # limits still answer
+
+
+def test_old_leases_are_purged(ci_catalog):
+    from billing.entitlements.services import leases_purge
+
+    make_customer(ci_catalog)
+    lease(ci_catalog)
+    with tenant_context(ci_catalog.tenant):
+        Lease.objects.update(expires_at=timezone.now() - dt.timedelta(days=8))
+        assert leases_purge() == 1
+        assert not Lease.objects.exists()

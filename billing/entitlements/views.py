@@ -1,0 +1,73 @@
+"""The customer's "Plan & usage" page: tier, every feature with its usage, end-user API keys."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from billing.entitlements.exceptions import EntitlementsError
+from billing.entitlements.models import CustomerApiKey
+from billing.entitlements.selectors import entitlement_snapshot, feature_usage
+from billing.entitlements.services import customer_key_create, customer_key_revoke, customer_key_rotate
+from billing.memberships.services import customer_for_user
+from billing.tiers.models import Feature
+
+
+def _feature_rows(snapshot: dict) -> list[dict]:
+    names = dict(Feature.objects.values_list("code", "name"))
+    rows = []
+    for code, entry in snapshot["features"].items():
+        row = {
+            "code": code,
+            "name": names.get(code, code),
+            "kind": entry["kind"],
+            "enabled": entry["enabled"],
+        }
+        if entry["kind"] in ("limit", "metered"):
+            row.update(used=feature_usage(entry), limit=entry["limit"])
+        elif entry["kind"] == "rate" and entry["rate"]:
+            row.update(rate_limit=entry["rate"][0], window=entry["rate"][1])
+        rows.append(row)
+    return sorted(rows, key=lambda r: (not r["enabled"], r["name"]))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def plan(request):
+    customer = customer_for_user(user=request.user)
+    new_secret = None
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "create":
+                _, new_secret = customer_key_create(
+                    customer=customer, name=request.POST.get("name", "")[:100]
+                )
+            elif action in {"revoke", "rotate"}:
+                key = get_object_or_404(CustomerApiKey, pk=request.POST.get("key_id") or 0, customer=customer)
+                if action == "revoke":
+                    customer_key_revoke(key=key)
+                    messages.success(request, f"Revoked {key.prefix}…")
+                    return redirect("plan")
+                _, new_secret = customer_key_rotate(key=key)
+            else:
+                messages.error(request, "Unknown action.")
+                return redirect("plan")
+        except EntitlementsError as exc:
+            messages.error(request, exc.message)
+            return redirect("plan")
+    snapshot = entitlement_snapshot(external_id=customer.external_id)
+    response = render(
+        request,
+        "billing/plan.html",
+        {
+            "customer": customer,
+            "snapshot": snapshot,
+            "features": _feature_rows(snapshot),
+            "keys": customer.api_keys.all(),
+            "new_secret": new_secret,
+        },
+    )
+    if new_secret:
+        response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,47 @@
+"""Money: integer minor units next to a lowercase ISO-4217 currency. Never floats.
+
+The exponent table covers the currencies our providers settle; anything else has two decimals.
+"""
+
+ZERO_DECIMAL = frozenset(
+    {
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "isk",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    }
+)
+THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "krw": "₩", "inr": "₹", "cad": "CA$", "aud": "A$"}
+
+
+def exponent(currency: str) -> int:
+    currency = currency.lower()
+    if currency in ZERO_DECIMAL:
+        return 0
+    if currency in THREE_DECIMAL:
+        return 3
+    return 2
+
+
+def format_amount(amount: int, currency: str) -> str:
+    """1900, "usd" → "$19.00"; 39000, "krw" → "₩39,000" (exact integer arithmetic)."""
+    places = exponent(currency)
+    sign = "-" if amount < 0 else ""
+    whole, fraction = divmod(abs(int(amount)), 10**places) if places else (abs(int(amount)), 0)
+    number = f"{whole:,}" + (f".{fraction:0{places}d}" if places else "")
+    symbol = SYMBOLS.get(currency.lower())
+    return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {currency.upper()}"
