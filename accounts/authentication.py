@@ -5,7 +5,6 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
 from accounts.selectors import api_key_authenticate
-from accounts.services import api_key_mark_used
 
 
 class InvalidApiKey(exceptions.AuthenticationFailed):
@@ -26,8 +25,6 @@ class IntegratorKeyAuthentication(BaseAuthentication):
         principal = api_key_authenticate(raw_key=raw.strip())
         if principal is None:
             raise InvalidApiKey()
-        if principal.touch:
-            api_key_mark_used(api_key_id=principal.id)
         return principal, principal
 
     def authenticate_header(self, request):

@@ -29,8 +29,6 @@ class ApiKeyPrincipal:
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
 
-    touch: bool = False  # this request should record last_used_at
-
 
 def _entry_from_row(row: IntegratorApiKey) -> dict:
     return {
@@ -48,7 +46,7 @@ def api_key_authenticate(*, raw_key: str) -> ApiKeyPrincipal | None:
     if not key_looks_valid(raw_key):
         return None
     hashed = key_hash(raw_key)
-    entry, touch = keycache.lookup("ik", hashed)
+    entry = keycache.lookup("ik", hashed)
     if entry is None:
         row = IntegratorApiKey.objects.filter(key_hash=hashed, revoked_at__isnull=True).first()
         entry = _entry_from_row(row) if row else keycache.MISSING
@@ -64,7 +62,6 @@ def api_key_authenticate(*, raw_key: str) -> ApiKeyPrincipal | None:
         mode=entry["mode"],
         scopes=tuple(entry["scopes"]),
         expires_at=entry["expires_at"],
-        touch=touch,
     )
 
 

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -87,8 +87,27 @@ def api_key_rotate(
     return new, raw
 
 
-def api_key_mark_used(*, api_key_id: int) -> None:
-    IntegratorApiKey.objects.filter(pk=api_key_id).update(last_used_at=timezone.now())
+def api_keys_last_used_flush() -> int:
+    """Move the last-used times recorded in Redis into `last_used_at` (integrator and customer
+    keys of the active tenant). Runs every minute from beat; returns the number of keys updated."""
+    from django.apps import apps
+
+    updated = 0
+    for kind, model in (("ik", IntegratorApiKey), ("ck", apps.get_model("entitlements", "CustomerApiKey"))):
+        used = keycache.take_used(kind)
+        if not used:
+            continue
+        table = connection.ops.quote_name(model._meta.db_table)
+        values = ", ".join(["(%s, to_timestamp(%s))"] * len(used))
+        params = [item for pair in used.items() for item in pair]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS k SET last_used_at = v.at FROM (VALUES {values}) AS v(hash, at) "
+                "WHERE k.key_hash = v.hash AND (k.last_used_at IS NULL OR k.last_used_at < v.at)",
+                params,
+            )
+            updated += cursor.rowcount
+    return updated
 
 
 def idempotency_purge(*, now: dt.datetime | None = None) -> int:

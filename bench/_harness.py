@@ -66,8 +66,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(*, workers: int = 2, extra_env: dict | None = None):
+def gunicorn(*, workers: int = 2, extra_env: dict | None = None, access_log: str | None = None):
+    """Serve the app on a free port. With `access_log`, each request is logged as
+    "<path> <status> <microseconds spent in the server>" (gunicorn's %(D)s)."""
     port = free_port()
+    log_args = (
+        ["--access-logfile", access_log, "--access-logformat", "%(U)s %(s)s %(D)s"] if access_log else []
+    )
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "monetize.settings",
@@ -77,7 +82,7 @@ def gunicorn(*, workers: int = 2, extra_env: dict | None = None):
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "monetize.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-         "--log-level", "warning"],
+         "--log-level", "warning", *log_args],
         cwd=ROOT, env=env,
     )  # fmt: skip
     try:
@@ -144,3 +149,34 @@ def fmt_http(name: str, result: dict) -> str:
         f"{name:<34} {result['rps']:>9.0f} req/s   p50 {result['p50']:7.2f} ms   p99 {result['p99']:7.2f} ms"
         + (f"   non-2xx {result['non2xx']}" if result["non2xx"] else "")
     )
+
+
+def server_side_ms(access_log: str, path: str) -> list[float]:
+    """Server-side durations (ms) of the logged requests to `path`."""
+    samples = []
+    with open(access_log) as log:
+        for line in log:
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == path:
+                samples.append(int(parts[2]) / 1000)
+    return samples
+
+
+def wrk_post_lua(path: str, bodies: list[str], headers: dict[str, str]) -> str:
+    """A wrk script that POSTs the given JSON bodies round-robin."""
+    import json
+    import tempfile
+
+    lines = ["local bodies = {"] + [f"  {json.dumps(b)}," for b in bodies] + ["}", "local i = 0"]
+    lines += [
+        "request = function()",
+        "  i = i % #bodies + 1",
+        f"  return wrk.format('POST', {json.dumps(path)}, {{"
+        + ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items())
+        + ", ['Content-Type'] = 'application/json'}, bodies[i])",
+        "end",
+    ]
+    handle = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    handle.write("\n".join(lines))
+    handle.close()
+    return handle.name

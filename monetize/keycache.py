@@ -10,12 +10,13 @@ beats a write on every request).
 from __future__ import annotations
 
 import json
+import time
 
 from django.conf import settings
 from django.db import connection
 
 from monetize.metrics import REDIS_FALLBACKS
-from monetize.redis import get_redis, key_prefix, trip
+from monetize.redis import REDIS_ERRORS, get_redis, key_prefix, trip
 
 MISSING = {"missing": True}
 MISSING_SECONDS = 30
@@ -25,32 +26,49 @@ def _key(kind: str, hashed: str) -> str:
     return f"{key_prefix()}:{connection.schema_name}:{kind}:{hashed}"
 
 
-def lookup(kind: str, hashed: str) -> tuple[dict | None, bool]:
-    """(cached entry or None, whether this request should write last_used_at)."""
+def _used_key(kind: str) -> str:
+    return f"{key_prefix()}:{connection.schema_name}:{kind}:used"
+
+
+def lookup(kind: str, hashed: str) -> dict | None:
+    """The cached entry or None; records that the key was used now."""
     try:
         pipe = get_redis().pipeline(transaction=False)
         pipe.get(_key(kind, hashed))
-        pipe.set(_key(kind + "u", hashed), 1, nx=True, ex=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
-        raw, claimed = pipe.execute()
-    except Exception as exc:  # Redis unavailable: the database is the source of truth
+        pipe.hset(_used_key(kind), hashed, int(time.time()))
+        raw, _ = pipe.execute()
+    except REDIS_ERRORS as exc:  # Redis unavailable: the database is the source of truth
         trip(exc)
         REDIS_FALLBACKS.labels(component="keys").inc()
-        return None, False
-    return (json.loads(raw) if raw is not None else None), bool(claimed)
+        return None
+    return json.loads(raw) if raw is not None else None
+
+
+_TAKE = """
+local items = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return items
+"""
+
+
+def take_used(kind: str) -> dict[str, int]:
+    """Atomically take the recorded {key hash: epoch seconds} of this tenant (for the flush job)."""
+    items = get_redis().eval(_TAKE, 1, _used_key(kind))
+    return {items[i].decode(): int(items[i + 1]) for i in range(0, len(items), 2)}
 
 
 def put(kind: str, hashed: str, entry: dict) -> None:
     timeout = MISSING_SECONDS if entry is MISSING else settings.API_KEY_CACHE_SECONDS
     try:
         get_redis().set(_key(kind, hashed), json.dumps(entry), ex=timeout)
-    except Exception as exc:
+    except REDIS_ERRORS as exc:
         trip(exc)
 
 
 def forget(kind: str, hashed: str) -> None:
     try:
         get_redis().delete(_key(kind, hashed))
-    except Exception as exc:
+    except REDIS_ERRORS as exc:
         trip(exc)
 
 

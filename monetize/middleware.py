@@ -96,3 +96,44 @@ class ApiBodyLimitMiddleware:
                     status=413,
                 )
         return self.get_response(request)
+
+
+# --- page-only middleware ------------------------------------------------------------------------
+# Sessions, CSRF, messages, static files and clickjacking headers serve the server-rendered pages;
+# the integrator API (key-authenticated JSON) needs none of them. These subclasses pass API requests
+# straight through, which takes ~0.1 ms off every API call (bench/entitlements.py).
+
+from django.contrib.auth.middleware import AuthenticationMiddleware  # noqa: E402
+from django.contrib.messages.middleware import MessageMiddleware  # noqa: E402
+from django.contrib.sessions.middleware import SessionMiddleware  # noqa: E402
+from django.middleware.clickjacking import XFrameOptionsMiddleware  # noqa: E402
+from whitenoise.middleware import WhiteNoiseMiddleware  # noqa: E402
+
+API_PREFIXES = ("/api/v1/", "/webhooks/")
+
+
+class _PagesOnly:
+    def __call__(self, request):
+        if request.path_info.startswith(API_PREFIXES):
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+class PagesWhiteNoiseMiddleware(_PagesOnly, WhiteNoiseMiddleware):
+    pass
+
+
+class PagesSessionMiddleware(_PagesOnly, SessionMiddleware):
+    pass
+
+
+class PagesAuthenticationMiddleware(_PagesOnly, AuthenticationMiddleware):
+    pass
+
+
+class PagesMessageMiddleware(_PagesOnly, MessageMiddleware):
+    pass
+
+
+class PagesXFrameOptionsMiddleware(_PagesOnly, XFrameOptionsMiddleware):
+    pass

@@ -24,6 +24,11 @@ class RedisUnavailable(Exception):
     """Redis is down or the breaker is open; use the fallback."""
 
 
+# What a fallback may catch. Never a bare Exception: a bug in our own code must surface as a 500,
+# not quietly turn into "Redis is down" (which would, say, fail rate limits open).
+REDIS_ERRORS = (redis.exceptions.RedisError, RedisUnavailable, OSError)
+
+
 def make_client(url: str) -> redis.Redis:
     """Fail fast: no retries, short timeouts -- the caller has a fallback."""
     return redis.Redis.from_url(

@@ -45,7 +45,6 @@ MONETIZE_TENANT_DOMAIN_SUFFIX = env_str("MONETIZE_TENANT_DOMAIN_SUFFIX", "localh
 MONETIZE_KEY_MODE = env_str("MONETIZE_KEY_MODE", "test")  # prefix of new integrator keys: test|live
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 5 * 1024 * 1024)
 API_KEY_ROTATION_GRACE_SECONDS = env_int("API_KEY_ROTATION_GRACE_SECONDS", 24 * 3600)
-API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SECONDS", 60)
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 300)
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
 TENANT_CACHE_SECONDS = env_int("TENANT_CACHE_SECONDS", 10)
@@ -102,13 +101,14 @@ MIDDLEWARE = [
     "tenants.middleware.TenantMiddleware",
     "monetize.middleware.ApiBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # the Pages* subclasses skip /api/v1/ and /webhooks/ (see monetize/middleware.py)
+    "monetize.middleware.PagesWhiteNoiseMiddleware",
+    "monetize.middleware.PagesSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "monetize.middleware.PagesAuthenticationMiddleware",
+    "monetize.middleware.PagesMessageMiddleware",
+    "monetize.middleware.PagesXFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
 
@@ -220,6 +220,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = env_str(
 CELERY_BEAT_SCHEDULE = {
     "idempotency-purge": {"task": "accounts.idempotency_purge", "schedule": 3600.0},
     "leases-purge": {"task": "entitlements.leases_purge", "schedule": 6 * 3600.0},
+    "keys-last-used-flush": {"task": "accounts.keys_last_used_flush", "schedule": 60.0},
 }
 
 # --- i18n, static -------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from billing.tiers.catalog import RATE_RE, WINDOWS
 from monetize.api.errors import error_body
 from monetize.api.fields import StrictCharField
 from monetize.api.idempotency import idempotency_exempt, idempotent
+from monetize.api.lean import LeanJSONView
 from monetize.errors import ApplicationError
 
 MAX_QUANTITY = 1_000_000_000
@@ -43,11 +44,14 @@ class InvalidRequest(ApplicationError):
     code = "invalid_request"
 
 
-def _body(request) -> dict:
-    data = request.data
+def _check_object(data) -> dict:
     if not isinstance(data, dict):
         raise InvalidRequest("The body must be a JSON object.")
     return data
+
+
+def _body(request) -> dict:
+    return _check_object(request.data)
 
 
 def _string(data: dict, name: str, *, required: bool = True, max_length: int = 255) -> str | None:
@@ -87,8 +91,18 @@ DecisionSchema = inline_serializer(
 )
 
 
-class EntitlementCheckView(APIView):
-    """May this customer use this feature now? Rate features consume from the bucket."""
+class EntitlementCheckView(LeanJSONView):
+    """May this customer use this feature now? Rate features consume from the bucket.
+    Needs the `read` scope (it changes no data)."""
+
+    def handle(self, request, data):
+        data = _check_object(data)
+        decision = entitlement_check(
+            customer=_string(data, "customer"),
+            feature=_string(data, "feature", max_length=64),
+            quantity=_quantity(data),
+        )
+        return decision.as_dict(), 200, decision.rate.headers() if decision.rate else None
 
     @extend_schema(
         operation_id="entitlements_check",
@@ -430,7 +444,7 @@ class CustomerKeyRotateView(APIView):
 _STATUS_FOR_REASON = {"ok": 200, "not_in_tier": 403, "limit_reached": 403, "rate_limited": 429}
 
 
-class KeyVerifyView(APIView):
+class KeyVerifyView(LeanJSONView):
     """One call per gateway request: is the end-user key valid here, and may its customer use
     `feature` now? 200 yes; 401 invalid key; 403 not in tier / limit reached; 429 rate limited
     (with Retry-After). Rate-limit headers are set whenever a rate feature was checked."""
@@ -460,17 +474,22 @@ class KeyVerifyView(APIView):
         },
     )
     @idempotency_exempt("a verification creates nothing")
-    def post(self, request):
-        data = _body(request)
+    def post(self, request):  # served by LeanJSONView.dispatch → handle(); declared for the schema
+        """Is this end-user key valid here, and may its customer use `feature` now? 200 yes; 401
+        invalid key; 403 not in tier / limit reached; 429 rate limited (Retry-After)."""
+
+    def handle(self, request, data):
+        data = _check_object(data)
         key = data.get("key")
         if not isinstance(key, str) or not key:
             raise InvalidRequest("'key' must be a non-empty string.", details={"field": "key"})
         feature = _string(data, "feature", required=False, max_length=64)
         result = customer_key_verify(raw_key=key, feature=feature, quantity=_quantity(data))
         if not result.valid:
-            return Response(
+            return (
                 {"valid": False, **error_body("invalid_api_key", "The key is invalid or revoked.")},
-                status=401,
+                401,
+                None,
             )
         body = {
             "valid": True,
@@ -486,4 +505,4 @@ class KeyVerifyView(APIView):
             if result.decision.rate is not None:
                 body["rate_limit"] = result.decision.rate.as_dict()
                 headers = result.decision.rate.headers()
-        return Response(body, status=code, headers=headers)
+        return body, code, headers

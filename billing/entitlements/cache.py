@@ -15,8 +15,9 @@ import json
 from django.conf import settings
 from django.db import connection
 
+from billing.entitlements.ratelimit import GCRA_LUA
 from monetize.metrics import REDIS_FALLBACKS
-from monetize.redis import get_redis, key_prefix, trip
+from monetize.redis import REDIS_ERRORS, get_redis, key_prefix, trip
 
 _CAS = """
 if (redis.call('GET', KEYS[1]) or '0') == ARGV[1] and (redis.call('GET', KEYS[2]) or '0') == ARGV[2] then
@@ -52,7 +53,7 @@ def read(customer: str) -> dict | Miss:
         pipe.get(version_key)
         pipe.get(gen_key)
         raw, version, gen = pipe.execute()
-    except Exception as exc:
+    except REDIS_ERRORS as exc:
         trip(exc)
         REDIS_FALLBACKS.labels(component="entitlements").inc()
         return Miss(None)
@@ -72,7 +73,7 @@ def store(customer: str, snapshot: dict, miss: Miss, ttl: int) -> None:
         _cas_script(
             keys=list(_keys(customer)), args=[*miss.versions, json.dumps(snapshot), ttl], client=client
         )
-    except Exception as exc:
+    except REDIS_ERRORS as exc:
         trip(exc)
 
 
@@ -84,7 +85,7 @@ def invalidate(customer: str) -> None:
         pipe.expire(version_key, settings.ENTITLEMENT_CACHE_SECONDS * 2)
         pipe.delete(snapshot_key)
         pipe.execute()
-    except Exception as exc:
+    except REDIS_ERRORS as exc:
         trip(exc)
 
 
@@ -101,5 +102,107 @@ def invalidate_all() -> None:
                 batch = []
         if batch:
             client.unlink(*batch)
-    except Exception as exc:
+    except REDIS_ERRORS as exc:
         trip(exc)
+
+
+# The hot paths read everything in one round trip: the snapshot, its versions and, when the check
+# is for a rate feature the snapshot grants, the GCRA step itself (the same Lua function as
+# ratelimit.py). Snapshot and rate keys are derived inside the scripts, so this assumes one Redis
+# node (no cluster). The script skips the rate step for a snapshot past `valid_until`: Python then
+# rebuilds the snapshot and takes the rate step itself, so a token is never taken twice.
+_SNAPSHOT_AND_RATE = (
+    GCRA_LUA
+    + """
+local function snapshot_and_rate(base, customer, feature, quantity, now)
+  local snap = redis.call('GET', base .. ':ent:' .. customer)
+  local ver = redis.call('GET', base .. ':entv:' .. customer) or '0'
+  local gen = redis.call('GET', base .. ':entgen') or '0'
+  local rate = false
+  if snap and feature ~= '' then
+    local s = cjson.decode(snap)
+    local valid = s['valid_until']
+    if valid == cjson.null or tonumber(valid) > now then
+      local f = s['features'][feature]
+      if type(f) == 'table' and f['enabled'] == true and f['kind'] == 'rate' and type(f['rate']) == 'table' then
+        rate = gcra(base .. ':rl:' .. feature .. ':' .. customer, f['rate'][1], f['rate'][2], quantity)
+      end
+    end
+  end
+  return {snap or false, ver, gen, rate}
+end
+"""
+)
+_CHECK = (
+    _SNAPSHOT_AND_RATE
+    + "return snapshot_and_rate(ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))"
+)
+# for a customer-key verification, first the cached key entry (recording its use, as
+# monetize.keycache.lookup does), then the same as a check for the key's customer
+_VERIFY = (
+    _SNAPSHOT_AND_RATE
+    + """
+local entry = redis.call('GET', KEYS[1])
+redis.call('HSET', KEYS[2], ARGV[1], math.floor(tonumber(ARGV[5])))
+if not entry then return {false} end
+local decoded = cjson.decode(entry)
+if decoded['missing'] then return {entry} end
+local r = snapshot_and_rate(ARGV[2], decoded['customer'], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))
+return {entry, r[1], r[2], r[3], r[4]}
+"""
+)
+_scripts: dict = {}
+
+
+def _run(name: str, source: str, keys: list, args: list):
+    client = get_redis()
+    script = _scripts.get(name)
+    if script is None:
+        script = _scripts[name] = client.register_script(source)
+    return script(keys=keys, args=args, client=client)
+
+
+def _unpack(snapshot, version, gen, rate) -> tuple[dict | Miss, list | None]:
+    if snapshot is not None:
+        return json.loads(snapshot), rate
+    return Miss(((version or b"0").decode(), (gen or b"0").decode())), None
+
+
+def read_for_check(
+    customer: str, *, feature: str, quantity: int, now: float
+) -> tuple[dict | Miss, list | None]:
+    """(snapshot or Miss, the GCRA reply if the script already took the rate step)."""
+    try:
+        reply = _run("check", _CHECK, [], [_base(), customer, feature, quantity, now])
+    except REDIS_ERRORS as exc:
+        trip(exc)
+        REDIS_FALLBACKS.labels(component="entitlements").inc()
+        return Miss(None), None
+    return _unpack(*reply)
+
+
+def read_key_and_snapshot(
+    kind: str, hashed: str, *, feature: str | None, quantity: int, now: float
+) -> tuple[dict | None, dict | Miss | None, list | None]:
+    """(key entry or None, its customer's snapshot or a Miss, GCRA reply or None). The snapshot is
+    None when the key is unknown to the cache. Redis down: (None, Miss(None), None)."""
+    from monetize import keycache
+
+    try:
+        reply = _run(
+            "verify",
+            _VERIFY,
+            [keycache._key(kind, hashed), keycache._used_key(kind)],
+            [hashed, _base(), feature or "", quantity, now],
+        )
+    except REDIS_ERRORS as exc:
+        trip(exc)
+        REDIS_FALLBACKS.labels(component="keys").inc()
+        return None, Miss(None), None
+    if reply[0] is None:
+        return None, None, None
+    entry = json.loads(reply[0])
+    if len(reply) == 1:  # a cached "missing" entry
+        return entry, None, None
+    snapshot, rate = _unpack(*reply[1:])
+    return entry, snapshot, rate

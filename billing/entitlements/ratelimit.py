@@ -13,22 +13,25 @@ from django.db import connection
 
 from monetize.redis import get_redis, key_prefix
 
-_GCRA = """
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local quantity = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval * quantity
-local allow_at = new_tat - tolerance
-if allow_at > now then
-  return {0, math.floor((tolerance - (tat - now)) / interval), allow_at - now, tat - now}
+# the algorithm as a Lua function, shared with the snapshot scripts in billing/entitlements/cache.py
+GCRA_LUA = """
+local function gcra(key, limit, window, quantity)
+  local interval = math.floor(window * 1000000 / limit)
+  local tolerance = window * 1000000
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval * quantity
+  local allow_at = new_tat - tolerance
+  if allow_at > now then
+    return {0, math.floor((tolerance - (tat - now)) / interval), allow_at - now, tat - now, limit}
+  end
+  redis.call('SET', key, new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
+  return {1, math.floor((tolerance - (new_tat - now)) / interval), 0, new_tat - now, limit}
 end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
-return {1, math.floor((tolerance - (new_tat - now)) / interval), 0, new_tat - now}
 """
+_GCRA = GCRA_LUA + "return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))"
 _script = None
 
 
@@ -69,16 +72,22 @@ def rate_limit_hit(
     client = get_redis()
     if _script is None:
         _script = client.register_script(_GCRA)
-    interval = window_seconds * 1_000_000 // limit
-    tolerance = window_seconds * 1_000_000
-    key = f"{key_prefix()}:{connection.schema_name}:rl:{feature}:{customer}"
-    allowed, remaining, retry_us, reset_us = _script(
-        keys=[key], args=[interval, tolerance, quantity], client=client
+    return decision_from_reply(
+        _script(keys=[rate_key(customer, feature)], args=[limit, window_seconds, quantity], client=client)
     )
+
+
+def rate_key(customer: str, feature: str) -> str:
+    return f"{key_prefix()}:{connection.schema_name}:rl:{feature}:{customer}"
+
+
+def decision_from_reply(reply) -> RateDecision:
+    """The Lua `gcra` function's reply: {allowed, remaining, retry µs, reset µs, limit}."""
+    allowed, remaining, retry_us, reset_us, limit = (int(x) for x in reply)
     return RateDecision(
         allowed=bool(allowed),
         limit=limit,
-        remaining=max(0, int(remaining)),
-        reset_seconds=math.ceil(int(reset_us) / 1_000_000),
-        retry_after_seconds=max(1, math.ceil(int(retry_us) / 1_000_000)) if not allowed else 0,
+        remaining=max(0, remaining),
+        reset_seconds=math.ceil(reset_us / 1_000_000),
+        retry_after_seconds=max(1, math.ceil(retry_us / 1_000_000)) if not allowed else 0,
     )

@@ -74,11 +74,16 @@ def snapshot_build(*, customer: Customer) -> dict:
     }
 
 
-def entitlement_snapshot(*, external_id: str) -> dict | None:
-    """The customer's snapshot, cached in Redis; None for an unknown customer."""
-    cached = cache.read(external_id)
+def entitlement_snapshot(
+    *, external_id: str, cached: dict | cache.Miss | None = None, now: float | None = None
+) -> dict | None:
+    """The customer's snapshot, cached in Redis; None for an unknown customer. `cached` is what
+    the caller already read from Redis (the hot paths' scripts), `now` the time it judged it by."""
+    now = time.time() if now is None else now
+    if cached is None:
+        cached = cache.read(external_id)
     if not isinstance(cached, cache.Miss):
-        if cached.get("valid_until") is None or cached["valid_until"] > time.time():
+        if cached.get("valid_until") is None or cached["valid_until"] > now:
             return cached
         cached = cache.Miss(None)  # an override expired inside the cached window: rebuild, don't store
     customer = Customer.objects.filter(external_id=external_id).first()

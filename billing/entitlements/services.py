@@ -31,14 +31,14 @@ from billing.entitlements.exceptions import (
     WrongFeatureKind,
 )
 from billing.entitlements.models import CustomerApiKey, EntitlementOverride, Lease, UsageCounter
-from billing.entitlements.ratelimit import RateDecision, rate_limit_hit
+from billing.entitlements.ratelimit import RateDecision, decision_from_reply, rate_limit_hit
 from billing.entitlements.selectors import entitlement_snapshot, feature_usage, snapshot_build
 from billing.memberships.exceptions import CustomerNotFound
 from billing.memberships.models import Customer
 from billing.tiers.models import Feature, FeatureKind
 from monetize import keycache
 from monetize.metrics import ENTITLEMENT_CHECKS, REDIS_FALLBACKS
-from monetize.redis import trip
+from monetize.redis import REDIS_ERRORS, trip
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def _rate(
             window_seconds=window,
             quantity=quantity,
         )
-    except Exception as exc:  # Redis down: the tenant's chosen failure mode decides
+    except REDIS_ERRORS as exc:  # Redis down: the tenant's chosen failure mode decides
         trip(exc)
         REDIS_FALLBACKS.labels(component="rate_limit").inc()
         logger.warning("rate limit unavailable (fail-%s) for %s", "open" if fail_open else "closed", feature)
@@ -109,7 +109,14 @@ def _rate(
         )  # fmt: skip
 
 
-def decide(*, snapshot: dict, feature: str, quantity: int = 1, fail_open: bool = True) -> Decision:
+def decide(
+    *,
+    snapshot: dict,
+    feature: str,
+    quantity: int = 1,
+    fail_open: bool = True,
+    rate: RateDecision | None = None,
+) -> Decision:
     """Whether the snapshot's customer may use `quantity` of `feature` now. Rate features consume
     from their bucket when allowed; limits are only read (counters and leases move them)."""
     entry = snapshot["features"].get(feature)
@@ -127,14 +134,15 @@ def decide(*, snapshot: dict, feature: str, quantity: int = 1, fail_open: bool =
             decision.reason = Reason.NOT_IN_TIER
         else:
             limit, window = entry["rate"]
-            rate = _rate(
-                snapshot=snapshot,
-                feature=feature,
-                limit=limit,
-                window=window,
-                quantity=quantity,
-                fail_open=fail_open,
-            )
+            if rate is None:  # not already taken by the snapshot script
+                rate = _rate(
+                    snapshot=snapshot,
+                    feature=feature,
+                    limit=limit,
+                    window=window,
+                    quantity=quantity,
+                    fail_open=fail_open,
+                )
             decision.rate, decision.limit, decision.remaining = rate, limit, rate.remaining
             decision.used = limit - rate.remaining
             decision.allowed = rate.allowed
@@ -153,10 +161,14 @@ def decide(*, snapshot: dict, feature: str, quantity: int = 1, fail_open: bool =
 
 
 def entitlement_check(*, customer: str, feature: str, quantity: int = 1) -> Decision:
-    snapshot = entitlement_snapshot(external_id=customer)
+    """One Redis round trip when the snapshot is cached (rate step included), else PostgreSQL."""
+    now = time.time()
+    cached, rate_reply = cache.read_for_check(customer, feature=feature, quantity=quantity, now=now)
+    snapshot = entitlement_snapshot(external_id=customer, cached=cached, now=now)
     if snapshot is None:
         raise CustomerNotFound(f"No customer with external_id '{customer}'.", details={"customer": customer})
-    return decide(snapshot=snapshot, feature=feature, quantity=quantity, fail_open=_fail_open())
+    rate = decision_from_reply(rate_reply) if rate_reply else None
+    return decide(snapshot=snapshot, feature=feature, quantity=quantity, fail_open=_fail_open(), rate=rate)
 
 
 def _fail_open() -> bool:
@@ -425,7 +437,10 @@ def customer_key_verify(*, raw_key: str, feature: str | None = None, quantity: i
     if not isinstance(raw_key, str) or not raw_key.startswith("sk-") or len(raw_key) > 200:
         return Verification(valid=False)
     hashed = _customer_key_hash(raw_key)
-    entry, touch = keycache.lookup("ck", hashed)
+    now = time.time()
+    entry, cached, rate_reply = cache.read_key_and_snapshot(
+        "ck", hashed, feature=feature, quantity=quantity, now=now
+    )
     if entry is None:
         row = (
             CustomerApiKey.objects.filter(key_hash=hashed, revoked_at__isnull=True)
@@ -435,16 +450,16 @@ def customer_key_verify(*, raw_key: str, feature: str | None = None, quantity: i
         )
         entry = {"id": row.pk, "customer": row.customer.external_id} if row else keycache.MISSING
         keycache.put("ck", hashed, entry)
+        cached = None
     if entry.get("missing"):
         return Verification(valid=False)
-    if touch:
-        CustomerApiKey.objects.filter(pk=entry["id"]).update(last_used_at=timezone.now())
-    snapshot = entitlement_snapshot(external_id=entry["customer"])
+    snapshot = entitlement_snapshot(external_id=entry["customer"], cached=cached, now=now)
     if snapshot is None:  # the customer was deleted under a cached key
         return Verification(valid=False)
     result = Verification(valid=True, customer=entry["customer"], key_id=entry["id"], snapshot=snapshot)
     if feature is not None:
+        rate = decision_from_reply(rate_reply) if rate_reply else None
         result.decision = decide(
-            snapshot=snapshot, feature=feature, quantity=quantity, fail_open=_fail_open()
+            snapshot=snapshot, feature=feature, quantity=quantity, fail_open=_fail_open(), rate=rate
         )
     return result

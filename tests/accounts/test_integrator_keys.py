@@ -94,15 +94,20 @@ def test_rotating_twice_or_a_revoked_key_is_refused(in_alpha):
 
 
 def test_last_used_is_tracked_without_a_write_per_request(alpha):
+    from accounts.services import api_keys_last_used_flush
+
     client = alpha.api()
-    client.get("/api/v1/me")
-    with alpha.tenant:
-        first = IntegratorApiKey.objects.get(key_hash=key_hash(alpha.api_key)).last_used_at
-    assert first is not None
     with CaptureQueriesContext(connection) as queries:
         for _ in range(5):
             assert client.get("/api/v1/me").status_code == 200
     assert not [q for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("UPDATE")]
+    with alpha.tenant:
+        key = IntegratorApiKey.objects.get(key_hash=key_hash(alpha.api_key))
+        assert key.last_used_at is None
+        assert api_keys_last_used_flush() == 1  # the beat job, once a minute
+        key.refresh_from_db()
+        assert key.last_used_at is not None
+        assert api_keys_last_used_flush() == 0  # nothing new recorded
 
 
 def test_read_scope_key_cannot_write(alpha):

@@ -49,6 +49,10 @@ def test_create_list_and_verify(ci_catalog):
     assert gated.json()["entitlement"]["allowed"] is True
     assert gated.json()["rate_limit"]["limit"] == 1000 and gated["X-RateLimit-Limit"] == "1000"
     with tenant_context(ci_catalog.tenant):
+        from accounts.services import api_keys_last_used_flush
+
+        assert CustomerApiKey.objects.get().last_used_at is None  # no write on the request path
+        api_keys_last_used_flush()
         assert CustomerApiKey.objects.get().last_used_at is not None
 
 
@@ -108,3 +112,17 @@ def test_key_creation_replay_never_reveals_the_secret_again(ci_catalog):
 def test_keys_of_an_unknown_customer_are_404(ci_catalog):
     assert create_key(ci_catalog, customer="ghost").status_code == 404
     assert ci_catalog.api().get("/api/v1/customers/ghost/api-keys").status_code == 404
+
+
+def test_verify_answers_from_postgres_when_redis_is_down(ci_catalog, monkeypatch):
+    from monetize import redis as monetize_redis
+
+    make_customer(ci_catalog, tier="team")
+    key = create_key(ci_catalog).json()["key"]
+    assert verify(ci_catalog, key, feature="private_projects").status_code == 200  # cached
+    monkeypatch.setattr(
+        monetize_redis, "_client", lambda: monetize_redis.make_client("redis://127.0.0.1:1/0")
+    )
+    response = verify(ci_catalog, key, feature="private_projects")
+    assert response.status_code == 200 and response.json()["tier"] == "team"
+    assert verify(ci_catalog, "sk-alpha-" + "1" * 32).status_code == 401

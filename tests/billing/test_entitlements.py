@@ -173,3 +173,30 @@ def test_catalog_change_reaches_cached_snapshots(ci_catalog):
 def test_tenant_b_cannot_check_tenant_a_customers(ci_catalog, beta):
     make_customer(ci_catalog)
     assert check(beta, feature="sso").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/api/v1/entitlements/check", "/api/v1/keys/verify"])
+def test_hot_paths_speak_the_same_errors(ci_catalog, path):
+    api = ci_catalog.api()
+    malformed = api.post(path, '{"customer": ', content_type="application/json")
+    assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "malformed_json"
+    assert api.post(path, "customer=c1", content_type="application/x-www-form-urlencoded").status_code == 415
+    wrong_method = api.get(path)
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == "method_not_allowed"
+    anonymous = ci_catalog.client().post(path, {}, content_type="application/json")
+    assert anonymous.status_code == 401 and anonymous["WWW-Authenticate"].startswith("Bearer")
+    assert anonymous.json()["error"]["code"] == "unauthenticated"
+    bad_key = ci_catalog.api("mk_test_" + "z" * 40).post(path, {}, content_type="application/json")
+    assert bad_key.status_code == 401 and bad_key.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_read_only_integrator_key_may_check(ci_catalog):
+    from accounts.services import api_key_create
+
+    make_customer(ci_catalog)
+    with tenant_context(ci_catalog.tenant):
+        _, read_only = api_key_create(name="gateway", scopes=["read"])
+    response = ci_catalog.api(read_only).post(
+        "/api/v1/entitlements/check", {"customer": "c1", "feature": "sso"}, content_type="application/json"
+    )
+    assert response.status_code == 200

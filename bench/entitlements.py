@@ -1,0 +1,146 @@
+"""Entitlement checks and key verification: throughput and latency.
+
+    .venv/bin/python bench/entitlements.py [--seconds 5] [--connections 8] [--customers 1000]
+
+Same run, same machine:
+  - in-process: the service call `entitlement_check` (cached snapshot) beside a raw Redis GET;
+  - HTTP under gunicorn (sync workers, default 4 = 2 per core) with wrk: POST /api/v1/entitlements/check (a limit
+    feature), POST /api/v1/keys/verify (a rate feature: key lookup + snapshot + GCRA script) and
+    the trivial authenticated GET /api/v1/me; client-side figures from wrk, server-side p50/p99
+    from gunicorn's per-request timing (%(D)s).
+Targets (issue 3): p99 <= 2 ms server-side, >= 2,000 checks/s on 2 cores.
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+from _harness import (
+    ROOT,
+    bench_tenant,
+    fmt_http,
+    gunicorn,
+    server_side_ms,
+    setup_django,
+    summary,
+    wrk,
+    wrk_post_lua,
+)
+
+setup_django()
+
+from django_tenants.utils import tenant_context  # noqa: E402
+
+from billing.entitlements.models import CustomerApiKey  # noqa: E402
+from billing.entitlements.services import customer_key_create, entitlement_check, override_set  # noqa: E402
+from billing.memberships.models import Customer  # noqa: E402
+from billing.memberships.services import customer_upsert, membership_set_tier  # noqa: E402
+from billing.tiers.catalog import catalog_import  # noqa: E402
+from billing.tiers.models import Tier  # noqa: E402
+from monetize.redis import get_redis  # noqa: E402
+
+
+def timed(fn, n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def seed(tenant, customers: int) -> list[str]:
+    with tenant_context(tenant):
+        catalog_import(text=(ROOT / "config" / "tiers" / "ci-service.yaml").read_text())
+        team = Tier.objects.get(code="team")
+        existing = Customer.objects.filter(external_id__startswith="bench-").count()
+        for i in range(existing, customers):
+            customer, _ = customer_upsert(external_id=f"bench-{i}")
+            membership_set_tier(customer=customer, tier=team)
+            # a rate high enough that the bench measures the check, not refusals
+            override_set(
+                customer=customer, feature="api_requests", rate_limit=10_000_000, rate_window_seconds=60
+            )
+            if i % 100 == 0:
+                print(f"\rseeding customers {i}/{customers}", end="", flush=True)
+        print(f"\rseeding customers {customers}/{customers}")
+        CustomerApiKey.objects.filter(name="bench").update(revoked_at=None)
+        keys = []
+        for customer in Customer.objects.filter(external_id__startswith="bench-").order_by("id")[:200]:
+            keys.append(customer_key_create(customer=customer, name="bench")[1])
+    return keys
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument("-n", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 4)))
+    args = parser.parse_args()
+    tenant, host, api_key = bench_tenant()
+    keys = seed(tenant, args.customers)
+
+    with tenant_context(tenant):
+        for i in range(args.customers):  # warm every snapshot
+            entitlement_check(customer=f"bench-{i}", feature="private_projects")
+        names = [f"bench-{i % args.customers}" for i in range(args.n)]
+        it = iter(names)
+        service = timed(lambda: entitlement_check(customer=next(it), feature="private_projects"), args.n)
+        it = iter(names)
+        service_rate = timed(lambda: entitlement_check(customer=next(it), feature="api_requests"), args.n)
+    client = get_redis()
+    client.set("bench:raw", "x")
+    raw = timed(lambda: client.get("bench:raw"), args.n)
+
+    print("\nin-process")
+    print(f"  entitlement_check (limit, cached)    {summary(service)}")
+    print(f"  entitlement_check (rate, GCRA)       {summary(service_rate)}")
+    print(f"  raw Redis GET (baseline)             {summary(raw)}")
+
+    auth = {"Host": host, "Authorization": f"Bearer {api_key}"}
+    check_bodies = [
+        json.dumps({"customer": f"bench-{i}", "feature": "private_projects"}) for i in range(args.customers)
+    ]
+    verify_bodies = [json.dumps({"key": key, "feature": "api_requests"}) for key in keys]
+    check_lua = wrk_post_lua("/api/v1/entitlements/check", check_bodies, auth)
+    verify_lua = wrk_post_lua("/api/v1/keys/verify", verify_bodies, auth)
+    log = tempfile.NamedTemporaryFile(suffix=".log", delete=False).name
+    print(
+        f"\nHTTP: gunicorn, {args.workers} sync workers, wrk {args.connections} connections, {args.seconds} s each"
+    )
+    with gunicorn(workers=args.workers, access_log=log) as base:
+        wrk(f"{base}/api/v1/me", headers=auth, seconds=1, connections=args.connections)  # warm-up
+        me = wrk(f"{base}/api/v1/me", headers=auth, seconds=args.seconds, connections=args.connections)
+        checks = wrk(
+            f"{base}/api/v1/entitlements/check",
+            headers={},
+            seconds=args.seconds,
+            connections=args.connections,
+            lua=check_lua,
+        )
+        verify = wrk(
+            f"{base}/api/v1/keys/verify",
+            headers={},
+            seconds=args.seconds,
+            connections=args.connections,
+            lua=verify_lua,
+        )
+        time.sleep(0.5)
+    print("  " + fmt_http("POST /api/v1/entitlements/check", checks))
+    print("  " + fmt_http("POST /api/v1/keys/verify", verify))
+    print("  " + fmt_http("GET /api/v1/me (baseline)", me))
+    print("\n  server-side (gunicorn %(D)s, every request of the timed runs)")
+    for path in ("/api/v1/entitlements/check", "/api/v1/keys/verify", "/api/v1/me"):
+        samples = server_side_ms(log, path)
+        print(f"  {path:<32} {summary(samples)}")
+    for path in (check_lua, verify_lua, log):
+        os.unlink(path)
+    print("\n  targets: p99 <= 2 ms server-side; >= 2,000 checks/s")
+
+
+if __name__ == "__main__":
+    main()
