@@ -36,6 +36,16 @@ def percentile(samples: list[float], pct: float) -> float:
     return ordered[index]
 
 
+def timed(fn, n: int) -> list[float]:
+    """Call fn n times; the durations in ms."""
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
 def summary(samples_ms: list[float]) -> str:
     return (
         f"n={len(samples_ms):>6}  mean={statistics.fmean(samples_ms):7.3f} ms  "

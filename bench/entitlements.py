@@ -25,6 +25,7 @@ from _harness import (
     server_side_ms,
     setup_django,
     summary,
+    timed,
     wrk,
     wrk_post_lua,
 )
@@ -40,15 +41,6 @@ from billing.memberships.services import customer_upsert, membership_set_tier  #
 from billing.tiers.catalog import catalog_import  # noqa: E402
 from billing.tiers.models import Tier  # noqa: E402
 from monetize.redis import get_redis  # noqa: E402
-
-
-def timed(fn, n: int) -> list[float]:
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
 
 
 def seed(tenant, customers: int) -> list[str]:

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django_tenants.utils import tenant_context
 
@@ -29,6 +30,7 @@ class Command(BaseCommand):
         with tenant_context(tenant):
             if not User.objects.filter(email=email).exists():
                 user_create(email=email, password=password, role=Role.OWNER, name="Demo owner")
+            self._demo_data(password)
             for old in IntegratorApiKey.objects.filter(name=DEMO_KEY_NAME, revoked_at__isnull=True):
                 api_key_revoke(api_key=old)
             _, secret = api_key_create(name=DEMO_KEY_NAME)
@@ -37,7 +39,9 @@ class Command(BaseCommand):
             "",
             "Monetize is starting. Demo tenant:",
             f"  site        http://{host}/",
-            f"  log in      http://{host}/accounts/login/   {email} / {password}",
+            f"  log in      http://{host}/accounts/login/   {email} / {password}  (owner)",
+            f"              customer@demo.localhost / {password}  (a Team customer: /account/plan/)",
+            f"  pricing     http://{host}/pricing/",
             f"  API docs    http://{host}/api/docs/",
             f"  API key     {secret}",
             f"  try it      curl -H 'Authorization: Bearer {secret}' http://{host}/api/v1/me",
@@ -45,3 +49,24 @@ class Command(BaseCommand):
             "",
         ]
         self.stdout.write(self.style.SUCCESS("\n".join(lines)))
+
+    def _demo_data(self, password: str) -> None:
+        """The CI-service catalog, a customer login on Team with some usage, and a few API customers."""
+        from billing.entitlements.services import counter_change
+        from billing.memberships.services import customer_for_user, customer_upsert, membership_set_tier
+        from billing.tiers.catalog import catalog_import
+        from billing.tiers.models import Tier
+
+        catalog_import(text=(settings.BASE_DIR / "config" / "tiers" / "ci-service.yaml").read_text(), filename="ci-service.yaml")
+        tiers = {t.code: t for t in Tier.objects.all()}
+        user = User.objects.filter(email="customer@demo.localhost").first()
+        if user is None:
+            user = user_create(email="customer@demo.localhost", password=password, role=Role.CUSTOMER, name="Demo customer")
+            customer = customer_for_user(user=user)
+            membership_set_tier(customer=customer, tier=tiers["team"])
+            counter_change(customer=customer, feature="private_projects", value=7)
+            counter_change(customer=customer, feature="build_minutes", value=1850)
+        for index, code in enumerate(["community", "team", "pro", "team", "community", "enterprise"], 1):
+            customer, created = customer_upsert(external_id=f"acct_{index:03d}", email=f"dev{index}@example.com")
+            if created:
+                membership_set_tier(customer=customer, tier=tiers[code])
