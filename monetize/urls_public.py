@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import path
 
+from monetize.metrics_view import metrics
 from tenants import views as tenant_views
 
 admin.site.site_header = "Monetize administration"
@@ -10,6 +11,7 @@ admin.site.site_header = "Monetize administration"
 urlpatterns = [
     path("", tenant_views.console, name="console"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics, name="metrics"),
 ]
 
 handler400 = "monetize.handlers.bad_request"

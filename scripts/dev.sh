@@ -166,6 +166,9 @@ migrate() {
 run() {
   migrate
   export DEBUG="${DEBUG:-1}" PORT="${PORT:-8000}"
+  # prometheus-client multiprocess mode: one directory shared by the gunicorn workers, emptied per start
+  export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$DATA/prometheus}"
+  rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
   "$PY" manage.py demo_setup --port "$PORT"
   say "starting web (gunicorn on :$PORT), worker and beat; Ctrl-C stops them all"
   exec "$VENV/bin/honcho" -f Procfile start web worker beat

@@ -23,3 +23,19 @@ def test_readyz_is_503_when_redis_is_down(db, settings):
     assert body["status"] == "unavailable"
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["redis"]["ok"] is False and body["checks"]["broker"]["ok"] is False
+
+
+def test_metrics_count_redis_fallbacks_on_the_operator_host(ci_catalog, monkeypatch):
+    from monetize import redis as monetize_redis
+
+    ci_catalog.api().post("/api/v1/customers", {"external_id": "m1"}, content_type="application/json")
+    monkeypatch.setattr(
+        monetize_redis, "_client", lambda: monetize_redis.make_client("redis://127.0.0.1:1/0")
+    )
+    ci_catalog.api().post(
+        "/api/v1/entitlements/check", {"customer": "m1", "feature": "sso"}, content_type="application/json"
+    )
+    body = Client(HTTP_HOST="localhost").get("/metrics").content.decode()
+    assert 'monetize_redis_fallbacks_total{component="entitlements"}' in body
+    assert 'monetize_entitlement_checks_total{reason="not_in_tier"}' in body
+    assert ci_catalog.client().get("/metrics").status_code == 404  # not on tenant hosts

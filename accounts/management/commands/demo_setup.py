@@ -57,16 +57,23 @@ class Command(BaseCommand):
         from billing.tiers.catalog import catalog_import
         from billing.tiers.models import Tier
 
-        catalog_import(text=(settings.BASE_DIR / "config" / "tiers" / "ci-service.yaml").read_text(), filename="ci-service.yaml")
+        catalog_import(
+            text=(settings.BASE_DIR / "config" / "tiers" / "ci-service.yaml").read_text(),
+            filename="ci-service.yaml",
+        )
         tiers = {t.code: t for t in Tier.objects.all()}
         user = User.objects.filter(email="customer@demo.localhost").first()
         if user is None:
-            user = user_create(email="customer@demo.localhost", password=password, role=Role.CUSTOMER, name="Demo customer")
+            user = user_create(
+                email="customer@demo.localhost", password=password, role=Role.CUSTOMER, name="Demo customer"
+            )
             customer = customer_for_user(user=user)
             membership_set_tier(customer=customer, tier=tiers["team"])
             counter_change(customer=customer, feature="private_projects", value=7)
             counter_change(customer=customer, feature="build_minutes", value=1850)
         for index, code in enumerate(["community", "team", "pro", "team", "community", "enterprise"], 1):
-            customer, created = customer_upsert(external_id=f"acct_{index:03d}", email=f"dev{index}@example.com")
+            customer, created = customer_upsert(
+                external_id=f"acct_{index:03d}", email=f"dev{index}@example.com"
+            )
             if created:
                 membership_set_tier(customer=customer, tier=tiers[code])
