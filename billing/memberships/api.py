@@ -8,8 +8,7 @@ from rest_framework.views import APIView
 
 from billing.memberships.models import Customer
 from billing.memberships.selectors import customer_get, customer_get_for_update, customer_list, customer_tier
-from billing.memberships.services import customer_update, customer_upsert, membership_set_tier
-from billing.tiers.selectors import tier_get
+from billing.memberships.services import customer_update, customer_upsert
 from monetize.api.fields import StrictCharField, StrictRegexField
 from monetize.api.idempotency import idempotent
 from monetize.api.pagination import CursorPagination
@@ -103,11 +102,7 @@ class CustomerListCreateView(APIView):
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         tier_code = values.pop("tier", None)
-        with transaction.atomic():
-            tier = tier_get(code=tier_code) if tier_code else None
-            customer, created = customer_upsert(**values)
-            if tier is not None:
-                membership_set_tier(customer=customer, tier=tier)
+        customer, created = customer_upsert(**values, tier_code=tier_code)
         return Response(
             CustomerWithTierOutput(customer).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

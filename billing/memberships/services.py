@@ -15,6 +15,7 @@ from billing.memberships.models import (
     MembershipStatus,
 )
 from billing.memberships.signals import membership_changed
+from billing.tiers.selectors import tier_get
 
 _UNSET: Any = object()
 
@@ -37,18 +38,22 @@ def customer_upsert(
     name: str | None = None,
     metadata: dict | None = None,
     user=None,
+    tier_code: str | None = None,
 ) -> tuple[Customer, bool]:
-    """Create the customer or update the fields given. Returns (customer, created).
-
-    Safe under concurrency: a race on the unique external_id ends in one row.
+    """Create the customer or update the fields given; with `tier_code`, also put it on that tier
+    (membership_set_tier). Returns (customer, created). All or nothing; safe under concurrency: a
+    race on the unique external_id ends in one row.
     """
     with transaction.atomic():
+        tier = tier_get(code=tier_code) if tier_code else None  # an unknown tier changes nothing
         customer, created = Customer.objects.select_for_update().get_or_create(
             external_id=external_id,
             defaults={"email": email or "", "name": name or "", "metadata": metadata or {}, "user": user},
         )
         if not created:
             customer = customer_update(customer=customer, email=email, name=name, metadata=metadata)
+        if tier is not None:
+            membership_set_tier(customer=customer, tier=tier)
     return customer, created
 
 

@@ -164,3 +164,10 @@ def _count(fixture, external_id):
 def _delete(fixture, external_id):
     with tenant_context(fixture.tenant):
         Customer.objects.filter(external_id=external_id).delete()
+
+
+def test_unknown_tier_changes_nothing(alpha):
+    response = _post(alpha.api(), {"external_id": "t1", "tier": "platinum"})
+    assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_tier"
+    with tenant_context(alpha.tenant):
+        assert not Customer.objects.filter(external_id="t1").exists()
