@@ -48,6 +48,7 @@ API_KEY_ROTATION_GRACE_SECONDS = env_int("API_KEY_ROTATION_GRACE_SECONDS", 24 * 
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 300)
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
 TENANT_CACHE_SECONDS = env_int("TENANT_CACHE_SECONDS", 10)
+TENANT_SPARE_SCHEMAS = env_int("TENANT_SPARE_SCHEMAS", 2)
 REDIS_BREAKER_SECONDS = env_int("REDIS_BREAKER_SECONDS", 5)
 ENTITLEMENT_CACHE_SECONDS = env_int("ENTITLEMENT_CACHE_SECONDS", 300)
 LEASE_DEFAULT_TTL_SECONDS = env_int("LEASE_DEFAULT_TTL_SECONDS", 300)
@@ -221,6 +222,12 @@ CELERY_BEAT_SCHEDULE = {
     "idempotency-purge": {"task": "accounts.idempotency_purge", "schedule": 3600.0},
     "leases-purge": {"task": "entitlements.leases_purge", "schedule": 6 * 3600.0},
     "keys-last-used-flush": {"task": "accounts.keys_last_used_flush", "schedule": 60.0},
+    # runs in the public schema only (tenant-schemas-celery: an explicit schema list)
+    "tenant-spares-refill": {
+        "task": "tenants.spares_refill",
+        "schedule": 300.0,
+        "tenant_schemas": ["public"],
+    },
 }
 
 # --- i18n, static -------------------------------------------------------------------------------

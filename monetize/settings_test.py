@@ -18,3 +18,4 @@ CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 DEBUG = False
+TENANT_SPARE_SCHEMAS = 0  # tests fill the spare pool explicitly (tests/tenants/test_provisioning.py)

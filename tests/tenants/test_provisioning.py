@@ -135,3 +135,36 @@ def test_unknown_host_is_404_for_pages_and_api(db):
     response = Client(HTTP_HOST="nobody.test").get("/api/v1/me")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "unknown_host"
+
+
+def test_spare_schema_makes_creation_a_rename(db, settings):
+    from tenants.services import spare_schemas, spares_refill
+
+    assert spares_refill(count=2) == 2
+    spares = spare_schemas()
+    assert len(spares) == 2 and all(_tables(s) == _tables(settings.TENANT_BASE_SCHEMA) for s in spares)
+    result = tenant_provision(
+        slug="theta", name="Theta", owner_email="o@theta.test", owner_password="pw-12345678"
+    )
+    assert len(spare_schemas()) == 1  # one was renamed into the tenant
+    assert _tables("theta") == _tables(settings.TENANT_BASE_SCHEMA)
+    with schema_context("theta"):
+        assert User.objects.get().email == "o@theta.test"
+    assert result.tenant.schema_name == "theta"
+
+
+def test_stale_spare_is_never_used_and_refill_replaces_it(db, settings):
+    from tenants.services import spare_schemas, spares_refill
+
+    spares_refill(count=1)
+    (stale,) = spare_schemas()
+    with connection.cursor() as cursor:  # as if the template got a migration after this clone
+        cursor.execute(f'DELETE FROM "{stale}".django_migrations WHERE app = %s', ["accounts"])
+    tenant_create(slug="iota", name="Iota")
+    assert spare_schemas() == [stale]  # not taken: iota was cloned inline
+    with schema_context("iota"):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM django_migrations WHERE app = 'accounts'")
+            assert cursor.fetchone()[0] >= 1
+    assert spares_refill(count=1) == 1
+    assert stale not in spare_schemas() and len(spare_schemas()) == 1

@@ -2,7 +2,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from tenants.selectors import tenant_list
-from tenants.services import tenant_public_ensure, tenant_template_ensure
+from tenants.services import spares_drop, spares_refill, tenant_public_ensure, tenant_template_ensure
 
 
 class Command(BaseCommand):
@@ -21,6 +21,7 @@ class Command(BaseCommand):
         self.stdout.write("[2/4] operator console domain")
         tenant_public_ensure(domain=options["public_domain"])
         self.stdout.write("[3/4] template schema")
+        dropped = spares_drop()  # clones of the old template; refilled below
         created = tenant_template_ensure(verbosity=verbosity)
         self.stdout.write(f"      {'created' if created else 'up to date'}")
         schemas = list(tenant_list().values_list("schema_name", flat=True))
@@ -30,4 +31,6 @@ class Command(BaseCommand):
                 "migrate_schemas", tenant=True, schema_name=schema, interactive=False, verbosity=verbosity
             )
             self.stdout.write(f"      {index}/{len(schemas)} {schema}")
+        made = spares_refill()
+        self.stdout.write(f"spare schemas: {dropped} dropped, {made} cloned (ready for fast tenant creation)")
         self.stdout.write(self.style.SUCCESS("database up to date"))
