@@ -12,19 +12,32 @@ class InvalidApiKey(exceptions.AuthenticationFailed):
     default_detail = "The API key is invalid, revoked or expired."
 
 
+def bearer_secret(request) -> str | None:
+    """The key in `Authorization: Bearer <key>`; None without the header."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if not header:
+        return None
+    scheme, _, raw = header.partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        raise InvalidApiKey("Use `Authorization: Bearer <api key>`.")
+    return raw.strip()
+
+
+def principal_for_secret(raw: str, *, cached: dict | None = None):
+    principal = api_key_authenticate(raw_key=raw, cached=cached)
+    if principal is None:
+        raise InvalidApiKey()
+    return principal
+
+
 class IntegratorKeyAuthentication(BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header:
+        raw = bearer_secret(request)
+        if raw is None:
             return None
-        scheme, _, raw = header.partition(" ")
-        if scheme.lower() != "bearer" or not raw.strip():
-            raise InvalidApiKey("Use `Authorization: Bearer <api key>`.")
-        principal = api_key_authenticate(raw_key=raw.strip())
-        if principal is None:
-            raise InvalidApiKey()
+        principal = principal_for_secret(raw)
         return principal, principal
 
     def authenticate_header(self, request):

@@ -41,12 +41,13 @@ def _entry_from_row(row: IntegratorApiKey) -> dict:
     }
 
 
-def api_key_authenticate(*, raw_key: str) -> ApiKeyPrincipal | None:
-    """The active tenant's usable key for this secret, or None. Redis first, then PostgreSQL."""
+def api_key_authenticate(*, raw_key: str, cached: dict | None = None) -> ApiKeyPrincipal | None:
+    """The active tenant's usable key for this secret, or None. Redis first, then PostgreSQL.
+    `cached` is the key's cache entry when the caller already read it (a hot path's script)."""
     if not key_looks_valid(raw_key):
         return None
     hashed = key_hash(raw_key)
-    entry = keycache.lookup("ik", hashed)
+    entry = cached if cached is not None else keycache.lookup("ik", hashed)
     if entry is None:
         row = IntegratorApiKey.objects.filter(key_hash=hashed, revoked_at__isnull=True).first()
         entry = _entry_from_row(row) if row else keycache.MISSING

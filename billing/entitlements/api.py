@@ -6,6 +6,7 @@ The two hot paths (`/entitlements/check`, `/keys/verify`) parse their small bodi
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -13,11 +14,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.entitlements.cache import read_for_authed_check, read_for_authed_verify
 from billing.entitlements.models import CustomerApiKey
 from billing.entitlements.selectors import entitlement_snapshot, feature_usage
 from billing.entitlements.services import (
     counter_change,
     customer_key_create,
+    customer_key_hash,
     customer_key_revoke,
     customer_key_rotate,
     customer_key_verify,
@@ -95,12 +98,28 @@ class EntitlementCheckView(LeanJSONView):
     """May this customer use this feature now? Rate features consume from the bucket.
     Needs the `read` scope (it changes no data)."""
 
-    def handle(self, request, data):
+    def prefetch(self, data, key_hash: str):
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("customer"), str)
+            or not isinstance(data.get("feature"), str)
+        ):
+            return None  # handle() reports the bad input after authentication
+        quantity = data.get("quantity", 1)
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
+            return None
+        return read_for_authed_check(
+            integrator_hash=key_hash, scope=self.required_scope, customer=data["customer"], feature=data["feature"],
+            quantity=quantity, now=time.time(),
+        )  # fmt: skip
+
+    def handle(self, request, data, prefetched):
         data = _check_object(data)
         decision = entitlement_check(
             customer=_string(data, "customer"),
             feature=_string(data, "feature", max_length=64),
             quantity=_quantity(data),
+            prefetched=prefetched,
         )
         return decision.as_dict(), 200, decision.rate.headers() if decision.rate else None
 
@@ -478,13 +497,36 @@ class KeyVerifyView(LeanJSONView):
         """Is this end-user key valid here, and may its customer use `feature` now? 200 yes; 401
         invalid key; 403 not in tier / limit reached; 429 rate limited (Retry-After)."""
 
-    def handle(self, request, data):
+    def prefetch(self, data, key_hash: str):
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("key"), str)
+            or not data["key"].startswith("sk-")
+        ):
+            return None
+        feature, quantity = data.get("feature"), data.get("quantity", 1)
+        if (
+            (feature is not None and not isinstance(feature, str))
+            or isinstance(quantity, bool)
+            or not isinstance(quantity, int)
+        ):
+            return None
+        if not 1 <= quantity <= MAX_QUANTITY or len(data["key"]) > 200:
+            return None
+        return read_for_authed_verify(
+            integrator_hash=key_hash, scope=self.required_scope, key_hash=customer_key_hash(data["key"]),
+            feature=feature, quantity=quantity, now=time.time(),
+        )  # fmt: skip
+
+    def handle(self, request, data, prefetched):
         data = _check_object(data)
         key = data.get("key")
         if not isinstance(key, str) or not key:
             raise InvalidRequest("'key' must be a non-empty string.", details={"field": "key"})
         feature = _string(data, "feature", required=False, max_length=64)
-        result = customer_key_verify(raw_key=key, feature=feature, quantity=_quantity(data))
+        result = customer_key_verify(
+            raw_key=key, feature=feature, quantity=_quantity(data), prefetched=prefetched
+        )
         if not result.valid:
             return (
                 {"valid": False, **error_body("invalid_api_key", "The key is invalid or revoked.")},

@@ -11,6 +11,7 @@ generation and unlinks every snapshot of the tenant (catalog changes).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
@@ -139,6 +140,52 @@ _CHECK = (
 )
 # for a customer-key verification, first the cached key entry (recording its use, as
 # monetize.keycache.lookup does), then the same as a check for the key's customer
+# the check endpoint's whole Redis work in one round trip: the calling integrator key's cached entry
+# (recording its use, as monetize.keycache.lookup does), then -- only if that entry is usable for
+# the required scope, the same rules as accounts.selectors.api_key_authenticate -- the snapshot and
+# rate step of a check. An unusable or uncached key touches nothing else; Python then decides.
+_INTEGRATOR_KEY = """
+local function integrator_key(entry_key, used_key, hash, now, scope)
+  local ik = redis.call('GET', entry_key)
+  redis.call('HSET', used_key, hash, math.floor(now))
+  if not ik then return false, false end
+  local key = cjson.decode(ik)
+  if key['missing'] or (key['expires_at'] ~= cjson.null and tonumber(key['expires_at']) <= now) then
+    return ik, false
+  end
+  for _, s in ipairs(key['scopes']) do if s == scope then return ik, true end end
+  return ik, false
+end
+"""
+_CHECK_AUTHED = (
+    _SNAPSHOT_AND_RATE
+    + _INTEGRATOR_KEY
+    + """
+local ik, ok = integrator_key(KEYS[1], KEYS[2], ARGV[6], tonumber(ARGV[5]), ARGV[7])
+if not ik then return {false} end
+if not ok then return {ik} end
+local r = snapshot_and_rate(ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))
+return {ik, r[1], r[2], r[3], r[4]}
+"""
+)
+# key verification in one round trip: the integrator key as above, then the end-user key's entry
+# (recording its use) and its customer's snapshot and rate step
+_VERIFY_AUTHED = (
+    _SNAPSHOT_AND_RATE
+    + _INTEGRATOR_KEY
+    + """
+local ik, ok = integrator_key(KEYS[1], KEYS[2], ARGV[6], tonumber(ARGV[5]), ARGV[7])
+if not ik then return {false} end
+if not ok then return {ik} end
+local entry = redis.call('GET', KEYS[3])
+redis.call('HSET', KEYS[4], ARGV[1], math.floor(tonumber(ARGV[5])))
+if not entry then return {ik, false} end
+local decoded = cjson.decode(entry)
+if decoded['missing'] then return {ik, entry} end
+local r = snapshot_and_rate(ARGV[2], decoded['customer'], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))
+return {ik, entry, r[1], r[2], r[3], r[4]}
+"""
+)
 _VERIFY = (
     _SNAPSHOT_AND_RATE
     + """
@@ -179,6 +226,89 @@ def read_for_check(
         REDIS_FALLBACKS.labels(component="entitlements").inc()
         return Miss(None), None
     return _unpack(*reply)
+
+
+@dataclass
+class Prefetched:
+    """What the check endpoint read in its one round trip (see _CHECK_AUTHED)."""
+
+    integrator_entry: dict | None  # None: not cached (or Redis down): authenticate from PostgreSQL
+    snapshot: dict | Miss | None = None  # None: not read (the key was unusable or uncached)
+    rate: list | None = None
+    now: float = 0.0
+
+
+def read_for_authed_check(
+    *, integrator_hash: str, scope: str, customer: str, feature: str, quantity: int, now: float
+) -> Prefetched:
+    from monetize import keycache
+
+    try:
+        reply = _run(
+            "check_authed",
+            _CHECK_AUTHED,
+            [keycache._key("ik", integrator_hash), keycache._used_key("ik")],
+            [_base(), customer, feature, quantity, now, integrator_hash, scope],
+        )
+    except REDIS_ERRORS as exc:
+        trip(exc)
+        REDIS_FALLBACKS.labels(component="entitlements").inc()
+        return Prefetched(integrator_entry=None, snapshot=Miss(None), now=now)
+    if reply[0] is None:
+        return Prefetched(integrator_entry=None, now=now)
+    entry = json.loads(reply[0])
+    if len(reply) == 1:
+        return Prefetched(integrator_entry=entry, now=now)
+    snapshot, rate = _unpack(*reply[1:])
+    return Prefetched(integrator_entry=entry, snapshot=snapshot, rate=rate, now=now)
+
+
+@dataclass
+class VerifyPrefetched:
+    """What key verification read in its one round trip (see _VERIFY_AUTHED)."""
+
+    integrator_entry: dict | None
+    key_read: bool = False  # the end-user key part ran (the integrator key was usable)
+    key_entry: dict | None = None
+    snapshot: dict | Miss | None = None
+    rate: list | None = None
+    now: float = 0.0
+
+
+def read_for_authed_verify(
+    *, integrator_hash: str, scope: str, key_hash: str, feature: str | None, quantity: int, now: float
+) -> VerifyPrefetched:
+    from monetize import keycache
+
+    keys = [
+        keycache._key("ik", integrator_hash),
+        keycache._used_key("ik"),
+        keycache._key("ck", key_hash),
+        keycache._used_key("ck"),
+    ]
+    try:
+        reply = _run(
+            "verify_authed",
+            _VERIFY_AUTHED,
+            keys,
+            [key_hash, _base(), feature or "", quantity, now, integrator_hash, scope],
+        )
+    except REDIS_ERRORS as exc:
+        trip(exc)
+        REDIS_FALLBACKS.labels(component="keys").inc()
+        return VerifyPrefetched(integrator_entry=None, key_read=True, snapshot=Miss(None), now=now)
+    if reply[0] is None:
+        return VerifyPrefetched(integrator_entry=None, now=now)
+    result = VerifyPrefetched(integrator_entry=json.loads(reply[0]), now=now)
+    if len(reply) == 1:
+        return result
+    result.key_read = True
+    if reply[1] is None:  # the end-user key is not cached
+        return result
+    result.key_entry = json.loads(reply[1])
+    if len(reply) > 2:
+        result.snapshot, result.rate = _unpack(*reply[2:])
+    return result
 
 
 def read_key_and_snapshot(

@@ -160,10 +160,16 @@ def decide(
     return decision
 
 
-def entitlement_check(*, customer: str, feature: str, quantity: int = 1) -> Decision:
-    """One Redis round trip when the snapshot is cached (rate step included), else PostgreSQL."""
-    now = time.time()
-    cached, rate_reply = cache.read_for_check(customer, feature=feature, quantity=quantity, now=now)
+def entitlement_check(
+    *, customer: str, feature: str, quantity: int = 1, prefetched: cache.Prefetched | None = None
+) -> Decision:
+    """One Redis round trip when the snapshot is cached (rate step included), else PostgreSQL.
+    `prefetched`: what the API already read in its round trip together with the caller's key."""
+    if prefetched is not None and prefetched.snapshot is not None:
+        now, cached, rate_reply = prefetched.now, prefetched.snapshot, prefetched.rate
+    else:
+        now = time.time()
+        cached, rate_reply = cache.read_for_check(customer, feature=feature, quantity=quantity, now=now)
     snapshot = entitlement_snapshot(external_id=customer, cached=cached, now=now)
     if snapshot is None:
         raise CustomerNotFound(f"No customer with external_id '{customer}'.", details={"customer": customer})
@@ -381,7 +387,7 @@ def override_delete(*, customer: Customer, feature: str) -> bool:
 # --- customer API keys --------------------------------------------------------------------------
 
 
-def _customer_key_hash(raw: str) -> str:
+def customer_key_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -392,7 +398,7 @@ def customer_key_create(*, customer: Customer, name: str = "") -> tuple[Customer
         customer=customer,
         name=name.strip()[:100],
         prefix=raw[: len(raw) - 26],
-        key_hash=_customer_key_hash(raw),
+        key_hash=customer_key_hash(raw),
     )
     return key, raw
 
@@ -431,16 +437,33 @@ class Verification:
     decision: Decision | None = None
 
 
-def customer_key_verify(*, raw_key: str, feature: str | None = None, quantity: int = 1) -> Verification:
+def customer_key_verify(
+    *,
+    raw_key: str,
+    feature: str | None = None,
+    quantity: int = 1,
+    prefetched: cache.VerifyPrefetched | None = None,
+) -> Verification:
     """Is this end-user key valid here, and (with `feature`) may its customer use the feature now?
-    One call per gateway request: key lookup, entitlement and rate limit."""
+    One call per gateway request: key lookup, entitlement and rate limit (`prefetched`: what the
+    API read in its single Redis round trip)."""
     if not isinstance(raw_key, str) or not raw_key.startswith("sk-") or len(raw_key) > 200:
         return Verification(valid=False)
-    hashed = _customer_key_hash(raw_key)
-    now = time.time()
-    entry, cached, rate_reply = cache.read_key_and_snapshot(
-        "ck", hashed, feature=feature, quantity=quantity, now=now
-    )
+    hashed = customer_key_hash(raw_key)
+    if prefetched is not None and prefetched.key_read:
+        now, entry, cached, rate_reply = (
+            prefetched.now,
+            prefetched.key_entry,
+            prefetched.snapshot,
+            prefetched.rate,
+        )
+        if entry is None:
+            cached = None
+    else:
+        now = time.time()
+        entry, cached, rate_reply = cache.read_key_and_snapshot(
+            "ck", hashed, feature=feature, quantity=quantity, now=now
+        )
     if entry is None:
         row = (
             CustomerApiKey.objects.filter(key_hash=hashed, revoked_at__isnull=True)

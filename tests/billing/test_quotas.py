@@ -249,3 +249,34 @@ def test_old_leases_are_purged(ci_catalog):
         Lease.objects.update(expires_at=timezone.now() - dt.timedelta(days=8))
         assert leases_purge() == 1
         assert not Lease.objects.exists()
+
+
+def test_a_rejected_integrator_key_never_takes_a_rate_token(ci_catalog):
+    from accounts.keys import key_hash
+    from accounts.models import IntegratorApiKey
+    from accounts.services import api_key_create, api_key_rotate
+
+    make_customer(ci_catalog)
+    _rate_override(ci_catalog, "1/minute")
+    with tenant_context(ci_catalog.tenant):
+        _, write_only = api_key_create(name="writer", scopes=["write"])
+        new, new_secret = api_key_rotate(
+            api_key=IntegratorApiKey.objects.get(key_hash=key_hash(ci_catalog.api_key)), grace_seconds=0
+        )
+    body = {"customer": "c1", "feature": "api_requests"}
+    for _ in range(2):  # the second time its (expired) entry is cached
+        assert (
+            ci_catalog.api()
+            .post("/api/v1/entitlements/check", body, content_type="application/json")
+            .status_code
+            == 401
+        )
+    for _ in range(2):
+        response = ci_catalog.api(write_only).post(
+            "/api/v1/entitlements/check", body, content_type="application/json"
+        )
+        assert response.status_code == 403 and response.json()["error"]["code"] == "insufficient_scope"
+    allowed = ci_catalog.api(new_secret).post(
+        "/api/v1/entitlements/check", body, content_type="application/json"
+    )
+    assert allowed.json()["allowed"] is True  # the one token per minute was still there
