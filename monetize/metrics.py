@@ -8,3 +8,6 @@ REDIS_FALLBACKS = Counter(
     ["component"],
 )
 ENTITLEMENT_CHECKS = Counter("monetize_entitlement_checks_total", "Entitlement decisions.", ["reason"])
+WEBHOOKS_RECEIVED = Counter(
+    "monetize_webhooks_received_total", "Provider webhooks by outcome.", ["provider", "outcome"]
+)

@@ -42,7 +42,12 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 MONETIZE_PUBLIC_DOMAIN = env_str("MONETIZE_PUBLIC_DOMAIN", "localhost")
 MONETIZE_TENANT_DOMAIN_SUFFIX = env_str("MONETIZE_TENANT_DOMAIN_SUFFIX", "localhost")
-MONETIZE_KEY_MODE = env_str("MONETIZE_KEY_MODE", "test")  # prefix of new integrator keys: test|live
+MONETIZE_KEY_MODE = env_str("MONETIZE_KEY_MODE", "test")
+MONETIZE_ENCRYPTION_KEYS = env_list("MONETIZE_ENCRYPTION_KEYS", "")  # Fernet keys, newest first
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+WEBHOOK_SWEEP_AFTER_SECONDS = env_int(
+    "WEBHOOK_SWEEP_AFTER_SECONDS", 120
+)  # prefix of new integrator keys: test|live
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 5 * 1024 * 1024)
 API_KEY_ROTATION_GRACE_SECONDS = env_int("API_KEY_ROTATION_GRACE_SECONDS", 24 * 3600)
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 300)
@@ -86,6 +91,8 @@ TENANT_APPS = [
     "billing.tiers",
     "billing.memberships",
     "billing.entitlements",
+    "billing.providers",
+    "billing.webhooks",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -223,6 +230,7 @@ CELERY_BEAT_SCHEDULE = {
     "leases-purge": {"task": "entitlements.leases_purge", "schedule": 6 * 3600.0},
     "keys-last-used-flush": {"task": "accounts.keys_last_used_flush", "schedule": 60.0},
     # runs in the public schema only (tenant-schemas-celery: an explicit schema list)
+    "webhooks-sweep": {"task": "webhooks.sweep", "schedule": 60.0},
     "tenant-spares-refill": {
         "task": "tenants.spares_refill",
         "schedule": 300.0,

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts import views as account_views
 from billing.entitlements import views as entitlement_views
 from billing.tiers import views as tier_views
+from billing.webhooks import views as webhook_views
 from monetize.api import views as api_views
 
 api_v1 = [
@@ -22,6 +23,7 @@ urlpatterns = [
     path("settings/", account_views.tenant_settings, name="tenant-settings"),
     path("pricing/", tier_views.pricing, name="pricing"),
     path("account/plan/", entitlement_views.plan, name="plan"),
+    path("webhooks/<slug:provider>/", webhook_views.receive, name="webhooks"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),

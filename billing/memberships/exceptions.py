@@ -8,3 +8,9 @@ class MembershipsError(ApplicationError):
 class CustomerNotFound(MembershipsError):
     code = "unknown_customer"
     status_code = 404
+
+
+class InvalidProviderEvent(MembershipsError):
+    """A verified provider event that cannot be applied (unknown price, status …)."""
+
+    code = "invalid_provider_event"

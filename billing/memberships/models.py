@@ -53,6 +53,11 @@ class Membership(models.Model):
         max_length=12, choices=MembershipStatus.choices, default=MembershipStatus.ACTIVE
     )
     provider = models.CharField(max_length=32, default="manual")
+    provider_subscription_id = models.CharField(max_length=255, blank=True)
+    provider_customer_id = models.CharField(max_length=255, blank=True)
+    # occurred_at of the newest provider event applied: an older event never rolls state back
+    provider_event_at = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
     quantity = models.PositiveIntegerField(default=1)
     started_at = models.DateTimeField()
     current_period_start = models.DateTimeField(null=True, blank=True)
@@ -69,7 +74,30 @@ class Membership(models.Model):
                 condition=models.Q(status__in=LIVE_STATUSES),
                 name="memberships_one_live_per_customer",
             ),
+            models.UniqueConstraint(
+                fields=["provider", "provider_subscription_id"],
+                condition=~models.Q(provider_subscription_id=""),
+                name="memberships_unique_provider_subscription",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.customer} on {self.tier} ({self.status})"
+
+
+class MembershipHistory(models.Model):
+    """Append-only log of every membership change: what changed, why, and from which event."""
+
+    membership = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="history")
+    at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=12, choices=MembershipStatus.choices)
+    tier = models.ForeignKey("tiers.Tier", on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField(default=1)
+    reason = models.CharField(max_length=64)
+    event_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.membership_id} {self.status} ({self.reason})"

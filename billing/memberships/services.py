@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from billing.memberships.exceptions import InvalidProviderEvent
 from billing.memberships.models import (
     ENTITLED_STATUSES,
     LIVE_STATUSES,
     Customer,
     Membership,
+    MembershipHistory,
     MembershipStatus,
 )
 from billing.memberships.signals import membership_changed
+from billing.providers.base import SubscriptionState
+from billing.tiers.models import Price
 from billing.tiers.selectors import tier_get
 
 _UNSET: Any = object()
@@ -97,11 +102,13 @@ def membership_set_tier(*, customer: Customer, tier) -> Membership | None:
         if live is not None:
             live.status, live.ended_at = MembershipStatus.CANCELED, now
             live.save(update_fields=["status", "ended_at", "updated_at"])
+            _record(live, reason="manual")
         membership = None
         if not tier.is_default:
             membership = Membership.objects.create(
                 customer=customer, tier=tier, status=MembershipStatus.ACTIVE, started_at=now
             )
+            _record(membership, reason="manual")
         _notify_changed(customer.external_id)
     return membership
 
@@ -111,3 +118,81 @@ def _notify_changed(external_id: str) -> None:
     (readers that rebuilt a cache from pre-commit data in between are invalidated)."""
     membership_changed.send(sender=Membership, external_id=external_id)
     transaction.on_commit(lambda: membership_changed.send(sender=Membership, external_id=external_id))
+
+
+def _record(membership: Membership, *, reason: str, event_id: str = "") -> None:
+    MembershipHistory.objects.create(
+        membership=membership,
+        status=membership.status,
+        tier_id=membership.tier_id,
+        quantity=membership.quantity,
+        reason=reason,
+        event_id=event_id,
+    )
+
+
+def membership_sync_from_provider(
+    *, provider: str, state: SubscriptionState, occurred_at: dt.datetime, event_id: str
+) -> Membership | None:
+    """Apply a provider's view of a subscription (from a verified webhook).
+
+    Idempotent and order-tolerant: an event older than the newest one applied to this
+    subscription changes nothing, so duplicates and shuffled deliveries end in the same state.
+    A subscription that becomes live ends the customer's other live membership.
+    Returns None for a stale event.
+    """
+    if state.status not in MembershipStatus.values:
+        raise InvalidProviderEvent(
+            f"Unknown subscription status '{state.status}'.", details={"status": state.status}
+        )
+    price = (
+        Price.objects.filter(code=state.price_ref).select_related("tier").order_by("-active", "-id").first()
+    )
+    if price is None:
+        raise InvalidProviderEvent(
+            f"No price '{state.price_ref}' in the catalog.", details={"price": state.price_ref}
+        )
+    with transaction.atomic():
+        customer, _ = customer_upsert(external_id=state.customer)
+        Customer.objects.select_for_update().filter(pk=customer.pk).first()  # serialise per customer
+        membership = (
+            Membership.objects.select_for_update()
+            .filter(provider=provider, provider_subscription_id=state.subscription_id)
+            .first()
+        )
+        if (
+            membership is not None
+            and membership.provider_event_at
+            and occurred_at < membership.provider_event_at
+        ):
+            return None
+        if state.status in LIVE_STATUSES:
+            for other in Membership.objects.select_for_update().filter(
+                customer=customer, status__in=LIVE_STATUSES
+            ):
+                if membership is None or other.pk != membership.pk:
+                    other.status, other.ended_at = MembershipStatus.CANCELED, occurred_at
+                    other.save(update_fields=["status", "ended_at", "updated_at"])
+                    _record(other, reason="replaced", event_id=event_id)
+        if membership is None:
+            membership = Membership(
+                customer=customer,
+                provider=provider,
+                provider_subscription_id=state.subscription_id,
+                started_at=state.period_start or occurred_at,
+            )
+        membership.tier, membership.price = price.tier, price
+        membership.status, membership.quantity = state.status, state.quantity
+        membership.current_period_start, membership.current_period_end = state.period_start, state.period_end
+        membership.cancel_at_period_end = state.cancel_at_period_end
+        membership.provider_customer_id = state.provider_customer_id or membership.provider_customer_id
+        membership.provider_event_at = occurred_at
+        if (
+            state.status in (MembershipStatus.CANCELED, MembershipStatus.EXPIRED)
+            and membership.ended_at is None
+        ):
+            membership.ended_at = occurred_at
+        membership.save()
+        _record(membership, reason=f"provider:{provider}", event_id=event_id)
+        _notify_changed(customer.external_id)
+    return membership

@@ -1,0 +1,117 @@
+"""The payment provider protocol: our own types, amounts in integer minor units.
+
+Only `billing/providers/<name>.py` talks to a provider SDK. Each adapter maps its provider's
+objects and errors onto these: `ProviderUnavailable` is retryable (network, 5xx, rate limits),
+`ProviderError` is not (bad request, auth), `WebhookVerificationFailed` is a bad signature.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from monetize.errors import ApplicationError
+
+
+class ProviderError(ApplicationError):
+    code = "provider_error"
+    status_code = 502
+
+
+class ProviderUnavailable(ProviderError):
+    """Retry later: the provider did not answer or asked us to slow down."""
+
+    code = "provider_unavailable"
+    status_code = 503
+
+
+class WebhookVerificationFailed(ProviderError):
+    code = "invalid_signature"
+    status_code = 400
+
+
+class EventType(enum.StrEnum):
+    SUBSCRIPTION_CREATED = "subscription.created"
+    SUBSCRIPTION_UPDATED = "subscription.updated"
+    SUBSCRIPTION_CANCELED = "subscription.canceled"
+    SUBSCRIPTION_EXPIRED = "subscription.expired"
+    PAYMENT_SUCCEEDED = "payment.succeeded"
+    PAYMENT_FAILED = "payment.failed"
+    ORDER_PAID = "order.paid"
+    REFUND_CREATED = "refund.created"
+    IGNORED = "ignored"  # a provider event we do not act on (e.g. order.created)
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    """A subscription as the provider sees it at `NormalizedEvent.occurred_at`."""
+
+    subscription_id: str
+    status: str  # one of memberships.MembershipStatus
+    customer: str  # our Customer.external_id (providers carry it in metadata / custom data)
+    price_ref: str  # our Price.code (or provider price id mapped back by the adapter)
+    quantity: int = 1
+    period_start: dt.datetime | None = None
+    period_end: dt.datetime | None = None
+    cancel_at_period_end: bool = False
+    provider_customer_id: str = ""
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    payment_id: str
+    amount: int
+    currency: str
+    customer: str
+    subscription_id: str = ""
+
+
+@dataclass(frozen=True)
+class NormalizedEvent:
+    provider: str
+    event_id: str
+    type: EventType
+    occurred_at: dt.datetime
+    subscription: SubscriptionState | None = None
+    payment: PaymentState | None = None
+    raw_type: str = ""
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    checkout_id: str  # our row id: the idempotency key of the provider call
+    customer: str
+    email: str
+    price_ref: str
+    unit_amount: int
+    currency: str
+    interval: str
+    quantity: int
+    trial_days: int
+    success_url: str
+    cancel_url: str
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    provider_checkout_id: str
+    url: str
+    expires_at: dt.datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class PaymentProvider(Protocol):
+    """What every adapter implements (the payments issue adds checkout, subscription changes,
+    portal links; metering adds usage reports; payouts add account links and transfers)."""
+
+    name: str
+
+    def verify_webhook(self, *, body: bytes, headers: dict[str, str]) -> dict:
+        """The verified payload, or WebhookVerificationFailed."""
+
+    def event_id(self, payload: dict) -> str:
+        """The provider's unique id of the event (the inbox de-duplicates on it)."""
+
+    def parse_event(self, payload: dict) -> NormalizedEvent: ...

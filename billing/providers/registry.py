@@ -1,0 +1,16 @@
+"""Provider adapters by name (each module is the only one that imports its SDK)."""
+
+from __future__ import annotations
+
+from billing.providers.base import PaymentProvider, ProviderError
+from billing.providers.models import ProviderAccount
+
+
+def provider_for(account: ProviderAccount) -> PaymentProvider:
+    if account.provider == "sandbox":
+        from billing.providers.sandbox import SandboxProvider
+
+        return SandboxProvider(webhook_secret=account.webhook_secret)
+    raise ProviderError(
+        f"The {account.get_provider_display()} adapter is not available yet.", code="provider_not_supported"
+    )

@@ -1,0 +1,147 @@
+"""Webhooks in: verify, store, acknowledge; then apply exactly once, in any order.
+
+receive → (signature verified by the provider's own scheme) → InboxEvent row, unique on
+(provider, event id); only a *new* row enqueues processing, on commit. process → locks the row,
+applies the normalized event and marks it applied in one transaction; a failure rolls the
+application back and records the attempt, with a retry at an exponential backoff, until
+WEBHOOK_MAX_ATTEMPTS make it `dead` (the admin can replay it). sweep → re-enqueues rows still
+pending after WEBHOOK_SWEEP_AFTER_SECONDS or due for a retry, so a lost broker message or a worker
+killed mid-task never loses an event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.memberships.services import membership_sync_from_provider
+from billing.providers.base import EventType, NormalizedEvent, WebhookVerificationFailed
+from billing.providers.registry import provider_for
+from billing.providers.selectors import provider_accounts_for_webhook
+from billing.webhooks.models import InboxEvent, InboxStatus
+from monetize.metrics import WEBHOOKS_RECEIVED
+
+logger = logging.getLogger(__name__)
+BACKOFF_SECONDS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
+
+
+def _enqueue(inbox_id: int, *, countdown: int | None = None) -> None:
+    from billing.webhooks.tasks import process_inbox_event
+
+    try:
+        process_inbox_event.apply_async(args=[inbox_id], countdown=countdown)
+    except Exception:  # broker down: the row is safe in the inbox and the sweeper will pick it up
+        logger.warning("could not enqueue inbox event %s; the sweeper will", inbox_id, exc_info=True)
+
+
+def inbox_receive(*, provider: str, body: bytes, headers: dict[str, str]) -> tuple[InboxEvent, bool]:
+    """Verify and store a delivery. Returns (row, created); a redelivery returns the stored row."""
+    accounts = provider_accounts_for_webhook(provider=provider)
+    payload, adapter, failure = None, None, None
+    for account in accounts:
+        adapter = provider_for(account)
+        try:
+            payload = adapter.verify_webhook(body=body, headers=headers)
+            break
+        except WebhookVerificationFailed as exc:
+            failure = exc
+    if payload is None:
+        WEBHOOKS_RECEIVED.labels(provider=provider, outcome="rejected").inc()
+        logger.warning("webhook rejected provider=%s reason=%s", provider, failure or "no account configured")
+        raise failure or WebhookVerificationFailed(
+            f"No {provider} account is configured to verify this webhook."
+        )
+    event_id = adapter.event_id(payload)
+    try:
+        with transaction.atomic():
+            event, created = InboxEvent.objects.get_or_create(
+                provider=provider,
+                event_id=event_id,
+                defaults={"payload": payload, "event_type": str(payload.get("type", ""))[:100]},
+            )
+            if created:
+                transaction.on_commit(lambda: _enqueue(event.pk))
+    except IntegrityError:  # the same event delivered concurrently: the other request stored it
+        event, created = InboxEvent.objects.get(provider=provider, event_id=event_id), False
+    WEBHOOKS_RECEIVED.labels(provider=provider, outcome="stored" if created else "duplicate").inc()
+    return event, created
+
+
+def _apply(event: InboxEvent) -> InboxStatus:
+    accounts = provider_accounts_for_webhook(provider=event.provider)
+    if not accounts:
+        raise WebhookVerificationFailed(f"No {event.provider} account to parse this event.")
+    normalized: NormalizedEvent = provider_for(accounts[0]).parse_event(event.payload)
+    if normalized.subscription is not None:
+        membership_sync_from_provider(
+            provider=event.provider,
+            state=normalized.subscription,
+            occurred_at=normalized.occurred_at,
+            event_id=event.event_id,
+        )
+        return InboxStatus.APPLIED
+    if normalized.type == EventType.IGNORED:
+        return InboxStatus.IGNORED
+    # payments, paid orders and refunds are stored and acknowledged; the payments ledger that
+    # acts on them is the next increment of this issue
+    return InboxStatus.IGNORED
+
+
+def inbox_process(*, inbox_id: int) -> str:
+    """Apply one stored event; returns its status afterwards. Safe to call twice or concurrently."""
+    with transaction.atomic():
+        event = InboxEvent.objects.select_for_update().filter(pk=inbox_id).first()
+        if event is None or event.status in (InboxStatus.APPLIED, InboxStatus.IGNORED, InboxStatus.DEAD):
+            return event.status if event else "missing"
+        event.attempts += 1
+        try:
+            with transaction.atomic():  # a failure rolls back the application, not the bookkeeping
+                event.status = _apply(event)
+            event.processed_at, event.last_error, event.next_attempt_at = timezone.now(), "", None
+        except Exception as exc:  # recorded and retried; after the last attempt the row is dead
+            logger.warning("inbox event %s failed (attempt %s): %r", event.pk, event.attempts, exc)
+            event.last_error = f"{exc.__class__.__name__}: {exc}"[:2000]
+            if event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+                event.status, event.next_attempt_at = InboxStatus.DEAD, None
+            else:
+                delay = BACKOFF_SECONDS[min(event.attempts, len(BACKOFF_SECONDS)) - 1]
+                event.status = InboxStatus.FAILED
+                event.next_attempt_at = timezone.now() + dt.timedelta(seconds=delay)
+                transaction.on_commit(lambda: _enqueue(event.pk, countdown=delay))
+        event.save()
+    return event.status
+
+
+def inbox_sweep(*, now: dt.datetime | None = None) -> int:
+    """Re-enqueue rows that stayed pending too long or are due for a retry."""
+    now = now or timezone.now()
+    stale = now - dt.timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_SECONDS)
+    due = InboxEvent.objects.filter(
+        Q(status=InboxStatus.PENDING, received_at__lte=stale)
+        | Q(status=InboxStatus.FAILED, next_attempt_at__lte=now)
+    ).values_list("pk", flat=True)[:1000]
+    ids = list(due)
+    for inbox_id in ids:
+        _enqueue(inbox_id)
+    return len(ids)
+
+
+def inbox_replay(*, inbox_ids: list[int]) -> int:
+    """Give failed or dead events a fresh set of attempts (the back-office's replay)."""
+    with transaction.atomic():
+        ids = list(
+            InboxEvent.objects.select_for_update()
+            .filter(pk__in=inbox_ids, status__in=[InboxStatus.DEAD, InboxStatus.FAILED])
+            .values_list("pk", flat=True)
+        )
+        InboxEvent.objects.filter(pk__in=ids).update(
+            status=InboxStatus.PENDING, attempts=0, next_attempt_at=None
+        )
+        for inbox_id in ids:
+            transaction.on_commit(lambda inbox_id=inbox_id: _enqueue(inbox_id))
+    return len(ids)

@@ -1,0 +1,22 @@
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from billing.providers.base import WebhookVerificationFailed
+from billing.providers.models import ProviderName
+from billing.webhooks.services import inbox_receive
+from monetize.api.errors import error_body
+
+
+@csrf_exempt
+@require_POST
+def receive(request, provider: str):
+    """`POST /webhooks/<provider>/`: verified and stored before the 200; applied by Celery."""
+    if provider not in ProviderName.values:
+        return JsonResponse(error_body("unknown_provider", f"No provider '{provider}'."), status=404)
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    try:
+        event, created = inbox_receive(provider=provider, body=request.body, headers=headers)
+    except WebhookVerificationFailed as exc:
+        return JsonResponse(error_body(exc.code, exc.message), status=400)
+    return JsonResponse({"received": True, "id": event.event_id, "duplicate": not created})
