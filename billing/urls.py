@@ -33,6 +33,7 @@ urlpatterns = [
         ent.CustomerKeyRotateView.as_view(),
         name="customer-key-rotate",
     ),
+    path("checkouts", memberships_api.CheckoutCreateView.as_view(), name="checkouts"),
     path("entitlements/check", ent.EntitlementCheckView.as_view(), name="entitlements-check"),
     path("keys/verify", ent.KeyVerifyView.as_view(), name="keys-verify"),
 ]

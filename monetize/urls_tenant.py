@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as account_views
 from billing.entitlements import views as entitlement_views
+from billing.providers import views as provider_views
 from billing.tiers import views as tier_views
 from billing.webhooks import views as webhook_views
 from monetize.api import views as api_views
@@ -24,6 +25,7 @@ urlpatterns = [
     path("pricing/", tier_views.pricing, name="pricing"),
     path("account/plan/", entitlement_views.plan, name="plan"),
     path("webhooks/<slug:provider>/", webhook_views.receive, name="webhooks"),
+    path("sandbox/checkout/<str:checkout_id>/", provider_views.sandbox_checkout, name="sandbox-checkout"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),

@@ -6,9 +6,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.memberships.models import Customer
+from billing.memberships.models import Checkout, Customer
 from billing.memberships.selectors import customer_get, customer_get_for_update, customer_list, customer_tier
-from billing.memberships.services import customer_update, customer_upsert
+from billing.memberships.services import checkout_create, customer_update, customer_upsert
 from monetize.api.fields import StrictCharField, StrictRegexField
 from monetize.api.idempotency import idempotent
 from monetize.api.pagination import CursorPagination
@@ -122,3 +122,59 @@ class CustomerDetailView(APIView):
             customer = customer_get_for_update(external_id=external_id)
             customer = customer_update(customer=customer, **data.validated_data)
         return Response(CustomerOutput(customer).data)
+
+
+class CheckoutInput(serializers.Serializer):
+    customer = StrictRegexField(EXTERNAL_ID_PATTERN, max_length=255)
+    tier = StrictCharField(required=False, max_length=64)
+    price = StrictCharField(required=False, max_length=64)
+    provider = StrictCharField(required=False, max_length=16)
+    quantity = serializers.IntegerField(required=False, min_value=1, max_value=10_000, default=1)
+    success_url = serializers.URLField(max_length=2000)
+    cancel_url = serializers.URLField(max_length=2000)
+
+    def validate(self, attrs):
+        if ("tier" in attrs) == ("price" in attrs):
+            raise serializers.ValidationError("Give exactly one of 'tier' or 'price'.")
+        return attrs
+
+
+class CheckoutOutput(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+    customer = serializers.CharField(source="customer.external_id")
+    price = serializers.CharField(source="price.code")
+
+    class Meta:
+        model = Checkout
+        fields = ["id", "url", "status", "customer", "price", "provider", "quantity", "expires_at"]
+
+    def get_url(self, checkout) -> str:
+        request = self.context.get("request")
+        return (
+            request.build_absolute_uri(checkout.url)
+            if request and checkout.url.startswith("/")
+            else checkout.url
+        )
+
+
+class CheckoutCreateView(APIView):
+    """Start a checkout; send the customer to `url`. Membership follows from the provider's webhooks."""
+
+    @extend_schema(operation_id="checkouts_create", request=CheckoutInput, responses={201: CheckoutOutput})
+    @idempotent
+    def post(self, request):
+        data = CheckoutInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        checkout = checkout_create(
+            customer=customer_get(external_id=values["customer"]),
+            price_code=values.get("price"),
+            tier_code=values.get("tier"),
+            provider=values.get("provider"),
+            quantity=values["quantity"],
+            success_url=values["success_url"],
+            cancel_url=values["cancel_url"],
+        )
+        return Response(
+            CheckoutOutput(checkout, context={"request": request}).data, status=status.HTTP_201_CREATED
+        )

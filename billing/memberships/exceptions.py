@@ -14,3 +14,7 @@ class InvalidProviderEvent(MembershipsError):
     """A verified provider event that cannot be applied (unknown price, status …)."""
 
     code = "invalid_provider_event"
+
+
+class CheckoutInvalid(MembershipsError):
+    code = "invalid_checkout"

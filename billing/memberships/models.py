@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -101,3 +103,34 @@ class MembershipHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.membership_id} {self.status} ({self.reason})"
+
+
+class CheckoutStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    COMPLETED = "completed", "Completed"
+    EXPIRED = "expired", "Expired"
+
+
+class Checkout(models.Model):
+    """A customer's way to a paid membership: created here, paid at the provider. The row id is
+    the idempotency key of the provider call. An open checkout expires at `expires_at`."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="checkouts")
+    price = models.ForeignKey("tiers.Price", on_delete=models.PROTECT, related_name="+")
+    provider = models.CharField(max_length=16)
+    quantity = models.PositiveIntegerField(default=1)
+    success_url = models.URLField(max_length=2000)
+    cancel_url = models.URLField(max_length=2000)
+    status = models.CharField(max_length=10, choices=CheckoutStatus.choices, default=CheckoutStatus.OPEN)
+    provider_checkout_id = models.CharField(max_length=255, blank=True)
+    url = models.URLField(max_length=2000, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return str(self.id)

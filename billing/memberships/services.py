@@ -8,10 +8,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from billing.memberships.exceptions import InvalidProviderEvent
+from billing.memberships.exceptions import CheckoutInvalid, InvalidProviderEvent
 from billing.memberships.models import (
     ENTITLED_STATUSES,
     LIVE_STATUSES,
+    Checkout,
+    CheckoutStatus,
     Customer,
     Membership,
     MembershipHistory,
@@ -194,5 +196,89 @@ def membership_sync_from_provider(
             membership.ended_at = occurred_at
         membership.save()
         _record(membership, reason=f"provider:{provider}", event_id=event_id)
+        if state.checkout_id:
+            Checkout.objects.filter(pk=state.checkout_id, status=CheckoutStatus.OPEN).update(
+                status=CheckoutStatus.COMPLETED, completed_at=occurred_at
+            )
         _notify_changed(customer.external_id)
     return membership
+
+
+CHECKOUT_LIFETIME = dt.timedelta(hours=24)
+
+
+def checkout_create(
+    *,
+    customer: Customer,
+    success_url: str,
+    cancel_url: str,
+    price_code: str | None = None,
+    tier_code: str | None = None,
+    provider: str | None = None,
+    quantity: int = 1,
+) -> Checkout:
+    """Start a checkout at the tenant's provider (the default one unless `provider` is named).
+    With a tier, its active monthly price is used (else its cheapest active price)."""
+    from billing.providers.base import CheckoutRequest
+    from billing.providers.registry import provider_for
+    from billing.providers.selectors import provider_account_for_checkout
+
+    price = _checkout_price(price_code=price_code, tier_code=tier_code)
+    account = provider_account_for_checkout(provider=provider)
+    with transaction.atomic():
+        checkout = Checkout.objects.create(
+            customer=customer,
+            price=price,
+            provider=account.provider,
+            quantity=quantity,
+            success_url=success_url,
+            cancel_url=cancel_url,
+            expires_at=timezone.now() + CHECKOUT_LIFETIME,
+        )
+        session = provider_for(account).create_checkout(
+            CheckoutRequest(
+                checkout_id=str(checkout.pk),
+                customer=customer.external_id,
+                email=customer.email,
+                price_ref=price.code,
+                unit_amount=price.unit_amount,
+                currency=price.currency,
+                interval=price.interval,
+                quantity=quantity,
+                trial_days=price.trial_days,
+                success_url=success_url,
+                cancel_url=cancel_url,
+            )
+        )
+        checkout.provider_checkout_id, checkout.url = session.provider_checkout_id, session.url
+        checkout.save(update_fields=["provider_checkout_id", "url"])
+    return checkout
+
+
+def _checkout_price(*, price_code: str | None, tier_code: str | None) -> Price:
+    if price_code:
+        price = Price.objects.filter(code=price_code, active=True).select_related("tier").first()
+        if price is None:
+            raise CheckoutInvalid(f"No active price '{price_code}'.", details={"price": price_code})
+    elif tier_code:
+        tier = tier_get(code=tier_code)
+        prices = list(
+            tier.prices.filter(active=True).exclude(interval="one_time").order_by("unit_amount", "id")
+        )
+        price = next((p for p in prices if p.interval == "month"), prices[0] if prices else None)
+        if price is None:
+            raise CheckoutInvalid(
+                f"Tier '{tier_code}' has no recurring price to check out.", details={"tier": tier_code}
+            )
+    else:
+        raise CheckoutInvalid("Give a tier or a price.")
+    if not price.code:
+        raise CheckoutInvalid("Only prices with a code can be checked out.", details={"price": price.pk})
+    return price
+
+
+def checkouts_expire(*, now: dt.datetime | None = None) -> int:
+    """Open checkouts past their expiry become expired (beat, hourly)."""
+    return Checkout.objects.filter(status=CheckoutStatus.OPEN, expires_at__lte=now or timezone.now()).update(
+        status=CheckoutStatus.EXPIRED
+    )

@@ -27,6 +27,11 @@ class ProviderUnavailable(ProviderError):
     status_code = 503
 
 
+class ProviderNotConfigured(ProviderError):
+    code = "provider_not_configured"
+    status_code = 409
+
+
 class WebhookVerificationFailed(ProviderError):
     code = "invalid_signature"
     status_code = 400
@@ -57,6 +62,7 @@ class SubscriptionState:
     period_end: dt.datetime | None = None
     cancel_at_period_end: bool = False
     provider_customer_id: str = ""
+    checkout_id: str = ""  # our Checkout id, when the subscription came from one
 
 
 @dataclass(frozen=True)

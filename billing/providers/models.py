@@ -57,3 +57,58 @@ class ProviderAccount(models.Model):
     @webhook_secret.setter
     def webhook_secret(self, value: str) -> None:
         self.webhook_secret_encrypted = encrypt(value) if value else ""
+
+
+class SandboxSubscription(models.Model):
+    """The sandbox provider's own record of a subscription (what Stripe would keep on its side).
+    `card` decides what charges do: `ok`, or `fails_at_renewal` (4000 0000 0000 0341)."""
+
+    id = models.CharField(max_length=40, primary_key=True)
+    customer = models.CharField(max_length=255)
+    price = models.CharField(max_length=64)
+    interval = models.CharField(max_length=8)
+    unit_amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    quantity = models.PositiveIntegerField(default=1)
+    card = models.CharField(max_length=20, default="ok")
+    status = models.CharField(max_length=12)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    trial_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    failed_attempts = models.PositiveIntegerField(default=0)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class SandboxClock(models.Model):
+    """The sandbox's idea of now: real time plus `offset_seconds` (moved by `sandbox_advance`)."""
+
+    offset_seconds = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"+{self.offset_seconds}s"
+
+
+class SandboxCheckout(models.Model):
+    """The sandbox provider's copy of a checkout it was asked to host (it knows nothing else)."""
+
+    id = models.CharField(max_length=40, primary_key=True)  # our Checkout id
+    customer = models.CharField(max_length=255)
+    email = models.CharField(max_length=254, blank=True)
+    price = models.CharField(max_length=64)
+    interval = models.CharField(max_length=8)
+    unit_amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    quantity = models.PositiveIntegerField(default=1)
+    trial_days = models.PositiveIntegerField(default=0)
+    success_url = models.URLField(max_length=2000)
+    cancel_url = models.URLField(max_length=2000)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    subscription = models.ForeignKey(SandboxSubscription, null=True, blank=True, on_delete=models.SET_NULL)
+
+    def __str__(self) -> str:
+        return self.id

@@ -18,6 +18,8 @@ from django.utils.dateparse import parse_datetime
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from billing.providers.base import (
+    CheckoutRequest,
+    CheckoutSession,
     EventType,
     NormalizedEvent,
     PaymentState,
@@ -83,6 +85,7 @@ class SandboxProvider:
                 period_start=_when(data.get("period_start")),
                 period_end=_when(data.get("period_end")),
                 cancel_at_period_end=bool(data.get("cancel_at_period_end")),
+                checkout_id=str(data.get("checkout_id") or ""),
             )
             return NormalizedEvent(type=SUBSCRIPTION_TYPES[raw_type], subscription=state, **common)
         if raw_type in PAYMENT_TYPES:
@@ -95,6 +98,18 @@ class SandboxProvider:
             )
             return NormalizedEvent(type=PAYMENT_TYPES[raw_type], payment=payment, **common)
         return NormalizedEvent(type=EventType.IGNORED, **common)
+
+    # --- calls (the sandbox's own behaviour lives in sandbox_engine) ----------------------------
+
+    def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
+        from billing.providers.sandbox_engine import checkout_create
+
+        return checkout_create(request)
+
+    def cancel_subscription(self, *, subscription_id: str, at_period_end: bool) -> None:
+        from billing.providers.sandbox_engine import subscription_cancel
+
+        subscription_cancel(subscription_id=subscription_id, at_period_end=at_period_end)
 
     # --- emitting (the sandbox is also the provider) ------------------------------------------
 

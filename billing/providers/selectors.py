@@ -4,3 +4,20 @@ from billing.providers.models import ProviderAccount
 def provider_accounts_for_webhook(*, provider: str) -> list[ProviderAccount]:
     """The accounts whose secrets may have signed a webhook of `provider` (test and live)."""
     return list(ProviderAccount.objects.filter(provider=provider).order_by("mode"))
+
+
+def provider_account_for_checkout(*, provider: str | None = None) -> ProviderAccount:
+    """The named provider's account (live before test), else the tenant's default one."""
+    from billing.providers.base import ProviderNotConfigured
+
+    qs = ProviderAccount.objects.all()
+    account = (
+        qs.filter(provider=provider).order_by("mode").first()
+        if provider
+        else qs.filter(is_default=True).first()
+    )
+    if account is None:
+        raise ProviderNotConfigured(
+            f"No {provider or 'default'} payment provider is configured for this tenant."
+        )
+    return account

@@ -1,0 +1,230 @@
+"""The sandbox provider's own behaviour: hosted checkout, charges, renewals, dunning, its clock.
+
+It plays the part of an outside provider: it keeps its own records (SandboxCheckout,
+SandboxSubscription), and tells the portal what happened only through signed webhooks that go
+through the same verification, inbox and processing as Stripe's or Polar's would (delivered
+in-process to the inbox once the sandbox's own writes commit).
+
+Test cards: 4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined; 4000 0000 0000 0341 pays now
+and fails at every renewal. A failed renewal makes the subscription `past_due` and is retried
+SANDBOX_RETRY_DAYS after the first failure (default +2, +5, +7 days); when the last retry fails
+the subscription is canceled. `sandbox_advance` moves the sandbox clock and plays everything due.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable
+
+from dateutil.relativedelta import relativedelta
+from django.db import transaction
+from django.utils import timezone
+
+from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderError
+from billing.providers.models import ProviderAccount, SandboxCheckout, SandboxClock, SandboxSubscription
+from billing.providers.sandbox import SandboxProvider
+
+CARDS = {"4242424242424242": "ok", "4000000000000341": "fails_at_renewal", "4000000000000002": "declined"}
+RETRY_DAYS = (2, 5, 7)
+
+
+class CardDeclined(ProviderError):
+    code = "card_declined"
+    status_code = 402
+
+
+class UnknownCard(ProviderError):
+    code = "unknown_test_card"
+    status_code = 400
+
+
+def sandbox_now() -> dt.datetime:
+    clock = SandboxClock.objects.first()
+    return timezone.now() + dt.timedelta(seconds=clock.offset_seconds if clock else 0)
+
+
+def _emit(event_type: str, data: dict, *, at: dt.datetime) -> None:
+    """Sign and deliver one event to this tenant's webhook inbox once the sandbox's writes commit."""
+    from billing.webhooks.services import inbox_receive  # the "HTTP call" to the portal
+
+    account = ProviderAccount.objects.filter(provider="sandbox").order_by("mode").first()
+    if account is None:
+        raise ProviderError(
+            "The sandbox provider is not configured for this tenant.", code="provider_not_configured"
+        )
+    payload = {
+        "id": "evt_" + secrets.token_hex(12),
+        "type": event_type,
+        "created_at": at.isoformat(),
+        "data": data,
+    }
+    body, headers = SandboxProvider(webhook_secret=account.webhook_secret).sign(payload=payload)
+    transaction.on_commit(lambda: inbox_receive(provider="sandbox", body=body, headers=headers))
+
+
+def _subscription_data(sub: SandboxSubscription, **extra) -> dict:
+    return {
+        "subscription_id": sub.id,
+        "status": sub.status,
+        "customer": sub.customer,
+        "price": sub.price,
+        "quantity": sub.quantity,
+        "period_start": sub.period_start.isoformat(),
+        "period_end": sub.period_end.isoformat(),
+        "cancel_at_period_end": sub.cancel_at_period_end,
+        **extra,
+    }
+
+
+def _step(interval: str) -> relativedelta:
+    return relativedelta(years=1) if interval == "year" else relativedelta(months=1)
+
+
+def checkout_create(request: CheckoutRequest) -> CheckoutSession:
+    SandboxCheckout.objects.update_or_create(
+        id=request.checkout_id,
+        defaults={
+            "customer": request.customer,
+            "email": request.email,
+            "price": request.price_ref,
+            "interval": request.interval,
+            "unit_amount": request.unit_amount,
+            "currency": request.currency,
+            "quantity": request.quantity,
+            "trial_days": request.trial_days,
+            "success_url": request.success_url,
+            "cancel_url": request.cancel_url,
+        },
+    )
+    return CheckoutSession(
+        provider_checkout_id=request.checkout_id, url=f"/sandbox/checkout/{request.checkout_id}/"
+    )
+
+
+def checkout_pay(*, checkout_id: str, card_number: str) -> SandboxCheckout:
+    """Pay a hosted checkout with a test card. Paying twice is a no-op."""
+    card = CARDS.get("".join(ch for ch in card_number if ch.isdigit()))
+    if card is None:
+        raise UnknownCard("Use a test card: 4242 4242 4242 4242, 4000 0000 0000 0002 or 4000 0000 0000 0341.")
+    with transaction.atomic():
+        checkout = SandboxCheckout.objects.select_for_update().get(pk=checkout_id)
+        if checkout.paid_at is not None:
+            return checkout
+        if card == "declined":
+            raise CardDeclined("Your card was declined.")
+        now = sandbox_now()
+        trial_end = now + dt.timedelta(days=checkout.trial_days) if checkout.trial_days else None
+        sub = SandboxSubscription.objects.create(
+            id="sub_" + secrets.token_hex(10),
+            customer=checkout.customer,
+            price=checkout.price,
+            interval=checkout.interval,
+            unit_amount=checkout.unit_amount,
+            currency=checkout.currency,
+            quantity=checkout.quantity,
+            card=card,
+            status="trialing" if trial_end else "active",
+            period_start=now,
+            period_end=trial_end or now + _step(checkout.interval),
+            trial_end=trial_end,
+        )
+        checkout.paid_at, checkout.subscription = now, sub
+        checkout.save(update_fields=["paid_at", "subscription"])
+        _emit("subscription.created", _subscription_data(sub, checkout_id=checkout.id), at=now)
+        if not trial_end:
+            _charge_succeeded(sub, at=now)
+    return checkout
+
+
+def _charge_succeeded(sub: SandboxSubscription, *, at: dt.datetime) -> None:
+    _emit(
+        "payment.succeeded",
+        {"payment_id": "pay_" + secrets.token_hex(10), "amount": sub.unit_amount * sub.quantity, "currency": sub.currency,
+         "customer": sub.customer, "subscription_id": sub.id},
+        at=at,
+    )  # fmt: skip
+
+
+def _charge_failed(sub: SandboxSubscription, *, at: dt.datetime) -> None:
+    _emit(
+        "payment.failed",
+        {"payment_id": "pay_" + secrets.token_hex(10), "amount": sub.unit_amount * sub.quantity, "currency": sub.currency,
+         "customer": sub.customer, "subscription_id": sub.id},
+        at=at,
+    )  # fmt: skip
+
+
+def _renew(sub: SandboxSubscription, at: dt.datetime) -> None:
+    """The period (or trial) ended at `at`: cancel, charge and roll over, or start dunning."""
+    if sub.cancel_at_period_end:
+        sub.status = "canceled"
+        sub.save(update_fields=["status"])
+        _emit("subscription.canceled", _subscription_data(sub), at=at)
+        return
+    if sub.card == "ok":
+        sub.status, sub.period_start, sub.period_end = "active", at, at + _step(sub.interval)
+        sub.save(update_fields=["status", "period_start", "period_end"])
+        _charge_succeeded(sub, at=at)
+        _emit("subscription.updated", _subscription_data(sub), at=at)
+        return
+    sub.status, sub.failed_attempts = "past_due", 1
+    sub.next_retry_at = at + dt.timedelta(days=RETRY_DAYS[0])
+    sub.save(update_fields=["status", "failed_attempts", "next_retry_at"])
+    _charge_failed(sub, at=at)
+    _emit("subscription.updated", _subscription_data(sub), at=at)
+
+
+def _retry(sub: SandboxSubscription, at: dt.datetime) -> None:
+    """A dunning retry on a card that keeps failing (the only sandbox card that fails renewals)."""
+    _charge_failed(sub, at=at)
+    if sub.failed_attempts >= len(RETRY_DAYS):
+        sub.status, sub.next_retry_at = "canceled", None
+        sub.save(update_fields=["status", "next_retry_at"])
+        _emit("subscription.canceled", _subscription_data(sub), at=at)
+        return
+    first_failure = sub.next_retry_at - dt.timedelta(days=RETRY_DAYS[sub.failed_attempts - 1])
+    sub.failed_attempts += 1
+    sub.next_retry_at = first_failure + dt.timedelta(days=RETRY_DAYS[sub.failed_attempts - 1])
+    sub.save(update_fields=["failed_attempts", "next_retry_at"])
+
+
+def _next_due(until: dt.datetime) -> tuple[dt.datetime, SandboxSubscription, Callable] | None:
+    due = []
+    for sub in SandboxSubscription.objects.filter(status__in=["trialing", "active"], period_end__lte=until):
+        due.append((sub.period_end, sub, _renew))
+    for sub in SandboxSubscription.objects.filter(status="past_due", next_retry_at__lte=until):
+        due.append((sub.next_retry_at, sub, _retry))
+    return min(due, key=lambda item: (item[0], item[1].id)) if due else None
+
+
+def clock_advance(*, days: float, progress: Callable[[str], None] | None = None) -> int:
+    """Move the sandbox clock and play everything that falls due, in time order. Returns the
+    number of renewals and retries played."""
+    played = 0
+    with transaction.atomic():
+        clock = SandboxClock.objects.select_for_update().first() or SandboxClock.objects.create()
+        clock.offset_seconds += int(days * 86400)
+        clock.save(update_fields=["offset_seconds"])
+        until = timezone.now() + dt.timedelta(seconds=clock.offset_seconds)
+        while (item := _next_due(until)) is not None:
+            at, sub, play = item
+            play(sub, at)
+            played += 1
+            if progress:
+                progress(f"{at:%Y-%m-%d} {sub.id} {play.__name__.strip('_')} → {sub.status}")
+    return played
+
+
+def subscription_cancel(*, subscription_id: str, at_period_end: bool) -> None:
+    with transaction.atomic():
+        sub = SandboxSubscription.objects.select_for_update().get(pk=subscription_id)
+        now = sandbox_now()
+        if at_period_end:
+            sub.cancel_at_period_end = True
+            sub.save(update_fields=["cancel_at_period_end"])
+            _emit("subscription.updated", _subscription_data(sub), at=now)
+        else:
+            sub.status = "canceled"
+            sub.save(update_fields=["status"])
+            _emit("subscription.canceled", _subscription_data(sub), at=now)

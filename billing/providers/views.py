@@ -1,0 +1,36 @@
+"""The sandbox provider's hosted checkout page (what Stripe Checkout would be), on the tenant site."""
+
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from billing.providers.models import SandboxCheckout
+from billing.providers.sandbox_engine import CardDeclined, UnknownCard, checkout_pay
+from monetize.money import format_amount
+
+
+@require_http_methods(["GET", "POST"])
+def sandbox_checkout(request, checkout_id: str):
+    checkout = SandboxCheckout.objects.filter(pk=checkout_id).first()
+    if checkout is None:
+        raise Http404("No such checkout.")
+    error = None
+    if request.method == "POST" and checkout.paid_at is None:
+        try:
+            checkout_pay(checkout_id=checkout.pk, card_number=request.POST.get("card", ""))
+        except (CardDeclined, UnknownCard) as exc:
+            error = exc.message
+        else:
+            return redirect(checkout.success_url)
+    if checkout.paid_at is not None and request.method == "GET":
+        return redirect(checkout.success_url)
+    return render(
+        request,
+        "sandbox/checkout.html",
+        {
+            "checkout": checkout,
+            "amount": format_amount(checkout.unit_amount * checkout.quantity, checkout.currency),
+            "error": error,
+        },
+        status=402 if error else 200,
+    )

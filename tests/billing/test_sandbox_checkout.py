@@ -1,0 +1,140 @@
+"""Checkout through the built-in sandbox provider, then renewals and dunning on its clock."""
+
+import re
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django_tenants.utils import tenant_context
+
+from billing.memberships.models import Checkout, Membership
+from billing.providers.services import provider_account_upsert
+from billing.webhooks.models import InboxEvent
+from tests.billing.test_entitlements import check, make_customer
+from tests.billing.test_webhooks_in import process_all
+
+
+@pytest.fixture
+def shop(ci_catalog, monkeypatch, django_capture_on_commit_callbacks):
+    """alpha with the CI catalog, the sandbox provider and customer c1; broker calls recorded."""
+    with tenant_context(ci_catalog.tenant):
+        provider_account_upsert(provider="sandbox")
+    monkeypatch.setattr("billing.webhooks.services._enqueue", lambda inbox_id, countdown=None: None)
+    make_customer(ci_catalog)
+    return ci_catalog
+
+
+def start_checkout(fixture, **body):
+    payload = {
+        "customer": "c1",
+        "success_url": "https://app.test/ok",
+        "cancel_url": "https://app.test/no",
+        **body,
+    }
+    return fixture.api().post("/api/v1/checkouts", payload, content_type="application/json")
+
+
+def pay(fixture, url, card, capture):
+    path = re.sub(r"^https?://[^/]+", "", url)
+    with capture(execute=True):  # the sandbox delivers its signed webhooks once its writes commit
+        return fixture.client().post(path, {"card": card})
+
+
+def advance(fixture, days, capture):
+    out = StringIO()
+    with capture(execute=True):
+        call_command("sandbox_advance", "--tenant", "alpha", "--days", str(days), stdout=out)
+    process_all(fixture)
+    return out.getvalue()
+
+
+def membership(fixture):
+    with tenant_context(fixture.tenant):
+        return Membership.objects.filter(provider="sandbox").order_by("-id").first()
+
+
+def test_checkout_pays_and_upgrades_through_webhooks(shop, django_capture_on_commit_callbacks):
+    created = start_checkout(shop, tier="team")
+    assert created.status_code == 201
+    body = created.json()
+    assert body["url"].startswith("http://alpha.test/sandbox/checkout/") and body["price"] == "team-monthly"
+    page = shop.client().get(re.sub(r"^https?://[^/]+", "", body["url"]))
+    assert page.status_code == 200 and "$19.00" in page.content.decode()
+
+    declined = pay(shop, body["url"], "4000 0000 0000 0002", django_capture_on_commit_callbacks)
+    assert declined.status_code == 402 and "declined" in declined.content.decode()
+    with tenant_context(shop.tenant):
+        assert not InboxEvent.objects.exists()
+
+    paid = pay(shop, body["url"], "4242 4242 4242 4242", django_capture_on_commit_callbacks)
+    assert paid.status_code == 302 and paid["Location"] == "https://app.test/ok"
+    assert check(shop, feature="private_projects").json()["tier"] == "community"  # not applied yet
+    process_all(shop)
+    assert check(shop, feature="private_projects").json()["tier"] == "team"
+    m = membership(shop)
+    assert m.status == "trialing" and m.price.code == "team-monthly"  # 14-day trial, no charge yet
+    with tenant_context(shop.tenant):
+        assert Checkout.objects.get().status == "completed"
+        assert list(InboxEvent.objects.values_list("event_type", flat=True)) == ["subscription.created"]
+    # paying the same checkout again changes nothing
+    pay(shop, body["url"], "4242 4242 4242 4242", django_capture_on_commit_callbacks)
+    with tenant_context(shop.tenant):
+        assert InboxEvent.objects.count() == 1
+
+
+def test_renewal_rolls_the_period(shop, django_capture_on_commit_callbacks):
+    url = start_checkout(shop, price="pro-yearly").json()["url"]
+    pay(shop, url, "4242424242424242", django_capture_on_commit_callbacks)
+    process_all(shop)
+    first_end = membership(shop).current_period_end
+    output = advance(shop, 370, django_capture_on_commit_callbacks)
+    assert "renew → active" in output
+    m = membership(shop)
+    assert m.status == "active" and m.current_period_end > first_end
+
+
+def test_trial_then_failed_renewal_runs_dunning_to_the_free_tier(shop, django_capture_on_commit_callbacks):
+    url = start_checkout(shop, tier="pro").json()["url"]  # pro-monthly has a 14-day trial
+    pay(shop, url, "4000 0000 0000 0341", django_capture_on_commit_callbacks)
+    process_all(shop)
+    assert membership(shop).status == "trialing"
+    assert check(shop, feature="custom_runners").json()["allowed"] is True
+
+    advance(shop, 15, django_capture_on_commit_callbacks)  # the trial ends, the charge fails
+    assert membership(shop).status == "past_due"
+    assert check(shop, feature="custom_runners").json()["allowed"] is True  # past_due keeps entitlements
+    advance(shop, 2, django_capture_on_commit_callbacks)  # retry 1 (+2 days)
+    advance(shop, 3, django_capture_on_commit_callbacks)  # retry 2 (+5 days)
+    assert membership(shop).status == "past_due"
+    output = advance(shop, 2, django_capture_on_commit_callbacks)  # retry 3 (+7 days) fails: canceled
+    assert "retry → canceled" in output
+    assert membership(shop).status == "canceled"
+    assert check(shop, feature="custom_runners").json()["allowed"] is False
+    assert check(shop, feature="custom_runners").json()["tier"] == "community"
+
+
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ({"tier": "team", "price": "team-monthly"}, 400, "invalid_request"),
+        ({}, 400, "invalid_request"),
+        ({"tier": "nope"}, 404, "unknown_tier"),
+        ({"price": "nope"}, 400, "invalid_checkout"),
+        ({"tier": "community"}, 400, "invalid_checkout"),
+        ({"tier": "team", "customer": "ghost"}, 404, "unknown_customer"),
+        ({"tier": "team", "success_url": "not a url"}, 400, "invalid_request"),
+        ({"tier": "team", "provider": "stripe"}, 409, "provider_not_configured"),
+    ],
+)
+def test_bad_checkouts_are_refused(shop, body, status, code):
+    response = start_checkout(shop, **body)
+    assert response.status_code == status and response.json()["error"]["code"] == code
+    with tenant_context(shop.tenant):
+        assert not Checkout.objects.exists()
+
+
+def test_unknown_card_and_unknown_checkout(shop, django_capture_on_commit_callbacks):
+    url = start_checkout(shop, tier="team").json()["url"]
+    response = pay(shop, url, "1234", django_capture_on_commit_callbacks)
+    assert response.status_code == 402 and "test card" in response.content.decode()
+    assert shop.client().get("/sandbox/checkout/nope/").status_code == 404
