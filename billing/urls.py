@@ -34,6 +34,14 @@ urlpatterns = [
         name="customer-key-rotate",
     ),
     path("checkouts", memberships_api.CheckoutCreateView.as_view(), name="checkouts"),
+    path(
+        f"{customer}/membership", memberships_api.CustomerMembershipView.as_view(), name="customer-membership"
+    ),
+    path(
+        "memberships/<int:membership_id>/cancel",
+        memberships_api.MembershipCancelView.as_view(),
+        name="membership-cancel",
+    ),
     path("entitlements/check", ent.EntitlementCheckView.as_view(), name="entitlements-check"),
     path("keys/verify", ent.KeyVerifyView.as_view(), name="keys-verify"),
 ]

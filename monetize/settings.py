@@ -231,6 +231,7 @@ CELERY_BEAT_SCHEDULE = {
     "keys-last-used-flush": {"task": "accounts.keys_last_used_flush", "schedule": 60.0},
     # runs in the public schema only (tenant-schemas-celery: an explicit schema list)
     "webhooks-sweep": {"task": "webhooks.sweep", "schedule": 60.0},
+    "checkouts-expire": {"task": "memberships.checkouts_expire", "schedule": 3600.0},
     "tenant-spares-refill": {
         "task": "tenants.spares_refill",
         "schedule": 300.0,

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as account_views
 from billing.entitlements import views as entitlement_views
+from billing.memberships import views as membership_views
 from billing.providers import views as provider_views
 from billing.tiers import views as tier_views
 from billing.webhooks import views as webhook_views
@@ -23,6 +24,7 @@ urlpatterns = [
     path("settings/api-keys/", account_views.api_keys, name="api-keys"),
     path("settings/", account_views.tenant_settings, name="tenant-settings"),
     path("pricing/", tier_views.pricing, name="pricing"),
+    path("billing/checkout/", membership_views.start_checkout, name="start-checkout"),
     path("account/plan/", entitlement_views.plan, name="plan"),
     path("webhooks/<slug:provider>/", webhook_views.receive, name="webhooks"),
     path("sandbox/checkout/<str:checkout_id>/", provider_views.sandbox_checkout, name="sandbox-checkout"),

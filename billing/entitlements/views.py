@@ -9,6 +9,7 @@ from billing.entitlements.exceptions import EntitlementsError
 from billing.entitlements.models import CustomerApiKey
 from billing.entitlements.selectors import entitlement_snapshot, feature_usage
 from billing.entitlements.services import customer_key_create, customer_key_revoke, customer_key_rotate
+from billing.memberships.selectors import membership_current
 from billing.memberships.services import customer_for_user
 from billing.tiers.models import Feature
 
@@ -62,6 +63,7 @@ def plan(request):
         "billing/plan.html",
         {
             "customer": customer,
+            "membership": membership_current(customer=customer),
             "snapshot": snapshot,
             "features": _feature_rows(snapshot),
             "keys": customer.api_keys.all(),

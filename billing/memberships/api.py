@@ -6,9 +6,16 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.memberships.models import Checkout, Customer
-from billing.memberships.selectors import customer_get, customer_get_for_update, customer_list, customer_tier
-from billing.memberships.services import checkout_create, customer_update, customer_upsert
+from billing.memberships.models import Checkout, Customer, Membership
+from billing.memberships.selectors import (
+    customer_get,
+    customer_get_for_update,
+    customer_list,
+    customer_tier,
+    membership_current,
+    membership_get,
+)
+from billing.memberships.services import checkout_create, customer_update, customer_upsert, membership_cancel
 from monetize.api.fields import StrictCharField, StrictRegexField
 from monetize.api.idempotency import idempotent
 from monetize.api.pagination import CursorPagination
@@ -178,3 +185,52 @@ class CheckoutCreateView(APIView):
         return Response(
             CheckoutOutput(checkout, context={"request": request}).data, status=status.HTTP_201_CREATED
         )
+
+
+class MembershipOutput(serializers.ModelSerializer):
+    tier = serializers.CharField(source="tier.code")
+    price = serializers.CharField(source="price.code", allow_null=True, default=None)
+
+    class Meta:
+        model = Membership
+        fields = [
+            "id", "tier", "price", "status", "provider", "provider_subscription_id", "quantity", "started_at",
+            "current_period_start", "current_period_end", "cancel_at_period_end", "ended_at",
+        ]  # fmt: skip
+
+
+class CustomerMembershipView(APIView):
+    """The customer's live membership (or the latest ended one), with the tier it grants now."""
+
+    @extend_schema(operation_id="memberships_current", responses=MembershipOutput)
+    def get(self, request, external_id: str):
+        customer = customer_get(external_id=external_id)
+        membership = membership_current(customer=customer)
+        tier = customer_tier(customer=customer)
+        return Response(
+            {
+                "membership": MembershipOutput(membership).data if membership else None,
+                "tier": tier.code if tier else None,
+            }
+        )
+
+
+class MembershipCancelInput(serializers.Serializer):
+    at_period_end = serializers.BooleanField(default=True)
+
+
+class MembershipCancelView(APIView):
+    """Cancel now or at period end; a provider membership changes when the provider's webhook arrives."""
+
+    @extend_schema(
+        operation_id="memberships_cancel", request=MembershipCancelInput, responses={202: MembershipOutput}
+    )
+    @idempotent
+    def post(self, request, membership_id: int):
+        data = MembershipCancelInput(data=request.data if request.body else {})
+        data.is_valid(raise_exception=True)
+        membership = membership_cancel(
+            membership=membership_get(membership_id=membership_id),
+            at_period_end=data.validated_data["at_period_end"],
+        )
+        return Response(MembershipOutput(membership).data, status=status.HTTP_202_ACCEPTED)

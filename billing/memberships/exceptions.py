@@ -18,3 +18,13 @@ class InvalidProviderEvent(MembershipsError):
 
 class CheckoutInvalid(MembershipsError):
     code = "invalid_checkout"
+
+
+class MembershipNotLive(MembershipsError):
+    code = "membership_not_live"
+    status_code = 409
+
+
+class MembershipNotFound(MembershipsError):
+    code = "unknown_membership"
+    status_code = 404

@@ -59,3 +59,30 @@ def customer_tier(*, customer: Customer) -> Tier | None:
     if membership is not None:
         return membership.tier
     return Tier.objects.filter(is_default=True).first()
+
+
+def membership_current(*, customer: Customer) -> Membership | None:
+    """The customer's live membership (at most one), else the most recent one."""
+    from billing.memberships.models import LIVE_STATUSES
+
+    live = (
+        Membership.objects.filter(customer=customer, status__in=LIVE_STATUSES)
+        .select_related("tier", "price")
+        .first()
+    )
+    return (
+        live
+        or Membership.objects.filter(customer=customer)
+        .select_related("tier", "price")
+        .order_by("-id")
+        .first()
+    )
+
+
+def membership_get(*, membership_id: int) -> Membership:
+    from billing.memberships.exceptions import MembershipNotFound
+
+    membership = Membership.objects.filter(pk=membership_id).select_related("customer", "tier").first()
+    if membership is None:
+        raise MembershipNotFound("No such membership.", details={"id": membership_id})
+    return membership

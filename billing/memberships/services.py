@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from billing.memberships.exceptions import CheckoutInvalid, InvalidProviderEvent
+from billing.memberships.exceptions import CheckoutInvalid, InvalidProviderEvent, MembershipNotLive
 from billing.memberships.models import (
     ENTITLED_STATUSES,
     LIVE_STATUSES,
@@ -282,3 +282,29 @@ def checkouts_expire(*, now: dt.datetime | None = None) -> int:
     return Checkout.objects.filter(status=CheckoutStatus.OPEN, expires_at__lte=now or timezone.now()).update(
         status=CheckoutStatus.EXPIRED
     )
+
+
+def membership_cancel(*, membership: Membership, at_period_end: bool) -> Membership:
+    """Cancel now or at the end of the period. A provider membership is canceled at the provider,
+    whose webhook then updates it (as every provider change does); a manual one is changed here."""
+    from billing.providers.registry import provider_for
+    from billing.providers.selectors import provider_account_for_checkout
+
+    if membership.status not in LIVE_STATUSES:
+        raise MembershipNotLive("This membership has already ended.", details={"status": membership.status})
+    if membership.provider != "manual":
+        account = provider_account_for_checkout(provider=membership.provider)
+        provider_for(account).cancel_subscription(
+            subscription_id=membership.provider_subscription_id, at_period_end=at_period_end
+        )
+        return membership
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        if at_period_end and membership.current_period_end:
+            membership.cancel_at_period_end = True
+        else:
+            membership.status, membership.ended_at = MembershipStatus.CANCELED, timezone.now()
+        membership.save()
+        _record(membership, reason="canceled")
+        _notify_changed(membership.customer.external_id)
+    return membership

@@ -138,3 +138,93 @@ def test_unknown_card_and_unknown_checkout(shop, django_capture_on_commit_callba
     response = pay(shop, url, "1234", django_capture_on_commit_callbacks)
     assert response.status_code == 402 and "test card" in response.content.decode()
     assert shop.client().get("/sandbox/checkout/nope/").status_code == 404
+
+
+def test_a_fresh_tenant_checks_out_through_the_sandbox(ci_catalog):
+    from billing.providers.models import ProviderAccount
+
+    make_customer(ci_catalog)
+    assert start_checkout(ci_catalog, tier="team").status_code == 201
+    with tenant_context(ci_catalog.tenant):
+        account = ProviderAccount.objects.get()
+        assert (account.provider, account.is_default) == ("sandbox", True)
+        assert (
+            account.webhook_secret.startswith("whsec_") and "whsec_" not in account.webhook_secret_encrypted
+        )
+
+
+def test_cancel_at_period_end_through_the_provider(shop, django_capture_on_commit_callbacks):
+    url = start_checkout(shop, price="pro-yearly").json()["url"]
+    pay(shop, url, "4242424242424242", django_capture_on_commit_callbacks)
+    process_all(shop)
+    current = shop.api().get("/api/v1/customers/c1/membership").json()
+    assert current["tier"] == "pro" and current["membership"]["status"] == "active"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = shop.api().post(
+            f"/api/v1/memberships/{current['membership']['id']}/cancel",
+            {"at_period_end": True},
+            content_type="application/json",
+        )
+    assert response.status_code == 202
+    process_all(shop)
+    assert membership(shop).cancel_at_period_end is True and membership(shop).status == "active"
+    advance(shop, 370, django_capture_on_commit_callbacks)
+    assert membership(shop).status == "canceled"
+    assert shop.api().get("/api/v1/customers/c1/membership").json()["tier"] == "community"
+    again = shop.api().post(
+        f"/api/v1/memberships/{current['membership']['id']}/cancel", {}, content_type="application/json"
+    )
+    assert again.status_code == 409 and again.json()["error"]["code"] == "membership_not_live"
+    assert (
+        shop.api().post("/api/v1/memberships/999999/cancel", {}, content_type="application/json").status_code
+        == 404
+    )
+
+
+def test_cancel_a_manual_membership_now(shop):
+    shop.api().post(
+        "/api/v1/customers", {"external_id": "c1", "tier": "team"}, content_type="application/json"
+    )
+    current = shop.api().get("/api/v1/customers/c1/membership").json()
+    assert current["membership"]["provider"] == "manual"
+    response = shop.api().post(
+        f"/api/v1/memberships/{current['membership']['id']}/cancel",
+        {"at_period_end": False},
+        content_type="application/json",
+    )
+    assert response.status_code == 202 and response.json()["status"] == "canceled"
+    assert check(shop, feature="private_projects").json()["tier"] == "community"
+
+
+def test_pricing_page_subscribe_button_runs_the_whole_flow(shop, django_capture_on_commit_callbacks):
+    from tests.conftest import PASSWORD
+
+    anonymous = shop.client().get("/pricing/").content.decode()
+    assert "Sign up to subscribe" in anonymous
+    client = shop.client()
+    client.post(
+        "/accounts/signup/", {"email": "buyer@alpha.test", "password1": PASSWORD, "password2": PASSWORD}
+    )
+    assert 'data-price="pro-monthly"' in client.get("/pricing/").content.decode()
+    response = client.post("/billing/checkout/", {"price": "pro-monthly"})
+    assert response.status_code == 302 and "/sandbox/checkout/" in response["Location"]
+    with django_capture_on_commit_callbacks(execute=True):
+        paid = client.post(response["Location"], {"card": "4242 4242 4242 4242"})
+    assert paid["Location"] == "http://alpha.test/account/plan/?checkout=done"
+    process_all(shop)
+    page = client.get("/account/plan/?checkout=done").content.decode()
+    assert 'data-testid="tier">Pro<' in page and "Membership trialing" in page
+
+
+def test_unpaid_checkouts_expire(shop):
+    import datetime as dt
+
+    from billing.memberships.services import checkouts_expire
+
+    start_checkout(shop, tier="team")
+    with tenant_context(shop.tenant):
+        checkout = Checkout.objects.get()
+        assert checkouts_expire() == 0
+        assert checkouts_expire(now=checkout.expires_at + dt.timedelta(seconds=1)) == 1
+        checkout.refresh_from_db()
+        assert checkout.status == "expired"
