@@ -174,8 +174,19 @@ run() {
   exec "$VENV/bin/honcho" -f Procfile start web worker beat
 }
 
+browser() {
+  # Debian's chromium for the browser tests (Playwright drives it; it never downloads a browser)
+  if [ -x /usr/bin/chromium ]; then return; fi
+  if [ "$(id -u)" = 0 ]; then
+    apt_install chromium
+  else
+    say "chromium is not installed and I am not root: the browser tests will be skipped (sudo apt-get install chromium)"
+  fi
+}
+
 test_() {
   services
+  browser
   say "ruff"
   "$VENV/bin/ruff" check .
   "$VENV/bin/ruff" format --check .

@@ -54,8 +54,22 @@ def _purge_broker() -> None:
         conn.default_channel.client.flushdb()
 
 
+def pytest_collection_modifyitems(items):
+    # pytest-django creates the test database only for tests that ask for it; tests that work on
+    # committed data through their own connections (live_tenant, worker) must ask too, or a run
+    # of only those would touch the development database
+    for item in items:
+        if {"live_tenant", "worker"} & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker(
+            "django_db"
+        ):
+            item.add_marker(pytest.mark.django_db)
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
+    name = connection.settings_dict["NAME"]
+    if not name.startswith("test_"):  # never seed fixtures into a real database
+        pytest.exit(f"refusing to set up test tenants in the non-test database {name!r}", returncode=3)
     with django_db_blocker.unblock():
         cache.clear()  # the test cache database
         _purge_broker()  # messages a killed earlier run may have left

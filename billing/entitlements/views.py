@@ -9,8 +9,9 @@ from billing.entitlements.exceptions import EntitlementsError
 from billing.entitlements.models import CustomerApiKey
 from billing.entitlements.selectors import entitlement_snapshot, feature_usage
 from billing.entitlements.services import customer_key_create, customer_key_revoke, customer_key_rotate
+from billing.memberships.exceptions import MembershipsError
 from billing.memberships.selectors import membership_current
-from billing.memberships.services import customer_for_user
+from billing.memberships.services import customer_for_user, membership_cancel
 from billing.tiers.models import Feature
 
 
@@ -40,6 +41,16 @@ def plan(request):
     if request.method == "POST":
         action = request.POST.get("action")
         try:
+            if action in {"cancel_now", "cancel_at_period_end"}:
+                membership = membership_current(customer=customer)
+                if membership is None:
+                    messages.error(request, "You have no membership to cancel.")
+                else:
+                    membership_cancel(membership=membership, at_period_end=action == "cancel_at_period_end")
+                    messages.success(
+                        request, "Cancellation requested; your plan updates when the provider confirms it."
+                    )
+                return redirect("plan")
             if action == "create":
                 _, new_secret = customer_key_create(
                     customer=customer, name=request.POST.get("name", "")[:100]
@@ -54,7 +65,7 @@ def plan(request):
             else:
                 messages.error(request, "Unknown action.")
                 return redirect("plan")
-        except EntitlementsError as exc:
+        except (EntitlementsError, MembershipsError) as exc:
             messages.error(request, exc.message)
             return redirect("plan")
     snapshot = entitlement_snapshot(external_id=customer.external_id)

@@ -1,0 +1,115 @@
+"""A customer goes from the pricing page to a paid membership and back to free, in a real browser
+(Debian's chromium driven by Playwright), against gunicorn and a Celery worker on committed data."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+
+from tests.conftest import PASSWORD
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.server,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM) or shutil.which("chromium") is None, reason="needs Debian's chromium"
+    ),
+]
+
+
+@pytest.fixture
+def server(live_tenant, tmp_path):
+    from bench._harness import free_port
+
+    db = settings.DATABASES["default"]
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "monetize.settings_test",
+        "DATABASE_URL": f"postgres://{quote(db['USER'] or '')}:{quote(db['PASSWORD'] or '')}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+    }
+    log = open(tmp_path / "gunicorn.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "monetize.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        cwd=Path(__file__).resolve().parents[2], env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    import socket
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError((tmp_path / "gunicorn.log").read_text()[-3000:]) from None
+            time.sleep(0.1)
+    yield f"http://{live_tenant.host}:{port}"
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--host-resolver-rules=MAP * 127.0.0.1"],
+        )  # fmt: skip
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def _until(page, url, pattern, seconds=30):
+    """Reload until the page shows `pattern` (the worker applies webhooks asynchronously)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        page.goto(url)
+        if re.search(pattern, page.content()):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{pattern!r} never appeared on {url}")
+        time.sleep(0.3)
+
+
+def test_pricing_to_paid_membership_and_back_to_free(server, worker, page):
+    page.goto(f"{server}/accounts/signup/")
+    page.fill("input[name=email]", "browser@live.test")
+    page.fill("input[name=password1]", PASSWORD)
+    page.fill("input[name=password2]", PASSWORD)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+
+    page.goto(f"{server}/pricing/")
+    with page.expect_navigation(url="**/sandbox/checkout/**"):
+        page.click("button[data-price='pro-yearly']")
+    assert "/sandbox/checkout/" in page.url
+    page.fill("input[name=card]", "4000 0000 0000 0002")
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    assert "declined" in page.content()
+    page.fill("input[name=card]", "4242 4242 4242 4242")
+    with page.expect_navigation(url="**/account/plan/?checkout=done"):
+        page.click("button[type=submit]")
+
+    _until(page, f"{server}/account/plan/", r'data-testid="tier">Pro<')
+    assert "Membership active" in page.content()
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        page.click("button[value=cancel_now]")
+    _until(page, f"{server}/account/plan/", r'data-testid="tier">Community<')
+    assert "Membership canceled" in page.content()
