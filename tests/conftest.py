@@ -17,6 +17,7 @@ from django_tenants.utils import tenant_context
 
 from accounts.roles import Role
 from accounts.services import ProvisionedTenant, tenant_provision, user_create
+from billing.providers.selectors import provider_accounts_cache_clear
 from monetize.redis import reset as redis_breaker_reset
 from tenants.middleware import tenant_cache_clear
 from tenants.services import tenant_public_ensure, tenant_template_ensure
@@ -110,6 +111,7 @@ def beta(db) -> TenantFixture:
 def _reset_schema():
     tenant_cache_clear()
     redis_breaker_reset()
+    provider_accounts_cache_clear()
     yield
     connection.set_schema_to_public()
     tenant_cache_clear()

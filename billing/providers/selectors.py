@@ -1,9 +1,29 @@
+import time
+
+from django.db import connection
+
 from billing.providers.models import ProviderAccount
+
+_webhook_accounts: dict[tuple[str, str], tuple[float, list[ProviderAccount]]] = {}
+WEBHOOK_ACCOUNTS_CACHE_SECONDS = 10
 
 
 def provider_accounts_for_webhook(*, provider: str) -> list[ProviderAccount]:
-    """The accounts whose secrets may have signed a webhook of `provider` (test and live)."""
-    return list(ProviderAccount.objects.filter(provider=provider).order_by("mode"))
+    """The accounts whose secrets may have signed a webhook of `provider` (test and live).
+    Cached in-process for WEBHOOK_ACCOUNTS_CACHE_SECONDS: every delivery needs them, so a changed
+    secret takes up to that long to reach every web process."""
+    key = (connection.schema_name, provider)
+    now = time.monotonic()
+    hit = _webhook_accounts.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    accounts = list(ProviderAccount.objects.filter(provider=provider).order_by("mode"))
+    _webhook_accounts[key] = (now + WEBHOOK_ACCOUNTS_CACHE_SECONDS, accounts)
+    return accounts
+
+
+def provider_accounts_cache_clear() -> None:
+    _webhook_accounts.clear()
 
 
 def provider_account_for_checkout(*, provider: str | None = None) -> ProviderAccount:

@@ -6,6 +6,7 @@ import secrets
 from django.db import transaction
 
 from billing.providers.models import ProviderAccount, ProviderMode, ProviderName
+from billing.providers.selectors import provider_accounts_cache_clear
 
 
 def webhook_secret_generate() -> str:
@@ -38,4 +39,6 @@ def provider_account_upsert(
             ProviderAccount.objects.filter(is_default=True).exclude(pk=account.pk).update(is_default=False)
             account.is_default = True
         account.save()
+        transaction.on_commit(provider_accounts_cache_clear)
+    provider_accounts_cache_clear()
     return account

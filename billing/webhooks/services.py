@@ -15,9 +15,10 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from billing.memberships.services import membership_sync_from_provider
 from billing.providers.base import EventType, NormalizedEvent, WebhookVerificationFailed
@@ -57,19 +58,25 @@ def inbox_receive(*, provider: str, body: bytes, headers: dict[str, str]) -> tup
             f"No {provider} account is configured to verify this webhook."
         )
     event_id = adapter.event_id(payload)
-    try:
-        with transaction.atomic():
-            event, created = InboxEvent.objects.get_or_create(
-                provider=provider,
-                event_id=event_id,
-                defaults={"payload": payload, "event_type": str(payload.get("type", ""))[:100]},
+    with transaction.atomic():
+        # one statement: insert, or learn that the event is already stored (a redelivery, or the
+        # same event arriving concurrently -- the unique index decides, exactly once)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {InboxEvent._meta.db_table} (provider, event_id, event_type, payload, received_at, status, "
+                "attempts, last_error) VALUES (%s, %s, %s, %s, now(), %s, 0, '') "
+                "ON CONFLICT (provider, event_id) DO NOTHING RETURNING id",
+                [provider, event_id, str(payload.get("type", ""))[:100], Jsonb(payload), InboxStatus.PENDING],
             )
-            if created:
-                transaction.on_commit(lambda: _enqueue(event.pk))
-    except IntegrityError:  # the same event delivered concurrently: the other request stored it
-        event, created = InboxEvent.objects.get(provider=provider, event_id=event_id), False
+            row = cursor.fetchone()
+        created = row is not None
+        if created:
+            inbox_id = row[0]
+            transaction.on_commit(lambda: _enqueue(inbox_id))
     WEBHOOKS_RECEIVED.labels(provider=provider, outcome="stored" if created else "duplicate").inc()
-    return event, created
+    return InboxEvent(pk=row[0]) if created else InboxEvent.objects.get(
+        provider=provider, event_id=event_id
+    ), created
 
 
 def _apply(event: InboxEvent) -> InboxStatus:

@@ -19,4 +19,4 @@ def receive(request, provider: str):
         event, created = inbox_receive(provider=provider, body=request.body, headers=headers)
     except WebhookVerificationFailed as exc:
         return JsonResponse(error_body(exc.code, exc.message), status=400)
-    return JsonResponse({"received": True, "id": event.event_id, "duplicate": not created})
+    return JsonResponse({"received": True, "duplicate": not created})

@@ -55,7 +55,6 @@ def test_signed_event_is_stored_then_applied(sandbox):
     response = deliver(fixture, adapter, sub_event("evt_1", type="subscription.created"))
     assert response.status_code == 200 and response.json() == {
         "received": True,
-        "id": "evt_1",
         "duplicate": False,
     }
     with tenant_context(fixture.tenant):
