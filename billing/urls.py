@@ -5,6 +5,7 @@ from django.urls import path
 from billing.entitlements import api as ent
 from billing.memberships import api as memberships_api
 from billing.tiers import api as tiers_api
+from billing.webhooks import api as webhooks_api
 
 customer = "customers/<str:external_id>"
 
@@ -41,6 +42,22 @@ urlpatterns = [
         "memberships/<int:membership_id>/cancel",
         memberships_api.MembershipCancelView.as_view(),
         name="membership-cancel",
+    ),
+    path("webhook-endpoints", webhooks_api.EndpointListCreateView.as_view(), name="webhook-endpoints"),
+    path(
+        "webhook-endpoints/<int:endpoint_id>",
+        webhooks_api.EndpointDetailView.as_view(),
+        name="webhook-endpoint",
+    ),
+    path(
+        "webhook-endpoints/<int:endpoint_id>/deliveries",
+        webhooks_api.DeliveryListView.as_view(),
+        name="webhook-deliveries",
+    ),
+    path(
+        "webhook-endpoints/<int:endpoint_id>/deliveries/<int:delivery_id>/resend",
+        webhooks_api.DeliveryResendView.as_view(),
+        name="webhook-delivery-resend",
     ),
     path("entitlements/check", ent.EntitlementCheckView.as_view(), name="entitlements-check"),
     path("keys/verify", ent.KeyVerifyView.as_view(), name="keys-verify"),

@@ -111,8 +111,29 @@ def membership_set_tier(*, customer: Customer, tier) -> Membership | None:
                 customer=customer, tier=tier, status=MembershipStatus.ACTIVE, started_at=now
             )
             _record(membership, reason="manual")
+        for changed in filter(None, [live, membership]):
+            _publish(changed, "membership.updated")
         _notify_changed(customer.external_id)
     return membership
+
+
+def _publish(membership: Membership, event_type: str) -> None:
+    """Tell the integrator's webhook endpoints (billing.webhooks.outbound)."""
+    from billing.webhooks.outbound import event_publish
+
+    customer = membership.customer.external_id
+    data = {
+        "id": membership.pk,
+        "customer": customer,
+        "tier": membership.tier.code,
+        "status": membership.status,
+        "provider": membership.provider,
+        "quantity": membership.quantity,
+        "current_period_end": membership.current_period_end,
+        "cancel_at_period_end": membership.cancel_at_period_end,
+    }
+    event_publish(type=event_type, payload=data, customer=customer)
+    event_publish(type="entitlements.changed", payload={"customer": customer}, customer=customer)
 
 
 def _notify_changed(external_id: str) -> None:
@@ -196,6 +217,7 @@ def membership_sync_from_provider(
             membership.ended_at = occurred_at
         membership.save()
         _record(membership, reason=f"provider:{provider}", event_id=event_id)
+        _publish(membership, "membership.updated")
         if state.checkout_id:
             Checkout.objects.filter(pk=state.checkout_id, status=CheckoutStatus.OPEN).update(
                 status=CheckoutStatus.COMPLETED, completed_at=occurred_at
@@ -306,5 +328,6 @@ def membership_cancel(*, membership: Membership, at_period_end: bool) -> Members
             membership.status, membership.ended_at = MembershipStatus.CANCELED, timezone.now()
         membership.save()
         _record(membership, reason="canceled")
+        _publish(membership, "membership.updated")
         _notify_changed(membership.customer.external_id)
     return membership

@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from billing.webhooks.outbound import deliveries_sweep, delivery_attempt
 from billing.webhooks.services import inbox_process, inbox_sweep
 
 
@@ -11,5 +12,11 @@ def process_inbox_event(inbox_id: int) -> str:
 
 @shared_task(name="webhooks.sweep", acks_late=True, ignore_result=True)
 def sweep_inbox() -> int:
-    """Re-enqueue inbox rows left pending or due for a retry (fanned out to every tenant)."""
-    return inbox_sweep()
+    """Re-enqueue inbox rows and outbound deliveries left pending or due for a retry (every tenant)."""
+    return inbox_sweep() + deliveries_sweep()
+
+
+@shared_task(name="webhooks.deliver", acks_late=True, ignore_result=True)
+def deliver(delivery_id: int) -> str:
+    """POST one outbound event to one endpoint (retries are scheduled from the delivery row)."""
+    return delivery_attempt(delivery_id=delivery_id)

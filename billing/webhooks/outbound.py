@@ -1,0 +1,214 @@
+"""Webhooks out: events to the integrator's endpoints, signed per Standard Webhooks, retried.
+
+event_publish stores the event and one Delivery per interested endpoint, and enqueues them on
+commit. delivery_attempt POSTs one delivery (`webhook-id` = event id, `webhook-timestamp`,
+`webhook-signature` from the standardwebhooks library with the endpoint's `whsec_` secret); a
+2xx is success, anything else is retried after ~5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h and then
+the delivery is dead (resend by hand). One customer's events reach an endpoint in order: a
+delivery waits while an older one of the same customer to the same endpoint is not through.
+An endpoint is disabled after WEBHOOK_OUT_DISABLE_AFTER failed attempts in a row.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import secrets
+import time
+
+import httpx
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from billing.webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, OutboundEvent, WebhookEndpoint
+from monetize.crypto import decrypt, encrypt
+from monetize.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+RETRY_SECONDS = (5, 300, 1800, 7200, 18000, 36000, 36000)
+OPEN = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+
+
+class EndpointInvalid(ApplicationError):
+    code = "invalid_endpoint"
+
+
+def _enqueue(delivery_id: int, *, countdown: int | None = None) -> None:
+    from billing.webhooks.tasks import deliver
+
+    try:
+        deliver.apply_async(args=[delivery_id], countdown=countdown)
+    except Exception:  # broker down: the sweeper picks the delivery up from the table
+        logger.warning("could not enqueue delivery %s; the sweeper will", delivery_id, exc_info=True)
+
+
+def endpoint_create(
+    *, url: str, event_types: list[str] | None = None, description: str = ""
+) -> tuple[WebhookEndpoint, str]:
+    """Register an endpoint; returns it and its signing secret (shown once, stored encrypted)."""
+    if not url.startswith(("https://", "http://")):
+        raise EndpointInvalid("The URL must be http(s).", details={"url": url})
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    endpoint = WebhookEndpoint.objects.create(
+        url=url,
+        description=description,
+        event_types=list(event_types or []),
+        secret_encrypted=encrypt(secret),
+    )
+    return endpoint, secret
+
+
+def event_publish(*, type: str, payload: dict, customer: str = "") -> OutboundEvent | None:
+    """Record an event and deliver it to every active endpoint that wants it (after commit)."""
+    endpoints = [e for e in WebhookEndpoint.objects.filter(is_active=True) if e.wants(type)]
+    if not endpoints:
+        return None
+    event = OutboundEvent.objects.create(
+        id="msg_" + secrets.token_hex(12),
+        type=type,
+        customer=customer,
+        payload=json.loads(json.dumps(payload, cls=DjangoJSONEncoder)),
+    )
+    deliveries = Delivery.objects.bulk_create(
+        [Delivery(endpoint=endpoint, event=event, customer=customer) for endpoint in endpoints]
+    )
+    for delivery in deliveries:
+        transaction.on_commit(lambda pk=delivery.pk: _enqueue(pk))
+    return event
+
+
+def _body(event: OutboundEvent) -> str:
+    return json.dumps(
+        {"type": event.type, "timestamp": event.created_at.isoformat(), "data": event.payload},
+        separators=(",", ":"),
+    )
+
+
+def signed_request(delivery: Delivery) -> tuple[str, dict[str, str]]:
+    body = _body(delivery.event)
+    now = dt.datetime.now(dt.UTC)
+    signature = Webhook(decrypt(delivery.endpoint.secret_encrypted)).sign(delivery.event_id, now, body)
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "Monetize-Webhooks/1",
+        "webhook-id": delivery.event_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+    }
+    return body, headers
+
+
+def _blocked(delivery: Delivery) -> bool:
+    """An older delivery of the same customer to the same endpoint is not through yet."""
+    if not delivery.customer:
+        return False
+    return Delivery.objects.filter(
+        endpoint_id=delivery.endpoint_id, customer=delivery.customer, status__in=OPEN, id__lt=delivery.id
+    ).exists()
+
+
+def delivery_attempt(*, delivery_id: int, client: httpx.Client | None = None) -> str:
+    """Try one delivery now. Returns its status afterwards. Safe to call twice."""
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.select_for_update(skip_locked=True)
+            .select_related("endpoint", "event")
+            .filter(pk=delivery_id)
+            .first()
+        )
+        if delivery is None:
+            return "busy"  # another worker holds it
+        if delivery.status not in OPEN or not delivery.endpoint.is_active:
+            return delivery.status
+        if _blocked(delivery):
+            return "waiting"  # its predecessor's success enqueues it
+        body, headers = signed_request(delivery)
+        started = time.monotonic()
+        code, error = None, ""
+        try:
+            http = client or httpx.Client(timeout=settings.WEBHOOK_OUT_TIMEOUT_SECONDS)
+            try:
+                response = http.post(delivery.endpoint.url, content=body, headers=headers)
+            finally:
+                if client is None:
+                    http.close()
+            code = response.status_code
+        except httpx.HTTPError as exc:
+            error = f"{exc.__class__.__name__}: {exc}"[:500]
+        duration = int((time.monotonic() - started) * 1000)
+        now = timezone.now()
+        DeliveryAttempt.objects.create(delivery=delivery, status_code=code, error=error, duration_ms=duration)
+        delivery.attempts += 1
+        delivery.last_status_code, delivery.last_error, delivery.last_attempt_at = code, error, now
+        endpoint = delivery.endpoint
+        if code is not None and 200 <= code < 300:
+            delivery.status, delivery.succeeded_at, delivery.next_attempt_at = (
+                DeliveryStatus.SUCCEEDED,
+                now,
+                None,
+            )
+            endpoint.consecutive_failures = 0
+            successor = (
+                Delivery.objects.filter(
+                    endpoint_id=endpoint.pk, customer=delivery.customer, status__in=OPEN, id__gt=delivery.id
+                )
+                .order_by("id")
+                .values_list("pk", flat=True)
+                .first()
+                if delivery.customer
+                else None
+            )
+            if successor:
+                transaction.on_commit(lambda: _enqueue(successor))
+        else:
+            endpoint.consecutive_failures += 1
+            if delivery.attempts > len(RETRY_SECONDS):
+                delivery.status, delivery.next_attempt_at = DeliveryStatus.DEAD, None
+            else:
+                delay = RETRY_SECONDS[delivery.attempts - 1]
+                delivery.status, delivery.next_attempt_at = (
+                    DeliveryStatus.FAILED,
+                    now + dt.timedelta(seconds=delay),
+                )
+                transaction.on_commit(lambda: _enqueue(delivery.pk, countdown=delay))
+            if endpoint.consecutive_failures >= settings.WEBHOOK_OUT_DISABLE_AFTER and endpoint.is_active:
+                endpoint.is_active = False
+                endpoint.disabled_reason = (
+                    f"disabled after {endpoint.consecutive_failures} failed attempts in a row"
+                )
+        endpoint.save(update_fields=["consecutive_failures", "is_active", "disabled_reason"])
+        delivery.save()
+    return delivery.status
+
+
+def delivery_resend(*, delivery: Delivery) -> Delivery:
+    """Send again by hand (a dead or already succeeded delivery gets a fresh set of attempts)."""
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().get(pk=delivery.pk)
+        delivery.status, delivery.attempts, delivery.next_attempt_at = DeliveryStatus.PENDING, 0, None
+        delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
+        transaction.on_commit(lambda: _enqueue(delivery.pk))
+    return delivery
+
+
+def deliveries_sweep(*, now: dt.datetime | None = None) -> int:
+    """Re-enqueue deliveries that are due or were left pending (a lost broker message)."""
+    now = now or timezone.now()
+    stale = now - dt.timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_SECONDS)
+    ids = list(
+        Delivery.objects.filter(endpoint__is_active=True)
+        .filter(
+            Q(status=DeliveryStatus.PENDING, created_at__lte=stale)
+            | Q(status=DeliveryStatus.FAILED, next_attempt_at__lte=now)
+        )
+        .values_list("pk", flat=True)[:1000]
+    )
+    for delivery_id in ids:
+        _enqueue(delivery_id)
+    return len(ids)
