@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from billing.providers.base import PaymentProvider, ProviderError
+from billing.providers.hosted import LemonSqueezyProvider, PolarProvider, StripeProvider
 from billing.providers.models import ProviderAccount
+
+HOSTED = {"stripe": StripeProvider, "polar": PolarProvider, "lemonsqueezy": LemonSqueezyProvider}
 
 
 def provider_for(account: ProviderAccount) -> PaymentProvider:
@@ -11,6 +14,8 @@ def provider_for(account: ProviderAccount) -> PaymentProvider:
         from billing.providers.sandbox import SandboxProvider
 
         return SandboxProvider(webhook_secret=account.webhook_secret)
+    if account.provider in HOSTED:
+        return HOSTED[account.provider](webhook_secret=account.webhook_secret)
     raise ProviderError(
         f"The {account.get_provider_display()} adapter is not available yet.", code="provider_not_supported"
     )
