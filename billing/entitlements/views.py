@@ -78,6 +78,7 @@ def plan(request):
             "snapshot": snapshot,
             "features": _feature_rows(snapshot),
             "keys": customer.api_keys.all(),
+            "payments": customer.payments.all()[:20],
             "new_secret": new_secret,
         },
     )

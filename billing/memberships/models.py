@@ -134,3 +134,38 @@ class Checkout(models.Model):
 
     def __str__(self) -> str:
         return str(self.id)
+
+
+class PaymentKind(models.TextChoices):
+    CHARGE = "charge", "Charge"
+    FAILED = "failed", "Failed charge"
+    REFUND = "refund", "Refund"
+
+
+class Payment(models.Model):
+    """Money the provider reports: a successful charge or paid order, a failed charge, a refund.
+    Unique per provider payment id and kind, so a redelivered event records nothing twice; only
+    paid orders are ever recorded as charges (never `order.created`)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
+    membership = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="payments"
+    )
+    provider = models.CharField(max_length=16)
+    provider_payment_id = models.CharField(max_length=255)
+    kind = models.CharField(max_length=8, choices=PaymentKind.choices)
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    occurred_at = models.DateTimeField()
+    event_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_payment_id", "kind"], name="memberships_payment_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} {self.currency}"

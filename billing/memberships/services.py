@@ -18,9 +18,11 @@ from billing.memberships.models import (
     Membership,
     MembershipHistory,
     MembershipStatus,
+    Payment,
+    PaymentKind,
 )
 from billing.memberships.signals import membership_changed
-from billing.providers.base import SubscriptionState
+from billing.providers.base import PaymentState, SubscriptionState
 from billing.tiers.models import Price
 from billing.tiers.selectors import tier_get
 
@@ -331,3 +333,47 @@ def membership_cancel(*, membership: Membership, at_period_end: bool) -> Members
         _publish(membership, "membership.updated")
         _notify_changed(membership.customer.external_id)
     return membership
+
+
+def payment_record(
+    *, provider: str, event_type: str, payment: PaymentState, occurred_at: dt.datetime, event_id: str
+) -> Payment | None:
+    """Record a provider-reported payment once (ON CONFLICT: a redelivery records nothing) and tell
+    the integrator (`payment.succeeded` / `payment.failed` / `payment.refunded`)."""
+    kind = {"payment.succeeded": PaymentKind.CHARGE, "order.paid": PaymentKind.CHARGE,
+            "payment.failed": PaymentKind.FAILED, "refund.created": PaymentKind.REFUND}.get(event_type)  # fmt: skip
+    if kind is None or not payment.customer:
+        return None
+    with transaction.atomic():
+        customer, _ = customer_upsert(external_id=payment.customer)
+        membership = (
+            Membership.objects.filter(
+                provider=provider, provider_subscription_id=payment.subscription_id
+            ).first()
+            if payment.subscription_id
+            else None
+        )
+        row, created = Payment.objects.get_or_create(
+            provider=provider,
+            provider_payment_id=payment.payment_id,
+            kind=kind,
+            defaults={
+                "customer": customer, "membership": membership, "amount": payment.amount,
+                "currency": payment.currency, "occurred_at": occurred_at, "event_id": event_id,
+            },
+        )  # fmt: skip
+        if created:
+            from billing.webhooks.outbound import event_publish
+
+            name = {
+                PaymentKind.CHARGE: "payment.succeeded",
+                PaymentKind.FAILED: "payment.failed",
+                PaymentKind.REFUND: "payment.refunded",
+            }[kind]
+            event_publish(
+                type=name,
+                payload={"customer": customer.external_id, "amount": row.amount, "currency": row.currency, "provider": provider,
+                         "payment_id": row.provider_payment_id, "membership": membership.pk if membership else None},
+                customer=customer.external_id,
+            )  # fmt: skip
+    return row

@@ -11,7 +11,10 @@ from monetize.api.fields import StrictCharField
 from monetize.api.idempotency import idempotent
 from monetize.errors import ApplicationError
 
-EVENT_TYPES = ["membership.updated", "entitlements.changed", "membership.*", "entitlements.*"]
+EVENT_TYPES = [
+    "membership.updated", "entitlements.changed", "payment.succeeded", "payment.failed", "payment.refunded",
+    "membership.*", "entitlements.*", "payment.*",
+]  # fmt: skip
 
 
 class NotFound(ApplicationError):

@@ -20,8 +20,8 @@ from django.db.models import Q
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from billing.memberships.services import membership_sync_from_provider
-from billing.providers.base import EventType, NormalizedEvent, WebhookVerificationFailed
+from billing.memberships.services import membership_sync_from_provider, payment_record
+from billing.providers.base import NormalizedEvent, WebhookVerificationFailed
 from billing.providers.registry import provider_for
 from billing.providers.selectors import provider_accounts_for_webhook
 from billing.webhooks.models import InboxEvent, InboxStatus
@@ -92,10 +92,15 @@ def _apply(event: InboxEvent) -> InboxStatus:
             event_id=event.event_id,
         )
         return InboxStatus.APPLIED
-    if normalized.type == EventType.IGNORED:
-        return InboxStatus.IGNORED
-    # payments, paid orders and refunds are stored and acknowledged; the payments ledger that
-    # acts on them is the next increment of this issue
+    if normalized.payment is not None:
+        recorded = payment_record(
+            provider=event.provider,
+            event_type=normalized.type,
+            payment=normalized.payment,
+            occurred_at=normalized.occurred_at,
+            event_id=event.event_id,
+        )
+        return InboxStatus.APPLIED if recorded else InboxStatus.IGNORED
     return InboxStatus.IGNORED
 
 

@@ -127,3 +127,31 @@ def test_polar_accepts_either_signature_during_a_secret_rotation(ci_catalog):
         meta["HTTP_WEBHOOK_SIGNATURE"] + " " + signed_new
     )  # both, as Polar sends them
     assert post(ci_catalog, "polar", body, meta).status_code == 200
+
+
+def test_only_paid_orders_are_recorded(ci_catalog):
+    from billing.memberships.models import Payment
+
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    with tenant_context(ci_catalog.tenant):
+        provider_account_upsert(provider="polar", webhook_secret=secret)
+    for kind in ("order.created", "order.paid", "order.paid"):
+        body = json.dumps({"type": kind, "timestamp": "2026-11-01T12:00:00Z", "data": {
+            "id": "ord_1", "total_amount": 1900, "currency": "usd", "created_at": "2026-11-01T12:00:00Z",
+            "modified_at": "2026-11-01T12:00:0" + ("0" if kind == "order.created" else "1") + "Z",
+            "metadata": {"monetize_customer": "c1"}}})  # fmt: skip
+        msg_id = "msg_" + secrets.token_hex(8)
+        signature = Webhook(secret).sign(msg_id, dt.datetime.now(dt.UTC), body)
+        meta = {
+            "HTTP_WEBHOOK_ID": msg_id,
+            "HTTP_WEBHOOK_TIMESTAMP": str(int(time.time())),
+            "HTTP_WEBHOOK_SIGNATURE": signature,
+        }
+        assert post(ci_catalog, "polar", body.encode(), meta).status_code == 200
+    process_all(ci_catalog)
+    with tenant_context(ci_catalog.tenant):
+        assert list(Payment.objects.values_list("kind", "amount", "currency")) == [("charge", 1900, "usd")]
+        assert list(InboxEvent.objects.order_by("id").values_list("status", flat=True)) == [
+            "ignored",
+            "applied",
+        ]

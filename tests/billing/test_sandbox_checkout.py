@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django_tenants.utils import tenant_context
 
-from billing.memberships.models import Checkout, Membership
+from billing.memberships.models import Checkout, Membership, Payment
 from billing.providers.services import provider_account_upsert
 from billing.webhooks.models import InboxEvent
 from tests.billing.test_entitlements import check, make_customer
@@ -91,6 +91,9 @@ def test_renewal_rolls_the_period(shop, django_capture_on_commit_callbacks):
     assert "renew → active" in output
     m = membership(shop)
     assert m.status == "active" and m.current_period_end > first_end
+    with tenant_context(shop.tenant):
+        charges = list(Payment.objects.filter(kind="charge").values_list("amount", "currency"))
+    assert charges == [(49000, "usd"), (49000, "usd")]  # the first year and the renewal, once each
 
 
 def test_trial_then_failed_renewal_runs_dunning_to_the_free_tier(shop, django_capture_on_commit_callbacks):
@@ -111,6 +114,9 @@ def test_trial_then_failed_renewal_runs_dunning_to_the_free_tier(shop, django_ca
     assert membership(shop).status == "canceled"
     assert check(shop, feature="custom_runners").json()["allowed"] is False
     assert check(shop, feature="custom_runners").json()["tier"] == "community"
+    with tenant_context(shop.tenant):
+        assert Payment.objects.filter(kind="failed").count() == 4  # the renewal and three retries
+        assert not Payment.objects.filter(kind="charge").exists()  # the trial was free
 
 
 @pytest.mark.parametrize(
@@ -214,6 +220,12 @@ def test_pricing_page_subscribe_button_runs_the_whole_flow(shop, django_capture_
     process_all(shop)
     page = client.get("/account/plan/?checkout=done").content.decode()
     assert 'data-testid="tier">Pro<' in page and "Membership trialing" in page
+    response = client.post("/billing/checkout/", {"price": "team-yearly"})  # no trial: charged at once
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(response["Location"], {"card": "4242 4242 4242 4242"})
+    process_all(shop)
+    page = client.get("/account/plan/").content.decode()
+    assert 'data-testid="tier">Team<' in page and "<h2>Payments</h2>" in page and "$190.00" in page
 
 
 def test_unpaid_checkouts_expire(shop):
