@@ -43,6 +43,21 @@ urlpatterns = [
         memberships_api.MembershipCancelView.as_view(),
         name="membership-cancel",
     ),
+    path(
+        "memberships/<int:membership_id>/change",
+        memberships_api.MembershipChangeView.as_view(),
+        name="membership-change",
+    ),
+    path(
+        "memberships/<int:membership_id>/pause",
+        memberships_api.MembershipPauseView.as_view(),
+        name="membership-pause",
+    ),
+    path(
+        "memberships/<int:membership_id>/resume",
+        memberships_api.MembershipResumeView.as_view(),
+        name="membership-resume",
+    ),
     path("webhook-endpoints", webhooks_api.EndpointListCreateView.as_view(), name="webhook-endpoints"),
     path(
         "webhook-endpoints/<int:endpoint_id>",

@@ -15,7 +15,14 @@ from billing.memberships.selectors import (
     membership_current,
     membership_get,
 )
-from billing.memberships.services import checkout_create, customer_update, customer_upsert, membership_cancel
+from billing.memberships.services import (
+    checkout_create,
+    customer_update,
+    customer_upsert,
+    membership_cancel,
+    membership_change,
+    membership_pause,
+)
 from monetize.api.fields import StrictCharField, StrictRegexField
 from monetize.api.idempotency import idempotent
 from monetize.api.pagination import CursorPagination
@@ -234,3 +241,51 @@ class MembershipCancelView(APIView):
             at_period_end=data.validated_data["at_period_end"],
         )
         return Response(MembershipOutput(membership).data, status=status.HTTP_202_ACCEPTED)
+
+
+class MembershipChangeInput(serializers.Serializer):
+    tier = StrictCharField(required=False, max_length=64)
+    price = StrictCharField(required=False, max_length=64)
+    quantity = serializers.IntegerField(required=False, min_value=1, max_value=10_000)
+
+    def validate(self, attrs):
+        if "tier" in attrs and "price" in attrs:
+            raise serializers.ValidationError("Give at most one of 'tier' or 'price'.")
+        if not attrs:
+            raise serializers.ValidationError("Give a tier, a price or a quantity.")
+        return attrs
+
+
+class MembershipChangeView(APIView):
+    """Upgrade now (prorated), downgrade at period end, or change seats. `{"applies": "now" |
+    "at_period_end"}`; a provider membership changes when its webhook arrives."""
+
+    @extend_schema(operation_id="memberships_change", request=MembershipChangeInput, responses={202: None})
+    @idempotent
+    def post(self, request, membership_id: int):
+        data = MembershipChangeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        applies = membership_change(
+            membership=membership_get(membership_id=membership_id),
+            price_code=values.get("price"),
+            tier_code=values.get("tier"),
+            quantity=values.get("quantity"),
+        )
+        return Response({"applies": applies}, status=status.HTTP_202_ACCEPTED)
+
+
+class MembershipPauseView(APIView):
+    paused = True
+
+    @extend_schema(request=None, responses={202: MembershipOutput})
+    @idempotent
+    def post(self, request, membership_id: int):
+        membership = membership_pause(
+            membership=membership_get(membership_id=membership_id), paused=self.paused
+        )
+        return Response(MembershipOutput(membership).data, status=status.HTTP_202_ACCEPTED)
+
+
+class MembershipResumeView(MembershipPauseView):
+    paused = False

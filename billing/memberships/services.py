@@ -377,3 +377,74 @@ def payment_record(
                 customer=customer.external_id,
             )  # fmt: skip
     return row
+
+
+def _provider(membership: Membership):
+    from billing.providers.registry import provider_for
+    from billing.providers.selectors import provider_account_for_checkout
+
+    return provider_for(provider_account_for_checkout(provider=membership.provider))
+
+
+def membership_change(
+    *,
+    membership: Membership,
+    price_code: str | None = None,
+    tier_code: str | None = None,
+    quantity: int | None = None,
+) -> str:
+    """Change tier, price or seats. Upgrades apply now (prorated where the provider does it),
+    downgrades at the end of the period. Returns "now" or "at_period_end". A provider membership
+    follows its provider's webhooks; a manual one changes here, at once."""
+    if membership.status not in ENTITLED_STATUSES:
+        raise MembershipNotLive(
+            "Only an active, trialing or past-due membership can change.",
+            details={"status": membership.status},
+        )
+    price = (
+        _checkout_price(price_code=price_code, tier_code=tier_code)
+        if (price_code or tier_code)
+        else membership.price
+    )
+    quantity = quantity or membership.quantity
+    if membership.provider == "manual" or price is None:
+        with transaction.atomic():
+            membership = Membership.objects.select_for_update().get(pk=membership.pk)
+            if price is not None:
+                membership.tier, membership.price = price.tier, price
+            membership.quantity = quantity
+            membership.save()
+            _record(membership, reason="changed")
+            _publish(membership, "membership.updated")
+            _notify_changed(membership.customer.external_id)
+        return "now"
+    return _provider(membership).change_subscription(
+        subscription_id=membership.provider_subscription_id,
+        price_ref=price.code,
+        unit_amount=price.unit_amount,
+        interval=price.interval,
+        quantity=quantity,
+    )
+
+
+def membership_pause(*, membership: Membership, paused: bool) -> Membership:
+    """Pause (entitlements fall back to the default tier) or resume."""
+    allowed = ENTITLED_STATUSES if paused else (MembershipStatus.PAUSED,)
+    if membership.status not in allowed:
+        raise MembershipNotLive(
+            f"A {membership.status} membership cannot be {'paused' if paused else 'resumed'}.",
+            details={"status": membership.status},
+        )
+    if membership.provider != "manual":
+        _provider(membership).pause_subscription(
+            subscription_id=membership.provider_subscription_id, paused=paused
+        )
+        return membership
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        membership.status = MembershipStatus.PAUSED if paused else MembershipStatus.ACTIVE
+        membership.save(update_fields=["status", "updated_at"])
+        _record(membership, reason="paused" if paused else "resumed")
+        _publish(membership, "membership.updated")
+        _notify_changed(membership.customer.external_id)
+    return membership

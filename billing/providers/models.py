@@ -76,6 +76,10 @@ class SandboxSubscription(models.Model):
     period_end = models.DateTimeField()
     trial_end = models.DateTimeField(null=True, blank=True)
     cancel_at_period_end = models.BooleanField(default=False)
+    # a downgrade waits for the end of the period: the price that takes over at the renewal
+    pending_price = models.CharField(max_length=64, blank=True)
+    pending_unit_amount = models.BigIntegerField(null=True, blank=True)
+    pending_interval = models.CharField(max_length=8, blank=True)
     failed_attempts = models.PositiveIntegerField(default=0)
     next_retry_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -111,6 +111,24 @@ class SandboxProvider:
 
         subscription_cancel(subscription_id=subscription_id, at_period_end=at_period_end)
 
+    def change_subscription(
+        self, *, subscription_id: str, price_ref: str, unit_amount: int, interval: str, quantity: int
+    ) -> str:
+        from billing.providers.sandbox_engine import subscription_change
+
+        return subscription_change(
+            subscription_id=subscription_id,
+            price_ref=price_ref,
+            unit_amount=unit_amount,
+            interval=interval,
+            quantity=quantity,
+        )
+
+    def pause_subscription(self, *, subscription_id: str, paused: bool) -> None:
+        from billing.providers.sandbox_engine import subscription_pause
+
+        subscription_pause(subscription_id=subscription_id, paused=paused)
+
     # --- emitting (the sandbox is also the provider) ------------------------------------------
 
     def sign(

@@ -162,6 +162,23 @@ def _renew(sub: SandboxSubscription, at: dt.datetime) -> None:
         sub.save(update_fields=["status"])
         _emit("subscription.canceled", _subscription_data(sub), at=at)
         return
+    if sub.pending_price:  # a downgrade scheduled for this renewal takes over now
+        sub.price, sub.unit_amount, sub.interval = (
+            sub.pending_price,
+            sub.pending_unit_amount,
+            sub.pending_interval,
+        )
+        sub.pending_price, sub.pending_unit_amount, sub.pending_interval = "", None, ""
+        sub.save(
+            update_fields=[
+                "price",
+                "unit_amount",
+                "interval",
+                "pending_price",
+                "pending_unit_amount",
+                "pending_interval",
+            ]
+        )
     if sub.card == "ok":
         sub.status, sub.period_start, sub.period_end = "active", at, at + _step(sub.interval)
         sub.save(update_fields=["status", "period_start", "period_end"])
@@ -228,3 +245,59 @@ def subscription_cancel(*, subscription_id: str, at_period_end: bool) -> None:
             sub.status = "canceled"
             sub.save(update_fields=["status"])
             _emit("subscription.canceled", _subscription_data(sub), at=now)
+
+
+def subscription_change(
+    *, subscription_id: str, price_ref: str, unit_amount: int, interval: str, quantity: int
+) -> str:
+    """Upgrade now with a prorated charge, or downgrade at the end of the period (like Stripe's
+    `proration_behavior=always_invoice` and a subscription schedule). Returns "now" or "at_period_end".
+
+    Proration is exact integer arithmetic: (new total - old total) × remaining seconds ÷ period
+    seconds, rounded down (in the customer's favour)."""
+    with transaction.atomic():
+        sub = SandboxSubscription.objects.select_for_update().get(pk=subscription_id)
+        if sub.status in ("canceled", "expired"):
+            raise ProviderError("The subscription has ended.", code="subscription_ended")
+        now = sandbox_now()
+        old_total, new_total = sub.unit_amount * sub.quantity, unit_amount * quantity
+        if new_total >= old_total or sub.status == "trialing":
+            remaining = max(0, int((sub.period_end - now).total_seconds()))
+            period = max(1, int((sub.period_end - sub.period_start).total_seconds()))
+            prorated = (new_total - old_total) * remaining // period if sub.status != "trialing" else 0
+            sub.price, sub.unit_amount, sub.interval, sub.quantity = (
+                price_ref,
+                unit_amount,
+                interval,
+                quantity,
+            )
+            sub.pending_price, sub.pending_unit_amount, sub.pending_interval = "", None, ""
+            sub.save()
+            if prorated > 0:
+                _emit(
+                    "payment.succeeded",
+                    {"payment_id": "pay_" + secrets.token_hex(10), "amount": prorated, "currency": sub.currency,
+                     "customer": sub.customer, "subscription_id": sub.id},
+                    at=now,
+                )  # fmt: skip
+            _emit("subscription.updated", _subscription_data(sub), at=now)
+            return "now"
+        sub.pending_price, sub.pending_unit_amount, sub.pending_interval = price_ref, unit_amount, interval
+        sub.save(update_fields=["pending_price", "pending_unit_amount", "pending_interval"])
+        return "at_period_end"
+
+
+def subscription_pause(*, subscription_id: str, paused: bool) -> None:
+    with transaction.atomic():
+        sub = SandboxSubscription.objects.select_for_update().get(pk=subscription_id)
+        if paused and sub.status in ("active", "trialing", "past_due"):
+            sub.status = "paused"
+        elif not paused and sub.status == "paused":
+            sub.status = "active"
+        else:
+            raise ProviderError(
+                f"A {sub.status} subscription cannot be {'paused' if paused else 'resumed'}.",
+                code="invalid_transition",
+            )
+        sub.save(update_fields=["status"])
+        _emit("subscription.updated", _subscription_data(sub), at=sandbox_now())

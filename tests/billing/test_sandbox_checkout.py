@@ -240,3 +240,66 @@ def test_unpaid_checkouts_expire(shop):
         assert checkouts_expire(now=checkout.expires_at + dt.timedelta(seconds=1)) == 1
         checkout.refresh_from_db()
         assert checkout.status == "expired"
+
+
+def _subscribe(shop, capture, price="team-yearly"):
+    url = start_checkout(shop, price=price).json()["url"]
+    pay(shop, url, "4242424242424242", capture)
+    process_all(shop)
+    return shop.api().get("/api/v1/customers/c1/membership").json()["membership"]["id"]
+
+
+def _post(shop, path, body, capture):
+    with capture(execute=True):
+        response = shop.api().post(path, body, content_type="application/json")
+    process_all(shop)
+    return response
+
+
+def test_upgrade_now_with_prorated_charge_then_downgrade_at_period_end(
+    shop, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    membership_id = _subscribe(shop, capture)  # team-yearly: $190
+    up = _post(shop, f"/api/v1/memberships/{membership_id}/change", {"price": "pro-yearly"}, capture)
+    assert up.status_code == 202 and up.json() == {"applies": "now"}
+    assert membership(shop).price.code == "pro-yearly"
+    assert check(shop, feature="custom_runners").json()["allowed"] is True
+    with tenant_context(shop.tenant):
+        proration = Payment.objects.filter(kind="charge").order_by("id").last().amount
+    assert 0 < proration <= 49000 - 19000  # the difference for (almost) the whole year, rounded down
+
+    down = _post(shop, f"/api/v1/memberships/{membership_id}/change", {"price": "team-yearly"}, capture)
+    assert down.json() == {"applies": "at_period_end"}
+    assert membership(shop).price.code == "pro-yearly"  # until the period ends
+    advance(shop, 370, capture)
+    assert membership(shop).price.code == "team-yearly" and membership(shop).status == "active"
+
+
+def test_pause_and_resume(shop, django_capture_on_commit_callbacks):
+    capture = django_capture_on_commit_callbacks
+    membership_id = _subscribe(shop, capture, price="pro-yearly")
+    assert _post(shop, f"/api/v1/memberships/{membership_id}/pause", {}, capture).status_code == 202
+    assert membership(shop).status == "paused"
+    assert check(shop, feature="custom_runners").json()["tier"] == "community"  # paused: the free tier
+    again = _post(shop, f"/api/v1/memberships/{membership_id}/pause", {}, capture)
+    assert again.status_code == 409
+    _post(shop, f"/api/v1/memberships/{membership_id}/resume", {}, capture)
+    assert (
+        membership(shop).status == "active"
+        and check(shop, feature="custom_runners").json()["allowed"] is True
+    )
+
+
+def test_manual_membership_changes_seats_at_once(shop):
+    shop.api().post(
+        "/api/v1/customers", {"external_id": "c1", "tier": "team"}, content_type="application/json"
+    )
+    membership_id = shop.api().get("/api/v1/customers/c1/membership").json()["membership"]["id"]
+    response = shop.api().post(
+        f"/api/v1/memberships/{membership_id}/change", {"quantity": 5}, content_type="application/json"
+    )
+    assert response.json() == {"applies": "now"}
+    assert shop.api().get("/api/v1/customers/c1/membership").json()["membership"]["quantity"] == 5
+    bad = shop.api().post(f"/api/v1/memberships/{membership_id}/change", {}, content_type="application/json")
+    assert bad.status_code == 400
