@@ -7,5 +7,9 @@ def on_catalog_changed(sender, **kwargs) -> None:
     cache.invalidate_all()
 
 
+def on_clock_changed(sender, **kwargs) -> None:
+    cache.invalidate_all()
+
+
 def on_membership_changed(sender, external_id: str, **kwargs) -> None:
     cache.invalidate(external_id)

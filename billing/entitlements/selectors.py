@@ -12,7 +12,7 @@ from django.utils import timezone
 from billing.entitlements import cache
 from billing.entitlements.models import EntitlementOverride, Lease, UsageCounter
 from billing.memberships.models import Customer
-from billing.memberships.selectors import customer_tier
+from billing.memberships.selectors import customer_tier, entitled_membership, grace_ends_at
 from billing.tiers.models import Feature, TierFeature
 
 
@@ -44,7 +44,8 @@ def snapshot_build(*, customer: Customer) -> dict:
     """Everything a check needs, from PostgreSQL: tier, each catalog feature's effective value
     (tier + override), counter values and the expiry times of held leases."""
     now = timezone.now()
-    tier = customer_tier(customer=customer)
+    membership = entitled_membership(customer=customer)
+    tier = membership.tier if membership else customer_tier(customer=customer)
     tier_features = {tf.feature_id: tf for tf in TierFeature.objects.filter(tier=tier)} if tier else {}
     overrides = {
         o.feature_id: o
@@ -65,6 +66,9 @@ def snapshot_build(*, customer: Customer) -> dict:
         entry["leases"] = sorted(leases.get(feature.pk, []))
         features[feature.code] = entry
     expiries = [o.expires_at.timestamp() for o in overrides.values() if o.expires_at]
+    grace_end = grace_ends_at(membership)
+    if grace_end is not None:  # the snapshot must not outlive the dunning grace period
+        expiries.append(grace_end.timestamp())
     return {
         "customer": customer.external_id,
         "tier": tier.code if tier else None,

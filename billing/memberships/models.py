@@ -60,6 +60,8 @@ class Membership(models.Model):
     # occurred_at of the newest provider event applied: an older event never rolls state back
     provider_event_at = models.DateTimeField(null=True, blank=True)
     cancel_at_period_end = models.BooleanField(default=False)
+    # when the membership became past_due: entitlements stay for DUNNING_GRACE_DAYS from then
+    past_due_since = models.DateTimeField(null=True, blank=True)
     quantity = models.PositiveIntegerField(default=1)
     started_at = models.DateTimeField()
     current_period_start = models.DateTimeField(null=True, blank=True)

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from billing.memberships.exceptions import CustomerNotFound
-from billing.memberships.models import ENTITLED_STATUSES, Customer, Membership
+from billing.memberships.models import ENTITLED_STATUSES, Customer, Membership, MembershipStatus
 from billing.tiers.models import Tier
 
 
@@ -49,13 +51,47 @@ def customer_list(
     return qs
 
 
-def customer_tier(*, customer: Customer) -> Tier | None:
-    """The tier of the customer's entitled membership, else the tenant's default tier."""
+def clock_offset() -> dt.timedelta:
+    """How far the tenant's billing clock is ahead of real time: zero, unless the sandbox clock was
+    advanced (then membership times from the sandbox's events are in its future, and grace periods
+    must be judged on the same clock)."""
+    from billing.providers.models import SandboxClock
+
+    clock = SandboxClock.objects.first()
+    return dt.timedelta(seconds=clock.offset_seconds) if clock else dt.timedelta(0)
+
+
+def entitled_membership(*, customer: Customer) -> Membership | None:
+    """The membership whose tier the customer has now: trialing or active, or past due within the
+    dunning grace period (DUNNING_GRACE_DAYS from the failed renewal)."""
     membership = (
         Membership.objects.filter(customer=customer, status__in=ENTITLED_STATUSES)
         .select_related("tier")
         .first()
     )
+    if (
+        membership is not None
+        and membership.status == MembershipStatus.PAST_DUE
+        and membership.past_due_since
+    ):
+        if (
+            membership.past_due_since + dt.timedelta(days=settings.DUNNING_GRACE_DAYS)
+            <= timezone.now() + clock_offset()
+        ):
+            return None
+    return membership
+
+
+def grace_ends_at(membership: Membership | None) -> dt.datetime | None:
+    if membership is None or membership.status != MembershipStatus.PAST_DUE or not membership.past_due_since:
+        return None
+    # on the real clock, for cache lifetimes
+    return membership.past_due_since + dt.timedelta(days=settings.DUNNING_GRACE_DAYS) - clock_offset()
+
+
+def customer_tier(*, customer: Customer) -> Tier | None:
+    """The tier of the customer's entitled membership, else the tenant's default tier."""
+    membership = entitled_membership(customer=customer)
     if membership is not None:
         return membership.tier
     return Tier.objects.filter(is_default=True).first()

@@ -212,6 +212,10 @@ def membership_sync_from_provider(
         membership.cancel_at_period_end = state.cancel_at_period_end
         membership.provider_customer_id = state.provider_customer_id or membership.provider_customer_id
         membership.provider_event_at = occurred_at
+        if state.status == MembershipStatus.PAST_DUE:
+            membership.past_due_since = membership.past_due_since or occurred_at
+        else:
+            membership.past_due_since = None
         if (
             state.status in (MembershipStatus.CANCELED, MembershipStatus.EXPIRED)
             and membership.ended_at is None

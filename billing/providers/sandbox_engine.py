@@ -230,6 +230,10 @@ def clock_advance(*, days: float, progress: Callable[[str], None] | None = None)
             played += 1
             if progress:
                 progress(f"{at:%Y-%m-%d} {sub.id} {play.__name__.strip('_')} → {sub.status}")
+        from billing.memberships.signals import clock_changed
+
+        clock_changed.send(sender=SandboxClock)
+        transaction.on_commit(lambda: clock_changed.send(sender=SandboxClock))
     return played
 
 

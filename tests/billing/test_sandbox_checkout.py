@@ -303,3 +303,20 @@ def test_manual_membership_changes_seats_at_once(shop):
     assert shop.api().get("/api/v1/customers/c1/membership").json()["membership"]["quantity"] == 5
     bad = shop.api().post(f"/api/v1/memberships/{membership_id}/change", {}, content_type="application/json")
     assert bad.status_code == 400
+
+
+def test_grace_period_ends_entitlements_during_dunning(shop, settings, django_capture_on_commit_callbacks):
+    settings.DUNNING_GRACE_DAYS = 3
+    capture = django_capture_on_commit_callbacks
+    url = start_checkout(shop, price="pro-monthly").json()["url"]  # 14-day trial
+    pay(shop, url, "4000 0000 0000 0341", capture)
+    process_all(shop)
+    advance(shop, 14.5, capture)  # the trial ends on day 14 and the charge fails: past due
+    assert membership(shop).status == "past_due"
+    assert check(shop, feature="custom_runners").json()["allowed"] is True  # within the grace period
+    advance(shop, 1, capture)  # 1.5 days after the failure
+    assert check(shop, feature="custom_runners").json()["allowed"] is True
+    advance(shop, 2, capture)  # 3.5 days after: grace over while still past due (a retry failed meanwhile)
+    assert membership(shop).status == "past_due"
+    body = check(shop, feature="custom_runners").json()
+    assert body["allowed"] is False and body["tier"] == "community"
