@@ -113,8 +113,9 @@ def _blocked(delivery: Delivery) -> bool:
     ).exists()
 
 
-def delivery_attempt(*, delivery_id: int, client: httpx.Client | None = None) -> str:
-    """Try one delivery now. Returns its status afterwards. Safe to call twice."""
+def _claim(delivery_id: int) -> Delivery | str:
+    """Lock the delivery briefly and claim it for one attempt (no transaction stays open while the
+    HTTP call runs). Returns the delivery, or why it is not attempted now."""
     with transaction.atomic():
         delivery = (
             Delivery.objects.select_for_update(skip_locked=True)
@@ -122,31 +123,48 @@ def delivery_attempt(*, delivery_id: int, client: httpx.Client | None = None) ->
             .filter(pk=delivery_id)
             .first()
         )
-        if delivery is None:
-            return "busy"  # another worker holds it
+        now = timezone.now()
+        if delivery is None or (delivery.claimed_until and delivery.claimed_until > now):
+            return "busy"  # another worker is on it
         if delivery.status not in OPEN or not delivery.endpoint.is_active:
             return delivery.status
         if _blocked(delivery):
             return "waiting"  # its predecessor's success enqueues it
-        body, headers = signed_request(delivery)
-        started = time.monotonic()
-        code, error = None, ""
+        delivery.claimed_until = now + dt.timedelta(seconds=settings.WEBHOOK_OUT_TIMEOUT_SECONDS + 30)
+        delivery.save(update_fields=["claimed_until"])
+    return delivery
+
+
+def _post(delivery: Delivery, client: httpx.Client | None) -> tuple[int | None, str, int]:
+    body, headers = signed_request(delivery)
+    started = time.monotonic()
+    code, error = None, ""
+    try:
+        http = client or httpx.Client(timeout=settings.WEBHOOK_OUT_TIMEOUT_SECONDS)
         try:
-            http = client or httpx.Client(timeout=settings.WEBHOOK_OUT_TIMEOUT_SECONDS)
-            try:
-                response = http.post(delivery.endpoint.url, content=body, headers=headers)
-            finally:
-                if client is None:
-                    http.close()
-            code = response.status_code
-        except httpx.HTTPError as exc:
-            error = f"{exc.__class__.__name__}: {exc}"[:500]
-        duration = int((time.monotonic() - started) * 1000)
+            code = http.post(delivery.endpoint.url, content=body, headers=headers).status_code
+        finally:
+            if client is None:
+                http.close()
+    except httpx.HTTPError as exc:
+        error = f"{exc.__class__.__name__}: {exc}"[:500]
+    return code, error, int((time.monotonic() - started) * 1000)
+
+
+def delivery_attempt(*, delivery_id: int, client: httpx.Client | None = None) -> str:
+    """Try one delivery now. Returns its status afterwards. Safe to call twice or concurrently."""
+    claimed = _claim(delivery_id)
+    if isinstance(claimed, str):
+        return claimed
+    code, error, duration = _post(claimed, client)
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().select_related("endpoint").get(pk=delivery_id)
         now = timezone.now()
         DeliveryAttempt.objects.create(delivery=delivery, status_code=code, error=error, duration_ms=duration)
         delivery.attempts += 1
         delivery.last_status_code, delivery.last_error, delivery.last_attempt_at = code, error, now
-        endpoint = delivery.endpoint
+        delivery.claimed_until = None
+        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
         if code is not None and 200 <= code < 300:
             delivery.status, delivery.succeeded_at, delivery.next_attempt_at = (
                 DeliveryStatus.SUCCEEDED,
