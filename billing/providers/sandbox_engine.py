@@ -133,24 +133,15 @@ def checkout_pay(*, checkout_id: str, card_number: str) -> SandboxCheckout:
         checkout.save(update_fields=["paid_at", "subscription"])
         _emit("subscription.created", _subscription_data(sub, checkout_id=checkout.id), at=now)
         if not trial_end:
-            _charge_succeeded(sub, at=now)
+            _charge(sub, at=now, succeeded=True)
     return checkout
 
 
-def _charge_succeeded(sub: SandboxSubscription, *, at: dt.datetime) -> None:
+def _charge(sub: SandboxSubscription, *, at: dt.datetime, succeeded: bool, amount: int | None = None) -> None:
     _emit(
-        "payment.succeeded",
-        {"payment_id": "pay_" + secrets.token_hex(10), "amount": sub.unit_amount * sub.quantity, "currency": sub.currency,
-         "customer": sub.customer, "subscription_id": sub.id},
-        at=at,
-    )  # fmt: skip
-
-
-def _charge_failed(sub: SandboxSubscription, *, at: dt.datetime) -> None:
-    _emit(
-        "payment.failed",
-        {"payment_id": "pay_" + secrets.token_hex(10), "amount": sub.unit_amount * sub.quantity, "currency": sub.currency,
-         "customer": sub.customer, "subscription_id": sub.id},
+        "payment.succeeded" if succeeded else "payment.failed",
+        {"payment_id": "pay_" + secrets.token_hex(10), "amount": sub.unit_amount * sub.quantity if amount is None else amount,
+         "currency": sub.currency, "customer": sub.customer, "subscription_id": sub.id},
         at=at,
     )  # fmt: skip
 
@@ -182,19 +173,19 @@ def _renew(sub: SandboxSubscription, at: dt.datetime) -> None:
     if sub.card == "ok":
         sub.status, sub.period_start, sub.period_end = "active", at, at + _step(sub.interval)
         sub.save(update_fields=["status", "period_start", "period_end"])
-        _charge_succeeded(sub, at=at)
+        _charge(sub, at=at, succeeded=True)
         _emit("subscription.updated", _subscription_data(sub), at=at)
         return
     sub.status, sub.failed_attempts = "past_due", 1
     sub.next_retry_at = at + dt.timedelta(days=RETRY_DAYS[0])
     sub.save(update_fields=["status", "failed_attempts", "next_retry_at"])
-    _charge_failed(sub, at=at)
+    _charge(sub, at=at, succeeded=False)
     _emit("subscription.updated", _subscription_data(sub), at=at)
 
 
 def _retry(sub: SandboxSubscription, at: dt.datetime) -> None:
     """A dunning retry on a card that keeps failing (the only sandbox card that fails renewals)."""
-    _charge_failed(sub, at=at)
+    _charge(sub, at=at, succeeded=False)
     if sub.failed_attempts >= len(RETRY_DAYS):
         sub.status, sub.next_retry_at = "canceled", None
         sub.save(update_fields=["status", "next_retry_at"])
@@ -278,12 +269,7 @@ def subscription_change(
             sub.pending_price, sub.pending_unit_amount, sub.pending_interval = "", None, ""
             sub.save()
             if prorated > 0:
-                _emit(
-                    "payment.succeeded",
-                    {"payment_id": "pay_" + secrets.token_hex(10), "amount": prorated, "currency": sub.currency,
-                     "customer": sub.customer, "subscription_id": sub.id},
-                    at=now,
-                )  # fmt: skip
+                _charge(sub, at=now, succeeded=True, amount=prorated)
             _emit("subscription.updated", _subscription_data(sub), at=now)
             return "now"
         sub.pending_price, sub.pending_unit_amount, sub.pending_interval = price_ref, unit_amount, interval
