@@ -44,6 +44,11 @@ urlpatterns = [
         name="membership-cancel",
     ),
     path(
+        "memberships/<int:membership_id>/portal",
+        memberships_api.MembershipPortalView.as_view(),
+        name="membership-portal",
+    ),
+    path(
         "memberships/<int:membership_id>/change",
         memberships_api.MembershipChangeView.as_view(),
         name="membership-change",

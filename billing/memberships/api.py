@@ -1,7 +1,7 @@
 """Customers API: `/api/v1/customers` (upsert, list) and `/api/v1/customers/{external_id}`."""
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +22,7 @@ from billing.memberships.services import (
     membership_cancel,
     membership_change,
     membership_pause,
+    membership_portal_url,
 )
 from monetize.api.fields import StrictCharField, StrictRegexField
 from monetize.api.idempotency import idempotent
@@ -289,3 +290,16 @@ class MembershipPauseView(APIView):
 
 class MembershipResumeView(MembershipPauseView):
     paused = False
+
+
+class MembershipPortalView(APIView):
+    """Where the customer manages payment details and invoices: the provider's customer portal
+    (the sandbox's is the tenant's own Plan & usage page)."""
+
+    @extend_schema(
+        operation_id="memberships_portal",
+        responses=inline_serializer("Portal", {"url": serializers.URLField()}),
+    )
+    def get(self, request, membership_id: int):
+        url = membership_portal_url(membership=membership_get(membership_id=membership_id))
+        return Response({"url": request.build_absolute_uri(url) if url.startswith("/") else url})

@@ -452,3 +452,19 @@ def membership_pause(*, membership: Membership, paused: bool) -> Membership:
         _publish(membership, "membership.updated")
         _notify_changed(membership.customer.external_id)
     return membership
+
+
+def membership_portal_url(*, membership: Membership) -> str:
+    """The provider's customer-portal link for this membership (relative for the sandbox)."""
+    from billing.providers.base import ProviderError
+
+    if membership.provider == "manual":
+        raise MembershipNotLive("A manual membership has no provider portal.", code="no_portal")
+    adapter = _provider(membership)
+    if not hasattr(adapter, "portal_url"):
+        raise ProviderError(
+            f"The {membership.provider} adapter has no customer portal yet.", code="provider_not_supported"
+        )
+    return adapter.portal_url(
+        customer=membership.customer.external_id, provider_customer_id=membership.provider_customer_id
+    )

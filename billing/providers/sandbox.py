@@ -124,6 +124,9 @@ class SandboxProvider:
             quantity=quantity,
         )
 
+    def portal_url(self, *, customer: str, provider_customer_id: str = "") -> str:
+        return "/account/plan/"  # the sandbox's "portal" is the tenant's own plan page
+
     def pause_subscription(self, *, subscription_id: str, paused: bool) -> None:
         from billing.providers.sandbox_engine import subscription_pause
 
