@@ -178,8 +178,7 @@ def membership_sync_from_provider(
             f"No price '{state.price_ref}' in the catalog.", details={"price": state.price_ref}
         )
     with transaction.atomic():
-        customer, _ = customer_upsert(external_id=state.customer)
-        Customer.objects.select_for_update().filter(pk=customer.pk).first()  # serialise per customer
+        customer, _ = customer_upsert(external_id=state.customer)  # locks the customer row: one change at a time
         membership = (
             Membership.objects.select_for_update()
             .filter(provider=provider, provider_subscription_id=state.subscription_id)
