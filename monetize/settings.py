@@ -105,7 +105,7 @@ TENANT_BASE_SCHEMA = env_str("TENANT_TEMPLATE_SCHEMA", "tenant_template")
 TENANT_CREATION_FAKES_MIGRATIONS = True
 # set the search path once per connection and tenant switch, not before every query (halves the
 # statements of everything that touches PostgreSQL; every switch goes through connection.set_tenant)
-TENANT_LIMIT_SET_CALLS = True
+TENANT_LIMIT_SET_CALLS = env_bool("TENANT_LIMIT_SET_CALLS", True)
 PUBLIC_SCHEMA_URLCONF = "monetize.urls_public"
 ROOT_URLCONF = "monetize.urls_tenant"
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
