@@ -178,7 +178,9 @@ def membership_sync_from_provider(
             f"No price '{state.price_ref}' in the catalog.", details={"price": state.price_ref}
         )
     with transaction.atomic():
-        customer, _ = customer_upsert(external_id=state.customer)  # locks the customer row: one change at a time
+        customer, _ = customer_upsert(
+            external_id=state.customer
+        )  # locks the customer row: one change at a time
         membership = (
             Membership.objects.select_for_update()
             .filter(provider=provider, provider_subscription_id=state.subscription_id)
@@ -314,15 +316,14 @@ def checkouts_expire(*, now: dt.datetime | None = None) -> int:
 def membership_cancel(*, membership: Membership, at_period_end: bool) -> Membership:
     """Cancel now or at the end of the period. A provider membership is canceled at the provider,
     whose webhook then updates it (as every provider change does); a manual one is changed here."""
-    from billing.providers.registry import provider_for
-    from billing.providers.selectors import provider_account_for_checkout
-
     if membership.status not in LIVE_STATUSES:
         raise MembershipNotLive("This membership has already ended.", details={"status": membership.status})
     if membership.provider != "manual":
-        account = provider_account_for_checkout(provider=membership.provider)
-        provider_for(account).cancel_subscription(
-            subscription_id=membership.provider_subscription_id, at_period_end=at_period_end
+        _adapter_call(
+            membership,
+            "cancel_subscription",
+            subscription_id=membership.provider_subscription_id,
+            at_period_end=at_period_end,
         )
         return membership
     with transaction.atomic():
@@ -389,6 +390,19 @@ def _provider(membership: Membership):
     return provider_for(provider_account_for_checkout(provider=membership.provider))
 
 
+def _adapter_call(membership: Membership, method: str, **kwargs):
+    """Call a provider adapter operation, or say clearly that this adapter does not offer it yet."""
+    from billing.providers.base import ProviderNotSupported
+
+    adapter = _provider(membership)
+    if not hasattr(adapter, method):
+        raise ProviderNotSupported(
+            f"The {membership.provider} adapter cannot {method.replace('_', ' ')} yet.",
+            code="provider_not_supported",
+        )
+    return getattr(adapter, method)(**kwargs)
+
+
 def membership_change(
     *,
     membership: Membership,
@@ -421,7 +435,9 @@ def membership_change(
             _publish(membership, "membership.updated")
             _notify_changed(membership.customer.external_id)
         return "now"
-    return _provider(membership).change_subscription(
+    return _adapter_call(
+        membership,
+        "change_subscription",
         subscription_id=membership.provider_subscription_id,
         price_ref=price.code,
         unit_amount=price.unit_amount,
@@ -439,8 +455,11 @@ def membership_pause(*, membership: Membership, paused: bool) -> Membership:
             details={"status": membership.status},
         )
     if membership.provider != "manual":
-        _provider(membership).pause_subscription(
-            subscription_id=membership.provider_subscription_id, paused=paused
+        _adapter_call(
+            membership,
+            "pause_subscription",
+            subscription_id=membership.provider_subscription_id,
+            paused=paused,
         )
         return membership
     with transaction.atomic():
@@ -455,15 +474,11 @@ def membership_pause(*, membership: Membership, paused: bool) -> Membership:
 
 def membership_portal_url(*, membership: Membership) -> str:
     """The provider's customer-portal link for this membership (relative for the sandbox)."""
-    from billing.providers.base import ProviderError
-
     if membership.provider == "manual":
         raise MembershipNotLive("A manual membership has no provider portal.", code="no_portal")
-    adapter = _provider(membership)
-    if not hasattr(adapter, "portal_url"):
-        raise ProviderError(
-            f"The {membership.provider} adapter has no customer portal yet.", code="provider_not_supported"
-        )
-    return adapter.portal_url(
-        customer=membership.customer.external_id, provider_customer_id=membership.provider_customer_id
+    return _adapter_call(
+        membership,
+        "portal_url",
+        customer=membership.customer.external_id,
+        provider_customer_id=membership.provider_customer_id,
     )

@@ -32,6 +32,13 @@ class ProviderNotConfigured(ProviderError):
     status_code = 409
 
 
+class ProviderNotSupported(ProviderError):
+    """This adapter does not offer the operation (yet)."""
+
+    code = "provider_not_supported"
+    status_code = 409
+
+
 class WebhookVerificationFailed(ProviderError):
     code = "invalid_signature"
     status_code = 400

@@ -18,9 +18,14 @@ import json
 from django.utils.dateparse import parse_datetime
 
 from billing.providers.base import (
+    CheckoutRequest,
+    CheckoutSession,
     EventType,
     NormalizedEvent,
     PaymentState,
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderUnavailable,
     SubscriptionState,
     WebhookVerificationFailed,
 )
@@ -59,9 +64,112 @@ def _ts(value) -> dt.datetime | None:
 
 class StripeProvider:
     name = "stripe"
+    # stripe's own HTTP client unless set: tests put a stripe.HTTPClient here (the network edge)
+    http_client = None
 
-    def __init__(self, *, webhook_secret: str):
+    def __init__(self, *, webhook_secret: str, api_key: str = ""):
         self.webhook_secret = webhook_secret
+        self.api_key = api_key
+
+    # --- API calls (the stripe SDK; errors mapped onto ours) -----------------------------------
+
+    def _client(self):
+        import stripe
+
+        if not self.api_key:
+            raise ProviderNotConfigured(
+                'The Stripe account has no API key (credentials: {"api_key": "sk_…"}).'
+            )
+        return stripe.StripeClient(self.api_key, http_client=self.http_client, max_network_retries=2)
+
+    def _call(self, fn, *args, **kwargs):
+        import stripe
+
+        try:
+            return fn(*args, **kwargs)
+        except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+            raise ProviderUnavailable(f"Stripe did not answer: {exc.user_message or exc}") from exc
+        except stripe.StripeError as exc:
+            if (exc.http_status or 0) >= 500:
+                raise ProviderUnavailable(f"Stripe failed: {exc.user_message or exc}") from exc
+            raise ProviderError(
+                f"Stripe refused: {exc.user_message or exc}", details={"stripe_code": exc.code}
+            ) from exc
+
+    def _price_id(self, client, request: CheckoutRequest) -> str:
+        """Our price at Stripe, found by lookup_key (= our price code) or created once: product and
+        price exist at Stripe before any checkout is offered."""
+        found = self._call(client.v1.prices.list, params={"lookup_keys": [request.price_ref], "limit": 1})
+        if found.data:
+            return found.data[0].id
+        product = self._call(
+            client.v1.products.create,
+            params={"name": request.price_ref, "metadata": {"monetize_price": request.price_ref}},
+            options={"idempotency_key": f"product-{request.price_ref}"},
+        )
+        params = {
+            "product": product.id,
+            "currency": request.currency,
+            "unit_amount": request.unit_amount,
+            "lookup_key": request.price_ref,
+        }
+        if request.interval in ("month", "year"):
+            params["recurring"] = {"interval": request.interval}
+        price = self._call(
+            client.v1.prices.create,
+            params=params,
+            options={"idempotency_key": f"price-{request.price_ref}-{request.unit_amount}"},
+        )
+        return price.id
+
+    def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
+        client = self._client()
+        metadata = {
+            "monetize_customer": request.customer,
+            "monetize_price": request.price_ref,
+            "monetize_checkout": request.checkout_id,
+        }
+        recurring = request.interval in ("month", "year")
+        params = {
+            "mode": "subscription" if recurring else "payment",
+            "line_items": [{"price": self._price_id(client, request), "quantity": request.quantity}],
+            "success_url": request.success_url,
+            "cancel_url": request.cancel_url,
+            "client_reference_id": request.checkout_id,
+            "metadata": metadata,
+        }
+        if request.email:
+            params["customer_email"] = request.email
+        if recurring:
+            params["subscription_data"] = {
+                "metadata": metadata,
+                **({"trial_period_days": request.trial_days} if request.trial_days else {}),
+            }
+        session = self._call(
+            client.v1.checkout.sessions.create,
+            params=params,
+            options={"idempotency_key": f"checkout-{request.checkout_id}"},
+        )
+        return CheckoutSession(
+            provider_checkout_id=session.id,
+            url=session.url,
+            expires_at=_ts(getattr(session, "expires_at", None)),
+        )
+
+    def cancel_subscription(self, *, subscription_id: str, at_period_end: bool) -> None:
+        client = self._client()
+        if at_period_end:
+            self._call(client.v1.subscriptions.update, subscription_id, params={"cancel_at_period_end": True})
+        else:
+            self._call(client.v1.subscriptions.cancel, subscription_id)
+
+    def portal_url(self, *, customer: str, provider_customer_id: str = "") -> str:
+        if not provider_customer_id:
+            raise ProviderError("This membership has no Stripe customer yet.", code="no_portal")
+        session = self._call(
+            self._client().v1.billing_portal.sessions.create, params={"customer": provider_customer_id}
+        )
+        return session.url
 
     def verify_webhook(self, *, body: bytes, headers: dict[str, str]) -> dict:
         import stripe

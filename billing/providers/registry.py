@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from billing.providers.base import PaymentProvider, ProviderError
+from billing.providers.base import PaymentProvider, ProviderNotSupported
 from billing.providers.hosted import LemonSqueezyProvider, PolarProvider, StripeProvider
 from billing.providers.models import ProviderAccount
 
@@ -14,8 +14,10 @@ def provider_for(account: ProviderAccount) -> PaymentProvider:
         from billing.providers.sandbox import SandboxProvider
 
         return SandboxProvider(webhook_secret=account.webhook_secret)
+    if account.provider == "stripe":
+        return StripeProvider(
+            webhook_secret=account.webhook_secret, api_key=account.credentials.get("api_key", "")
+        )
     if account.provider in HOSTED:
         return HOSTED[account.provider](webhook_secret=account.webhook_secret)
-    raise ProviderError(
-        f"The {account.get_provider_display()} adapter is not available yet.", code="provider_not_supported"
-    )
+    raise ProviderNotSupported(f"The {account.get_provider_display()} adapter is not available yet.")

@@ -324,8 +324,12 @@ def test_grace_period_ends_entitlements_during_dunning(shop, settings, django_ca
 
 def test_portal_link(shop, django_capture_on_commit_callbacks):
     membership_id = _subscribe(shop, django_capture_on_commit_callbacks)
-    assert shop.api().get(f"/api/v1/memberships/{membership_id}/portal").json() == {"url": "http://alpha.test/account/plan/"}
-    shop.api().post("/api/v1/customers", {"external_id": "m2", "tier": "team"}, content_type="application/json")
+    assert shop.api().get(f"/api/v1/memberships/{membership_id}/portal").json() == {
+        "url": "http://alpha.test/account/plan/"
+    }
+    shop.api().post(
+        "/api/v1/customers", {"external_id": "m2", "tier": "team"}, content_type="application/json"
+    )
     manual = shop.api().get("/api/v1/customers/m2/membership").json()["membership"]["id"]
     response = shop.api().get(f"/api/v1/memberships/{manual}/portal")
     assert response.status_code == 409 and response.json()["error"]["code"] == "no_portal"

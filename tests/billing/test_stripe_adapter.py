@@ -1,0 +1,191 @@
+"""The Stripe adapter's API calls through the real stripe SDK, with only the network edge faked: a
+stripe.HTTPClient that answers like Stripe's API and records what it was sent."""
+
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import stripe
+from django_tenants.utils import tenant_context
+
+from billing.memberships.models import Checkout, Membership
+from billing.providers.hosted import StripeProvider
+from billing.providers.services import provider_account_upsert
+from tests.billing.test_entitlements import make_customer
+
+
+class FakeStripe(stripe.HTTPClient):
+    """Stripe's API as far as the adapter uses it (products, prices, checkout sessions,
+    subscriptions, billing portal)."""
+
+    name = "fake"
+
+    def __init__(self, fail_with: int | None = None):
+        super().__init__()
+        self.calls = []
+        self.prices = {}
+        self.fail_with = fail_with
+
+    def request(self, method, url, headers, post_data=None, *, _usage=None):
+        path = urlsplit(url).path
+        query = parse_qs(urlsplit(url).query)
+        form = parse_qs(post_data.decode() if isinstance(post_data, bytes) else (post_data or ""))
+        self.calls.append(
+            {"method": method, "path": path, "form": form, "query": query, "headers": dict(headers or {})}
+        )
+        if self.fail_with:
+            body = {
+                "error": {
+                    "type": "api_error" if self.fail_with >= 500 else "invalid_request_error",
+                    "message": "nope",
+                }
+            }
+            return json.dumps(body), self.fail_with, {}
+        if method == "get" and path == "/v1/prices":
+            key = query.get("lookup_keys[0]", [""])[0]
+            data = [self.prices[key]] if key in self.prices else []
+            return (
+                json.dumps({"object": "list", "data": data, "has_more": False, "url": "/v1/prices"}),
+                200,
+                {},
+            )
+        if path == "/v1/products":
+            return json.dumps({"id": "prod_1", "object": "product"}), 200, {}
+        if path == "/v1/prices":
+            price = {
+                "id": "price_" + form["lookup_key"][0],
+                "object": "price",
+                "lookup_key": form["lookup_key"][0],
+            }
+            self.prices[form["lookup_key"][0]] = price
+            return json.dumps(price), 200, {}
+        if path == "/v1/checkout/sessions":
+            return json.dumps({"id": "cs_test_1", "object": "checkout.session", "url": "https://checkout.stripe.test/c/pay/cs_test_1",
+                               "expires_at": 1900000000}), 200, {}  # fmt: skip
+        if path.startswith("/v1/subscriptions/"):
+            return (
+                json.dumps({"id": path.rsplit("/", 1)[1], "object": "subscription", "status": "active"}),
+                200,
+                {},
+            )
+        if path == "/v1/billing_portal/sessions":
+            return (
+                json.dumps(
+                    {
+                        "id": "bps_1",
+                        "object": "billing_portal.session",
+                        "url": "https://billing.stripe.test/p/session/1",
+                    }
+                ),
+                200,
+                {},
+            )
+        return (
+            json.dumps({"error": {"type": "invalid_request_error", "message": f"no route {path}"}}),
+            404,
+            {},
+        )
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def stripe_shop(ci_catalog, monkeypatch):
+    fake = FakeStripe()
+    monkeypatch.setattr(StripeProvider, "http_client", fake)
+    with tenant_context(ci_catalog.tenant):
+        provider_account_upsert(
+            provider="stripe",
+            credentials={"api_key": "sk_test_123"},
+            webhook_secret="whsec_x",
+            make_default=True,
+        )
+    make_customer(ci_catalog)
+    return ci_catalog, fake
+
+
+def start(fixture, **body):
+    payload = {
+        "customer": "c1",
+        "success_url": "https://app.test/ok",
+        "cancel_url": "https://app.test/no",
+        **body,
+    }
+    return fixture.api().post("/api/v1/checkouts", payload, content_type="application/json")
+
+
+def test_checkout_creates_price_at_stripe_first_then_a_session(stripe_shop):
+    fixture, fake = stripe_shop
+    response = start(fixture, tier="team")
+    assert response.status_code == 201
+    assert response.json()["url"] == "https://checkout.stripe.test/c/pay/cs_test_1"
+    paths = [(c["method"], c["path"]) for c in fake.calls]
+    assert paths == [
+        ("get", "/v1/prices"),
+        ("post", "/v1/products"),
+        ("post", "/v1/prices"),
+        ("post", "/v1/checkout/sessions"),
+    ]
+    session = fake.calls[-1]
+    with tenant_context(fixture.tenant):
+        checkout = Checkout.objects.get()
+    assert session["headers"]["Idempotency-Key"] == f"checkout-{checkout.pk}"  # derived from our row id
+    assert session["form"]["line_items[0][price]"] == ["price_team-monthly"]
+    assert session["form"]["subscription_data[metadata][monetize_customer]"] == ["c1"]
+    assert session["form"]["subscription_data[trial_period_days]"] == ["14"]
+    assert session["form"]["mode"] == ["subscription"]
+    assert fake.calls[2]["form"]["unit_amount"] == ["1900"] and fake.calls[2]["form"][
+        "recurring[interval]"
+    ] == ["month"]
+    # the second checkout finds the price by its lookup key: nothing created twice
+    start(fixture, tier="team")
+    assert [c["path"] for c in fake.calls[4:]] == ["/v1/prices", "/v1/checkout/sessions"]
+
+
+def test_stripe_errors_map_to_ours(ci_catalog, monkeypatch):
+    with tenant_context(ci_catalog.tenant):
+        provider_account_upsert(provider="stripe", credentials={"api_key": "sk_test_123"}, make_default=True)
+    make_customer(ci_catalog)
+    monkeypatch.setattr(StripeProvider, "http_client", FakeStripe(fail_with=400))
+    refused = start(ci_catalog, tier="team")
+    assert refused.status_code == 502 and refused.json()["error"]["code"] == "provider_error"
+    monkeypatch.setattr(StripeProvider, "http_client", FakeStripe(fail_with=503))
+    down = start(ci_catalog, tier="team")
+    assert down.status_code == 503 and down.json()["error"]["code"] == "provider_unavailable"
+    with tenant_context(ci_catalog.tenant):
+        assert not Checkout.objects.exists()  # nothing half-made
+
+
+def test_cancel_and_portal_go_to_stripe(stripe_shop):
+    fixture, fake = stripe_shop
+    with tenant_context(fixture.tenant):
+        from billing.memberships.models import Customer
+        from billing.tiers.models import Price
+
+        price = Price.objects.get(code="team-monthly")
+        membership = Membership.objects.create(
+            customer=Customer.objects.get(external_id="c1"), tier=price.tier, price=price, status="active", provider="stripe",
+            provider_subscription_id="sub_9", provider_customer_id="cus_9", started_at="2026-11-01T00:00:00Z",
+        )  # fmt: skip
+    response = fixture.api().post(
+        f"/api/v1/memberships/{membership.pk}/cancel",
+        {"at_period_end": True},
+        content_type="application/json",
+    )
+    assert response.status_code == 202
+    assert (fake.calls[-1]["method"], fake.calls[-1]["path"], fake.calls[-1]["form"]) == (
+        "post", "/v1/subscriptions/sub_9", {"cancel_at_period_end": ["true"]},
+    )  # fmt: skip
+    fixture.api().post(
+        f"/api/v1/memberships/{membership.pk}/cancel",
+        {"at_period_end": False},
+        content_type="application/json",
+    )
+    assert (fake.calls[-1]["method"], fake.calls[-1]["path"]) == ("delete", "/v1/subscriptions/sub_9")
+    portal = fixture.api().get(f"/api/v1/memberships/{membership.pk}/portal").json()
+    assert portal == {"url": "https://billing.stripe.test/p/session/1"}
+    unsupported = fixture.api().post(
+        f"/api/v1/memberships/{membership.pk}/pause", {}, content_type="application/json"
+    )
+    assert unsupported.status_code == 409 and unsupported.json()["error"]["code"] == "provider_not_supported"
