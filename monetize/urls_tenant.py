@@ -25,6 +25,7 @@ urlpatterns = [
     path("settings/", account_views.tenant_settings, name="tenant-settings"),
     path("pricing/", tier_views.pricing, name="pricing"),
     path("billing/checkout/", membership_views.start_checkout, name="start-checkout"),
+    path("billing/membership/", membership_views.manage_membership, name="manage-membership"),
     path("account/plan/", entitlement_views.plan, name="plan"),
     path("webhooks/<slug:provider>/", webhook_views.receive, name="webhooks"),
     path("sandbox/checkout/<str:checkout_id>/", provider_views.sandbox_checkout, name="sandbox-checkout"),

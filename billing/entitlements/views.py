@@ -11,8 +11,8 @@ from billing.entitlements.selectors import entitlement_snapshot, feature_usage
 from billing.entitlements.services import customer_key_create, customer_key_revoke, customer_key_rotate
 from billing.memberships.exceptions import MembershipsError
 from billing.memberships.selectors import membership_current
-from billing.memberships.services import customer_for_user, membership_cancel
-from billing.tiers.models import Feature
+from billing.memberships.services import customer_for_user
+from billing.tiers.models import Feature, Price
 
 
 def _feature_rows(snapshot: dict) -> list[dict]:
@@ -41,16 +41,6 @@ def plan(request):
     if request.method == "POST":
         action = request.POST.get("action")
         try:
-            if action in {"cancel_now", "cancel_at_period_end"}:
-                membership = membership_current(customer=customer)
-                if membership is None:
-                    messages.error(request, "You have no membership to cancel.")
-                else:
-                    membership_cancel(membership=membership, at_period_end=action == "cancel_at_period_end")
-                    messages.success(
-                        request, "Cancellation requested; your plan updates when the provider confirms it."
-                    )
-                return redirect("plan")
             if action == "create":
                 _, new_secret = customer_key_create(
                     customer=customer, name=request.POST.get("name", "")[:100]
@@ -75,6 +65,11 @@ def plan(request):
         {
             "customer": customer,
             "membership": membership_current(customer=customer),
+            "change_prices": Price.objects.filter(active=True, tier__is_public=True, tier__is_default=False)
+            .exclude(code="")
+            .exclude(interval="one_time")
+            .select_related("tier")
+            .order_by("tier__sort_order", "unit_amount"),
             "snapshot": snapshot,
             "features": _feature_rows(snapshot),
             "keys": customer.api_keys.all(),

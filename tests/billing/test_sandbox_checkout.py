@@ -333,3 +333,40 @@ def test_portal_link(shop, django_capture_on_commit_callbacks):
     manual = shop.api().get("/api/v1/customers/m2/membership").json()["membership"]["id"]
     response = shop.api().get(f"/api/v1/memberships/{manual}/portal")
     assert response.status_code == 409 and response.json()["error"]["code"] == "no_portal"
+
+
+def test_billing_page_changes_pauses_resumes_and_links_the_portal(shop, django_capture_on_commit_callbacks):
+    from tests.conftest import PASSWORD
+
+    capture = django_capture_on_commit_callbacks
+    client = shop.client()
+    client.post(
+        "/accounts/signup/", {"email": "page@alpha.test", "password1": PASSWORD, "password2": PASSWORD}
+    )
+    response = client.post("/billing/checkout/", {"price": "team-yearly"})
+    with capture(execute=True):
+        client.post(response["Location"], {"card": "4242 4242 4242 4242"})
+    process_all(shop)
+    page = client.get("/account/plan/").content.decode()
+    assert 'value="pro-yearly"' in page and "Manage payment details" in page
+
+    def act(**form):
+        with capture(execute=True):
+            result = client.post("/billing/membership/", form)
+        process_all(shop)
+        return result
+
+    act(action="change", price="pro-yearly")
+    assert 'data-testid="tier">Pro<' in client.get("/account/plan/").content.decode()
+    act(action="pause")
+    page = client.get("/account/plan/").content.decode()
+    assert (
+        "Membership paused" in page and 'value="resume"' in page and 'data-testid="tier">Community<' in page
+    )
+    act(action="resume")
+    assert 'data-testid="tier">Pro<' in client.get("/account/plan/").content.decode()
+    portal = act(action="portal")
+    assert portal.status_code == 302 and portal["Location"] == "http://alpha.test/account/plan/"
+    refused = act(action="resume")  # not paused: a readable error, nothing changes
+    assert refused.status_code == 302
+    assert "cannot be resumed" in client.get("/account/plan/").content.decode()

@@ -110,6 +110,6 @@ def test_pricing_to_paid_membership_and_back_to_free(server, worker, page):
 
     page.on("dialog", lambda dialog: dialog.accept())
     with page.expect_navigation():
-        page.click("button[value=cancel_now]")
+        page.click("button[value=cancel_now]")  # a form posting to /billing/membership/
     _until(page, f"{server}/account/plan/", r'data-testid="tier">Community<')
     assert "Membership canceled" in page.content()
