@@ -1,6 +1,5 @@
 """Customers API: `/api/v1/customers` (upsert, list) and `/api/v1/customers/{external_id}`."""
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -9,7 +8,6 @@ from rest_framework.views import APIView
 from billing.memberships.models import Checkout, Customer, Membership
 from billing.memberships.selectors import (
     customer_get,
-    customer_get_for_update,
     customer_list,
     customer_tier,
     membership_current,
@@ -17,7 +15,7 @@ from billing.memberships.selectors import (
 )
 from billing.memberships.services import (
     checkout_create,
-    customer_update,
+    customer_patch,
     customer_upsert,
     membership_cancel,
     membership_change,
@@ -133,10 +131,7 @@ class CustomerDetailView(APIView):
     def patch(self, request, external_id: str):
         data = CustomerPatchInput(data=request.data)
         data.is_valid(raise_exception=True)
-        with transaction.atomic():
-            customer = customer_get_for_update(external_id=external_id)
-            customer = customer_update(customer=customer, **data.validated_data)
-        return Response(CustomerOutput(customer).data)
+        return Response(CustomerOutput(customer_patch(external_id=external_id, **data.validated_data)).data)
 
 
 class CheckoutInput(serializers.Serializer):

@@ -83,6 +83,14 @@ def customer_update(
     return customer
 
 
+def customer_patch(*, external_id: str, **changes) -> Customer:
+    """Update a customer found by external_id (locked for the change)."""
+    from billing.memberships.selectors import customer_get_for_update
+
+    with transaction.atomic():
+        return customer_update(customer=customer_get_for_update(external_id=external_id), **changes)
+
+
 def customer_for_user(*, user) -> Customer:
     """The customer record of a person who signed up on the tenant's site (created at sign-up)."""
     customer, _ = customer_upsert(external_id=f"user_{user.pk}", email=user.email, user=user)
@@ -103,39 +111,71 @@ def membership_set_tier(*, customer: Customer, tier) -> Membership | None:
         )
         if live is not None and live.tier_id == tier.pk and live.status in ENTITLED_STATUSES:
             return live
-        if live is not None:
-            live.status, live.ended_at = MembershipStatus.CANCELED, now
-            live.save(update_fields=["status", "ended_at", "updated_at"])
-            _record(live, reason="manual")
+        changed = _end_live(customer, at=now, reason="manual")
         membership = None
         if not tier.is_default:
             membership = Membership.objects.create(
                 customer=customer, tier=tier, status=MembershipStatus.ACTIVE, started_at=now
             )
             _record(membership, reason="manual")
-        for changed in filter(None, [live, membership]):
-            _publish(changed, "membership.updated")
+            changed.append(membership)
+        _publish(changed, customer=customer.external_id)
         _notify_changed(customer.external_id)
     return membership
 
 
-def _publish(membership: Membership, event_type: str) -> None:
-    """Tell the integrator's webhook endpoints (billing.webhooks.outbound)."""
-    from billing.webhooks.outbound import event_publish
+def _end_live(
+    customer: Customer, *, at: dt.datetime, reason: str, keep: Membership | None = None, event_id: str = ""
+) -> list[Membership]:
+    """End the customer's live memberships (but `keep`): at most one live membership per customer."""
+    ended = []
+    for other in Membership.objects.select_for_update().filter(customer=customer, status__in=LIVE_STATUSES):
+        if keep is None or other.pk != keep.pk:
+            other.status, other.ended_at = MembershipStatus.CANCELED, at
+            other.save(update_fields=["status", "ended_at", "updated_at"])
+            _record(other, reason=reason, event_id=event_id)
+            ended.append(other)
+    return ended
 
-    customer = membership.customer.external_id
-    data = {
-        "id": membership.pk,
-        "customer": customer,
-        "tier": membership.tier.code,
-        "status": membership.status,
-        "provider": membership.provider,
-        "quantity": membership.quantity,
-        "current_period_end": membership.current_period_end,
-        "cancel_at_period_end": membership.cancel_at_period_end,
-    }
-    event_publish(type=event_type, payload=data, customer=customer)
-    event_publish(type="entitlements.changed", payload={"customer": customer}, customer=customer)
+
+def _change_locally(membership: Membership, *, reason: str, **fields) -> Membership:
+    """Apply a change to a manual membership (no provider to ask): lock, set, record, tell."""
+    with transaction.atomic():
+        membership = (
+            Membership.objects.select_for_update().select_related("customer", "tier").get(pk=membership.pk)
+        )
+        for name, value in fields.items():
+            setattr(membership, name, value)
+        membership.save()
+        _record(membership, reason=reason)
+        _publish([membership], customer=membership.customer.external_id)
+        _notify_changed(membership.customer.external_id)
+    return membership
+
+
+def _publish(memberships: list[Membership], *, customer: str) -> None:
+    """Tell the integrator's webhook endpoints: `membership.updated` per membership that changed,
+    then one `entitlements.changed` (billing.webhooks.outbound; endpoints are read once)."""
+    from billing.webhooks.outbound import active_endpoints, event_publish
+
+    endpoints = active_endpoints()
+    if not endpoints or not memberships:
+        return
+    for membership in memberships:
+        data = {
+            "id": membership.pk,
+            "customer": customer,
+            "tier": membership.tier.code,
+            "status": membership.status,
+            "provider": membership.provider,
+            "quantity": membership.quantity,
+            "current_period_end": membership.current_period_end,
+            "cancel_at_period_end": membership.cancel_at_period_end,
+        }
+        event_publish(type="membership.updated", payload=data, customer=customer, endpoints=endpoints)
+    event_publish(
+        type="entitlements.changed", payload={"customer": customer}, customer=customer, endpoints=endpoints
+    )
 
 
 def _notify_changed(external_id: str) -> None:
@@ -192,14 +232,11 @@ def membership_sync_from_provider(
             and occurred_at < membership.provider_event_at
         ):
             return None
+        replaced = []
         if state.status in LIVE_STATUSES:
-            for other in Membership.objects.select_for_update().filter(
-                customer=customer, status__in=LIVE_STATUSES
-            ):
-                if membership is None or other.pk != membership.pk:
-                    other.status, other.ended_at = MembershipStatus.CANCELED, occurred_at
-                    other.save(update_fields=["status", "ended_at", "updated_at"])
-                    _record(other, reason="replaced", event_id=event_id)
+            replaced = _end_live(
+                customer, at=occurred_at, reason="replaced", keep=membership, event_id=event_id
+            )
         if membership is None:
             membership = Membership(
                 customer=customer,
@@ -224,7 +261,7 @@ def membership_sync_from_provider(
             membership.ended_at = occurred_at
         membership.save()
         _record(membership, reason=f"provider:{provider}", event_id=event_id)
-        _publish(membership, "membership.updated")
+        _publish([*replaced, membership], customer=customer.external_id)
         if state.checkout_id:
             Checkout.objects.filter(pk=state.checkout_id, status=CheckoutStatus.OPEN).update(
                 status=CheckoutStatus.COMPLETED, completed_at=occurred_at
@@ -326,17 +363,11 @@ def membership_cancel(*, membership: Membership, at_period_end: bool) -> Members
             at_period_end=at_period_end,
         )
         return membership
-    with transaction.atomic():
-        membership = Membership.objects.select_for_update().get(pk=membership.pk)
-        if at_period_end and membership.current_period_end:
-            membership.cancel_at_period_end = True
-        else:
-            membership.status, membership.ended_at = MembershipStatus.CANCELED, timezone.now()
-        membership.save()
-        _record(membership, reason="canceled")
-        _publish(membership, "membership.updated")
-        _notify_changed(membership.customer.external_id)
-    return membership
+    if at_period_end and membership.current_period_end:
+        return _change_locally(membership, reason="canceled", cancel_at_period_end=True)
+    return _change_locally(
+        membership, reason="canceled", status=MembershipStatus.CANCELED, ended_at=timezone.now()
+    )
 
 
 def payment_record(
@@ -425,15 +456,8 @@ def membership_change(
     )
     quantity = quantity or membership.quantity
     if membership.provider == "manual" or price is None:
-        with transaction.atomic():
-            membership = Membership.objects.select_for_update().get(pk=membership.pk)
-            if price is not None:
-                membership.tier, membership.price = price.tier, price
-            membership.quantity = quantity
-            membership.save()
-            _record(membership, reason="changed")
-            _publish(membership, "membership.updated")
-            _notify_changed(membership.customer.external_id)
+        tier_fields = {"tier": price.tier, "price": price} if price is not None else {}
+        _change_locally(membership, reason="changed", quantity=quantity, **tier_fields)
         return "now"
     return _adapter_call(
         membership,
@@ -462,14 +486,11 @@ def membership_pause(*, membership: Membership, paused: bool) -> Membership:
             paused=paused,
         )
         return membership
-    with transaction.atomic():
-        membership = Membership.objects.select_for_update().get(pk=membership.pk)
-        membership.status = MembershipStatus.PAUSED if paused else MembershipStatus.ACTIVE
-        membership.save(update_fields=["status", "updated_at"])
-        _record(membership, reason="paused" if paused else "resumed")
-        _publish(membership, "membership.updated")
-        _notify_changed(membership.customer.external_id)
-    return membership
+    return _change_locally(
+        membership,
+        reason="paused" if paused else "resumed",
+        status=MembershipStatus.PAUSED if paused else MembershipStatus.ACTIVE,
+    )
 
 
 def membership_portal_url(*, membership: Membership) -> str:

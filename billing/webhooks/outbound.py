@@ -64,9 +64,16 @@ def endpoint_create(
     return endpoint, secret
 
 
-def event_publish(*, type: str, payload: dict, customer: str = "") -> OutboundEvent | None:
-    """Record an event and deliver it to every active endpoint that wants it (after commit)."""
-    endpoints = [e for e in WebhookEndpoint.objects.filter(is_active=True) if e.wants(type)]
+def active_endpoints() -> list[WebhookEndpoint]:
+    return list(WebhookEndpoint.objects.filter(is_active=True))
+
+
+def event_publish(
+    *, type: str, payload: dict, customer: str = "", endpoints: list[WebhookEndpoint] | None = None
+) -> OutboundEvent | None:
+    """Record an event and deliver it to every active endpoint that wants it (after commit).
+    `endpoints`: the active endpoints when the caller publishes several events at once."""
+    endpoints = [e for e in (active_endpoints() if endpoints is None else endpoints) if e.wants(type)]
     if not endpoints:
         return None
     event = OutboundEvent.objects.create(

@@ -81,13 +81,9 @@ def exception_handler(exc, context):
     )
 
 
-def _json_error(status_code: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse(error_body(code, message), status=status_code)
-
-
 def wants_json(request) -> bool:
     return request.path.startswith("/api/") or request.path.startswith("/webhooks/")
 
 
 def api_error_response(status_code: int, code: str, message: str) -> JsonResponse:
-    return _json_error(status_code, code, message)
+    return JsonResponse(error_body(code, message), status=status_code)
