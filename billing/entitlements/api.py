@@ -98,28 +98,25 @@ class EntitlementCheckView(LeanJSONView):
     """May this customer use this feature now? Rate features consume from the bucket.
     Needs the `read` scope (it changes no data)."""
 
+    @staticmethod
+    def _inputs(data) -> tuple[str, str, int]:
+        data = _check_object(data)
+        return _string(data, "customer"), _string(data, "feature", max_length=64), _quantity(data)
+
     def prefetch(self, data, key_hash: str):
-        if (
-            not isinstance(data, dict)
-            or not isinstance(data.get("customer"), str)
-            or not isinstance(data.get("feature"), str)
-        ):
-            return None  # handle() reports the bad input after authentication
-        quantity = data.get("quantity", 1)
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
-            return None
+        try:
+            customer, feature, quantity = self._inputs(data)
+        except InvalidRequest:
+            return None  # handle() reports the bad input, after authentication
         return read_for_authed_check(
-            integrator_hash=key_hash, scope=self.required_scope, customer=data["customer"], feature=data["feature"],
+            integrator_hash=key_hash, scope=self.required_scope, customer=customer, feature=feature,
             quantity=quantity, now=time.time(),
         )  # fmt: skip
 
     def handle(self, request, data, prefetched):
-        data = _check_object(data)
+        customer, feature, quantity = self._inputs(data)
         decision = entitlement_check(
-            customer=_string(data, "customer"),
-            feature=_string(data, "feature", max_length=64),
-            quantity=_quantity(data),
-            prefetched=prefetched,
+            customer=customer, feature=feature, quantity=quantity, prefetched=prefetched
         )
         return decision.as_dict(), 200, decision.rate.headers() if decision.rate else None
 
@@ -497,36 +494,29 @@ class KeyVerifyView(LeanJSONView):
         """Is this end-user key valid here, and may its customer use `feature` now? 200 yes; 401
         invalid key; 403 not in tier / limit reached; 429 rate limited (Retry-After)."""
 
-    def prefetch(self, data, key_hash: str):
-        if (
-            not isinstance(data, dict)
-            or not isinstance(data.get("key"), str)
-            or not data["key"].startswith("sk-")
-        ):
-            return None
-        feature, quantity = data.get("feature"), data.get("quantity", 1)
-        if (
-            (feature is not None and not isinstance(feature, str))
-            or isinstance(quantity, bool)
-            or not isinstance(quantity, int)
-        ):
-            return None
-        if not 1 <= quantity <= MAX_QUANTITY or len(data["key"]) > 200:
-            return None
-        return read_for_authed_verify(
-            integrator_hash=key_hash, scope=self.required_scope, key_hash=customer_key_hash(data["key"]),
-            feature=feature, quantity=quantity, now=time.time(),
-        )  # fmt: skip
-
-    def handle(self, request, data, prefetched):
+    @staticmethod
+    def _inputs(data) -> tuple[str, str | None, int]:
         data = _check_object(data)
         key = data.get("key")
         if not isinstance(key, str) or not key:
             raise InvalidRequest("'key' must be a non-empty string.", details={"field": "key"})
-        feature = _string(data, "feature", required=False, max_length=64)
-        result = customer_key_verify(
-            raw_key=key, feature=feature, quantity=_quantity(data), prefetched=prefetched
-        )
+        return key, _string(data, "feature", required=False, max_length=64), _quantity(data)
+
+    def prefetch(self, data, key_hash: str):
+        try:
+            key, feature, quantity = self._inputs(data)
+        except InvalidRequest:
+            return None  # handle() reports the bad input, after authentication
+        if not key.startswith("sk-") or len(key) > 200:
+            return None  # not a key format we issue: the service says invalid without Redis
+        return read_for_authed_verify(
+            integrator_hash=key_hash, scope=self.required_scope, key_hash=customer_key_hash(key),
+            feature=feature, quantity=quantity, now=time.time(),
+        )  # fmt: skip
+
+    def handle(self, request, data, prefetched):
+        key, feature, quantity = self._inputs(data)
+        result = customer_key_verify(raw_key=key, feature=feature, quantity=quantity, prefetched=prefetched)
         if not result.valid:
             return (
                 {"valid": False, **error_body("invalid_api_key", "The key is invalid or revoked.")},
