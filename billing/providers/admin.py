@@ -3,7 +3,7 @@ import json
 from django import forms
 from django.contrib import admin
 
-from billing.providers.models import ProviderAccount
+from billing.providers.models import ProviderAccount, ProviderProduct
 
 
 class ProviderAccountForm(forms.ModelForm):
@@ -60,3 +60,12 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     @admin.display(boolean=True)
     def has_webhook_secret(self, obj):
         return bool(obj.webhook_secret_encrypted)
+
+
+@admin.register(ProviderProduct)
+class ProviderProductAdmin(admin.ModelAdmin):
+    """Created by the adapters that can create products (Polar); entered here for those that cannot."""
+
+    list_display = ["provider", "mode", "price", "external_product_id", "external_price_id", "created_at"]
+    list_filter = ["provider", "mode"]
+    raw_id_fields = ["price"]

@@ -116,3 +116,24 @@ class SandboxCheckout(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class ProviderProduct(models.Model):
+    """Our price as an object at a provider (a Polar product, a Lemon Squeezy variant): created at
+    the provider before any checkout offers it, or entered by staff where the provider's API cannot
+    create one. One per provider, mode and price; price terms are immutable, so it never goes stale."""
+
+    provider = models.CharField(max_length=16, choices=ProviderName.choices)
+    mode = models.CharField(max_length=4, choices=ProviderMode.choices, default=ProviderMode.TEST)
+    price = models.ForeignKey("tiers.Price", on_delete=models.PROTECT, related_name="provider_products")
+    external_product_id = models.CharField(max_length=255)
+    external_price_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "mode", "price"], name="providers_product_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.external_product_id} ({self.price_id})"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from billing.providers.base import PaymentProvider, ProviderNotSupported
-from billing.providers.hosted import LemonSqueezyProvider, PolarProvider, StripeProvider
+from billing.providers.lemonsqueezy import LemonSqueezyProvider
 from billing.providers.models import ProviderAccount
+from billing.providers.polar import PolarProvider
+from billing.providers.stripe import StripeProvider
 
 HOSTED = {"stripe": StripeProvider, "polar": PolarProvider, "lemonsqueezy": LemonSqueezyProvider}
 

@@ -9,8 +9,8 @@ import stripe
 from django_tenants.utils import tenant_context
 
 from billing.memberships.models import Checkout, Membership
-from billing.providers.hosted import StripeProvider
 from billing.providers.services import provider_account_upsert
+from billing.providers.stripe import StripeProvider
 from tests.billing.test_entitlements import make_customer
 
 
