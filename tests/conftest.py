@@ -209,3 +209,112 @@ def worker(django_db_setup, tmp_path_factory):
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def _test_database_url() -> str:
+    from urllib.parse import quote
+
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    return f"postgres://{quote(db['USER'] or '')}:{quote(db['PASSWORD'] or '')}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def _wait_for_port(port: int, process, log: Path, seconds: float = 30) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(log.read_text()[-3000:]) from None
+            time.sleep(0.1)
+
+
+# gunicorn listens here too, so a test can give the live tenant an IP address as a domain (for
+# clients that cannot be told a Host header, such as localstripe's webhook sender); 127.0.0.1 is the
+# operator's bare host
+SECOND_LOOPBACK = "127.0.0.2"
+
+
+@pytest.fixture
+def gunicorn(live_tenant, tmp_path):
+    """The app under gunicorn (2 workers) on the test database; yields its port. Requests must name
+    the tenant's host (live_tenant.host) in the Host header."""
+    import os
+    import subprocess
+    import sys
+
+    from bench._harness import free_port
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "monetize.settings_test",
+        "DATABASE_URL": _test_database_url(),
+    }
+    log = tmp_path / "gunicorn.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "monetize.wsgi", "--bind", f"127.0.0.1:{port}", "--bind", f"{SECOND_LOOPBACK}:{port}",
+             "--workers", "2"],
+            cwd=Path(__file__).resolve().parent.parent, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        _wait_for_port(port, process, log)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+LOCALSTRIPE_VERSION = "1.15.10"
+
+
+def localstripe_executable() -> Path:
+    """localstripe (a fake, stateful Stripe server; GPL) lives in its own virtualenv under .data/,
+    never in the app's: it is a development-only process that the tests talk to over HTTP."""
+    import os
+    import subprocess
+    import sys
+
+    venv = Path(
+        os.environ.get("LOCALSTRIPE_VENV") or Path(__file__).resolve().parent.parent / ".data" / "localstripe"
+    )
+    executable = venv / "bin" / "localstripe"
+    stamp = venv / ".version"
+    if not executable.exists() or not stamp.exists() or stamp.read_text() != LOCALSTRIPE_VERSION:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", f"localstripe=={LOCALSTRIPE_VERSION}"],
+            check=True,
+        )  # fmt: skip
+        stamp.write_text(LOCALSTRIPE_VERSION)
+    return executable
+
+
+@pytest.fixture(scope="session")
+def localstripe(tmp_path_factory):
+    """A localstripe server started from scratch; yields its base URL."""
+    import subprocess
+
+    from bench._harness import free_port
+
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("localstripe")
+    log = workdir / "localstripe.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [str(localstripe_executable()), "--port", str(port), "--from-scratch"],
+            cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        _wait_for_port(port, process, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

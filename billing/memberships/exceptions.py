@@ -28,3 +28,11 @@ class MembershipNotLive(MembershipsError):
 class MembershipNotFound(MembershipsError):
     code = "unknown_membership"
     status_code = 404
+
+
+class PaymentCustomerUnknown(MembershipsError):
+    """A provider payment names only the provider's customer or subscription, and no membership
+    links it to ours yet (its subscription event is still on the way): the inbox retries it."""
+
+    code = "payment_customer_unknown"
+    status_code = 409

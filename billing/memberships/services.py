@@ -8,7 +8,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from billing.memberships.exceptions import CheckoutInvalid, InvalidProviderEvent, MembershipNotLive
+from billing.memberships.exceptions import (
+    CheckoutInvalid,
+    InvalidProviderEvent,
+    MembershipNotLive,
+    PaymentCustomerUnknown,
+)
 from billing.memberships.models import (
     ENTITLED_STATUSES,
     LIVE_STATUSES,
@@ -377,17 +382,39 @@ def payment_record(
     the integrator (`payment.succeeded` / `payment.failed` / `payment.refunded`)."""
     kind = {"payment.succeeded": PaymentKind.CHARGE, "order.paid": PaymentKind.CHARGE,
             "payment.failed": PaymentKind.FAILED, "refund.created": PaymentKind.REFUND}.get(event_type)  # fmt: skip
-    if kind is None or not payment.customer:
+    if kind is None:
         return None
     with transaction.atomic():
-        customer, _ = customer_upsert(external_id=payment.customer)
         membership = (
-            Membership.objects.filter(
-                provider=provider, provider_subscription_id=payment.subscription_id
-            ).first()
+            Membership.objects.filter(provider=provider, provider_subscription_id=payment.subscription_id)
+            .select_related("customer")
+            .first()
             if payment.subscription_id
             else None
         )
+        if payment.customer:
+            customer, _ = customer_upsert(external_id=payment.customer)
+        else:  # the provider's object names only its own customer: find ours through a membership
+            known = membership or (
+                Membership.objects.filter(
+                    provider=provider, provider_customer_id=payment.provider_customer_id
+                )
+                .select_related("customer")
+                .order_by("-id")
+                .first()
+                if payment.provider_customer_id
+                else None
+            )
+            if known is None:
+                if payment.subscription_id or payment.provider_customer_id:
+                    # the subscription's own event has not been applied yet (providers do not keep
+                    # order): fail, so the inbox retries this one after it
+                    raise PaymentCustomerUnknown(
+                        f"No membership yet for {provider} subscription {payment.subscription_id or '-'} / "
+                        f"customer {payment.provider_customer_id or '-'}."
+                    )
+                return None
+            customer = known.customer
         row, created = Payment.objects.get_or_create(
             provider=provider,
             provider_payment_id=payment.payment_id,

@@ -77,8 +77,9 @@ class PaymentState:
     payment_id: str
     amount: int
     currency: str
-    customer: str
+    customer: str  # our Customer.external_id; blank when the provider's object does not carry it
     subscription_id: str = ""
+    provider_customer_id: str = ""  # lets us find the customer through a membership when `customer` is blank
 
 
 @dataclass(frozen=True)

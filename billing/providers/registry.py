@@ -8,8 +8,6 @@ from billing.providers.models import ProviderAccount
 from billing.providers.polar import PolarProvider
 from billing.providers.stripe import StripeProvider
 
-HOSTED = {"stripe": StripeProvider, "polar": PolarProvider, "lemonsqueezy": LemonSqueezyProvider}
-
 
 def provider_for(account: ProviderAccount) -> PaymentProvider:
     if account.provider == "sandbox":
@@ -18,8 +16,30 @@ def provider_for(account: ProviderAccount) -> PaymentProvider:
         return SandboxProvider(webhook_secret=account.webhook_secret)
     if account.provider == "stripe":
         return StripeProvider(
-            webhook_secret=account.webhook_secret, api_key=account.credentials.get("api_key", "")
+            webhook_secret=account.webhook_secret,
+            api_key=account.credentials.get("api_key", ""),
+            api_base=account.credentials.get("api_base", ""),
         )
-    if account.provider in HOSTED:
-        return HOSTED[account.provider](webhook_secret=account.webhook_secret)
+    if account.provider == "polar":
+        credentials = account.credentials
+        return PolarProvider(
+            webhook_secret=account.webhook_secret,
+            access_token=credentials.get("access_token", ""),
+            mode=account.mode,  # test: Polar's sandbox, live: production
+            organization_id=credentials.get("organization_id") or None,
+        )
+    if account.provider == "lemonsqueezy":
+        credentials = account.credentials
+        return LemonSqueezyProvider(
+            webhook_secret=account.webhook_secret,
+            api_key=credentials.get("api_key", ""),
+            store_id=str(credentials.get("store_id") or ""),
+            mode=account.mode,
+        )
+    if account.provider == "toss":
+        from billing.providers.toss import TossProvider
+
+        return TossProvider(
+            webhook_secret=account.webhook_secret, credentials=account.credentials, mode=account.mode
+        )
     raise ProviderNotSupported(f"The {account.get_provider_display()} adapter is not available yet.")

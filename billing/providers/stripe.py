@@ -29,9 +29,12 @@ class StripeProvider:
     # stripe's own HTTP client unless set: tests put a stripe.HTTPClient here (the network edge)
     http_client = None
 
-    def __init__(self, *, webhook_secret: str, api_key: str = ""):
+    def __init__(self, *, webhook_secret: str, api_key: str = "", api_base: str = ""):
         self.webhook_secret = webhook_secret
         self.api_key = api_key
+        self.api_base = (
+            api_base  # another Stripe-compatible server (localstripe in tests); Stripe's own if blank
+        )
 
     # --- API calls (the stripe SDK; errors mapped onto ours) -----------------------------------
 
@@ -42,7 +45,12 @@ class StripeProvider:
             raise ProviderNotConfigured(
                 'The Stripe account has no API key (credentials: {"api_key": "sk_…"}).'
             )
-        return stripe.StripeClient(self.api_key, http_client=self.http_client, max_network_retries=2)
+        return stripe.StripeClient(
+            self.api_key,
+            http_client=self.http_client,
+            max_network_retries=2,
+            base_addresses={"api": self.api_base} if self.api_base else {},
+        )
 
     def _call(self, fn, *args, **kwargs):
         import stripe
@@ -58,29 +66,29 @@ class StripeProvider:
                 f"Stripe refused: {exc.user_message or exc}", details={"stripe_code": exc.code}
             ) from exc
 
-    def _price_id(self, client, request: CheckoutRequest) -> str:
+    def _price_id(self, client, *, price_ref: str, unit_amount: int, currency: str, interval: str) -> str:
         """Our price at Stripe, found by lookup_key (= our price code) or created once: product and
         price exist at Stripe before any checkout is offered."""
-        found = self._call(client.v1.prices.list, params={"lookup_keys": [request.price_ref], "limit": 1})
+        found = self._call(client.v1.prices.list, params={"lookup_keys": [price_ref], "limit": 1})
         if found.data:
             return found.data[0].id
         product = self._call(
             client.v1.products.create,
-            params={"name": request.price_ref, "metadata": {"monetize_price": request.price_ref}},
-            options={"idempotency_key": f"product-{request.price_ref}"},
+            params={"name": price_ref, "metadata": {"monetize_price": price_ref}},
+            options={"idempotency_key": f"product-{price_ref}"},
         )
         params = {
             "product": product.id,
-            "currency": request.currency,
-            "unit_amount": request.unit_amount,
-            "lookup_key": request.price_ref,
+            "currency": currency,
+            "unit_amount": unit_amount,
+            "lookup_key": price_ref,
         }
-        if request.interval in ("month", "year"):
-            params["recurring"] = {"interval": request.interval}
+        if interval in ("month", "year"):
+            params["recurring"] = {"interval": interval}
         price = self._call(
             client.v1.prices.create,
             params=params,
-            options={"idempotency_key": f"price-{request.price_ref}-{request.unit_amount}"},
+            options={"idempotency_key": f"price-{price_ref}-{unit_amount}"},
         )
         return price.id
 
@@ -94,7 +102,18 @@ class StripeProvider:
         recurring = request.interval in ("month", "year")
         params = {
             "mode": "subscription" if recurring else "payment",
-            "line_items": [{"price": self._price_id(client, request), "quantity": request.quantity}],
+            "line_items": [
+                {
+                    "price": self._price_id(
+                        client,
+                        price_ref=request.price_ref,
+                        unit_amount=request.unit_amount,
+                        currency=request.currency,
+                        interval=request.interval,
+                    ),
+                    "quantity": request.quantity,
+                }
+            ],  # fmt: skip
             "success_url": request.success_url,
             "cancel_url": request.cancel_url,
             "client_reference_id": request.checkout_id,
@@ -124,6 +143,66 @@ class StripeProvider:
             self._call(client.v1.subscriptions.update, subscription_id, params={"cancel_at_period_end": True})
         else:
             self._call(client.v1.subscriptions.cancel, subscription_id)
+
+    def change_subscription(
+        self, *, subscription_id: str, price_ref: str, unit_amount: int, interval: str, quantity: int
+    ) -> str:
+        """An upgrade (or a same-price seat change) swaps the item now and invoices the proration at
+        once; a downgrade waits for the period end through a subscription schedule, which Stripe
+        releases back to a plain subscription after the switch."""
+        client = self._client()
+        sub = self._call(client.v1.subscriptions.retrieve, subscription_id).to_dict()
+        item = sub["items"]["data"][0]
+        price_id = self._price_id(
+            client,
+            price_ref=price_ref,
+            unit_amount=unit_amount,
+            currency=item["price"]["currency"],
+            interval=interval,
+        )
+        current_total = (item["price"].get("unit_amount") or 0) * (item.get("quantity") or 1)
+        if unit_amount * quantity >= current_total:
+            self._call(
+                client.v1.subscriptions.update,
+                subscription_id,
+                params={
+                    "items": [{"id": item["id"], "price": price_id, "quantity": quantity}],
+                    "proration_behavior": "always_invoice",
+                    "cancel_at_period_end": False,
+                },
+            )
+            return "now"
+        schedule_id = sub.get("schedule")
+        if isinstance(schedule_id, dict):
+            schedule_id = schedule_id.get("id")
+        if not schedule_id:
+            schedule_id = self._call(
+                client.v1.subscription_schedules.create, params={"from_subscription": subscription_id}
+            ).id
+        period_start = item.get("current_period_start") or sub.get("current_period_start")
+        period_end = item.get("current_period_end") or sub.get("current_period_end")
+        self._call(
+            client.v1.subscription_schedules.update,
+            schedule_id,
+            params={
+                "end_behavior": "release",
+                "phases": [
+                    {"items": [{"price": item["price"]["id"], "quantity": item.get("quantity") or 1}],
+                     "start_date": period_start, "end_date": period_end},
+                    {"items": [{"price": price_id, "quantity": quantity}], "iterations": 1},
+                ],
+            },
+        )  # fmt: skip
+        return "at_period_end"
+
+    def pause_subscription(self, *, subscription_id: str, paused: bool) -> None:
+        """Stripe pauses collection (invoices are voided while paused); its webhook then reports
+        `pause_collection`, which we read as `paused`."""
+        self._call(
+            self._client().v1.subscriptions.update,
+            subscription_id,
+            params={"pause_collection": {"behavior": "void"} if paused else ""},
+        )
 
     def portal_url(self, *, customer: str, provider_customer_id: str = "") -> str:
         if not provider_customer_id:
@@ -158,11 +237,15 @@ class StripeProvider:
         if kind.startswith("customer.subscription."):
             item = obj["items"]["data"][0]
             metadata = obj.get("metadata") or {}
+            status = SUBSCRIPTION_STATUS.get(obj["status"], obj["status"])
+            if status == "active" and obj.get("pause_collection"):
+                status = "paused"
             state = SubscriptionState(
                 subscription_id=obj["id"],
-                status=SUBSCRIPTION_STATUS.get(obj["status"], obj["status"]),
+                status=status,
                 customer=metadata.get("monetize_customer", ""),
-                price_ref=item["price"].get("lookup_key") or metadata.get("monetize_price", ""),
+                # a price's lookup_key is our price code; a legacy plan (localstripe) carries only metadata
+                price_ref=(item.get("price") or {}).get("lookup_key") or metadata.get("monetize_price", ""),
                 quantity=int(item.get("quantity") or 1),
                 period_start=timestamp(item.get("current_period_start") or obj.get("current_period_start")),
                 period_end=timestamp(item.get("current_period_end") or obj.get("current_period_end")),
@@ -175,14 +258,35 @@ class StripeProvider:
                 subscription=state,
                 **common,
             )
-        if kind in ("invoice.paid", "invoice.payment_failed"):
+        if kind in ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed"):
+            # Stripe sends both invoice.paid and invoice.payment_succeeded for one invoice: the payment
+            # is keyed on the invoice id, so it is recorded once
+            details = (
+                (obj.get("parent") or {}).get("subscription_details") or obj.get("subscription_details") or {}
+            )
+            metadata = details.get("metadata") or obj.get("metadata") or {}
+            subscription = details.get("subscription") or obj.get("subscription") or ""
             payment = PaymentState(
-                payment_id=obj["id"], amount=int(obj.get("amount_paid") or obj.get("amount_due") or 0),
-                currency=str(obj.get("currency", "")).lower(), customer=(obj.get("metadata") or {}).get("monetize_customer", ""),
-            )  # fmt: skip
+                payment_id=obj["id"],
+                amount=int(obj.get("amount_paid") or obj.get("amount_due") or 0),
+                currency=str(obj.get("currency", "")).lower(),
+                customer=metadata.get("monetize_customer", ""),
+                subscription_id=subscription if isinstance(subscription, str) else subscription.get("id", ""),
+                provider_customer_id=str(obj.get("customer") or ""),
+            )
+            failed = kind == "invoice.payment_failed"
             return NormalizedEvent(
-                type=EventType.PAYMENT_SUCCEEDED if kind == "invoice.paid" else EventType.PAYMENT_FAILED,
+                type=EventType.PAYMENT_FAILED if failed else EventType.PAYMENT_SUCCEEDED,
                 payment=payment,
                 **common,
             )
+        if kind == "charge.refunded":
+            payment = PaymentState(
+                payment_id=obj["id"],
+                amount=int(obj.get("amount_refunded") or 0),
+                currency=str(obj.get("currency", "")).lower(),
+                customer=(obj.get("metadata") or {}).get("monetize_customer", ""),
+                provider_customer_id=str(obj.get("customer") or ""),
+            )
+            return NormalizedEvent(type=EventType.REFUND_CREATED, payment=payment, **common)
         return NormalizedEvent(type=EventType.IGNORED, **common)

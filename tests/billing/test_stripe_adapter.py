@@ -25,6 +25,7 @@ class FakeStripe(stripe.HTTPClient):
         self.calls = []
         self.prices = {}
         self.fail_with = fail_with
+        self.item_price = ("price_team-monthly", 1900)  # what the subscription at "Stripe" holds now
 
     def request(self, method, url, headers, post_data=None, *, _usage=None):
         path = urlsplit(url).path
@@ -63,11 +64,15 @@ class FakeStripe(stripe.HTTPClient):
             return json.dumps({"id": "cs_test_1", "object": "checkout.session", "url": "https://checkout.stripe.test/c/pay/cs_test_1",
                                "expires_at": 1900000000}), 200, {}  # fmt: skip
         if path.startswith("/v1/subscriptions/"):
-            return (
-                json.dumps({"id": path.rsplit("/", 1)[1], "object": "subscription", "status": "active"}),
-                200,
-                {},
-            )
+            price_id, amount = self.item_price
+            item = {"id": "si_1", "object": "subscription_item", "quantity": 1, "current_period_start": 1_790_000_000,
+                    "current_period_end": 1_792_592_000, "price": {"id": price_id, "object": "price",
+                                                                    "unit_amount": amount, "currency": "usd"}}  # fmt: skip
+            subscription = {"id": path.rsplit("/", 1)[1], "object": "subscription", "status": "active", "schedule": None,
+                            "items": {"object": "list", "data": [item], "has_more": False, "url": "/v1/subscription_items"}}  # fmt: skip
+            return json.dumps(subscription), 200, {}
+        if path.startswith("/v1/subscription_schedules"):
+            return json.dumps({"id": "sub_sched_1", "object": "subscription_schedule"}), 200, {}
         if path == "/v1/billing_portal/sessions":
             return (
                 json.dumps(
@@ -185,7 +190,57 @@ def test_cancel_and_portal_go_to_stripe(stripe_shop):
     assert (fake.calls[-1]["method"], fake.calls[-1]["path"]) == ("delete", "/v1/subscriptions/sub_9")
     portal = fixture.api().get(f"/api/v1/memberships/{membership.pk}/portal").json()
     assert portal == {"url": "https://billing.stripe.test/p/session/1"}
-    unsupported = fixture.api().post(
+    paused = fixture.api().post(
         f"/api/v1/memberships/{membership.pk}/pause", {}, content_type="application/json"
     )
-    assert unsupported.status_code == 409 and unsupported.json()["error"]["code"] == "provider_not_supported"
+    assert paused.status_code == 202
+    assert (fake.calls[-1]["path"], fake.calls[-1]["form"]) == (
+        "/v1/subscriptions/sub_9", {"pause_collection[behavior]": ["void"]},
+    )  # fmt: skip
+
+
+def _stripe_membership(fixture, code="team-monthly"):
+    from billing.memberships.models import Customer
+    from billing.tiers.models import Price
+
+    with tenant_context(fixture.tenant):
+        price = Price.objects.get(code=code)
+        return Membership.objects.create(
+            customer=Customer.objects.get(external_id="c1"), tier=price.tier, price=price, status="active", provider="stripe",
+            provider_subscription_id="sub_9", provider_customer_id="cus_9", started_at="2026-11-01T00:00:00Z",
+        )  # fmt: skip
+
+
+def test_upgrade_swaps_the_item_now_with_proration(stripe_shop):
+    fixture, fake = stripe_shop
+    membership = _stripe_membership(fixture)
+    response = fixture.api().post(
+        f"/api/v1/memberships/{membership.pk}/change", {"tier": "pro"}, content_type="application/json"
+    )
+    assert response.status_code == 202 and response.json()["applies"] == "now"
+    update = fake.calls[-1]
+    assert (update["method"], update["path"]) == ("post", "/v1/subscriptions/sub_9")
+    assert update["form"]["items[0][id]"] == ["si_1"] and update["form"]["items[0][price]"] == [
+        "price_pro-monthly"
+    ]
+    assert update["form"]["proration_behavior"] == ["always_invoice"]
+
+
+def test_downgrade_waits_for_the_period_end_through_a_schedule(stripe_shop):
+    fixture, fake = stripe_shop
+    membership = _stripe_membership(fixture, code="pro-monthly")
+    fake.item_price = ("price_pro-monthly", 4900)
+    response = fixture.api().post(
+        f"/api/v1/memberships/{membership.pk}/change", {"tier": "team"}, content_type="application/json"
+    )
+    assert response.status_code == 202 and response.json()["applies"] == "at_period_end"
+    created, updated = fake.calls[-2], fake.calls[-1]
+    assert (created["path"], created["form"]) == (
+        "/v1/subscription_schedules",
+        {"from_subscription": ["sub_9"]},
+    )
+    assert updated["path"] == "/v1/subscription_schedules/sub_sched_1"
+    assert updated["form"]["phases[0][items][0][price]"] == ["price_pro-monthly"]
+    assert updated["form"]["phases[0][end_date]"] == ["1792592000"]
+    assert updated["form"]["phases[1][items][0][price]"] == ["price_team-monthly"]
+    assert updated["form"]["end_behavior"] == ["release"]

@@ -4,14 +4,9 @@
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
 
 from tests.conftest import PASSWORD
 
@@ -26,35 +21,8 @@ pytestmark = [
 
 
 @pytest.fixture
-def server(live_tenant, tmp_path):
-    from bench._harness import free_port
-
-    db = settings.DATABASES["default"]
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "monetize.settings_test",
-        "DATABASE_URL": f"postgres://{quote(db['USER'] or '')}:{quote(db['PASSWORD'] or '')}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-    }
-    log = open(tmp_path / "gunicorn.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "monetize.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        cwd=Path(__file__).resolve().parents[2], env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    import socket
-
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError((tmp_path / "gunicorn.log").read_text()[-3000:]) from None
-            time.sleep(0.1)
-    yield f"http://{live_tenant.host}:{port}"
-    process.terminate()
-    process.wait(timeout=20)
+def server(live_tenant, gunicorn):
+    return f"http://{live_tenant.host}:{gunicorn}"
 
 
 @pytest.fixture
