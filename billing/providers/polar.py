@@ -1,18 +1,45 @@
-"""The Polar adapter: Standard Webhooks verification through polar-sdk (`whsec_` secrets, several
-signatures during a rotation); subscription and order events mapped through our metadata."""
+"""The Polar adapter: polar-sdk (API version 2026-10) for API calls, errors mapped onto ours; Standard
+Webhooks verification through polar-sdk (`whsec_` secrets, several signatures during a rotation).
+
+Our price is a Polar product (one fixed price) that exists at Polar before any checkout offers it:
+a `ProviderProduct` row per provider+mode+price, created once (found again at Polar by its
+metadata if our row was rolled back after Polar created it). Polar takes no idempotency keys, so
+checkouts carry our ids in metadata (`monetize_customer`, `monetize_price`, `monetize_checkout`)
+and events map back through them and through the product id. Polar cannot pause (a pause at the
+period end is not our pause) and does not sell quantities of a fixed price: both are refused.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from billing.providers._common import SUBSCRIPTION_STATUS, timestamp
 from billing.providers.base import (
+    CheckoutRequest,
+    CheckoutSession,
     EventType,
     NormalizedEvent,
     PaymentState,
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderUnavailable,
     SubscriptionState,
     WebhookVerificationFailed,
 )
+
+logger = logging.getLogger(__name__)
+
+RECURRING = ("month", "year")
+SELLABLE_MODELS = ("flat", "per_seat")  # one fixed amount; tiered and package prices are not
+PRORATION = "prorate"  # the change applies now; the difference lands on the next invoice
+
+
+class PolarRequestUnsupported(ProviderError):
+    """What we were asked cannot be sold through Polar as configured (refused before any call)."""
+
+    code = "provider_request_unsupported"
+    status_code = 422
 
 
 class _AnyEventType(frozenset):
@@ -25,9 +52,194 @@ class _AnyEventType(frozenset):
 
 class PolarProvider:
     name = "polar"
+    # httpx's own transport unless set: tests put an httpx.MockTransport here (the network edge)
+    http_transport = None
+    timeout = 10.0
 
-    def __init__(self, *, webhook_secret: str):
+    def __init__(
+        self,
+        *,
+        webhook_secret: str,
+        access_token: str = "",
+        mode: str = "test",
+        organization_id: str | None = None,
+    ):
         self.webhook_secret = webhook_secret
+        self.access_token = access_token
+        self.mode = mode
+        self.environment = "production" if mode == "live" else "sandbox"
+        self.organization_id = organization_id or None
+
+    # --- API calls (polar-sdk; errors mapped onto ours) ----------------------------------------
+
+    def _sdk(self):
+        import httpx
+        from polar.v2026_10 import Polar
+
+        if not self.access_token:
+            raise ProviderNotConfigured(
+                'The Polar account has no access token (credentials: {"access_token": "polar_oat_…"}).'
+            )
+        sdk = Polar(
+            self.access_token,
+            environment=self.environment,
+            timeout=self.timeout,
+            organization_id=self.organization_id,
+        )
+        if self.http_transport is not None:
+            # polar-sdk takes no client or transport: rebuild its httpx client around ours, same settings
+            inner = sdk._client._client
+            sdk._client._client = httpx.Client(
+                base_url=inner.base_url,
+                timeout=inner.timeout,
+                headers=inner.headers,
+                transport=self.http_transport,
+            )
+            inner.close()
+        return sdk
+
+    def _call(self, fn, *args, **kwargs):
+        from polar import PolarClientError, PolarDeserializationError, PolarNetworkError, PolarServerError
+
+        try:
+            return fn(*args, **kwargs)
+        except PolarNetworkError as exc:  # connection errors and timeouts
+            raise ProviderUnavailable(f"Polar did not answer: {exc.message}") from exc
+        except PolarServerError as exc:
+            raise ProviderUnavailable(
+                f"Polar failed ({exc.status_code}); try again later.",
+                details={"polar_status": exc.status_code},
+            ) from exc
+        except PolarClientError as exc:
+            if exc.status_code == 429:
+                raise ProviderUnavailable(
+                    "Polar asked us to slow down; try again later.", details={"polar_status": 429}
+                ) from exc
+            raise ProviderError(
+                f"Polar refused ({exc.status_code}): {_error_message(exc.error)}",
+                details={"polar_status": exc.status_code},
+            ) from exc
+        except PolarDeserializationError as exc:
+            raise ProviderError("Polar answered in a shape this adapter cannot read.") from exc
+
+    def _price(self, price_ref: str):
+        from billing.tiers.models import Price
+
+        price = Price.objects.filter(code=price_ref, active=True).select_related("tier").first()
+        if price is None:
+            raise PolarRequestUnsupported(f"No active price '{price_ref}'.", code="unknown_price")
+        if price.model not in SELLABLE_MODELS:
+            raise PolarRequestUnsupported(
+                f"Price '{price_ref}' is {price.model}: the Polar adapter sells flat and per-seat prices only.",
+                code="price_not_supported",
+                details={"price": price_ref, "model": price.model},
+            )
+        return price
+
+    @staticmethod
+    def _refuse_quantity(quantity: int) -> None:
+        if quantity != 1:
+            # our products carry one fixed price; Polar's seat-based prices are a different product
+            raise PolarRequestUnsupported(
+                "Polar checkouts and subscriptions here are for a quantity of 1; more seats are not supported.",
+                code="quantity_not_supported",
+                details={"quantity": quantity},
+            )
+
+    def _product(self, sdk, price):
+        """Our price's Polar product: our row, else found at Polar by its metadata (created there by
+        an attempt whose transaction rolled back), else created; stored once (ON CONFLICT)."""
+        from django.db import connection
+
+        from billing.providers.models import ProviderProduct
+
+        key = {"provider": self.name, "mode": self.mode, "price": price}
+        row = ProviderProduct.objects.filter(**key).first()
+        if row is not None:
+            return row
+        metadata = {
+            "monetize_price": price.code,
+            "monetize_price_id": str(price.pk),
+            "monetize_tenant": connection.schema_name,
+        }
+        found = self._call(sdk.products.list, metadata=metadata, is_archived=False, limit=1).items
+        product = found[0] if found else self._call(sdk.products.create, **_product_body(price, metadata))
+        fixed = next((p for p in product.prices if getattr(p, "amount_type", "") == "fixed"), None)
+        ProviderProduct.objects.bulk_create(
+            [
+                ProviderProduct(
+                    **key, external_product_id=product.id, external_price_id=fixed.id if fixed else ""
+                )
+            ],
+            ignore_conflicts=True,
+        )
+        row = ProviderProduct.objects.get(**key)
+        if row.external_product_id != product.id and not found:
+            # a concurrent request stored its product first: ours is archived, never offered
+            try:
+                self._call(sdk.products.update, product.id, is_archived=True)
+            except ProviderError:
+                logger.warning("could not archive duplicate Polar product %s", product.id, exc_info=True)
+        return row
+
+    def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
+        self._refuse_quantity(request.quantity)
+        price = self._price(request.price_ref)
+        with self._sdk() as sdk:
+            product = self._product(sdk, price)
+            body = {
+                "products": [product.external_product_id],
+                "metadata": {
+                    "monetize_customer": request.customer,
+                    "monetize_price": request.price_ref,
+                    "monetize_checkout": request.checkout_id,
+                },
+                "external_customer_id": request.customer,
+                "success_url": request.success_url,
+                "return_url": request.cancel_url,
+            }
+            if request.email:
+                body["customer_email"] = request.email
+            if request.trial_days and price.interval in RECURRING:
+                body |= {"trial_interval": "day", "trial_interval_count": request.trial_days}
+            checkout = self._call(sdk.checkouts.create, **body)
+        return CheckoutSession(
+            provider_checkout_id=checkout.id, url=checkout.url, expires_at=timestamp(checkout.expires_at)
+        )
+
+    def cancel_subscription(self, *, subscription_id: str, at_period_end: bool) -> None:
+        with self._sdk() as sdk:
+            if at_period_end:
+                self._call(sdk.subscriptions.update, subscription_id, cancel_at_period_end=True)
+            else:
+                self._call(sdk.subscriptions.revoke, subscription_id)
+
+    def change_subscription(
+        self, *, subscription_id: str, price_ref: str, unit_amount: int, interval: str, quantity: int
+    ) -> str:
+        self._refuse_quantity(quantity)
+        price = self._price(price_ref)
+        with self._sdk() as sdk:
+            product = self._product(sdk, price)
+            self._call(
+                sdk.subscriptions.update,
+                subscription_id,
+                product_id=product.external_product_id,
+                proration_behavior=PRORATION,
+            )
+        return "now"
+
+    def portal_url(self, *, customer: str, provider_customer_id: str = "") -> str:
+        who = (
+            {"customer_id": provider_customer_id}
+            if provider_customer_id
+            else {"external_customer_id": customer}
+        )
+        with self._sdk() as sdk:
+            session = self._call(sdk.customer_sessions.create, **who)
+        return session.customer_portal_url
+
+    # --- webhooks ------------------------------------------------------------------------------
 
     def verify_webhook(self, *, body: bytes, headers: dict[str, str]) -> dict:
         from polar.webhooks import PolarWebhookError, validate_event
@@ -54,25 +266,85 @@ class PolarProvider:
             "occurred_at": occurred,
             "raw_type": kind,
         }
+        metadata = data.get("metadata") or {}
+        customer = data.get("customer") or {}
         if kind.startswith("subscription."):
-            metadata = data.get("metadata") or {}
-            customer = data.get("customer") or {}
+            status = SUBSCRIPTION_STATUS.get(data.get("status", ""), data.get("status", ""))
+            if kind == "subscription.revoked":  # ended now, whatever else the payload says
+                status = "canceled"
             state = SubscriptionState(
                 subscription_id=str(data["id"]),
-                status=SUBSCRIPTION_STATUS.get(data.get("status", ""), data.get("status", "")),
+                status=status,
                 customer=metadata.get("monetize_customer") or customer.get("external_id") or "",
-                price_ref=metadata.get("monetize_price", ""),
+                price_ref=_price_ref(data, metadata),
+                quantity=int(data.get("seats") or 1),
                 period_start=timestamp(data.get("current_period_start")),
                 period_end=timestamp(data.get("current_period_end")),
                 cancel_at_period_end=bool(data.get("cancel_at_period_end")),
-                provider_customer_id=str(data.get("customer_id") or ""),
+                provider_customer_id=str(data.get("customer_id") or customer.get("id") or ""),
+                checkout_id=str(metadata.get("monetize_checkout") or ""),
             )
-            return NormalizedEvent(type=EventType.SUBSCRIPTION_UPDATED, subscription=state, **common)
+            types = {
+                "subscription.created": EventType.SUBSCRIPTION_CREATED,
+                "subscription.revoked": EventType.SUBSCRIPTION_CANCELED,
+            }
+            return NormalizedEvent(
+                type=types.get(kind, EventType.SUBSCRIPTION_UPDATED), subscription=state, **common
+            )  # fmt: skip
         if kind == "order.paid":  # never order.created: only paid orders count
-            metadata = data.get("metadata") or {}
             payment = PaymentState(
                 payment_id=str(data["id"]), amount=int(data.get("total_amount") or 0),
-                currency=str(data.get("currency", "")).lower(), customer=metadata.get("monetize_customer", ""),
+                currency=str(data.get("currency", "")).lower(),
+                customer=metadata.get("monetize_customer") or customer.get("external_id") or "",
+                subscription_id=str(data.get("subscription_id") or ""),
+                provider_customer_id=str(data.get("customer_id") or customer.get("id") or ""),
             )  # fmt: skip
             return NormalizedEvent(type=EventType.ORDER_PAID, payment=payment, **common)
         return NormalizedEvent(type=EventType.IGNORED, **common)
+
+
+def _product_body(price, metadata: dict) -> dict:
+    fixed = {
+        "amount_type": "fixed",
+        "price_amount": price.unit_amount,
+        "price_currency": price.currency.lower(),
+    }
+    label = {"month": "monthly", "year": "yearly"}.get(price.interval, "one time")
+    body = {
+        "name": f"{price.tier.name} ({label})",
+        "prices": [fixed],
+        "metadata": metadata,
+        "recurring_interval": price.interval if price.interval in RECURRING else None,
+    }
+    if price.tier.description:
+        body["description"] = price.tier.description
+    return body
+
+
+def _price_ref(data: dict, metadata: dict) -> str:
+    """Our price code: the product the subscription is on now (a change moves it to another
+    product but leaves the checkout's metadata alone), else the checkout's metadata."""
+    from billing.providers.models import ProviderProduct
+
+    product_id = data.get("product_id") or (data.get("product") or {}).get("id")
+    if product_id:
+        code = (
+            ProviderProduct.objects.filter(provider="polar", external_product_id=str(product_id))
+            .values_list("price__code", flat=True)
+            .first()
+        )
+        if code:
+            return code
+    return str(metadata.get("monetize_price") or "")
+
+
+def _error_message(error) -> str:
+    detail = getattr(error, "detail", None)
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):  # HTTPValidationError: one line per field
+        return "; ".join(
+            f"{'.'.join(str(part) for part in getattr(item, 'loc', []))}: {getattr(item, 'msg', item)}"
+            for item in detail
+        )
+    return str(error)[:500]
