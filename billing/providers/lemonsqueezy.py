@@ -1,26 +1,266 @@
-"""The Lemon Squeezy adapter: `X-Signature` (hex HMAC-SHA256 of the raw body) verification and
-subscription events mapped through the checkout's custom data."""
+"""The Lemon Squeezy adapter: plain httpx against its JSON:API (https://api.lemonsqueezy.com/v1) for
+checkouts and subscription changes, `X-Signature` (hex HMAC-SHA256 of the raw body) for webhooks.
+
+Lemon Squeezy's API cannot create products or variants: staff create them in the Lemon Squeezy
+dashboard and map each of our prices to a variant with a `ProviderProduct` row (provider
+"lemonsqueezy", the account's mode, external_price_id = the variant id). A price without one is
+refused at checkout, never guessed. Checkouts carry our ids in `checkout_data.custom`
+(`monetize_customer`, `monetize_price`, `monetize_checkout`), which Lemon Squeezy returns as
+`meta.custom_data` on order and subscription events. The API takes no idempotency key: a repeated
+create is prevented on our side (the API's Idempotency-Key, one Checkout row per call).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import hmac
+import json
+
+import httpx
+from dateutil.relativedelta import relativedelta
 
 from billing.providers._common import SUBSCRIPTION_STATUS, json_object, timestamp
 from billing.providers.base import (
+    CheckoutRequest,
+    CheckoutSession,
     EventType,
     NormalizedEvent,
+    PaymentState,
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderNotSupported,
+    ProviderUnavailable,
     SubscriptionState,
     WebhookVerificationFailed,
 )
 
+API_BASE = "https://api.lemonsqueezy.com/v1"
+TIMEOUT = httpx.Timeout(10.0)
+CHECKOUT_LIFETIME = dt.timedelta(hours=24)  # as our Checkout rows (memberships.services)
+PERIODS = {"month": relativedelta(months=1), "year": relativedelta(years=1)}
+
+
+class LemonSqueezyConflict(ProviderError):
+    """The request cannot be sent as it stands (a mapping or a precondition is missing): staff or
+    the customer must act first; retrying changes nothing."""
+
+    status_code = 409
+
+
+def _attributes(document: dict) -> dict:
+    return ((document.get("data") or {}).get("attributes")) or {}
+
+
+def _amount(attributes: dict, *, refund: bool) -> int:
+    """Minor units: a refund's refunded amount (else the whole total), a payment's total."""
+    return int((attributes.get("refunded_amount") if refund else None) or attributes.get("total") or 0)
+
 
 class LemonSqueezyProvider:
     name = "lemonsqueezy"
+    # httpx's own network unless set: tests put an httpx.MockTransport here (the network edge)
+    http_transport: httpx.BaseTransport | None = None
 
-    def __init__(self, *, webhook_secret: str):
+    def __init__(self, *, webhook_secret: str, api_key: str = "", store_id: str = "", mode: str = "test"):
         self.webhook_secret = webhook_secret
+        self.api_key = api_key
+        self.store_id = str(store_id or "")
+        self.mode = mode
+
+    # --- API calls (JSON:API over httpx; errors mapped onto ours) ------------------------------
+
+    def _request(self, method: str, path: str, *, body: dict | None = None) -> dict:
+        if not self.api_key:
+            raise ProviderNotConfigured(
+                'The Lemon Squeezy account has no API key (credentials: {"api_key": "…", "store_id": "…"}).'
+            )
+        headers = {
+            "Accept": "application/vnd.api+json",
+            "Content-Type": "application/vnd.api+json",
+            "Authorization": f"Bearer {self.api_key}",
+        }
+        try:
+            with httpx.Client(
+                base_url=API_BASE, transport=self.http_transport, timeout=TIMEOUT, headers=headers
+            ) as client:
+                response = client.request(
+                    method, path, content=json.dumps(body).encode() if body is not None else None
+                )
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailable(f"Lemon Squeezy did not answer in time ({method} {path}).") from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(f"Lemon Squeezy could not be reached ({type(exc).__name__}).") from exc
+        try:
+            payload = response.json() if response.content else {}
+        except ValueError:
+            payload = {}
+        if response.status_code == 429 or response.status_code >= 500:
+            raise ProviderUnavailable(
+                f"Lemon Squeezy answered {response.status_code}; try again later.",
+                details={"status": response.status_code},
+            )
+        if response.status_code >= 400:
+            errors = payload.get("errors") if isinstance(payload, dict) else None
+            first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+            detail = first.get("detail") or first.get("title") or response.reason_phrase
+            raise ProviderError(
+                f"Lemon Squeezy refused: {detail}",
+                details={
+                    "status": response.status_code,
+                    "pointer": (first.get("source") or {}).get("pointer", ""),
+                },
+            )
+        if not isinstance(payload, dict):
+            raise ProviderUnavailable("Lemon Squeezy answered with something other than a JSON object.")
+        return payload
+
+    def _update(self, kind: str, object_id, attributes: dict) -> dict:
+        """PATCH a JSON:API resource; the updated object's attributes."""
+        body = {"data": {"type": kind, "id": str(object_id), "attributes": attributes}}
+        return _attributes(self._request("PATCH", f"/{kind}/{object_id}", body=body))
+
+    def _variant_for(self, price_ref: str) -> str:
+        """The Lemon Squeezy variant staff mapped our (active) price to."""
+        from billing.providers.models import ProviderProduct
+
+        mapping = (
+            ProviderProduct.objects.filter(
+                provider=self.name, mode=self.mode, price__code=price_ref, price__active=True
+            )
+            .order_by("-id")
+            .first()
+        )
+        if mapping is None or not mapping.external_price_id.strip().isdigit():
+            found = (
+                f"'{mapping.external_price_id}' is not a variant id" if mapping else "no variant is mapped"
+            )
+            raise LemonSqueezyConflict(
+                f"Price '{price_ref}' cannot be sold through Lemon Squeezy ({self.mode} mode): {found}. "
+                "Staff: create the variant in the Lemon Squeezy dashboard, then add a Provider product "
+                f"(provider Lemon Squeezy, mode {self.mode}, this price, price id = the variant id) in the admin.",
+                code="provider_product_missing",
+                details={"price": price_ref, "provider": self.name, "mode": self.mode},
+            )
+        return mapping.external_price_id.strip()
+
+    def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
+        if not self.store_id:
+            raise ProviderNotConfigured(
+                'The Lemon Squeezy account has no store id (credentials: {"api_key": "…", "store_id": "…"}).'
+            )
+        variant_id = self._variant_for(request.price_ref)
+        checkout_data: dict = {
+            "custom": {
+                "monetize_customer": request.customer,
+                "monetize_price": request.price_ref,
+                "monetize_checkout": request.checkout_id,
+            },
+        }
+        if request.email:
+            checkout_data["email"] = request.email
+        if request.quantity > 1:
+            checkout_data["variant_quantities"] = [
+                {"variant_id": int(variant_id), "quantity": request.quantity}
+            ]
+        expires_at = dt.datetime.now(dt.UTC) + CHECKOUT_LIFETIME
+        attributes = {
+            "checkout_data": checkout_data,
+            # only the mapped variant: the product's other variants are other prices of ours
+            "product_options": {"redirect_url": request.success_url, "enabled_variants": [int(variant_id)]},
+            # trials are configured on the variant; our price without one must not get the variant's
+            "checkout_options": {"skip_trial": request.trial_days == 0},
+            "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
+            "test_mode": self.mode == "test",
+        }
+        body = {
+            "data": {
+                "type": "checkouts",
+                "attributes": attributes,
+                "relationships": {
+                    "store": {"data": {"type": "stores", "id": self.store_id}},
+                    "variant": {"data": {"type": "variants", "id": variant_id}},
+                },
+            }
+        }
+        data = self._request("POST", "/checkouts", body=body).get("data") or {}
+        url = (data.get("attributes") or {}).get("url")
+        if not data.get("id") or not url:
+            raise ProviderUnavailable("Lemon Squeezy created no checkout URL.")
+        return CheckoutSession(
+            provider_checkout_id=str(data["id"]),
+            url=url,
+            expires_at=timestamp((data.get("attributes") or {}).get("expires_at")) or expires_at,
+        )
+
+    def cancel_subscription(self, *, subscription_id: str, at_period_end: bool) -> None:
+        if not at_period_end:
+            raise ProviderNotSupported(
+                "Lemon Squeezy cannot end a subscription at once: a cancelled subscription runs to the end "
+                "of its paid period (cancel with at_period_end=true).",
+                code="cancel_now_not_supported",
+            )
+        # DELETE sets `cancelled`: the subscription expires at `ends_at` (end of the paid period)
+        self._request("DELETE", f"/subscriptions/{subscription_id}")
+
+    def pause_subscription(self, *, subscription_id: str, paused: bool) -> None:
+        # "void": no invoices while paused (our paused membership grants the default tier only)
+        self._update("subscriptions", subscription_id, {"pause": {"mode": "void"} if paused else None})
+
+    def change_subscription(
+        self, *, subscription_id: str, price_ref: str, unit_amount: int, interval: str, quantity: int
+    ) -> str:
+        """Move to the mapped variant (and seat count) now: Lemon Squeezy has no scheduled change.
+        An upgrade is invoiced at once (prorated); a downgrade is credited on the next invoice."""
+        variant_id = self._variant_for(price_ref)
+        current = _attributes(self._request("GET", f"/subscriptions/{subscription_id}"))
+        item = current.get("first_subscription_item") or {}
+        current_quantity = int(item.get("quantity") or 1)
+        current_price = self._price_for_variant(str(current.get("variant_id") or ""), mode=self.mode)
+        upgrade = (
+            current_price is not None
+            and unit_amount * quantity > current_price.unit_amount * current_quantity
+        )
+        if str(current.get("variant_id") or "") != variant_id:
+            updated = self._update(
+                "subscriptions",
+                subscription_id,
+                {"variant_id": int(variant_id), "invoice_immediately": upgrade},
+            )
+            portal = (updated.get("urls") or {}).get("customer_portal_update_subscription")
+            if str(updated.get("variant_id") or "") != variant_id and portal:
+                # PayPal subscriptions are not changed by the API: the customer must confirm in the portal
+                raise LemonSqueezyConflict(
+                    "Lemon Squeezy did not change this subscription (PayPal): the customer must confirm "
+                    "the change in the customer portal.",
+                    code="change_requires_portal",
+                    details={"url": portal},
+                )
+        if quantity != current_quantity:
+            if not item.get("id"):
+                raise LemonSqueezyConflict(
+                    "This Lemon Squeezy subscription has no subscription item yet (a free trial): seats "
+                    "can change once it is billed.",
+                    code="quantity_change_unavailable",
+                )
+            self._update(
+                "subscription-items", item["id"], {"quantity": quantity, "invoice_immediately": upgrade}
+            )
+        return "now"
+
+    def portal_url(self, *, customer: str, provider_customer_id: str = "") -> str:
+        if not provider_customer_id:
+            raise LemonSqueezyConflict("This membership has no Lemon Squeezy customer yet.", code="no_portal")
+        customer_object = _attributes(self._request("GET", f"/customers/{provider_customer_id}"))
+        url = (customer_object.get("urls") or {}).get("customer_portal")
+        if not url:
+            raise LemonSqueezyConflict(
+                "Lemon Squeezy has no customer portal for this customer (no subscription in the store).",
+                code="no_portal",
+            )
+        return url
+
+    # --- webhooks -------------------------------------------------------------------------------
 
     def verify_webhook(self, *, body: bytes, headers: dict[str, str]) -> dict:
         expected = hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
@@ -36,6 +276,34 @@ class LemonSqueezyProvider:
             f"{meta.get('event_name')}:{(payload.get('data') or {}).get('id')}:{attributes.get('updated_at')}"
         )
 
+    @staticmethod
+    def _price_for_variant(variant_id: str, *, mode: str):
+        from billing.providers.models import ProviderProduct
+
+        if not variant_id:
+            return None
+        mapping = (
+            ProviderProduct.objects.filter(provider="lemonsqueezy", mode=mode, external_price_id=variant_id)
+            .select_related("price")
+            .order_by("-price__active", "-id")
+            .first()
+        )
+        return mapping.price if mapping else None
+
+    @staticmethod
+    def _customer_of(subscription_id: str) -> str:
+        """Our customer of a subscription we already know (events without custom data)."""
+        from billing.memberships.models import Membership
+
+        if not subscription_id:
+            return ""
+        membership = (
+            Membership.objects.filter(provider="lemonsqueezy", provider_subscription_id=subscription_id)
+            .select_related("customer")
+            .first()
+        )
+        return membership.customer.external_id if membership else ""
+
     def parse_event(self, payload: dict) -> NormalizedEvent:
         meta = payload.get("meta") or {}
         kind = meta.get("event_name", "")
@@ -49,15 +317,97 @@ class LemonSqueezyProvider:
             "raw_type": kind,
         }
         custom = meta.get("custom_data") or {}
-        if kind.startswith("subscription_") and data.get("type") == "subscriptions":
-            state = SubscriptionState(
-                subscription_id=str(data["id"]),
-                status=SUBSCRIPTION_STATUS.get(attributes.get("status", ""), attributes.get("status", "")),
-                customer=custom.get("monetize_customer", ""),
-                price_ref=custom.get("monetize_price", ""),
-                period_end=timestamp(attributes.get("renews_at") or attributes.get("ends_at")),
-                cancel_at_period_end=bool(attributes.get("cancelled")),
-                provider_customer_id=str(attributes.get("customer_id") or ""),
+        test_mode = attributes.get("test_mode")
+        mode = self.mode if test_mode is None else ("test" if test_mode else "live")
+        kind_of = data.get("type")
+        if kind.startswith("subscription_") and kind_of == "subscriptions":
+            return self._subscription_event(data, attributes, custom, mode=mode, common=common, kind=kind)
+        if kind_of == "subscription-invoices" and kind in (
+            "subscription_payment_success",
+            "subscription_payment_failed",
+            "subscription_payment_refunded",
+        ):
+            if kind == "subscription_payment_success" and attributes.get("billing_reason") == "initial":
+                # the first invoice is the subscription's order: order_created records that payment
+                return NormalizedEvent(type=EventType.IGNORED, **common)
+            subscription_id = str(attributes.get("subscription_id") or "")
+            refund = kind == "subscription_payment_refunded"
+            payment = PaymentState(
+                payment_id=f"invoice:{data.get('id')}",
+                amount=_amount(attributes, refund=refund),
+                currency=str(attributes.get("currency") or "").lower(),
+                customer=custom.get("monetize_customer") or self._customer_of(subscription_id),
+                subscription_id=subscription_id,
             )
-            return NormalizedEvent(type=EventType.SUBSCRIPTION_UPDATED, subscription=state, **common)
+            types = {
+                "subscription_payment_success": EventType.PAYMENT_SUCCEEDED,
+                "subscription_payment_failed": EventType.PAYMENT_FAILED,
+                "subscription_payment_refunded": EventType.REFUND_CREATED,
+            }
+            return NormalizedEvent(type=types[kind], payment=payment, **common)
+        if kind_of == "orders" and kind in ("order_created", "order_refunded"):
+            refund = kind == "order_refunded"
+            if not refund and attributes.get("status") != "paid":
+                return NormalizedEvent(type=EventType.IGNORED, **common)  # only paid orders count
+            payment = PaymentState(
+                payment_id=f"order:{data.get('id')}",
+                amount=_amount(attributes, refund=refund),
+                currency=str(attributes.get("currency") or "").lower(),
+                customer=custom.get("monetize_customer", ""),
+            )
+            return NormalizedEvent(
+                type=EventType.REFUND_CREATED if refund else EventType.ORDER_PAID, payment=payment, **common
+            )
         return NormalizedEvent(type=EventType.IGNORED, **common)
+
+    def _subscription_event(
+        self, data: dict, attributes: dict, custom: dict, *, mode: str, common: dict, kind: str
+    ) -> NormalizedEvent:
+        subscription_id = str(data["id"])
+        raw_status = attributes.get("status", "")
+        # the variant is the truth after a plan change; the checkout's custom data names the first price
+        price = self._price_for_variant(str(attributes.get("variant_id") or ""), mode=mode)
+        price_ref = price.code if price else custom.get("monetize_price", "")
+        if price is None and price_ref:
+            from billing.tiers.models import Price
+
+            price = Price.objects.filter(code=price_ref).order_by("-active", "-id").first()
+        trial_end = timestamp(attributes.get("trial_ends_at"))
+        if raw_status == "cancelled":
+            # Lemon Squeezy's "cancelled" is a grace period: live until ends_at, then subscription_expired
+            on_trial = trial_end is not None and trial_end > common["occurred_at"]
+            status, period_end = ("trialing" if on_trial else "active"), timestamp(attributes.get("ends_at"))
+        else:
+            status = SUBSCRIPTION_STATUS.get(raw_status, raw_status)
+            if raw_status == "on_trial":
+                period_end = trial_end or timestamp(attributes.get("renews_at"))
+            elif raw_status == "expired":
+                period_end = timestamp(attributes.get("ends_at"))
+            else:
+                period_end = timestamp(attributes.get("renews_at")) or timestamp(attributes.get("ends_at"))
+        if raw_status == "on_trial" or (raw_status == "cancelled" and status == "trialing"):
+            period_start = timestamp(attributes.get("created_at"))
+        elif period_end and price is not None and price.interval in PERIODS:
+            period_start = period_end - PERIODS[price.interval]
+        else:
+            period_start = None
+        item = attributes.get("first_subscription_item") or {}
+        state = SubscriptionState(
+            subscription_id=subscription_id,
+            status=status,
+            customer=custom.get("monetize_customer") or self._customer_of(subscription_id),
+            price_ref=price_ref,
+            quantity=int(item.get("quantity") or 1),
+            period_start=period_start,
+            period_end=period_end,
+            cancel_at_period_end=bool(attributes.get("cancelled")) and raw_status != "expired",
+            provider_customer_id=str(attributes.get("customer_id") or ""),
+            checkout_id=str(custom.get("monetize_checkout") or ""),
+        )
+        types = {
+            "subscription_created": EventType.SUBSCRIPTION_CREATED,
+            "subscription_expired": EventType.SUBSCRIPTION_EXPIRED,
+        }
+        return NormalizedEvent(
+            type=types.get(kind, EventType.SUBSCRIPTION_UPDATED), subscription=state, **common
+        )
