@@ -116,9 +116,34 @@ class CheckoutSession:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class UsageReport:
+    """One customer's usage of one meter over a period, as reported to the provider (metering)."""
+
+    report_id: str  # our row id: the provider call's idempotency key
+    customer: str
+    provider_customer_id: str
+    meter: str
+    quantity: int
+    period_start: dt.datetime
+    period_end: dt.datetime
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Money moved to a creator's connected account (payouts)."""
+
+    transfer_id: str  # our payout id: the provider call's idempotency key
+    account_id: str
+    amount: int
+    currency: str
+
+
 class PaymentProvider(Protocol):
-    """What every adapter implements (the payments issue adds checkout, subscription changes,
-    portal links; metering adds usage reports; payouts add account links and transfers)."""
+    """What an adapter offers. Webhook verification and parsing are required of every adapter;
+    the operations below are offered where the provider has them, and a method an adapter leaves
+    out answers 409 `provider_not_supported` (billing.memberships.services._adapter_call), never a
+    pretend success. Create calls carry idempotency keys derived from our row ids."""
 
     name: str
 
@@ -129,3 +154,27 @@ class PaymentProvider(Protocol):
         """The provider's unique id of the event (the inbox de-duplicates on it)."""
 
     def parse_event(self, payload: dict) -> NormalizedEvent: ...
+
+    # --- checkout and subscriptions (products/prices are created at the provider on first use) --
+
+    def create_checkout(self, request: CheckoutRequest) -> CheckoutSession: ...
+
+    def cancel_subscription(self, *, subscription_id: str, at_period_end: bool) -> None: ...
+
+    def change_subscription(
+        self, *, subscription_id: str, price_ref: str, unit_amount: int, interval: str, quantity: int
+    ) -> str:
+        """ "now" or "at_period_end"."""
+
+    def pause_subscription(self, *, subscription_id: str, paused: bool) -> None: ...
+
+    def portal_url(self, *, customer: str, provider_customer_id: str = "") -> str: ...
+
+    # --- later issues: usage sync (metering) and transfers (payouts) ------------------------------
+
+    def report_usage(self, report: UsageReport) -> str:
+        """The provider's id of the recorded usage; the same report twice records it once."""
+
+    def payout_account_link(self, *, account_id: str, return_url: str) -> str: ...
+
+    def transfer(self, transfer: Transfer) -> str: ...
