@@ -239,6 +239,7 @@ CELERY_BEAT_SCHEDULE = {
     # runs in the public schema only (tenant-schemas-celery: an explicit schema list)
     "webhooks-sweep": {"task": "webhooks.sweep", "schedule": 60.0},
     "checkouts-expire": {"task": "memberships.checkouts_expire", "schedule": 3600.0},
+    "toss-charge-due": {"task": "providers.toss_charge_due", "schedule": 3600.0},
     "tenant-spares-refill": {
         "task": "tenants.spares_refill",
         "schedule": 300.0,

@@ -29,6 +29,7 @@ urlpatterns = [
     path("account/plan/", entitlement_views.plan, name="plan"),
     path("webhooks/<slug:provider>/", webhook_views.receive, name="webhooks"),
     path("sandbox/checkout/<str:checkout_id>/", provider_views.sandbox_checkout, name="sandbox-checkout"),
+    path("toss/", include("billing.providers.toss_views")),  # checkout, success and fail pages
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),

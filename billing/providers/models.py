@@ -137,3 +137,146 @@ class ProviderProduct(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}:{self.external_product_id} ({self.price_id})"
+
+
+class TossStatus(models.TextChoices):
+    INCOMPLETE = "incomplete", "Incomplete (first charge not paid)"
+    TRIALING = "trialing", "Trialing"
+    ACTIVE = "active", "Active"
+    PAST_DUE = "past_due", "Past due"
+    PAUSED = "paused", "Paused"
+    CANCELED = "canceled", "Canceled"
+
+
+class TossCustomer(models.Model):
+    """Our TossPayments `customerKey` for one customer: random and unguessable (Toss requires it
+    not to be derivable from an email or a sequence). One per customer, reused by every checkout."""
+
+    customer = models.CharField(max_length=255, unique=True)  # our Customer.external_id
+    customer_key = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.customer
+
+
+class TossSubscription(models.Model):
+    """Our side of a Toss subscription (Toss keeps billing keys, not subscriptions): the schedule
+    the charge job follows. `period_number` is the last paid period (0 before the first charge);
+    the billing key is stored encrypted (monetize.crypto)."""
+
+    id = models.CharField(max_length=40, primary_key=True)
+    mode = models.CharField(max_length=4, choices=ProviderMode.choices, default=ProviderMode.TEST)
+    customer = models.CharField(max_length=255)  # our Customer.external_id
+    customer_key = models.CharField(max_length=64)
+    email = models.CharField(max_length=254, blank=True)
+    billing_key_encrypted = models.TextField(blank=True, editable=False)
+    card_company = models.CharField(max_length=32, blank=True)
+    card_number = models.CharField(max_length=32, blank=True)  # masked by Toss
+    price = models.CharField(max_length=64)  # our Price.code
+    interval = models.CharField(max_length=8)
+    unit_amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="krw")
+    quantity = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=12, choices=TossStatus.choices, default=TossStatus.INCOMPLETE)
+    period_number = models.PositiveIntegerField(default=0)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    cancel_at_period_end = models.BooleanField(default=False)
+    # a change of price waits for the next period: the terms that take over at the renewal
+    pending_price = models.CharField(max_length=64, blank=True)
+    pending_unit_amount = models.BigIntegerField(null=True, blank=True)
+    pending_interval = models.CharField(max_length=8, blank=True)
+    pending_quantity = models.PositiveIntegerField(null=True, blank=True)
+    failed_attempts = models.PositiveIntegerField(default=0)
+    first_failed_at = models.DateTimeField(null=True, blank=True)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "period_end"]),
+            models.Index(fields=["status", "next_retry_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def billing_key(self) -> str:
+        return decrypt(self.billing_key_encrypted) if self.billing_key_encrypted else ""
+
+    @billing_key.setter
+    def billing_key(self, value: str) -> None:
+        self.billing_key_encrypted = encrypt(value) if value else ""
+
+
+class TossCheckout(models.Model):
+    """A checkout hosted on our page with Toss's billing-auth window (id = our Checkout id).
+    `auth_key_digest` is the SHA-256 of the last authKey handled, so a reloaded success URL
+    replays its outcome instead of charging again."""
+
+    id = models.CharField(max_length=40, primary_key=True)
+    mode = models.CharField(max_length=4, choices=ProviderMode.choices, default=ProviderMode.TEST)
+    customer = models.CharField(max_length=255)
+    customer_key = models.CharField(max_length=64)
+    email = models.CharField(max_length=254, blank=True)
+    price = models.CharField(max_length=64)
+    interval = models.CharField(max_length=8)
+    unit_amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    quantity = models.PositiveIntegerField(default=1)
+    trial_days = models.PositiveIntegerField(default=0)
+    success_url = models.URLField(max_length=2000)
+    cancel_url = models.URLField(max_length=2000)
+    subscription = models.OneToOneField(
+        TossSubscription, null=True, blank=True, on_delete=models.SET_NULL, related_name="checkout"
+    )
+    auth_key_digest = models.CharField(max_length=64, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class TossChargeStatus(models.TextChoices):
+    PENDING = "pending", "Pending (an attempt may be in flight)"
+    DONE = "done", "Paid"
+    FAILED = "failed", "Failed (waiting for a retry)"
+    VOID = "void", "Void (the subscription ended unpaid)"
+
+
+class TossCharge(models.Model):
+    """One billing period's charge of a subscription, created BEFORE any call to Toss: unique per
+    (subscription, period), so a re-run or a crash never charges a period twice. Attempt n uses
+    orderId = Idempotency-Key = `tsub-<sub id>-<period>` (n = 1) or `…-<period>-<n>` (dunning
+    retries: Toss replays a key's first answer for 15 days, so a retry needs a new key)."""
+
+    subscription = models.ForeignKey(TossSubscription, on_delete=models.PROTECT, related_name="charges")
+    period = models.PositiveIntegerField()
+    attempt = models.PositiveIntegerField(default=1)
+    order_id = models.CharField(max_length=64, unique=True)
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="krw")
+    status = models.CharField(
+        max_length=8, choices=TossChargeStatus.choices, default=TossChargeStatus.PENDING
+    )
+    payment_key = models.CharField(max_length=200, blank=True, db_index=True)
+    failure_code = models.CharField(max_length=64, blank=True)
+    failure_message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "period"], name="providers_toss_charge_period_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.order_id

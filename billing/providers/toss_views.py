@@ -1,0 +1,91 @@
+"""TossPayments checkout pages on the tenant site: our page opens Toss's billing-auth window
+(JS SDK v2); its successUrl and failUrl come back here."""
+
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.views.decorators.http import require_GET
+
+from billing.providers.base import ProviderError, ProviderUnavailable
+from billing.providers.models import TossCheckout
+from billing.providers.toss_engine import checkout_complete
+from monetize.money import format_amount
+
+
+def _checkout(checkout_id: str) -> TossCheckout:
+    checkout = TossCheckout.objects.filter(pk=checkout_id).first()
+    if checkout is None:
+        raise Http404("No such checkout.")
+    return checkout
+
+
+def _error(request, checkout: TossCheckout, *, message: str, code: str, status: int):
+    return render(
+        request, "toss/error.html", {"checkout": checkout, "message": message, "code": code}, status=status
+    )
+
+
+@require_GET
+def toss_checkout(request, checkout_id: str):
+    """`/toss/checkout/<id>/`: the page that asks Toss for a billing authorization."""
+    from billing.providers.models import ProviderAccount
+    from billing.providers.registry import provider_for
+
+    checkout = _checkout(checkout_id)
+    if checkout.completed_at is not None:
+        return redirect(checkout.success_url)
+    account = ProviderAccount.objects.filter(provider="toss", mode=checkout.mode).first()
+    if account is None:
+        return _error(request, checkout, message="TossPayments is not configured.", code="provider_not_configured",
+                      status=409)  # fmt: skip
+    return render(
+        request,
+        "toss/checkout.html",
+        {
+            "checkout": checkout,
+            "client_key": provider_for(account).client_key,
+            "amount": format_amount(checkout.unit_amount * checkout.quantity, checkout.currency),
+            "success_url": request.build_absolute_uri(f"/toss/success/{checkout.pk}/"),
+            "fail_url": request.build_absolute_uri(f"/toss/fail/{checkout.pk}/"),
+        },
+    )
+
+
+@require_GET
+def toss_success(request, checkout_id: str):
+    """Toss's successUrl (`?customerKey=…&authKey=…`): issue, subscribe, charge; safe to reload."""
+    checkout = _checkout(checkout_id)
+    customer_key, auth_key = request.GET.get("customerKey", ""), request.GET.get("authKey", "")
+    if not customer_key or not auth_key or len(auth_key) > 300 or len(customer_key) > 300:
+        return _error(
+            request, checkout, message="The authorization is incomplete.", code="invalid_request", status=400
+        )
+    try:
+        checkout = checkout_complete(checkout_id=checkout.pk, customer_key=customer_key, auth_key=auth_key)
+    except ProviderUnavailable:
+        return _error(request, checkout, message="TossPayments did not answer. Reload this page to try again.",
+                      code="provider_unavailable", status=503)  # fmt: skip
+    except ProviderError as exc:
+        status = exc.status_code if 400 <= exc.status_code < 500 else 402
+        return _error(request, checkout, message=exc.message, code=str(exc.details.get("toss_code") or exc.code),
+                      status=status)  # fmt: skip
+    return redirect(checkout.success_url)
+
+
+@require_GET
+def toss_fail(request, checkout_id: str):
+    """Toss's failUrl (`?code=…&message=…`): the window was closed or the card refused."""
+    checkout = _checkout(checkout_id)
+    code = request.GET.get("code", "")[:64]
+    message = request.GET.get("message", "")[:300] or "The card was not registered."
+    return _error(
+        request, checkout, message=message, code=code, status=200 if code == "PAY_PROCESS_CANCELED" else 402
+    )
+
+
+# included by monetize/urls_tenant.py under `toss/`
+urlpatterns = [
+    path("checkout/<str:checkout_id>/", toss_checkout, name="toss-checkout"),
+    path("success/<str:checkout_id>/", toss_success, name="toss-success"),
+    path("fail/<str:checkout_id>/", toss_fail, name="toss-fail"),
+]
