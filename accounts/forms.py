@@ -1,7 +1,7 @@
 from django import forms
 
 from accounts.models import ApiKeyScope
-from tenants.models import FailureMode
+from tenants.models import FailureMode, UnknownUsageCustomer
 
 
 class ApiKeyCreateForm(forms.Form):
@@ -18,3 +18,13 @@ class TenantSettingsForm(forms.Form):
         label="When Redis is unreachable, rate limits",
         help_text="Feature checks and limits keep answering from PostgreSQL either way.",
     )
+    unknown_usage_customer = forms.ChoiceField(
+        choices=UnknownUsageCustomer.choices,
+        widget=forms.RadioSelect,
+        label="A usage event for a customer id we do not know",
+        help_text="Rejected events are listed in the ingestion answer; created customers start on the default tier.",
+        required=False,  # left out: unchanged
+    )
+
+    def clean_unknown_usage_customer(self):
+        return self.cleaned_data["unknown_usage_customer"] or None

@@ -75,7 +75,11 @@ def api_keys(request):
 @role_required(Role.OWNER)
 def tenant_settings(request):
     form = TenantSettingsForm(
-        request.POST or None, initial={"rate_limit_failure_mode": request.tenant.rate_limit_failure_mode}
+        request.POST or None,
+        initial={
+            "rate_limit_failure_mode": request.tenant.rate_limit_failure_mode,
+            "unknown_usage_customer": request.tenant.unknown_usage_customer,
+        },
     )
     if request.method == "POST" and form.is_valid():
         tenant_settings_update(tenant=request.tenant, **form.cleaned_data)

@@ -4,6 +4,7 @@ from django.urls import path
 
 from billing.entitlements import api as ent
 from billing.memberships import api as memberships_api
+from billing.metering import api as metering_api
 from billing.tiers import api as tiers_api
 from billing.webhooks import api as webhooks_api
 
@@ -79,6 +80,10 @@ urlpatterns = [
         webhooks_api.DeliveryResendView.as_view(),
         name="webhook-delivery-resend",
     ),
+    path("events", metering_api.EventsView.as_view(), name="events"),
+    path("meters", metering_api.MeterListCreateView.as_view(), name="meters"),
+    path("usage", metering_api.TenantUsageView.as_view(), name="usage"),
+    path(f"{customer}/usage", metering_api.CustomerUsageView.as_view(), name="customer-usage"),
     path("entitlements/check", ent.EntitlementCheckView.as_view(), name="entitlements-check"),
     path("keys/verify", ent.KeyVerifyView.as_view(), name="keys-verify"),
 ]

@@ -45,6 +45,9 @@ MONETIZE_TENANT_DOMAIN_SUFFIX = env_str("MONETIZE_TENANT_DOMAIN_SUFFIX", "localh
 MONETIZE_KEY_MODE = env_str("MONETIZE_KEY_MODE", "test")
 MONETIZE_ENCRYPTION_KEYS = env_list("MONETIZE_ENCRYPTION_KEYS", "")  # Fernet keys, newest first
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+# usage events: at most this many per request, timestamps at most this far ahead of the server's clock
+METERING_MAX_BATCH = env_int("METERING_MAX_BATCH", 10_000)
+METERING_MAX_FUTURE_SECONDS = env_int("METERING_MAX_FUTURE_SECONDS", 600)
 DUNNING_GRACE_DAYS = env_int("DUNNING_GRACE_DAYS", 14)  # a past-due membership keeps its tier this long
 WEBHOOK_OUT_TIMEOUT_SECONDS = env_int("WEBHOOK_OUT_TIMEOUT_SECONDS", 10)
 WEBHOOK_OUT_DISABLE_AFTER = env_int("WEBHOOK_OUT_DISABLE_AFTER", 50)
@@ -93,6 +96,7 @@ TENANT_APPS = [
     *_BOTH,
     "billing.tiers",
     "billing.memberships",
+    "billing.metering",
     "billing.entitlements",
     "billing.providers",
     "billing.webhooks",

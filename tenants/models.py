@@ -7,6 +7,11 @@ class FailureMode(models.TextChoices):
     CLOSED = "closed", "Fail closed (refuse)"
 
 
+class UnknownUsageCustomer(models.TextChoices):
+    REJECT = "reject", "Reject the event"
+    CREATE = "create", "Create the customer"
+
+
 class Tenant(TenantMixin):
     """A platform business. Its users, customers and money live in its own schema (`schema_name`).
 
@@ -26,6 +31,12 @@ class Tenant(TenantMixin):
         choices=FailureMode.choices,
         default=FailureMode.OPEN,
         help_text="What rate limits do while Redis is unreachable.",
+    )
+    unknown_usage_customer = models.CharField(
+        max_length=6,
+        choices=UnknownUsageCustomer.choices,
+        default=UnknownUsageCustomer.REJECT,
+        help_text="What event ingestion does with a customer id it does not know.",
     )
 
     class Meta:

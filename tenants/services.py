@@ -201,16 +201,26 @@ def tenant_delete(*, tenant: Tenant) -> None:
     logger.info("tenant deleted slug=%s schema=%s", tenant.slug, tenant.schema_name)
 
 
-def tenant_settings_update(*, tenant: Tenant, rate_limit_failure_mode: str) -> Tenant:
+def tenant_settings_update(
+    *, tenant: Tenant, rate_limit_failure_mode: str, unknown_usage_customer: str | None = None
+) -> Tenant:
     """Settings a tenant's owner controls (the row lives in the public schema)."""
     from tenants.middleware import tenant_cache_clear
-    from tenants.models import FailureMode
+    from tenants.models import FailureMode, UnknownUsageCustomer
 
     if rate_limit_failure_mode not in FailureMode.values:
         raise ApplicationError(
             "Unknown failure mode.", code="invalid_settings", details={"field": "rate_limit_failure_mode"}
         )
-    Tenant.objects.filter(pk=tenant.pk).update(rate_limit_failure_mode=rate_limit_failure_mode)
-    tenant.rate_limit_failure_mode = rate_limit_failure_mode
+    changes = {"rate_limit_failure_mode": rate_limit_failure_mode}
+    if unknown_usage_customer is not None:
+        if unknown_usage_customer not in UnknownUsageCustomer.values:
+            raise ApplicationError(
+                "Unknown choice.", code="invalid_settings", details={"field": "unknown_usage_customer"}
+            )
+        changes["unknown_usage_customer"] = unknown_usage_customer
+    Tenant.objects.filter(pk=tenant.pk).update(**changes)
+    for field, value in changes.items():
+        setattr(tenant, field, value)
     tenant_cache_clear()
     return tenant

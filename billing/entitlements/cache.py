@@ -90,6 +90,20 @@ def invalidate(customer: str) -> None:
         trip(exc)
 
 
+def invalidate_many(customers) -> None:
+    """invalidate() for many customers in one round trip (usage ingestion)."""
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for customer in customers:
+            version_key, _, snapshot_key = _keys(customer)
+            pipe.incr(version_key)
+            pipe.expire(version_key, settings.ENTITLEMENT_CACHE_SECONDS * 2)
+            pipe.delete(snapshot_key)
+        pipe.execute()
+    except REDIS_ERRORS as exc:
+        trip(exc)
+
+
 def invalidate_all() -> None:
     _, gen_key, _ = _keys("*")
     try:

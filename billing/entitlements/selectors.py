@@ -13,7 +13,7 @@ from billing.entitlements import cache
 from billing.entitlements.models import EntitlementOverride, Lease, UsageCounter
 from billing.memberships.models import Customer
 from billing.memberships.selectors import customer_tier, entitled_membership, grace_ends_at
-from billing.tiers.models import Feature, TierFeature
+from billing.tiers.models import Feature, FeatureKind, TierFeature
 
 
 def _entry(feature: Feature, tf: TierFeature | None, override: EntitlementOverride | None) -> dict:
@@ -59,13 +59,17 @@ def snapshot_build(*, customer: Customer) -> dict:
         customer=customer, released_at__isnull=True, expires_at__gt=now
     ).values_list("feature_id", "expires_at"):
         leases[feature_id].append(expires_at.timestamp())
+    catalog = list(Feature.objects.all())
+    metered, period_end = _metered_usage(customer=customer, features=catalog)
     features = {}
-    for feature in Feature.objects.all():
+    for feature in catalog:
         entry = _entry(feature, tier_features.get(feature.pk), overrides.get(feature.pk))
-        entry["used"] = counters.get(feature.pk, 0)
+        entry["used"] = metered[feature.pk] if feature.pk in metered else counters.get(feature.pk, 0)
         entry["leases"] = sorted(leases.get(feature.pk, []))
         features[feature.code] = entry
     expiries = [o.expires_at.timestamp() for o in overrides.values() if o.expires_at]
+    if period_end is not None:  # metered usage starts again with the next period
+        expiries.append(period_end.timestamp())
     grace_end = grace_ends_at(membership)
     if grace_end is not None:  # the snapshot must not outlive the dunning grace period
         expiries.append(grace_end.timestamp())
@@ -76,6 +80,23 @@ def snapshot_build(*, customer: Customer) -> dict:
         "features": features,
         "valid_until": min(expiries) if expiries else None,
     }
+
+
+def _metered_usage(*, customer: Customer, features: list[Feature]) -> tuple[dict, object]:
+    """This period's usage of each metered feature that has a meter (features without one keep
+    counting with counters), and the period's end."""
+    from billing.metering.models import Meter
+    from billing.metering.selectors import current_period, period_usage
+
+    metered_ids = [f.pk for f in features if f.kind == FeatureKind.METERED]
+    if not metered_ids:
+        return {}, None
+    meters = list(Meter.objects.filter(feature_id__in=metered_ids, active=True))
+    if not meters:
+        return {}, None
+    start, end = current_period(customer=customer)
+    totals = period_usage(customer=customer.external_id, meters=meters, start=start, end=end)
+    return {m.feature_id: totals.get(m.pk) or 0 for m in meters}, end
 
 
 def entitlement_snapshot(

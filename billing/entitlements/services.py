@@ -228,6 +228,12 @@ def counter_change(
     and is accepted even above the limit: checks then deny until usage drops.
     """
     feature_row = _feature_for_usage(feature, (FeatureKind.LIMIT, FeatureKind.METERED))
+    if feature_row.kind == FeatureKind.METERED and feature_row.meters.filter(active=True).exists():
+        raise WrongFeatureKind(
+            f"'{feature}' is measured by a meter: send usage events (POST /api/v1/events), not counter changes.",
+            code="metered_by_events",
+            details={"feature": feature},
+        )
     with transaction.atomic():
         counter = _locked_counter(customer, feature_row)  # serialises changes per customer+feature
         entry = _effective(customer, feature_row)

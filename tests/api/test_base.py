@@ -59,5 +59,6 @@ def test_every_api_post_honours_idempotency_key():
         "api/v1/entitlements/check",
         "api/v1/keys/verify",
         "api/v1/customers/<str:external_id>/leases/<slug:feature>/<str:lease_id>/renew",
+        "api/v1/events",
     }
     assert missing == []

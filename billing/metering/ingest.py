@@ -1,0 +1,392 @@
+"""Usage event ingestion: the hot path behind `POST /api/v1/events`.
+
+A batch is validated event by event (one bad event is rejected alone, with its index, a code and a
+message), then written in ONE transaction, so the answer comes only after the accepted events are
+committed and a killed request leaves the whole batch or none of it:
+
+1. the ids are inserted into `metering_event_key` with `ON CONFLICT DO NOTHING RETURNING`: the ids it
+   returns are new, the others were seen before (a replayed batch inserts nothing). Two batches racing
+   on one id are decided by the primary key: the second waits for the first to commit, then skips it;
+2. the new events are written with `COPY` into the month partitions of `metering_event`;
+3. the hourly rollups of every meter the new events match are updated with one upsert
+   (`metering_rollup`; distinct values of unique_count meters in `metering_rollup_value`).
+
+Ids, rollup keys and values are written in sorted order, so concurrent batches take their row locks
+in the same order and do not deadlock. Meters are read under a shared advisory lock that creating a
+meter takes exclusively (it then back-fills the meter from raw events), so a meter never misses the
+events of a batch that was in flight when it was created.
+
+Rollups are by the hour of the event's own timestamp, so a late event lands in the period it belongs
+to (the meter sync reports what it had not reported yet, by a received-at watermark).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from billing.metering.models import Aggregation, Meter
+
+# an arbitrary constant: the advisory lock that orders meter creation against ingestion
+METER_LOCK = 7_041_305_118
+MAX_ID_LENGTH = 255
+MAX_TYPE_LENGTH = 100
+MAX_VALUE = Decimal("1e20")  # numeric(38, 9) holds 29 integer digits; far beyond any usage
+OLDEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass
+class IngestResult:
+    inserted: int = 0
+    duplicates: int = 0
+    rejected: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"inserted": self.inserted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSpec:
+    id: int
+    code: str
+    aggregation: str
+    value_property: str
+    filters: tuple[tuple[str, frozenset], ...]
+    allow_negative: bool
+    metered_feature: bool
+
+
+class _Reject(Exception):
+    def __init__(self, code: str, message: str):
+        self.code, self.message = code, message
+
+
+def _number(value, what: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Reject("invalid_value", f"{what} must be a number.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Reject("invalid_value", f"{what} must be a finite number.")
+    number = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+    if abs(number) >= MAX_VALUE:
+        raise _Reject("value_out_of_range", f"{what} is out of range.")
+    return number
+
+
+def _text(event: dict, key: str, limit: int) -> str:
+    value = event.get(key)
+    if not isinstance(value, str) or not value:
+        raise _Reject(f"invalid_{key}", f"'{key}' must be a non-empty string.")
+    if len(value) > limit:
+        raise _Reject(f"invalid_{key}", f"'{key}' is longer than {limit} characters.")
+    return value
+
+
+def _timestamp(value, latest: dt.datetime) -> dt.datetime:
+    if not isinstance(value, str):
+        raise _Reject("invalid_timestamp", "'timestamp' must be an RFC 3339 string.")
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise _Reject("invalid_timestamp", f"'{value[:40]}' is not an RFC 3339 timestamp.") from None
+    if when.tzinfo is None:
+        raise _Reject("invalid_timestamp", "'timestamp' needs a time zone offset (e.g. Z).")
+    when = when.astimezone(dt.UTC)
+    if when > latest:
+        raise _Reject(
+            "timestamp_in_future",
+            f"'timestamp' is more than {settings.METERING_MAX_FUTURE_SECONDS} s ahead of the server's clock.",
+        )
+    if when < OLDEST:
+        raise _Reject("timestamp_too_old", "'timestamp' is before 2000.")
+    return when
+
+
+@dataclass(slots=True)
+class _Row:
+    index: int
+    event_id: str
+    customer: str
+    type: str
+    ts: dt.datetime
+    value: Decimal
+    properties: dict
+
+
+def _parse(index: int, event, latest: dt.datetime) -> _Row:
+    if not isinstance(event, dict):
+        raise _Reject("invalid_event", "An event must be a JSON object.")
+    properties = event.get("properties", {})
+    if properties is None:
+        properties = {}
+    if not isinstance(properties, dict):
+        raise _Reject("invalid_properties", "'properties' must be an object.")
+    value = event.get("value", 1)
+    return _Row(
+        index=index,
+        event_id=_text(event, "id", MAX_ID_LENGTH),
+        customer=_text(event, "customer", MAX_ID_LENGTH),
+        type=_text(event, "type", MAX_TYPE_LENGTH),
+        ts=_timestamp(event.get("timestamp"), latest),
+        value=_number(value, "'value'"),
+        properties=properties,
+    )
+
+
+def meters_by_type() -> dict[str, list[MeterSpec]]:
+    by_type: dict[str, list[MeterSpec]] = defaultdict(list)
+    for meter in Meter.objects.filter(active=True).values(
+        "id", "code", "event_type", "aggregation", "value_property", "filters", "allow_negative", "feature_id"
+    ):
+        filters = tuple(
+            (key, frozenset(json.dumps(v) for v in (wanted if isinstance(wanted, list) else [wanted])))
+            for key, wanted in sorted((meter["filters"] or {}).items())
+        )
+        by_type[meter["event_type"]].append(
+            MeterSpec(
+                id=meter["id"],
+                code=meter["code"],
+                aggregation=meter["aggregation"],
+                value_property=meter["value_property"],
+                filters=filters,
+                allow_negative=meter["allow_negative"],
+                metered_feature=meter["feature_id"] is not None,
+            )
+        )
+    return by_type
+
+
+def _matches(spec: MeterSpec, properties: dict) -> bool:
+    for key, wanted in spec.filters:
+        if key not in properties or json.dumps(properties[key]) not in wanted:
+            return False
+    return True
+
+
+def meter_contribution(spec: MeterSpec, row) -> Decimal | str | None:
+    """What one event adds to a meter: a number, a distinct value (unique_count), or None when the
+    meter does not count it. Raises _Reject for an event the meter cannot take."""
+    if not _matches(spec, row.properties):
+        return None
+    if spec.aggregation == Aggregation.COUNT:
+        return Decimal(1)
+    if spec.aggregation == Aggregation.UNIQUE_COUNT:
+        prop = spec.value_property
+        raw = row.properties.get(prop)
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float) or raw == "":
+            raise _Reject("missing_property", f"Meter '{spec.code}' counts distinct '{prop}': give it as a string or number.")  # fmt: skip
+        return str(raw)[:255]
+    if spec.value_property:
+        if spec.value_property not in row.properties:
+            raise _Reject("missing_property", f"Meter '{spec.code}' needs the number property '{spec.value_property}'.")  # fmt: skip
+        number = _number(row.properties[spec.value_property], f"'properties.{spec.value_property}'")
+    else:
+        number = row.value
+    if number < 0 and not spec.allow_negative:
+        raise _Reject("negative_value", f"Meter '{spec.code}' does not take negative values.")
+    return number
+
+
+def _hour(ts: dt.datetime) -> dt.datetime:
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def partitions_ensure(months: set[tuple[int, int]]) -> None:
+    """Create the month partitions these events need (each in its own short transaction, before
+    the batch's; concurrent creators of the same month are harmless)."""
+    known = partitions_known()
+    for year, month in sorted(months - known):
+        start = dt.datetime(year, month, 1, tzinfo=dt.UTC)
+        end = dt.datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=dt.UTC)
+        name = f"metering_event_p{year:04d}{month:02d}"
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF metering_event "
+                    "FOR VALUES FROM (%s) TO (%s)",
+                    [start, end],
+                )
+        except Exception:  # a concurrent creator won the race: the partition exists now
+            if (year, month) not in partitions_known():
+                raise
+
+
+def partitions_known() -> set[tuple[int, int]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace "
+            "WHERE p.relname = 'metering_event' AND n.nspname = current_schema()"
+        )
+        names = [row[0] for row in cursor.fetchall()]
+    return {(int(name[-6:-2]), int(name[-2:])) for name in names if name[-6:].isdigit()}
+
+
+def events_ingest(
+    *, events: list, create_customers: bool = False, now: dt.datetime | None = None
+) -> IngestResult:
+    """Validate and store a batch of usage events exactly once; see the module docstring."""
+    from billing.memberships.models import Customer
+    from billing.memberships.services import customer_upsert
+
+    if len(events) > settings.METERING_MAX_BATCH:
+        from billing.metering.exceptions import BatchTooLarge
+
+        raise BatchTooLarge(
+            f"At most {settings.METERING_MAX_BATCH} events per request.",
+            details={"limit": settings.METERING_MAX_BATCH, "received": len(events)},
+        )
+    result = IngestResult()
+    latest = (now or timezone.now()) + dt.timedelta(seconds=settings.METERING_MAX_FUTURE_SECONDS)
+    rows: list[_Row] = []
+    seen: set[str] = set()
+    for index, event in enumerate(events):
+        try:
+            row = _parse(index, event, latest)
+        except _Reject as exc:
+            result.rejected.append({"index": index, "code": exc.code, "message": exc.message})
+            continue
+        if row.event_id in seen:  # the same id twice in one batch: the first one counts
+            result.duplicates += 1
+            continue
+        seen.add(row.event_id)
+        rows.append(row)
+    if not rows:
+        return result
+    partitions_ensure({(row.ts.year, row.ts.month) for row in rows})
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [METER_LOCK])
+        meters = meters_by_type()
+        accepted: list[tuple[_Row, list]] = []
+        for row in rows:
+            contributions = []
+            try:
+                for spec in meters.get(row.type, ()):
+                    amount = meter_contribution(spec, row)
+                    if amount is not None:
+                        contributions.append((spec, amount))
+            except _Reject as exc:
+                result.rejected.append({"index": row.index, "code": exc.code, "message": exc.message})
+                continue
+            accepted.append((row, contributions))
+
+        customers = {row.customer for row, _ in accepted}
+        known = set(Customer.objects.filter(external_id__in=customers).values_list("external_id", flat=True))
+        unknown = customers - known
+        if unknown and create_customers:
+            for external_id in sorted(unknown):
+                customer_upsert(external_id=external_id)
+            unknown = set()
+        if unknown:
+            kept = []
+            for row, contributions in accepted:
+                if row.customer in unknown:
+                    result.rejected.append(
+                        {
+                            "index": row.index,
+                            "code": "unknown_customer",
+                            "message": f"No customer '{row.customer}'.",
+                        }
+                    )
+                else:
+                    kept.append((row, contributions))
+            accepted = kept
+        if accepted:
+            new = _store(accepted)
+            result.inserted = len(new)
+            result.duplicates += len(accepted) - len(new)
+    result.rejected.sort(key=lambda r: r["index"])
+    return result
+
+
+def _store(accepted: list[tuple[_Row, list]]) -> set[str]:
+    """Write the new events and their rollups; returns the ids that were new."""
+    ids = sorted(row.event_id for row, _ in accepted)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO metering_event_key (event_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
+            [ids],
+        )
+        new = {r[0] for r in cursor.fetchall()}
+        if not new:
+            return new
+        fresh = [(row, contributions) for row, contributions in accepted if row.event_id in new]
+        with cursor.copy(
+            "COPY metering_event (event_id, customer, type, ts, value, properties) FROM STDIN"
+        ) as copy:
+            for row, _ in fresh:
+                copy.write_row(
+                    (row.event_id, row.customer, row.type, row.ts, row.value, json.dumps(row.properties))
+                )
+    metered_customers = _store_rollups(fresh)
+    if metered_customers:
+        from billing.entitlements import cache
+
+        # metered limits are judged on this period's usage: the snapshots must be rebuilt
+        cache.invalidate_many(metered_customers)
+        transaction.on_commit(lambda: cache.invalidate_many(metered_customers))
+    return new
+
+
+def _store_rollups(fresh: list[tuple[_Row, list]]) -> set[str]:
+    """Add these events' contributions to the hourly rollups (one upsert per table); returns the
+    customers whose metered-feature usage moved."""
+    rollups: dict[tuple, list] = {}
+    distinct: set[tuple] = set()
+    metered_customers: set[str] = set()
+    for row, contributions in fresh:
+        hour = _hour(row.ts)
+        for spec, amount in contributions:
+            if spec.metered_feature:
+                metered_customers.add(row.customer)
+            if spec.aggregation == Aggregation.UNIQUE_COUNT:
+                distinct.add((spec.id, row.customer, hour, amount))
+                amount = Decimal(1)
+            key = (spec.id, row.customer, hour)
+            acc = rollups.get(key)
+            if acc is None:
+                rollups[key] = [1, amount, amount, amount, amount, row.ts]
+            else:
+                acc[0] += 1
+                acc[1] += amount
+                acc[2] = min(acc[2], amount)
+                acc[3] = max(acc[3], amount)
+                if row.ts >= acc[5]:
+                    acc[4], acc[5] = amount, row.ts
+    with connection.cursor() as cursor:
+        if rollups:
+            keys = sorted(rollups)
+            columns = list(zip(*[(*key, *rollups[key]) for key in keys], strict=True))
+            cursor.execute(
+                """
+                INSERT INTO metering_rollup (meter_id, customer, hour, count, sum, min, max, latest, latest_ts)
+                SELECT * FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::bigint[], %s::numeric[],
+                                     %s::numeric[], %s::numeric[], %s::numeric[], %s::timestamptz[])
+                ON CONFLICT (meter_id, customer, hour) DO UPDATE SET
+                    count = metering_rollup.count + EXCLUDED.count,
+                    sum = metering_rollup.sum + EXCLUDED.sum,
+                    min = LEAST(metering_rollup.min, EXCLUDED.min),
+                    max = GREATEST(metering_rollup.max, EXCLUDED.max),
+                    latest = CASE WHEN metering_rollup.latest_ts IS NULL OR EXCLUDED.latest_ts >= metering_rollup.latest_ts
+                                  THEN EXCLUDED.latest ELSE metering_rollup.latest END,
+                    latest_ts = GREATEST(metering_rollup.latest_ts, EXCLUDED.latest_ts)
+                """,
+                [list(column) for column in columns],
+            )
+        if distinct:
+            columns = list(zip(*sorted(distinct), strict=True))
+            cursor.execute(
+                "INSERT INTO metering_rollup_value (meter_id, customer, hour, value) "
+                "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::text[]) ON CONFLICT DO NOTHING",
+                [list(column) for column in columns],
+            )
+    return metered_customers

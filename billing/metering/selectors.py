@@ -1,0 +1,185 @@
+"""Reads of usage: from the hourly rollups only, never from raw events.
+
+Ranges are whole hours (UTC): `start` is rounded down and `end` up to the hour, because rollups are
+hourly. Windows are UTC hours, days or calendar months.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db import connection
+from django.utils import timezone
+
+from billing.metering.exceptions import InvalidUsageQuery
+from billing.metering.models import Aggregation, Meter
+
+WINDOWS = ("hour", "day", "month")
+MAX_BUCKETS = 10_000
+_STEP = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
+
+
+def _floor_hour(when: dt.datetime) -> dt.datetime:
+    return when.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(when: dt.datetime) -> dt.datetime:
+    floor = _floor_hour(when)
+    return floor if floor == when else floor + dt.timedelta(hours=1)
+
+
+def month_start(when: dt.datetime) -> dt.datetime:
+    return when.astimezone(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _next_month(when: dt.datetime) -> dt.datetime:
+    return when.replace(year=when.year + (when.month == 12), month=when.month % 12 + 1)
+
+
+def _number(value) -> int | float | None:
+    if value is None:
+        return None
+    value = Decimal(value)
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _aggregate_sql(aggregation: str) -> str:
+    return {
+        Aggregation.COUNT: "sum(count)",
+        Aggregation.SUM: "sum(sum)",
+        Aggregation.MAX: "max(max)",
+        Aggregation.MIN: "min(min)",
+        Aggregation.LATEST: "(array_agg(latest ORDER BY latest_ts DESC))[1]",
+    }[aggregation]
+
+
+def usage_series(
+    *,
+    meter: Meter,
+    start: dt.datetime,
+    end: dt.datetime,
+    window: str = "day",
+    customer: str | None = None,
+) -> list[dict]:
+    """Usage per window between start and end, for one customer or (customer=None) the whole
+    tenant. Windows with no usage are listed with value 0 (null for min/max/latest)."""
+    if window not in WINDOWS:
+        raise InvalidUsageQuery(f"'window' is one of {', '.join(WINDOWS)}.", details={"field": "window"})
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidUsageQuery("'from' and 'to' need a time zone offset.")
+    start, end = _floor_hour(start), _ceil_hour(end)
+    if end <= start:
+        raise InvalidUsageQuery("'to' must be after 'from'.", details={"from": start, "to": end})
+    buckets = _buckets(start, end, window)
+    if len(buckets) > MAX_BUCKETS:
+        raise InvalidUsageQuery(
+            f"That range has more than {MAX_BUCKETS} {window}s: use a larger window.",
+            details={"window": window},
+        )
+    where, params = "meter_id = %s AND hour >= %s AND hour < %s", [meter.pk, start, end]
+    if customer is not None:
+        where += " AND customer = %s"
+        params.append(customer)
+    bucket = f"date_trunc('{window}', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+    if meter.aggregation == Aggregation.UNIQUE_COUNT:
+        sql = (
+            f"SELECT {bucket} AS b, count(DISTINCT value) FROM metering_rollup_value WHERE {where} GROUP BY b"
+        )
+    else:
+        sql = f"SELECT {bucket} AS b, {_aggregate_sql(meter.aggregation)} FROM metering_rollup WHERE {where} GROUP BY b"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        values = {row[0]: row[1] for row in cursor.fetchall()}
+    empty = 0 if meter.aggregation in (Aggregation.COUNT, Aggregation.SUM, Aggregation.UNIQUE_COUNT) else None
+    series = []
+    for i, bucket_start in enumerate(buckets):
+        bucket_end = buckets[i + 1] if i + 1 < len(buckets) else _advance(bucket_start, window)
+        value = values.get(bucket_start)
+        series.append(
+            {
+                "start": max(bucket_start, start),
+                "end": min(bucket_end, end),
+                "value": _number(value) if value is not None else empty,
+            }
+        )
+    return series
+
+
+def _advance(when: dt.datetime, window: str) -> dt.datetime:
+    return _next_month(when) if window == "month" else when + _STEP[window]
+
+
+def _buckets(start: dt.datetime, end: dt.datetime, window: str) -> list[dt.datetime]:
+    if window == "month":
+        first = month_start(start)
+    elif window == "day":
+        first = start.replace(hour=0)
+    else:
+        first = start
+    buckets, current = [], first
+    while current < end and len(buckets) <= MAX_BUCKETS:
+        buckets.append(current)
+        current = _advance(current, window)
+    return buckets
+
+
+def usage_total(*, meter: Meter, start: dt.datetime, end: dt.datetime, customer: str | None = None):
+    """The meter's aggregate over [start, end) (whole hours), for a customer or the tenant."""
+    totals = period_usage(customer=customer, meters=[meter], start=start, end=end)
+    return totals.get(meter.pk)
+
+
+def period_usage(
+    *, customer: str | None, meters: list[Meter], start: dt.datetime, end: dt.datetime
+) -> dict[int, int | float | None]:
+    """Each meter's aggregate over [start, end) for one customer (None: the tenant), in at most two
+    queries (the entitlement snapshot reads every metered feature's usage at once)."""
+    start, end = _floor_hour(start), _ceil_hour(end)
+    by_aggregation = [m for m in meters if m.aggregation != Aggregation.UNIQUE_COUNT]
+    unique = [m for m in meters if m.aggregation == Aggregation.UNIQUE_COUNT]
+    who, params = ("AND customer = %s", [customer]) if customer is not None else ("", [])
+    result: dict[int, int | float | None] = {}
+    with connection.cursor() as cursor:
+        if by_aggregation:
+            cursor.execute(
+                "SELECT meter_id, sum(count), sum(sum), max(max), min(min), "
+                "(array_agg(latest ORDER BY latest_ts DESC))[1] FROM metering_rollup "
+                f"WHERE meter_id = ANY(%s) AND hour >= %s AND hour < %s {who} GROUP BY meter_id",
+                [[m.pk for m in by_aggregation], start, end, *params],
+            )
+            rows = {row[0]: row[1:] for row in cursor.fetchall()}
+            column = {Aggregation.COUNT: 0, Aggregation.SUM: 1, Aggregation.MAX: 2, Aggregation.MIN: 3,
+                      Aggregation.LATEST: 4}  # fmt: skip
+            for meter in by_aggregation:
+                row = rows.get(meter.pk)
+                empty = 0 if meter.aggregation in (Aggregation.COUNT, Aggregation.SUM) else None
+                result[meter.pk] = _number(row[column[meter.aggregation]]) if row else empty
+        if unique:
+            cursor.execute(
+                "SELECT meter_id, count(DISTINCT value) FROM metering_rollup_value "
+                f"WHERE meter_id = ANY(%s) AND hour >= %s AND hour < %s {who} GROUP BY meter_id",
+                [[m.pk for m in unique], start, end, *params],
+            )
+            rows = dict(cursor.fetchall())
+            for meter in unique:
+                result[meter.pk] = rows.get(meter.pk, 0)
+    return result
+
+
+def current_period(*, customer) -> tuple[dt.datetime, dt.datetime]:
+    """The customer's billing period now: its membership's current period, else the calendar
+    month (UTC). Metered limits reset when it ends."""
+    from billing.memberships.selectors import entitled_membership
+
+    now = timezone.now()
+    membership = entitled_membership(customer=customer)
+    if (
+        membership is not None
+        and membership.current_period_start
+        and membership.current_period_end
+        and membership.current_period_start <= now < membership.current_period_end
+    ):
+        return membership.current_period_start, membership.current_period_end
+    start = month_start(now)
+    return start, _next_month(start)

@@ -1,0 +1,339 @@
+"""Usage metering: ingestion (exactly once, per-event rejections), meters, rollups, usage queries,
+metered entitlements."""
+
+import datetime as dt
+import json
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from billing.metering.models import Meter, Rollup
+from tests.billing.test_entitlements import make_customer
+
+NOW = timezone.now().replace(microsecond=0)
+
+
+def ts(hours_ago: float = 0) -> str:
+    return (NOW - dt.timedelta(hours=hours_ago)).isoformat().replace("+00:00", "Z")
+
+
+def ev(event_id, customer="c1", type="build.finished", hours_ago=0.0, **extra):
+    return {"id": event_id, "customer": customer, "type": type, "timestamp": ts(hours_ago), **extra}
+
+
+def post(fixture, body, raw=None):
+    return fixture.api().post(
+        "/api/v1/events", raw if raw is not None else json.dumps(body), content_type="application/json"
+    )
+
+
+def meter(fixture, **body):
+    response = fixture.api().post("/api/v1/meters", body, content_type="application/json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+@pytest.fixture
+def shop(ci_catalog):
+    make_customer(ci_catalog, "c1")
+    make_customer(ci_catalog, "c2")
+    meter(ci_catalog, code="minutes", event_type="build.finished", aggregation="sum", value_property="minutes",
+          feature="build_minutes")  # fmt: skip
+    meter(ci_catalog, code="builds", event_type="build.finished", aggregation="count")
+    return ci_catalog
+
+
+def usage(fixture, meter_code, customer="c1", **params):
+    query = "&".join(f"{k}={v}" for k, v in {"meter": meter_code, **params}.items())
+    response = fixture.api().get(f"/api/v1/customers/{customer}/usage?{query}")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_one_event_and_a_batch_are_accepted_after_commit(shop):
+    response = post(shop, ev("e1", properties={"minutes": 12}))
+    assert response.status_code == 202
+    assert response.json() == {"inserted": 1, "duplicates": 0, "rejected": []}
+    batch = {"events": [ev(f"b{i}", properties={"minutes": 1.5}) for i in range(10)]}
+    assert post(shop, batch).json() == {"inserted": 10, "duplicates": 0, "rejected": []}
+    assert usage(shop, "minutes")["total"] == 27
+    assert usage(shop, "builds")["total"] == 11
+
+
+def test_replaying_a_whole_batch_inserts_nothing(shop):
+    batch = {"events": [ev(f"r{i}", properties={"minutes": 2}) for i in range(50)]}
+    assert post(shop, batch).json()["inserted"] == 50
+    assert post(shop, batch).json() == {"inserted": 0, "duplicates": 50, "rejected": []}
+    # and a batch mixing old and new ids, with an id twice in the same batch
+    mixed = {"events": [ev("r0", properties={"minutes": 2}), ev("n1", properties={"minutes": 2}),
+                        ev("n1", properties={"minutes": 2})]}  # fmt: skip
+    assert post(shop, mixed).json() == {"inserted": 1, "duplicates": 2, "rejected": []}
+    assert usage(shop, "minutes")["total"] == 102
+    with tenant_context(shop.tenant), connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM metering_event")
+        assert cursor.fetchone()[0] == 51
+
+
+@pytest.mark.parametrize(
+    "bad, code",
+    [
+        ({"id": 5}, "invalid_id"),
+        ({"id": ""}, "invalid_id"),
+        ({"customer": None}, "invalid_customer"),
+        ({"type": ["x"]}, "invalid_type"),
+        ({"timestamp": "yesterday"}, "invalid_timestamp"),
+        ({"timestamp": "2026-11-20T10:00:00"}, "invalid_timestamp"),  # no offset
+        ({"timestamp": "2999-01-01T00:00:00Z"}, "timestamp_in_future"),
+        ({"timestamp": "1999-12-31T23:00:00Z"}, "timestamp_too_old"),
+        ({"value": "3"}, "invalid_value"),
+        ({"value": True}, "invalid_value"),
+        ({"value": 1e30}, "value_out_of_range"),
+        ({"properties": [1]}, "invalid_properties"),
+        ({"properties": {"minutes": "ten"}}, "invalid_value"),
+        ({"properties": {"minutes": -3}}, "negative_value"),
+        ({"properties": {}}, "missing_property"),
+        ({"customer": "nobody"}, "unknown_customer"),
+    ],
+)
+def test_a_bad_event_is_rejected_alone(shop, bad, code):
+    good = [ev("g1", properties={"minutes": 1}), ev("g2", properties={"minutes": 1})]
+    events = [good[0], {**ev("bad", properties={"minutes": 1}), **bad}, good[1]]
+    response = post(shop, {"events": events})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["inserted"] == 2 and body["duplicates"] == 0
+    assert [(r["index"], r["code"]) for r in body["rejected"]] == [(1, code)]
+    assert body["rejected"][0]["message"]
+    assert usage(shop, "minutes")["total"] == 2
+
+
+def test_non_finite_numbers_are_rejected(shop):
+    raw = '{"events": [{"id": "x", "customer": "c1", "type": "build.finished", "timestamp": "%s", "value": NaN}]}'
+    body = post(shop, None, raw=raw % ts()).json()
+    assert body["rejected"][0]["code"] == "invalid_value" and body["inserted"] == 0
+
+
+@pytest.mark.parametrize(
+    "raw, status, code",
+    [
+        ("{not json", 400, "malformed_json"),
+        ('"a string"', 400, "invalid_batch"),
+        ('{"events": {"id": 1}}', 400, "invalid_batch"),
+    ],
+)
+def test_malformed_requests_are_4xx(shop, raw, status, code):
+    response = post(shop, None, raw=raw)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+
+
+def test_a_batch_over_the_limit_is_413_and_stores_nothing(shop, settings):
+    settings.METERING_MAX_BATCH = 5
+    response = post(shop, {"events": [ev(f"o{i}", properties={"minutes": 1}) for i in range(6)]})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "batch_too_large"
+    assert usage(shop, "builds")["total"] == 0
+
+
+def test_events_need_the_write_scope(shop):
+    from accounts.services import api_key_create
+
+    with tenant_context(shop.tenant):
+        _, secret = api_key_create(name="reader", scopes=["read"])
+    response = shop.api(secret).post("/api/v1/events", json.dumps(ev("s1")), content_type="application/json")
+    assert response.status_code == 403
+
+
+def test_a_failure_half_way_stores_none_of_the_batch(shop, monkeypatch):
+    from billing.metering import ingest
+
+    def crash(fresh):
+        raise RuntimeError("killed mid-batch")
+
+    monkeypatch.setattr(ingest, "_store_rollups", crash)
+    with tenant_context(shop.tenant), pytest.raises(RuntimeError):
+        ingest.events_ingest(events=[ev(f"k{i}", properties={"minutes": 1}) for i in range(5)])
+    monkeypatch.undo()
+    # nothing was kept, not even the ids: the same batch goes in whole afterwards
+    assert (
+        post(shop, {"events": [ev(f"k{i}", properties={"minutes": 1}) for i in range(5)]}).json()["inserted"]
+        == 5
+    )
+    assert usage(shop, "minutes")["total"] == 5
+
+
+def test_aggregations_and_windows(shop):
+    meter(shop, code="peak", event_type="cpu", aggregation="max")
+    meter(shop, code="low", event_type="cpu", aggregation="min")
+    meter(shop, code="last", event_type="cpu", aggregation="latest")
+    meter(shop, code="repos", event_type="cpu", aggregation="unique_count", value_property="repo")
+    meter(shop, code="eu_cpu", event_type="cpu", aggregation="sum", filters={"region": ["eu", "ch"]})
+    events = [
+        ev("c1", type="cpu", hours_ago=30, value=5, properties={"repo": "a", "region": "eu"}),
+        ev("c2", type="cpu", hours_ago=29, value=9, properties={"repo": "b", "region": "us"}),
+        ev("c3", type="cpu", hours_ago=2, value=3, properties={"repo": "a", "region": "ch"}),
+        ev("c4", type="cpu", hours_ago=1, value=4, properties={"repo": "a", "region": "eu"}),
+    ]
+    assert post(shop, {"events": events}).json()["inserted"] == 4
+    window = {"from": ts(48), "to": ts(-1)}
+    assert usage(shop, "peak", **window)["total"] == 9
+    assert usage(shop, "low", **window)["total"] == 3
+    assert usage(shop, "last", **window)["total"] == 4
+    assert usage(shop, "repos", **window)["total"] == 2
+    assert usage(shop, "eu_cpu", **window)["total"] == 12
+    hourly = usage(shop, "eu_cpu", window="hour", **window)
+    assert sum(b["value"] for b in hourly["data"]) == 12 and len(hourly["data"]) == 50
+    daily = usage(shop, "repos", window="day", **window)["data"]
+    assert [b["value"] for b in daily if b["value"]] in ([2, 1], [1, 1], [2], [1, 2])  # distinct per day
+    monthly = usage(shop, "peak", window="month", **window)["data"]
+    assert max(b["value"] or 0 for b in monthly) == 9
+
+
+def test_usage_query_errors(shop):
+    api = shop.api()
+    assert api.get("/api/v1/customers/c1/usage").json()["error"]["code"] == "invalid_query"
+    assert api.get("/api/v1/customers/c1/usage?meter=nope").status_code == 404
+    assert api.get("/api/v1/customers/ghost/usage?meter=builds").status_code == 404
+    assert api.get("/api/v1/customers/c1/usage?meter=builds&window=week").status_code == 400
+    assert api.get("/api/v1/customers/c1/usage?meter=builds&from=soon").status_code == 400
+    assert api.get("/api/v1/customers/c1/usage?meter=builds&from=2026-01-01T00:00:00").status_code == 400
+    too_long = "/api/v1/customers/c1/usage?meter=builds&window=hour&from=2000-01-01T00:00:00Z"
+    assert api.get(too_long).status_code == 400
+
+
+def test_tenant_wide_usage_sums_customers(shop):
+    post(
+        shop,
+        {"events": [ev("t1", properties={"minutes": 3}), ev("t2", customer="c2", properties={"minutes": 4})]},
+    )
+    response = shop.api().get("/api/v1/usage?meter=minutes")
+    assert response.status_code == 200 and response.json()["total"] == 7
+
+
+def test_a_new_meter_aggregates_the_events_already_stored(shop):
+    post(shop, {"events": [ev(f"h{i}", type="deploy", value=2) for i in range(3)]})
+    meter(shop, code="deploys", event_type="deploy", aggregation="sum")
+    assert usage(shop, "deploys")["total"] == 6
+    post(shop, ev("h9", type="deploy", value=2))
+    assert usage(shop, "deploys")["total"] == 8
+
+
+def test_meter_validation(shop):
+    api = shop.api()
+    bad = [
+        {"code": "Bad Code", "event_type": "x", "aggregation": "sum"},
+        {"code": "ok", "event_type": "x", "aggregation": "median"},
+        {"code": "ok", "event_type": "x", "aggregation": "unique_count"},
+        {"code": "ok", "event_type": "x", "aggregation": "sum", "filters": {"a": []}},
+        {"code": "ok", "event_type": "x", "aggregation": "sum", "feature": "sso"},  # not metered
+        {"code": "builds", "event_type": "x", "aggregation": "sum"},  # exists
+    ]
+    for body in bad:
+        response = api.post("/api/v1/meters", body, content_type="application/json")
+        assert response.status_code == 400, (body, response.content)
+    listed = api.get("/api/v1/meters").json()["data"]
+    assert [m["code"] for m in listed] == ["builds", "minutes"]
+    assert listed[1]["feature"] == "build_minutes"
+
+
+def test_events_land_in_month_partitions(shop):
+    post(
+        shop,
+        {
+            "events": [
+                ev("p1", hours_ago=24 * 70, properties={"minutes": 1}),
+                ev("p2", properties={"minutes": 1}),
+            ]
+        },
+    )
+    with tenant_context(shop.tenant), connection.cursor() as cursor:
+        cursor.execute("SELECT relkind FROM pg_class WHERE relname = 'metering_event' "
+                       "AND relnamespace = current_schema()::regnamespace")  # fmt: skip
+        assert cursor.fetchone()[0] == "p"
+        cursor.execute("SELECT count(DISTINCT tableoid) FROM metering_event")
+        assert cursor.fetchone()[0] == 2
+
+
+def test_metered_limit_denies_once_the_period_usage_reaches_it(shop):
+    def check():
+        return (
+            shop.api()
+            .post(
+                "/api/v1/entitlements/check",
+                {"customer": "c1", "feature": "build_minutes"},
+                content_type="application/json",
+            )
+            .json()
+        )
+
+    assert check()["used"] == 0 and check()["limit"] == 400
+    post(shop, {"events": [ev("m1", properties={"minutes": 398})]})
+    decision = check()
+    assert decision["allowed"] is True and decision["used"] == 398
+    post(shop, ev("m2", properties={"minutes": 2}))
+    decision = check()
+    assert decision["allowed"] is False and decision["reason"] == "limit_reached" and decision["used"] == 400
+    # last month's usage does not count in this period
+    assert usage(shop, "minutes", **{"from": ts(24 * 40), "to": ts(-1)})["total"] == 400
+
+
+def test_unknown_customers_are_created_when_the_tenant_says_so(shop):
+    from tenants.models import Tenant
+
+    Tenant.objects.filter(pk=shop.tenant.pk).update(unknown_usage_customer="create")
+    from tenants.middleware import tenant_cache_clear
+
+    tenant_cache_clear()
+    body = post(shop, ev("u1", customer="newcomer", properties={"minutes": 5})).json()
+    assert body == {"inserted": 1, "duplicates": 0, "rejected": []}
+    assert usage(shop, "minutes", customer="newcomer")["total"] == 5
+
+
+def test_rollups_are_hourly_and_exact(shop):
+    post(shop, {"events": [ev(f"x{i}", hours_ago=0.01 * i, properties={"minutes": 0.1}) for i in range(10)]})
+    with tenant_context(shop.tenant):
+        minutes = Meter.objects.get(code="minutes")
+        rows = Rollup.objects.filter(meter=minutes, customer="c1")
+        assert sum(r.sum for r in rows) == pytest.approx(1) and str(sum(r.sum for r in rows)) == "1.000000000"
+        assert sum(r.count for r in rows) == 10
+
+
+def test_a_metered_feature_with_a_meter_takes_no_counter_changes(shop):
+    response = shop.api().post(
+        "/api/v1/customers/c1/counters/build_minutes", {"delta": 5}, content_type="application/json"
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "metered_by_events"
+
+
+def test_concurrent_batches_with_overlapping_ids_store_each_event_once(live_tenant):
+    from billing.metering.ingest import events_ingest
+    from billing.metering.services import meter_create
+    from tests.helpers import committed, run_parallel
+
+    def setup():
+        with tenant_context(live_tenant.tenant):
+            meter_create(code="jobs", event_type="job", aggregation="sum")
+
+    committed(setup)
+    shared = [ev(f"s{i}", type="job", value=1) for i in range(300)]
+
+    def ingest(i):
+        own = [ev(f"t{i}-{j}", type="job", value=1) for j in range(50)]
+        batch = shared[i * 50 :] + own + shared[: i * 50]  # the same ids, in different orders
+        with tenant_context(live_tenant.tenant):
+            return events_ingest(events=batch)
+
+    results = run_parallel(ingest, 4)
+    assert sum(r.inserted for r in results) == 300 + 4 * 50
+    assert sum(r.duplicates for r in results) == 3 * 300
+
+    def totals():
+        with tenant_context(live_tenant.tenant), connection.cursor() as cursor:
+            cursor.execute("SELECT count(*), count(DISTINCT event_id) FROM metering_event")
+            events = cursor.fetchone()
+            cursor.execute("SELECT sum(count), sum(sum) FROM metering_rollup")
+            return events, cursor.fetchone()
+
+    (count, distinct), (rolled_count, rolled_sum) = committed(totals)
+    assert count == distinct == 500 and rolled_count == 500 and rolled_sum == 500
