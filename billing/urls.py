@@ -5,6 +5,7 @@ from django.urls import path
 from billing.entitlements import api as ent
 from billing.memberships import api as memberships_api
 from billing.metering import api as metering_api
+from billing.metering import credits_api
 from billing.tiers import api as tiers_api
 from billing.webhooks import api as webhooks_api
 
@@ -80,6 +81,15 @@ urlpatterns = [
         webhooks_api.DeliveryResendView.as_view(),
         name="webhook-delivery-resend",
     ),
+    path(f"{customer}/credits", credits_api.CustomerCreditsView.as_view(), name="customer-credits"),
+    path(
+        f"{customer}/credits/grants",
+        credits_api.CustomerGrantCreateView.as_view(),
+        name="customer-credit-grants",
+    ),
+    path(f"{customer}/ai-costs", credits_api.CustomerAiCostsView.as_view(), name="customer-ai-costs"),
+    path("burn-rates", credits_api.BurnRateListCreateView.as_view(), name="burn-rates"),
+    path("ai-prices", credits_api.AiPriceListCreateView.as_view(), name="ai-prices"),
     path("events", metering_api.EventsView.as_view(), name="events"),
     path("meters", metering_api.MeterListCreateView.as_view(), name="meters"),
     path("usage", metering_api.TenantUsageView.as_view(), name="usage"),

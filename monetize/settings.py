@@ -244,6 +244,12 @@ CELERY_BEAT_SCHEDULE = {
     "webhooks-sweep": {"task": "webhooks.sweep", "schedule": 60.0},
     "checkouts-expire": {"task": "memberships.checkouts_expire", "schedule": 3600.0},
     "toss-charge-due": {"task": "providers.toss_charge_due", "schedule": 3600.0},
+    "credits-expire": {"task": "metering.credits_expire", "schedule": 3600.0},
+    "metering-partitions": {"task": "metering.partitions_ahead", "schedule": 86400.0},
+    "meter-sync": {  # nightly at 02:00 UTC, every tenant (billing.metering.sync)
+        "task": "metering.meter_sync",
+        "schedule": __import__("celery.schedules", fromlist=["crontab"]).crontab(minute=0, hour=2),
+    },
     "tenant-spares-refill": {
         "task": "tenants.spares_refill",
         "schedule": 300.0,

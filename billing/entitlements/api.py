@@ -88,7 +88,9 @@ DecisionSchema = inline_serializer(
         "limit": serializers.IntegerField(allow_null=True),
         "used": serializers.IntegerField(allow_null=True),
         "remaining": serializers.IntegerField(allow_null=True),
-        "reason": serializers.ChoiceField(["ok", "not_in_tier", "limit_reached", "rate_limited"]),
+        "reason": serializers.ChoiceField(
+            ["ok", "not_in_tier", "limit_reached", "rate_limited", "insufficient_credits"]
+        ),
         "rate_limit": serializers.DictField(required=False),
     },
 )
@@ -457,12 +459,19 @@ class CustomerKeyRotateView(APIView):
         return Response(_key_created(key, raw), status=status.HTTP_201_CREATED)
 
 
-_STATUS_FOR_REASON = {"ok": 200, "not_in_tier": 403, "limit_reached": 403, "rate_limited": 429}
+# 402: the customer must buy credits (the gateway can pass it on as "payment required")
+_STATUS_FOR_REASON = {
+    "ok": 200,
+    "not_in_tier": 403,
+    "limit_reached": 403,
+    "rate_limited": 429,
+    "insufficient_credits": 402,
+}
 
 
 class KeyVerifyView(LeanJSONView):
     """One call per gateway request: is the end-user key valid here, and may its customer use
-    `feature` now? 200 yes; 401 invalid key; 403 not in tier / limit reached; 429 rate limited
+    `feature` now? 200 yes; 401 invalid key; 403 not in tier / limit reached; 402 insufficient credits; 429 rate limited
     (with Retry-After). Rate-limit headers are set whenever a rate feature was checked."""
 
     @extend_schema(

@@ -70,6 +70,14 @@ def snapshot_build(*, customer: Customer) -> dict:
     expiries = [o.expires_at.timestamp() for o in overrides.values() if o.expires_at]
     if period_end is not None:  # metered usage starts again with the next period
         expiries.append(period_end.timestamp())
+    from billing.metering.credits import credits_for_snapshot
+
+    credits, credit_minimums, credits_change = credits_for_snapshot(customer=customer, now=now)
+    for code, minimum in credit_minimums.items():
+        if code in features:  # the check denies below it: insufficient_credits
+            features[code]["credits_min"] = minimum
+    if credits_change is not None:  # a grant starts or expires: the usable balance changes
+        expiries.append(credits_change.timestamp())
     grace_end = grace_ends_at(membership)
     if grace_end is not None:  # the snapshot must not outlive the dunning grace period
         expiries.append(grace_end.timestamp())
@@ -78,6 +86,7 @@ def snapshot_build(*, customer: Customer) -> dict:
         "tier": tier.code if tier else None,
         "tier_name": tier.name if tier else None,
         "features": features,
+        "credits": credits,
         "valid_until": min(expiries) if expiries else None,
     }
 

@@ -48,6 +48,7 @@ class Reason:
     NOT_IN_TIER = "not_in_tier"
     LIMIT_REACHED = "limit_reached"
     RATE_LIMITED = "rate_limited"
+    INSUFFICIENT_CREDITS = "insufficient_credits"
 
 
 @dataclass
@@ -127,6 +128,8 @@ def decide(
     )
     if not entry["enabled"]:
         decision.reason = Reason.NOT_IN_TIER
+    elif entry.get("credits_min") is not None and snapshot.get("credits", 0) < entry["credits_min"]:
+        decision.reason = Reason.INSUFFICIENT_CREDITS
     elif entry["kind"] == FeatureKind.BOOLEAN:
         decision.allowed = True
     elif entry["kind"] == FeatureKind.RATE:

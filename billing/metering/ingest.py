@@ -308,12 +308,22 @@ def events_ingest(
     return result
 
 
+def _binding_cursor():
+    """A psycopg cursor with server-side binding on Django's connection (same transaction): Django's
+    own cursors bind client-side, quoting every array element as text; here the big arrays travel
+    in binary (%b), several times faster to send."""
+    import psycopg
+
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
+
+
 def _store(accepted: list[tuple[_Row, list]]) -> set[str]:
     """Write the new events and their rollups; returns the ids that were new."""
     ids = sorted(row.event_id for row, _ in accepted)
-    with connection.cursor() as cursor:
+    with _binding_cursor() as cursor:
         cursor.execute(
-            "INSERT INTO metering_event_key (event_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
+            "INSERT INTO metering_event_key (event_id) SELECT unnest(%b::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
             [ids],
         )
         new = {r[0] for r in cursor.fetchall()}
@@ -328,6 +338,9 @@ def _store(accepted: list[tuple[_Row, list]]) -> set[str]:
                     (row.event_id, row.customer, row.type, row.ts, row.value, json.dumps(row.properties))
                 )
     metered_customers = _store_rollups(fresh)
+    from billing.metering.credits import credits_burn
+
+    credits_burn(fresh=fresh)  # synchronous, in this transaction: only new events burn
     if metered_customers:
         from billing.entitlements import cache
 
@@ -362,15 +375,15 @@ def _store_rollups(fresh: list[tuple[_Row, list]]) -> set[str]:
                 acc[3] = max(acc[3], amount)
                 if row.ts >= acc[5]:
                     acc[4], acc[5] = amount, row.ts
-    with connection.cursor() as cursor:
+    with _binding_cursor() as cursor:
         if rollups:
-            keys = sorted(rollups)
+            keys = sorted(rollups)  # key order: concurrent batches lock rollup rows in the same order
             columns = list(zip(*[(*key, *rollups[key]) for key in keys], strict=True))
             cursor.execute(
                 """
                 INSERT INTO metering_rollup (meter_id, customer, hour, count, sum, min, max, latest, latest_ts)
-                SELECT * FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::bigint[], %s::numeric[],
-                                     %s::numeric[], %s::numeric[], %s::numeric[], %s::timestamptz[])
+                SELECT * FROM unnest(%b::bigint[], %b::text[], %b::timestamptz[], %b::bigint[], %b::numeric[],
+                                     %b::numeric[], %b::numeric[], %b::numeric[], %b::timestamptz[])
                 ON CONFLICT (meter_id, customer, hour) DO UPDATE SET
                     count = metering_rollup.count + EXCLUDED.count,
                     sum = metering_rollup.sum + EXCLUDED.sum,
@@ -386,7 +399,7 @@ def _store_rollups(fresh: list[tuple[_Row, list]]) -> set[str]:
             columns = list(zip(*sorted(distinct), strict=True))
             cursor.execute(
                 "INSERT INTO metering_rollup_value (meter_id, customer, hour, value) "
-                "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::text[]) ON CONFLICT DO NOTHING",
+                "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::timestamptz[], %b::text[]) ON CONFLICT DO NOTHING",
                 [list(column) for column in columns],
             )
     return metered_customers

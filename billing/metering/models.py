@@ -113,3 +113,7 @@ class RollupValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.meter_id}:{self.customer}@{self.hour:%Y-%m-%dT%H}={self.value}"
+
+
+from billing.metering.credit_models import *  # noqa: E402,F403
+from billing.metering.sync_models import *  # noqa: E402,F403

@@ -24,6 +24,7 @@ from billing.providers.base import (
     NormalizedEvent,
     PaymentState,
     SubscriptionState,
+    UsageReport,
     WebhookVerificationFailed,
 )
 
@@ -147,3 +148,16 @@ class SandboxProvider:
             "webhook-timestamp": str(int(at.timestamp())),
             "webhook-signature": signature,
         }
+
+    # --- usage (metering) ------------------------------------------------------------------------
+
+    def report_usage(self, report: UsageReport) -> str:
+        """Records the report (SandboxUsageReport), once per identifier like a provider would."""
+        from billing.metering.sync_models import SandboxUsageReport
+
+        row = SandboxUsageReport(
+            identifier=report.report_id, customer=report.customer, meter=report.meter, quantity=report.quantity,
+            period_start=report.period_start, period_end=report.period_end,
+        )  # fmt: skip
+        SandboxUsageReport.objects.bulk_create([row], ignore_conflicts=True)  # a resent identifier: kept once
+        return f"sandbox_usage_{report.report_id}"

@@ -9,6 +9,8 @@ lookup table; every create call has an idempotency key derived from our row id.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from billing.providers._common import SUBSCRIPTION_STATUS, json_object, timestamp
 from billing.providers.base import (
     CheckoutRequest,
@@ -20,6 +22,7 @@ from billing.providers.base import (
     ProviderNotConfigured,
     ProviderUnavailable,
     SubscriptionState,
+    UsageReport,
     WebhookVerificationFailed,
 )
 
@@ -290,3 +293,29 @@ class StripeProvider:
             )
             return NormalizedEvent(type=EventType.REFUND_CREATED, payment=payment, **common)
         return NormalizedEvent(type=EventType.IGNORED, **common)
+
+    def report_usage(self, report: UsageReport) -> str:
+        """A Stripe Billing meter event: `event_name` is the meter's code, the value goes in the
+        payload beside the Stripe customer, `identifier` (and the idempotency key) is our report's,
+        so a resent report is recorded once. Timestamped now, or just before the period's end for
+        a period that has ended."""
+        if not report.provider_customer_id:
+            raise ProviderError(
+                f"Customer '{report.customer}' has no Stripe customer to report usage to.",
+                code="no_provider_customer",
+            )
+        now = dt.datetime.now(dt.UTC)
+        when = max(report.period_start, min(now, report.period_end - dt.timedelta(seconds=1)))
+        if getattr(self, "_usage_client", None) is None:
+            self._usage_client = self._client()  # one client (and its HTTP connections) for a whole sync run
+        event = self._call(
+            self._usage_client.v1.billing.meter_events.create,
+            params={
+                "event_name": report.meter,
+                "payload": {"stripe_customer_id": report.provider_customer_id, "value": str(report.quantity)},
+                "identifier": report.report_id,
+                "timestamp": int(when.timestamp()),
+            },
+            options={"idempotency_key": report.report_id},
+        )
+        return str(getattr(event, "identifier", "") or report.report_id)

@@ -1,0 +1,585 @@
+"""Credits: grants, synchronous burning at ingestion, expiry, allowances, thresholds, AI cost.
+
+Burning is SYNCHRONOUS: `credits_burn` runs inside the ingestion transaction, on the events that
+batch stored for the first time, so a replayed event never burns twice and a rolled-back batch
+burns nothing. Per batch and customer it writes one `burn` ledger row per grant it drew from
+(reference `burn:<batch>`, details: event count, first/last event id, cost per source); the
+per-event detail stays in the raw events.
+
+Pricing: an event carrying `model`, `input_tokens`, `output_tokens` (and optionally `provider`)
+is priced from the AI price row effective at its timestamp (without `provider`: the latest row for
+the model among all providers) and is then not also charged by burn rates; any other event costs
+amount x credits_per_unit for every count/sum meter it counts in that has a burn rate effective at
+its timestamp. An event priced by nothing burns nothing.
+
+Rounding: costs are exact decimals of micro-credits. Per customer, the events of a batch are
+taken in timestamp order, each adding its exact cost to the account's `carry`; the whole
+micro-credits of the carry are burned and the fraction (< 1 micro-credit) stays in `carry`.
+So over any sequence of events the burned total is floor(exact total cost), never more, and the
+shortfall is below one micro-credit (a millionth of a credit).
+
+Consumption: usable grants (effective_at <= event ts < expires_at, remaining > 0) by priority,
+then earliest expiry (none last), then creation. What no usable grant covers is recorded as
+`overage` on the batch's last ledger row and summed on the account (it is not repaid from later
+grants; billing it is the integrator's decision).
+
+Locks: the customers' CreditAccount rows (pk order), then their live grants (pk order); every
+writer here takes them in that order, after ingestion's own locks, so burns, grants and expiry
+are exact under concurrency and do not deadlock.
+
+Thresholds: a balance change that takes a balance from >= a `CreditAlert` threshold to below it
+publishes `credits.low` (once per crossing); one that takes a positive balance to zero publishes
+`credits.exhausted`. Both are outbound events recorded in the transaction, delivered after commit.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import decimal
+import json
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Min, Q, Sum
+from django.utils import timezone
+
+from billing.memberships.models import Customer
+from billing.metering.credit_models import (
+    MICROS,
+    AiPrice,
+    BurnRate,
+    CreditAccount,
+    CreditAlert,
+    CreditGrant,
+    CreditLedgerEntry,
+    CreditRequirement,
+    GrantSource,
+    LedgerKind,
+)
+from billing.metering.exceptions import MeteringError, UnknownMeter
+from billing.metering.models import Aggregation, Meter
+
+_EXACT = decimal.Context(prec=60)
+BURNABLE = (Aggregation.COUNT, Aggregation.SUM)
+
+
+class InvalidCredits(MeteringError):
+    code = "invalid_credits"
+
+
+class GrantReferenceReused(MeteringError):
+    code = "grant_reference_reused"
+    status_code = 409
+
+
+def credits_text(micros: int) -> str:
+    """Micro-credits as a decimal string of credits ("12.500000")."""
+    return str((Decimal(micros) / MICROS).quantize(Decimal("0.000001")))
+
+
+def credits_to_micros(credits: Decimal) -> int:
+    micros = Decimal(credits) * MICROS
+    if micros != micros.to_integral_value():
+        raise InvalidCredits("Credits have at most 6 decimal places.", details={"field": "amount"})
+    return int(micros)
+
+
+# --- prices -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Prices:
+    """The burn-rate and AI-price histories, each sorted by effective_from."""
+
+    burn: dict[int, tuple[list, list]] = field(default_factory=dict)  # meter id -> (times, rates)
+    ai: dict[tuple[str, str], tuple[list, list]] = field(default_factory=dict)  # (provider, model)
+    ai_any: dict[str, tuple[list, list]] = field(default_factory=dict)  # model, any provider
+
+    @property
+    def empty(self) -> bool:
+        return not self.burn and not self.ai
+
+
+def _history(rows) -> dict:
+    grouped: dict = defaultdict(list)
+    for key, when, value in rows:
+        grouped[key].append((when, value))
+    result = {}
+    for key, items in grouped.items():
+        items.sort(key=lambda item: item[0])
+        result[key] = ([when for when, _ in items], [value for _, value in items])
+    return result
+
+
+def prices_load() -> Prices:
+    burn = _history(BurnRate.objects.values_list("meter_id", "effective_from", "credits_per_unit"))
+    ai_rows = list(
+        AiPrice.objects.values_list("provider", "model", "effective_from", "input_per_1k", "output_per_1k")
+    )
+    ai = _history(((p, m), when, (i, o)) for p, m, when, i, o in ai_rows)
+    ai_any = _history((m, when, (i, o)) for _, m, when, i, o in ai_rows)
+    return Prices(burn=burn, ai=ai, ai_any=ai_any)
+
+
+def _at(history: tuple[list, list] | None, when: dt.datetime):
+    if history is None:
+        return None
+    index = bisect.bisect_right(history[0], when) - 1
+    return history[1][index] if index >= 0 else None
+
+
+def _tokens(value) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    return int(value)
+
+
+def ai_usage(properties: dict) -> tuple[str, str, int, int] | None:
+    """(provider, model, input tokens, output tokens) of an AI event, else None."""
+    model = properties.get("model")
+    if (
+        not isinstance(model, str)
+        or not model
+        or ("input_tokens" not in properties and "output_tokens" not in properties)
+    ):
+        return None
+    tokens_in = _tokens(properties.get("input_tokens", 0))
+    tokens_out = _tokens(properties.get("output_tokens", 0))
+    if tokens_in is None or tokens_out is None:
+        return None
+    provider = properties.get("provider")
+    return (provider if isinstance(provider, str) else ""), model, tokens_in, tokens_out
+
+
+def ai_cost(prices: Prices, usage: tuple[str, str, int, int], when: dt.datetime) -> Decimal | None:
+    """Exact micro-credits of an AI event at its timestamp; None when no price applies."""
+    provider, model, tokens_in, tokens_out = usage
+    price = _at(prices.ai.get((provider, model)) if provider else prices.ai_any.get(model), when)
+    if price is None:
+        return None
+    per_in, per_out = price
+    return _EXACT.divide(_EXACT.multiply(tokens_in * per_in + tokens_out * per_out, MICROS), 1000)
+
+
+def event_cost(prices: Prices, row, contributions) -> tuple[Decimal, str] | None:
+    """(exact micro-credits, source) of one event, or None when nothing prices it."""
+    usage = ai_usage(row.properties) if prices.ai else None
+    if usage is not None:
+        cost = ai_cost(prices, usage, row.ts)
+        if cost is not None:
+            return cost, f"ai:{usage[0] or '*'}/{usage[1]}"
+    total, sources = None, []
+    for spec, amount in contributions:
+        if spec.aggregation not in BURNABLE or not isinstance(amount, Decimal):
+            continue
+        rate = _at(prices.burn.get(spec.id), row.ts)
+        if rate is None:
+            continue
+        cost = _EXACT.multiply(_EXACT.multiply(amount, rate), MICROS)
+        total = cost if total is None else total + cost
+        sources.append(spec.code)
+    if total is None:
+        return None
+    return max(total, Decimal(0)), "meter:" + "+".join(sources)
+
+
+# --- locks and thresholds -----------------------------------------------------------------------
+
+
+def _accounts_for_update(customer_ids: list[int]) -> dict[int, CreditAccount]:
+    ids = sorted(set(customer_ids))
+    CreditAccount.objects.bulk_create([CreditAccount(customer_id=pk) for pk in ids], ignore_conflicts=True)
+    accounts = CreditAccount.objects.select_for_update().filter(customer_id__in=ids).order_by("pk")
+    return {account.customer_id: account for account in accounts}
+
+
+def _burn_order(grant: CreditGrant) -> tuple:
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+    return grant.priority, grant.expires_at or far, grant.created_at, grant.pk
+
+
+def _usable(grant: CreditGrant, when: dt.datetime) -> bool:
+    return (
+        grant.remaining > 0
+        and grant.effective_at <= when
+        and (grant.expires_at is None or grant.expires_at > when)
+    )
+
+
+def _announce(*, external_id: str, before: int, after: int, thresholds: list[int] | None = None) -> None:
+    """Publish credits.low for each threshold this change crossed downwards, credits.exhausted when
+    a positive balance reached zero (outbound webhooks, delivered after commit)."""
+    if after >= before:
+        return
+    from billing.webhooks.outbound import event_publish
+
+    if thresholds is None:
+        thresholds = list(CreditAlert.objects.values_list("threshold", flat=True))
+    for threshold in sorted(thresholds, reverse=True):
+        if before >= threshold > after:
+            event_publish(
+                type="credits.low",
+                customer=external_id,
+                payload={"customer": external_id, "threshold": credits_text(threshold),
+                         "balance": credits_text(after), "balance_micros": after},
+            )  # fmt: skip
+    if before > 0 and after == 0:
+        event_publish(
+            type="credits.exhausted", customer=external_id, payload={"customer": external_id, "balance": "0"}
+        )
+
+
+def _invalidate(external_ids: set[str]) -> None:
+    from billing.entitlements import cache
+
+    # the snapshot carries the balance: drop it now and again once the change is visible
+    cache.invalidate_many(external_ids)
+    transaction.on_commit(lambda: cache.invalidate_many(external_ids))
+
+
+# --- burning (called by ingestion, in its transaction) --------------------------------------------
+
+
+@dataclass
+class _Burn:
+    events: int = 0
+    first: str = ""
+    last: str = ""
+    drawn: dict[int, int] = field(default_factory=dict)  # grant pk -> micro-credits, in draw order
+    overage: int = 0
+    sources: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+
+
+def credits_burn(*, fresh: list) -> set[str]:
+    """Burn the credits the newly stored events cost (see the module docstring); returns the
+    customers whose balance moved. Must run inside the ingestion transaction."""
+    prices = prices_load()
+    if prices.empty:
+        return set()
+    costs: dict[str, list] = defaultdict(list)
+    for row, contributions in fresh:
+        priced = event_cost(prices, row, contributions)
+        if priced is not None:
+            costs[row.customer].append((row.ts, row.event_id, *priced))
+    if not costs:
+        return set()
+    customers = dict(Customer.objects.filter(external_id__in=costs).values_list("pk", "external_id"))
+    accounts = _accounts_for_update(list(customers))
+    grants: dict[int, list[CreditGrant]] = defaultdict(list)
+    for grant in CreditGrant.objects.select_for_update().filter(customer_id__in=list(customers), remaining__gt=0).order_by("pk"):  # fmt: skip
+        grants[grant.customer_id].append(grant)
+    batch = uuid.uuid4().hex
+    thresholds = None
+    moved: set[str] = set()
+    entries, touched = [], []
+    for customer_id in sorted(customers):
+        external_id, account = customers[customer_id], accounts[customer_id]
+        mine = sorted(grants.get(customer_id, []), key=_burn_order)
+        burn, carry = _Burn(), account.carry
+        for when, event_id, cost, source in sorted(costs[external_id], key=lambda c: (c[0], c[1])):
+            burn.events += 1
+            burn.first, burn.last = burn.first or event_id, event_id
+            burn.sources[source] += cost
+            carry = _EXACT.add(carry, cost)
+            due = int(carry)
+            carry -= due
+            for grant in mine:
+                if due == 0:
+                    break
+                if _usable(grant, when):
+                    take = min(grant.remaining, due)
+                    grant.remaining -= take
+                    due -= take
+                    burn.drawn[grant.pk] = burn.drawn.get(grant.pk, 0) + take
+            burn.overage += due
+        before = account.balance
+        details = {"batch": batch, "events": burn.events, "first_event": burn.first, "last_event": burn.last,
+                   "sources": {k: str(v.quantize(Decimal("0.000001"))) for k, v in sorted(burn.sources.items())}}  # fmt: skip
+        balance = before
+        rows = []
+        for grant_pk, taken in burn.drawn.items():
+            balance -= taken
+            rows.append(CreditLedgerEntry(customer_id=customer_id, kind=LedgerKind.BURN, amount=-taken,
+                                          grant_id=grant_pk, balance_after=balance, reference=f"burn:{batch}",
+                                          details=details))  # fmt: skip
+        if burn.overage:
+            if not rows:
+                rows.append(CreditLedgerEntry(customer_id=customer_id, kind=LedgerKind.BURN, amount=0,
+                                              balance_after=balance, reference=f"burn:{batch}", details=details))  # fmt: skip
+            rows[-1].overage = burn.overage
+        entries.extend(rows)
+        touched.extend(g for g in mine if g.pk in burn.drawn)
+        account.balance, account.carry, account.overage = balance, carry, account.overage + burn.overage
+        if balance != before:
+            moved.add(external_id)
+            if thresholds is None:
+                thresholds = list(CreditAlert.objects.values_list("threshold", flat=True))
+            _announce(external_id=external_id, before=before, after=balance, thresholds=thresholds)
+    if touched:
+        CreditGrant.objects.bulk_update(sorted(touched, key=lambda g: g.pk), ["remaining"])
+    CreditLedgerEntry.objects.bulk_create(entries)
+    CreditAccount.objects.bulk_update(
+        [accounts[pk] for pk in sorted(customers)], ["balance", "carry", "overage"]
+    )
+    if moved:
+        _invalidate(moved)
+    return moved
+
+
+# --- grants, expiry, allowances -------------------------------------------------------------------
+
+
+def credit_grant_create(
+    *,
+    customer: Customer,
+    amount: int,
+    priority: int = 100,
+    effective_at: dt.datetime | None = None,
+    expires_at: dt.datetime | None = None,
+    source: str = GrantSource.MANUAL,
+    reference: str = "",
+) -> tuple[CreditGrant, bool]:
+    """Grant `amount` micro-credits; (grant, created). The same `reference` again returns the
+    first grant (same amount and source) or raises GrantReferenceReused."""
+    if not isinstance(amount, int) or amount <= 0:
+        raise InvalidCredits("'amount' must be positive.", details={"field": "amount"})
+    if source not in GrantSource.values:
+        raise InvalidCredits(
+            f"'source' is one of {', '.join(GrantSource.values)}.", details={"field": "source"}
+        )
+    effective_at = effective_at or timezone.now()
+    if expires_at is not None and expires_at <= effective_at:
+        raise InvalidCredits("'expires_at' must be after 'effective_at'.", details={"field": "expires_at"})
+    reference = reference or f"grant:{uuid.uuid4().hex}"
+    with transaction.atomic():
+        account = _accounts_for_update([customer.pk])[customer.pk]
+        existing = CreditGrant.objects.filter(customer=customer, reference=reference).first()
+        if existing is not None:
+            if existing.amount != amount or existing.source != source:
+                raise GrantReferenceReused(
+                    f"Grant reference '{reference}' was used for different terms.",
+                    details={"reference": reference},
+                )
+            return existing, False
+        grant = CreditGrant.objects.create(
+            customer=customer, amount=amount, remaining=amount, priority=priority, effective_at=effective_at,
+            expires_at=expires_at, source=source, reference=reference,
+        )  # fmt: skip
+        account.balance += amount
+        account.save(update_fields=["balance", "updated_at"])
+        CreditLedgerEntry.objects.create(
+            customer=customer, kind=LedgerKind.GRANT, amount=amount, grant=grant, balance_after=account.balance,
+            reference=reference, details={"source": source},
+        )  # fmt: skip
+        _invalidate({customer.external_id})
+    return grant, True
+
+
+def credits_allowance_renew(
+    *, customer: Customer, period_start: dt.datetime, amount: int, period_end: dt.datetime | None = None
+) -> tuple[CreditGrant, bool]:
+    """The tier allowance of one period, granted once (reference from customer + period); it
+    burns first (priority 0) and expires at `period_end`."""
+    return credit_grant_create(
+        customer=customer, amount=amount, priority=0, effective_at=period_start, expires_at=period_end,
+        source=GrantSource.TIER_ALLOWANCE, reference=f"allowance:{customer.pk}:{period_start.isoformat()}",
+    )  # fmt: skip
+
+
+def credits_expire(*, now: dt.datetime | None = None) -> int:
+    """Write an `expire` entry for every grant past its expiry with credits left (idempotent: an
+    expired grant is left at zero and one expire entry per grant is a unique constraint)."""
+    now = now or timezone.now()
+    due = set(
+        CreditGrant.objects.filter(remaining__gt=0, expires_at__lte=now).values_list("customer_id", flat=True)
+    )
+    expired = 0
+    for customer_id in sorted(due):
+        with transaction.atomic():
+            account = _accounts_for_update([customer_id])[customer_id]
+            grants = list(
+                CreditGrant.objects.select_for_update()
+                .filter(customer_id=customer_id, remaining__gt=0, expires_at__lte=now)
+                .order_by("pk")
+            )
+            if not grants:
+                continue
+            before = account.balance
+            for grant in grants:
+                account.balance -= grant.remaining
+                CreditLedgerEntry.objects.create(
+                    customer_id=customer_id, kind=LedgerKind.EXPIRE, amount=-grant.remaining, grant=grant,
+                    balance_after=account.balance, reference=f"expire:{grant.pk}",
+                )  # fmt: skip
+                grant.remaining = 0
+                expired += 1
+            CreditGrant.objects.bulk_update(grants, ["remaining"])
+            account.save(update_fields=["balance", "updated_at"])
+            external_id = Customer.objects.values_list("external_id", flat=True).get(pk=customer_id)
+            _announce(external_id=external_id, before=before, after=account.balance)
+            _invalidate({external_id})
+    return expired
+
+
+# --- price tables, requirements, alerts -------------------------------------------------------------
+
+
+def burn_rate_create(
+    *, meter_code: str, credits_per_unit: Decimal, effective_from: dt.datetime | None = None
+) -> BurnRate:
+    """A new burn rate for a count/sum meter from `effective_from` (default now); history is kept."""
+    meter = Meter.objects.filter(code=meter_code).first()
+    if meter is None:
+        raise UnknownMeter(f"No meter '{meter_code}'.", details={"meter": meter_code})
+    if meter.aggregation not in BURNABLE:
+        raise InvalidCredits("Burn rates apply to count and sum meters.", details={"field": "meter"})
+    if credits_per_unit < 0:
+        raise InvalidCredits("'credits_per_unit' cannot be negative.", details={"field": "credits_per_unit"})
+    try:
+        with transaction.atomic():
+            return BurnRate.objects.create(
+                meter=meter,
+                credits_per_unit=credits_per_unit,
+                effective_from=effective_from or timezone.now(),
+            )
+    except IntegrityError:
+        raise InvalidCredits(
+            "A rate for this meter starts at that time already.",
+            code="rate_exists",
+            details={"meter": meter_code},
+        ) from None
+
+
+def ai_price_create(
+    *,
+    provider: str,
+    model: str,
+    input_per_1k: Decimal,
+    output_per_1k: Decimal,
+    effective_from: dt.datetime | None = None,
+) -> AiPrice:
+    """A new price of a provider's model from `effective_from` (default now); history is kept."""
+    if input_per_1k < 0 or output_per_1k < 0:
+        raise InvalidCredits("Prices cannot be negative.", details={"field": "input_per_1k"})
+    try:
+        with transaction.atomic():
+            return AiPrice.objects.create(
+                provider=provider, model=model, input_per_1k=input_per_1k, output_per_1k=output_per_1k,
+                effective_from=effective_from or timezone.now(),
+            )  # fmt: skip
+    except IntegrityError:
+        raise InvalidCredits(
+            "A price for this model starts at that time already.",
+            code="price_exists",
+            details={"model": model},
+        ) from None
+
+
+def credit_requirement_set(*, feature_code: str, minimum: int) -> CreditRequirement:
+    """Make a feature require at least `minimum` micro-credits (every snapshot is rebuilt)."""
+    from billing.entitlements import cache
+    from billing.tiers.models import Feature
+
+    feature = Feature.objects.filter(code=feature_code).first()
+    if feature is None:
+        raise InvalidCredits(f"No feature '{feature_code}'.", details={"field": "feature"})
+    with transaction.atomic():
+        requirement, _ = CreditRequirement.objects.update_or_create(
+            feature=feature, defaults={"minimum": minimum}
+        )
+        transaction.on_commit(cache.invalidate_all)
+    cache.invalidate_all()
+    return requirement
+
+
+def credit_alert_create(*, threshold: int) -> CreditAlert:
+    alert, _ = CreditAlert.objects.get_or_create(threshold=threshold)
+    return alert
+
+
+# --- selectors ------------------------------------------------------------------------------------
+
+
+def credits_available(*, customer_id: int, now: dt.datetime) -> tuple[int, dt.datetime | None]:
+    """Micro-credits usable now, and when that next changes by itself (a grant starts or expires)."""
+    live = CreditGrant.objects.filter(customer_id=customer_id, remaining__gt=0)
+    usable = Q(effective_at__lte=now) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+    row = live.aggregate(
+        available=Sum("remaining", filter=usable),
+        next_expiry=Min("expires_at", filter=usable),
+        next_start=Min("effective_at", filter=Q(effective_at__gt=now)),
+    )
+    changes = [when for when in (row["next_expiry"], row["next_start"]) if when is not None]
+    return row["available"] or 0, min(changes) if changes else None
+
+
+def credits_for_snapshot(
+    *, customer: Customer, now: dt.datetime
+) -> tuple[int, dict[str, int], dt.datetime | None]:
+    """(usable micro-credits, {feature code: minimum}, when the balance next changes by itself)."""
+    requirements = dict(CreditRequirement.objects.values_list("feature__code", "minimum"))
+    available, change = credits_available(customer_id=customer.pk, now=now)
+    return available, requirements, change
+
+
+def credit_balance(*, customer: Customer) -> dict:
+    account = CreditAccount.objects.filter(customer=customer).first()
+    available, _ = credits_available(customer_id=customer.pk, now=timezone.now())
+    balance = account.balance if account else 0
+    overage = account.overage if account else 0
+    return {
+        "balance": credits_text(balance), "balance_micros": balance,
+        "available": credits_text(available), "available_micros": available,
+        "overage": credits_text(overage), "overage_micros": overage,
+    }  # fmt: skip
+
+
+def credit_grants_active(*, customer: Customer) -> list[CreditGrant]:
+    now = timezone.now()
+    grants = CreditGrant.objects.filter(customer=customer, remaining__gt=0).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+    return sorted(grants, key=_burn_order)
+
+
+def credit_ledger_recent(*, customer: Customer, limit: int = 50) -> list[CreditLedgerEntry]:
+    return list(CreditLedgerEntry.objects.filter(customer=customer).order_by("-id")[:limit])
+
+
+def ai_costs(*, customer: Customer, start: dt.datetime, end: dt.datetime) -> list[dict]:
+    """Per provider and model: events, tokens and exact credits of the customer's AI events in
+    [start, end), priced as burning prices them (the price effective at each event's timestamp)."""
+    prices = prices_load()
+    totals: dict[tuple[str, str], list] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT ts, properties FROM metering_event WHERE customer = %s AND ts >= %s AND ts < %s "
+            "AND properties ? 'model' ORDER BY ts",
+            [customer.external_id, start, end],
+        )
+        for when, properties in cursor.fetchall():
+            if isinstance(properties, str):  # Django's psycopg loader leaves jsonb as text
+                properties = json.loads(properties)
+            usage = ai_usage(properties if isinstance(properties, dict) else {})
+            if usage is None:
+                continue
+            acc = totals.setdefault((usage[0], usage[1]), [0, 0, 0, Decimal(0), 0])
+            acc[0] += 1
+            acc[1] += usage[2]
+            acc[2] += usage[3]
+            cost = ai_cost(prices, usage, when)
+            if cost is None:
+                acc[4] += 1
+            else:
+                acc[3] += cost
+    return [
+        {"provider": provider, "model": model, "events": acc[0], "input_tokens": acc[1], "output_tokens": acc[2],
+         "credits": str((acc[3] / MICROS).quantize(Decimal("0.000001"))), "unpriced_events": acc[4]}
+        for (provider, model), acc in sorted(totals.items())
+    ]  # fmt: skip

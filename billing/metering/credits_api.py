@@ -1,0 +1,227 @@
+"""Credits API: balance and grants per customer, burn rates, AI prices, AI cost report.
+
+Amounts are given in credits (up to 6 decimal places) and answered both as a decimal string of
+credits and as integer micro-credits (`*_micros`, 1 credit = 1,000,000)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.memberships.selectors import customer_get
+from billing.metering.credit_models import AiPrice, BurnRate, CreditGrant, CreditLedgerEntry, GrantSource
+from billing.metering.credits import (
+    ai_costs,
+    ai_price_create,
+    burn_rate_create,
+    credit_balance,
+    credit_grant_create,
+    credit_grants_active,
+    credit_ledger_recent,
+    credits_text,
+    credits_to_micros,
+)
+from billing.metering.exceptions import InvalidUsageQuery
+from billing.metering.selectors import month_start
+from monetize.api.fields import StrictCharField
+from monetize.api.idempotency import idempotent
+
+
+class _Credits(serializers.Field):
+    """Micro-credits rendered as a decimal string of credits."""
+
+    def to_representation(self, value):
+        return credits_text(value)
+
+
+class GrantOutput(serializers.ModelSerializer):
+    amount = _Credits()
+    remaining = _Credits()
+    amount_micros = serializers.IntegerField(source="amount")
+    remaining_micros = serializers.IntegerField(source="remaining")
+
+    class Meta:
+        model = CreditGrant
+        fields = ["id", "amount", "remaining", "amount_micros", "remaining_micros", "priority", "effective_at",
+                  "expires_at", "source", "reference", "created_at"]  # fmt: skip
+
+
+class LedgerOutput(serializers.ModelSerializer):
+    amount = _Credits()
+    overage = _Credits()
+    balance_after = _Credits()
+    amount_micros = serializers.IntegerField(source="amount")
+    overage_micros = serializers.IntegerField(source="overage")
+    balance_after_micros = serializers.IntegerField(source="balance_after")
+
+    class Meta:
+        model = CreditLedgerEntry
+        fields = ["id", "kind", "amount", "overage", "balance_after", "amount_micros", "overage_micros",
+                  "balance_after_micros", "grant", "reference", "details", "created_at"]  # fmt: skip
+
+
+class GrantInput(serializers.Serializer):
+    amount = serializers.DecimalField(max_digits=18, decimal_places=6, min_value=Decimal("0.000001"))
+    priority = serializers.IntegerField(
+        required=False, default=100, min_value=-1_000_000, max_value=1_000_000
+    )
+    effective_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    source = serializers.ChoiceField(choices=GrantSource.values, required=False, default=GrantSource.MANUAL)
+    reference = StrictCharField(max_length=255, required=False, default="")
+
+    def validate(self, attrs):
+        start = attrs.get("effective_at") or timezone.now()
+        if attrs.get("expires_at") is not None and attrs["expires_at"] <= start:
+            raise serializers.ValidationError({"expires_at": "Must be after effective_at (default: now)."})
+        return attrs
+
+
+class CustomerCreditsView(APIView):
+    """A customer's credit balance (all grants; `available`: usable now; `overage`: cost no grant
+    covered), active grants in burn order and the 50 latest ledger entries."""
+
+    @extend_schema(operation_id="credits_get")
+    def get(self, request, external_id: str):
+        customer = customer_get(external_id=external_id)
+        return Response(
+            {
+                "customer": customer.external_id,
+                **credit_balance(customer=customer),
+                "grants": GrantOutput(credit_grants_active(customer=customer), many=True).data,
+                "ledger": LedgerOutput(credit_ledger_recent(customer=customer), many=True).data,
+            }
+        )
+
+
+class CustomerGrantCreateView(APIView):
+    """Grant credits (write scope). `reference` is the grant's idempotency key per customer: the
+    same reference again answers the first grant with 200 (409 if its terms differ)."""
+
+    @extend_schema(
+        operation_id="credits_grant", request=GrantInput, responses={201: GrantOutput, 200: GrantOutput}
+    )
+    @idempotent
+    def post(self, request, external_id: str):
+        customer = customer_get(external_id=external_id)
+        data = GrantInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        grant, created = credit_grant_create(
+            customer=customer, amount=credits_to_micros(values.pop("amount")), **values
+        )
+        return Response(
+            GrantOutput(grant).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class BurnRateOutput(serializers.ModelSerializer):
+    meter = serializers.CharField(source="meter.code")
+
+    class Meta:
+        model = BurnRate
+        fields = ["id", "meter", "credits_per_unit", "effective_from", "created_at"]
+
+
+class BurnRateInput(serializers.Serializer):
+    meter = StrictCharField(max_length=64)
+    credits_per_unit = serializers.DecimalField(max_digits=24, decimal_places=9, min_value=Decimal(0))
+    effective_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class BurnRateListCreateView(APIView):
+    """Burn rates with their history; POST appends a rate from `effective_from` (default now).
+    Rates are never edited: an event is priced by the rate effective at its timestamp."""
+
+    @extend_schema(operation_id="burn_rates_list", responses=BurnRateOutput(many=True))
+    def get(self, request):
+        rates = BurnRate.objects.select_related("meter").order_by("meter__code", "effective_from")
+        return Response({"data": BurnRateOutput(rates, many=True).data})
+
+    @extend_schema(operation_id="burn_rates_create", request=BurnRateInput, responses={201: BurnRateOutput})
+    @idempotent
+    def post(self, request):
+        data = BurnRateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        rate = burn_rate_create(
+            meter_code=values["meter"],
+            credits_per_unit=values["credits_per_unit"],
+            effective_from=values["effective_from"],
+        )
+        return Response(BurnRateOutput(rate).data, status=status.HTTP_201_CREATED)
+
+
+class AiPriceOutput(serializers.ModelSerializer):
+    class Meta:
+        model = AiPrice
+        fields = ["id", "provider", "model", "input_per_1k", "output_per_1k", "effective_from", "created_at"]
+
+
+class AiPriceInput(serializers.Serializer):
+    provider = StrictCharField(max_length=64)
+    model = StrictCharField(max_length=128)
+    input_per_1k = serializers.DecimalField(max_digits=24, decimal_places=9, min_value=Decimal(0))
+    output_per_1k = serializers.DecimalField(max_digits=24, decimal_places=9, min_value=Decimal(0))
+    effective_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class AiPriceListCreateView(APIView):
+    """The AI price table (credits per 1,000 input / output tokens) with its history; POST appends."""
+
+    @extend_schema(operation_id="ai_prices_list", responses=AiPriceOutput(many=True))
+    def get(self, request):
+        prices = AiPrice.objects.order_by("provider", "model", "effective_from")
+        return Response({"data": AiPriceOutput(prices, many=True).data})
+
+    @extend_schema(operation_id="ai_prices_create", request=AiPriceInput, responses={201: AiPriceOutput})
+    @idempotent
+    def post(self, request):
+        data = AiPriceInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        price = ai_price_create(**data.validated_data)
+        return Response(AiPriceOutput(price).data, status=status.HTTP_201_CREATED)
+
+
+def _when(params, key: str, default: dt.datetime) -> dt.datetime:
+    raw = params.get(key)
+    if not raw:
+        return default
+    try:
+        value = dt.datetime.fromisoformat(raw.replace(" ", "+"))  # a '+' in a query string arrives as ' '
+    except ValueError:
+        raise InvalidUsageQuery(f"'{key}' is not an RFC 3339 timestamp.", details={"field": key}) from None
+    if value.tzinfo is None:
+        raise InvalidUsageQuery(f"'{key}' needs a time zone offset (e.g. Z).", details={"field": key})
+    return value
+
+
+class CustomerAiCostsView(APIView):
+    """Per provider and model: events, input/output tokens and credits of the customer's AI events
+    in [from, to) (default: this calendar month), priced at each event's timestamp."""
+
+    @extend_schema(
+        operation_id="ai_costs_customer",
+        parameters=[OpenApiParameter("from", dt.datetime), OpenApiParameter("to", dt.datetime)],
+    )
+    def get(self, request, external_id: str):
+        customer = customer_get(external_id=external_id)
+        now = timezone.now()
+        start = _when(request.query_params, "from", month_start(now))
+        end = _when(request.query_params, "to", now)
+        if end <= start:
+            raise InvalidUsageQuery("'to' must be after 'from'.", details={"field": "to"})
+        return Response(
+            {
+                "customer": customer.external_id,
+                "from": start,
+                "to": end,
+                "data": ai_costs(customer=customer, start=start, end=end),
+            }
+        )

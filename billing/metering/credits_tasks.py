@@ -1,0 +1,13 @@
+"""Credit jobs. Registration: `billing/metering/tasks.py` (autodiscovered) imports this module, and
+the beat entry `"credits-expire": {"task": "metering.credits_expire", "schedule": 3600.0}` (no
+`tenant_schemas`: fanned out to every tenant) sits in CELERY_BEAT_SCHEDULE."""
+
+from celery import shared_task
+
+from billing.metering.credits import credits_expire
+
+
+@shared_task(name="metering.credits_expire", acks_late=True)
+def credits_expire_task() -> int:
+    """Write `expire` entries for grants past their expiry (idempotent: a re-run expires nothing)."""
+    return credits_expire()
