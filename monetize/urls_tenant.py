@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts import views as account_views
 from billing.entitlements import views as entitlement_views
 from billing.memberships import views as membership_views
+from billing.metering import views as metering_views
 from billing.providers import views as provider_views
 from billing.tiers import views as tier_views
 from billing.webhooks import views as webhook_views
@@ -27,6 +28,7 @@ urlpatterns = [
     path("billing/checkout/", membership_views.start_checkout, name="start-checkout"),
     path("billing/membership/", membership_views.manage_membership, name="manage-membership"),
     path("account/plan/", entitlement_views.plan, name="plan"),
+    path("usage/", metering_views.tenant_usage, name="tenant-usage"),
     path("webhooks/<slug:provider>/", webhook_views.receive, name="webhooks"),
     path("sandbox/checkout/<str:checkout_id>/", provider_views.sandbox_checkout, name="sandbox-checkout"),
     path("toss/", include("billing.providers.toss_views")),  # checkout, success and fail pages

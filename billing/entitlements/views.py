@@ -12,6 +12,7 @@ from billing.entitlements.services import customer_key_create, customer_key_revo
 from billing.memberships.exceptions import MembershipsError
 from billing.memberships.selectors import membership_current
 from billing.memberships.services import customer_for_user
+from billing.metering.views import usage_charts
 from billing.tiers.models import Feature, Price
 
 
@@ -74,6 +75,7 @@ def plan(request):
             "features": _feature_rows(snapshot),
             "keys": customer.api_keys.all(),
             "payments": customer.payments.all()[:20],
+            "usage_charts": usage_charts(customer=customer),
             "new_secret": new_secret,
         },
     )

@@ -25,11 +25,18 @@ File format (examples in config/tiers/):
           - {code: pro-yearly, unit_amount: 19000, interval: year}
           # model: flat | per_seat | graduated | volume | package (+ tiers: [...] / package_size)
 
+    meters:                            # usage meters (billing/metering), by code
+      build-minutes: {event_type: build.finished, aggregation: sum, value_property: minutes,
+                      feature: build_minutes, unit: minute}
+      # aggregation: count | sum | max | min | unique_count | latest; filters: {property: value | [values]}
+
 Import rules: features and tiers are matched by code and updated in place; a tier's features are
 replaced by the file's; prices are matched by `code` (or, without one, by their terms). A price
 whose terms changed is never edited: the old one is deactivated and a new one created; active
 prices no longer in the file are deactivated. Tiers missing from the file are left alone and
-reported. Re-importing the same file writes nothing. Any error names file, line and field and
+reported. A meter's definition is fixed once created (its rollups were aggregated by it): a file
+that changes one is refused (give the new definition a new code); new meters aggregate the events
+already stored. Re-importing the same file writes nothing. Any error names file, line and field and
 the whole import changes nothing.
 """
 
@@ -55,7 +62,7 @@ WINDOW_NAMES = {seconds: name for name, seconds in WINDOWS.items()}
 
 @dataclass
 class ImportReport:
-    created: dict = field(default_factory=lambda: {"features": 0, "tiers": 0, "prices": 0})
+    created: dict = field(default_factory=lambda: {"features": 0, "tiers": 0, "prices": 0, "meters": 0})
     updated: dict = field(default_factory=lambda: {"features": 0, "tiers": 0, "tier_features": 0})
     deactivated_prices: int = 0
     tiers_not_in_file: list = field(default_factory=list)
@@ -275,7 +282,7 @@ def catalog_parse(*, text: str, filename: str = "<catalog>") -> dict:
         doc = LineDict()
         doc.line, doc.lines = 1, {}
     _mapping(ctx, doc, line=1, path="(document)")
-    _check_keys(ctx, doc, {"currency", "features", "tiers"}, "(document)")
+    _check_keys(ctx, doc, {"currency", "features", "tiers", "meters"}, "(document)")
     currency = _str(ctx, doc, "currency", "(document)", default="usd", pattern=CURRENCY_RE)
     features = _parse_features(ctx, doc)
 
@@ -341,7 +348,91 @@ def catalog_parse(*, text: str, filename: str = "<catalog>") -> dict:
             line=defaults[1][1],
             path="tiers.default",
         )
-    return {"features": features, "tiers": tiers}
+    return {"features": features, "tiers": tiers, "meters": _parse_meters(ctx, doc, features)}
+
+
+METER_KEYS = {
+    "name",
+    "event_type",
+    "aggregation",
+    "value_property",
+    "filters",
+    "allow_negative",
+    "unit",
+    "feature",
+}
+
+
+def _parse_meters(ctx, doc, features: dict) -> dict[str, dict]:
+    from billing.metering.models import Aggregation
+
+    raw = doc.get("meters", LineDict())
+    _mapping(ctx, raw, line=doc.line_of("meters"), path="meters")
+    meters = {}
+    for code, spec in raw.items():
+        path, line = f"meters.{code}", raw.line_of(code)
+        if not isinstance(code, str) or not CODE_RE.match(code):
+            ctx.fail("meter codes are lowercase letters, digits, '-' and '_'", line=line, path=path)
+        spec = _mapping(ctx, spec, line=line, path=path)
+        _check_keys(ctx, spec, METER_KEYS, path)
+        aggregation = _str(ctx, spec, "aggregation", path, required=True)
+        if aggregation not in Aggregation.values:
+            ctx.fail(f"must be one of {', '.join(Aggregation.values)}", line=spec.line_of("aggregation"),
+                     path=f"{path}.aggregation")  # fmt: skip
+        value_property = _str(ctx, spec, "value_property", path, max_length=100)
+        if aggregation == Aggregation.UNIQUE_COUNT and not value_property:
+            ctx.fail("a unique_count meter names the property whose distinct values it counts",
+                     line=spec.line, path=f"{path}.value_property")  # fmt: skip
+        filters = spec.get("filters", {})
+        if not isinstance(filters, dict) or not all(
+            isinstance(v, str | int | float | bool) or (isinstance(v, list) and v) for v in filters.values()
+        ):
+            ctx.fail("maps a property to a value or a non-empty list of values", line=spec.line_of("filters")
+                     if "filters" in spec else spec.line, path=f"{path}.filters")  # fmt: skip
+        feature = _str(ctx, spec, "feature", path, max_length=64) or None
+        if feature is not None:
+            kind = features.get(feature, {}).get("kind") or (
+                Feature.objects.filter(code=feature).values_list("kind", flat=True).first()
+            )
+            if kind != FeatureKind.METERED:
+                ctx.fail("must name a metered feature", line=spec.line_of("feature"), path=f"{path}.feature")
+        meters[code] = {
+            "line": line,
+            "name": _str(ctx, spec, "name", path, default=code),
+            "event_type": _str(ctx, spec, "event_type", path, required=True, max_length=100),
+            "aggregation": aggregation,
+            "value_property": value_property,
+            "filters": dict(filters),
+            "allow_negative": _bool(ctx, spec, "allow_negative", path, default=False),
+            "unit": _str(ctx, spec, "unit", path, max_length=32),
+            "feature_code": feature,
+        }
+    return meters
+
+
+def _apply_meters(meters: dict, report: ImportReport, filename: str) -> None:
+    from billing.metering.models import Meter
+    from billing.metering.services import meter_create
+
+    existing = {m.code: m for m in Meter.objects.select_related("feature")}
+    for code, spec in meters.items():
+        values = {k: v for k, v in spec.items() if k != "line"}
+        meter = existing.get(code)
+        if meter is None:
+            meter_create(code=code, **values)
+            report.created["meters"] += 1
+            continue
+        stored = {"event_type": meter.event_type, "aggregation": meter.aggregation,
+                  "value_property": meter.value_property, "filters": meter.filters,
+                  "allow_negative": meter.allow_negative,
+                  "feature_code": meter.feature.code if meter.feature else None}  # fmt: skip
+        changed = [k for k, v in stored.items() if values[k] != v]
+        if changed:
+            raise CatalogError(
+                f"{filename}:{spec['line']}: meters.{code}: a meter's definition is fixed once created "
+                f"({', '.join(changed)} differ); give the new definition a new code",
+                details={"file": filename, "line": spec["line"], "field": f"meters.{code}"},
+            )
 
 
 # --- applying ---------------------------------------------------------------------------------
@@ -438,6 +529,7 @@ def catalog_apply(*, catalog: dict) -> ImportReport:
             for tf in existing.values():
                 tf.delete()
                 report.updated["tier_features"] += 1
+        _apply_meters(catalog.get("meters", {}), report, catalog.get("filename", "<catalog>"))
         in_file = {t["code"] for t in catalog["tiers"]}
         report.tiers_not_in_file = sorted(code for code in tiers if code not in in_file)
         if report.changed:  # now, and again once committed (see memberships.services._notify_changed)
@@ -449,6 +541,7 @@ def catalog_apply(*, catalog: dict) -> ImportReport:
 def catalog_import(*, text: str, filename: str = "<catalog>") -> ImportReport:
     """Validate the whole file first, then apply it in one transaction."""
     catalog = catalog_parse(text=text, filename=filename)
+    catalog["filename"] = filename
     try:
         return catalog_apply(catalog=catalog)
     except IntegrityError as exc:  # e.g. a price code still active on another tier
@@ -512,6 +605,28 @@ def catalog_export() -> str:
             for tf in sorted(tier.tier_features.all(), key=lambda tf: tf.feature.code)
         }
         tiers.append(item)
-    return yaml.safe_dump(
-        {"features": features, "tiers": tiers}, sort_keys=False, allow_unicode=True, width=110
-    )
+    document = {"features": features, "tiers": tiers}
+    meters = _export_meters()
+    if meters:
+        document["meters"] = meters
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=110)
+
+
+def _export_meters() -> dict:
+    from billing.metering.models import Meter
+
+    meters = {}
+    for meter in Meter.objects.select_related("feature").order_by("code"):
+        entry = {"name": meter.name, "event_type": meter.event_type, "aggregation": meter.aggregation}
+        if meter.value_property:
+            entry["value_property"] = meter.value_property
+        if meter.filters:
+            entry["filters"] = meter.filters
+        if meter.allow_negative:
+            entry["allow_negative"] = True
+        if meter.unit:
+            entry["unit"] = meter.unit
+        if meter.feature:
+            entry["feature"] = meter.feature.code
+        meters[meter.code] = entry
+    return meters

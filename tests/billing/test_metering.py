@@ -39,9 +39,7 @@ def meter(fixture, **body):
 def shop(ci_catalog):
     make_customer(ci_catalog, "c1")
     make_customer(ci_catalog, "c2")
-    meter(ci_catalog, code="minutes", event_type="build.finished", aggregation="sum", value_property="minutes",
-          feature="build_minutes")  # fmt: skip
-    meter(ci_catalog, code="builds", event_type="build.finished", aggregation="count")
+    # the CI catalog's meters: build-minutes (sum of properties.minutes, feature build_minutes), builds
     return ci_catalog
 
 
@@ -58,7 +56,7 @@ def test_one_event_and_a_batch_are_accepted_after_commit(shop):
     assert response.json() == {"inserted": 1, "duplicates": 0, "rejected": []}
     batch = {"events": [ev(f"b{i}", properties={"minutes": 1.5}) for i in range(10)]}
     assert post(shop, batch).json() == {"inserted": 10, "duplicates": 0, "rejected": []}
-    assert usage(shop, "minutes")["total"] == 27
+    assert usage(shop, "build-minutes")["total"] == 27
     assert usage(shop, "builds")["total"] == 11
 
 
@@ -70,7 +68,7 @@ def test_replaying_a_whole_batch_inserts_nothing(shop):
     mixed = {"events": [ev("r0", properties={"minutes": 2}), ev("n1", properties={"minutes": 2}),
                         ev("n1", properties={"minutes": 2})]}  # fmt: skip
     assert post(shop, mixed).json() == {"inserted": 1, "duplicates": 2, "rejected": []}
-    assert usage(shop, "minutes")["total"] == 102
+    assert usage(shop, "build-minutes")["total"] == 102
     with tenant_context(shop.tenant), connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM metering_event")
         assert cursor.fetchone()[0] == 51
@@ -106,7 +104,7 @@ def test_a_bad_event_is_rejected_alone(shop, bad, code):
     assert body["inserted"] == 2 and body["duplicates"] == 0
     assert [(r["index"], r["code"]) for r in body["rejected"]] == [(1, code)]
     assert body["rejected"][0]["message"]
-    assert usage(shop, "minutes")["total"] == 2
+    assert usage(shop, "build-minutes")["total"] == 2
 
 
 def test_non_finite_numbers_are_rejected(shop):
@@ -160,7 +158,7 @@ def test_a_failure_half_way_stores_none_of_the_batch(shop, monkeypatch):
         post(shop, {"events": [ev(f"k{i}", properties={"minutes": 1}) for i in range(5)]}).json()["inserted"]
         == 5
     )
-    assert usage(shop, "minutes")["total"] == 5
+    assert usage(shop, "build-minutes")["total"] == 5
 
 
 def test_aggregations_and_windows(shop):
@@ -207,7 +205,7 @@ def test_tenant_wide_usage_sums_customers(shop):
         shop,
         {"events": [ev("t1", properties={"minutes": 3}), ev("t2", customer="c2", properties={"minutes": 4})]},
     )
-    response = shop.api().get("/api/v1/usage?meter=minutes")
+    response = shop.api().get("/api/v1/usage?meter=build-minutes")
     assert response.status_code == 200 and response.json()["total"] == 7
 
 
@@ -233,8 +231,8 @@ def test_meter_validation(shop):
         response = api.post("/api/v1/meters", body, content_type="application/json")
         assert response.status_code == 400, (body, response.content)
     listed = api.get("/api/v1/meters").json()["data"]
-    assert [m["code"] for m in listed] == ["builds", "minutes"]
-    assert listed[1]["feature"] == "build_minutes"
+    assert [m["code"] for m in listed] == ["build-minutes", "builds"]
+    assert listed[0]["feature"] == "build_minutes"
 
 
 def test_events_land_in_month_partitions(shop):
@@ -275,7 +273,7 @@ def test_metered_limit_denies_once_the_period_usage_reaches_it(shop):
     decision = check()
     assert decision["allowed"] is False and decision["reason"] == "limit_reached" and decision["used"] == 400
     # last month's usage does not count in this period
-    assert usage(shop, "minutes", **{"from": ts(24 * 40), "to": ts(-1)})["total"] == 400
+    assert usage(shop, "build-minutes", **{"from": ts(24 * 40), "to": ts(-1)})["total"] == 400
 
 
 def test_unknown_customers_are_created_when_the_tenant_says_so(shop):
@@ -287,13 +285,13 @@ def test_unknown_customers_are_created_when_the_tenant_says_so(shop):
     tenant_cache_clear()
     body = post(shop, ev("u1", customer="newcomer", properties={"minutes": 5})).json()
     assert body == {"inserted": 1, "duplicates": 0, "rejected": []}
-    assert usage(shop, "minutes", customer="newcomer")["total"] == 5
+    assert usage(shop, "build-minutes", customer="newcomer")["total"] == 5
 
 
 def test_rollups_are_hourly_and_exact(shop):
     post(shop, {"events": [ev(f"x{i}", hours_ago=0.01 * i, properties={"minutes": 0.1}) for i in range(10)]})
     with tenant_context(shop.tenant):
-        minutes = Meter.objects.get(code="minutes")
+        minutes = Meter.objects.get(code="build-minutes")
         rows = Rollup.objects.filter(meter=minutes, customer="c1")
         assert sum(r.sum for r in rows) == pytest.approx(1) and str(sum(r.sum for r in rows)) == "1.000000000"
         assert sum(r.count for r in rows) == 10
@@ -337,3 +335,69 @@ def test_concurrent_batches_with_overlapping_ids_store_each_event_once(live_tena
 
     (count, distinct), (rolled_count, rolled_sum) = committed(totals)
     assert count == distinct == 500 and rolled_count == 500 and rolled_sum == 500
+
+
+def test_catalog_yaml_declares_meters_and_round_trips(ci_catalog):
+    from billing.tiers.catalog import catalog_export, catalog_import
+    from billing.tiers.exceptions import CatalogError
+
+    with tenant_context(ci_catalog.tenant):
+        minutes = Meter.objects.get(code="build-minutes")
+        assert (minutes.aggregation, minutes.value_property, minutes.feature.code) == (
+            "sum",
+            "minutes",
+            "build_minutes",
+        )
+        exported = catalog_export()
+        assert "build-minutes:" in exported
+        report = catalog_import(text=exported)
+        assert not report.changed  # re-importing the export writes nothing
+        changed = exported.replace("aggregation: sum", "aggregation: max", 1)
+        with pytest.raises(CatalogError) as error:
+            catalog_import(text=changed, filename="ci.yaml")
+        assert "definition is fixed" in error.value.message and "ci.yaml:" in error.value.message
+        assert Meter.objects.get(code="build-minutes").aggregation == "sum"
+        bad = "features: {}\nmeters:\n  x: {event_type: e, aggregation: median}\n"
+        with pytest.raises(CatalogError) as error:
+            catalog_import(text=bad, filename="bad.yaml")
+        assert error.value.details["line"] == 3 and error.value.details["field"] == "meters.x.aggregation"
+
+
+def test_usage_pages_show_charts(shop):
+    from django.test import Client
+
+    from accounts.roles import Role
+    from accounts.services import user_create
+    from billing.memberships.services import customer_for_user
+    from tests.conftest import PASSWORD
+
+    with tenant_context(shop.tenant):
+        staff = user_create(email="finance@alpha.test", password=PASSWORD, role=Role.FINANCE)
+        buyer = user_create(email="buyer@alpha.test", password=PASSWORD, role=Role.CUSTOMER)
+        own = customer_for_user(user=buyer).external_id
+    post(shop, {"events": [ev("w1", customer=own, properties={"minutes": 7}),
+                           ev("w2", customer="c2", properties={"minutes": 5})]})  # fmt: skip
+    client = Client(HTTP_HOST=shop.host)
+    client.force_login(staff)
+    page = client.get("/usage/?meter=build-minutes").content.decode()
+    assert 'data-testid="total">12<' in page and "<svg" in page and own in page and "c2" in page
+    assert client.get("/usage/?meter=build-minutes&window=hour").status_code == 200
+    client.force_login(buyer)
+    assert client.get("/usage/").status_code == 403
+    plan = client.get("/account/plan/").content.decode()
+    assert 'data-meter="build-minutes"' in plan and "<svg" in plan and "7 minute" in plan
+
+
+def test_partitions_are_made_ahead_of_time(alpha):
+    from billing.metering.ingest import partitions_known
+    from billing.metering.tasks import partitions_ahead_task
+
+    with tenant_context(alpha.tenant):
+        partitions_ahead_task.apply()
+        now = timezone.now()
+        months = {(now.year, now.month)}
+        year, month = now.year, now.month
+        for _ in range(2):
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+            months.add((year, month))
+        assert months <= partitions_known()

@@ -1,0 +1,270 @@
+"""Usage event ingestion: events/s batched and single, beside a raw COPY; usage-query latency.
+
+    .venv/bin/python bench/ingest.py [--batches 60] [--clients 4] [--query-events 10000000]
+
+Same run, same machine:
+  - baseline: a raw COPY of the same rows (1,000 per statement) into a same-shaped table with a unique
+    index on the event id (no validation, no de-duplication answer, no rollups);
+  - in-process: `events_ingest` on batches of 1,000 with 10% duplicates (validation, exactly-once
+    keys, COPY into the month partitions, hourly rollups of two meters);
+  - HTTP under gunicorn (2 sync workers): concurrent clients POSTing batches of 1,000 (10% duplicates)
+    to /api/v1/events, and wrk POSTing single events (every 10th a duplicate);
+  - usage queries: GET /api/v1/customers/{id}/usage (a month by day) p50/p99 in-process after
+    `--query-events` events were ingested (kept in the bench tenant: a re-run tops it up only).
+Targets (issue 5): >= 50,000 events/s batched (within 3x of the raw COPY); query p99 <= 100 ms.
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import tempfile
+import threading
+import time
+import uuid
+
+from _harness import bench_tenant, fmt_http, gunicorn, percentile, setup_django, summary, wrk
+
+setup_django()
+
+import logging  # noqa: E402
+
+import httpx  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django_tenants.utils import tenant_context  # noqa: E402
+
+from billing.memberships.models import Customer  # noqa: E402
+from billing.memberships.services import customer_upsert  # noqa: E402
+from billing.metering.ingest import events_ingest  # noqa: E402
+from billing.metering.models import Meter  # noqa: E402
+from billing.metering.services import meter_create  # noqa: E402
+
+BATCH = 1000
+CUSTOMERS = 1000
+SPREAD = [CUSTOMERS]  # how many customers the generated events are spread over (--customers)
+MODELS = ["gpt-4o", "claude-sonnet", "llama-70b"]
+
+
+def seed(tenant) -> None:
+    with tenant_context(tenant):
+        have = Customer.objects.filter(external_id__startswith="ing-").count()
+        for i in range(have, CUSTOMERS):
+            customer_upsert(external_id=f"ing-{i}")
+        if not Meter.objects.filter(code="bench-tokens").exists():
+            meter_create(
+                code="bench-tokens", event_type="llm.call", aggregation="sum", value_property="tokens"
+            )
+        if not Meter.objects.filter(code="bench-calls").exists():
+            meter_create(code="bench-calls", event_type="llm.call", aggregation="count")
+
+
+def make_events(
+    n: int, *, start: dt.datetime, span_hours: float = 1.0, prefix: str | None = None
+) -> list[dict]:
+    prefix = prefix or uuid.uuid4().hex[:10]
+    events = []
+    for i in range(n):
+        when = start + dt.timedelta(seconds=random.random() * span_hours * 3600)
+        events.append(
+            {
+                "id": f"{prefix}-{i}",
+                "customer": f"ing-{random.randrange(SPREAD[0])}",
+                "type": "llm.call",
+                "timestamp": when.isoformat().replace("+00:00", "Z"),
+                "properties": {"tokens": random.randrange(1, 4000), "model": random.choice(MODELS)},
+            }
+        )
+    return events
+
+
+def with_duplicates(events: list[dict], seen: list[dict]) -> list[dict]:
+    """Replace 10% of the batch with events already sent (same ids)."""
+    batch = list(events)
+    for i in range(0, len(batch), 10):
+        if seen:
+            batch[i] = random.choice(seen)
+    return batch
+
+
+def raw_copy_baseline(tenant, batches: list[list[dict]]) -> float:
+    with tenant_context(tenant), connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_raw_event")
+        cursor.execute(
+            "CREATE TABLE bench_raw_event (event_id text PRIMARY KEY, customer text NOT NULL, type text NOT NULL, "
+            "ts timestamptz NOT NULL, value numeric(38, 9) NOT NULL, properties jsonb NOT NULL)"
+        )
+        rows = 0
+        started = time.perf_counter()
+        for batch in batches:
+            with cursor.copy("COPY bench_raw_event FROM STDIN") as copy:
+                for e in batch:
+                    copy.write_row(
+                        (e["id"], e["customer"], e["type"], e["timestamp"], 1, json.dumps(e["properties"]))
+                    )
+            connection.commit() if not connection.get_autocommit() else None
+            rows += len(batch)
+        elapsed = time.perf_counter() - started
+        cursor.execute("DROP TABLE bench_raw_event")
+    return rows / elapsed
+
+
+def in_process(tenant, batches: list[list[dict]]) -> tuple[float, int, int]:
+    inserted = duplicates = 0
+    with tenant_context(tenant):
+        started = time.perf_counter()
+        for batch in batches:
+            result = events_ingest(events=batch)
+            inserted += result.inserted
+            duplicates += result.duplicates
+            assert not result.rejected, result.rejected[:3]
+        elapsed = time.perf_counter() - started
+    return sum(len(b) for b in batches) / elapsed, inserted, duplicates
+
+
+def http_batched(base: str, host: str, key: str, bodies: list[bytes], clients: int) -> tuple[float, int, int]:
+    queue = list(bodies)
+    lock = threading.Lock()
+    totals = {"events": 0, "inserted": 0, "duplicates": 0, "errors": 0}
+
+    def client():
+        with httpx.Client(base_url=base, headers={"Host": host, "Authorization": f"Bearer {key}",
+                                                  "Content-Type": "application/json"}, timeout=60) as http:  # fmt: skip
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    body = queue.pop()
+                response = http.post("/api/v1/events", content=body)
+                with lock:
+                    if response.status_code != 202:
+                        totals["errors"] += 1
+                        continue
+                    answer = response.json()
+                    totals["events"] += answer["inserted"] + answer["duplicates"]
+                    totals["inserted"] += answer["inserted"]
+                    totals["duplicates"] += answer["duplicates"]
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if totals["errors"]:
+        print(f"  !! {totals['errors']} batches failed")
+    return totals["events"] / elapsed, totals["inserted"], totals["duplicates"]
+
+
+def single_event_lua(host: str, key: str, timestamp: str) -> str:
+    prefix = uuid.uuid4().hex[:10]
+    script = f"""
+local i = 0
+request = function()
+  i = i + 1
+  local id = i
+  if i % 10 == 0 then id = i - 5 end
+  local body = '{{"id": "{prefix}-' .. id .. '", "customer": "ing-' .. (i % {CUSTOMERS}) .. '", "type": "llm.call", "timestamp": "{timestamp}", "properties": {{"tokens": 10}}}}'
+  return wrk.format("POST", "/api/v1/events", {{["Host"] = "{host}", ["Authorization"] = "Bearer {key}", ["Content-Type"] = "application/json"}}, body)
+end
+"""
+    handle = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    handle.write(script)
+    handle.close()
+    return handle.name
+
+
+def top_up_for_queries(tenant, target: int) -> int:
+    """Ingest events spread over the last 60 days until the bench tenant holds `target`."""
+    with tenant_context(tenant), connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM metering_event_key")
+        have = cursor.fetchone()[0]
+    if have >= target:
+        return have
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=60)
+    started = time.perf_counter()
+    with tenant_context(tenant):
+        while have < target:
+            n = min(10_000, target - have)
+            events_ingest(events=make_events(n, start=start, span_hours=60 * 24 - 1))
+            have += n
+            rate = have / max(1e-9, time.perf_counter() - started)
+            print(f"\r  seeding query data {have:,}/{target:,} events ({rate:,.0f}/s)", end="", flush=True)
+    print()
+    return have
+
+
+def queries(tenant, host: str, key: str, n: int) -> list[float]:
+    client = Client(HTTP_HOST=host, HTTP_AUTHORIZATION=f"Bearer {key}")
+    now = dt.datetime.now(dt.UTC)
+    start = (now - dt.timedelta(days=30)).isoformat().replace("+00:00", "Z")
+    samples = []
+    for _ in range(n):
+        customer = f"ing-{random.randrange(CUSTOMERS)}"
+        url = f"/api/v1/customers/{customer}/usage?meter=bench-tokens&window=day&from={start}"
+        began = time.perf_counter()
+        response = client.get(url)
+        samples.append((time.perf_counter() - began) * 1000)
+        assert response.status_code == 200, response.content[:300]
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batches", type=int, default=60, help="batches of 1,000 per measurement")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument(
+        "--customers", type=int, default=CUSTOMERS, help="customers the events are spread over"
+    )
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--query-events", type=int, default=10_000_000)
+    parser.add_argument("--queries", type=int, default=500)
+    args = parser.parse_args()
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    SPREAD[0] = max(1, min(CUSTOMERS, args.customers))
+    tenant, host, key = bench_tenant("bench-ingest")
+    seed(tenant)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)  # events arrive live: within the last hour
+    print(
+        f"batches of {BATCH:,} events, 10% duplicates; events spread over {SPREAD[0]:,} customers within the last "
+        "hour; two meters (sum, count) on the event type\n"
+    )
+
+    baseline_batches = [make_events(BATCH, start=now) for _ in range(args.batches)]
+    raw = raw_copy_baseline(tenant, baseline_batches)
+    print(f"  baseline: raw COPY into a unique-indexed table   {raw:>10,.0f} rows/s")
+
+    fresh = [make_events(BATCH, start=now) for _ in range(args.batches)]
+    batches = [with_duplicates(b, fresh[i - 1] if i else []) for i, b in enumerate(fresh)]
+    rate, inserted, dups = in_process(tenant, batches)
+    print(f"  in-process events_ingest                        {rate:>10,.0f} events/s   "
+          f"({inserted:,} inserted, {dups:,} duplicates; {rate / raw:.2f}x of raw COPY)")  # fmt: skip
+
+    fresh = [make_events(BATCH, start=now) for _ in range(args.batches)]
+    bodies = [json.dumps({"events": with_duplicates(b, fresh[i - 1] if i else [])}).encode() for i, b in enumerate(fresh)]  # fmt: skip
+    workers = int(os.environ.get("WEB_CONCURRENCY", 2))
+    with gunicorn(workers=workers) as base:
+        rate, inserted, dups = http_batched(base, host, key, bodies, args.clients)
+        print(f"  HTTP batched ({args.clients} clients, {workers} workers)          {rate:>10,.0f} events/s   "
+              f"({inserted:,} inserted, {dups:,} duplicates; {rate / raw:.2f}x of raw COPY)")  # fmt: skip
+        lua = single_event_lua(host, key, now.isoformat().replace("+00:00", "Z"))
+        single = wrk(f"{base}/api/v1/events", headers={}, seconds=args.seconds, connections=8, lua=lua)
+        os.unlink(lua)
+        print("  " + fmt_http("HTTP single events (wrk, 8 conns)", single))
+
+    if args.query_events:
+        total = top_up_for_queries(tenant, args.query_events)
+        with tenant_context(tenant), connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM metering_rollup")
+            rollups = cursor.fetchone()[0]
+        samples = queries(tenant, host, key, args.queries)
+        print(f"\nusage query (a customer's month by day) over {total:,} events / {rollups:,} hourly rollups")
+        print(f"  {summary(samples)}")
+        print(f"  p99 {percentile(samples, 99):.1f} ms")
+    print("\n  targets: >= 50,000 events/s batched (within 3x of raw COPY); query p99 <= 100 ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Usage pages: the customer's charts sit on the plan page (see usage_charts); staff get /usage/."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import connection
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from accounts.permissions import role_required
+from accounts.roles import STAFF_ROLES
+from billing.metering.charts import bar_chart
+from billing.metering.models import Meter
+from billing.metering.selectors import current_period, month_start, usage_series, usage_total
+
+
+def usage_charts(*, customer) -> list[dict]:
+    """One chart per active meter: the customer's usage this billing period, by day."""
+    start, end = current_period(customer=customer)
+    end = min(end, timezone.now() + dt.timedelta(hours=1))
+    charts = []
+    for meter in Meter.objects.filter(active=True).order_by("code"):
+        series = usage_series(meter=meter, start=start, end=end, window="day", customer=customer.external_id)
+        charts.append(
+            {
+                "meter": meter,
+                "total": usage_total(meter=meter, start=start, end=end, customer=customer.external_id),
+                "chart": bar_chart(series),
+            }
+        )
+    return charts
+
+
+def _top_customers(meter: Meter, start: dt.datetime, end: dt.datetime, limit: int = 10) -> list[tuple]:
+    if meter.aggregation == "unique_count":
+        sql = ("SELECT customer, count(DISTINCT value) AS v FROM metering_rollup_value WHERE meter_id = %s "
+               "AND hour >= %s AND hour < %s GROUP BY customer ORDER BY v DESC LIMIT %s")  # fmt: skip
+    else:
+        column = {"count": "sum(count)", "sum": "sum(sum)", "max": "max(max)", "min": "min(min)",
+                  "latest": "(array_agg(latest ORDER BY latest_ts DESC))[1]"}[meter.aggregation]  # fmt: skip
+        sql = (f"SELECT customer, {column} AS v FROM metering_rollup WHERE meter_id = %s AND hour >= %s "
+               "AND hour < %s GROUP BY customer ORDER BY v DESC NULLS LAST LIMIT %s")  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [meter.pk, start, end, limit])
+        return cursor.fetchall()
+
+
+@require_GET
+@role_required(*STAFF_ROLES)
+def tenant_usage(request):
+    """The tenant's usage per meter: this month by day (or the last 48 hours by hour), top customers."""
+    meters = list(Meter.objects.filter(active=True).order_by("code"))
+    selected = next((m for m in meters if m.code == request.GET.get("meter")), meters[0] if meters else None)
+    window = "hour" if request.GET.get("window") == "hour" else "day"
+    now = timezone.now()
+    start = now - dt.timedelta(hours=48) if window == "hour" else month_start(now)
+    context = {"meters": meters, "selected": selected, "window": window, "start": start, "end": now}
+    if selected is not None:
+        series = usage_series(meter=selected, start=start, end=now, window=window)
+        context.update(
+            chart=bar_chart(series, label_format="%H:00" if window == "hour" else "%b %d"),
+            total=usage_total(meter=selected, start=start, end=now),
+            top=_top_customers(selected, start, now),
+        )
+    return render(request, "billing/usage.html", context)
