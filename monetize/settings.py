@@ -246,6 +246,7 @@ CELERY_BEAT_SCHEDULE = {
     "toss-charge-due": {"task": "providers.toss_charge_due", "schedule": 3600.0},
     "credits-expire": {"task": "metering.credits_expire", "schedule": 3600.0},
     "metering-partitions": {"task": "metering.partitions_ahead", "schedule": 86400.0},
+    "metering-rollups-fold": {"task": "metering.rollups_fold", "schedule": 60.0},
     "meter-sync": {  # nightly at 02:00 UTC, every tenant (billing.metering.sync)
         "task": "metering.meter_sync",
         "schedule": __import__("celery.schedules", fromlist=["crontab"]).crontab(minute=0, hour=2),

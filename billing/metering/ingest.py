@@ -8,11 +8,15 @@ committed and a killed request leaves the whole batch or none of it:
    returns are new, the others were seen before (a replayed batch inserts nothing). Two batches racing
    on one id are decided by the primary key: the second waits for the first to commit, then skips it;
 2. the new events are written with `COPY` into the month partitions of `metering_event`;
-3. the hourly rollups of every meter the new events match are updated with one upsert
-   (`metering_rollup`; distinct values of unique_count meters in `metering_rollup_value`).
+3. the batch's contribution to the hourly rollups of every meter its new events match is appended
+   to `metering_rollup_delta` (distinct values of unique_count meters go to `metering_rollup_value`).
+   After commit, at most once a second per process, `rollups_fold` moves the deltas into
+   `metering_rollup` (beat does it too, for quiet tenants). Readers use the `metering_rollup_all`
+   view (rollups UNION ALL deltas) in one statement, so usage is exact before and after a fold.
 
-Ids, rollup keys and values are written in sorted order, so concurrent batches take their row locks
-in the same order and do not deadlock. Meters are read under a shared advisory lock that creating a
+Ids and distinct values are written in sorted order, so concurrent batches take their row locks in
+the same order and do not deadlock; rollup deltas are appended, so batches never wait on each other
+for them (upserting rollups directly made concurrent batches queue on the same hot rows). Meters are read under a shared advisory lock that creating a
 meter takes exclusively (it then back-fills the meter from raw events), so a meter never misses the
 events of a batch that was in flight when it was created.
 
@@ -280,7 +284,12 @@ def events_ingest(
             accepted.append((row, contributions))
 
         customers = {row.customer for row, _ in accepted}
-        known = set(Customer.objects.filter(external_id__in=customers).values_list("external_id", flat=True))
+        with _binding_cursor() as cursor:  # one round trip, the ids bound as one binary array
+            cursor.execute(
+                f"SELECT external_id FROM {Customer._meta.db_table} WHERE external_id = ANY(%b::text[])",
+                [sorted(customers)],
+            )
+            known = {r[0] for r in cursor.fetchall()}
         unknown = customers - known
         if unknown and create_customers:
             for external_id in sorted(unknown):
@@ -377,24 +386,14 @@ def _store_rollups(fresh: list[tuple[_Row, list]]) -> set[str]:
                     acc[4], acc[5] = amount, row.ts
     with _binding_cursor() as cursor:
         if rollups:
-            keys = sorted(rollups)  # key order: concurrent batches lock rollup rows in the same order
-            columns = list(zip(*[(*key, *rollups[key]) for key in keys], strict=True))
-            cursor.execute(
-                """
-                INSERT INTO metering_rollup (meter_id, customer, hour, count, sum, min, max, latest, latest_ts)
-                SELECT * FROM unnest(%b::bigint[], %b::text[], %b::timestamptz[], %b::bigint[], %b::numeric[],
-                                     %b::numeric[], %b::numeric[], %b::numeric[], %b::timestamptz[])
-                ON CONFLICT (meter_id, customer, hour) DO UPDATE SET
-                    count = metering_rollup.count + EXCLUDED.count,
-                    sum = metering_rollup.sum + EXCLUDED.sum,
-                    min = LEAST(metering_rollup.min, EXCLUDED.min),
-                    max = GREATEST(metering_rollup.max, EXCLUDED.max),
-                    latest = CASE WHEN metering_rollup.latest_ts IS NULL OR EXCLUDED.latest_ts >= metering_rollup.latest_ts
-                                  THEN EXCLUDED.latest ELSE metering_rollup.latest END,
-                    latest_ts = GREATEST(metering_rollup.latest_ts, EXCLUDED.latest_ts)
-                """,
-                [list(column) for column in columns],
-            )
+            # appended, not upserted: a batch shares no row with another, so concurrent batches never
+            # wait on each other's rollup rows; rollups_fold() moves deltas into metering_rollup
+            with cursor.copy(
+                "COPY metering_rollup_delta (meter_id, customer, hour, count, sum, min, max, latest, latest_ts) FROM STDIN"
+            ) as copy:
+                for key, acc in rollups.items():
+                    copy.write_row((*key, *acc))
+            transaction.on_commit(rollups_fold_soon)
         if distinct:
             columns = list(zip(*sorted(distinct), strict=True))
             cursor.execute(
@@ -403,3 +402,54 @@ def _store_rollups(fresh: list[tuple[_Row, list]]) -> set[str]:
                 [list(column) for column in columns],
             )
     return metered_customers
+
+
+FOLD_LOCK = METER_LOCK + 1
+FOLD_EVERY_SECONDS = 1.0
+_last_fold = [0.0]
+
+
+def rollups_fold_soon() -> None:
+    """After a batch commits: fold the deltas if this process has not tried within the last second
+    (the fold's cost is shared by all batches since; reads are exact either way)."""
+    import time
+
+    now = time.monotonic()
+    if now - _last_fold[0] < FOLD_EVERY_SECONDS:
+        return
+    _last_fold[0] = now
+    try:
+        rollups_fold()
+    except Exception:  # a fold that fails leaves the deltas where they are: the next one takes them
+        import logging
+
+        logging.getLogger(__name__).exception("rollup fold failed")
+
+
+def rollups_fold() -> int:
+    """Move every committed delta into metering_rollup, exactly once: one statement deletes the
+    deltas its snapshot sees and adds them up into the rollups (in key order), so a delta is either
+    still in the delta table or in a rollup, never both, for any reader. One fold at a time per
+    tenant (a second one returns at once). Returns the number of rollup rows touched."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FOLD_LOCK])
+        if not cursor.fetchone()[0]:
+            return 0
+        cursor.execute(
+            """
+            WITH moved AS (DELETE FROM metering_rollup_delta RETURNING *)
+            INSERT INTO metering_rollup (meter_id, customer, hour, count, sum, min, max, latest, latest_ts)
+            SELECT meter_id, customer, hour, sum(count), sum(sum), min(min), max(max),
+                   (array_agg(latest ORDER BY latest_ts DESC))[1], max(latest_ts)
+            FROM moved GROUP BY meter_id, customer, hour ORDER BY meter_id, customer, hour
+            ON CONFLICT (meter_id, customer, hour) DO UPDATE SET
+                count = metering_rollup.count + EXCLUDED.count,
+                sum = metering_rollup.sum + EXCLUDED.sum,
+                min = LEAST(metering_rollup.min, EXCLUDED.min),
+                max = GREATEST(metering_rollup.max, EXCLUDED.max),
+                latest = CASE WHEN metering_rollup.latest_ts IS NULL OR EXCLUDED.latest_ts >= metering_rollup.latest_ts
+                              THEN EXCLUDED.latest ELSE metering_rollup.latest END,
+                latest_ts = GREATEST(metering_rollup.latest_ts, EXCLUDED.latest_ts)
+            """
+        )
+        return cursor.rowcount

@@ -87,7 +87,7 @@ def usage_series(
             f"SELECT {bucket} AS b, count(DISTINCT value) FROM metering_rollup_value WHERE {where} GROUP BY b"
         )
     else:
-        sql = f"SELECT {bucket} AS b, {_aggregate_sql(meter.aggregation)} FROM metering_rollup WHERE {where} GROUP BY b"
+        sql = f"SELECT {bucket} AS b, {_aggregate_sql(meter.aggregation)} FROM metering_rollup_all WHERE {where} GROUP BY b"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         values = {row[0]: row[1] for row in cursor.fetchall()}
@@ -144,7 +144,7 @@ def period_usage(
         if by_aggregation:
             cursor.execute(
                 "SELECT meter_id, sum(count), sum(sum), max(max), min(min), "
-                "(array_agg(latest ORDER BY latest_ts DESC))[1] FROM metering_rollup "
+                "(array_agg(latest ORDER BY latest_ts DESC))[1] FROM metering_rollup_all "
                 f"WHERE meter_id = ANY(%s) AND hour >= %s AND hour < %s {who} GROUP BY meter_id",
                 [[m.pk for m in by_aggregation], start, end, *params],
             )

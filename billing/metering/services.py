@@ -100,6 +100,7 @@ def meter_reaggregate(*, meter: Meter, batch: int = 50_000) -> int:
     spec = next(s for s in meters_by_type().get(meter.event_type, []) if s.id == meter.pk)
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM metering_rollup WHERE meter_id = %s", [meter.pk])
+        cursor.execute("DELETE FROM metering_rollup_delta WHERE meter_id = %s", [meter.pk])
         cursor.execute("DELETE FROM metering_rollup_value WHERE meter_id = %s", [meter.pk])
     total = 0
     with connection.cursor() as cursor:

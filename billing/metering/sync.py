@@ -261,7 +261,7 @@ def period_usage_many(
         if by_aggregation:
             cursor.execute(
                 "SELECT customer, meter_id, sum(count), sum(sum), max(max), min(min), "
-                "(array_agg(latest ORDER BY latest_ts DESC))[1] FROM metering_rollup "
+                "(array_agg(latest ORDER BY latest_ts DESC))[1] FROM metering_rollup_all "
                 "WHERE meter_id = ANY(%s) AND customer = ANY(%s) AND hour >= %s AND hour < %s "
                 "GROUP BY customer, meter_id",
                 [[m.pk for m in by_aggregation], customers, _floor_hour(start), _ceil_hour(end)],

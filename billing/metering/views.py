@@ -40,7 +40,7 @@ def _top_customers(meter: Meter, start: dt.datetime, end: dt.datetime, limit: in
     else:
         column = {"count": "sum(count)", "sum": "sum(sum)", "max": "max(max)", "min": "min(min)",
                   "latest": "(array_agg(latest ORDER BY latest_ts DESC))[1]"}[meter.aggregation]  # fmt: skip
-        sql = (f"SELECT customer, {column} AS v FROM metering_rollup WHERE meter_id = %s AND hour >= %s "
+        sql = (f"SELECT customer, {column} AS v FROM metering_rollup_all WHERE meter_id = %s AND hour >= %s "
                "AND hour < %s GROUP BY customer ORDER BY v DESC NULLS LAST LIMIT %s")  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, [meter.pk, start, end, limit])
