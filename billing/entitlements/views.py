@@ -12,6 +12,8 @@ from billing.entitlements.services import customer_key_create, customer_key_revo
 from billing.memberships.exceptions import MembershipsError
 from billing.memberships.selectors import membership_current
 from billing.memberships.services import customer_for_user
+from billing.metering.credit_models import credits_display
+from billing.metering.credits import credit_balance, credit_grants_active, credit_ledger_recent
 from billing.metering.views import usage_charts
 from billing.tiers.models import Feature, Price
 
@@ -32,6 +34,13 @@ def _feature_rows(snapshot: dict) -> list[dict]:
             row.update(rate_limit=entry["rate"][0], window=entry["rate"][1])
         rows.append(row)
     return sorted(rows, key=lambda r: (not r["enabled"], r["name"]))
+
+
+def _credits(customer) -> dict:
+    balance = credit_balance(customer=customer)
+    return {key: credits_display(balance[f"{key}_micros"]) for key in ("balance", "available", "overage")} | {
+        "overage_micros": balance["overage_micros"]
+    }
 
 
 @login_required
@@ -76,6 +85,9 @@ def plan(request):
             "keys": customer.api_keys.all(),
             "payments": customer.payments.all()[:20],
             "usage_charts": usage_charts(customer=customer),
+            "credits": _credits(customer),
+            "credit_grants": credit_grants_active(customer=customer),
+            "credit_ledger": credit_ledger_recent(customer=customer, limit=20),
             "new_secret": new_secret,
         },
     )

@@ -13,6 +13,15 @@ from django.db.models import Q
 
 MICROS = 1_000_000
 
+
+def credits_display(micros: int) -> str:
+    """Micro-credits as a credits string for pages: 1500000 -> "1.5"."""
+    from decimal import Decimal
+
+    text = f"{Decimal(micros) / MICROS:.6f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
 __all__ = ["AiPrice", "BurnRate", "CreditAccount", "CreditAlert", "CreditGrant", "CreditLedgerEntry",
            "CreditRequirement", "GrantSource", "LedgerKind", "MICROS"]  # fmt: skip
 
@@ -91,6 +100,10 @@ class CreditGrant(models.Model):
     def __str__(self) -> str:
         return f"{self.customer_id}:{self.reference}"
 
+    @property
+    def remaining_text(self) -> str:
+        return credits_display(self.remaining)
+
 
 class LedgerKind(models.TextChoices):
     GRANT = "grant", "Grant"
@@ -135,6 +148,14 @@ class CreditLedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} ({self.reference})"
+
+    @property
+    def amount_text(self) -> str:
+        return credits_display(self.amount)
+
+    @property
+    def balance_after_text(self) -> str:
+        return credits_display(self.balance_after)
 
 
 @pgtrigger.register(

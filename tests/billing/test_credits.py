@@ -375,3 +375,23 @@ def test_key_verification_answers_402_when_credits_are_short(shop):
     )
     assert response.status_code == 402, response.content
     assert response.json()["entitlement"]["reason"] == "insufficient_credits"
+
+
+def test_the_plan_page_shows_the_balance_and_its_history(shop):
+    from django.test import Client
+
+    from accounts.roles import Role
+    from accounts.services import user_create
+    from billing.memberships.services import customer_for_user
+    from tests.conftest import PASSWORD
+
+    with tenant_context(shop.tenant):
+        buyer = user_create(email="credits@alpha.test", password=PASSWORD, role=Role.CUSTOMER)
+        own = customer_for_user(user=buyer).external_id
+        grant(external_id=own, credits=10, source="purchase", reference="pack-1")
+    post(shop, minutes("pg1", 2.5, customer=own))
+    client = Client(HTTP_HOST=shop.host)
+    client.force_login(buyer)
+    page = client.get("/account/plan/").content.decode()
+    assert 'data-testid="credit-balance">7.5<' in page
+    assert "Purchase" in page and "-2.5" in page and ">10<" in page  # the grant and the burn in the history
