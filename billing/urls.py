@@ -93,6 +93,7 @@ urlpatterns = [
     path("events", metering_api.EventsView.as_view(), name="events"),
     path("meters", metering_api.MeterListCreateView.as_view(), name="meters"),
     path("usage", metering_api.TenantUsageView.as_view(), name="usage"),
+    path("usage/unsynced", metering_api.UnsyncedUsageView.as_view(), name="usage-unsynced"),
     path(f"{customer}/usage", metering_api.CustomerUsageView.as_view(), name="customer-usage"),
     path("entitlements/check", ent.EntitlementCheckView.as_view(), name="entitlements-check"),
     path("keys/verify", ent.KeyVerifyView.as_view(), name="keys-verify"),

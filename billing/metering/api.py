@@ -190,3 +190,16 @@ class TenantUsageView(APIView):
     def get(self, request):
         meter, start, end, window = _query(request)
         return Response(_usage_body(meter, start, end, window, None))
+
+
+class UnsyncedUsageView(APIView):
+    """Usage not yet accepted by a provider: reports still pending and what the next nightly sync
+    would send, per customer, meter and period (never silently dropped). `?customer=` narrows it."""
+
+    @extend_schema(operation_id="usage_unsynced", parameters=[OpenApiParameter("customer", str)])
+    def get(self, request):
+        from billing.metering.sync import usage_unsynced
+
+        external_id = request.query_params.get("customer")
+        customer = customer_get(external_id=external_id) if external_id else None
+        return Response({"data": usage_unsynced(customer=customer)})
