@@ -88,6 +88,7 @@ urlpatterns = [
         name="customer-credit-grants",
     ),
     path(f"{customer}/ai-costs", credits_api.CustomerAiCostsView.as_view(), name="customer-ai-costs"),
+    path("ai-costs", credits_api.TenantAiCostsView.as_view(), name="ai-costs"),
     path("burn-rates", credits_api.BurnRateListCreateView.as_view(), name="burn-rates"),
     path("ai-prices", credits_api.AiPriceListCreateView.as_view(), name="ai-prices"),
     path("events", metering_api.EventsView.as_view(), name="events"),

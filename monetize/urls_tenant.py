@@ -29,6 +29,7 @@ urlpatterns = [
     path("billing/membership/", membership_views.manage_membership, name="manage-membership"),
     path("account/plan/", entitlement_views.plan, name="plan"),
     path("usage/", metering_views.tenant_usage, name="tenant-usage"),
+    path("usage/ai/", metering_views.tenant_ai_costs, name="tenant-ai-costs"),
     path("webhooks/<slug:provider>/", webhook_views.receive, name="webhooks"),
     path("sandbox/checkout/<str:checkout_id>/", provider_views.sandbox_checkout, name="sandbox-checkout"),
     path("toss/", include("billing.providers.toss_views")),  # checkout, success and fail pages

@@ -244,3 +244,31 @@ class CreditAlert(models.Model):
 
     def __str__(self) -> str:
         return f"below {self.threshold} µcr"
+
+
+class AiUsage(models.Model):
+    """AI usage per customer, provider, model and hour (kept by ingestion, in the events'
+    transaction): events, tokens and the exact micro-credits they cost at their timestamps' prices
+    (`unpriced_events` had no price). Cost reports read this, never raw events."""
+
+    customer = models.TextField()
+    provider = models.CharField(max_length=100, blank=True)
+    model = models.CharField(max_length=200)
+    hour = models.DateTimeField()
+    events = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    credits = models.DecimalField(max_digits=38, decimal_places=9, default=0)  # micro-credits, exact
+    unpriced_events = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "metering_ai_usage"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "provider", "model", "hour"], name="metering_ai_usage_key"
+            )
+        ]
+        indexes = [models.Index(fields=["hour"], name="metering_ai_usage_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.customer} {self.provider}/{self.model}@{self.hour:%Y-%m-%dT%H}"

@@ -37,13 +37,12 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import decimal
-import json
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Min, Q, Sum
 from django.utils import timezone
 
@@ -552,34 +551,80 @@ def credit_ledger_recent(*, customer: Customer, limit: int = 50) -> list[CreditL
     return list(CreditLedgerEntry.objects.filter(customer=customer).order_by("-id")[:limit])
 
 
-def ai_costs(*, customer: Customer, start: dt.datetime, end: dt.datetime) -> list[dict]:
-    """Per provider and model: events, tokens and exact credits of the customer's AI events in
-    [start, end), priced as burning prices them (the price effective at each event's timestamp)."""
-    prices = prices_load()
-    totals: dict[tuple[str, str], list] = {}
+def ai_usage_record(*, fresh: list) -> None:
+    """Add the newly stored AI events (with `model` and token counts) to the hourly AI usage rollup,
+    priced as burning prices them. Runs inside the ingestion transaction (new events only)."""
+    from billing.metering.credit_models import AiUsage
+
+    totals: dict[tuple, list] = {}
+    prices = None
+    for row, _ in fresh:
+        usage = ai_usage(row.properties)
+        if usage is None:
+            continue
+        if prices is None:
+            prices = prices_load()
+        cost = ai_cost(prices, usage, row.ts) if prices.ai else None
+        key = (row.customer, usage[0], usage[1], row.ts.replace(minute=0, second=0, microsecond=0))
+        acc = totals.setdefault(key, [0, 0, 0, Decimal(0), 0])
+        acc[0] += 1
+        acc[1] += usage[2]
+        acc[2] += usage[3]
+        if cost is None:
+            acc[4] += 1
+        else:
+            acc[3] += cost
+    if not totals:
+        return
+    keys = sorted(totals)  # key order: concurrent batches lock the same rows in the same order
+    columns = list(zip(*[(*key, *totals[key]) for key in keys], strict=True))
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT ts, properties FROM metering_event WHERE customer = %s AND ts >= %s AND ts < %s "
-            "AND properties ? 'model' ORDER BY ts",
-            [customer.external_id, start, end],
+            f"""
+            INSERT INTO {AiUsage._meta.db_table}
+                (customer, provider, model, hour, events, input_tokens, output_tokens, credits, unpriced_events)
+            SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::bigint[], %s::bigint[],
+                                 %s::bigint[], %s::numeric[], %s::bigint[])
+            ON CONFLICT (customer, provider, model, hour) DO UPDATE SET
+                events = {AiUsage._meta.db_table}.events + EXCLUDED.events,
+                input_tokens = {AiUsage._meta.db_table}.input_tokens + EXCLUDED.input_tokens,
+                output_tokens = {AiUsage._meta.db_table}.output_tokens + EXCLUDED.output_tokens,
+                credits = {AiUsage._meta.db_table}.credits + EXCLUDED.credits,
+                unpriced_events = {AiUsage._meta.db_table}.unpriced_events + EXCLUDED.unpriced_events
+            """,
+            [list(column) for column in columns],
         )
-        for when, properties in cursor.fetchall():
-            if isinstance(properties, str):  # Django's psycopg loader leaves jsonb as text
-                properties = json.loads(properties)
-            usage = ai_usage(properties if isinstance(properties, dict) else {})
-            if usage is None:
-                continue
-            acc = totals.setdefault((usage[0], usage[1]), [0, 0, 0, Decimal(0), 0])
-            acc[0] += 1
-            acc[1] += usage[2]
-            acc[2] += usage[3]
-            cost = ai_cost(prices, usage, when)
-            if cost is None:
-                acc[4] += 1
-            else:
-                acc[3] += cost
+
+
+def _hours(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    floor = start.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    ceil = end.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    return floor, ceil if ceil == end else ceil + dt.timedelta(hours=1)
+
+
+def ai_costs(
+    *, customer: Customer | None, start: dt.datetime, end: dt.datetime, by_customer: bool = False
+) -> list[dict]:
+    """Per provider and model (and customer, with by_customer): events, tokens and credits of AI
+    events in [start, end) rounded out to whole hours, for one customer or (None) the tenant,
+    from the hourly AI usage rollup. Each event was priced at its own timestamp."""
+    from billing.metering.credit_models import AiUsage
+
+    rows = AiUsage.objects.filter(hour__gte=_hours(start, end)[0], hour__lt=_hours(start, end)[1])
+    if customer is not None:
+        rows = rows.filter(customer=customer.external_id)
+    group = ["provider", "model", *(["customer"] if by_customer else [])]
+    totals = (
+        rows.values(*group)
+        .annotate(
+            n=models.Sum("events"), tin=models.Sum("input_tokens"), tout=models.Sum("output_tokens"),
+            micros=models.Sum("credits"), unpriced=models.Sum("unpriced_events"),
+        )
+        .order_by(*(["-micros"] if by_customer else []), *group)
+    )  # fmt: skip
     return [
-        {"provider": provider, "model": model, "events": acc[0], "input_tokens": acc[1], "output_tokens": acc[2],
-         "credits": str((acc[3] / MICROS).quantize(Decimal("0.000001"))), "unpriced_events": acc[4]}
-        for (provider, model), acc in sorted(totals.items())
+        {**({"customer": t["customer"]} if by_customer else {}), "provider": t["provider"], "model": t["model"],
+         "events": t["n"], "input_tokens": t["tin"], "output_tokens": t["tout"],
+         "credits": str((Decimal(t["micros"]) / MICROS).quantize(Decimal("0.000001"))), "unpriced_events": t["unpriced"]}
+        for t in totals
     ]  # fmt: skip

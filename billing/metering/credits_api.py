@@ -225,3 +225,25 @@ class CustomerAiCostsView(APIView):
                 "data": ai_costs(customer=customer, start=start, end=end),
             }
         )
+
+
+class TenantAiCostsView(APIView):
+    """The tenant's AI costs per provider and model in [from, to) (default: this calendar month);
+    `?by=customer` splits them per customer, costliest first (staff reporting)."""
+
+    @extend_schema(
+        operation_id="ai_costs_tenant",
+        parameters=[OpenApiParameter("from", dt.datetime), OpenApiParameter("to", dt.datetime),
+                    OpenApiParameter("by", str, enum=["model", "customer"])],
+    )  # fmt: skip
+    def get(self, request):
+        now = timezone.now()
+        start = _when(request.query_params, "from", month_start(now))
+        end = _when(request.query_params, "to", now)
+        if end <= start:
+            raise InvalidUsageQuery("'to' must be after 'from'.", details={"field": "to"})
+        by = request.query_params.get("by", "model")
+        if by not in ("model", "customer"):
+            raise InvalidUsageQuery("'by' is model or customer.", details={"field": "by"})
+        data = ai_costs(customer=None, start=start, end=end, by_customer=by == "customer")
+        return Response({"from": start, "to": end, "by": by, "data": data})

@@ -350,6 +350,9 @@ def _store(accepted: list[tuple[_Row, list]]) -> set[str]:
     from billing.metering.credits import credits_burn
 
     credits_burn(fresh=fresh)  # synchronous, in this transaction: only new events burn
+    from billing.metering.credits import ai_usage_record
+
+    ai_usage_record(fresh=fresh)
     if metered_customers:
         from billing.entitlements import cache
 

@@ -65,3 +65,21 @@ def tenant_usage(request):
             top=_top_customers(selected, start, now),
         )
     return render(request, "billing/usage.html", context)
+
+
+@require_GET
+@role_required(*STAFF_ROLES)
+def tenant_ai_costs(request):
+    """AI cost per model this month, and the customers it comes from (from the hourly AI rollup)."""
+    from billing.metering.credits import ai_costs
+
+    now = timezone.now()
+    start = month_start(now)
+    by_model = ai_costs(customer=None, start=start, end=now)
+    by_customer = ai_costs(customer=None, start=start, end=now, by_customer=True)[:20]
+    peak = max((float(row["credits"]) for row in by_model), default=0) or 1
+    for row in by_model:
+        row["share"] = round(100 * float(row["credits"]) / peak, 1)
+    return render(
+        request, "billing/ai_costs.html", {"start": start, "by_model": by_model, "by_customer": by_customer}
+    )

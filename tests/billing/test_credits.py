@@ -395,3 +395,38 @@ def test_the_plan_page_shows_the_balance_and_its_history(shop):
     page = client.get("/account/plan/").content.decode()
     assert 'data-testid="credit-balance">7.5<' in page
     assert "Purchase" in page and "-2.5" in page and ">10<" in page  # the grant and the burn in the history
+
+
+def test_tenant_ai_costs_api_and_staff_page(shop):
+    from django.test import Client
+
+    from accounts.roles import Role
+    from accounts.services import user_create
+    from tests.conftest import PASSWORD
+
+    with tenant_context(shop.tenant):
+        ai_price_create(provider="openai", model="gpt-x", input_per_1k=Decimal(1), output_per_1k=Decimal(2),
+                        effective_from=NOW - 10 * DAY)  # fmt: skip
+        staff = user_create(email="ops@alpha.test", password=PASSWORD, role=Role.ADMIN)
+    tokens = {"model": "gpt-x", "provider": "openai", "input_tokens": 2000, "output_tokens": 500}
+    batch = {
+        "events": [
+            ev("a1", type="llm", properties=tokens),
+            ev("a2", type="llm", customer="c2", properties=tokens),
+        ]
+    }
+    post(shop, batch)
+    post(shop, batch)  # a replay adds nothing
+    body = shop.api().get("/api/v1/ai-costs").json()
+    assert body["data"] == [{"provider": "openai", "model": "gpt-x", "events": 2, "input_tokens": 4000,
+                             "output_tokens": 1000, "credits": "6.000000", "unpriced_events": 0}]  # fmt: skip
+    per_customer = shop.api().get("/api/v1/ai-costs?by=customer").json()["data"]
+    assert sorted((r["customer"], r["credits"]) for r in per_customer) == [
+        ("c1", "3.000000"),
+        ("c2", "3.000000"),
+    ]
+    assert shop.api().get("/api/v1/ai-costs?by=planet").status_code == 400
+    client = Client(HTTP_HOST=shop.host)
+    client.force_login(staff)
+    page = client.get("/usage/ai/").content.decode()
+    assert "gpt-x" in page and "6.000000" in page and "c2" in page
