@@ -245,6 +245,7 @@ CELERY_BEAT_SCHEDULE = {
     "checkouts-expire": {"task": "memberships.checkouts_expire", "schedule": 3600.0},
     "toss-charge-due": {"task": "providers.toss_charge_due", "schedule": 3600.0},
     "credits-expire": {"task": "metering.credits_expire", "schedule": 3600.0},
+    "credits-allowances": {"task": "metering.credits_allowances", "schedule": 3600.0},
     "metering-partitions": {"task": "metering.partitions_ahead", "schedule": 86400.0},
     "metering-rollups-fold": {"task": "metering.rollups_fold", "schedule": 60.0},
     "meter-sync": {  # nightly at 02:00 UTC, every tenant (billing.metering.sync)

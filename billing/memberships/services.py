@@ -187,7 +187,9 @@ def _notify_changed(external_id: str) -> None:
     """Tell listeners now (readers inside this transaction see the change) and again on commit
     (readers that rebuilt a cache from pre-commit data in between are invalidated)."""
     membership_changed.send(sender=Membership, external_id=external_id)
-    transaction.on_commit(lambda: membership_changed.send(sender=Membership, external_id=external_id))
+    transaction.on_commit(
+        lambda: membership_changed.send(sender=Membership, external_id=external_id, committed=True)
+    )
 
 
 def _record(membership: Membership, *, reason: str, event_id: str = "") -> None:

@@ -1,6 +1,7 @@
 from django.dispatch import Signal
 
-# Sent on commit after a customer's membership changed; kwargs: external_id (entitlement caches listen).
+# Sent when a customer's membership changed, inside the transaction and again on commit (then with
+# committed=True); kwargs: external_id. Entitlement caches and credit allowances listen.
 membership_changed = Signal()
 # Sent after the tenant's billing clock moved (the sandbox clock): time-bound entitlements
 # (dunning grace periods) must be judged again.

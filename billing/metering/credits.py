@@ -391,6 +391,38 @@ def credits_allowance_renew(
     )  # fmt: skip
 
 
+def credits_allowance_for(*, customer: Customer) -> CreditGrant | None:
+    """Grant the customer's tier allowance for the current billing period (its membership's
+    period, else the calendar month) unless it was granted already; None when the tier has none."""
+    from billing.memberships.selectors import customer_tier
+    from billing.metering.selectors import current_period
+
+    tier = customer_tier(customer=customer)
+    if tier is None or not tier.credit_allowance:
+        return None
+    start, end = current_period(customer=customer)
+    grant, _ = credits_allowance_renew(
+        customer=customer, period_start=start, period_end=end, amount=tier.credit_allowance
+    )
+    return grant
+
+
+def credits_allowances_renew(*, chunk: int = 500) -> int:
+    """Every customer on a tier with an allowance gets this period's grant once (beat, hourly:
+    periods start at different times per membership). Returns the number of new grants."""
+    from billing.tiers.models import Tier
+
+    tiers = set(Tier.objects.filter(credit_allowance__gt=0).values_list("pk", flat=True))
+    if not tiers:
+        return 0
+    before = CreditGrant.objects.filter(source=GrantSource.TIER_ALLOWANCE).count()
+    ids = list(Customer.objects.order_by("pk").values_list("pk", flat=True))
+    for offset in range(0, len(ids), chunk):
+        for customer in Customer.objects.filter(pk__in=ids[offset : offset + chunk]).order_by("pk"):
+            credits_allowance_for(customer=customer)
+    return CreditGrant.objects.filter(source=GrantSource.TIER_ALLOWANCE).count() - before
+
+
 def credits_expire(*, now: dt.datetime | None = None) -> int:
     """Write an `expire` entry for every grant past its expiry with credits left (idempotent: an
     expired grant is left at zero and one expire entry per grant is a unique constraint)."""

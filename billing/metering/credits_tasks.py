@@ -11,3 +11,11 @@ from billing.metering.credits import credits_expire
 def credits_expire_task() -> int:
     """Write `expire` entries for grants past their expiry (idempotent: a re-run expires nothing)."""
     return credits_expire()
+
+
+@shared_task(name="metering.credits_allowances", acks_late=True)
+def credits_allowances_task() -> int:
+    """Grant each customer's tier allowance for its current period, once (hourly, every tenant)."""
+    from billing.metering.credits import credits_allowances_renew
+
+    return credits_allowances_renew()

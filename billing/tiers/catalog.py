@@ -20,6 +20,7 @@ File format (examples in config/tiers/):
           api_requests: 60/minute      # rate: N/second|minute|hour|day, or false
       - code: pro
         name: Pro
+        credits_per_period: 500        # credits granted each billing period (they expire with it)
         prices:
           - {code: pro-monthly, unit_amount: 1900, interval: month, trial_days: 14}
           - {code: pro-yearly, unit_amount: 19000, interval: year}
@@ -127,6 +128,21 @@ def _int(ctx, mapping, key, path, *, default=None, minimum=0, allow_null=False):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         ctx.fail(f"must be an integer >= {minimum}", line=mapping.line_of(key), path=f"{path}.{key}")
     return value
+
+
+def _credits(ctx, mapping, key, path):
+    """Credits (at most 6 decimals) as integer micro-credits; absent: None."""
+    from decimal import Decimal
+
+    if key not in mapping:
+        return None
+    value = mapping[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        ctx.fail("must be a number of credits >= 0", line=mapping.line_of(key), path=f"{path}.{key}")
+    micros = Decimal(str(value)) * 1_000_000
+    if micros != micros.to_integral_value():
+        ctx.fail("credits have at most 6 decimal places", line=mapping.line_of(key), path=f"{path}.{key}")
+    return int(micros)
 
 
 def _bool(ctx, mapping, key, path, *, default):
@@ -297,7 +313,17 @@ def catalog_parse(*, text: str, filename: str = "<catalog>") -> dict:
         _check_keys(
             ctx,
             spec,
-            {"code", "name", "description", "public", "default", "sort", "prices", "features"},
+            {
+                "code",
+                "name",
+                "description",
+                "public",
+                "default",
+                "sort",
+                "prices",
+                "features",
+                "credits_per_period",
+            },
             path,
         )
         code = _str(ctx, spec, "code", path, required=True, max_length=64, pattern=CODE_RE)
@@ -311,6 +337,7 @@ def catalog_parse(*, text: str, filename: str = "<catalog>") -> dict:
             "is_public": _bool(ctx, spec, "public", path, default=True),
             "is_default": _bool(ctx, spec, "default", path, default=False),
             "sort_order": _int(ctx, spec, "sort", path, default=index, minimum=-1_000_000),
+            "credit_allowance": _credits(ctx, spec, "credits_per_period", path),
             "prices": [],
             "features": {},
         }
@@ -509,7 +536,8 @@ def catalog_apply(*, catalog: dict) -> ImportReport:
                 if tier.code != new_default:
                     tier.is_default = False
         for spec in catalog["tiers"]:
-            values = {k: spec[k] for k in ("name", "description", "is_public", "is_default", "sort_order")}
+            values = {k: spec[k] for k in ("name", "description", "is_public", "is_default", "sort_order",
+                                           "credit_allowance")}  # fmt: skip
             tier = tiers.get(spec["code"])
             if tier is None:
                 tier = tiers[spec["code"]] = Tier.objects.create(code=spec["code"], **values)
@@ -583,6 +611,9 @@ def catalog_export() -> str:
         if tier.description:
             item["description"] = tier.description
         item.update({"public": tier.is_public, "default": tier.is_default, "sort": tier.sort_order})
+        if tier.credit_allowance is not None:
+            credits = tier.credit_allowance / 1_000_000
+            item["credits_per_period"] = int(credits) if credits == int(credits) else credits
         prices = []
         for price in sorted((p for p in tier.prices.all() if p.active), key=lambda p: p.id):
             entry = {"code": price.code} if price.code else {}

@@ -14,6 +14,10 @@ class Tier(models.Model):
     is_public = models.BooleanField(default=True, help_text="Listed on the pricing page and in the API.")
     is_default = models.BooleanField(default=False, help_text="The free tier customers fall back to.")
     sort_order = models.IntegerField(default=0)
+    credit_allowance = models.BigIntegerField(
+        null=True, blank=True,
+        help_text="Credits granted each billing period, in micro-credits (1 credit = 1,000,000); they expire with the period.",
+    )  # fmt: skip
     creator = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="creator_tiers",
         help_text="Set for a creator's channel tier.",

@@ -430,3 +430,27 @@ def test_tenant_ai_costs_api_and_staff_page(shop):
     client.force_login(staff)
     page = client.get("/usage/ai/").content.decode()
     assert "gpt-x" in page and "6.000000" in page and "c2" in page
+
+
+def test_tier_allowances_are_granted_once_per_period_and_follow_the_tier(
+    ci_catalog, django_capture_on_commit_callbacks
+):
+    from billing.memberships.services import customer_upsert, membership_set_tier
+    from billing.metering.credits import credits_allowances_renew
+    from billing.metering.tasks import credits_expire_task  # noqa: F401  (the module registers both tasks)
+    from billing.tiers.catalog import catalog_export, catalog_import
+    from billing.tiers.models import Tier
+
+    with tenant_context(ci_catalog.tenant):
+        text = catalog_export().replace("  name: Team\n", "  name: Team\n  credits_per_period: 250.5\n", 1)
+        catalog_import(text=text)
+        assert Tier.objects.get(code="team").credit_allowance == 250_500_000
+        assert "credits_per_period: 250.5" in catalog_export()
+        customer, _ = customer_upsert(external_id="c9")
+        assert credits_allowances_renew() == 0  # Community has no allowance
+        with django_capture_on_commit_callbacks(execute=True):
+            membership_set_tier(customer=customer, tier=Tier.objects.get(code="team"))
+        granted = CreditGrant.objects.get(customer=customer, source="tier_allowance")
+        assert granted.amount == 250_500_000 and granted.priority == 0 and granted.expires_at is not None
+        assert credits_allowances_renew() == 0  # the hourly job: this period's grant exists
+        assert invariants("c9") == 250_500_000
