@@ -1,6 +1,7 @@
 """A customer whose membership changed gets the new tier's credit allowance for the period at once
 (the hourly job would grant it within the hour anyway)."""
 
+
 def on_membership_changed(sender, external_id: str, committed: bool = False, **kwargs) -> None:
     # memberships send this inside their transaction and again once it committed: act on the
     # second, so a failure here can never roll a membership change back
