@@ -454,3 +454,35 @@ def test_tier_allowances_are_granted_once_per_period_and_follow_the_tier(
         assert granted.amount == 250_500_000 and granted.priority == 0 and granted.expires_at is not None
         assert credits_allowances_renew() == 0  # the hourly job: this period's grant exists
         assert invariants("c9") == 250_500_000
+
+
+def test_staff_see_credits_and_prices_in_the_admin(shop):
+    from django.test import Client
+
+    from accounts.models import User
+
+    with tenant_context(shop.tenant):
+        grant(credits=3, source="manual", reference="gift")
+        owner = User.objects.get(email=shop.owner_email)
+    client = Client(HTTP_HOST=shop.host)
+    client.force_login(owner)
+    for model in ("creditgrant", "creditledgerentry", "burnrate", "aiprice", "aiusage", "creditrequirement",
+                  "creditalert", "meter", "metersyncrun"):  # fmt: skip
+        assert client.get(f"/admin/metering/{model}/").status_code == 200, model
+    assert b"gift" in client.get("/admin/metering/creditgrant/").content
+    assert client.get("/admin/metering/creditgrant/add/").status_code == 403  # grants go through the API
+    response = client.post(
+        "/admin/metering/creditrequirement/add/", {"feature": feature_id(shop, "sso"), "minimum": 5}
+    )
+    assert response.status_code == 302
+    with tenant_context(shop.tenant):
+        from billing.metering.credit_models import CreditRequirement
+
+        assert CreditRequirement.objects.get().minimum == 5
+
+
+def feature_id(fixture, code):
+    from billing.tiers.models import Feature
+
+    with tenant_context(fixture.tenant):
+        return Feature.objects.get(code=code).pk
