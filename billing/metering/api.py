@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import orjson
 from django.db import connection
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -29,6 +30,9 @@ class EventsView(LeanJSONView):
     Idempotency-Key is needed. Needs the `write` scope."""
 
     required_scope = "write"
+    # strict JSON (NaN/Infinity are not JSON: such a body is a 400) and several times faster on
+    # batches of thousands of events
+    json_loads = staticmethod(orjson.loads)
 
     def handle(self, request, data, prefetched):
         if isinstance(data, dict) and "events" in data:

@@ -33,6 +33,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -177,7 +178,7 @@ def _matches(spec: MeterSpec, properties: dict) -> bool:
 def meter_contribution(spec: MeterSpec, row) -> Decimal | str | None:
     """What one event adds to a meter: a number, a distinct value (unique_count), or None when the
     meter does not count it. Raises _Reject for an event the meter cannot take."""
-    if not _matches(spec, row.properties):
+    if spec.filters and not _matches(spec, row.properties):
         return None
     if spec.aggregation == Aggregation.COUNT:
         return Decimal(1)
@@ -344,7 +345,14 @@ def _store(accepted: list[tuple[_Row, list]]) -> set[str]:
         ) as copy:
             for row, _ in fresh:
                 copy.write_row(
-                    (row.event_id, row.customer, row.type, row.ts, row.value, json.dumps(row.properties))
+                    (
+                        row.event_id,
+                        row.customer,
+                        row.type,
+                        row.ts,
+                        row.value,
+                        orjson.dumps(row.properties).decode(),
+                    )
                 )
     metered_customers = _store_rollups(fresh)
     from billing.metering.credits import credits_burn
