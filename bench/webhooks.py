@@ -58,6 +58,25 @@ def sub_payload(event_id: str, customer: str, minute: int) -> dict:
     }  # fmt: skip
 
 
+def _sequential(base: str, host: str, adapter, run: str, *, n: int) -> list[float]:
+    """Ack latency as one provider sees it: one delivery at a time over one keep-alive client."""
+    import httpx
+
+    samples = []
+    with httpx.Client(base_url=base, headers={"Host": host}, timeout=10) as client:
+        for i in range(n):
+            body, headers = adapter.sign(
+                payload={"id": f"evt_{run}_seq_{i}", "type": "checkout.viewed", "data": {}}
+            )
+            started = time.perf_counter()
+            response = client.post(
+                "/webhooks/sandbox/", content=body, headers={**headers, "Content-Type": "application/json"}
+            )
+            samples.append((time.perf_counter() - started) * 1000)
+            assert response.status_code < 300, response.status_code
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
@@ -93,11 +112,14 @@ def main() -> None:
             lua=lua,
         )
         time.sleep(0.5)
+        sequential = _sequential(base, host, adapter, run, n=1000)
     print("  " + fmt_http("POST /webhooks/sandbox/ (ack)", hooks))
     print("  " + fmt_http("GET /healthz (baseline)", health))
     print("  server-side (gunicorn %(D)s)")
     for path in ("/webhooks/sandbox/", "/healthz"):
         print(f"  {path:<28} {summary(server_side_ms(log, path))}")
+    print("  client-side, one connection, one request at a time (the provider's view of an ack)")
+    print(f"  {'/webhooks/sandbox/':<28} {summary(sequential)}")
     os.unlink(lua)
     os.unlink(log)
 
