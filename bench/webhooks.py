@@ -60,8 +60,11 @@ def sub_payload(event_id: str, customer: str, minute: int) -> dict:
 
 def _sequential(base: str, host: str, adapter, run: str, *, n: int) -> list[float]:
     """Ack latency as one provider sees it: one delivery at a time over one keep-alive client."""
+    import logging
+
     import httpx
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     samples = []
     with httpx.Client(base_url=base, headers={"Host": host}, timeout=10) as client:
         for i in range(n):
