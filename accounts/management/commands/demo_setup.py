@@ -70,10 +70,34 @@ class Command(BaseCommand):
             customer = customer_for_user(user=user)
             membership_set_tier(customer=customer, tier=tiers["team"])
             counter_change(customer=customer, feature="private_projects", value=7)
-            counter_change(customer=customer, feature="build_minutes", value=1850)
+        self._demo_builds(customer_for_user(user=user).external_id, builds_per_day=12)
         for index, code in enumerate(["community", "team", "pro", "team", "community", "enterprise"], 1):
             customer, created = customer_upsert(
                 external_id=f"acct_{index:03d}", email=f"dev{index}@example.com"
             )
             if created:
                 membership_set_tier(customer=customer, tier=tiers[code])
+            self._demo_builds(customer.external_id, builds_per_day=index % 4 + 1)
+
+    def _demo_builds(self, external_id: str, *, builds_per_day: int, days: int = 10) -> None:
+        """`build.finished` usage events over the last days (stable ids: a re-run stores nothing new),
+        so the build-minutes meter, its limit and the usage charts have something to show."""
+        import datetime as dt
+
+        from django.utils import timezone
+
+        from billing.metering.ingest import events_ingest
+
+        now = timezone.now().replace(minute=0, second=0, microsecond=0)
+        events = [
+            {
+                "id": f"demo-build-{external_id}-{day}-{build}",
+                "customer": external_id,
+                "type": "build.finished",
+                "timestamp": (now - dt.timedelta(days=day, hours=build)).isoformat(),
+                "properties": {"minutes": 4 + (day * 7 + build * 5) % 23, "repo": f"repo-{build % 3}"},
+            }
+            for day in range(days)
+            for build in range(builds_per_day)
+        ]
+        events_ingest(events=events)
