@@ -162,6 +162,21 @@ USAGE_PARAMETERS = [
 ]
 
 
+class UsageBucket(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    value = serializers.FloatField(allow_null=True)
+
+
+class UsageOutput(serializers.Serializer):
+    customer = serializers.CharField(required=False)
+    meter = serializers.CharField()
+    aggregation = serializers.CharField()
+    window = serializers.CharField()
+    total = serializers.FloatField(allow_null=True)
+    data = UsageBucket(many=True)
+
+
 def _usage_body(meter, start, end, window, customer: str | None) -> dict:
     series = usage_series(meter=meter, start=start, end=end, window=window, customer=customer)
     return {
@@ -178,7 +193,7 @@ def _usage_body(meter, start, end, window, customer: str | None) -> dict:
 class CustomerUsageView(APIView):
     """One customer's usage of a meter per window (from the hourly rollups)."""
 
-    @extend_schema(operation_id="usage_customer", parameters=USAGE_PARAMETERS)
+    @extend_schema(operation_id="usage_customer", parameters=USAGE_PARAMETERS, responses=UsageOutput)
     def get(self, request, external_id: str):
         customer = customer_get(external_id=external_id)
         meter, start, end, window = _query(request)
@@ -190,7 +205,7 @@ class CustomerUsageView(APIView):
 class TenantUsageView(APIView):
     """The whole tenant's usage of a meter per window (staff reporting)."""
 
-    @extend_schema(operation_id="usage_tenant", parameters=USAGE_PARAMETERS)
+    @extend_schema(operation_id="usage_tenant", parameters=USAGE_PARAMETERS, responses=UsageOutput)
     def get(self, request):
         meter, start, end, window = _query(request)
         return Response(_usage_body(meter, start, end, window, None))
@@ -200,7 +215,22 @@ class UnsyncedUsageView(APIView):
     """Usage not yet accepted by a provider: reports still pending and what the next nightly sync
     would send, per customer, meter and period (never silently dropped). `?customer=` narrows it."""
 
-    @extend_schema(operation_id="usage_unsynced", parameters=[OpenApiParameter("customer", str)])
+    @extend_schema(
+        operation_id="usage_unsynced",
+        parameters=[OpenApiParameter("customer", str)],
+        responses=inline_serializer(
+            "UnsyncedUsage",
+            {
+                "data": inline_serializer(
+                    "UnsyncedRow",
+                    {"customer": serializers.CharField(), "meter": serializers.CharField(),
+                     "period_start": serializers.DateTimeField(), "period_end": serializers.DateTimeField(),
+                     "quantity": serializers.IntegerField(), "kind": serializers.CharField()},
+                    many=True,
+                )
+            },
+        ),
+    )  # fmt: skip
     def get(self, request):
         from billing.metering.sync import usage_unsynced
 

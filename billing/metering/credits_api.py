@@ -9,7 +9,8 @@ import datetime as dt
 from decimal import Decimal
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -33,6 +34,7 @@ from monetize.api.fields import StrictCharField
 from monetize.api.idempotency import idempotent
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class _Credits(serializers.Field):
     """Micro-credits rendered as a decimal string of credits."""
 
@@ -87,7 +89,19 @@ class CustomerCreditsView(APIView):
     """A customer's credit balance (all grants; `available`: usable now; `overage`: cost no grant
     covered), active grants in burn order and the 50 latest ledger entries."""
 
-    @extend_schema(operation_id="credits_get")
+    @extend_schema(
+        operation_id="credits_get",
+        responses=inline_serializer(
+            "CreditBalance",
+            {
+                "customer": serializers.CharField(), "balance": serializers.CharField(),
+                "balance_micros": serializers.IntegerField(), "available": serializers.CharField(),
+                "available_micros": serializers.IntegerField(), "overage": serializers.CharField(),
+                "overage_micros": serializers.IntegerField(), "grants": GrantOutput(many=True),
+                "ledger": LedgerOutput(many=True),
+            },
+        ),
+    )  # fmt: skip
     def get(self, request, external_id: str):
         customer = customer_get(external_id=external_id)
         return Response(
@@ -202,6 +216,17 @@ def _when(params, key: str, default: dt.datetime) -> dt.datetime:
     return value
 
 
+class AiCostRow(serializers.Serializer):  # noqa: N801  (documentation only)
+    customer = serializers.CharField(required=False, help_text="with ?by=customer")
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    events = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    credits = serializers.CharField()
+    unpriced_events = serializers.IntegerField()
+
+
 class CustomerAiCostsView(APIView):
     """Per provider and model: events, input/output tokens and credits of the customer's AI events
     in [from, to) (default: this calendar month), priced at each event's timestamp."""
@@ -209,7 +234,12 @@ class CustomerAiCostsView(APIView):
     @extend_schema(
         operation_id="ai_costs_customer",
         parameters=[OpenApiParameter("from", dt.datetime), OpenApiParameter("to", dt.datetime)],
-    )
+        responses=inline_serializer(
+            "AiCostsCustomer",
+            {"customer": serializers.CharField(), "from": serializers.DateTimeField(), "to": serializers.DateTimeField(),
+             "data": AiCostRow(many=True)},
+        ),
+    )  # fmt: skip
     def get(self, request, external_id: str):
         customer = customer_get(external_id=external_id)
         now = timezone.now()
@@ -235,6 +265,11 @@ class TenantAiCostsView(APIView):
         operation_id="ai_costs_tenant",
         parameters=[OpenApiParameter("from", dt.datetime), OpenApiParameter("to", dt.datetime),
                     OpenApiParameter("by", str, enum=["model", "customer"])],
+        responses=inline_serializer(
+            "AiCostsTenant",
+            {"from": serializers.DateTimeField(), "to": serializers.DateTimeField(), "by": serializers.CharField(),
+             "data": AiCostRow(many=True)},
+        ),
     )  # fmt: skip
     def get(self, request):
         now = timezone.now()
