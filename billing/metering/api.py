@@ -124,7 +124,8 @@ class MeterListCreateView(APIView):
         return Response(MeterOutput(meter).data, status=status.HTTP_201_CREATED)
 
 
-def _when(params, key: str, default: dt.datetime) -> dt.datetime:
+def query_time(params, key: str, default: dt.datetime) -> dt.datetime:
+    """An RFC 3339 query parameter with an offset (a '+' arrives as ' '), or `default`."""
     raw = params.get(key)
     if not raw:
         return default
@@ -146,8 +147,8 @@ def _query(request) -> tuple[Meter, dt.datetime, dt.datetime, str]:
     if meter is None:
         raise UnknownMeter(f"No meter '{code}'.", details={"meter": code})
     now = timezone.now()
-    start = _when(params, "from", month_start(now))
-    end = _when(params, "to", now)
+    start = query_time(params, "from", month_start(now))
+    end = query_time(params, "to", now)
     window = params.get("window", "day")
     if window not in WINDOWS:
         raise InvalidUsageQuery(f"'window' is one of {', '.join(WINDOWS)}.", details={"field": "window"})

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.memberships.selectors import customer_get
+from billing.metering.api import query_time
 from billing.metering.credit_models import AiPrice, BurnRate, CreditGrant, CreditLedgerEntry, GrantSource
 from billing.metering.credits import (
     ai_costs,
@@ -203,19 +204,6 @@ class AiPriceListCreateView(APIView):
         return Response(AiPriceOutput(price).data, status=status.HTTP_201_CREATED)
 
 
-def _when(params, key: str, default: dt.datetime) -> dt.datetime:
-    raw = params.get(key)
-    if not raw:
-        return default
-    try:
-        value = dt.datetime.fromisoformat(raw.replace(" ", "+"))  # a '+' in a query string arrives as ' '
-    except ValueError:
-        raise InvalidUsageQuery(f"'{key}' is not an RFC 3339 timestamp.", details={"field": key}) from None
-    if value.tzinfo is None:
-        raise InvalidUsageQuery(f"'{key}' needs a time zone offset (e.g. Z).", details={"field": key})
-    return value
-
-
 class AiCostRow(serializers.Serializer):  # noqa: N801  (documentation only)
     customer = serializers.CharField(required=False, help_text="with ?by=customer")
     provider = serializers.CharField()
@@ -243,8 +231,8 @@ class CustomerAiCostsView(APIView):
     def get(self, request, external_id: str):
         customer = customer_get(external_id=external_id)
         now = timezone.now()
-        start = _when(request.query_params, "from", month_start(now))
-        end = _when(request.query_params, "to", now)
+        start = query_time(request.query_params, "from", month_start(now))
+        end = query_time(request.query_params, "to", now)
         if end <= start:
             raise InvalidUsageQuery("'to' must be after 'from'.", details={"field": "to"})
         return Response(
@@ -273,8 +261,8 @@ class TenantAiCostsView(APIView):
     )  # fmt: skip
     def get(self, request):
         now = timezone.now()
-        start = _when(request.query_params, "from", month_start(now))
-        end = _when(request.query_params, "to", now)
+        start = query_time(request.query_params, "from", month_start(now))
+        end = query_time(request.query_params, "to", now)
         if end <= start:
             raise InvalidUsageQuery("'to' must be after 'from'.", details={"field": "to"})
         by = request.query_params.get("by", "model")
