@@ -7,7 +7,13 @@ import json
 
 from django.utils.dateparse import parse_datetime
 
-from billing.providers.base import WebhookVerificationFailed
+from billing.providers.base import (
+    EventType,
+    NormalizedEvent,
+    PaymentState,
+    SubscriptionState,
+    WebhookVerificationFailed,
+)
 
 SUBSCRIPTION_STATUS = {
     "incomplete": "incomplete",
@@ -39,3 +45,54 @@ def timestamp(value) -> dt.datetime | None:
     if isinstance(value, int | float):
         return dt.datetime.fromtimestamp(value, dt.UTC)
     return parse_datetime(value) if isinstance(value, str) and value else None
+
+
+# Events of the engines we run ourselves (the sandbox, and Toss's subscription schedule): one format,
+# {"id", "type", "created_at", "data"}, signed by each provider's own scheme.
+ENGINE_SUBSCRIPTION_TYPES = {
+    "subscription.created": EventType.SUBSCRIPTION_CREATED,
+    "subscription.updated": EventType.SUBSCRIPTION_UPDATED,
+    "subscription.canceled": EventType.SUBSCRIPTION_CANCELED,
+    "subscription.expired": EventType.SUBSCRIPTION_EXPIRED,
+}
+ENGINE_PAYMENT_TYPES = {
+    "payment.succeeded": EventType.PAYMENT_SUCCEEDED,
+    "payment.failed": EventType.PAYMENT_FAILED,
+    "order.paid": EventType.ORDER_PAID,
+    "refund.created": EventType.REFUND_CREATED,
+}
+
+
+def engine_event(provider: str, payload: dict, *, when=timestamp) -> NormalizedEvent:
+    """A verified event of one of our own engines, normalized (`when` parses its timestamps)."""
+    raw_type, data = str(payload.get("type", "")), payload.get("data") or {}
+    common = {
+        "provider": provider,
+        "event_id": payload["id"],
+        "occurred_at": when(payload.get("created_at")) or dt.datetime.now(dt.UTC),
+        "raw_type": raw_type,
+    }
+    if raw_type in ENGINE_SUBSCRIPTION_TYPES:
+        state = SubscriptionState(
+            subscription_id=str(data["subscription_id"]),
+            status=str(data["status"]),
+            customer=str(data["customer"]),
+            price_ref=str(data.get("price") or ""),
+            quantity=int(data.get("quantity") or 1),
+            period_start=when(data.get("period_start")),
+            period_end=when(data.get("period_end")),
+            cancel_at_period_end=bool(data.get("cancel_at_period_end")),
+            provider_customer_id=str(data.get("customer_key") or ""),
+            checkout_id=str(data.get("checkout_id") or ""),
+        )
+        return NormalizedEvent(type=ENGINE_SUBSCRIPTION_TYPES[raw_type], subscription=state, **common)
+    if raw_type in ENGINE_PAYMENT_TYPES:
+        payment = PaymentState(
+            payment_id=str(data["payment_id"]),
+            amount=int(data["amount"]),
+            currency=str(data["currency"]).lower(),
+            customer=str(data["customer"]),
+            subscription_id=str(data.get("subscription_id") or ""),
+        )
+        return NormalizedEvent(type=ENGINE_PAYMENT_TYPES[raw_type], payment=payment, **common)
+    return NormalizedEvent(type=EventType.IGNORED, **common)

@@ -17,29 +17,14 @@ import json
 from django.utils.dateparse import parse_datetime
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from billing.providers._common import engine_event
 from billing.providers.base import (
     CheckoutRequest,
     CheckoutSession,
-    EventType,
     NormalizedEvent,
-    PaymentState,
-    SubscriptionState,
     UsageReport,
     WebhookVerificationFailed,
 )
-
-SUBSCRIPTION_TYPES = {
-    "subscription.created": EventType.SUBSCRIPTION_CREATED,
-    "subscription.updated": EventType.SUBSCRIPTION_UPDATED,
-    "subscription.canceled": EventType.SUBSCRIPTION_CANCELED,
-    "subscription.expired": EventType.SUBSCRIPTION_EXPIRED,
-}
-PAYMENT_TYPES = {
-    "payment.succeeded": EventType.PAYMENT_SUCCEEDED,
-    "payment.failed": EventType.PAYMENT_FAILED,
-    "order.paid": EventType.ORDER_PAID,
-    "refund.created": EventType.REFUND_CREATED,
-}
 
 
 def _when(value) -> dt.datetime | None:
@@ -67,38 +52,7 @@ class SandboxProvider:
         return payload["id"]
 
     def parse_event(self, payload: dict) -> NormalizedEvent:
-        raw_type = str(payload.get("type", ""))
-        data = payload.get("data") or {}
-        occurred = _when(payload.get("created_at")) or dt.datetime.now(dt.UTC)
-        common = {
-            "provider": self.name,
-            "event_id": payload["id"],
-            "occurred_at": occurred,
-            "raw_type": raw_type,
-        }
-        if raw_type in SUBSCRIPTION_TYPES:
-            state = SubscriptionState(
-                subscription_id=str(data["subscription_id"]),
-                status=str(data["status"]),
-                customer=str(data["customer"]),
-                price_ref=str(data.get("price") or ""),
-                quantity=int(data.get("quantity") or 1),
-                period_start=_when(data.get("period_start")),
-                period_end=_when(data.get("period_end")),
-                cancel_at_period_end=bool(data.get("cancel_at_period_end")),
-                checkout_id=str(data.get("checkout_id") or ""),
-            )
-            return NormalizedEvent(type=SUBSCRIPTION_TYPES[raw_type], subscription=state, **common)
-        if raw_type in PAYMENT_TYPES:
-            payment = PaymentState(
-                payment_id=str(data["payment_id"]),
-                amount=int(data["amount"]),
-                currency=str(data["currency"]).lower(),
-                customer=str(data["customer"]),
-                subscription_id=str(data.get("subscription_id") or ""),
-            )
-            return NormalizedEvent(type=PAYMENT_TYPES[raw_type], payment=payment, **common)
-        return NormalizedEvent(type=EventType.IGNORED, **common)
+        return engine_event(self.name, payload, when=_when)
 
     # --- calls (the sandbox's own behaviour lives in sandbox_engine) ----------------------------
 

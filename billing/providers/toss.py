@@ -32,7 +32,7 @@ from urllib.parse import quote
 import httpx
 from django.utils.dateparse import parse_datetime
 
-from billing.providers._common import json_object
+from billing.providers._common import engine_event, json_object
 from billing.providers.base import (
     CheckoutRequest,
     CheckoutSession,
@@ -42,7 +42,6 @@ from billing.providers.base import (
     ProviderError,
     ProviderNotConfigured,
     ProviderUnavailable,
-    SubscriptionState,
     WebhookVerificationFailed,
 )
 
@@ -305,37 +304,7 @@ class TossProvider:
     def parse_event(self, payload: dict) -> NormalizedEvent:
         if "eventType" in payload:
             return self._parse_toss(payload)
-        raw_type, data = str(payload.get("type", "")), payload.get("data") or {}
-        common = {
-            "provider": self.name,
-            "event_id": payload["id"],
-            "occurred_at": _when(payload.get("created_at")) or dt.datetime.now(dt.UTC),
-            "raw_type": raw_type,
-        }
-        if raw_type in SUBSCRIPTION_TYPES:
-            state = SubscriptionState(
-                subscription_id=str(data["subscription_id"]),
-                status=str(data["status"]),
-                customer=str(data["customer"]),
-                price_ref=str(data.get("price") or ""),
-                quantity=int(data.get("quantity") or 1),
-                period_start=_when(data.get("period_start")),
-                period_end=_when(data.get("period_end")),
-                cancel_at_period_end=bool(data.get("cancel_at_period_end")),
-                provider_customer_id=str(data.get("customer_key") or ""),
-                checkout_id=str(data.get("checkout_id") or ""),
-            )
-            return NormalizedEvent(type=SUBSCRIPTION_TYPES[raw_type], subscription=state, **common)
-        if raw_type in PAYMENT_TYPES:
-            payment = PaymentState(
-                payment_id=str(data["payment_id"]),
-                amount=int(data["amount"]),
-                currency=str(data["currency"]).lower(),
-                customer=str(data["customer"]),
-                subscription_id=str(data.get("subscription_id") or ""),
-            )
-            return NormalizedEvent(type=PAYMENT_TYPES[raw_type], payment=payment, **common)
-        return NormalizedEvent(type=EventType.IGNORED, **common)
+        return engine_event(self.name, payload, when=_when)
 
     def _parse_toss(self, payload: dict) -> NormalizedEvent:
         """A fetched-back Payment: DONE is the charge (recorded once whichever path reports it
