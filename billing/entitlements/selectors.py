@@ -70,7 +70,7 @@ def snapshot_build(*, customer: Customer) -> dict:
     expiries = [o.expires_at.timestamp() for o in overrides.values() if o.expires_at]
     if period_end is not None:  # metered usage starts again with the next period
         expiries.append(period_end.timestamp())
-    from billing.metering.credits import credits_for_snapshot
+    from billing.metering.credit_selectors import credits_for_snapshot
 
     credits, credit_minimums, credits_change = credits_for_snapshot(customer=customer, now=now)
     for code, minimum in credit_minimums.items():

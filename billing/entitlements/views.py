@@ -13,7 +13,7 @@ from billing.memberships.exceptions import MembershipsError
 from billing.memberships.selectors import membership_current
 from billing.memberships.services import customer_for_user
 from billing.metering.credit_models import credits_display
-from billing.metering.credits import credit_balance, credit_grants_active, credit_ledger_recent
+from billing.metering.credit_selectors import credit_balance, credit_grants_active, credit_ledger_recent
 from billing.metering.views import usage_charts
 from billing.tiers.models import Feature, Price
 

@@ -42,8 +42,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import IntegrityError, connection, models, transaction
-from django.db.models import Min, Q, Sum
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from billing.memberships.models import Customer
@@ -198,7 +197,7 @@ def _accounts_for_update(customer_ids: list[int]) -> dict[int, CreditAccount]:
     return {account.customer_id: account for account in accounts}
 
 
-def _burn_order(grant: CreditGrant) -> tuple:
+def burn_order(grant: CreditGrant) -> tuple:
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     return grant.priority, grant.expires_at or far, grant.created_at, grant.pk
 
@@ -279,7 +278,7 @@ def credits_burn(*, fresh: list) -> set[str]:
     entries, touched = [], []
     for customer_id in sorted(customers):
         external_id, account = customers[customer_id], accounts[customer_id]
-        mine = sorted(grants.get(customer_id, []), key=_burn_order)
+        mine = sorted(grants.get(customer_id, []), key=burn_order)
         burn, carry = _Burn(), account.carry
         for when, event_id, cost, source in sorted(costs[external_id], key=lambda c: (c[0], c[1])):
             burn.events += 1
@@ -534,55 +533,6 @@ def credit_alert_create(*, threshold: int) -> CreditAlert:
     return alert
 
 
-# --- selectors ------------------------------------------------------------------------------------
-
-
-def credits_available(*, customer_id: int, now: dt.datetime) -> tuple[int, dt.datetime | None]:
-    """Micro-credits usable now, and when that next changes by itself (a grant starts or expires)."""
-    live = CreditGrant.objects.filter(customer_id=customer_id, remaining__gt=0)
-    usable = Q(effective_at__lte=now) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-    row = live.aggregate(
-        available=Sum("remaining", filter=usable),
-        next_expiry=Min("expires_at", filter=usable),
-        next_start=Min("effective_at", filter=Q(effective_at__gt=now)),
-    )
-    changes = [when for when in (row["next_expiry"], row["next_start"]) if when is not None]
-    return row["available"] or 0, min(changes) if changes else None
-
-
-def credits_for_snapshot(
-    *, customer: Customer, now: dt.datetime
-) -> tuple[int, dict[str, int], dt.datetime | None]:
-    """(usable micro-credits, {feature code: minimum}, when the balance next changes by itself)."""
-    requirements = dict(CreditRequirement.objects.values_list("feature__code", "minimum"))
-    available, change = credits_available(customer_id=customer.pk, now=now)
-    return available, requirements, change
-
-
-def credit_balance(*, customer: Customer) -> dict:
-    account = CreditAccount.objects.filter(customer=customer).first()
-    available, _ = credits_available(customer_id=customer.pk, now=timezone.now())
-    balance = account.balance if account else 0
-    overage = account.overage if account else 0
-    return {
-        "balance": credits_text(balance), "balance_micros": balance,
-        "available": credits_text(available), "available_micros": available,
-        "overage": credits_text(overage), "overage_micros": overage,
-    }  # fmt: skip
-
-
-def credit_grants_active(*, customer: Customer) -> list[CreditGrant]:
-    now = timezone.now()
-    grants = CreditGrant.objects.filter(customer=customer, remaining__gt=0).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-    )
-    return sorted(grants, key=_burn_order)
-
-
-def credit_ledger_recent(*, customer: Customer, limit: int = 50) -> list[CreditLedgerEntry]:
-    return list(CreditLedgerEntry.objects.filter(customer=customer).order_by("-id")[:limit])
-
-
 def ai_usage_record(*, fresh: list) -> None:
     """Add the newly stored AI events (with `model` and token counts) to the hourly AI usage rollup,
     priced as burning prices them. Runs inside the ingestion transaction (new events only)."""
@@ -626,37 +576,3 @@ def ai_usage_record(*, fresh: list) -> None:
             """,
             [list(column) for column in columns],
         )
-
-
-def _hours(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    floor = start.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
-    ceil = end.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
-    return floor, ceil if ceil == end else ceil + dt.timedelta(hours=1)
-
-
-def ai_costs(
-    *, customer: Customer | None, start: dt.datetime, end: dt.datetime, by_customer: bool = False
-) -> list[dict]:
-    """Per provider and model (and customer, with by_customer): events, tokens and credits of AI
-    events in [start, end) rounded out to whole hours, for one customer or (None) the tenant,
-    from the hourly AI usage rollup. Each event was priced at its own timestamp."""
-    from billing.metering.credit_models import AiUsage
-
-    rows = AiUsage.objects.filter(hour__gte=_hours(start, end)[0], hour__lt=_hours(start, end)[1])
-    if customer is not None:
-        rows = rows.filter(customer=customer.external_id)
-    group = ["provider", "model", *(["customer"] if by_customer else [])]
-    totals = (
-        rows.values(*group)
-        .annotate(
-            n=models.Sum("events"), tin=models.Sum("input_tokens"), tout=models.Sum("output_tokens"),
-            micros=models.Sum("credits"), unpriced=models.Sum("unpriced_events"),
-        )
-        .order_by(*(["-micros"] if by_customer else []), *group)
-    )  # fmt: skip
-    return [
-        {**({"customer": t["customer"]} if by_customer else {}), "provider": t["provider"], "model": t["model"],
-         "events": t["n"], "input_tokens": t["tin"], "output_tokens": t["tout"],
-         "credits": str((Decimal(t["micros"]) / MICROS).quantize(Decimal("0.000001"))), "unpriced_events": t["unpriced"]}
-        for t in totals
-    ]  # fmt: skip

@@ -18,14 +18,16 @@ from rest_framework.views import APIView
 from billing.memberships.selectors import customer_get
 from billing.metering.api import query_time
 from billing.metering.credit_models import AiPrice, BurnRate, CreditGrant, CreditLedgerEntry, GrantSource
-from billing.metering.credits import (
+from billing.metering.credit_selectors import (
     ai_costs,
-    ai_price_create,
-    burn_rate_create,
     credit_balance,
-    credit_grant_create,
     credit_grants_active,
     credit_ledger_recent,
+)
+from billing.metering.credits import (
+    ai_price_create,
+    burn_rate_create,
+    credit_grant_create,
     credits_text,
     credits_to_micros,
 )

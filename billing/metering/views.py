@@ -71,7 +71,7 @@ def tenant_usage(request):
 @role_required(*STAFF_ROLES)
 def tenant_ai_costs(request):
     """AI cost per model this month, and the customers it comes from (from the hourly AI rollup)."""
-    from billing.metering.credits import ai_costs
+    from billing.metering.credit_selectors import ai_costs
 
     now = timezone.now()
     start = month_start(now)
