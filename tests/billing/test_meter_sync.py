@@ -484,3 +484,35 @@ def test_unsynced_usage_is_visible_in_the_api_until_reported(shop):
     assert shop.api().get("/api/v1/usage/unsynced?customer=ghost").status_code == 404
     run(shop)
     assert shop.api().get("/api/v1/usage/unsynced").json()["data"] == []
+
+
+@pytest.mark.worker
+def test_the_nightly_sync_runs_in_a_real_worker_in_the_tenants_schema(live_tenant, worker):
+    """Beat's task, sent in the tenant's context, runs in a real Celery worker on that tenant's schema."""
+    import time
+
+    from billing.metering.ingest import events_ingest
+    from billing.metering.tasks import meter_sync_task
+    from tests.helpers import committed
+
+    def setup():
+        with tenant_context(live_tenant.tenant):
+            events_ingest(events=[{"id": f"w{i}", "customer": "c1", "type": "build.finished",
+                                   "timestamp": timezone.now().isoformat(), "properties": {"minutes": 2}}
+                                  for i in range(3)])  # fmt: skip
+            meter_sync_task.delay()
+
+    committed(setup)
+
+    def reported():
+        with tenant_context(live_tenant.tenant):
+            run = MeterSyncRun.objects.order_by("-pk").first()
+            totals = {(r.meter, r.quantity) for r in SandboxUsageReport.objects.filter(customer="c1")}
+            return (run.status if run and run.finished_at else None), totals
+
+    deadline = time.monotonic() + 30
+    while committed(reported)[0] is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    status, totals = committed(reported)
+    assert status == "succeeded"
+    assert ("build-minutes", 6) in totals and ("builds", 3) in totals
