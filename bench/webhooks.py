@@ -104,6 +104,9 @@ def main() -> None:
     print(f"\nHTTP: gunicorn, 2 sync workers, wrk {args.connections} connections, {args.seconds} s each")
     with gunicorn(workers=2, access_log=log, extra_env={"CELERY_TASK_ALWAYS_EAGER": "0"}) as base:
         wrk(f"{base}/healthz", headers={"Host": host}, seconds=1, connections=args.connections)
+        # each worker's first deliveries pay one-off start-up costs (URLconf, broker connection, imports:
+        # ~200 ms once per worker); warm them so the figures are the steady state
+        _sequential(base, host, adapter, run + "-warm", n=20)
         health = wrk(
             f"{base}/healthz", headers={"Host": host}, seconds=args.seconds, connections=args.connections
         )
