@@ -437,30 +437,56 @@ def rollups_fold_soon() -> None:
         logging.getLogger(__name__).exception("rollup fold failed")
 
 
+def _merge(table: str) -> str:
+    """The ON CONFLICT clause that adds a rollup row into `table`'s existing one."""
+    return f"""DO UPDATE SET
+        count = {table}.count + EXCLUDED.count,
+        sum = {table}.sum + EXCLUDED.sum,
+        min = LEAST({table}.min, EXCLUDED.min),
+        max = GREATEST({table}.max, EXCLUDED.max),
+        latest = CASE WHEN {table}.latest_ts IS NULL OR EXCLUDED.latest_ts >= {table}.latest_ts
+                      THEN EXCLUDED.latest ELSE {table}.latest END,
+        latest_ts = GREATEST({table}.latest_ts, EXCLUDED.latest_ts)"""
+
+
+_ADD_UP = (
+    "sum(count), sum(sum), min(min), max(max), (array_agg(latest ORDER BY latest_ts DESC))[1], max(latest_ts)"
+)
+_MONTH = "date_trunc('month', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+
+
 def rollups_fold() -> int:
-    """Move every committed delta into metering_rollup, exactly once: one statement deletes the
-    deltas its snapshot sees and adds them up into the rollups (in key order), so a delta is either
-    still in the delta table or in a rollup, never both, for any reader. One fold at a time per
-    tenant (a second one returns at once). Returns the number of rollup rows touched."""
+    """Move every committed delta into the rollups, exactly once: one statement deletes the deltas
+    its snapshot sees and adds them up into the hourly rollups per customer, the tenant's hourly
+    totals and the customers' monthly totals (in key order), so for any reader a delta is either
+    still in the delta table or in the rollups, never both. One fold at a time per tenant (a second
+    one returns at once). Returns the number of hourly rollup rows touched."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FOLD_LOCK])
         if not cursor.fetchone()[0]:
             return 0
         cursor.execute(
-            """
-            WITH moved AS (DELETE FROM metering_rollup_delta RETURNING *)
-            INSERT INTO metering_rollup (meter_id, customer, hour, count, sum, min, max, latest, latest_ts)
-            SELECT meter_id, customer, hour, sum(count), sum(sum), min(min), max(max),
-                   (array_agg(latest ORDER BY latest_ts DESC))[1], max(latest_ts)
-            FROM moved GROUP BY meter_id, customer, hour ORDER BY meter_id, customer, hour
-            ON CONFLICT (meter_id, customer, hour) DO UPDATE SET
-                count = metering_rollup.count + EXCLUDED.count,
-                sum = metering_rollup.sum + EXCLUDED.sum,
-                min = LEAST(metering_rollup.min, EXCLUDED.min),
-                max = GREATEST(metering_rollup.max, EXCLUDED.max),
-                latest = CASE WHEN metering_rollup.latest_ts IS NULL OR EXCLUDED.latest_ts >= metering_rollup.latest_ts
-                              THEN EXCLUDED.latest ELSE metering_rollup.latest END,
-                latest_ts = GREATEST(metering_rollup.latest_ts, EXCLUDED.latest_ts)
+            f"""
+            WITH moved AS (DELETE FROM metering_rollup_delta RETURNING *),
+            hourly AS (
+                INSERT INTO metering_rollup (meter_id, customer, hour, count, sum, min, max, latest, latest_ts)
+                SELECT meter_id, customer, hour, {_ADD_UP} FROM moved
+                GROUP BY meter_id, customer, hour ORDER BY meter_id, customer, hour
+                ON CONFLICT (meter_id, customer, hour) {_merge("metering_rollup")}
+                RETURNING 1
+            ),
+            tenant AS (
+                INSERT INTO metering_rollup_tenant (meter_id, hour, count, sum, min, max, latest, latest_ts)
+                SELECT meter_id, hour, {_ADD_UP} FROM moved GROUP BY meter_id, hour ORDER BY meter_id, hour
+                ON CONFLICT (meter_id, hour) {_merge("metering_rollup_tenant")}
+            ),
+            monthly AS (
+                INSERT INTO metering_rollup_month (meter_id, customer, month, count, sum, min, max, latest, latest_ts)
+                SELECT meter_id, customer, {_MONTH} AS month, {_ADD_UP} FROM moved
+                GROUP BY meter_id, customer, month ORDER BY meter_id, month, customer
+                ON CONFLICT (meter_id, month, customer) {_merge("metering_rollup_month")}
+            )
+            SELECT count(*) FROM hourly
             """
         )
-        return cursor.rowcount
+        return cursor.fetchone()[0]

@@ -1,7 +1,9 @@
 """Reads of usage: from the hourly rollups only, never from raw events.
 
 Ranges are whole hours (UTC): `start` is rounded down and `end` up to the hour, because rollups are
-hourly. Windows are UTC hours, days or calendar months.
+hourly. Windows are UTC hours, days or calendar months. A customer's usage reads the hourly rollups per
+customer; the tenant's reads the tenant's hourly totals; top customers read the monthly totals (all
+three through views that add the deltas not folded yet).
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ def _ceil_hour(when: dt.datetime) -> dt.datetime:
 
 def month_start(when: dt.datetime) -> dt.datetime:
     return when.astimezone(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_end(month: dt.datetime) -> dt.datetime:
+    """The start of the month after the one starting at `month`."""
+    return _next_month(month)
 
 
 def _next_month(when: dt.datetime) -> dt.datetime:
@@ -87,7 +94,9 @@ def usage_series(
             f"SELECT {bucket} AS b, count(DISTINCT value) FROM metering_rollup_value WHERE {where} GROUP BY b"
         )
     else:
-        sql = f"SELECT {bucket} AS b, {_aggregate_sql(meter.aggregation)} FROM metering_rollup_all WHERE {where} GROUP BY b"
+        # the tenant's totals have an hourly rollup of their own (one row per hour, not per customer)
+        source = "metering_rollup_all" if customer is not None else "metering_rollup_tenant_all"
+        sql = f"SELECT {bucket} AS b, {_aggregate_sql(meter.aggregation)} FROM {source} WHERE {where} GROUP BY b"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         values = {row[0]: row[1] for row in cursor.fetchall()}
@@ -144,7 +153,8 @@ def period_usage(
         if by_aggregation:
             cursor.execute(
                 "SELECT meter_id, sum(count), sum(sum), max(max), min(min), "
-                "(array_agg(latest ORDER BY latest_ts DESC))[1] FROM metering_rollup_all "
+                "(array_agg(latest ORDER BY latest_ts DESC))[1] "
+                f"FROM {'metering_rollup_all' if customer is not None else 'metering_rollup_tenant_all'} "
                 f"WHERE meter_id = ANY(%s) AND hour >= %s AND hour < %s {who} GROUP BY meter_id",
                 [[m.pk for m in by_aggregation], start, end, *params],
             )

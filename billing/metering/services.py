@@ -101,6 +101,8 @@ def meter_reaggregate(*, meter: Meter, batch: int = 50_000) -> int:
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM metering_rollup WHERE meter_id = %s", [meter.pk])
         cursor.execute("DELETE FROM metering_rollup_delta WHERE meter_id = %s", [meter.pk])
+        cursor.execute("DELETE FROM metering_rollup_tenant WHERE meter_id = %s", [meter.pk])
+        cursor.execute("DELETE FROM metering_rollup_month WHERE meter_id = %s", [meter.pk])
         cursor.execute("DELETE FROM metering_rollup_value WHERE meter_id = %s", [meter.pk])
     total = 0
     with connection.cursor() as cursor:

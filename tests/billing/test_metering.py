@@ -415,3 +415,39 @@ def test_partitions_are_made_ahead_of_time(alpha):
             year, month = (year + 1, 1) if month == 12 else (year, month + 1)
             months.add((year, month))
         assert months <= partitions_known()
+
+
+def test_tenant_and_monthly_rollups_agree_with_the_hourly_ones_before_and_after_a_fold(shop):
+    from billing.metering.ingest import rollups_fold
+    from billing.metering.views import _top_customers
+
+    events = [ev(f"f{i}", customer="c1" if i % 3 else "c2", hours_ago=i * 0.7, properties={"minutes": i + 1})
+              for i in range(12)]  # fmt: skip
+    post(shop, {"events": events})
+    start = (timezone.now() - dt.timedelta(hours=20)).isoformat().replace("+00:00", "Z")
+
+    def figures():
+        tenant = shop.api().get(f"/api/v1/usage?meter=build-minutes&window=hour&from={start}").json()
+        per_customer = [usage(shop, "build-minutes", customer=c, window="hour", **{"from": start})["total"]
+                        for c in ("c1", "c2")]  # fmt: skip
+        with tenant_context(shop.tenant):
+            minutes = Meter.objects.get(code="build-minutes")
+            month = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            top = dict(_top_customers(minutes, month))
+        return tenant["total"], sum(b["value"] for b in tenant["data"]), per_customer, top
+
+    before = figures()
+    with tenant_context(shop.tenant):
+        assert rollups_fold() > 0
+    after = figures()
+    assert before == after
+    total, summed, (c1, c2), top = after
+    assert total == summed == c1 + c2 == sum(range(1, 13))
+    # the monthly totals count what fell in this calendar month (the events may straddle its start)
+    month = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    expected = {}
+    for i in range(12):
+        if NOW - dt.timedelta(hours=i * 0.7) >= month:
+            customer = "c1" if i % 3 else "c2"
+            expected[customer] = expected.get(customer, 0) + i + 1
+    assert {c: float(v) for c, v in top.items()} == {c: float(v) for c, v in expected.items()}
