@@ -48,6 +48,11 @@ WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
 # usage events: at most this many per request, timestamps at most this far ahead of the server's clock
 METERING_MAX_BATCH = env_int("METERING_MAX_BATCH", 10_000)
 METERING_MAX_FUTURE_SECONDS = env_int("METERING_MAX_FUTURE_SECONDS", 600)
+# the nightly meter sync: tries per report when a provider is unavailable (backoff doubles from
+# METER_SYNC_BACKOFF seconds), and how many days back closed periods are checked for late usage
+METER_SYNC_TRIES = env_int("METER_SYNC_TRIES", 3)
+METER_SYNC_BACKOFF = float(os.environ.get("METER_SYNC_BACKOFF", "0.5"))
+METER_SYNC_LATE_DAYS = env_int("METER_SYNC_LATE_DAYS", 62)
 DUNNING_GRACE_DAYS = env_int("DUNNING_GRACE_DAYS", 14)  # a past-due membership keeps its tier this long
 WEBHOOK_OUT_TIMEOUT_SECONDS = env_int("WEBHOOK_OUT_TIMEOUT_SECONDS", 10)
 WEBHOOK_OUT_DISABLE_AFTER = env_int("WEBHOOK_OUT_DISABLE_AFTER", 50)

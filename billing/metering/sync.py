@@ -316,7 +316,7 @@ def _run(*, trigger, now, late_days, progress) -> MeterSyncRun:
     )
     run = MeterSyncRun.objects.create(started_at=timezone.now(), trigger=trigger)
     now = now or run.started_at
-    late_days = getattr(settings, "METER_SYNC_LATE_DAYS", 62) if late_days is None else late_days
+    late_days = settings.METER_SYNC_LATE_DAYS if late_days is None else late_days
     late_since = now - dt.timedelta(days=late_days)
     providers = _Providers()
     try:
@@ -534,8 +534,8 @@ def _deliver(*, customer, report: MeterSyncReport, providers, outcome: CustomerO
     """Send one report (retrying an unavailable provider) and apply it; False if it is not applied."""
     from billing.providers.base import ProviderError, ProviderUnavailable, UsageReport
 
-    tries = max(1, int(getattr(settings, "METER_SYNC_TRIES", 3)))
-    backoff = float(getattr(settings, "METER_SYNC_BACKOFF", 0.5))
+    tries = max(1, settings.METER_SYNC_TRIES)
+    backoff = settings.METER_SYNC_BACKOFF
     try:
         adapter = providers.get(report.provider)
     except ProviderError as exc:
