@@ -216,6 +216,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=60, help="batches of 1,000 per measurement")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument(
+        "--tenant", default="bench-ingest", help="bench tenant (query data accumulates in it)"
+    )
+    parser.add_argument(
         "--customers", type=int, default=CUSTOMERS, help="customers the events are spread over"
     )
     parser.add_argument("--seconds", type=int, default=5)
@@ -224,7 +227,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("httpx").setLevel(logging.WARNING)
     SPREAD[0] = max(1, min(CUSTOMERS, args.customers))
-    tenant, host, key = bench_tenant("bench-ingest")
+    tenant, host, key = bench_tenant(args.tenant)
     seed(tenant)
     now = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)  # events arrive live: within the last hour
     print(
