@@ -40,8 +40,11 @@ from django.utils import timezone
 
 from billing.metering.models import Aggregation, Meter
 
-# an arbitrary constant: the advisory lock that orders meter creation against ingestion
-METER_LOCK = 7_041_305_118
+# advisory lock classes (int4); the second key is the tenant's schema, so tenants never wait on each
+# other: the meter lock orders meter creation against ingestion, the fold lock keeps one fold at a time
+METER_LOCK = 70_413
+FOLD_LOCK = 70_414
+TENANT_KEY = "hashtext(current_schema())"
 MAX_ID_LENGTH = 255
 MAX_TYPE_LENGTH = 100
 MAX_VALUE = Decimal("1e20")  # numeric(38, 9) holds 29 integer digits; far beyond any usage
@@ -269,7 +272,7 @@ def events_ingest(
 
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [METER_LOCK])
+            cursor.execute(f"SELECT pg_advisory_xact_lock_shared(%s, {TENANT_KEY})", [METER_LOCK])
         meters = meters_by_type()
         accepted: list[tuple[_Row, list]] = []
         for row in rows:
@@ -415,7 +418,6 @@ def _store_rollups(fresh: list[tuple[_Row, list]]) -> set[str]:
     return metered_customers
 
 
-FOLD_LOCK = METER_LOCK + 1
 FOLD_EVERY_SECONDS = 1.0
 _last_fold = [0.0]
 
@@ -462,7 +464,7 @@ def rollups_fold() -> int:
     still in the delta table or in the rollups, never both. One fold at a time per tenant (a second
     one returns at once). Returns the number of hourly rollup rows touched."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FOLD_LOCK])
+        cursor.execute(f"SELECT pg_try_advisory_xact_lock(%s, {TENANT_KEY})", [FOLD_LOCK])
         if not cursor.fetchone()[0]:
             return 0
         cursor.execute(

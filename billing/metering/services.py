@@ -9,7 +9,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from billing.metering.exceptions import InvalidMeter
-from billing.metering.ingest import METER_LOCK, partitions_ensure
+from billing.metering.ingest import METER_LOCK, TENANT_KEY, partitions_ensure
 from billing.metering.models import Aggregation, Meter
 
 CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -74,7 +74,7 @@ def meter_create(
             raise InvalidMeter(f"No metered feature '{feature_code}'.", details={"field": "feature"})
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [METER_LOCK])
+            cursor.execute(f"SELECT pg_advisory_xact_lock(%s, {TENANT_KEY})", [METER_LOCK])
         try:
             with transaction.atomic():
                 meter = Meter.objects.create(

@@ -451,3 +451,38 @@ def test_tenant_and_monthly_rollups_agree_with_the_hourly_ones_before_and_after_
             customer = "c1" if i % 3 else "c2"
             expected[customer] = expected.get(customer, 0) + i + 1
     assert {c: float(v) for c, v in top.items()} == {c: float(v) for c, v in expected.items()}
+
+
+def test_a_meter_being_created_in_one_tenant_never_blocks_ingestion_in_another(live_tenant, beta):
+    """The ingestion lock is per tenant schema: tenant A creating (back-filling) a meter holds it
+    exclusively until its transaction ends; tenant B's batches must not wait for that."""
+    import threading
+
+    from django.db import connection as conn
+    from django.db import transaction
+
+    from billing.metering.ingest import events_ingest
+    from billing.metering.services import meter_create
+    from tests.helpers import run_parallel
+
+    created, done = threading.Event(), threading.Event()
+
+    def work(i):
+        if i == 0:  # tenant A: a meter creation whose transaction is still open
+            with tenant_context(live_tenant.tenant), transaction.atomic():
+                meter_create(code="slow", event_type="deploy", aggregation="count")
+                created.set()
+                done.wait(10)
+                transaction.set_rollback(True)
+            return None
+        created.wait(10)
+        try:
+            with tenant_context(beta.tenant):
+                with conn.cursor() as cursor:
+                    cursor.execute("SET lock_timeout = '2s'")  # waiting on A's lock would fail here
+                return events_ingest(events=[ev("x1", customer="nobody-here")])
+        finally:
+            done.set()
+
+    result = run_parallel(work, 2)[1]
+    assert [r["code"] for r in result.rejected] == ["unknown_customer"]  # it went past the lock at once
