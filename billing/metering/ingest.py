@@ -419,18 +419,18 @@ def _store_rollups(fresh: list[tuple[_Row, list]]) -> set[str]:
 
 
 FOLD_EVERY_SECONDS = 1.0
-_last_fold = [0.0]
+_last_fold: dict[str, float] = {}  # per tenant schema, in this process
 
 
 def rollups_fold_soon() -> None:
-    """After a batch commits: fold the deltas if this process has not tried within the last second
-    (the fold's cost is shared by all batches since; reads are exact either way)."""
+    """After a batch commits: fold this tenant's deltas if this process has not tried within the
+    last second (the fold's cost is shared by all batches since; reads are exact either way)."""
     import time
 
-    now = time.monotonic()
-    if now - _last_fold[0] < FOLD_EVERY_SECONDS:
+    now, schema = time.monotonic(), connection.schema_name
+    if now - _last_fold.get(schema, 0.0) < FOLD_EVERY_SECONDS:
         return
-    _last_fold[0] = now
+    _last_fold[schema] = now
     try:
         rollups_fold()
     except Exception:  # a fold that fails leaves the deltas where they are: the next one takes them
