@@ -79,15 +79,7 @@ def store(customer: str, snapshot: dict, miss: Miss, ttl: int) -> None:
 
 
 def invalidate(customer: str) -> None:
-    version_key, _, snapshot_key = _keys(customer)
-    try:
-        pipe = get_redis().pipeline(transaction=False)
-        pipe.incr(version_key)
-        pipe.expire(version_key, settings.ENTITLEMENT_CACHE_SECONDS * 2)
-        pipe.delete(snapshot_key)
-        pipe.execute()
-    except REDIS_ERRORS as exc:
-        trip(exc)
+    invalidate_many([customer])
 
 
 def invalidate_many(customers) -> None:

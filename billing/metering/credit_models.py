@@ -14,12 +14,16 @@ from django.db.models import Q
 MICROS = 1_000_000
 
 
-def credits_display(micros: int) -> str:
-    """Micro-credits as a credits string for pages: 1500000 -> "1.5"."""
+def credits_text(micros: int) -> str:
+    """Micro-credits as a decimal string of credits with six places ("12.500000"): the API's form."""
     from decimal import Decimal
 
-    text = f"{Decimal(micros) / MICROS:.6f}".rstrip("0").rstrip(".")
-    return text or "0"
+    return str((Decimal(micros) / MICROS).quantize(Decimal("0.000001")))
+
+
+def credits_display(micros: int) -> str:
+    """The same without trailing zeros, for pages: 1500000 -> "1.5"."""
+    return credits_text(micros).rstrip("0").rstrip(".")
 
 
 __all__ = ["AiPrice", "BurnRate", "CreditAccount", "CreditAlert", "CreditGrant", "CreditLedgerEntry",

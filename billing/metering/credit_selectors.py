@@ -16,8 +16,9 @@ from billing.metering.credit_models import (
     CreditGrant,
     CreditLedgerEntry,
     CreditRequirement,
+    credits_text,
 )
-from billing.metering.credits import burn_order, credits_text
+from billing.metering.credits import burn_order
 
 
 def credits_available(*, customer_id: int, now: dt.datetime) -> tuple[int, dt.datetime | None]:

@@ -57,6 +57,7 @@ from billing.metering.credit_models import (
     CreditRequirement,
     GrantSource,
     LedgerKind,
+    credits_text,
 )
 from billing.metering.exceptions import MeteringError, UnknownMeter
 from billing.metering.models import Aggregation, Meter
@@ -72,11 +73,6 @@ class InvalidCredits(MeteringError):
 class GrantReferenceReused(MeteringError):
     code = "grant_reference_reused"
     status_code = 409
-
-
-def credits_text(micros: int) -> str:
-    """Micro-credits as a decimal string of credits ("12.500000")."""
-    return str((Decimal(micros) / MICROS).quantize(Decimal("0.000001")))
 
 
 def credits_to_micros(credits: Decimal) -> int:
@@ -254,10 +250,9 @@ class _Burn:
     sources: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
 
 
-def credits_burn(*, fresh: list) -> set[str]:
+def credits_burn(*, fresh: list, prices: Prices) -> set[str]:
     """Burn the credits the newly stored events cost (see the module docstring); returns the
     customers whose balance moved. Must run inside the ingestion transaction."""
-    prices = prices_load()
     if prices.empty:
         return set()
     costs: dict[str, list] = defaultdict(list)
@@ -533,19 +528,16 @@ def credit_alert_create(*, threshold: int) -> CreditAlert:
     return alert
 
 
-def ai_usage_record(*, fresh: list) -> None:
+def ai_usage_record(*, fresh: list, prices: Prices) -> None:
     """Add the newly stored AI events (with `model` and token counts) to the hourly AI usage rollup,
     priced as burning prices them. Runs inside the ingestion transaction (new events only)."""
     from billing.metering.credit_models import AiUsage
 
     totals: dict[tuple, list] = {}
-    prices = None
     for row, _ in fresh:
         usage = ai_usage(row.properties)
         if usage is None:
             continue
-        if prices is None:
-            prices = prices_load()
         cost = ai_cost(prices, usage, row.ts) if prices.ai else None
         key = (row.customer, usage[0], usage[1], row.ts.replace(minute=0, second=0, microsecond=0))
         acc = totals.setdefault(key, [0, 0, 0, Decimal(0), 0])

@@ -17,7 +17,14 @@ from rest_framework.views import APIView
 
 from billing.memberships.selectors import customer_get
 from billing.metering.api import query_time
-from billing.metering.credit_models import AiPrice, BurnRate, CreditGrant, CreditLedgerEntry, GrantSource
+from billing.metering.credit_models import (
+    AiPrice,
+    BurnRate,
+    CreditGrant,
+    CreditLedgerEntry,
+    GrantSource,
+    credits_text,
+)
 from billing.metering.credit_selectors import (
     ai_costs,
     credit_balance,
@@ -28,7 +35,6 @@ from billing.metering.credits import (
     ai_price_create,
     burn_rate_create,
     credit_grant_create,
-    credits_text,
     credits_to_micros,
 )
 from billing.metering.exceptions import InvalidUsageQuery

@@ -358,12 +358,11 @@ def _store(accepted: list[tuple[_Row, list]]) -> set[str]:
                     )
                 )
     metered_customers = _store_rollups(fresh)
-    from billing.metering.credits import credits_burn
+    from billing.metering.credits import ai_usage_record, credits_burn, prices_load
 
-    credits_burn(fresh=fresh)  # synchronous, in this transaction: only new events burn
-    from billing.metering.credits import ai_usage_record
-
-    ai_usage_record(fresh=fresh)
+    prices = prices_load()  # once per batch: burning and the AI cost rollup both price events
+    credits_burn(fresh=fresh, prices=prices)  # synchronous, in this transaction: only new events burn
+    ai_usage_record(fresh=fresh, prices=prices)
     if metered_customers:
         from billing.entitlements import cache
 

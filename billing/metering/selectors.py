@@ -143,38 +143,76 @@ def period_usage(
     *, customer: str | None, meters: list[Meter], start: dt.datetime, end: dt.datetime
 ) -> dict[int, int | float | None]:
     """Each meter's aggregate over [start, end) for one customer (None: the tenant), in at most two
-    queries (the entitlement snapshot reads every metered feature's usage at once)."""
+    queries (the entitlement snapshot reads every metered feature's usage at once). Meters without
+    usage are 0 (count, sum, unique_count) or None (min, max, latest)."""
+    found = period_usage_many(
+        customers=None if customer is None else [customer], meters=meters, start=start, end=end
+    )
+    empty = (Aggregation.COUNT, Aggregation.SUM, Aggregation.UNIQUE_COUNT)
+    return {m.pk: found.get((customer, m.pk), 0 if m.aggregation in empty else None) for m in meters}
+
+
+_COLUMN = {
+    Aggregation.COUNT: 0,
+    Aggregation.SUM: 1,
+    Aggregation.MAX: 2,
+    Aggregation.MIN: 3,
+    Aggregation.LATEST: 4,
+}
+
+
+def period_usage_many(
+    *, customers: list[str] | None, meters: list[Meter], start: dt.datetime, end: dt.datetime
+) -> dict[tuple[str | None, int], int | float | None]:
+    """{(customer, meter id): aggregate} over [start, end) (whole hours) for many customers at once
+    (None: the tenant's totals, keyed by customer None), in at most two queries; customers without
+    usage are left out."""
     start, end = _floor_hour(start), _ceil_hour(end)
     by_aggregation = [m for m in meters if m.aggregation != Aggregation.UNIQUE_COUNT]
     unique = [m for m in meters if m.aggregation == Aggregation.UNIQUE_COUNT]
-    who, params = ("AND customer = %s", [customer]) if customer is not None else ("", [])
-    result: dict[int, int | float | None] = {}
+    aggregation = {m.pk: m.aggregation for m in meters}
+    if customers is None:  # the tenant: its own hourly totals, one row per hour
+        who, group, params = "", "NULL::text", []
+        source = "metering_rollup_tenant_all"
+    else:
+        who, group, params = "AND customer = ANY(%s)", "customer", [customers]
+        source = "metering_rollup_all"
+    result: dict[tuple[str | None, int], int | float | None] = {}
     with connection.cursor() as cursor:
         if by_aggregation:
             cursor.execute(
-                "SELECT meter_id, sum(count), sum(sum), max(max), min(min), "
-                "(array_agg(latest ORDER BY latest_ts DESC))[1] "
-                f"FROM {'metering_rollup_all' if customer is not None else 'metering_rollup_tenant_all'} "
-                f"WHERE meter_id = ANY(%s) AND hour >= %s AND hour < %s {who} GROUP BY meter_id",
+                f"SELECT {group}, meter_id, sum(count), sum(sum), max(max), min(min), "
+                f"(array_agg(latest ORDER BY latest_ts DESC))[1] FROM {source} "
+                f"WHERE meter_id = ANY(%s) AND hour >= %s AND hour < %s {who} GROUP BY 1, 2",
                 [[m.pk for m in by_aggregation], start, end, *params],
             )
-            rows = {row[0]: row[1:] for row in cursor.fetchall()}
-            column = {Aggregation.COUNT: 0, Aggregation.SUM: 1, Aggregation.MAX: 2, Aggregation.MIN: 3,
-                      Aggregation.LATEST: 4}  # fmt: skip
-            for meter in by_aggregation:
-                row = rows.get(meter.pk)
-                empty = 0 if meter.aggregation in (Aggregation.COUNT, Aggregation.SUM) else None
-                result[meter.pk] = _number(row[column[meter.aggregation]]) if row else empty
+            for customer, meter_id, *values in cursor.fetchall():
+                result[(customer, meter_id)] = _number(values[_COLUMN[aggregation[meter_id]]])
         if unique:
             cursor.execute(
-                "SELECT meter_id, count(DISTINCT value) FROM metering_rollup_value "
-                f"WHERE meter_id = ANY(%s) AND hour >= %s AND hour < %s {who} GROUP BY meter_id",
+                f"SELECT {group}, meter_id, count(DISTINCT value) FROM metering_rollup_value "
+                f"WHERE meter_id = ANY(%s) AND hour >= %s AND hour < %s {who} GROUP BY 1, 2",
                 [[m.pk for m in unique], start, end, *params],
             )
-            rows = dict(cursor.fetchall())
-            for meter in unique:
-                result[meter.pk] = rows.get(meter.pk, 0)
+            for customer, meter_id, value in cursor.fetchall():
+                result[(customer, meter_id)] = value
     return result
+
+
+def top_customers(*, meter: Meter, month: dt.datetime, limit: int = 10) -> list[tuple[str, object]]:
+    """The customers with the most usage of `meter` in the calendar month starting at `month`
+    (the monthly totals; distinct values for unique_count)."""
+    if meter.aggregation == Aggregation.UNIQUE_COUNT:
+        sql = ("SELECT customer, count(DISTINCT value) AS v FROM metering_rollup_value WHERE meter_id = %s "
+               "AND hour >= %s AND hour < %s GROUP BY customer ORDER BY v DESC LIMIT %s")  # fmt: skip
+        params = [meter.pk, month, month_end(month), limit]
+    else:
+        sql = (f"SELECT customer, {_aggregate_sql(meter.aggregation)} AS v FROM metering_rollup_month_all "
+               "WHERE meter_id = %s AND month = %s GROUP BY customer ORDER BY v DESC NULLS LAST LIMIT %s")  # fmt: skip
+        params = [meter.pk, month, limit]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def current_period(*, customer) -> tuple[dt.datetime, dt.datetime]:

@@ -75,8 +75,8 @@ from django.utils import timezone
 
 from billing.metering.exceptions import MeteringError
 from billing.metering.ingest import OLDEST
-from billing.metering.models import Aggregation, Meter
-from billing.metering.selectors import _ceil_hour, _next_month, _number, month_start
+from billing.metering.models import Meter
+from billing.metering.selectors import _floor_hour, _next_month, month_start, period_usage_many
 from billing.metering.sync_models import (
     MeterSyncReport,
     MeterSyncRun,
@@ -120,10 +120,6 @@ class CustomerOutcome:
     reports: int = 0
     units: int = 0
     errors: list[dict] = field(default_factory=list)
-
-
-def _floor_hour(when: dt.datetime) -> dt.datetime:
-    return when.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _units(usage) -> int:
@@ -244,40 +240,6 @@ def _deltas_many(*, items: list[_Customer], meters_of, now, late_since) -> dict[
             rows.append(_Delta(meter, state, value, _units(value) - state.covered, role, changed))
         deltas[item.customer.pk] = rows
     return deltas
-
-
-def period_usage_many(
-    *, customers: list[str], meters: list[Meter], start: dt.datetime, end: dt.datetime
-) -> dict[tuple[str, int], int | float | None]:
-    """selectors.period_usage for many customers at once: {(customer, meter id): aggregate} over
-    [start, end) (whole hours), in at most two queries; customers without usage are left out."""
-    result: dict[tuple[str, int], int | float | None] = {}
-    by_aggregation = [m for m in meters if m.aggregation != Aggregation.UNIQUE_COUNT]
-    unique = [m for m in meters if m.aggregation == Aggregation.UNIQUE_COUNT]
-    column = {Aggregation.COUNT: 0, Aggregation.SUM: 1, Aggregation.MAX: 2, Aggregation.MIN: 3,
-              Aggregation.LATEST: 4}  # fmt: skip
-    aggregation = {m.pk: m.aggregation for m in meters}
-    with connection.cursor() as cursor:
-        if by_aggregation:
-            cursor.execute(
-                "SELECT customer, meter_id, sum(count), sum(sum), max(max), min(min), "
-                "(array_agg(latest ORDER BY latest_ts DESC))[1] FROM metering_rollup_all "
-                "WHERE meter_id = ANY(%s) AND customer = ANY(%s) AND hour >= %s AND hour < %s "
-                "GROUP BY customer, meter_id",
-                [[m.pk for m in by_aggregation], customers, _floor_hour(start), _ceil_hour(end)],
-            )
-            for customer, meter_id, *values in cursor.fetchall():
-                result[(customer, meter_id)] = _number(values[column[aggregation[meter_id]]])
-        if unique:
-            cursor.execute(
-                "SELECT customer, meter_id, count(DISTINCT value) FROM metering_rollup_value "
-                "WHERE meter_id = ANY(%s) AND customer = ANY(%s) AND hour >= %s AND hour < %s "
-                "GROUP BY customer, meter_id",
-                [[m.pk for m in unique], customers, _floor_hour(start), _ceil_hour(end)],
-            )
-            for customer, meter_id, value in cursor.fetchall():
-                result[(customer, meter_id)] = value
-    return result
 
 
 # --- the run -------------------------------------------------------------------------------------

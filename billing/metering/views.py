@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import connection
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -13,7 +12,7 @@ from accounts.permissions import role_required
 from accounts.roles import STAFF_ROLES
 from billing.metering.charts import bar_chart
 from billing.metering.models import Meter
-from billing.metering.selectors import current_period, month_end, month_start, usage_series, usage_total
+from billing.metering.selectors import current_period, month_start, top_customers, usage_series, usage_total
 
 
 def usage_charts(*, customer) -> list[dict]:
@@ -33,23 +32,6 @@ def usage_charts(*, customer) -> list[dict]:
     return charts
 
 
-def _top_customers(meter: Meter, month: dt.datetime, limit: int = 10) -> list[tuple]:
-    """The customers with the most usage of `meter` in the calendar month starting at `month`."""
-    if meter.aggregation == "unique_count":
-        sql = ("SELECT customer, count(DISTINCT value) AS v FROM metering_rollup_value WHERE meter_id = %s "
-               "AND hour >= %s AND hour < %s GROUP BY customer ORDER BY v DESC LIMIT %s")  # fmt: skip
-        params = [meter.pk, month, month_end(month), limit]
-    else:
-        column = {"count": "sum(count)", "sum": "sum(sum)", "max": "max(max)", "min": "min(min)",
-                  "latest": "(array_agg(latest ORDER BY latest_ts DESC))[1]"}[meter.aggregation]  # fmt: skip
-        sql = (f"SELECT customer, {column} AS v FROM metering_rollup_month_all WHERE meter_id = %s AND month = %s "
-               "GROUP BY customer ORDER BY v DESC NULLS LAST LIMIT %s")  # fmt: skip
-        params = [meter.pk, month, limit]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
 @require_GET
 @role_required(*STAFF_ROLES)
 def tenant_usage(request):
@@ -65,7 +47,7 @@ def tenant_usage(request):
         context.update(
             chart=bar_chart(series, label_format="%H:00" if window == "hour" else "%b %d"),
             total=usage_total(meter=selected, start=start, end=now),
-            top=_top_customers(selected, month_start(now)),
+            top=top_customers(meter=selected, month=month_start(now)),
         )
     return render(request, "billing/usage.html", context)
 

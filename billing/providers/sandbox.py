@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from django.utils.dateparse import parse_datetime
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from billing.providers._common import engine_event
@@ -25,10 +24,6 @@ from billing.providers.base import (
     UsageReport,
     WebhookVerificationFailed,
 )
-
-
-def _when(value) -> dt.datetime | None:
-    return parse_datetime(value) if isinstance(value, str) and value else None
 
 
 class SandboxProvider:
@@ -52,7 +47,7 @@ class SandboxProvider:
         return payload["id"]
 
     def parse_event(self, payload: dict) -> NormalizedEvent:
-        return engine_event(self.name, payload, when=_when)
+        return engine_event(self.name, payload)
 
     # --- calls (the sandbox's own behaviour lives in sandbox_engine) ----------------------------
 

@@ -454,8 +454,7 @@ def test_a_second_run_while_one_holds_the_tenant_is_refused(shop):
 
 def test_the_batched_usage_read_matches_period_usage_for_every_aggregation(shop):
     from billing.metering.models import Meter
-    from billing.metering.selectors import period_usage
-    from billing.metering.sync import period_usage_many
+    from billing.metering.selectors import period_usage, period_usage_many
 
     for code, aggregation in [("peak", "max"), ("low", "min"), ("last", "latest"), ("who", "unique_count")]:
         meter(shop, code=code, event_type="job.done", aggregation=aggregation, value_property="minutes")

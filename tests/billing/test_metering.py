@@ -419,7 +419,7 @@ def test_partitions_are_made_ahead_of_time(alpha):
 
 def test_tenant_and_monthly_rollups_agree_with_the_hourly_ones_before_and_after_a_fold(shop):
     from billing.metering.ingest import rollups_fold
-    from billing.metering.views import _top_customers
+    from billing.metering.selectors import top_customers
 
     events = [ev(f"f{i}", customer="c1" if i % 3 else "c2", hours_ago=i * 0.7, properties={"minutes": i + 1})
               for i in range(12)]  # fmt: skip
@@ -433,7 +433,7 @@ def test_tenant_and_monthly_rollups_agree_with_the_hourly_ones_before_and_after_
         with tenant_context(shop.tenant):
             minutes = Meter.objects.get(code="build-minutes")
             month = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-            top = dict(_top_customers(minutes, month))
+            top = dict(top_customers(meter=minutes, month=month))
         return tenant["total"], sum(b["value"] for b in tenant["data"]), per_customer, top
 
     before = figures()
