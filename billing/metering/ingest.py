@@ -9,15 +9,14 @@ committed and a killed request leaves the whole batch or none of it:
    on one id are decided by the primary key: the second waits for the first to commit, then skips it;
 2. the new events are written with `COPY` into the month partitions of `metering_event`;
 3. the batch's contribution to the hourly rollups of every meter its new events match is appended
-   to `metering_rollup_delta` (distinct values of unique_count meters go to `metering_rollup_value`).
-   After commit, at most once a second per process, `rollups_fold` moves the deltas into
-   `metering_rollup` (beat does it too, for quiet tenants). Readers use the `metering_rollup_all`
-   view (rollups UNION ALL deltas) in one statement, so usage is exact before and after a fold.
+   to `metering_rollup_delta`, one row per meter and hour holding every customer's share (distinct
+   values of unique_count meters go to `metering_rollup_value`); `rollups.py` folds the deltas into
+   the rollups after commit and says how reads stay exact before and after a fold.
 
 Ids and distinct values are written in sorted order, so concurrent batches take their row locks in
 the same order and do not deadlock; rollup deltas are appended, so batches never wait on each other
-for them (upserting rollups directly made concurrent batches queue on the same hot rows). Meters are read under a shared advisory lock that creating a
-meter takes exclusively (it then back-fills the meter from raw events), so a meter never misses the
+for them (upserting rollups directly made concurrent batches queue on the same hot rows). Meters are
+read under a shared advisory lock that creating a meter takes exclusively (it then back-fills the meter from raw events), so a meter never misses the
 events of a batch that was in flight when it was created.
 
 Rollups are by the hour of the event's own timestamp, so a late event lands in the period it belongs
@@ -39,12 +38,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.metering.models import Aggregation, Meter
+from billing.metering.rollups import TENANT_KEY, Deltas, deltas_append
 
-# advisory lock classes (int4); the second key is the tenant's schema, so tenants never wait on each
-# other: the meter lock orders meter creation against ingestion, the fold lock keeps one fold at a time
+# advisory lock class (int4) ordering meter creation against ingestion; the second key is the
+# tenant's schema, so tenants never wait on each other
 METER_LOCK = 70_413
-FOLD_LOCK = 70_414
-TENANT_KEY = "hashtext(current_schema())"
 MAX_ID_LENGTH = 255
 MAX_TYPE_LENGTH = 100
 MAX_VALUE = Decimal("1e20")  # numeric(38, 9) holds 29 integer digits; far beyond any usage
@@ -202,10 +200,6 @@ def meter_contribution(spec: MeterSpec, row) -> Decimal | str | None:
     return number
 
 
-def _hour(ts: dt.datetime) -> dt.datetime:
-    return ts.replace(minute=0, second=0, microsecond=0)
-
-
 def partitions_ensure(months: set[tuple[int, int]]) -> None:
     """Create the month partitions these events need (each in its own short transaction, before
     the batch's; concurrent creators of the same month are harmless)."""
@@ -332,7 +326,7 @@ def _binding_cursor():
 
 
 def _store(accepted: list[tuple[_Row, list]]) -> set[str]:
-    """Write the new events and their rollups; returns the ids that were new."""
+    """Write the new events and their rollup deltas; returns the ids that were new."""
     ids = sorted(row.event_id for row, _ in accepted)
     with _binding_cursor() as cursor:
         cursor.execute(
@@ -357,7 +351,7 @@ def _store(accepted: list[tuple[_Row, list]]) -> set[str]:
                         orjson.dumps(row.properties).decode(),
                     )
                 )
-    metered_customers = _store_rollups(fresh)
+    metered_customers = rollups_add(fresh)
     from billing.metering.credits import ai_usage_record, credits_burn, prices_load
 
     prices = prices_load()  # once per batch: burning and the AI cost rollup both price events
@@ -372,122 +366,15 @@ def _store(accepted: list[tuple[_Row, list]]) -> set[str]:
     return new
 
 
-def _store_rollups(fresh: list[tuple[_Row, list]]) -> set[str]:
-    """Add these events' contributions to the hourly rollups (one upsert per table); returns the
+def rollups_add(fresh: list[tuple[_Row, list]]) -> set[str]:
+    """Append these events' contributions to the rollup deltas (see rollups.py); returns the
     customers whose metered-feature usage moved."""
-    rollups: dict[tuple, list] = {}
-    distinct: set[tuple] = set()
+    deltas = Deltas()
     metered_customers: set[str] = set()
     for row, contributions in fresh:
-        hour = _hour(row.ts)
         for spec, amount in contributions:
             if spec.metered_feature:
                 metered_customers.add(row.customer)
-            if spec.aggregation == Aggregation.UNIQUE_COUNT:
-                distinct.add((spec.id, row.customer, hour, amount))
-                amount = Decimal(1)
-            key = (spec.id, row.customer, hour)
-            acc = rollups.get(key)
-            if acc is None:
-                rollups[key] = [1, amount, amount, amount, amount, row.ts]
-            else:
-                acc[0] += 1
-                acc[1] += amount
-                acc[2] = min(acc[2], amount)
-                acc[3] = max(acc[3], amount)
-                if row.ts >= acc[5]:
-                    acc[4], acc[5] = amount, row.ts
-    with _binding_cursor() as cursor:
-        if rollups:
-            # appended, not upserted: a batch shares no row with another, so concurrent batches never
-            # wait on each other's rollup rows; rollups_fold() moves deltas into metering_rollup
-            with cursor.copy(
-                "COPY metering_rollup_delta (meter_id, customer, hour, count, sum, min, max, latest, latest_ts) FROM STDIN"
-            ) as copy:
-                for key, acc in rollups.items():
-                    copy.write_row((*key, *acc))
-            transaction.on_commit(rollups_fold_soon)
-        if distinct:
-            columns = list(zip(*sorted(distinct), strict=True))
-            cursor.execute(
-                "INSERT INTO metering_rollup_value (meter_id, customer, hour, value) "
-                "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::timestamptz[], %b::text[]) ON CONFLICT DO NOTHING",
-                [list(column) for column in columns],
-            )
+            deltas.add(spec, row.customer, row.ts, amount)
+    deltas_append(deltas)
     return metered_customers
-
-
-FOLD_EVERY_SECONDS = 1.0
-_last_fold: dict[str, float] = {}  # per tenant schema, in this process
-
-
-def rollups_fold_soon() -> None:
-    """After a batch commits: fold this tenant's deltas if this process has not tried within the
-    last second (the fold's cost is shared by all batches since; reads are exact either way)."""
-    import time
-
-    now, schema = time.monotonic(), connection.schema_name
-    if now - _last_fold.get(schema, 0.0) < FOLD_EVERY_SECONDS:
-        return
-    _last_fold[schema] = now
-    try:
-        rollups_fold()
-    except Exception:  # a fold that fails leaves the deltas where they are: the next one takes them
-        import logging
-
-        logging.getLogger(__name__).exception("rollup fold failed")
-
-
-def _merge(table: str) -> str:
-    """The ON CONFLICT clause that adds a rollup row into `table`'s existing one."""
-    return f"""DO UPDATE SET
-        count = {table}.count + EXCLUDED.count,
-        sum = {table}.sum + EXCLUDED.sum,
-        min = LEAST({table}.min, EXCLUDED.min),
-        max = GREATEST({table}.max, EXCLUDED.max),
-        latest = CASE WHEN {table}.latest_ts IS NULL OR EXCLUDED.latest_ts >= {table}.latest_ts
-                      THEN EXCLUDED.latest ELSE {table}.latest END,
-        latest_ts = GREATEST({table}.latest_ts, EXCLUDED.latest_ts)"""
-
-
-_ADD_UP = (
-    "sum(count), sum(sum), min(min), max(max), (array_agg(latest ORDER BY latest_ts DESC))[1], max(latest_ts)"
-)
-_MONTH = "date_trunc('month', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
-
-
-def rollups_fold() -> int:
-    """Move every committed delta into the rollups, exactly once: one statement deletes the deltas
-    its snapshot sees and adds them up into the hourly rollups per customer, the tenant's hourly
-    totals and the customers' monthly totals (in key order), so for any reader a delta is either
-    still in the delta table or in the rollups, never both. One fold at a time per tenant (a second
-    one returns at once). Returns the number of hourly rollup rows touched."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"SELECT pg_try_advisory_xact_lock(%s, {TENANT_KEY})", [FOLD_LOCK])
-        if not cursor.fetchone()[0]:
-            return 0
-        cursor.execute(
-            f"""
-            WITH moved AS (DELETE FROM metering_rollup_delta RETURNING *),
-            hourly AS (
-                INSERT INTO metering_rollup (meter_id, customer, hour, count, sum, min, max, latest, latest_ts)
-                SELECT meter_id, customer, hour, {_ADD_UP} FROM moved
-                GROUP BY meter_id, customer, hour ORDER BY meter_id, customer, hour
-                ON CONFLICT (meter_id, customer, hour) {_merge("metering_rollup")}
-                RETURNING 1
-            ),
-            tenant AS (
-                INSERT INTO metering_rollup_tenant (meter_id, hour, count, sum, min, max, latest, latest_ts)
-                SELECT meter_id, hour, {_ADD_UP} FROM moved GROUP BY meter_id, hour ORDER BY meter_id, hour
-                ON CONFLICT (meter_id, hour) {_merge("metering_rollup_tenant")}
-            ),
-            monthly AS (
-                INSERT INTO metering_rollup_month (meter_id, customer, month, count, sum, min, max, latest, latest_ts)
-                SELECT meter_id, customer, {_MONTH} AS month, {_ADD_UP} FROM moved
-                GROUP BY meter_id, customer, month ORDER BY meter_id, month, customer
-                ON CONFLICT (meter_id, month, customer) {_merge("metering_rollup_month")}
-            )
-            SELECT count(*) FROM hourly
-            """
-        )
-        return cursor.fetchone()[0]

@@ -3,7 +3,7 @@
 Ranges are whole hours (UTC): `start` is rounded down and `end` up to the hour, because rollups are
 hourly. Windows are UTC hours, days or calendar months. A customer's usage reads the hourly rollups per
 customer; the tenant's reads the tenant's hourly totals; top customers read the monthly totals (all
-three through views that add the deltas not folded yet).
+three add the deltas not folded yet, see rollups.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from billing.metering.exceptions import InvalidUsageQuery
 from billing.metering.models import Aggregation, Meter
+from billing.metering.rollups import customer_rollup_sql
 
 WINDOWS = ("hour", "day", "month")
 MAX_BUCKETS = 10_000
@@ -85,18 +86,21 @@ def usage_series(
             details={"window": window},
         )
     where, params = "meter_id = %s AND hour >= %s AND hour < %s", [meter.pk, start, end]
-    if customer is not None:
-        where += " AND customer = %s"
-        params.append(customer)
     bucket = f"date_trunc('{window}', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
     if meter.aggregation == Aggregation.UNIQUE_COUNT:
+        if customer is not None:
+            where += " AND customer = %s"
+            params.append(customer)
         sql = (
             f"SELECT {bucket} AS b, count(DISTINCT value) FROM metering_rollup_value WHERE {where} GROUP BY b"
         )
     else:
         # the tenant's totals have an hourly rollup of their own (one row per hour, not per customer)
-        source = "metering_rollup_all" if customer is not None else "metering_rollup_tenant_all"
-        sql = f"SELECT {bucket} AS b, {_aggregate_sql(meter.aggregation)} FROM {source} WHERE {where} GROUP BY b"
+        source, source_params = (
+            customer_rollup_sql([customer]) if customer is not None else ("metering_rollup_tenant_all", [])
+        )
+        sql = f"SELECT {bucket} AS b, {_aggregate_sql(meter.aggregation)} FROM {source} AS r WHERE {where} GROUP BY b"
+        params = source_params + params
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         values = {row[0]: row[1] for row in cursor.fetchall()}
@@ -173,18 +177,18 @@ def period_usage_many(
     aggregation = {m.pk: m.aggregation for m in meters}
     if customers is None:  # the tenant: its own hourly totals, one row per hour
         who, group, params = "", "NULL::text", []
-        source = "metering_rollup_tenant_all"
+        source, source_params = "metering_rollup_tenant_all", []
     else:
         who, group, params = "AND customer = ANY(%s)", "customer", [customers]
-        source = "metering_rollup_all"
+        source, source_params = customer_rollup_sql(customers)
     result: dict[tuple[str | None, int], int | float | None] = {}
     with connection.cursor() as cursor:
         if by_aggregation:
             cursor.execute(
                 f"SELECT {group}, meter_id, sum(count), sum(sum), max(max), min(min), "
-                f"(array_agg(latest ORDER BY latest_ts DESC))[1] FROM {source} "
-                f"WHERE meter_id = ANY(%s) AND hour >= %s AND hour < %s {who} GROUP BY 1, 2",
-                [[m.pk for m in by_aggregation], start, end, *params],
+                f"(array_agg(latest ORDER BY latest_ts DESC))[1] FROM {source} AS r "
+                f"WHERE meter_id = ANY(%s) AND hour >= %s AND hour < %s GROUP BY 1, 2",
+                [*source_params, [m.pk for m in by_aggregation], start, end],
             )
             for customer, meter_id, *values in cursor.fetchall():
                 result[(customer, meter_id)] = _number(values[_COLUMN[aggregation[meter_id]]])

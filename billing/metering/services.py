@@ -116,7 +116,7 @@ def meter_reaggregate(*, meter: Meter, batch: int = 50_000) -> int:
 
 
 def _aggregate_rows(spec, chunk) -> int:
-    from billing.metering.ingest import _Reject, _Row, _store_rollups, meter_contribution
+    from billing.metering.ingest import _Reject, _Row, meter_contribution, rollups_add
 
     accepted = []
     for event_id, customer, type_, ts, value, properties in chunk:
@@ -135,7 +135,7 @@ def _aggregate_rows(spec, chunk) -> int:
             continue
         if amount is not None:
             accepted.append((row, [(spec, amount)]))
-    _store_rollups(accepted)
+    rollups_add(accepted)
     return len(accepted)
 
 

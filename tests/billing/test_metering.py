@@ -151,7 +151,7 @@ def test_a_failure_half_way_stores_none_of_the_batch(shop, monkeypatch):
     def crash(fresh):
         raise RuntimeError("killed mid-batch")
 
-    monkeypatch.setattr(ingest, "_store_rollups", crash)
+    monkeypatch.setattr(ingest, "rollups_add", crash)
     with tenant_context(shop.tenant), pytest.raises(RuntimeError):
         ingest.events_ingest(events=[ev(f"k{i}", properties={"minutes": 1}) for i in range(5)])
     monkeypatch.undo()
@@ -292,7 +292,7 @@ def test_unknown_customers_are_created_when_the_tenant_says_so(shop):
 
 def test_rollups_are_hourly_and_exact(shop):
     post(shop, {"events": [ev(f"x{i}", hours_ago=0.01 * i, properties={"minutes": 0.1}) for i in range(10)]})
-    from billing.metering.ingest import rollups_fold
+    from billing.metering.rollups import rollups_fold
 
     with tenant_context(shop.tenant):
         minutes = Meter.objects.get(code="build-minutes")
@@ -330,7 +330,7 @@ def test_concurrent_batches_with_overlapping_ids_store_each_event_once(live_tena
             return events_ingest(events=batch)
 
     def fold(i):
-        from billing.metering.ingest import rollups_fold
+        from billing.metering.rollups import rollups_fold
 
         with tenant_context(live_tenant.tenant):
             return rollups_fold()
@@ -418,7 +418,7 @@ def test_partitions_are_made_ahead_of_time(alpha):
 
 
 def test_tenant_and_monthly_rollups_agree_with_the_hourly_ones_before_and_after_a_fold(shop):
-    from billing.metering.ingest import rollups_fold
+    from billing.metering.rollups import rollups_fold
     from billing.metering.selectors import top_customers
 
     events = [ev(f"f{i}", customer="c1" if i % 3 else "c2", hours_ago=i * 0.7, properties={"minutes": i + 1})
@@ -451,6 +451,59 @@ def test_tenant_and_monthly_rollups_agree_with_the_hourly_ones_before_and_after_
             customer = "c1" if i % 3 else "c2"
             expected[customer] = expected.get(customer, 0) + i + 1
     assert {c: float(v) for c, v in top.items()} == {c: float(v) for c, v in expected.items()}
+
+
+def test_every_aggregation_reads_the_same_from_packed_deltas_and_folded_rollups(shop):
+    """Deltas are packed per batch, meter and hour (every customer's share in one row): reads of a
+    few customers (array_position), of many (unnested) and of the tenant (the batch totals) must
+    agree with each other, with the events, and with the rollups after a fold."""
+    from billing.memberships.services import customer_upsert
+    from billing.metering.ingest import events_ingest
+    from billing.metering.rollups import FEW_CUSTOMERS, rollups_fold
+    from billing.metering.selectors import period_usage, period_usage_many
+
+    customers = [f"p{i}" for i in range(FEW_CUSTOMERS + 8)]
+    for aggregation in ("max", "min", "latest", "sum", "count"):
+        meter(shop, code=f"p-{aggregation}", event_type="job", aggregation=aggregation)
+    meter(shop, code="p-who", event_type="job", aggregation="unique_count", value_property="who")
+    batches = [
+        [{"id": f"p{b}-{i}", "customer": customers[(i * 7 + b) % len(customers)], "type": "job",
+          "value": (i * 13 + b * 5) % 23, "timestamp": (NOW - dt.timedelta(seconds=i * 3 + b)).isoformat(),
+          "properties": {"who": f"u{(i + b) % 5}"}} for i in range(60)]
+        for b in range(3)  # three batches: three delta rows per meter and hour to add up
+    ]  # fmt: skip
+    mine = {c: [e for batch in batches for e in batch if e["customer"] == c] for c in customers}
+    with tenant_context(shop.tenant):
+        for c in customers:
+            customer_upsert(external_id=c)
+        for batch in batches:
+            assert events_ingest(events=batch).inserted == len(batch)
+        start, end = NOW - dt.timedelta(hours=2), NOW + dt.timedelta(hours=1)
+        meters = list(Meter.objects.filter(code__startswith="p-"))
+        pk = {m.code.removeprefix("p-"): m.pk for m in meters}
+
+        def read():
+            many = period_usage_many(customers=customers, meters=meters, start=start, end=end)
+            few = {c: period_usage(customer=c, meters=meters, start=start, end=end) for c in customers[:3]}
+            return many, few, period_usage(customer=None, meters=meters, start=start, end=end)
+
+        before = read()
+        assert rollups_fold() > 0
+        after = read()
+    assert before == after
+    many, few, tenant = after
+    for c in customers[:3]:  # the array_position path and the unnesting one agree
+        assert few[c] == {m.pk: many[(c, m.pk)] for m in meters}
+    for c, events in mine.items():
+        values = [e["value"] for e in events]
+        assert many[(c, pk["sum"])] == sum(values) and many[(c, pk["count"])] == len(values)
+        assert (many[(c, pk["max"])], many[(c, pk["min"])]) == (max(values), min(values))
+        assert many[(c, pk["latest"])] == max(events, key=lambda e: e["timestamp"])["value"]
+        assert many[(c, pk["who"])] == len({e["properties"]["who"] for e in events})
+    every = [e for batch in batches for e in batch]
+    assert tenant[pk["sum"]] == sum(e["value"] for e in every) and tenant[pk["count"]] == len(every)
+    assert (tenant[pk["max"]], tenant[pk["min"]]) == (22, 0)
+    assert tenant[pk["latest"]] == max(every, key=lambda e: e["timestamp"])["value"]
 
 
 def test_a_meter_being_created_in_one_tenant_never_blocks_ingestion_in_another(live_tenant, beta):

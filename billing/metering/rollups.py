@@ -1,0 +1,259 @@
+"""Hourly rollups: what ingestion adds to them, how the adds are folded in, and how reads see both.
+
+Ingestion never updates a rollup row (concurrent batches would queue on the same hot rows). It
+appends, in its own transaction, ONE row per meter and hour to `metering_rollup_delta`, holding the
+batch's contribution for every customer at once as parallel arrays (`customers[i]` used the meter
+`counts[i]` times, summing to `sums[i]`, …) plus the batch's total over those customers. A batch of
+1,000 events spread over 600 customers writes two rows for two meters, not 1,200: the rows, their
+index entries and the fold's per-row work were most of ingestion's database time.
+
+`rollups_fold` moves the committed delta rows into `metering_rollup` (per meter, customer and hour),
+`metering_rollup_tenant` (per meter and hour) and `metering_rollup_month` (per meter, customer and
+calendar month) in one statement: it deletes the delta rows its snapshot sees and adds them up, so a
+delta is always in exactly one place for any reader. After a batch commits, each process folds at
+most once a second per tenant; beat folds quiet tenants.
+
+Reads add the deltas not folded yet: `metering_rollup_all` (and `_tenant_all`, `_month_all`) are
+the union of the rollups and the unnested deltas; `customer_rollup_sql` reads a few customers'
+rows without unnesting every pending delta (it finds each customer's index with array_position).
+
+Columns a meter's aggregation never reads are not carried: `sums` is NULL for count and
+unique_count meters (the sum of ones is the count), min/max/latest only for those aggregations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from decimal import Decimal
+
+from django.db import connection, transaction
+
+from billing.metering.models import Aggregation
+
+logger = logging.getLogger(__name__)
+
+# advisory lock class (int4) of the fold; the second key is the tenant's schema
+FOLD_LOCK = 70_414
+TENANT_KEY = "hashtext(current_schema())"
+FOLD_EVERY_SECONDS = 1.0
+FEW_CUSTOMERS = 32  # up to this many, reads find customers in the deltas by array_position
+
+_COUNTED = (Aggregation.COUNT, Aggregation.UNIQUE_COUNT)  # amounts are all 1: no sums carried
+
+
+def _hour(ts: dt.datetime) -> dt.datetime:
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+class Deltas:
+    """One batch's contributions, per (meter, hour) and customer: [count, sum, extreme, extreme_ts]
+    where the extreme is the min, the max or the latest value (with its timestamp), as the
+    meter's aggregation needs."""
+
+    __slots__ = ("cells", "distinct", "aggregation")
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[int, dt.datetime], dict[str, list]] = {}
+        self.distinct: set[tuple] = set()  # (meter, customer, hour, value) of unique_count meters
+        self.aggregation: dict[int, str] = {}
+
+    def add(self, spec, customer: str, ts: dt.datetime, amount) -> None:
+        hour = ts.replace(minute=0, second=0, microsecond=0)
+        aggregation = spec.aggregation
+        if aggregation == Aggregation.UNIQUE_COUNT:
+            self.distinct.add((spec.id, customer, hour, amount))
+            amount = 1
+        key = (spec.id, hour)
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = {}
+            self.aggregation[spec.id] = aggregation
+        acc = cell.get(customer)
+        if acc is None:
+            cell[customer] = [1, amount, amount, ts]
+            return
+        acc[0] += 1
+        acc[1] += amount
+        if aggregation == Aggregation.MIN:
+            if amount < acc[2]:
+                acc[2] = amount
+        elif aggregation == Aggregation.MAX:
+            if amount > acc[2]:
+                acc[2] = amount
+        elif aggregation == Aggregation.LATEST and ts >= acc[3]:
+            acc[2], acc[3] = amount, ts
+
+    def rows(self) -> list[tuple]:
+        """The delta rows to append: (meter_id, hour, customers, counts, sums, mins, maxs, latests,
+        latest_tss, and the batch's totals over those customers: count, sum, min, max, latest,
+        latest_ts)."""
+        rows = []
+        for (meter_id, hour), cell in sorted(self.cells.items(), key=lambda item: item[0]):
+            aggregation = self.aggregation[meter_id]
+            customers = list(cell)
+            accs = list(cell.values())
+            counts = [acc[0] for acc in accs]
+            total_count = sum(counts)
+            sums = mins = maxs = latests = latest_tss = None
+            total_sum = Decimal(total_count)
+            total_min = total_max = total_latest = total_latest_ts = None
+            if aggregation not in _COUNTED:
+                sums = [acc[1] for acc in accs]
+                total_sum = sum(sums)
+            if aggregation == Aggregation.MIN:
+                mins = [acc[2] for acc in accs]
+                total_min = min(mins)
+            elif aggregation == Aggregation.MAX:
+                maxs = [acc[2] for acc in accs]
+                total_max = max(maxs)
+            elif aggregation == Aggregation.LATEST:
+                latests = [acc[2] for acc in accs]
+                latest_tss = [acc[3] for acc in accs]
+                last = max(range(len(accs)), key=lambda i: latest_tss[i])
+                total_latest, total_latest_ts = latests[last], latest_tss[last]
+            rows.append((meter_id, hour, customers, counts, sums, mins, maxs, latests, latest_tss,
+                         total_count, total_sum, total_min, total_max, total_latest, total_latest_ts))  # fmt: skip
+        return rows
+
+
+_DELTA_COLUMNS = (
+    "meter_id, hour, customers, counts, sums, mins, maxs, latests, latest_tss, "
+    "total_count, total_sum, total_min, total_max, total_latest, total_latest_ts"
+)
+_DELTA_TYPES = ["int8", "timestamptz", "text[]", "int8[]", "numeric[]", "numeric[]", "numeric[]", "numeric[]",
+                "timestamptz[]", "int8", "numeric", "numeric", "numeric", "numeric", "timestamptz"]  # fmt: skip
+
+
+def deltas_append(deltas: Deltas) -> None:
+    """Append a batch's deltas (and its distinct values) inside the caller's transaction, and
+    fold soon after it commits."""
+    import psycopg
+
+    rows = deltas.rows()
+    if not rows and not deltas.distinct:
+        return
+    connection.ensure_connection()
+    # a psycopg cursor on Django's connection (same transaction), binding server-side: the arrays
+    # travel in binary instead of being quoted element by element
+    with psycopg.Cursor(connection.connection) as cursor:
+        if rows:
+            with cursor.copy(
+                f"COPY metering_rollup_delta ({_DELTA_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(_DELTA_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+            transaction.on_commit(rollups_fold_soon)
+        if deltas.distinct:
+            columns = list(zip(*sorted(deltas.distinct), strict=True))
+            cursor.execute(
+                "INSERT INTO metering_rollup_value (meter_id, customer, hour, value) "
+                "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::timestamptz[], %b::text[]) ON CONFLICT DO NOTHING",
+                [list(column) for column in columns],
+            )
+
+
+_last_fold: dict[str, float] = {}  # per tenant schema, in this process
+
+
+def rollups_fold_soon() -> None:
+    """After a batch commits: fold this tenant's deltas if this process has not tried within the
+    last second (the fold's cost is shared by all batches since; reads are exact either way)."""
+    now, schema = time.monotonic(), connection.schema_name
+    if now - _last_fold.get(schema, 0.0) < FOLD_EVERY_SECONDS:
+        return
+    _last_fold[schema] = now
+    try:
+        rollups_fold()
+    except Exception:  # a fold that fails leaves the deltas where they are: the next one takes them
+        logger.exception("rollup fold failed")
+
+
+def _merge(table: str) -> str:
+    """The ON CONFLICT clause that adds a rollup row into `table`'s existing one."""
+    return f"""DO UPDATE SET
+        count = {table}.count + EXCLUDED.count,
+        sum = {table}.sum + EXCLUDED.sum,
+        min = LEAST({table}.min, EXCLUDED.min),
+        max = GREATEST({table}.max, EXCLUDED.max),
+        latest = CASE WHEN {table}.latest_ts IS NULL OR EXCLUDED.latest_ts >= {table}.latest_ts
+                      THEN EXCLUDED.latest ELSE {table}.latest END,
+        latest_ts = GREATEST({table}.latest_ts, EXCLUDED.latest_ts)"""
+
+
+# adds up rollup-shaped rows; the latest value is looked for only where a latest meter left one
+ADD_UP = (
+    "sum(count), sum(sum), min(min), max(max), "
+    "(array_agg(latest ORDER BY latest_ts DESC) FILTER (WHERE latest_ts IS NOT NULL))[1], max(latest_ts)"
+)
+_MONTH = "date_trunc('month', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+# the per-customer cells of delta rows `d`, shaped like rollup rows
+DELTA_CELLS = (
+    "SELECT d.meter_id, u.customer, d.hour, u.count, coalesce(u.sum, u.count) AS sum, u.min, u.max, u.latest, "
+    "u.latest_ts FROM {source} d, unnest(d.customers, d.counts, d.sums, d.mins, d.maxs, d.latests, d.latest_tss) "
+    "AS u(customer, count, sum, min, max, latest, latest_ts)"
+)
+
+
+def rollups_fold() -> int:
+    """Move every committed delta into the rollups, exactly once: one statement deletes the delta
+    rows its snapshot sees and adds them up into the hourly rollups per customer, the tenant's
+    hourly totals and the customers' monthly totals (in key order), so for any reader a delta is
+    either still in the delta table or in the rollups, never both. One fold at a time per tenant
+    (a second one returns at once). Returns the number of hourly rollup rows touched."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT pg_try_advisory_xact_lock(%s, {TENANT_KEY})", [FOLD_LOCK])
+        if not cursor.fetchone()[0]:
+            return 0
+        # the planner's row estimates for a queue table are stale by nature; compiling the
+        # statement with LLVM cost more than running it
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(
+            f"""
+            WITH moved AS (DELETE FROM metering_rollup_delta RETURNING *),
+            cells AS ({DELTA_CELLS.format(source="moved")}),
+            hourly AS (
+                INSERT INTO metering_rollup (meter_id, customer, hour, count, sum, min, max, latest, latest_ts)
+                SELECT meter_id, customer, hour, {ADD_UP} FROM cells
+                GROUP BY meter_id, customer, hour ORDER BY meter_id, customer, hour
+                ON CONFLICT (meter_id, customer, hour) {_merge("metering_rollup")}
+                RETURNING 1
+            ),
+            tenant AS (
+                INSERT INTO metering_rollup_tenant (meter_id, hour, count, sum, min, max, latest, latest_ts)
+                SELECT meter_id, hour, sum(total_count), sum(total_sum), min(total_min), max(total_max),
+                       (array_agg(total_latest ORDER BY total_latest_ts DESC)
+                        FILTER (WHERE total_latest_ts IS NOT NULL))[1], max(total_latest_ts)
+                FROM moved GROUP BY meter_id, hour ORDER BY meter_id, hour
+                ON CONFLICT (meter_id, hour) {_merge("metering_rollup_tenant")}
+            ),
+            monthly AS (
+                INSERT INTO metering_rollup_month (meter_id, customer, month, count, sum, min, max, latest, latest_ts)
+                SELECT meter_id, customer, {_MONTH} AS month, {ADD_UP} FROM cells
+                GROUP BY meter_id, customer, month ORDER BY meter_id, month, customer
+                ON CONFLICT (meter_id, month, customer) {_merge("metering_rollup_month")}
+            )
+            SELECT count(*) FROM hourly
+            """
+        )
+        return cursor.fetchone()[0]
+
+
+def customer_rollup_sql(customers: list[str]) -> tuple[str, list]:
+    """A FROM-able subquery of the rollup-shaped rows (folded and not) of these customers, with
+    its parameters. For a few customers the pending deltas are searched with array_position (no
+    unnesting of every customer's cells); for many, the deltas are unnested once and filtered."""
+    if len(customers) > FEW_CUSTOMERS:
+        return "(SELECT * FROM metering_rollup_all WHERE customer = ANY(%s))", [customers]
+    return (
+        "(SELECT meter_id, customer, hour, count, sum, min, max, latest, latest_ts FROM metering_rollup "
+        "WHERE customer = ANY(%s) "
+        "UNION ALL "
+        "SELECT d.meter_id, c.customer, d.hour, d.counts[p.i], coalesce(d.sums[p.i], d.counts[p.i]), d.mins[p.i], "
+        "d.maxs[p.i], d.latests[p.i], d.latest_tss[p.i] FROM metering_rollup_delta d "
+        "CROSS JOIN unnest(%s::text[]) AS c(customer) "
+        "CROSS JOIN LATERAL (SELECT array_position(d.customers, c.customer) AS i) AS p WHERE p.i IS NOT NULL)",
+        [customers, customers],
+    )
