@@ -5,7 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.memberships.models import Checkout, Customer, Membership
+from billing.memberships.models import EXTERNAL_ID_PATTERN, Checkout, Customer, Membership
 from billing.memberships.selectors import (
     customer_get,
     customer_list,
@@ -26,7 +26,6 @@ from monetize.api.fields import StrictCharField, StrictRegexField
 from monetize.api.idempotency import idempotent
 from monetize.api.pagination import CursorPagination
 
-EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,254}$"
 MAX_METADATA_KEYS = 50
 MAX_METADATA_VALUE = 500
 

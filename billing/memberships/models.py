@@ -3,6 +3,9 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+# what an integrator may use as a customer's external id (it appears in URLs)
+EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,254}$"
+
 
 class Customer(models.Model):
     """Someone a tenant bills, addressed by the integrator's `external_id` (unique per tenant).

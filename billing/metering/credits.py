@@ -170,7 +170,7 @@ def event_cost(prices: Prices, row, contributions) -> tuple[Decimal, str] | None
             return cost, f"ai:{usage[0] or '*'}/{usage[1]}"
     total, sources = None, []
     for spec, amount in contributions:
-        if spec.aggregation not in BURNABLE or not isinstance(amount, Decimal):
+        if spec.aggregation not in BURNABLE or isinstance(amount, str):
             continue
         rate = _at(prices.burn.get(spec.id), row.ts)
         if rate is None:

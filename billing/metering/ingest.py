@@ -26,27 +26,23 @@ to (the meter sync reports what it had not reported yet, by a received-at waterm
 from __future__ import annotations
 
 import datetime as dt
-import json
-import math
-from collections import defaultdict
+import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 
-import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing.metering.models import Aggregation, Meter
 from billing.metering.rollups import TENANT_KEY, Deltas, deltas_append
+from billing.metering.validation import _parse, _Reject, _Row, meter_contribution, meters_by_type
 
 # advisory lock class (int4) ordering meter creation against ingestion; the second key is the
 # tenant's schema, so tenants never wait on each other
 METER_LOCK = 70_413
-MAX_ID_LENGTH = 255
-MAX_TYPE_LENGTH = 100
-MAX_VALUE = Decimal("1e20")  # numeric(38, 9) holds 29 integer digits; far beyond any usage
-OLDEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+# lists of ids travel to PostgreSQL as one string split by string_to_array on this character
+# (validation refuses control characters in ids and customers): no per-element work in Python
+SEP = "\x1f"
+SPLIT = "string_to_array(%s, chr(31))"
 
 
 @dataclass
@@ -59,150 +55,23 @@ class IngestResult:
         return {"inserted": self.inserted, "duplicates": self.duplicates, "rejected": self.rejected}
 
 
-@dataclass(frozen=True, slots=True)
-class MeterSpec:
-    id: int
-    code: str
-    aggregation: str
-    value_property: str
-    filters: tuple[tuple[str, frozenset], ...]
-    allow_negative: bool
-    metered_feature: bool
+# the month partitions known to exist, per tenant (schema and row: a tenant deleted and made again
+# under the same schema name has a new row), in this process, as seen outside any transaction that
+# could still roll them back; partitions are never dropped while their tenant lives
+_partitions: dict[tuple[str, object], set[tuple[int, int]]] = {}
 
 
-class _Reject(Exception):
-    def __init__(self, code: str, message: str):
-        self.code, self.message = code, message
-
-
-def _number(value, what: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Reject("invalid_value", f"{what} must be a number.")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise _Reject("invalid_value", f"{what} must be a finite number.")
-    number = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
-    if abs(number) >= MAX_VALUE:
-        raise _Reject("value_out_of_range", f"{what} is out of range.")
-    return number
-
-
-def _text(event: dict, key: str, limit: int) -> str:
-    value = event.get(key)
-    if not isinstance(value, str) or not value:
-        raise _Reject(f"invalid_{key}", f"'{key}' must be a non-empty string.")
-    if len(value) > limit:
-        raise _Reject(f"invalid_{key}", f"'{key}' is longer than {limit} characters.")
-    return value
-
-
-def _timestamp(value, latest: dt.datetime) -> dt.datetime:
-    if not isinstance(value, str):
-        raise _Reject("invalid_timestamp", "'timestamp' must be an RFC 3339 string.")
-    try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise _Reject("invalid_timestamp", f"'{value[:40]}' is not an RFC 3339 timestamp.") from None
-    if when.tzinfo is None:
-        raise _Reject("invalid_timestamp", "'timestamp' needs a time zone offset (e.g. Z).")
-    when = when.astimezone(dt.UTC)
-    if when > latest:
-        raise _Reject(
-            "timestamp_in_future",
-            f"'timestamp' is more than {settings.METERING_MAX_FUTURE_SECONDS} s ahead of the server's clock.",
-        )
-    if when < OLDEST:
-        raise _Reject("timestamp_too_old", "'timestamp' is before 2000.")
-    return when
-
-
-@dataclass(slots=True)
-class _Row:
-    index: int
-    event_id: str
-    customer: str
-    type: str
-    ts: dt.datetime
-    value: Decimal
-    properties: dict
-
-
-def _parse(index: int, event, latest: dt.datetime) -> _Row:
-    if not isinstance(event, dict):
-        raise _Reject("invalid_event", "An event must be a JSON object.")
-    properties = event.get("properties", {})
-    if properties is None:
-        properties = {}
-    if not isinstance(properties, dict):
-        raise _Reject("invalid_properties", "'properties' must be an object.")
-    value = event.get("value", 1)
-    return _Row(
-        index=index,
-        event_id=_text(event, "id", MAX_ID_LENGTH),
-        customer=_text(event, "customer", MAX_ID_LENGTH),
-        type=_text(event, "type", MAX_TYPE_LENGTH),
-        ts=_timestamp(event.get("timestamp"), latest),
-        value=_number(value, "'value'"),
-        properties=properties,
-    )
-
-
-def meters_by_type() -> dict[str, list[MeterSpec]]:
-    by_type: dict[str, list[MeterSpec]] = defaultdict(list)
-    for meter in Meter.objects.filter(active=True).values(
-        "id", "code", "event_type", "aggregation", "value_property", "filters", "allow_negative", "feature_id"
-    ):
-        filters = tuple(
-            (key, frozenset(json.dumps(v) for v in (wanted if isinstance(wanted, list) else [wanted])))
-            for key, wanted in sorted((meter["filters"] or {}).items())
-        )
-        by_type[meter["event_type"]].append(
-            MeterSpec(
-                id=meter["id"],
-                code=meter["code"],
-                aggregation=meter["aggregation"],
-                value_property=meter["value_property"],
-                filters=filters,
-                allow_negative=meter["allow_negative"],
-                metered_feature=meter["feature_id"] is not None,
-            )
-        )
-    return by_type
-
-
-def _matches(spec: MeterSpec, properties: dict) -> bool:
-    for key, wanted in spec.filters:
-        if key not in properties or json.dumps(properties[key]) not in wanted:
-            return False
-    return True
-
-
-def meter_contribution(spec: MeterSpec, row) -> Decimal | str | None:
-    """What one event adds to a meter: a number, a distinct value (unique_count), or None when the
-    meter does not count it. Raises _Reject for an event the meter cannot take."""
-    if spec.filters and not _matches(spec, row.properties):
-        return None
-    if spec.aggregation == Aggregation.COUNT:
-        return Decimal(1)
-    if spec.aggregation == Aggregation.UNIQUE_COUNT:
-        prop = spec.value_property
-        raw = row.properties.get(prop)
-        if isinstance(raw, bool) or not isinstance(raw, str | int | float) or raw == "":
-            raise _Reject("missing_property", f"Meter '{spec.code}' counts distinct '{prop}': give it as a string or number.")  # fmt: skip
-        return str(raw)[:255]
-    if spec.value_property:
-        if spec.value_property not in row.properties:
-            raise _Reject("missing_property", f"Meter '{spec.code}' needs the number property '{spec.value_property}'.")  # fmt: skip
-        number = _number(row.properties[spec.value_property], f"'properties.{spec.value_property}'")
-    else:
-        number = row.value
-    if number < 0 and not spec.allow_negative:
-        raise _Reject("negative_value", f"Meter '{spec.code}' does not take negative values.")
-    return number
+def _tenant_key() -> tuple[str, object] | None:
+    pk = getattr(getattr(connection, "tenant", None), "pk", None)
+    return None if pk is None else (connection.schema_name, pk)
 
 
 def partitions_ensure(months: set[tuple[int, int]]) -> None:
     """Create the month partitions these events need (each in its own short transaction, before
     the batch's; concurrent creators of the same month are harmless)."""
+    tenant = _tenant_key()
+    if tenant is not None and months <= _partitions.get(tenant, set()):
+        return
     known = partitions_known()
     for year, month in sorted(months - known):
         start = dt.datetime(year, month, 1, tzinfo=dt.UTC)
@@ -218,6 +87,8 @@ def partitions_ensure(months: set[tuple[int, int]]) -> None:
         except Exception:  # a concurrent creator won the race: the partition exists now
             if (year, month) not in partitions_known():
                 raise
+    if tenant is not None and not connection.in_atomic_block:  # only what is committed for good
+        _partitions[tenant] = known | months
 
 
 def partitions_known() -> set[tuple[int, int]]:
@@ -235,7 +106,7 @@ def events_ingest(
     *, events: list, create_customers: bool = False, now: dt.datetime | None = None
 ) -> IngestResult:
     """Validate and store a batch of usage events exactly once; see the module docstring."""
-    from billing.memberships.models import Customer
+    from billing.memberships.models import EXTERNAL_ID_PATTERN, Customer
     from billing.memberships.services import customer_upsert
 
     if len(events) > settings.METERING_MAX_BATCH:
@@ -282,30 +153,32 @@ def events_ingest(
             accepted.append((row, contributions))
 
         customers = {row.customer for row, _ in accepted}
-        with _binding_cursor() as cursor:  # one round trip, the ids bound as one binary array
+        with connection.cursor() as cursor:  # one round trip, the ids as one delimited string
             cursor.execute(
-                f"SELECT external_id FROM {Customer._meta.db_table} WHERE external_id = ANY(%b::text[])",
-                [sorted(customers)],
+                f"SELECT string_agg(external_id, chr(31)) FROM {Customer._meta.db_table} "
+                f"WHERE external_id = ANY({SPLIT})",
+                [SEP.join(customers)],
             )
-            known = {r[0] for r in cursor.fetchall()}
+            found = cursor.fetchone()[0]
+        known = set(found.split(SEP)) if found else set()
         unknown = customers - known
-        if unknown and create_customers:
-            for external_id in sorted(unknown):
+        invalid: set[str] = set()
+        if unknown and create_customers:  # made as the customers API would make them
+            invalid = {c for c in unknown if not re.match(EXTERNAL_ID_PATTERN, c)}
+            for external_id in sorted(unknown - invalid):
                 customer_upsert(external_id=external_id)
             unknown = set()
-        if unknown:
+        if unknown or invalid:
             kept = []
             for row, contributions in accepted:
                 if row.customer in unknown:
-                    result.rejected.append(
-                        {
-                            "index": row.index,
-                            "code": "unknown_customer",
-                            "message": f"No customer '{row.customer}'.",
-                        }
-                    )
+                    code, message = "unknown_customer", f"No customer '{row.customer}'."
+                elif row.customer in invalid:
+                    code, message = "invalid_customer", f"'{row.customer}' is not a valid customer id."
                 else:
                     kept.append((row, contributions))
+                    continue
+                result.rejected.append({"index": row.index, "code": code, "message": message})
             accepted = kept
         if accepted:
             new = _store(accepted)
@@ -315,42 +188,35 @@ def events_ingest(
     return result
 
 
-def _binding_cursor():
-    """A psycopg cursor with server-side binding on Django's connection (same transaction): Django's
-    own cursors bind client-side, quoting every array element as text; here the big arrays travel
-    in binary (%b), several times faster to send."""
-    import psycopg
-
-    connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
+def _copy_text(value: str) -> str:
+    """A string as a COPY text field: control characters were refused, so only backslashes."""
+    return value.replace("\\", "\\\\") if "\\" in value else value
 
 
 def _store(accepted: list[tuple[_Row, list]]) -> set[str]:
     """Write the new events and their rollup deltas; returns the ids that were new."""
-    ids = sorted(row.event_id for row, _ in accepted)
-    with _binding_cursor() as cursor:
+    ids = sorted(row.event_id for row, _ in accepted)  # key order: concurrent batches lock alike
+    with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO metering_event_key (event_id) SELECT unnest(%b::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
-            [ids],
+            "WITH new AS (INSERT INTO metering_event_key (event_id) "
+            f"SELECT unnest({SPLIT}) ON CONFLICT DO NOTHING RETURNING event_id) "
+            "SELECT string_agg(event_id, chr(31)) FROM new",
+            [SEP.join(ids)],
         )
-        new = {r[0] for r in cursor.fetchall()}
-        if not new:
-            return new
+        returned = cursor.fetchone()[0]
+        if not returned:
+            return set()
+        new = set(returned.split(SEP))
         fresh = [(row, contributions) for row, contributions in accepted if row.event_id in new]
+        lines = [
+            f"{_copy_text(row.event_id)}\t{_copy_text(row.customer)}\t{_copy_text(row.type)}\t"
+            f"{row.ts.isoformat()}\t{row.value}\t{_copy_text(row.properties_json)}\n"
+            for row, _ in fresh
+        ]
         with cursor.copy(
             "COPY metering_event (event_id, customer, type, ts, value, properties) FROM STDIN"
         ) as copy:
-            for row, _ in fresh:
-                copy.write_row(
-                    (
-                        row.event_id,
-                        row.customer,
-                        row.type,
-                        row.ts,
-                        row.value,
-                        orjson.dumps(row.properties).decode(),
-                    )
-                )
+            copy.write("".join(lines))
     metered_customers = rollups_add(fresh)
     from billing.metering.credits import ai_usage_record, credits_burn, prices_load
 
@@ -371,10 +237,14 @@ def rollups_add(fresh: list[tuple[_Row, list]]) -> set[str]:
     customers whose metered-feature usage moved."""
     deltas = Deltas()
     metered_customers: set[str] = set()
+    add = deltas.add
     for row, contributions in fresh:
+        if not contributions:
+            continue
+        hour = row.ts.replace(minute=0, second=0, microsecond=0)
         for spec, amount in contributions:
             if spec.metered_feature:
                 metered_customers.add(row.customer)
-            deltas.add(spec, row.customer, row.ts, amount)
+            add(spec, row.customer, hour, row.ts, amount)
     deltas_append(deltas)
     return metered_customers

@@ -10,8 +10,9 @@ index entries and the fold's per-row work were most of ingestion's database time
 `rollups_fold` moves the committed delta rows into `metering_rollup` (per meter, customer and hour),
 `metering_rollup_tenant` (per meter and hour) and `metering_rollup_month` (per meter, customer and
 calendar month) in one statement: it deletes the delta rows its snapshot sees and adds them up, so a
-delta is always in exactly one place for any reader. After a batch commits, each process folds at
-most once a second per tenant; beat folds quiet tenants.
+delta is always in exactly one place for any reader. Only folds write the rollups, one at a time per
+tenant (an advisory lock), so their rows need no locking order. After a batch commits, each process
+folds at most once a second per tenant; beat folds quiet tenants.
 
 Reads add the deltas not folded yet: `metering_rollup_all` (and `_tenant_all`, `_month_all`) are
 the union of the rollups and the unnested deltas; `customer_rollup_sql` reads a few customers'
@@ -59,8 +60,7 @@ class Deltas:
         self.distinct: set[tuple] = set()  # (meter, customer, hour, value) of unique_count meters
         self.aggregation: dict[int, str] = {}
 
-    def add(self, spec, customer: str, ts: dt.datetime, amount) -> None:
-        hour = ts.replace(minute=0, second=0, microsecond=0)
+    def add(self, spec, customer: str, hour: dt.datetime, ts: dt.datetime, amount) -> None:
         aggregation = spec.aggregation
         if aggregation == Aggregation.UNIQUE_COUNT:
             self.distinct.add((spec.id, customer, hour, amount))
@@ -122,8 +122,29 @@ _DELTA_COLUMNS = (
     "meter_id, hour, customers, counts, sums, mins, maxs, latests, latest_tss, "
     "total_count, total_sum, total_min, total_max, total_latest, total_latest_ts"
 )
-_DELTA_TYPES = ["int8", "timestamptz", "text[]", "int8[]", "numeric[]", "numeric[]", "numeric[]", "numeric[]",
-                "timestamptz[]", "int8", "numeric", "numeric", "numeric", "numeric", "timestamptz"]  # fmt: skip
+
+
+def _array(values) -> str:
+    """A list of numbers or timestamps as a PostgreSQL array literal, in COPY text (\\N for none)."""
+    if values is None:
+        return "\\N"
+    return "{" + ",".join(v.isoformat() if isinstance(v, dt.datetime) else str(v) for v in values) + "}"
+
+
+def _text_array(values: list[str]) -> str:
+    """Strings as a quoted array literal, in COPY text. Ids and customers hold no control
+    characters (validation), so only quotes and backslashes need escaping."""
+    joined = '","'.join(values)
+    if "\\" in joined or '"' in joined:
+        joined = '","'.join(v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+        joined = joined.replace("\\", "\\\\")  # and COPY's own escaping of the backslashes
+    return '{"' + joined + '"}'
+
+
+def _scalar(value) -> str:
+    if value is None:
+        return "\\N"
+    return value.isoformat() if isinstance(value, dt.datetime) else str(value)
 
 
 def deltas_append(deltas: Deltas) -> None:
@@ -132,21 +153,19 @@ def deltas_append(deltas: Deltas) -> None:
     import psycopg
 
     rows = deltas.rows()
-    if not rows and not deltas.distinct:
-        return
-    connection.ensure_connection()
-    # a psycopg cursor on Django's connection (same transaction), binding server-side: the arrays
-    # travel in binary instead of being quoted element by element
-    with psycopg.Cursor(connection.connection) as cursor:
-        if rows:
-            with cursor.copy(
-                f"COPY metering_rollup_delta ({_DELTA_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-            ) as copy:
-                copy.set_types(_DELTA_TYPES)
-                for row in rows:
-                    copy.write_row(row)
-            transaction.on_commit(rollups_fold_soon)
-        if deltas.distinct:
+    if rows:
+        lines = []
+        for meter_id, hour, customers, *arrays, count, total, low, high, last, last_ts in rows:
+            fields = [str(meter_id), hour.isoformat(), _text_array(customers), *map(_array, arrays),
+                      str(count), str(total), _scalar(low), _scalar(high), _scalar(last), _scalar(last_ts)]  # fmt: skip
+            lines.append("\t".join(fields) + "\n")
+        with connection.cursor() as cursor, cursor.copy(f"COPY metering_rollup_delta ({_DELTA_COLUMNS}) FROM STDIN") as copy:  # fmt: skip
+            copy.write("".join(lines))
+        transaction.on_commit(rollups_fold_soon)
+    if deltas.distinct:
+        connection.ensure_connection()
+        # server-side binding on Django's connection (same transaction): the arrays travel in binary
+        with psycopg.Cursor(connection.connection) as cursor:
             columns = list(zip(*sorted(deltas.distinct), strict=True))
             cursor.execute(
                 "INSERT INTO metering_rollup_value (meter_id, customer, hour, value) "
@@ -200,24 +219,37 @@ DELTA_CELLS = (
 def rollups_fold() -> int:
     """Move every committed delta into the rollups, exactly once: one statement deletes the delta
     rows its snapshot sees and adds them up into the hourly rollups per customer, the tenant's
-    hourly totals and the customers' monthly totals (in key order), so for any reader a delta is
+    hourly totals and the customers' monthly totals (from the hourly sums), so for any reader a delta is
     either still in the delta table or in the rollups, never both. One fold at a time per tenant
     (a second one returns at once). Returns the number of hourly rollup rows touched."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"SELECT pg_try_advisory_xact_lock(%s, {TENANT_KEY})", [FOLD_LOCK])
         if not cursor.fetchone()[0]:
             return 0
-        # the planner's row estimates for a queue table are stale by nature; compiling the
-        # statement with LLVM cost more than running it
+        # the planner's row estimates for a queue table are stale by nature: compiling the statement
+        # with LLVM cost more than running it, and the cells must be hashed in memory, not sorted
         cursor.execute("SET LOCAL jit = off")
+        cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(
             f"""
             WITH moved AS (DELETE FROM metering_rollup_delta RETURNING *),
             cells AS ({DELTA_CELLS.format(source="moved")}),
+            sums AS (
+                SELECT meter_id, customer, hour, sum(count) AS count, sum(sum) AS sum, min(min) AS min,
+                       max(max) AS max, max(latest_ts) AS latest_ts
+                FROM cells GROUP BY meter_id, customer, hour
+            ),
+            last AS (
+                SELECT DISTINCT ON (meter_id, customer, hour) meter_id, customer, hour, latest FROM cells
+                WHERE latest_ts IS NOT NULL ORDER BY meter_id, customer, hour, latest_ts DESC
+            ),
+            added AS MATERIALIZED (
+                SELECT s.meter_id, s.customer, s.hour, s.count, s.sum, s.min, s.max, l.latest, s.latest_ts
+                FROM sums s LEFT JOIN last l USING (meter_id, customer, hour)
+            ),
             hourly AS (
                 INSERT INTO metering_rollup (meter_id, customer, hour, count, sum, min, max, latest, latest_ts)
-                SELECT meter_id, customer, hour, {ADD_UP} FROM cells
-                GROUP BY meter_id, customer, hour ORDER BY meter_id, customer, hour
+                SELECT * FROM added
                 ON CONFLICT (meter_id, customer, hour) {_merge("metering_rollup")}
                 RETURNING 1
             ),
@@ -226,13 +258,12 @@ def rollups_fold() -> int:
                 SELECT meter_id, hour, sum(total_count), sum(total_sum), min(total_min), max(total_max),
                        (array_agg(total_latest ORDER BY total_latest_ts DESC)
                         FILTER (WHERE total_latest_ts IS NOT NULL))[1], max(total_latest_ts)
-                FROM moved GROUP BY meter_id, hour ORDER BY meter_id, hour
+                FROM moved GROUP BY meter_id, hour
                 ON CONFLICT (meter_id, hour) {_merge("metering_rollup_tenant")}
             ),
             monthly AS (
                 INSERT INTO metering_rollup_month (meter_id, customer, month, count, sum, min, max, latest, latest_ts)
-                SELECT meter_id, customer, {_MONTH} AS month, {ADD_UP} FROM cells
-                GROUP BY meter_id, customer, month ORDER BY meter_id, month, customer
+                SELECT meter_id, customer, {_MONTH} AS month, {ADD_UP} FROM added GROUP BY meter_id, customer, month
                 ON CONFLICT (meter_id, month, customer) {_merge("metering_rollup_month")}
             )
             SELECT count(*) FROM hourly

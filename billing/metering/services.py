@@ -9,8 +9,9 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from billing.metering.exceptions import InvalidMeter
-from billing.metering.ingest import METER_LOCK, TENANT_KEY, partitions_ensure
+from billing.metering.ingest import METER_LOCK, partitions_ensure
 from billing.metering.models import Aggregation, Meter
+from billing.metering.rollups import TENANT_KEY
 
 CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -95,7 +96,7 @@ def meter_reaggregate(*, meter: Meter, batch: int = 50_000) -> int:
     """Rebuild a meter's rollups from raw events (a new meter, or a repair). Events the meter
     cannot take (a missing or negative value) are skipped, as ingestion would have refused them
     for this meter. Returns the number of events aggregated."""
-    from billing.metering.ingest import meters_by_type
+    from billing.metering.validation import meters_by_type
 
     spec = next(s for s in meters_by_type().get(meter.event_type, []) if s.id == meter.pk)
     with connection.cursor() as cursor:
@@ -116,7 +117,8 @@ def meter_reaggregate(*, meter: Meter, batch: int = 50_000) -> int:
 
 
 def _aggregate_rows(spec, chunk) -> int:
-    from billing.metering.ingest import _Reject, _Row, meter_contribution, rollups_add
+    from billing.metering.ingest import rollups_add
+    from billing.metering.validation import _Reject, _Row, meter_contribution
 
     accepted = []
     for event_id, customer, type_, ts, value, properties in chunk:

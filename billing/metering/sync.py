@@ -74,7 +74,6 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from billing.metering.exceptions import MeteringError
-from billing.metering.ingest import OLDEST
 from billing.metering.models import Meter
 from billing.metering.selectors import _floor_hour, _next_month, month_start, period_usage_many
 from billing.metering.sync_models import (
@@ -84,6 +83,7 @@ from billing.metering.sync_models import (
     ReportStatus,
     RunStatus,
 )
+from billing.metering.validation import OLDEST
 
 logger = logging.getLogger(__name__)
 

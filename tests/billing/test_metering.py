@@ -93,6 +93,12 @@ def test_replaying_a_whole_batch_inserts_nothing(shop):
         ({"properties": {"minutes": -3}}, "negative_value"),
         ({"properties": {}}, "missing_property"),
         ({"customer": "nobody"}, "unknown_customer"),
+        # PostgreSQL cannot store NUL; tabs and newlines would split COPY rows: refused, not a 500
+        ({"id": "a\u0000b"}, "invalid_id"),
+        ({"customer": "c\t1"}, "invalid_customer"),
+        ({"type": "build.finished\n"}, "invalid_type"),
+        ({"properties": {"minutes": 1, "note": "a\u0000b"}}, "invalid_properties"),
+        ({"properties": {"minutes": 1, "a\u0000": 1}}, "invalid_properties"),
     ],
 )
 def test_a_bad_event_is_rejected_alone(shop, bad, code):
@@ -105,6 +111,34 @@ def test_a_bad_event_is_rejected_alone(shop, bad, code):
     assert [(r["index"], r["code"]) for r in body["rejected"]] == [(1, code)]
     assert body["rejected"][0]["message"]
     assert usage(shop, "build-minutes")["total"] == 2
+
+
+def test_quotes_backslashes_and_unicode_are_stored_as_sent(shop):
+    """Events travel in COPY text: what needs escaping there must come back exactly."""
+    odd = "we.ird:cust@x+y-z"  # every punctuation mark a customer id may hold
+    make_customer(shop, odd)
+    event = ev('id\\with"quote é', customer=odd, properties={"minutes": 4, "path": "C:\\dir\\n", "q": '"'})
+    assert post(shop, {"events": [event]}).json() == {"inserted": 1, "duplicates": 0, "rejected": []}
+    assert post(shop, {"events": [event]}).json()["duplicates"] == 1
+    with tenant_context(shop.tenant), connection.cursor() as cursor:
+        cursor.execute("SELECT event_id, customer, properties FROM metering_event")
+        (event_id, customer, properties), *others = cursor.fetchall()
+    assert (event_id, customer, json.loads(properties), others) == (event["id"], odd, event["properties"], [])
+    assert usage(shop, "build-minutes", customer=odd)["total"] == 4
+
+
+def test_delta_arrays_carry_any_string(alpha):
+    """The rollup deltas' customer arrays are written as COPY text array literals: quotes,
+    backslashes, commas, braces and spaces must come back as they were."""
+    from billing.metering.rollups import _text_array
+
+    values = ['plain', 'quo"te', "back\\slash", "com,ma", "{brace}", " spaced ", "NULL", "é"]
+    with tenant_context(alpha.tenant), connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE arrays (a text[])")
+        with cursor.copy("COPY arrays FROM STDIN") as copy:
+            copy.write(_text_array(values) + "\n")
+        cursor.execute("SELECT a FROM arrays")
+        assert cursor.fetchone()[0] == values
 
 
 def test_non_finite_numbers_make_the_body_malformed(shop):
@@ -288,6 +322,14 @@ def test_unknown_customers_are_created_when_the_tenant_says_so(shop):
     body = post(shop, ev("u1", customer="newcomer", properties={"minutes": 5})).json()
     assert body == {"inserted": 1, "duplicates": 0, "rejected": []}
     assert usage(shop, "build-minutes", customer="newcomer")["total"] == 5
+    # ids the customers API would refuse are refused here too, without losing the good event
+    body = post(shop, {"events": [ev("u2", customer="bad id/x", properties={"minutes": 1}),
+                                  ev("u3", customer="newcomer", properties={"minutes": 1})]}).json()  # fmt: skip
+    assert body["inserted"] == 1 and [(r["index"], r["code"]) for r in body["rejected"]] == [(0, "invalid_customer")]
+    with tenant_context(shop.tenant):
+        from billing.memberships.models import Customer
+
+        assert not Customer.objects.filter(external_id="bad id/x").exists()
 
 
 def test_rollups_are_hourly_and_exact(shop):
