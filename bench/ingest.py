@@ -185,13 +185,13 @@ def top_up_for_queries(tenant, target: int) -> int:
     if have >= target:
         return have
     start = dt.datetime.now(dt.UTC) - dt.timedelta(days=60)
-    started = time.perf_counter()
+    started, first = time.perf_counter(), have
     with tenant_context(tenant):
         while have < target:
             n = min(10_000, target - have)
             events_ingest(events=make_events(n, start=start, span_hours=60 * 24 - 1))
             have += n
-            rate = have / max(1e-9, time.perf_counter() - started)
+            rate = (have - first) / max(1e-9, time.perf_counter() - started)
             print(f"\r  seeding query data {have:,}/{target:,} events ({rate:,.0f}/s)", end="", flush=True)
     print()
     return have

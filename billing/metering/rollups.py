@@ -40,6 +40,7 @@ FOLD_LOCK = 70_414
 TENANT_KEY = "hashtext(current_schema())"
 FOLD_EVERY_SECONDS = 1.0
 FEW_CUSTOMERS = 32  # up to this many, reads find customers in the deltas by array_position
+VACUUM_AFTER_ROWS = 2_000  # dead delta rows (a few hundred pages) before the queue is vacuumed
 
 _COUNTED = (Aggregation.COUNT, Aggregation.UNIQUE_COUNT)  # amounts are all 1: no sums carried
 
@@ -175,6 +176,7 @@ def deltas_append(deltas: Deltas) -> None:
 
 
 _last_fold: dict[str, float] = {}  # per tenant schema, in this process
+_folded: dict[str, int] = {}  # delta rows folded (dead in the queue) since its last VACUUM, per schema
 
 
 def rollups_fold_soon() -> None:
@@ -186,6 +188,7 @@ def rollups_fold_soon() -> None:
     _last_fold[schema] = now
     try:
         rollups_fold()
+        rollups_vacuum_if_due()
     except Exception:  # a fold that fails leaves the deltas where they are: the next one takes them
         logger.exception("rollup fold failed")
 
@@ -266,10 +269,26 @@ def rollups_fold() -> int:
                 SELECT meter_id, customer, {_MONTH} AS month, {ADD_UP} FROM added GROUP BY meter_id, customer, month
                 ON CONFLICT (meter_id, month, customer) {_merge("metering_rollup_month")}
             )
-            SELECT count(*) FROM hourly
+            SELECT (SELECT count(*) FROM hourly), (SELECT count(*) FROM moved)
             """
         )
-        return cursor.fetchone()[0]
+        touched, moved = cursor.fetchone()
+    _folded[connection.schema_name] = _folded.get(connection.schema_name, 0) + moved
+    return touched
+
+
+def rollups_vacuum_if_due() -> bool:
+    """VACUUM the delta queue once enough folded rows lie dead in it. Folds delete every row they
+    take, and readers scan the queue: left to autovacuum (which may be slow to come, or off), the
+    dead rows of a busy hour made every usage read ~40 ms slower. Needs autocommit (VACUUM cannot
+    run in a transaction): called after a fold, outside any atomic block."""
+    schema = connection.schema_name
+    if _folded.get(schema, 0) < VACUUM_AFTER_ROWS or connection.in_atomic_block:
+        return False
+    _folded[schema] = 0
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (SKIP_LOCKED) metering_rollup_delta")
+    return True
 
 
 def customer_rollup_sql(customers: list[str]) -> tuple[str, list]:

@@ -30,6 +30,8 @@ def partitions_ahead_task() -> None:
 @shared_task(name="metering.rollups_fold", acks_late=True)
 def rollups_fold_task() -> int:
     """Fold pending rollup deltas (ingestion folds after its batches; this catches quiet tenants)."""
-    from billing.metering.rollups import rollups_fold
+    from billing.metering.rollups import rollups_fold, rollups_vacuum_if_due
 
-    return rollups_fold()
+    touched = rollups_fold()
+    rollups_vacuum_if_due()
+    return touched

@@ -132,7 +132,7 @@ def test_delta_arrays_carry_any_string(alpha):
     backslashes, commas, braces and spaces must come back as they were."""
     from billing.metering.rollups import _text_array
 
-    values = ['plain', 'quo"te', "back\\slash", "com,ma", "{brace}", " spaced ", "NULL", "é"]
+    values = ["plain", 'quo"te', "back\\slash", "com,ma", "{brace}", " spaced ", "NULL", "é"]
     with tenant_context(alpha.tenant), connection.cursor() as cursor:
         cursor.execute("CREATE TEMP TABLE arrays (a text[])")
         with cursor.copy("COPY arrays FROM STDIN") as copy:
@@ -325,7 +325,9 @@ def test_unknown_customers_are_created_when_the_tenant_says_so(shop):
     # ids the customers API would refuse are refused here too, without losing the good event
     body = post(shop, {"events": [ev("u2", customer="bad id/x", properties={"minutes": 1}),
                                   ev("u3", customer="newcomer", properties={"minutes": 1})]}).json()  # fmt: skip
-    assert body["inserted"] == 1 and [(r["index"], r["code"]) for r in body["rejected"]] == [(0, "invalid_customer")]
+    assert body["inserted"] == 1 and [(r["index"], r["code"]) for r in body["rejected"]] == [
+        (0, "invalid_customer")
+    ]
     with tenant_context(shop.tenant):
         from billing.memberships.models import Customer
 
@@ -546,6 +548,35 @@ def test_every_aggregation_reads_the_same_from_packed_deltas_and_folded_rollups(
     assert tenant[pk["sum"]] == sum(e["value"] for e in every) and tenant[pk["count"]] == len(every)
     assert (tenant[pk["max"]], tenant[pk["min"]]) == (22, 0)
     assert tenant[pk["latest"]] == max(every, key=lambda e: e["timestamp"])["value"]
+
+
+def test_the_delta_queue_is_vacuumed_after_folds_without_autovacuum(live_tenant, monkeypatch):
+    """Folded delta rows are dead weight every usage read scans: the fold path vacuums the queue
+    itself once enough of them pile up (this machine's PostgreSQL runs with autovacuum off)."""
+    from billing.metering import rollups
+    from billing.metering.ingest import events_ingest
+    from tests.helpers import committed
+
+    monkeypatch.setattr(rollups, "VACUUM_AFTER_ROWS", 20)
+    monkeypatch.setattr(rollups, "rollups_fold_soon", lambda: None)  # one fold, below, takes them all
+
+    def work():
+        with tenant_context(live_tenant.tenant), connection.cursor() as cursor:
+            for batch in range(30):  # one delta row per batch for each of the two meters
+                events_ingest(events=[ev(f"v{batch}-{i}", properties={"minutes": 1}) for i in range(3)])
+            rollups.rollups_fold()
+            vacuumed = rollups.rollups_vacuum_if_due()
+            cursor.execute(
+                "SELECT count(*), pg_relation_size('metering_rollup_delta') FROM metering_rollup_delta"
+            )
+            left, size = cursor.fetchone()
+            cursor.execute("SELECT sum(count) FROM metering_rollup_all WHERE customer = 'c1'")
+            return vacuumed, left, size, cursor.fetchone()[0], rollups.rollups_vacuum_if_due()
+
+    vacuumed, left, size, counted, again = committed(work)
+    assert vacuumed and (left, size) == (0, 0)  # the dead rows are gone and the file truncated
+    assert counted == 2 * 90  # nothing lost: two meters (builds, build-minutes) x 90 events
+    assert not again  # not again until enough rows are folded anew
 
 
 def test_a_meter_being_created_in_one_tenant_never_blocks_ingestion_in_another(live_tenant, beta):
