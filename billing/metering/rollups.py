@@ -11,8 +11,8 @@ index entries and the fold's per-row work were most of ingestion's database time
 `metering_rollup_tenant` (per meter and hour) and `metering_rollup_month` (per meter, customer and
 calendar month) in one statement: it deletes the delta rows its snapshot sees and adds them up, so a
 delta is always in exactly one place for any reader. Only folds write the rollups, one at a time per
-tenant (an advisory lock), so their rows need no locking order. After a batch commits, each process
-folds at most once a second per tenant; beat folds quiet tenants.
+tenant (an advisory lock), so their rows need no locking order. After a batch commits, the tenant's
+deltas are folded if no fold ran in the last second (in any process); beat folds quiet tenants.
 
 Reads add the deltas not folded yet: `metering_rollup_all` (and `_tenant_all`, `_month_all`) are
 the union of the rollups and the unnested deltas; `customer_rollup_sql` reads a few customers'
@@ -179,13 +179,28 @@ _last_fold: dict[str, float] = {}  # per tenant schema, in this process
 _folded: dict[str, int] = {}  # delta rows folded (dead in the queue) since its last VACUUM, per schema
 
 
-def rollups_fold_soon() -> None:
-    """After a batch commits: fold this tenant's deltas if this process has not tried within the
-    last second (the fold's cost is shared by all batches since; reads are exact either way)."""
-    now, schema = time.monotonic(), connection.schema_name
+def _fold_due(schema: str) -> bool:
+    """At most one fold a second per tenant: across processes through a Redis key that expires
+    (each fold's cost grows with the distinct rollup rows it touches, so two workers folding half
+    as much each cost nearly twice one fold), else per process when Redis is down."""
+    from monetize.redis import REDIS_ERRORS, get_redis, trip
+
+    now = time.monotonic()
     if now - _last_fold.get(schema, 0.0) < FOLD_EVERY_SECONDS:
-        return
+        return False
     _last_fold[schema] = now
+    try:
+        return bool(get_redis().set(f"metering:fold:{schema}", 1, nx=True, px=int(FOLD_EVERY_SECONDS * 1000)))
+    except REDIS_ERRORS as exc:
+        trip(exc)
+        return True
+
+
+def rollups_fold_soon() -> None:
+    """After a batch commits: fold this tenant's deltas unless a fold ran within the last second
+    (the fold's cost is shared by all batches since; reads are exact either way)."""
+    if not _fold_due(connection.schema_name):
+        return
     try:
         rollups_fold()
         rollups_vacuum_if_due()

@@ -579,6 +579,25 @@ def test_the_delta_queue_is_vacuumed_after_folds_without_autovacuum(live_tenant,
     assert not again  # not again until enough rows are folded anew
 
 
+def test_one_fold_a_second_per_tenant_across_processes(monkeypatch):
+    """Two web workers must not both fold the same tenant within a second (each fold's cost grows
+    with the rollup rows it touches); another tenant is not held back."""
+    import secrets
+
+    from billing.metering import rollups
+
+    a, b = f"t_{secrets.token_hex(4)}", f"t_{secrets.token_hex(4)}"
+    assert rollups._fold_due(a)
+    rollups._last_fold.clear()  # as another process would start: nothing folded there yet
+    assert not rollups._fold_due(a) and rollups._fold_due(b)
+    monkeypatch.setattr(rollups, "FOLD_EVERY_SECONDS", 0.05)
+    rollups._last_fold.clear()
+    import time
+
+    time.sleep(0.06)
+    assert rollups._fold_due(a)  # the Redis key expires with the interval
+
+
 def test_a_meter_being_created_in_one_tenant_never_blocks_ingestion_in_another(live_tenant, beta):
     """The ingestion lock is per tenant schema: tenant A creating (back-filling) a meter holds it
     exclusively until its transaction ends; tenant B's batches must not wait for that."""
