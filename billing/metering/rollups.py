@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from decimal import Decimal
 
 from django.db import connection, transaction
 
@@ -43,10 +42,6 @@ FEW_CUSTOMERS = 32  # up to this many, reads find customers in the deltas by arr
 VACUUM_AFTER_ROWS = 2_000  # dead delta rows (a few hundred pages) before the queue is vacuumed
 
 _COUNTED = (Aggregation.COUNT, Aggregation.UNIQUE_COUNT)  # amounts are all 1: no sums carried
-
-
-def _hour(ts: dt.datetime) -> dt.datetime:
-    return ts.replace(minute=0, second=0, microsecond=0)
 
 
 class Deltas:
@@ -98,7 +93,7 @@ class Deltas:
             counts = [acc[0] for acc in accs]
             total_count = sum(counts)
             sums = mins = maxs = latests = latest_tss = None
-            total_sum = Decimal(total_count)
+            total_sum = total_count
             total_min = total_max = total_latest = total_latest_ts = None
             if aggregation not in _COUNTED:
                 sums = [acc[1] for acc in accs]
