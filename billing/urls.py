@@ -87,6 +87,11 @@ urlpatterns = [
         credits_api.CustomerGrantCreateView.as_view(),
         name="customer-credit-grants",
     ),
+    path(
+        f"{customer}/credits/adjustments",
+        credits_api.CustomerCreditAdjustView.as_view(),
+        name="customer-credit-adjustments",
+    ),
     path(f"{customer}/ai-costs", credits_api.CustomerAiCostsView.as_view(), name="customer-ai-costs"),
     path("ai-costs", credits_api.TenantAiCostsView.as_view(), name="ai-costs"),
     path("burn-rates", credits_api.BurnRateListCreateView.as_view(), name="burn-rates"),

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from billing.memberships.selectors import customer_get
 from billing.metering.api import query_time
+from billing.metering.credit_adjustments import MAX_REASON, credits_adjust
 from billing.metering.credit_models import (
     AiPrice,
     BurnRate,
@@ -141,6 +142,52 @@ class CustomerGrantCreateView(APIView):
         )
         return Response(
             GrantOutput(grant).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class AdjustmentInput(serializers.Serializer):
+    amount = serializers.DecimalField(
+        max_digits=18, decimal_places=6, help_text="Credits to add (positive) or take back (negative)."
+    )
+    reason = StrictCharField(max_length=MAX_REASON, help_text="Why: kept on the ledger entries.")
+    reference = StrictCharField(max_length=255, required=False, default="")
+
+
+class AdjustmentOutput(serializers.Serializer):
+    reference = serializers.CharField()
+    amount = _Credits()
+    amount_micros = serializers.IntegerField(source="amount")
+    balance = _Credits()
+    balance_micros = serializers.IntegerField(source="balance")
+    entries = LedgerOutput(many=True)
+
+
+class CustomerCreditAdjustView(APIView):
+    """Correct a customer's balance (write scope): `adjust` ledger entries. A positive amount adds
+    credits in a grant of its own; a negative one takes them back from the usable grants in burn
+    order (409 `insufficient_credits` if they hold too few). `reference` is the idempotency key:
+    the same reference again answers the first adjustment with 200 (409 if the amount differs)."""
+
+    @extend_schema(
+        operation_id="credits_adjust",
+        request=AdjustmentInput,
+        responses={201: AdjustmentOutput, 200: AdjustmentOutput},
+    )
+    @idempotent
+    def post(self, request, external_id: str):
+        customer = customer_get(external_id=external_id)
+        data = AdjustmentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        adjustment = credits_adjust(
+            customer=customer,
+            amount=credits_to_micros(values["amount"]),
+            reason=values["reason"],
+            reference=values["reference"],
+        )
+        return Response(
+            AdjustmentOutput(adjustment).data,
+            status=status.HTTP_201_CREATED if adjustment.created else status.HTTP_200_OK,
         )
 
 

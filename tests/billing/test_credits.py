@@ -165,6 +165,37 @@ def test_concurrent_ingestion_burns_exactly(live_tenant):
     assert carry == 0 and remaining == [0, 1000 * MICROS - 650]
 
 
+def test_concurrent_adjustments_are_exact(live_tenant):
+    """The same reference from four threads adjusts once; four different ones take what there is
+    and no more (the account row is locked first)."""
+    from billing.metering.credit_adjustments import InsufficientCredits, credits_adjust
+    from tests.helpers import committed, run_parallel
+
+    committed(lambda: _in(live_tenant, lambda: grant(credits=3)))
+
+    def adjust(reference):
+        def go():
+            customer = Customer.objects.get(external_id="c1")
+            try:
+                return credits_adjust(
+                    customer=customer, amount=-MICROS, reason="r", reference=reference
+                ).created
+            except InsufficientCredits:
+                return "short"
+
+        return _in(live_tenant, go)
+
+    assert sorted(run_parallel(lambda i: adjust("same"), 4), key=str) == [False, False, False, True]
+    # 2 credits are left: two of four different adjustments of 1 go through
+    assert sorted(run_parallel(lambda i: adjust(f"own-{i}"), 4), key=str) == [True, True, "short", "short"]
+    assert committed(lambda: _in(live_tenant, invariants)) == 0
+
+
+def _in(fixture, fn):
+    with tenant_context(fixture.tenant):
+        return fn()
+
+
 def test_expiry_job_twice_writes_one_expire_entry(shop):
     with tenant_context(shop.tenant):
         old = grant(credits=5, effective_at=NOW - 10 * DAY, expires_at=NOW - DAY)
@@ -306,6 +337,64 @@ def test_grant_api_is_idempotent_by_reference_and_key(shop):
                       HTTP_IDEMPOTENCY_KEY="k-1") for _ in range(2)]  # fmt: skip
     assert [r.status_code for r in keyed] == [201, 201] and keyed[0].json()["id"] == keyed[1].json()["id"]
     assert api.get("/api/v1/customers/c1/credits").json()["balance_micros"] == 3_500_000
+
+
+def test_adjustments_add_and_take_back_credits_once_per_reference(shop):
+    from billing.webhooks.models import OutboundEvent
+    from billing.webhooks.outbound import endpoint_create
+
+    with tenant_context(shop.tenant):
+        endpoint_create(url="https://hooks.example.test/in")
+        credit_alert_create(threshold=5 * MICROS)
+        early = grant(credits=4, priority=10)
+        late = grant(credits=4, priority=20)
+    api = shop.api()
+    url = "/api/v1/customers/c1/credits/adjustments"
+    add = api.post(
+        url, {"amount": "2.5", "reason": "goodwill", "reference": "t-1"}, content_type="application/json"
+    )
+    assert add.status_code == 201 and add.json()["balance"] == "10.500000"
+    assert [e["kind"] for e in add.json()["entries"]] == ["adjust"]
+    again = api.post(
+        url, {"amount": "2.5", "reason": "goodwill", "reference": "t-1"}, content_type="application/json"
+    )
+    assert again.status_code == 200 and again.json()["entries"][0]["id"] == add.json()["entries"][0]["id"]
+    other = api.post(
+        url, {"amount": "3", "reason": "goodwill", "reference": "t-1"}, content_type="application/json"
+    )
+    assert other.status_code == 409 and other.json()["error"]["code"] == "grant_reference_reused"
+    # taking back 6 credits draws from the grants in burn order, one entry per grant
+    take = api.post(
+        url, {"amount": "-6", "reason": "double grant", "reference": "t-2"}, content_type="application/json"
+    )
+    assert take.status_code == 201 and take.json()["balance_micros"] == 4_500_000
+    assert [(e["grant"], e["amount_micros"]) for e in take.json()["entries"]] == [
+        (early.pk, -4 * MICROS), (late.pk, -2 * MICROS)]  # fmt: skip
+    assert take.json()["entries"][0]["details"] == {"reason": "double grant"}
+    short = api.post(url, {"amount": "-5", "reason": "too much"}, content_type="application/json")
+    assert short.status_code == 409 and short.json()["error"]["code"] == "insufficient_credits"
+    with tenant_context(shop.tenant):
+        assert invariants() == 4_500_000  # balance == grants' remaining == the ledger's sum
+        assert list(OutboundEvent.objects.filter(type__startswith="credits.").values_list("type", flat=True)) == [
+            "credits.low"]  # 10.5 -> 4.5 crossed the 5-credit threshold  # fmt: skip
+    # the added credits burn like any others
+    assert post(shop, minutes("m1", 1)).json()["inserted"] == 1
+    with tenant_context(shop.tenant):
+        assert invariants() == 3_500_000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"amount": 0, "reason": "x"}, {"amount": "1"}, {"amount": "1", "reason": ""}, {"amount": "x", "reason": "y"},
+     {"amount": "0.0000001", "reason": "y"}, {"amount": 1, "reason": "y" * 501}, {"amount": 1, "reason": 5}],
+)  # fmt: skip
+def test_bad_adjustments_are_400_and_change_nothing(shop, body):
+    response = shop.api().post(
+        "/api/v1/customers/c1/credits/adjustments", json.dumps(body), content_type="application/json"
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"]
+    with tenant_context(shop.tenant):
+        assert not CreditLedgerEntry.objects.exists()
 
 
 def test_burn_rate_and_ai_price_history_api(shop):
