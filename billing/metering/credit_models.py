@@ -11,6 +11,8 @@ import pgtrigger
 from django.db import models
 from django.db.models import Q
 
+from billing.metering.models import bumps_config_version
+
 MICROS = 1_000_000
 
 
@@ -165,6 +167,7 @@ class CreditLedgerEntry(models.Model):
 @pgtrigger.register(
     pgtrigger.Protect(name="burn_rate_no_update", operation=pgtrigger.Update),
     pgtrigger.Protect(name="burn_rate_no_delete", operation=pgtrigger.Delete),
+    bumps_config_version("burn_rate_bumps_config_version"),
 )
 class BurnRate(models.Model):
     """Credits one unit of a meter costs from `effective_from` on (history: rows are never edited;
@@ -189,6 +192,7 @@ class BurnRate(models.Model):
 @pgtrigger.register(
     pgtrigger.Protect(name="ai_price_no_update", operation=pgtrigger.Update),
     pgtrigger.Protect(name="ai_price_no_delete", operation=pgtrigger.Delete),
+    bumps_config_version("ai_price_bumps_config_version"),
 )
 class AiPrice(models.Model):
     """Credits per 1,000 input and per 1,000 output tokens of one provider's model from

@@ -33,8 +33,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from billing.metering.ingest_config import VERSION_SQL, ingestion_config
 from billing.metering.rollups import TENANT_KEY, Deltas, deltas_append
-from billing.metering.validation import _parse, _Reject, _Row, meter_contribution, meters_by_type
+from billing.metering.validation import _parse, _Reject, _Row, meter_contribution
 
 # advisory lock class (int4) ordering meter creation against ingestion; the second key is the
 # tenant's schema, so tenants never wait on each other
@@ -135,10 +136,20 @@ def events_ingest(
         return result
     partitions_ensure({(row.ts.year, row.ts.month) for row in rows})
 
+    cacheable = not connection.in_atomic_block  # nothing read here can be rolled back with a caller
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT pg_advisory_xact_lock_shared(%s, {TENANT_KEY})", [METER_LOCK])
-        meters = meters_by_type()
+            # after the lock, so a meter created before it is seen; one round trip, the customer
+            # ids as one delimited string
+            cursor.execute(
+                f"SELECT {VERSION_SQL}, (SELECT string_agg(external_id, chr(31)) FROM {Customer._meta.db_table} "
+                f"WHERE external_id = ANY({SPLIT}))",
+                [SEP.join({row.customer for row in rows})],
+            )
+            version, found = cursor.fetchone()
+        known = set(found.split(SEP)) if found else set()
+        meters, prices = ingestion_config(version=version, cacheable=cacheable)
         accepted: list[tuple[_Row, list]] = []
         for row in rows:
             contributions = []
@@ -152,16 +163,7 @@ def events_ingest(
                 continue
             accepted.append((row, contributions))
 
-        customers = {row.customer for row, _ in accepted}
-        with connection.cursor() as cursor:  # one round trip, the ids as one delimited string
-            cursor.execute(
-                f"SELECT string_agg(external_id, chr(31)) FROM {Customer._meta.db_table} "
-                f"WHERE external_id = ANY({SPLIT})",
-                [SEP.join(customers)],
-            )
-            found = cursor.fetchone()[0]
-        known = set(found.split(SEP)) if found else set()
-        unknown = customers - known
+        unknown = {row.customer for row, _ in accepted} - known
         invalid: set[str] = set()
         if unknown and create_customers:  # made as the customers API would make them
             invalid = {c for c in unknown if not re.match(EXTERNAL_ID_PATTERN, c)}
@@ -181,7 +183,7 @@ def events_ingest(
                 result.rejected.append({"index": row.index, "code": code, "message": message})
             accepted = kept
         if accepted:
-            new = _store(accepted)
+            new = _store(accepted, prices)
             result.inserted = len(new)
             result.duplicates += len(accepted) - len(new)
     result.rejected.sort(key=lambda r: r["index"])
@@ -193,7 +195,7 @@ def _copy_text(value: str) -> str:
     return value.replace("\\", "\\\\") if "\\" in value else value
 
 
-def _store(accepted: list[tuple[_Row, list]]) -> set[str]:
+def _store(accepted: list[tuple[_Row, list]], prices) -> set[str]:
     """Write the new events and their rollup deltas; returns the ids that were new."""
     ids = sorted(row.event_id for row, _ in accepted)  # key order: concurrent batches lock alike
     with connection.cursor() as cursor:
@@ -218,9 +220,8 @@ def _store(accepted: list[tuple[_Row, list]]) -> set[str]:
         ) as copy:
             copy.write("".join(lines))
     metered_customers = rollups_add(fresh)
-    from billing.metering.credits import ai_usage_record, credits_burn, prices_load
+    from billing.metering.credits import ai_usage_record, credits_burn
 
-    prices = prices_load()  # once per batch: burning and the AI cost rollup both price events
     credits_burn(fresh=fresh, prices=prices)  # synchronous, in this transaction: only new events burn
     ai_usage_record(fresh=fresh, prices=prices)
     if metered_customers:

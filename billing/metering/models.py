@@ -7,8 +7,35 @@ integrator's event id is done by `metering_event_key` (one row per id ever accep
 stored only when its key row is new, in the same transaction.
 """
 
+import pgtrigger
 from django.db import models
 from django.db.models import Q
+
+
+def bumps_config_version(name: str) -> pgtrigger.Trigger:
+    """A statement trigger that increments the tenant's `ConfigVersion` after any change to the
+    table it is on (ingestion caches meters and prices until the version moves)."""
+    return pgtrigger.Trigger(
+        name=name,
+        level=pgtrigger.Statement,
+        when=pgtrigger.After,
+        operation=pgtrigger.Insert | pgtrigger.Update | pgtrigger.Delete,
+        func="UPDATE metering_config_version SET version = version + 1; RETURN NULL;",
+    )
+
+
+class ConfigVersion(models.Model):
+    """One row: a number that every change to meters, burn rates or AI prices increments (database
+    triggers, so no writer can forget it). Ingestion keeps those definitions cached per process
+    while the number stays the same."""
+
+    version = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "metering_config_version"
+
+    def __str__(self) -> str:
+        return str(self.version)
 
 
 class Aggregation(models.TextChoices):
@@ -20,6 +47,7 @@ class Aggregation(models.TextChoices):
     LATEST = "latest", "Latest value"
 
 
+@pgtrigger.register(bumps_config_version("meter_bumps_config_version"))
 class Meter(models.Model):
     """What usage is: events of one type (optionally filtered on properties), aggregated per
     customer and period. `value_property` names the property holding the number ("" = the event's

@@ -579,6 +579,50 @@ def test_the_delta_queue_is_vacuumed_after_folds_without_autovacuum(live_tenant,
     assert not again  # not again until enough rows are folded anew
 
 
+def test_cached_meters_and_prices_follow_every_change(live_tenant):
+    """Ingestion keeps meters and prices cached per process while the tenant's config version
+    holds: a meter or a burn rate created afterwards must count from the next batch on."""
+    from decimal import Decimal
+
+    from billing.memberships.models import Customer
+    from billing.metering.credit_models import MICROS, CreditAccount
+    from billing.metering.credits import burn_rate_create, credit_grant_create
+    from billing.metering.ingest import events_ingest
+    from billing.metering.ingest_config import _cache
+    from billing.metering.models import ConfigVersion
+    from billing.metering.selectors import period_usage
+    from billing.metering.services import meter_create
+    from tests.helpers import committed
+
+    def step(fn):
+        def run():
+            with tenant_context(live_tenant.tenant):
+                return fn()
+
+        return committed(run)
+
+    def job(i):
+        return ev(f"job-{i}", type="job", value=2)
+
+    step(lambda: events_ingest(events=[job(1)]))  # no meter for jobs yet: cached as such
+    assert any(key[0] == live_tenant.tenant.schema_name for key in _cache)
+    before = step(lambda: ConfigVersion.objects.get().version)
+    step(lambda: meter_create(code="jobs", event_type="job", aggregation="sum"))
+    step(lambda: events_ingest(events=[job(2)]))
+
+    def usage_now():
+        jobs = Meter.objects.get(code="jobs")
+        return period_usage(customer="c1", meters=[jobs], start=NOW - dt.timedelta(hours=1), end=NOW + dt.timedelta(hours=1))[jobs.pk]  # fmt: skip
+
+    assert step(usage_now) == 4  # job-1 by the back-fill, job-2 by ingestion
+    step(lambda: credit_grant_create(customer=Customer.objects.get(external_id="c1"), amount=10 * MICROS,
+                                     effective_at=NOW - dt.timedelta(days=1)))  # fmt: skip
+    step(lambda: burn_rate_create(meter_code="jobs", credits_per_unit=Decimal(1), effective_from=NOW - dt.timedelta(days=1)))  # fmt: skip
+    step(lambda: events_ingest(events=[job(3)]))
+    assert step(lambda: CreditAccount.objects.get().balance) == 8 * MICROS  # job-3 burnt 2 credits
+    assert step(lambda: ConfigVersion.objects.get().version) > before
+
+
 def test_one_fold_a_second_per_tenant_across_processes(monkeypatch):
     """Two web workers must not both fold the same tenant within a second (each fold's cost grows
     with the rollup rows it touches); another tenant is not held back."""
