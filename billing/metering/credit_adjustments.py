@@ -31,6 +31,7 @@ from billing.metering.credits import (
     burn_order,
 )
 from billing.metering.exceptions import MeteringError
+from monetize.db import rows_update
 
 MAX_REASON = 500
 
@@ -131,5 +132,9 @@ def _take(
             CreditLedgerEntry(customer=customer, kind=LedgerKind.ADJUST, amount=-take, grant=grant,
                               balance_after=balance, reference=reference, details=details)
         )  # fmt: skip
-    CreditGrant.objects.bulk_update(sorted((e.grant for e in entries), key=lambda g: g.pk), ["remaining"])
+    rows_update(
+        CreditGrant._meta.db_table,
+        {"remaining": "bigint"},
+        [(e.grant.pk, e.grant.remaining) for e in entries],
+    )
     return entries

@@ -37,6 +37,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import decimal
+import json
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ from billing.metering.credit_models import (
 )
 from billing.metering.exceptions import MeteringError, UnknownMeter
 from billing.metering.models import Aggregation, Meter
+from monetize.db import rows_update
 
 _EXACT = decimal.Context(prec=60)
 BURNABLE = (Aggregation.COUNT, Aggregation.SUM)
@@ -186,9 +188,22 @@ def event_cost(prices: Prices, row, contributions) -> tuple[Decimal, str] | None
 # --- locks and thresholds -----------------------------------------------------------------------
 
 
-def _accounts_for_update(customer_ids: list[int]) -> dict[int, CreditAccount]:
+def _accounts_for_update(customer_ids: list[int], *, rows: bool = True) -> dict[int, CreditAccount]:
+    """The customers' accounts, made where missing, locked in pk order (models, unless rows=False:
+    then only locked, for callers that read them as rows)."""
     ids = sorted(set(customer_ids))
-    CreditAccount.objects.bulk_create([CreditAccount(customer_id=pk) for pk in ids], ignore_conflicts=True)
+    with connection.cursor() as cursor:  # the missing accounts first (one statement, no models)
+        cursor.execute(
+            f"INSERT INTO {CreditAccount._meta.db_table} (customer_id, balance, carry, overage, updated_at) "
+            "SELECT unnest(%s::bigint[]), 0, 0, 0, now() ON CONFLICT (customer_id) DO NOTHING",
+            [ids],
+        )
+        if not rows:
+            cursor.execute(
+                f"SELECT 1 FROM {CreditAccount._meta.db_table} WHERE customer_id = ANY(%s) ORDER BY id FOR UPDATE",
+                [ids],
+            )
+            return {}
     accounts = CreditAccount.objects.select_for_update().filter(customer_id__in=ids).order_by("pk")
     return {account.customer_id: account for account in accounts}
 
@@ -250,31 +265,60 @@ class _Burn:
     sources: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+_FAR = 2**62
+# a live grant as burning reads it: [pk, remaining, priority, effective, expires (None: never),
+# created], times in integer microseconds since 1970 (exact, and no datetime per grant to build)
+_GRANT_ROWS = (
+    "SELECT id, customer_id, remaining, priority, (extract(epoch FROM effective_at) * 1000000)::bigint, "
+    "(extract(epoch FROM expires_at) * 1000000)::bigint, (extract(epoch FROM created_at) * 1000000)::bigint "
+    "FROM {table} WHERE customer_id = ANY(%s) AND remaining > 0 ORDER BY id FOR UPDATE"
+)
+
+
 def credits_burn(*, fresh: list, prices: Prices) -> set[str]:
     """Burn the credits the newly stored events cost (see the module docstring); returns the
-    customers whose balance moved. Must run inside the ingestion transaction."""
+    customers whose balance moved. Must run inside the ingestion transaction. A batch touches
+    hundreds of customers: rows are read and written as tuples and arrays, not models."""
     if prices.empty:
         return set()
     costs: dict[str, list] = defaultdict(list)
     for row, contributions in fresh:
         priced = event_cost(prices, row, contributions)
         if priced is not None:
-            costs[row.customer].append((row.ts, row.event_id, *priced))
+            costs[row.customer].append(((row.ts - _EPOCH) // _MICROSECOND, row.event_id, *priced))
     if not costs:
         return set()
-    customers = dict(Customer.objects.filter(external_id__in=costs).values_list("pk", "external_id"))
-    accounts = _accounts_for_update(list(customers))
-    grants: dict[int, list[CreditGrant]] = defaultdict(list)
-    for grant in CreditGrant.objects.select_for_update().filter(customer_id__in=list(customers), remaining__gt=0).order_by("pk"):  # fmt: skip
-        grants[grant.customer_id].append(grant)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, external_id FROM {Customer._meta.db_table} WHERE external_id = ANY(%s)",
+            [list(costs)],
+        )
+        customers = dict(cursor.fetchall())
+        ids = sorted(customers)
+        _accounts_for_update(ids, rows=False)  # made where missing, locked in pk order
+        cursor.execute(
+            f"SELECT customer_id, id, balance, carry, overage FROM {CreditAccount._meta.db_table} "
+            "WHERE customer_id = ANY(%s)",
+            [ids],
+        )
+        accounts = {customer_id: [pk, balance, carry, overage] for customer_id, pk, *(balance, carry, overage) in cursor.fetchall()}  # fmt: skip
+        cursor.execute(_GRANT_ROWS.format(table=CreditGrant._meta.db_table), [ids])
+        grants: dict[int, list[list]] = defaultdict(list)
+        for pk, customer_id, *rest in cursor.fetchall():
+            grants[customer_id].append([pk, *rest])
     batch = uuid.uuid4().hex
     thresholds = None
     moved: set[str] = set()
-    entries, touched = [], []
-    for customer_id in sorted(customers):
+    entries, touched, changed = [], [], []
+    for customer_id in ids:
         external_id, account = customers[customer_id], accounts[customer_id]
-        mine = sorted(grants.get(customer_id, []), key=burn_order)
-        burn, carry = _Burn(), account.carry
+        # burn order: priority, then earliest expiry (none last), then creation, then pk
+        mine = sorted(
+            grants.get(customer_id, []), key=lambda g: (g[2], _FAR if g[4] is None else g[4], g[5], g[0])
+        )
+        burn, carry = _Burn(), account[2]
         for when, event_id, cost, source in sorted(costs[external_id], key=lambda c: (c[0], c[1])):
             burn.events += 1
             burn.first, burn.last = burn.first or event_id, event_id
@@ -285,40 +329,50 @@ def credits_burn(*, fresh: list, prices: Prices) -> set[str]:
             for grant in mine:
                 if due == 0:
                     break
-                if _usable(grant, when):
-                    take = min(grant.remaining, due)
-                    grant.remaining -= take
+                if grant[1] > 0 and grant[3] <= when and (grant[4] is None or grant[4] > when):
+                    take = min(grant[1], due)
+                    grant[1] -= take
                     due -= take
-                    burn.drawn[grant.pk] = burn.drawn.get(grant.pk, 0) + take
+                    burn.drawn[grant[0]] = burn.drawn.get(grant[0], 0) + take
             burn.overage += due
-        before = account.balance
-        details = {"batch": batch, "events": burn.events, "first_event": burn.first, "last_event": burn.last,
-                   "sources": {k: str(v.quantize(Decimal("0.000001"))) for k, v in sorted(burn.sources.items())}}  # fmt: skip
-        balance = before
+        before = balance = account[1]
+        details = json.dumps({"batch": batch, "events": burn.events, "first_event": burn.first, "last_event": burn.last,
+                              "sources": {k: str(v.quantize(Decimal("0.000001"))) for k, v in sorted(burn.sources.items())}})  # fmt: skip
         rows = []
         for grant_pk, taken in burn.drawn.items():
             balance -= taken
-            rows.append(CreditLedgerEntry(customer_id=customer_id, kind=LedgerKind.BURN, amount=-taken,
-                                          grant_id=grant_pk, balance_after=balance, reference=f"burn:{batch}",
-                                          details=details))  # fmt: skip
+            rows.append(
+                [customer_id, LedgerKind.BURN.value, -taken, 0, grant_pk, balance, f"burn:{batch}", details]
+            )
         if burn.overage:
             if not rows:
-                rows.append(CreditLedgerEntry(customer_id=customer_id, kind=LedgerKind.BURN, amount=0,
-                                              balance_after=balance, reference=f"burn:{batch}", details=details))  # fmt: skip
-            rows[-1].overage = burn.overage
+                rows.append(
+                    [customer_id, LedgerKind.BURN.value, 0, 0, None, balance, f"burn:{batch}", details]
+                )
+            rows[-1][3] = burn.overage
         entries.extend(rows)
-        touched.extend(g for g in mine if g.pk in burn.drawn)
-        account.balance, account.carry, account.overage = balance, carry, account.overage + burn.overage
+        touched.extend((g[0], g[1]) for g in mine if g[0] in burn.drawn)
+        changed.append((account[0], balance, carry, account[3] + burn.overage))
         if balance != before:
             moved.add(external_id)
             if thresholds is None:
                 thresholds = list(CreditAlert.objects.values_list("threshold", flat=True))
             _announce(external_id=external_id, before=before, after=balance, thresholds=thresholds)
-    if touched:
-        CreditGrant.objects.bulk_update(sorted(touched, key=lambda g: g.pk), ["remaining"])
-    CreditLedgerEntry.objects.bulk_create(entries)
-    CreditAccount.objects.bulk_update(
-        [accounts[pk] for pk in sorted(customers)], ["balance", "carry", "overage"]
+    now = timezone.now()
+    rows_update(CreditGrant._meta.db_table, {"remaining": "bigint"}, touched)
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(
+            f"COPY {CreditLedgerEntry._meta.db_table} (customer_id, kind, amount, overage, grant_id, balance_after, "
+            "reference, details, created_at) FROM STDIN"
+        ) as copy,
+    ):
+        for entry in entries:
+            copy.write_row((*entry, now))
+    rows_update(
+        CreditAccount._meta.db_table,
+        {"balance": "bigint", "carry": "numeric", "overage": "bigint", "updated_at": "timestamptz"},
+        [(*values, now) for values in changed],
     )
     if moved:
         _invalidate(moved)
@@ -444,7 +498,7 @@ def credits_expire(*, now: dt.datetime | None = None) -> int:
                 )  # fmt: skip
                 grant.remaining = 0
                 expired += 1
-            CreditGrant.objects.bulk_update(grants, ["remaining"])
+            rows_update(CreditGrant._meta.db_table, {"remaining": "bigint"}, [(g.pk, 0) for g in grants])
             account.save(update_fields=["balance", "updated_at"])
             external_id = Customer.objects.values_list("external_id", flat=True).get(pk=customer_id)
             _announce(external_id=external_id, before=before, after=account.balance)

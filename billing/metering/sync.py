@@ -84,6 +84,7 @@ from billing.metering.sync_models import (
     RunStatus,
 )
 from billing.metering.validation import OLDEST
+from monetize.db import rows_update
 
 logger = logging.getLogger(__name__)
 
@@ -463,19 +464,13 @@ def _plan(*, entries: list[tuple], now, run) -> dict[int, list[MeterSyncReport]]
 
 
 def _states_update(states: list[MeterSyncState]) -> None:
-    """Save the planning fields of these states in one statement (bulk_update's CASE per row and
-    field costs more than the whole plan)."""
-    if not states:
-        return
-    rows = [(s.pk, s.usage, s.synced_at, s.closed_at, s.period_end, s.reports, s.covered) for s in states]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE metering_sync_state AS s SET usage = v.usage, synced_at = v.synced_at, closed_at = v.closed_at, "
-            "period_end = v.period_end, reports = v.reports, covered = v.covered FROM (VALUES "
-            + ", ".join(["(%s::bigint, %s::numeric, %s::timestamptz, %s::timestamptz, %s::timestamptz, %s::int, %s::bigint)"] * len(rows))
-            + ") AS v(id, usage, synced_at, closed_at, period_end, reports, covered) WHERE s.id = v.id",
-            [x for row in rows for x in row],
-        )  # fmt: skip
+    """Save the planning fields of these states in one statement."""
+    rows_update(
+        MeterSyncState._meta.db_table,
+        {"usage": "numeric", "synced_at": "timestamptz", "closed_at": "timestamptz", "period_end": "timestamptz",
+         "reports": "int", "covered": "bigint"},
+        [(s.pk, s.usage, s.synced_at, s.closed_at, s.period_end, s.reports, s.covered) for s in states],
+    )  # fmt: skip
 
 
 def _report(customer, delta: _Delta, quantity: int, covered: list, run, target: _Target) -> MeterSyncReport:
