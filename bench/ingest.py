@@ -6,7 +6,8 @@ Same run, same machine:
   - baseline: a raw COPY of the same rows (1,000 per statement) into a same-shaped table with a unique
     index on the event id (no validation, no de-duplication answer, no rollups);
   - in-process: `events_ingest` on batches of 1,000 with 10% duplicates (validation, exactly-once
-    keys, COPY into the month partitions, hourly rollup deltas of two meters);
+    keys, COPY into the month partitions, hourly rollup deltas of two meters); then in a second
+    tenant where every event burns credits from a grant of its customer's;
   - HTTP under gunicorn (2 sync workers, warmed first): concurrent clients POSTing batches of 1,000 to
     /api/v1/events, 10% of each batch replaying events of an earlier batch: one already answered
     (the usual retry), then one still in flight (the replay waits for the first one's commit); and
@@ -27,6 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
+from decimal import Decimal
 
 from _harness import bench_tenant, fmt_http, gunicorn, setup_django, summary, wrk
 
@@ -41,6 +43,8 @@ from django_tenants.utils import tenant_context  # noqa: E402
 
 from billing.memberships.models import Customer  # noqa: E402
 from billing.memberships.services import customer_upsert  # noqa: E402
+from billing.metering.credit_models import MICROS, BurnRate, CreditGrant  # noqa: E402
+from billing.metering.credits import burn_rate_create, credit_grant_create  # noqa: E402
 from billing.metering.ingest import events_ingest  # noqa: E402
 from billing.metering.models import Meter  # noqa: E402
 from billing.metering.services import meter_create  # noqa: E402
@@ -62,6 +66,23 @@ def seed(tenant) -> None:
             )
         if not Meter.objects.filter(code="bench-calls").exists():
             meter_create(code="bench-calls", event_type="llm.call", aggregation="count")
+
+
+def seed_credits(tenant) -> None:
+    """The same customers and meters, a burn rate on the token meter and a large grant for every
+    customer, so each event burns (the AI-credits case: every batch writes a ledger row, a grant
+    and an account per customer it touches)."""
+    seed(tenant)
+    with tenant_context(tenant):
+        if not BurnRate.objects.exists():
+            burn_rate_create(meter_code="bench-tokens", credits_per_unit=Decimal("0.001"),
+                             effective_from=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))  # fmt: skip
+        granted = set(CreditGrant.objects.values_list("customer__external_id", flat=True))
+        for customer in Customer.objects.filter(external_id__startswith="ing-").exclude(
+            external_id__in=granted
+        ):
+            credit_grant_create(customer=customer, amount=10**9 * MICROS,
+                                effective_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))  # fmt: skip
 
 
 def make_events(
@@ -278,6 +299,12 @@ def main() -> None:
     rate, inserted, dups = in_process(tenant, batches)
     print(f"  in-process events_ingest                        {rate:>10,.0f} events/s   "
           f"({inserted:,} inserted, {dups:,} duplicates; {rate / raw:.2f}x of raw COPY)")  # fmt: skip
+    credits_tenant, _, _ = bench_tenant(f"{args.tenant}-credits")
+    seed_credits(credits_tenant)
+    burning = [make_events(BATCH, start=now) for _ in range(max(10, args.batches // 4))]
+    rate, inserted, dups = in_process(credits_tenant, burning)
+    print(f"  in-process, every event burning credits          {rate:>9,.0f} events/s   "
+          f"({inserted:,} inserted; {rate / raw:.2f}x of raw COPY)")  # fmt: skip
 
     # replays usually come once the first attempt has been answered (a client retrying after a
     # timeout, a queue redelivering): those duplicates come from batches sent 2 x clients earlier.
