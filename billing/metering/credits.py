@@ -1,4 +1,4 @@
-"""Credits: grants, synchronous burning at ingestion, expiry, allowances, thresholds, AI cost.
+"""Credits: grants, synchronous burning at ingestion, expiry, allowances, thresholds.
 
 Burning is SYNCHRONOUS: `credits_burn` runs inside the ingestion transaction, on the events that
 batch stored for the first time, so a replayed event never burns twice and a rolled-back batch
@@ -6,11 +6,7 @@ burns nothing. Per batch and customer it writes one `burn` ledger row per grant 
 (reference `burn:<batch>`, details: event count, first/last event id, cost per source); the
 per-event detail stays in the raw events.
 
-Pricing: an event carrying `model`, `input_tokens`, `output_tokens` (and optionally `provider`)
-is priced from the AI price row effective at its timestamp (without `provider`: the latest row for
-the model among all providers) and is then not also charged by burn rates; any other event costs
-amount x credits_per_unit for every count/sum meter it counts in that has a burn rate effective at
-its timestamp. An event priced by nothing burns nothing.
+Pricing: what each event costs is credit_pricing.py's (AI prices, burn rates, with history).
 
 Rounding: costs are exact decimals of micro-credits. Per customer, the events of a batch are
 taken in timestamp order, each adding its exact cost to the account's `carry`; the whole
@@ -34,9 +30,7 @@ publishes `credits.low` (once per crossing); one that takes a positive balance t
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
-import decimal
 import json
 import uuid
 from collections import defaultdict
@@ -60,12 +54,10 @@ from billing.metering.credit_models import (
     LedgerKind,
     credits_text,
 )
+from billing.metering.credit_pricing import BURNABLE, EXACT, Prices, event_cost
 from billing.metering.exceptions import MeteringError, UnknownMeter
-from billing.metering.models import Aggregation, Meter
+from billing.metering.models import Meter
 from monetize.db import rows_update
-
-_EXACT = decimal.Context(prec=60)
-BURNABLE = (Aggregation.COUNT, Aggregation.SUM)
 
 
 class InvalidCredits(MeteringError):
@@ -82,107 +74,6 @@ def credits_to_micros(credits: Decimal) -> int:
     if micros != micros.to_integral_value():
         raise InvalidCredits("Credits have at most 6 decimal places.", details={"field": "amount"})
     return int(micros)
-
-
-# --- prices -------------------------------------------------------------------------------------
-
-
-@dataclass
-class Prices:
-    """The burn-rate and AI-price histories, each sorted by effective_from."""
-
-    burn: dict[int, tuple[list, list]] = field(default_factory=dict)  # meter id -> (times, rates)
-    ai: dict[tuple[str, str], tuple[list, list]] = field(default_factory=dict)  # (provider, model)
-    ai_any: dict[str, tuple[list, list]] = field(default_factory=dict)  # model, any provider
-
-    @property
-    def empty(self) -> bool:
-        return not self.burn and not self.ai
-
-
-def _history(rows) -> dict:
-    grouped: dict = defaultdict(list)
-    for key, when, value in rows:
-        grouped[key].append((when, value))
-    result = {}
-    for key, items in grouped.items():
-        items.sort(key=lambda item: item[0])
-        result[key] = ([when for when, _ in items], [value for _, value in items])
-    return result
-
-
-def prices_load() -> Prices:
-    burn = _history(BurnRate.objects.values_list("meter_id", "effective_from", "credits_per_unit"))
-    ai_rows = list(
-        AiPrice.objects.values_list("provider", "model", "effective_from", "input_per_1k", "output_per_1k")
-    )
-    ai = _history(((p, m), when, (i, o)) for p, m, when, i, o in ai_rows)
-    ai_any = _history((m, when, (i, o)) for _, m, when, i, o in ai_rows)
-    return Prices(burn=burn, ai=ai, ai_any=ai_any)
-
-
-def _at(history: tuple[list, list] | None, when: dt.datetime):
-    if history is None:
-        return None
-    index = bisect.bisect_right(history[0], when) - 1
-    return history[1][index] if index >= 0 else None
-
-
-def _tokens(value) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        return None
-    if isinstance(value, float) and not value.is_integer():
-        return None
-    return int(value)
-
-
-def ai_usage(properties: dict) -> tuple[str, str, int, int] | None:
-    """(provider, model, input tokens, output tokens) of an AI event, else None."""
-    model = properties.get("model")
-    if (
-        not isinstance(model, str)
-        or not model
-        or ("input_tokens" not in properties and "output_tokens" not in properties)
-    ):
-        return None
-    tokens_in = _tokens(properties.get("input_tokens", 0))
-    tokens_out = _tokens(properties.get("output_tokens", 0))
-    if tokens_in is None or tokens_out is None:
-        return None
-    provider = properties.get("provider")
-    return (provider if isinstance(provider, str) else ""), model, tokens_in, tokens_out
-
-
-def ai_cost(prices: Prices, usage: tuple[str, str, int, int], when: dt.datetime) -> Decimal | None:
-    """Exact micro-credits of an AI event at its timestamp; None when no price applies."""
-    provider, model, tokens_in, tokens_out = usage
-    price = _at(prices.ai.get((provider, model)) if provider else prices.ai_any.get(model), when)
-    if price is None:
-        return None
-    per_in, per_out = price
-    return _EXACT.divide(_EXACT.multiply(tokens_in * per_in + tokens_out * per_out, MICROS), 1000)
-
-
-def event_cost(prices: Prices, row, contributions) -> tuple[Decimal, str] | None:
-    """(exact micro-credits, source) of one event, or None when nothing prices it."""
-    usage = ai_usage(row.properties) if prices.ai else None
-    if usage is not None:
-        cost = ai_cost(prices, usage, row.ts)
-        if cost is not None:
-            return cost, f"ai:{usage[0] or '*'}/{usage[1]}"
-    total, sources = None, []
-    for spec, amount in contributions:
-        if spec.aggregation not in BURNABLE or isinstance(amount, str):
-            continue
-        rate = _at(prices.burn.get(spec.id), row.ts)
-        if rate is None:
-            continue
-        cost = _EXACT.multiply(_EXACT.multiply(amount, rate), MICROS)
-        total = cost if total is None else total + cost
-        sources.append(spec.code)
-    if total is None:
-        return None
-    return max(total, Decimal(0)), "meter:" + "+".join(sources)
 
 
 # --- locks and thresholds -----------------------------------------------------------------------
@@ -323,7 +214,7 @@ def credits_burn(*, fresh: list, prices: Prices) -> set[str]:
             burn.events += 1
             burn.first, burn.last = burn.first or event_id, event_id
             burn.sources[source] += cost
-            carry = _EXACT.add(carry, cost)
+            carry = EXACT.add(carry, cost)
             due = int(carry)
             carry -= due
             for grant in mine:
@@ -580,45 +471,3 @@ def credit_requirement_set(*, feature_code: str, minimum: int) -> CreditRequirem
 def credit_alert_create(*, threshold: int) -> CreditAlert:
     alert, _ = CreditAlert.objects.get_or_create(threshold=threshold)
     return alert
-
-
-def ai_usage_record(*, fresh: list, prices: Prices) -> None:
-    """Add the newly stored AI events (with `model` and token counts) to the hourly AI usage rollup,
-    priced as burning prices them. Runs inside the ingestion transaction (new events only)."""
-    from billing.metering.credit_models import AiUsage
-
-    totals: dict[tuple, list] = {}
-    for row, _ in fresh:
-        usage = ai_usage(row.properties)
-        if usage is None:
-            continue
-        cost = ai_cost(prices, usage, row.ts) if prices.ai else None
-        key = (row.customer, usage[0], usage[1], row.ts.replace(minute=0, second=0, microsecond=0))
-        acc = totals.setdefault(key, [0, 0, 0, Decimal(0), 0])
-        acc[0] += 1
-        acc[1] += usage[2]
-        acc[2] += usage[3]
-        if cost is None:
-            acc[4] += 1
-        else:
-            acc[3] += cost
-    if not totals:
-        return
-    keys = sorted(totals)  # key order: concurrent batches lock the same rows in the same order
-    columns = list(zip(*[(*key, *totals[key]) for key in keys], strict=True))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {AiUsage._meta.db_table}
-                (customer, provider, model, hour, events, input_tokens, output_tokens, credits, unpriced_events)
-            SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::bigint[], %s::bigint[],
-                                 %s::bigint[], %s::numeric[], %s::bigint[])
-            ON CONFLICT (customer, provider, model, hour) DO UPDATE SET
-                events = {AiUsage._meta.db_table}.events + EXCLUDED.events,
-                input_tokens = {AiUsage._meta.db_table}.input_tokens + EXCLUDED.input_tokens,
-                output_tokens = {AiUsage._meta.db_table}.output_tokens + EXCLUDED.output_tokens,
-                credits = {AiUsage._meta.db_table}.credits + EXCLUDED.credits,
-                unpriced_events = {AiUsage._meta.db_table}.unpriced_events + EXCLUDED.unpriced_events
-            """,
-            [list(column) for column in columns],
-        )

@@ -220,7 +220,8 @@ def _store(accepted: list[tuple[_Row, list]], prices) -> set[str]:
         ) as copy:
             copy.write("".join(lines))
     metered_customers = rollups_add(fresh)
-    from billing.metering.credits import ai_usage_record, credits_burn
+    from billing.metering.credit_pricing import ai_usage_record
+    from billing.metering.credits import credits_burn
 
     credits_burn(fresh=fresh, prices=prices)  # synchronous, in this transaction: only new events burn
     ai_usage_record(fresh=fresh, prices=prices)

@@ -20,7 +20,7 @@ VERSION_SQL = "(SELECT version FROM metering_config_version)"
 
 def ingestion_config(*, version: int | None, cacheable: bool) -> tuple[dict[str, list[MeterSpec]], object]:
     """(meters by event type, prices) at `version`: from the cache when it holds that version."""
-    from billing.metering.credits import prices_load
+    from billing.metering.credit_pricing import prices_load
 
     key = (connection.schema_name, getattr(getattr(connection, "tenant", None), "pk", None))
     cached = _cache.get(key)
