@@ -16,8 +16,10 @@ committed and a killed request leaves the whole batch or none of it:
 Ids and distinct values are written in sorted order, so concurrent batches take their row locks in
 the same order and do not deadlock; rollup deltas are appended, so batches never wait on each other
 for them (upserting rollups directly made concurrent batches queue on the same hot rows). Meters are
-read under a shared advisory lock that creating a meter takes exclusively (it then back-fills the meter from raw events), so a meter never misses the
-events of a batch that was in flight when it was created.
+read under a shared advisory lock that creating a meter takes exclusively (it then back-fills the
+meter from raw events), so a meter never misses the events of a batch that was in flight when it was
+created; they come from a per-process cache checked against the tenant's config version read after
+that lock (ingest_config.py).
 
 Rollups are by the hour of the event's own timestamp, so a late event lands in the period it belongs
 to (the meter sync reports what it had not reported yet, by a received-at watermark).
