@@ -178,14 +178,15 @@ def _fold_due(schema: str) -> bool:
     """At most one fold a second per tenant: across processes through a Redis key that expires
     (each fold's cost grows with the distinct rollup rows it touches, so two workers folding half
     as much each cost nearly twice one fold), else per process when Redis is down."""
-    from monetize.redis import REDIS_ERRORS, get_redis, trip
+    from monetize.redis import REDIS_ERRORS, get_redis, key_prefix, trip
 
     now = time.monotonic()
     if now - _last_fold.get(schema, 0.0) < FOLD_EVERY_SECONDS:
         return False
     _last_fold[schema] = now
     try:
-        return bool(get_redis().set(f"metering:fold:{schema}", 1, nx=True, px=int(FOLD_EVERY_SECONDS * 1000)))
+        key = f"{key_prefix()}:{schema}:fold"
+        return bool(get_redis().set(key, 1, nx=True, px=int(FOLD_EVERY_SECONDS * 1000)))
     except REDIS_ERRORS as exc:
         trip(exc)
         return True
