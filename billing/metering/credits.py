@@ -99,7 +99,7 @@ def _accounts_for_update(customer_ids: list[int], *, rows: bool = True) -> dict[
     return {account.customer_id: account for account in accounts}
 
 
-def burn_order(grant: CreditGrant) -> tuple:
+def burn_order(grant: CreditGrant) -> tuple:  # credits_burn applies the same order to grant rows
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     return grant.priority, grant.expires_at or far, grant.created_at, grant.pk
 
@@ -205,7 +205,7 @@ def credits_burn(*, fresh: list, prices: Prices) -> set[str]:
     entries, touched, changed = [], [], []
     for customer_id in ids:
         external_id, account = customers[customer_id], accounts[customer_id]
-        # burn order: priority, then earliest expiry (none last), then creation, then pk
+        # burn_order() and _usable() on rows: priority, then earliest expiry (none last), creation, pk
         mine = sorted(
             grants.get(customer_id, []), key=lambda g: (g[2], _FAR if g[4] is None else g[4], g[5], g[0])
         )
