@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import orjson
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -108,7 +109,7 @@ def meter_reaggregate(*, meter: Meter, batch: int = 50_000) -> int:
     total = 0
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT event_id, customer, type, ts, value, properties FROM metering_event WHERE type = %s ORDER BY ts",
+            "SELECT event_id, customer, type, ts, value, properties::text FROM metering_event WHERE type = %s ORDER BY ts",
             [meter.event_type],
         )
         while chunk := cursor.fetchmany(batch):
@@ -122,6 +123,7 @@ def _aggregate_rows(spec, chunk) -> int:
 
     accepted = []
     for event_id, customer, type_, ts, value, properties in chunk:
+        properties = orjson.loads(properties)  # read as text: meters look into it as ingestion does
         row = _Row(
             index=0,
             event_id=event_id,

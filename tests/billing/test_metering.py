@@ -253,6 +253,25 @@ def test_a_new_meter_aggregates_the_events_already_stored(shop):
     assert usage(shop, "deploys")["total"] == 8
 
 
+def test_a_new_meter_back_fills_by_its_property_and_filters(shop):
+    """The back-fill reads raw events' stored properties: the value property, the filters and
+    distinct values must count as they do at ingestion."""
+    post(shop, {"events": [ev("p1", type="job", properties={"secs": 3, "region": "eu", "who": "a"}),
+                           ev("p2", type="job", properties={"secs": 4, "region": "us", "who": "b"}),
+                           ev("p3", type="job", properties={"secs": 5, "region": "eu", "who": "a"})]})  # fmt: skip
+    meter(
+        shop,
+        code="eu-secs",
+        event_type="job",
+        aggregation="sum",
+        value_property="secs",
+        filters={"region": "eu"},
+    )
+    meter(shop, code="who", event_type="job", aggregation="unique_count", value_property="who")
+    assert usage(shop, "eu-secs")["total"] == 8
+    assert usage(shop, "who")["total"] == 2
+
+
 def test_meter_validation(shop):
     api = shop.api()
     bad = [
