@@ -79,22 +79,21 @@ def credits_to_micros(credits: Decimal) -> int:
 # --- locks and thresholds -----------------------------------------------------------------------
 
 
-def _accounts_for_update(customer_ids: list[int], *, rows: bool = True) -> dict[int, CreditAccount]:
-    """The customers' accounts, made where missing, locked in pk order (models, unless rows=False:
-    then only locked, for callers that read them as rows)."""
+def _accounts_create_missing(customer_ids: list[int]) -> list[int]:
+    """Make the accounts these customers lack (one statement, no models); their ids, sorted."""
     ids = sorted(set(customer_ids))
-    with connection.cursor() as cursor:  # the missing accounts first (one statement, no models)
+    with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {CreditAccount._meta.db_table} (customer_id, balance, carry, overage, updated_at) "
             "SELECT unnest(%s::bigint[]), 0, 0, 0, now() ON CONFLICT (customer_id) DO NOTHING",
             [ids],
         )
-        if not rows:
-            cursor.execute(
-                f"SELECT 1 FROM {CreditAccount._meta.db_table} WHERE customer_id = ANY(%s) ORDER BY id FOR UPDATE",
-                [ids],
-            )
-            return {}
+    return ids
+
+
+def _accounts_for_update(customer_ids: list[int]) -> dict[int, CreditAccount]:
+    """The customers' accounts, made where missing, locked in pk order."""
+    ids = _accounts_create_missing(customer_ids)
     accounts = CreditAccount.objects.select_for_update().filter(customer_id__in=ids).order_by("pk")
     return {account.customer_id: account for account in accounts}
 
@@ -188,10 +187,10 @@ def credits_burn(*, fresh: list, prices: Prices) -> set[str]:
         )
         customers = dict(cursor.fetchall())
         ids = sorted(customers)
-        _accounts_for_update(ids, rows=False)  # made where missing, locked in pk order
-        cursor.execute(
+        _accounts_create_missing(ids)
+        cursor.execute(  # locked in pk order, as _accounts_for_update does
             f"SELECT customer_id, id, balance, carry, overage FROM {CreditAccount._meta.db_table} "
-            "WHERE customer_id = ANY(%s)",
+            "WHERE customer_id = ANY(%s) ORDER BY id FOR UPDATE",
             [ids],
         )
         accounts = {customer_id: [pk, balance, carry, overage] for customer_id, pk, *(balance, carry, overage) in cursor.fetchall()}  # fmt: skip

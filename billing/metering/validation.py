@@ -135,7 +135,7 @@ def _parse(index: int, event, latest: dt.datetime) -> _Row:
         _text(event, "customer", MAX_ID_LENGTH),
         _text(event, "type", MAX_TYPE_LENGTH),
         _timestamp(event.get("timestamp"), latest),
-        value if type(value) is int and -MAX_VALUE < value < MAX_VALUE else _number(value, "'value'"),
+        _number(value, "'value'"),
         properties,
         stored,
     )
