@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 
 from accounts.keys import key_hash, key_looks_valid
 from accounts.models import IntegratorApiKey
-from monetize import keycache
+from kernel import keycache
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from accounts.exceptions import ApiKeyInactive, InvalidScopes
 from accounts.keys import key_generate, key_hash, key_prefix
 from accounts.models import ApiKeyScope, IdempotencyRecord, IntegratorApiKey, User
 from accounts.roles import Role
-from monetize import keycache
+from kernel import keycache
 from tenants.models import Tenant
 from tenants.services import tenant_create
 

@@ -19,7 +19,7 @@ from django.test import Client  # noqa: E402
 from django_tenants.utils import tenant_context  # noqa: E402
 
 from accounts.selectors import api_key_authenticate  # noqa: E402
-from monetize.redis import get_redis  # noqa: E402
+from kernel.redis import get_redis  # noqa: E402
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ from billing.memberships.models import Customer  # noqa: E402
 from billing.memberships.services import customer_upsert, membership_set_tier  # noqa: E402
 from billing.tiers.catalog import catalog_import  # noqa: E402
 from billing.tiers.models import Tier  # noqa: E402
-from monetize.redis import get_redis  # noqa: E402
+from kernel.redis import get_redis  # noqa: E402
 
 
 def seed(tenant, customers: int) -> list[str]:

@@ -2,7 +2,7 @@
 
 from django.views import defaults
 
-from monetize.api.errors import api_error_response, wants_json
+from kernel.api.errors import api_error_response, wants_json
 
 
 def not_found(request, exception=None):

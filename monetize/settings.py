@@ -95,6 +95,7 @@ SHARED_APPS = [
     "drf_spectacular_sidecar",
     "django_filters",
     "pgtrigger",
+    "kernel",
     "monetize",
 ]
 TENANT_APPS = [
@@ -204,9 +205,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasReadScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "monetize.api.pagination.CursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "kernel.api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "monetize.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "kernel.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }

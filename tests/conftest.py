@@ -18,7 +18,7 @@ from django_tenants.utils import tenant_context
 from accounts.roles import Role
 from accounts.services import ProvisionedTenant, tenant_provision, user_create
 from billing.providers.selectors import provider_accounts_cache_clear
-from monetize.redis import reset as redis_breaker_reset
+from kernel.redis import reset as redis_breaker_reset
 from tenants.middleware import tenant_cache_clear
 from tenants.services import tenant_public_ensure, tenant_template_ensure
 

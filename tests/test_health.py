@@ -26,7 +26,7 @@ def test_readyz_is_503_when_redis_is_down(db, settings):
 
 
 def test_metrics_count_redis_fallbacks_on_the_operator_host(ci_catalog, monkeypatch):
-    from monetize import redis as monetize_redis
+    from kernel import redis as monetize_redis
 
     ci_catalog.api().post("/api/v1/customers", {"external_id": "m1"}, content_type="application/json")
     monkeypatch.setattr(

@@ -1,6 +1,6 @@
 import pytest
 
-from monetize.money import exponent, format_amount
+from kernel.money import exponent, format_amount
 
 
 @pytest.mark.parametrize(

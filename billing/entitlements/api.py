@@ -14,6 +14,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.idempotency import idempotency_exempt, idempotent
+from accounts.api.lean import LeanJSONView
 from billing.entitlements.cache import read_for_authed_check, read_for_authed_verify
 from billing.entitlements.models import CustomerApiKey
 from billing.entitlements.selectors import entitlement_snapshot, feature_usage
@@ -34,11 +36,9 @@ from billing.entitlements.services import (
 from billing.memberships.exceptions import CustomerNotFound
 from billing.memberships.selectors import customer_get
 from billing.tiers.catalog import RATE_RE, WINDOWS
-from monetize.api.errors import error_body
-from monetize.api.fields import StrictCharField
-from monetize.api.idempotency import idempotency_exempt, idempotent
-from monetize.api.lean import LeanJSONView
-from monetize.errors import ApplicationError
+from kernel.api.errors import error_body
+from kernel.api.fields import StrictCharField
+from kernel.errors import ApplicationError
 
 MAX_QUANTITY = 1_000_000_000
 

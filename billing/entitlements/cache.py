@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import connection
 
 from billing.entitlements.ratelimit import GCRA_LUA
-from monetize.metrics import REDIS_FALLBACKS
-from monetize.redis import REDIS_ERRORS, get_redis, key_prefix, trip
+from kernel.metrics import REDIS_FALLBACKS
+from kernel.redis import REDIS_ERRORS, get_redis, key_prefix, trip
 
 _CAS = """
 if (redis.call('GET', KEYS[1]) or '0') == ARGV[1] and (redis.call('GET', KEYS[2]) or '0') == ARGV[2] then
@@ -158,9 +158,9 @@ _CHECK = (
     + "return snapshot_and_rate(ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))"
 )
 # for a customer-key verification, first the cached key entry (recording its use, as
-# monetize.keycache.lookup does), then the same as a check for the key's customer
+# kernel.keycache.lookup does), then the same as a check for the key's customer
 # the check endpoint's whole Redis work in one round trip: the calling integrator key's cached entry
-# (recording its use, as monetize.keycache.lookup does), then -- only if that entry is usable for
+# (recording its use, as kernel.keycache.lookup does), then -- only if that entry is usable for
 # the required scope, the same rules as accounts.selectors.api_key_authenticate -- the snapshot and
 # rate step of a check. An unusable or uncached key touches nothing else; Python then decides.
 _INTEGRATOR_KEY = """
@@ -260,7 +260,7 @@ class Prefetched:
 def read_for_authed_check(
     *, integrator_hash: str, scope: str, customer: str, feature: str, quantity: int, now: float
 ) -> Prefetched:
-    from monetize import keycache
+    from kernel import keycache
 
     try:
         reply = _run(
@@ -297,7 +297,7 @@ class VerifyPrefetched:
 def read_for_authed_verify(
     *, integrator_hash: str, scope: str, key_hash: str, feature: str | None, quantity: int, now: float
 ) -> VerifyPrefetched:
-    from monetize import keycache
+    from kernel import keycache
 
     keys = [
         keycache._key("ik", integrator_hash),
@@ -335,7 +335,7 @@ def read_key_and_snapshot(
 ) -> tuple[dict | None, dict | Miss | None, list | None]:
     """(key entry or None, its customer's snapshot or a Miss, GCRA reply or None). The snapshot is
     None when the key is unknown to the cache. Redis down: (None, Miss(None), None)."""
-    from monetize import keycache
+    from kernel import keycache
 
     try:
         reply = _run(

@@ -1,4 +1,4 @@
-from monetize.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 
 class EntitlementsError(ApplicationError):

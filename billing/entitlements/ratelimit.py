@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from monetize.redis import get_redis, key_prefix
+from kernel.redis import get_redis, key_prefix
 
 # the algorithm as a Lua function, shared with the snapshot scripts in billing/entitlements/cache.py
 GCRA_LUA = """

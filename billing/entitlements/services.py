@@ -36,9 +36,9 @@ from billing.entitlements.selectors import entitlement_snapshot, feature_usage, 
 from billing.memberships.exceptions import CustomerNotFound
 from billing.memberships.models import Customer
 from billing.tiers.models import Feature, FeatureKind
-from monetize import keycache
-from monetize.metrics import ENTITLEMENT_CHECKS, REDIS_FALLBACKS
-from monetize.redis import REDIS_ERRORS, trip
+from kernel import keycache
+from kernel.metrics import ENTITLEMENT_CHECKS, REDIS_FALLBACKS
+from kernel.redis import REDIS_ERRORS, trip
 
 logger = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.idempotency import idempotent
 from billing.memberships.models import EXTERNAL_ID_PATTERN, Checkout, Customer, Membership
 from billing.memberships.selectors import (
     customer_get,
@@ -22,9 +23,8 @@ from billing.memberships.services import (
     membership_pause,
     membership_portal_url,
 )
-from monetize.api.fields import StrictCharField, StrictRegexField
-from monetize.api.idempotency import idempotent
-from monetize.api.pagination import CursorPagination
+from kernel.api.fields import StrictCharField, StrictRegexField
+from kernel.api.pagination import CursorPagination
 
 MAX_METADATA_KEYS = 50
 MAX_METADATA_VALUE = 500

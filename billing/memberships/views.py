@@ -12,7 +12,7 @@ from billing.memberships.services import (
     membership_pause,
     membership_portal_url,
 )
-from monetize.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 
 @login_required

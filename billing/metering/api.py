@@ -12,15 +12,15 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.idempotency import idempotency_exempt, idempotent
+from accounts.api.lean import LeanJSONView
 from billing.memberships.selectors import customer_get
 from billing.metering.exceptions import InvalidBatch, InvalidUsageQuery, UnknownMeter
 from billing.metering.ingest import events_ingest
 from billing.metering.models import Aggregation, Meter
 from billing.metering.selectors import WINDOWS, month_start, usage_series, usage_total
 from billing.metering.services import meter_create
-from monetize.api.fields import StrictCharField
-from monetize.api.idempotency import idempotency_exempt, idempotent
-from monetize.api.lean import LeanJSONView
+from kernel.api.fields import StrictCharField
 
 
 class EventsView(LeanJSONView):

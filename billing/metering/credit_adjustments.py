@@ -31,7 +31,7 @@ from billing.metering.credits import (
     burn_order,
 )
 from billing.metering.exceptions import MeteringError
-from monetize.db import rows_update
+from kernel.db import rows_update
 
 MAX_REASON = 500
 

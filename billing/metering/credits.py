@@ -57,7 +57,7 @@ from billing.metering.credit_models import (
 from billing.metering.credit_pricing import BURNABLE, EXACT, Prices, event_cost
 from billing.metering.exceptions import MeteringError, UnknownMeter
 from billing.metering.models import Meter
-from monetize.db import rows_update
+from kernel.db import rows_update
 
 
 class InvalidCredits(MeteringError):

@@ -15,6 +15,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.idempotency import idempotent
 from billing.memberships.selectors import customer_get
 from billing.metering.api import query_time
 from billing.metering.credit_adjustments import MAX_REASON, credits_adjust
@@ -40,8 +41,7 @@ from billing.metering.credits import (
 )
 from billing.metering.exceptions import InvalidUsageQuery
 from billing.metering.selectors import month_start
-from monetize.api.fields import StrictCharField
-from monetize.api.idempotency import idempotent
+from kernel.api.fields import StrictCharField
 
 
 @extend_schema_field(OpenApiTypes.STR)

@@ -178,7 +178,7 @@ def _fold_due(schema: str) -> bool:
     """At most one fold a second per tenant: across processes through a Redis key that expires
     (each fold's cost grows with the distinct rollup rows it touches, so two workers folding half
     as much each cost nearly twice one fold), else per process when Redis is down."""
-    from monetize.redis import REDIS_ERRORS, get_redis, key_prefix, trip
+    from kernel.redis import REDIS_ERRORS, get_redis, key_prefix, trip
 
     now = time.monotonic()
     if now - _last_fold.get(schema, 0.0) < FOLD_EVERY_SECONDS:

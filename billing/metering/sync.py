@@ -84,7 +84,7 @@ from billing.metering.sync_models import (
     RunStatus,
 )
 from billing.metering.validation import OLDEST
-from monetize.db import rows_update
+from kernel.db import rows_update
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from monetize.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 
 class ProviderError(ApplicationError):

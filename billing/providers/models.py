@@ -3,7 +3,7 @@ import json
 from django.db import models
 from django.db.models import Q
 
-from monetize.crypto import decrypt, encrypt
+from kernel.crypto import decrypt, encrypt
 
 
 class ProviderName(models.TextChoices):
@@ -21,7 +21,7 @@ class ProviderMode(models.TextChoices):
 
 class ProviderAccount(models.Model):
     """A tenant's connection to a payment provider. Credentials and the webhook signing secret are
-    stored encrypted (monetize.crypto); at most one account per provider+mode, one default."""
+    stored encrypted (kernel.crypto); at most one account per provider+mode, one default."""
 
     provider = models.CharField(max_length=16, choices=ProviderName.choices)
     mode = models.CharField(max_length=4, choices=ProviderMode.choices, default=ProviderMode.TEST)
@@ -163,7 +163,7 @@ class TossCustomer(models.Model):
 class TossSubscription(models.Model):
     """Our side of a Toss subscription (Toss keeps billing keys, not subscriptions): the schedule
     the charge job follows. `period_number` is the last paid period (0 before the first charge);
-    the billing key is stored encrypted (monetize.crypto)."""
+    the billing key is stored encrypted (kernel.crypto)."""
 
     id = models.CharField(max_length=40, primary_key=True)
     mode = models.CharField(max_length=4, choices=ProviderMode.choices, default=ProviderMode.TEST)

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET
 from billing.providers.base import ProviderError, ProviderUnavailable
 from billing.providers.models import TossCheckout
 from billing.providers.toss_engine import checkout_complete
-from monetize.money import format_amount
+from kernel.money import format_amount
 
 
 def _checkout(checkout_id: str) -> TossCheckout:

@@ -6,7 +6,7 @@ from django.views.decorators.http import require_http_methods
 
 from billing.providers.models import SandboxCheckout
 from billing.providers.sandbox_engine import CardDeclined, UnknownCard, checkout_pay
-from monetize.money import format_amount
+from kernel.money import format_amount
 
 
 @require_http_methods(["GET", "POST"])

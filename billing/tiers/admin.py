@@ -3,7 +3,7 @@ from django.db import transaction
 
 from billing.tiers.models import PRICE_TERMS, Feature, Price, Tier, TierFeature
 from billing.tiers.signals import catalog_changed
-from monetize.money import format_amount
+from kernel.money import format_amount
 
 
 def _catalog_changed() -> None:

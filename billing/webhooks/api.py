@@ -5,11 +5,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.idempotency import idempotent
 from billing.webhooks.models import Delivery, WebhookEndpoint
 from billing.webhooks.outbound import delivery_resend, endpoint_create
-from monetize.api.fields import StrictCharField
-from monetize.api.idempotency import idempotent
-from monetize.errors import ApplicationError
+from kernel.api.fields import StrictCharField
+from kernel.errors import ApplicationError
 
 EVENT_TYPES = [
     "membership.updated", "entitlements.changed", "payment.succeeded", "payment.failed", "payment.refunded",

@@ -27,8 +27,8 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from billing.webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, OutboundEvent, WebhookEndpoint
-from monetize.crypto import decrypt, encrypt
-from monetize.errors import ApplicationError
+from kernel.crypto import decrypt, encrypt
+from kernel.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 RETRY_SECONDS = (5, 300, 1800, 7200, 18000, 36000, 36000)

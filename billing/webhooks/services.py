@@ -25,7 +25,7 @@ from billing.providers.base import NormalizedEvent, WebhookVerificationFailed
 from billing.providers.registry import provider_for
 from billing.providers.selectors import provider_accounts_for_webhook
 from billing.webhooks.models import InboxEvent, InboxStatus
-from monetize.metrics import WEBHOOKS_RECEIVED
+from kernel.metrics import WEBHOOKS_RECEIVED
 
 logger = logging.getLogger(__name__)
 BACKOFF_SECONDS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)

@@ -5,7 +5,7 @@ from django.views.decorators.http import require_POST
 from billing.providers.base import WebhookVerificationFailed
 from billing.providers.models import ProviderName
 from billing.webhooks.services import inbox_receive
-from monetize.api.errors import error_body
+from kernel.api.errors import error_body
 
 
 @csrf_exempt

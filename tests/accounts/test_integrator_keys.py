@@ -75,7 +75,7 @@ def test_rotated_key_works_during_grace_then_expires(alpha, django_capture_on_co
             IntegratorApiKey.objects.filter(pk=old.pk).update(
                 expires_at=timezone.now() - dt.timedelta(seconds=1)
             )
-            from monetize import keycache
+            from kernel import keycache
 
             keycache.forget("ik", old.key_hash)
     assert alpha.api().get("/api/v1/me").status_code == 401
@@ -121,7 +121,7 @@ def test_read_scope_key_cannot_write(alpha):
 
 
 def test_keys_still_work_from_postgres_when_redis_is_down(alpha, monkeypatch):
-    from monetize import redis as monetize_redis
+    from kernel import redis as monetize_redis
 
     dead = monetize_redis.make_client("redis://127.0.0.1:1/0")
     monkeypatch.setattr(monetize_redis, "_client", lambda: dead)

@@ -115,7 +115,7 @@ def test_keys_of_an_unknown_customer_are_404(ci_catalog):
 
 
 def test_verify_answers_from_postgres_when_redis_is_down(ci_catalog, monkeypatch):
-    from monetize import redis as monetize_redis
+    from kernel import redis as monetize_redis
 
     make_customer(ci_catalog, tier="team")
     key = create_key(ci_catalog).json()["key"]

@@ -208,7 +208,7 @@ def test_parallel_rate_checks_never_over_grant(live_tenant):
 
 
 def test_redis_down_checks_answer_from_postgres(ci_catalog, monkeypatch):
-    from monetize import redis as monetize_redis
+    from kernel import redis as monetize_redis
 
     make_customer(ci_catalog, tier="team")
     counter(ci_catalog, {"delta": 4})
@@ -224,7 +224,7 @@ def test_redis_down_checks_answer_from_postgres(ci_catalog, monkeypatch):
 
 
 def test_redis_down_rate_limits_fail_closed_when_chosen(ci_catalog, monkeypatch):
-    from monetize import redis as monetize_redis
+    from kernel import redis as monetize_redis
     from tenants.middleware import tenant_cache_clear
     from tenants.models import Tenant
 

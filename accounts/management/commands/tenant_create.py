@@ -4,7 +4,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import tenant_provision
-from monetize.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 
 class Command(BaseCommand):

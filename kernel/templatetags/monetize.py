@@ -1,6 +1,6 @@
 from django import template
 
-from monetize.money import format_amount
+from kernel.money import format_amount
 
 register = template.Library()
 

@@ -12,7 +12,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from monetize.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 logger = logging.getLogger("monetize.api")
 

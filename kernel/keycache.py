@@ -15,8 +15,8 @@ import time
 from django.conf import settings
 from django.db import connection
 
-from monetize.metrics import REDIS_FALLBACKS
-from monetize.redis import REDIS_ERRORS, get_redis, key_prefix, trip
+from kernel.metrics import REDIS_FALLBACKS
+from kernel.redis import REDIS_ERRORS, get_redis, key_prefix, trip
 
 MISSING = {"missing": True}
 MISSING_SECONDS = 30

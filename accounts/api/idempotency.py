@@ -19,7 +19,7 @@ from django.utils import timezone
 from rest_framework.response import Response
 
 from accounts.models import IdempotencyRecord
-from monetize.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255

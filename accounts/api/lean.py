@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from accounts.authentication import bearer_secret, principal_for_secret
 from accounts.keys import key_hash, key_looks_valid
 from accounts.permissions import InsufficientScope
-from monetize.api.errors import exception_handler
+from kernel.api.errors import exception_handler
 
 _CHALLENGE = 'Bearer realm="api"'
 _COPIED_HEADERS = ("WWW-Authenticate", "Retry-After")
