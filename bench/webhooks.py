@@ -26,10 +26,10 @@ setup_django()
 from django.db.models import F  # noqa: E402
 from django_tenants.utils import tenant_context  # noqa: E402
 
+from billing.inbox.models import InboxEvent  # noqa: E402
 from billing.providers.sandbox import SandboxProvider  # noqa: E402
 from billing.providers.services import provider_account_upsert  # noqa: E402
 from billing.tiers.catalog import catalog_import  # noqa: E402
-from billing.webhooks.models import InboxEvent  # noqa: E402
 
 
 def lua_for(path: str, host: str, deliveries: list[tuple[bytes, dict]]) -> str:

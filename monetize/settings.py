@@ -105,7 +105,9 @@ TENANT_APPS = [
     "billing.metering",
     "billing.entitlements",
     "billing.providers",
-    "billing.webhooks",
+    "billing.events",
+    "billing.inbox",
+    "billing.invoicing",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -248,8 +250,9 @@ CELERY_BEAT_SCHEDULE = {
     "keys-last-used-flush": {"task": "accounts.keys_last_used_flush", "schedule": 60.0},
     # runs in the public schema only (tenant-schemas-celery: an explicit schema list)
     "webhooks-sweep": {"task": "webhooks.sweep", "schedule": 60.0},
+    "events-sweep": {"task": "events.sweep", "schedule": 60.0},
     "checkouts-expire": {"task": "memberships.checkouts_expire", "schedule": 3600.0},
-    "toss-charge-due": {"task": "providers.toss_charge_due", "schedule": 3600.0},
+    "toss-charge-due": {"task": "invoicing.toss_charge_due", "schedule": 3600.0},
     "credits-expire": {"task": "metering.credits_expire", "schedule": 3600.0},
     "credits-allowances": {"task": "metering.credits_allowances", "schedule": 3600.0},
     "metering-partitions": {"task": "metering.partitions_ahead", "schedule": 86400.0},

@@ -6,17 +6,17 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as account_views
 from billing.entitlements import views as entitlement_views
+from billing.inbox import views as webhook_views
+from billing.invoicing import views as provider_views
 from billing.memberships import views as membership_views
 from billing.metering import views as metering_views
-from billing.providers import views as provider_views
 from billing.tiers import views as tier_views
-from billing.webhooks import views as webhook_views
 from monetize.api import views as api_views
 
 api_v1 = [
     path("me", api_views.MeView.as_view(), name="me"),
     path("ping", api_views.PingView.as_view(), name="ping"),
-    path("", include("billing.urls")),
+    path("", include("monetize.urls_api")),
 ]
 
 urlpatterns = [
@@ -32,7 +32,7 @@ urlpatterns = [
     path("usage/ai/", metering_views.tenant_ai_costs, name="tenant-ai-costs"),
     path("webhooks/<slug:provider>/", webhook_views.receive, name="webhooks"),
     path("sandbox/checkout/<str:checkout_id>/", provider_views.sandbox_checkout, name="sandbox-checkout"),
-    path("toss/", include("billing.providers.toss_views")),  # checkout, success and fail pages
+    path("toss/", include("billing.invoicing.toss_views")),  # checkout, success and fail pages
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),

@@ -2,6 +2,9 @@ from django.contrib import admin
 
 from billing.entitlements.models import CustomerApiKey, EntitlementOverride, Lease, UsageCounter
 from billing.entitlements.services import invalidate_on_commit
+from billing.memberships.admin import CustomerAdmin as MembershipsCustomerAdmin
+from billing.memberships.admin import MembershipInline
+from billing.memberships.models import Customer
 
 
 class OverrideInline(admin.TabularInline):
@@ -17,6 +20,20 @@ class OverrideInline(admin.TabularInline):
         "expires_at",
         "note",
     ]
+
+
+class CustomerAdmin(MembershipsCustomerAdmin):
+    """The customer page with its entitlement overrides (memberships cannot import them)."""
+
+    inlines = [MembershipInline, OverrideInline]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        invalidate_on_commit(form.instance.external_id)
+
+
+admin.site.unregister(Customer)
+admin.site.register(Customer, CustomerAdmin)
 
 
 class InvalidatingAdmin(admin.ModelAdmin):

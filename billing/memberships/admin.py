@@ -38,22 +38,13 @@ class CustomerAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     raw_id_fields = ["user"]
 
-    def get_inlines(self, request, obj):
-        from billing.entitlements.admin import OverrideInline
-
-        return [MembershipInline, OverrideInline]
+    inlines = [MembershipInline]  # entitlements adds its overrides (billing/entitlements/admin.py)
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
         if obj is not None:
             form.base_fields["tier"].initial = customer_tier(customer=obj)
         return form
-
-    def save_related(self, request, form, formsets, change):
-        from billing.entitlements.services import invalidate_on_commit
-
-        super().save_related(request, form, formsets, change)
-        invalidate_on_commit(form.instance.external_id)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -160,8 +160,8 @@ def _change_locally(membership: Membership, *, reason: str, **fields) -> Members
 
 def _publish(memberships: list[Membership], *, customer: str) -> None:
     """Tell the integrator's webhook endpoints: `membership.updated` per membership that changed,
-    then one `entitlements.changed` (billing.webhooks.outbound; endpoints are read once)."""
-    from billing.webhooks.outbound import active_endpoints, event_publish
+    then one `entitlements.changed` (billing.events.services; endpoints are read once)."""
+    from billing.events.services import active_endpoints, event_publish
 
     endpoints = active_endpoints()
     if not endpoints or not memberships:
@@ -203,6 +203,21 @@ def _record(membership: Membership, *, reason: str, event_id: str = "") -> None:
     )
 
 
+def _customer_of_subscription(provider: str, subscription_id: str) -> str:
+    """Our customer of a subscription we already know (events that carry no custom data)."""
+    known = (
+        Membership.objects.filter(provider=provider, provider_subscription_id=subscription_id)
+        .values_list("customer__external_id", flat=True)
+        .first()
+    )
+    if not known:
+        raise InvalidProviderEvent(
+            f"The {provider} subscription {subscription_id} names none of our customers.",
+            details={"subscription": subscription_id},
+        )
+    return known
+
+
 def membership_sync_from_provider(
     *, provider: str, state: SubscriptionState, occurred_at: dt.datetime, event_id: str
 ) -> Membership | None:
@@ -225,9 +240,8 @@ def membership_sync_from_provider(
             f"No price '{state.price_ref}' in the catalog.", details={"price": state.price_ref}
         )
     with transaction.atomic():
-        customer, _ = customer_upsert(
-            external_id=state.customer
-        )  # locks the customer row: one change at a time
+        external_id = state.customer or _customer_of_subscription(provider, state.subscription_id)
+        customer, _ = customer_upsert(external_id=external_id)  # locks the customer row: one change at a time
         membership = (
             Membership.objects.select_for_update()
             .filter(provider=provider, provider_subscription_id=state.subscription_id)
@@ -427,7 +441,7 @@ def payment_record(
             },
         )  # fmt: skip
         if created:
-            from billing.webhooks.outbound import event_publish
+            from billing.events.services import event_publish
 
             name = {
                 PaymentKind.CHARGE: "payment.succeeded",

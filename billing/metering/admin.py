@@ -181,10 +181,10 @@ class CreditRequirementAdmin(admin.ModelAdmin):
         obj.pk = credit_requirement_set(feature_code=obj.feature.code, minimum=obj.minimum).pk
 
     def delete_model(self, request, obj):
-        from billing.entitlements import cache
+        from billing.metering.signals import snapshots_stale
 
         super().delete_model(request, obj)
-        cache.invalidate_all()
+        snapshots_stale.send(sender=CreditRequirement, customers=None)
 
 
 @admin.register(CreditAlert)

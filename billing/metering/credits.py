@@ -57,6 +57,7 @@ from billing.metering.credit_models import (
 from billing.metering.credit_pricing import BURNABLE, EXACT, Prices, event_cost
 from billing.metering.exceptions import MeteringError, UnknownMeter
 from billing.metering.models import Meter
+from billing.metering.signals import snapshots_stale
 from kernel.db import rows_update
 
 
@@ -116,7 +117,7 @@ def _announce(*, external_id: str, before: int, after: int, thresholds: list[int
     a positive balance reached zero (outbound webhooks, delivered after commit)."""
     if after >= before:
         return
-    from billing.webhooks.outbound import event_publish
+    from billing.events.services import event_publish
 
     if thresholds is None:
         thresholds = list(CreditAlert.objects.values_list("threshold", flat=True))
@@ -135,11 +136,8 @@ def _announce(*, external_id: str, before: int, after: int, thresholds: list[int
 
 
 def _invalidate(external_ids: set[str]) -> None:
-    from billing.entitlements import cache
-
     # the snapshot carries the balance: drop it now and again once the change is visible
-    cache.invalidate_many(external_ids)
-    transaction.on_commit(lambda: cache.invalidate_many(external_ids))
+    snapshots_stale.send(sender=CreditGrant, customers=external_ids)
 
 
 # --- burning (called by ingestion, in its transaction) --------------------------------------------
@@ -452,7 +450,6 @@ def ai_price_create(
 
 def credit_requirement_set(*, feature_code: str, minimum: int) -> CreditRequirement:
     """Make a feature require at least `minimum` micro-credits (every snapshot is rebuilt)."""
-    from billing.entitlements import cache
     from billing.tiers.models import Feature
 
     feature = Feature.objects.filter(code=feature_code).first()
@@ -462,8 +459,7 @@ def credit_requirement_set(*, feature_code: str, minimum: int) -> CreditRequirem
         requirement, _ = CreditRequirement.objects.update_or_create(
             feature=feature, defaults={"minimum": minimum}
         )
-        transaction.on_commit(cache.invalidate_all)
-    cache.invalidate_all()
+        snapshots_stale.send(sender=CreditRequirement, customers=None)  # now and on commit
     return requirement
 
 

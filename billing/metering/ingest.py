@@ -36,7 +36,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.metering.ingest_config import VERSION_SQL, ingestion_config
+from billing.metering.models import Meter
 from billing.metering.rollups import TENANT_KEY, Deltas, deltas_append
+from billing.metering.signals import snapshots_stale
 from billing.metering.validation import _parse, _Reject, _Row, meter_contribution
 
 # advisory lock class (int4) ordering meter creation against ingestion; the second key is the
@@ -228,11 +230,8 @@ def _store(accepted: list[tuple[_Row, list]], prices) -> set[str]:
     credits_burn(fresh=fresh, prices=prices)  # synchronous, in this transaction: only new events burn
     ai_usage_record(fresh=fresh, prices=prices)
     if metered_customers:
-        from billing.entitlements import cache
-
         # metered limits are judged on this period's usage: the snapshots must be rebuilt
-        cache.invalidate_many(metered_customers)
-        transaction.on_commit(lambda: cache.invalidate_many(metered_customers))
+        snapshots_stale.send(sender=Meter, customers=metered_customers)
     return new
 
 

@@ -178,3 +178,68 @@ class PaymentProvider(Protocol):
     def payout_account_link(self, *, account_id: str, return_url: str) -> str: ...
 
     def transfer(self, transfer: Transfer) -> str: ...
+
+
+class SubscriptionEngine(Protocol):
+    """Our own subscription schedule for providers that only charge a saved method (the sandbox,
+    TossPayments). It lives above the adapters (billing/invoicing) and is handed to them by the
+    registry, so an adapter never imports our models."""
+
+    def checkout_create(self, request: CheckoutRequest, **options) -> CheckoutSession: ...
+
+    def subscription_cancel(self, *, subscription_id: str, at_period_end: bool) -> None: ...
+
+    def subscription_change(
+        self, *, subscription_id: str, price_ref: str, unit_amount: int, interval: str, quantity: int
+    ) -> str: ...
+
+    def subscription_pause(self, *, subscription_id: str, paused: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class CatalogPrice:
+    """One of our prices as an adapter sees it (amounts in minor units)."""
+
+    id: int
+    code: str
+    model: str
+    unit_amount: int
+    currency: str
+    interval: str
+    active: bool
+    tier_name: str
+    tier_description: str
+
+
+@dataclass(frozen=True)
+class ProductMapping:
+    """Which provider product/price (variant) sells one of our prices."""
+
+    price_code: str
+    external_product_id: str
+    external_price_id: str
+
+
+class ProviderCatalog(Protocol):
+    """Our catalog and the provider product mappings, handed to adapters by the registry."""
+
+    def price(self, code: str, *, active_only: bool = True) -> CatalogPrice | None: ...
+
+    def mapping(self, *, provider: str, mode: str, price_code: str) -> ProductMapping | None:
+        """The newest mapping of an active price."""
+
+    def mapping_store(
+        self,
+        *,
+        provider: str,
+        mode: str,
+        price: CatalogPrice,
+        external_product_id: str,
+        external_price_id: str,
+    ) -> ProductMapping:
+        """Store a mapping once (a concurrent first writer wins); the stored one."""
+
+    def mapping_for_external(
+        self, *, provider: str, mode: str | None, external_product_id: str = "", external_price_id: str = ""
+    ) -> ProductMapping | None:
+        """The mapping of a provider product or price (variant), active prices first."""

@@ -22,11 +22,13 @@ from dateutil.relativedelta import relativedelta
 
 from billing.providers._common import SUBSCRIPTION_STATUS, json_object, timestamp
 from billing.providers.base import (
+    CatalogPrice,
     CheckoutRequest,
     CheckoutSession,
     EventType,
     NormalizedEvent,
     PaymentState,
+    ProviderCatalog,
     ProviderError,
     ProviderNotConfigured,
     ProviderNotSupported,
@@ -62,8 +64,17 @@ class LemonSqueezyProvider:
     # httpx's own network unless set: tests put an httpx.MockTransport here (the network edge)
     http_transport: httpx.BaseTransport | None = None
 
-    def __init__(self, *, webhook_secret: str, api_key: str = "", store_id: str = "", mode: str = "test"):
+    def __init__(
+        self,
+        *,
+        webhook_secret: str,
+        api_key: str = "",
+        store_id: str = "",
+        mode: str = "test",
+        catalog: ProviderCatalog | None = None,
+    ):
         self.webhook_secret = webhook_secret
+        self.catalog = catalog
         self.api_key = api_key
         self.store_id = str(store_id or "")
         self.mode = mode
@@ -122,14 +133,10 @@ class LemonSqueezyProvider:
 
     def _variant_for(self, price_ref: str) -> str:
         """The Lemon Squeezy variant staff mapped our (active) price to."""
-        from billing.providers.models import ProviderProduct
-
         mapping = (
-            ProviderProduct.objects.filter(
-                provider=self.name, mode=self.mode, price__code=price_ref, price__active=True
-            )
-            .order_by("-id")
-            .first()
+            self.catalog.mapping(provider=self.name, mode=self.mode, price_code=price_ref)
+            if self.catalog
+            else None
         )
         if mapping is None or not mapping.external_price_id.strip().isdigit():
             found = (
@@ -276,33 +283,13 @@ class LemonSqueezyProvider:
             f"{meta.get('event_name')}:{(payload.get('data') or {}).get('id')}:{attributes.get('updated_at')}"
         )
 
-    @staticmethod
-    def _price_for_variant(variant_id: str, *, mode: str):
-        from billing.providers.models import ProviderProduct
-
-        if not variant_id:
+    def _price_for_variant(self, variant_id: str, *, mode: str) -> CatalogPrice | None:
+        if not variant_id or self.catalog is None:
             return None
-        mapping = (
-            ProviderProduct.objects.filter(provider="lemonsqueezy", mode=mode, external_price_id=variant_id)
-            .select_related("price")
-            .order_by("-price__active", "-id")
-            .first()
+        mapping = self.catalog.mapping_for_external(
+            provider="lemonsqueezy", mode=mode, external_price_id=variant_id
         )
-        return mapping.price if mapping else None
-
-    @staticmethod
-    def _customer_of(subscription_id: str) -> str:
-        """Our customer of a subscription we already know (events without custom data)."""
-        from billing.memberships.models import Membership
-
-        if not subscription_id:
-            return ""
-        membership = (
-            Membership.objects.filter(provider="lemonsqueezy", provider_subscription_id=subscription_id)
-            .select_related("customer")
-            .first()
-        )
-        return membership.customer.external_id if membership else ""
+        return self.catalog.price(mapping.price_code, active_only=False) if mapping else None
 
     def parse_event(self, payload: dict) -> NormalizedEvent:
         meta = payload.get("meta") or {}
@@ -336,7 +323,8 @@ class LemonSqueezyProvider:
                 payment_id=f"invoice:{data.get('id')}",
                 amount=_amount(attributes, refund=refund),
                 currency=str(attributes.get("currency") or "").lower(),
-                customer=custom.get("monetize_customer") or self._customer_of(subscription_id),
+                customer=custom.get("monetize_customer")
+                or "",  # else found from the subscription (memberships)
                 subscription_id=subscription_id,
             )
             types = {
@@ -368,10 +356,8 @@ class LemonSqueezyProvider:
         # the variant is the truth after a plan change; the checkout's custom data names the first price
         price = self._price_for_variant(str(attributes.get("variant_id") or ""), mode=mode)
         price_ref = price.code if price else custom.get("monetize_price", "")
-        if price is None and price_ref:
-            from billing.tiers.models import Price
-
-            price = Price.objects.filter(code=price_ref).order_by("-active", "-id").first()
+        if price is None and price_ref and self.catalog is not None:
+            price = self.catalog.price(price_ref, active_only=False)
         trial_end = timestamp(attributes.get("trial_ends_at"))
         if raw_status == "cancelled":
             # Lemon Squeezy's "cancelled" is a grace period: live until ends_at, then subscription_expired
@@ -395,7 +381,7 @@ class LemonSqueezyProvider:
         state = SubscriptionState(
             subscription_id=subscription_id,
             status=status,
-            customer=custom.get("monetize_customer") or self._customer_of(subscription_id),
+            customer=custom.get("monetize_customer") or "",  # else found from the subscription (memberships)
             price_ref=price_ref,
             quantity=int(item.get("quantity") or 1),
             period_start=period_start,

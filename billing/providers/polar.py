@@ -16,11 +16,14 @@ import logging
 
 from billing.providers._common import SUBSCRIPTION_STATUS, timestamp
 from billing.providers.base import (
+    CatalogPrice,
     CheckoutRequest,
     CheckoutSession,
     EventType,
     NormalizedEvent,
     PaymentState,
+    ProductMapping,
+    ProviderCatalog,
     ProviderError,
     ProviderNotConfigured,
     ProviderUnavailable,
@@ -64,8 +67,10 @@ class PolarProvider:
         access_token: str = "",
         mode: str = "test",
         organization_id: str | None = None,
+        catalog: ProviderCatalog | None = None,
     ):
         self.webhook_secret = webhook_secret
+        self.catalog = catalog
         self.access_token = access_token
         self.mode = mode
         self.environment = "production" if mode == "live" else "sandbox"
@@ -123,10 +128,8 @@ class PolarProvider:
         except PolarDeserializationError as exc:
             raise ProviderError("Polar answered in a shape this adapter cannot read.") from exc
 
-    def _price(self, price_ref: str):
-        from billing.tiers.models import Price
-
-        price = Price.objects.filter(code=price_ref, active=True).select_related("tier").first()
+    def _price(self, price_ref: str) -> CatalogPrice:
+        price = self.catalog.price(price_ref) if self.catalog else None
         if price is None:
             raise PolarRequestUnsupported(f"No active price '{price_ref}'.", code="unknown_price")
         if price.model not in SELLABLE_MODELS:
@@ -147,34 +150,29 @@ class PolarProvider:
                 details={"quantity": quantity},
             )
 
-    def _product(self, sdk, price):
-        """Our price's Polar product: our row, else found at Polar by its metadata (created there by
-        an attempt whose transaction rolled back), else created; stored once (ON CONFLICT)."""
+    def _product(self, sdk, price: CatalogPrice) -> ProductMapping:
+        """Our price's Polar product: our mapping, else found at Polar by its metadata (created there
+        by an attempt whose transaction rolled back), else created; stored once (ON CONFLICT)."""
         from django.db import connection
 
-        from billing.providers.models import ProviderProduct
-
-        key = {"provider": self.name, "mode": self.mode, "price": price}
-        row = ProviderProduct.objects.filter(**key).first()
+        row = self.catalog.mapping(provider=self.name, mode=self.mode, price_code=price.code)
         if row is not None:
             return row
         metadata = {
             "monetize_price": price.code,
-            "monetize_price_id": str(price.pk),
+            "monetize_price_id": str(price.id),
             "monetize_tenant": connection.schema_name,
         }
         found = self._call(sdk.products.list, metadata=metadata, is_archived=False, limit=1).items
         product = found[0] if found else self._call(sdk.products.create, **_product_body(price, metadata))
         fixed = next((p for p in product.prices if getattr(p, "amount_type", "") == "fixed"), None)
-        ProviderProduct.objects.bulk_create(
-            [
-                ProviderProduct(
-                    **key, external_product_id=product.id, external_price_id=fixed.id if fixed else ""
-                )
-            ],
-            ignore_conflicts=True,
+        row = self.catalog.mapping_store(
+            provider=self.name,
+            mode=self.mode,
+            price=price,
+            external_product_id=product.id,
+            external_price_id=fixed.id if fixed else "",
         )
-        row = ProviderProduct.objects.get(**key)
         if row.external_product_id != product.id and not found:
             # a concurrent request stored its product first: ours is archived, never offered
             try:
@@ -277,7 +275,7 @@ class PolarProvider:
                 subscription_id=str(data["id"]),
                 status=status,
                 customer=metadata.get("monetize_customer") or customer.get("external_id") or "",
-                price_ref=_price_ref(data, metadata),
+                price_ref=_price_ref(data, metadata, self.catalog),
                 quantity=int(data.get("seats") or 1),
                 period_start=timestamp(data.get("current_period_start")),
                 period_end=timestamp(data.get("current_period_end")),
@@ -327,7 +325,7 @@ class PolarProvider:
         return report.report_id
 
 
-def _product_body(price, metadata: dict) -> dict:
+def _product_body(price: CatalogPrice, metadata: dict) -> dict:
     fixed = {
         "amount_type": "fixed",
         "price_amount": price.unit_amount,
@@ -335,30 +333,26 @@ def _product_body(price, metadata: dict) -> dict:
     }
     label = {"month": "monthly", "year": "yearly"}.get(price.interval, "one time")
     body = {
-        "name": f"{price.tier.name} ({label})",
+        "name": f"{price.tier_name} ({label})",
         "prices": [fixed],
         "metadata": metadata,
         "recurring_interval": price.interval if price.interval in RECURRING else None,
     }
-    if price.tier.description:
-        body["description"] = price.tier.description
+    if price.tier_description:
+        body["description"] = price.tier_description
     return body
 
 
-def _price_ref(data: dict, metadata: dict) -> str:
+def _price_ref(data: dict, metadata: dict, catalog: ProviderCatalog | None) -> str:
     """Our price code: the product the subscription is on now (a change moves it to another
     product but leaves the checkout's metadata alone), else the checkout's metadata."""
-    from billing.providers.models import ProviderProduct
-
     product_id = data.get("product_id") or (data.get("product") or {}).get("id")
-    if product_id:
-        code = (
-            ProviderProduct.objects.filter(provider="polar", external_product_id=str(product_id))
-            .values_list("price__code", flat=True)
-            .first()
+    if product_id and catalog is not None:
+        mapping = catalog.mapping_for_external(
+            provider="polar", mode=None, external_product_id=str(product_id)
         )
-        if code:
-            return code
+        if mapping:
+            return mapping.price_code
     return str(metadata.get("monetize_price") or "")
 
 

@@ -21,6 +21,8 @@ from billing.providers.base import (
     CheckoutRequest,
     CheckoutSession,
     NormalizedEvent,
+    ProviderNotSupported,
+    SubscriptionEngine,
     UsageReport,
     WebhookVerificationFailed,
 )
@@ -29,8 +31,14 @@ from billing.providers.base import (
 class SandboxProvider:
     name = "sandbox"
 
-    def __init__(self, *, webhook_secret: str):
+    def __init__(self, *, webhook_secret: str, engine: SubscriptionEngine | None = None):
         self.webhook_secret = webhook_secret
+        self.engine = engine
+
+    def _engine(self) -> SubscriptionEngine:
+        if self.engine is None:
+            raise ProviderNotSupported("The sandbox engine is not installed.")
+        return self.engine
 
     def verify_webhook(self, *, body: bytes, headers: dict[str, str]) -> dict:
         if not self.webhook_secret:
@@ -49,24 +57,18 @@ class SandboxProvider:
     def parse_event(self, payload: dict) -> NormalizedEvent:
         return engine_event(self.name, payload)
 
-    # --- calls (the sandbox's own behaviour lives in sandbox_engine) ----------------------------
+    # --- calls (the sandbox's own behaviour lives in billing/invoicing/sandbox_engine) ----------------------------
 
     def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
-        from billing.providers.sandbox_engine import checkout_create
-
-        return checkout_create(request)
+        return self._engine().checkout_create(request)
 
     def cancel_subscription(self, *, subscription_id: str, at_period_end: bool) -> None:
-        from billing.providers.sandbox_engine import subscription_cancel
-
-        subscription_cancel(subscription_id=subscription_id, at_period_end=at_period_end)
+        self._engine().subscription_cancel(subscription_id=subscription_id, at_period_end=at_period_end)
 
     def change_subscription(
         self, *, subscription_id: str, price_ref: str, unit_amount: int, interval: str, quantity: int
     ) -> str:
-        from billing.providers.sandbox_engine import subscription_change
-
-        return subscription_change(
+        return self._engine().subscription_change(
             subscription_id=subscription_id,
             price_ref=price_ref,
             unit_amount=unit_amount,
@@ -78,9 +80,7 @@ class SandboxProvider:
         return "/account/plan/"  # the sandbox's "portal" is the tenant's own plan page
 
     def pause_subscription(self, *, subscription_id: str, paused: bool) -> None:
-        from billing.providers.sandbox_engine import subscription_pause
-
-        subscription_pause(subscription_id=subscription_id, paused=paused)
+        self._engine().subscription_pause(subscription_id=subscription_id, paused=paused)
 
     # --- emitting (the sandbox is also the provider) ------------------------------------------
 
@@ -101,12 +101,5 @@ class SandboxProvider:
     # --- usage (metering) ------------------------------------------------------------------------
 
     def report_usage(self, report: UsageReport) -> str:
-        """Records the report (SandboxUsageReport), once per identifier like a provider would."""
-        from billing.metering.sync_models import SandboxUsageReport
-
-        row = SandboxUsageReport(
-            identifier=report.report_id, customer=report.customer, meter=report.meter, quantity=report.quantity,
-            period_start=report.period_start, period_end=report.period_end,
-        )  # fmt: skip
-        SandboxUsageReport.objects.bulk_create([row], ignore_conflicts=True)  # a resent identifier: kept once
-        return f"sandbox_usage_{report.report_id}"
+        """Recorded by the engine, once per identifier like a provider would."""
+        return self._engine().usage_report(report)

@@ -41,7 +41,9 @@ from billing.providers.base import (
     PaymentState,
     ProviderError,
     ProviderNotConfigured,
+    ProviderNotSupported,
     ProviderUnavailable,
+    SubscriptionEngine,
     WebhookVerificationFailed,
 )
 
@@ -89,12 +91,25 @@ class TossProvider:
     http_transport = None
     timeout = 30.0
 
-    def __init__(self, *, webhook_secret: str = "", credentials: dict | None = None, mode: str = "test"):
+    def __init__(
+        self,
+        *,
+        webhook_secret: str = "",
+        credentials: dict | None = None,
+        mode: str = "test",
+        engine: SubscriptionEngine | None = None,
+    ):
         credentials = credentials or {}
         self.webhook_secret = webhook_secret
+        self.engine = engine
         self.client_key = str(credentials.get("client_key", ""))
         self.secret_key = str(credentials.get("secret_key", ""))
         self.mode = mode
+
+    def _engine(self):
+        if self.engine is None:
+            raise ProviderNotSupported("The TossPayments engine is not installed.")
+        return self.engine
 
     # --- HTTP (errors mapped onto ours) ---------------------------------------------------------
 
@@ -174,29 +189,23 @@ class TossProvider:
         """`GET /v1/payments/orders/{orderId}`."""
         return self._request("GET", f"/v1/payments/orders/{quote(order_id, safe='')}")
 
-    # --- the provider protocol (our schedule lives in toss_engine) -----------------------------
+    # --- the provider protocol (our schedule lives in billing/invoicing/toss_engine) -----------------------------
 
     def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
-        from billing.providers.toss_engine import checkout_create
-
         if not (self.client_key and self.secret_key):
             raise ProviderNotConfigured(
                 'The TossPayments account needs credentials {"client_key": "…", "secret_key": "…"}.'
             )
-        return checkout_create(request, mode=self.mode)
+        return self._engine().checkout_create(request, mode=self.mode)
 
     def cancel_subscription(self, *, subscription_id: str, at_period_end: bool) -> None:
-        from billing.providers.toss_engine import subscription_cancel
-
-        subscription_cancel(subscription_id=subscription_id, at_period_end=at_period_end)
+        self._engine().subscription_cancel(subscription_id=subscription_id, at_period_end=at_period_end)
 
     def change_subscription(
         self, *, subscription_id: str, price_ref: str, unit_amount: int, interval: str, quantity: int
     ) -> str:
         """Always "at_period_end": the next period is charged at the new price (no proration)."""
-        from billing.providers.toss_engine import subscription_change
-
-        return subscription_change(
+        return self._engine().subscription_change(
             subscription_id=subscription_id,
             price_ref=price_ref,
             unit_amount=unit_amount,
@@ -205,9 +214,7 @@ class TossProvider:
         )
 
     def pause_subscription(self, *, subscription_id: str, paused: bool) -> None:
-        from billing.providers.toss_engine import subscription_pause
-
-        subscription_pause(subscription_id=subscription_id, paused=paused)
+        self._engine().subscription_pause(subscription_id=subscription_id, paused=paused)
 
     # --- webhooks ---------------------------------------------------------------------------------
 
@@ -271,9 +278,9 @@ class TossProvider:
             ) from exc
         if payment.get("paymentKey") != payment_key:
             raise WebhookVerificationFailed("TossPayments answered with another payment.")
-        from billing.providers.toss_engine import charge_owner
-
-        owner = charge_owner(order_id=str(payment.get("orderId") or ""), payment_key=payment_key)
+        owner = self._engine().charge_owner(
+            order_id=str(payment.get("orderId") or ""), payment_key=payment_key
+        )
         if owner is None:
             raise WebhookVerificationFailed(f"Payment {payment_key} is not one of this portal's charges.")
         # the stored payload is Toss's answer to our own request, never the posted body

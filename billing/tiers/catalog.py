@@ -44,6 +44,7 @@ the whole import changes nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import yaml
@@ -298,7 +299,7 @@ def catalog_parse(*, text: str, filename: str = "<catalog>") -> dict:
         doc = LineDict()
         doc.line, doc.lines = 1, {}
     _mapping(ctx, doc, line=1, path="(document)")
-    _check_keys(ctx, doc, {"currency", "features", "tiers", "meters"}, "(document)")
+    _check_keys(ctx, doc, {"currency", "features", "tiers", *_SECTIONS}, "(document)")
     currency = _str(ctx, doc, "currency", "(document)", default="usd", pattern=CURRENCY_RE)
     features = _parse_features(ctx, doc)
 
@@ -375,91 +376,28 @@ def catalog_parse(*, text: str, filename: str = "<catalog>") -> dict:
             line=defaults[1][1],
             path="tiers.default",
         )
-    return {"features": features, "tiers": tiers, "meters": _parse_meters(ctx, doc, features)}
+    parsed = {"features": features, "tiers": tiers}
+    for section in _SECTIONS.values():
+        parsed[section.key] = section.parse(ctx, doc, features)
+    return parsed
 
 
-METER_KEYS = {
-    "name",
-    "event_type",
-    "aggregation",
-    "value_property",
-    "filters",
-    "allow_negative",
-    "unit",
-    "feature",
-}
+@dataclass(frozen=True)
+class CatalogSection:
+    """A top-level key of the catalog owned by an app above this one (metering's `meters`): the app
+    registers how to parse, apply and export it when Django starts, so the catalog never imports it."""
+
+    key: str
+    parse: Callable  # (ctx, doc, features) -> parsed value; ctx.fail() on errors
+    apply: Callable  # (parsed, report, filename) -> None, inside the import's transaction
+    export: Callable  # () -> a YAML-ready value; empty to leave the key out
 
 
-def _parse_meters(ctx, doc, features: dict) -> dict[str, dict]:
-    from billing.metering.models import Aggregation
-
-    raw = doc.get("meters", LineDict())
-    _mapping(ctx, raw, line=doc.line_of("meters"), path="meters")
-    meters = {}
-    for code, spec in raw.items():
-        path, line = f"meters.{code}", raw.line_of(code)
-        if not isinstance(code, str) or not CODE_RE.match(code):
-            ctx.fail("meter codes are lowercase letters, digits, '-' and '_'", line=line, path=path)
-        spec = _mapping(ctx, spec, line=line, path=path)
-        _check_keys(ctx, spec, METER_KEYS, path)
-        aggregation = _str(ctx, spec, "aggregation", path, required=True)
-        if aggregation not in Aggregation.values:
-            ctx.fail(f"must be one of {', '.join(Aggregation.values)}", line=spec.line_of("aggregation"),
-                     path=f"{path}.aggregation")  # fmt: skip
-        value_property = _str(ctx, spec, "value_property", path, max_length=100)
-        if aggregation == Aggregation.UNIQUE_COUNT and not value_property:
-            ctx.fail("a unique_count meter names the property whose distinct values it counts",
-                     line=spec.line, path=f"{path}.value_property")  # fmt: skip
-        filters = spec.get("filters", {})
-        if not isinstance(filters, dict) or not all(
-            isinstance(v, str | int | float | bool) or (isinstance(v, list) and v) for v in filters.values()
-        ):
-            ctx.fail("maps a property to a value or a non-empty list of values", line=spec.line_of("filters")
-                     if "filters" in spec else spec.line, path=f"{path}.filters")  # fmt: skip
-        feature = _str(ctx, spec, "feature", path, max_length=64) or None
-        if feature is not None:
-            kind = features.get(feature, {}).get("kind") or (
-                Feature.objects.filter(code=feature).values_list("kind", flat=True).first()
-            )
-            if kind != FeatureKind.METERED:
-                ctx.fail("must name a metered feature", line=spec.line_of("feature"), path=f"{path}.feature")
-        meters[code] = {
-            "line": line,
-            "name": _str(ctx, spec, "name", path, default=code),
-            "event_type": _str(ctx, spec, "event_type", path, required=True, max_length=100),
-            "aggregation": aggregation,
-            "value_property": value_property,
-            "filters": dict(filters),
-            "allow_negative": _bool(ctx, spec, "allow_negative", path, default=False),
-            "unit": _str(ctx, spec, "unit", path, max_length=32),
-            "feature_code": feature,
-        }
-    return meters
+_SECTIONS: dict[str, CatalogSection] = {}
 
 
-def _apply_meters(meters: dict, report: ImportReport, filename: str) -> None:
-    from billing.metering.models import Meter
-    from billing.metering.services import meter_create
-
-    existing = {m.code: m for m in Meter.objects.select_related("feature")}
-    for code, spec in meters.items():
-        values = {k: v for k, v in spec.items() if k != "line"}
-        meter = existing.get(code)
-        if meter is None:
-            meter_create(code=code, **values)
-            report.created["meters"] += 1
-            continue
-        stored = {"event_type": meter.event_type, "aggregation": meter.aggregation,
-                  "value_property": meter.value_property, "filters": meter.filters,
-                  "allow_negative": meter.allow_negative,
-                  "feature_code": meter.feature.code if meter.feature else None}  # fmt: skip
-        changed = [k for k, v in stored.items() if values[k] != v]
-        if changed:
-            raise CatalogError(
-                f"{filename}:{spec['line']}: meters.{code}: a meter's definition is fixed once created "
-                f"({', '.join(changed)} differ); give the new definition a new code",
-                details={"file": filename, "line": spec["line"], "field": f"meters.{code}"},
-            )
+def catalog_section_register(section: CatalogSection) -> None:
+    _SECTIONS[section.key] = section
 
 
 # --- applying ---------------------------------------------------------------------------------
@@ -557,7 +495,8 @@ def catalog_apply(*, catalog: dict) -> ImportReport:
             for tf in existing.values():
                 tf.delete()
                 report.updated["tier_features"] += 1
-        _apply_meters(catalog.get("meters", {}), report, catalog.get("filename", "<catalog>"))
+        for section in _SECTIONS.values():
+            section.apply(catalog.get(section.key), report, catalog.get("filename", "<catalog>"))
         in_file = {t["code"] for t in catalog["tiers"]}
         report.tiers_not_in_file = sorted(code for code in tiers if code not in in_file)
         if report.changed:  # now, and again once committed (see memberships.services._notify_changed)
@@ -637,27 +576,7 @@ def catalog_export() -> str:
         }
         tiers.append(item)
     document = {"features": features, "tiers": tiers}
-    meters = _export_meters()
-    if meters:
-        document["meters"] = meters
+    for section in _SECTIONS.values():
+        if value := section.export():
+            document[section.key] = value
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=110)
-
-
-def _export_meters() -> dict:
-    from billing.metering.models import Meter
-
-    meters = {}
-    for meter in Meter.objects.select_related("feature").order_by("code"):
-        entry = {"name": meter.name, "event_type": meter.event_type, "aggregation": meter.aggregation}
-        if meter.value_property:
-            entry["value_property"] = meter.value_property
-        if meter.filters:
-            entry["filters"] = meter.filters
-        if meter.allow_negative:
-            entry["allow_negative"] = True
-        if meter.unit:
-            entry["unit"] = meter.unit
-        if meter.feature:
-            entry["feature"] = meter.feature.code
-        meters[meter.code] = entry
-    return meters

@@ -273,8 +273,8 @@ def test_a_feature_requiring_credits_denies_with_insufficient_credits(shop):
 
 
 def test_thresholds_publish_once_per_crossing(shop):
-    from billing.webhooks.models import OutboundEvent
-    from billing.webhooks.outbound import endpoint_create
+    from billing.events.models import OutboundEvent
+    from billing.events.services import endpoint_create
 
     with tenant_context(shop.tenant):
         endpoint_create(url="https://hooks.example.test/in")
@@ -340,8 +340,8 @@ def test_grant_api_is_idempotent_by_reference_and_key(shop):
 
 
 def test_adjustments_add_and_take_back_credits_once_per_reference(shop):
-    from billing.webhooks.models import OutboundEvent
-    from billing.webhooks.outbound import endpoint_create
+    from billing.events.models import OutboundEvent
+    from billing.events.services import endpoint_create
 
     with tenant_context(shop.tenant):
         endpoint_create(url="https://hooks.example.test/in")

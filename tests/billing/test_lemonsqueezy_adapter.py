@@ -13,6 +13,7 @@ import httpx
 import pytest
 from django_tenants.utils import tenant_context
 
+from billing.inbox.models import InboxEvent
 from billing.memberships.models import Checkout, Customer, Membership, Payment
 from billing.memberships.services import checkout_create
 from billing.providers.base import ProviderNotConfigured
@@ -20,7 +21,6 @@ from billing.providers.lemonsqueezy import LemonSqueezyProvider
 from billing.providers.models import ProviderProduct
 from billing.providers.services import provider_account_upsert
 from billing.tiers.models import Price
-from billing.webhooks.models import InboxEvent
 from tests.billing.test_entitlements import check, make_customer
 from tests.billing.test_webhooks_in import process_all
 

@@ -14,9 +14,9 @@ import stripe
 from django_tenants.utils import tenant_context
 from standardwebhooks.webhooks import Webhook
 
+from billing.inbox.models import InboxEvent
 from billing.memberships.models import Membership
 from billing.providers.services import provider_account_upsert
-from billing.webhooks.models import InboxEvent
 from tests.billing.test_webhooks_in import process_all
 
 NOW = int(time.time())

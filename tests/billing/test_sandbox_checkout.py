@@ -7,9 +7,9 @@ import pytest
 from django.core.management import call_command
 from django_tenants.utils import tenant_context
 
+from billing.inbox.models import InboxEvent
 from billing.memberships.models import Checkout, Membership, Payment
 from billing.providers.services import provider_account_upsert
-from billing.webhooks.models import InboxEvent
 from tests.billing.test_entitlements import check, make_customer
 from tests.billing.test_webhooks_in import process_all
 
@@ -19,7 +19,7 @@ def shop(ci_catalog, monkeypatch, django_capture_on_commit_callbacks):
     """alpha with the CI catalog, the sandbox provider and customer c1; broker calls recorded."""
     with tenant_context(ci_catalog.tenant):
         provider_account_upsert(provider="sandbox")
-    monkeypatch.setattr("billing.webhooks.services._enqueue", lambda inbox_id, countdown=None: None)
+    monkeypatch.setattr("billing.inbox.services._enqueue", lambda inbox_id, countdown=None: None)
     make_customer(ci_catalog)
     return ci_catalog
 

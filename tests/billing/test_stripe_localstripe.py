@@ -80,8 +80,8 @@ def _check(api, feature):
 def _sweep_and_count_payments(tenant):
     """The payment events may arrive before the subscription they belong to; the inbox retries them
     (here the sweeper is asked now, as beat would after the backoff)."""
+    from billing.inbox.services import inbox_sweep
     from billing.memberships.models import Payment
-    from billing.webhooks.services import inbox_sweep
 
     def work():
         with tenant_context(tenant):
@@ -154,7 +154,7 @@ def test_subscription_lifecycle_through_localstripe_and_its_signed_webhooks(shop
 def test_a_delivery_with_a_wrong_secret_is_refused_and_stored_nowhere(
     shop, live_tenant, localstripe, gunicorn
 ):
-    from billing.webhooks.models import InboxEvent
+    from billing.inbox.models import InboxEvent
 
     api, client = shop
 

@@ -14,13 +14,13 @@ import pytest
 from django.db import connection
 from django_tenants.utils import tenant_context
 
+from billing.inbox.models import InboxEvent
+from billing.invoicing.toss_engine import charges_due_run
 from billing.memberships.models import Checkout, Membership, Payment
 from billing.providers.models import TossCharge, TossCheckout, TossSubscription
 from billing.providers.services import provider_account_upsert
 from billing.providers.toss import TossProvider
-from billing.providers.toss_engine import charges_due_run
 from billing.tiers.models import Price, Tier
-from billing.webhooks.models import InboxEvent
 from tests.billing.test_entitlements import check, make_customer
 from tests.billing.test_webhooks_in import process_all
 
@@ -157,7 +157,7 @@ def toss_shop(ci_catalog, monkeypatch):
     """alpha with the CI catalog, a KRW Team price, TossPayments configured and customer c1."""
     fake = FakeToss()
     monkeypatch.setattr(TossProvider, "http_transport", httpx.MockTransport(fake))
-    monkeypatch.setattr("billing.webhooks.services._enqueue", lambda inbox_id, countdown=None: None)
+    monkeypatch.setattr("billing.inbox.services._enqueue", lambda inbox_id, countdown=None: None)
     with tenant_context(ci_catalog.tenant):
         provider_account_upsert(
             provider="toss",
@@ -563,7 +563,7 @@ def test_portal_is_not_supported(toss_shop, django_capture_on_commit_callbacks):
 
 
 def test_the_beat_task_charges_what_is_due(toss_shop, django_capture_on_commit_callbacks, settings):
-    from billing.providers.tasks import toss_charge_due
+    from billing.invoicing.tasks import toss_charge_due
 
     fixture, fake = toss_shop
     sub = subscribe(fixture, fake, django_capture_on_commit_callbacks)

@@ -9,11 +9,11 @@ import time
 import pytest
 from django_tenants.utils import tenant_context
 
+from billing.inbox.models import InboxEvent, InboxStatus
+from billing.inbox.services import inbox_process, inbox_replay, inbox_sweep
 from billing.memberships.models import Membership, MembershipHistory
 from billing.providers.sandbox import SandboxProvider
 from billing.providers.services import provider_account_upsert
-from billing.webhooks.models import InboxEvent, InboxStatus
-from billing.webhooks.services import inbox_process, inbox_replay, inbox_sweep
 from tests.billing.test_entitlements import check
 
 T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
@@ -173,7 +173,7 @@ def test_failures_back_off_then_die_and_can_be_replayed(sandbox, settings, monke
     settings.WEBHOOK_MAX_ATTEMPTS = 3
     enqueued = []
     monkeypatch.setattr(
-        "billing.webhooks.services._enqueue", lambda inbox_id, countdown=None: enqueued.append(inbox_id)
+        "billing.inbox.services._enqueue", lambda inbox_id, countdown=None: enqueued.append(inbox_id)
     )
     deliver(fixture, adapter, sub_event("evt_fail", price="no-such-price"))
     with tenant_context(fixture.tenant):
@@ -196,7 +196,7 @@ def test_sweeper_reenqueues_stale_pending_and_due_retries(sandbox, monkeypatch):
     fixture, adapter = sandbox
     enqueued = []
     monkeypatch.setattr(
-        "billing.webhooks.services._enqueue", lambda inbox_id, countdown=None: enqueued.append(inbox_id)
+        "billing.inbox.services._enqueue", lambda inbox_id, countdown=None: enqueued.append(inbox_id)
     )
     deliver(fixture, adapter, sub_event("evt_lost"))
     with tenant_context(fixture.tenant):

@@ -9,8 +9,8 @@ import pytest
 from django_tenants.utils import tenant_context
 from standardwebhooks.webhooks import Webhook
 
-from billing.webhooks.models import Delivery, WebhookEndpoint
-from billing.webhooks.outbound import delivery_attempt
+from billing.events.models import Delivery, WebhookEndpoint
+from billing.events.services import delivery_attempt
 
 
 class Receiver:

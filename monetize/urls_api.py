@@ -1,13 +1,13 @@
-"""`/api/v1/` routes of the billing apps."""
+"""`/api/v1/` routes of the billing apps (wiring: the only module that sees every API view)."""
 
 from django.urls import path
 
 from billing.entitlements import api as ent
+from billing.events import api as webhooks_api
 from billing.memberships import api as memberships_api
 from billing.metering import api as metering_api
 from billing.metering import credits_api
 from billing.tiers import api as tiers_api
-from billing.webhooks import api as webhooks_api
 
 customer = "customers/<str:external_id>"
 

@@ -26,7 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from billing.webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, OutboundEvent, WebhookEndpoint
+from billing.events.models import Delivery, DeliveryAttempt, DeliveryStatus, OutboundEvent, WebhookEndpoint
 from kernel.crypto import decrypt, encrypt
 from kernel.errors import ApplicationError
 
@@ -40,7 +40,7 @@ class EndpointInvalid(ApplicationError):
 
 
 def _enqueue(delivery_id: int, *, countdown: int | None = None) -> None:
-    from billing.webhooks.tasks import deliver
+    from billing.events.tasks import deliver
 
     try:
         deliver.apply_async(args=[delivery_id], countdown=countdown)

@@ -2,9 +2,9 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from billing.inbox.services import inbox_receive
 from billing.providers.base import WebhookVerificationFailed
 from billing.providers.models import ProviderName
-from billing.webhooks.services import inbox_receive
 from kernel.api.errors import error_body
 
 

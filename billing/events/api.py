@@ -6,8 +6,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.idempotency import idempotent
-from billing.webhooks.models import Delivery, WebhookEndpoint
-from billing.webhooks.outbound import delivery_resend, endpoint_create
+from billing.events.models import Delivery, WebhookEndpoint
+from billing.events.services import delivery_resend, endpoint_create
 from kernel.api.fields import StrictCharField
 from kernel.errors import ApplicationError
 

@@ -80,7 +80,7 @@ def _adapter(mode: str) -> TossProvider:
 
 def _emit(adapter: TossProvider, event_type: str, data: dict, *, at: dt.datetime) -> None:
     """Sign and deliver one event to this tenant's webhook inbox once our writes commit."""
-    from billing.webhooks.services import inbox_receive  # the "HTTP call" to the portal
+    from billing.inbox.services import inbox_receive  # the "HTTP call" to the portal
 
     payload = {
         "id": "tevt_" + secrets.token_hex(12),

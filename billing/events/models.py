@@ -1,42 +1,6 @@
 from django.db import models
 
 
-class InboxStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    APPLIED = "applied", "Applied"
-    IGNORED = "ignored", "Ignored (not acted on)"
-    FAILED = "failed", "Failed (will retry)"
-    DEAD = "dead", "Dead (needs a replay)"
-
-
-class InboxEvent(models.Model):
-    """A verified provider webhook, stored before it is acknowledged. Unique per provider and event
-    id, so a redelivery is recognised; applied at most once (the application and the `applied`
-    status commit together). The inbox, not the broker, is the source of truth: a sweeper
-    re-enqueues rows that stayed pending or are due for a retry."""
-
-    provider = models.CharField(max_length=16)
-    event_id = models.CharField(max_length=255)
-    event_type = models.CharField(max_length=100, blank=True)
-    payload = models.JSONField()
-    received_at = models.DateTimeField(auto_now_add=True)
-    status = models.CharField(max_length=8, choices=InboxStatus.choices, default=InboxStatus.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-id"]
-        constraints = [
-            models.UniqueConstraint(fields=["provider", "event_id"], name="webhooks_inbox_unique_event")
-        ]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhooks_inbox_due")]
-
-    def __str__(self) -> str:
-        return f"{self.provider}:{self.event_id}"
-
-
 class WebhookEndpoint(models.Model):
     """An integrator's URL that receives our events, signed per Standard Webhooks with its own
     `whsec_` secret (stored encrypted, shown once). Disabled automatically after too many failures

@@ -6,9 +6,9 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_GET
 
+from billing.invoicing.toss_engine import checkout_complete
 from billing.providers.base import ProviderError, ProviderUnavailable
 from billing.providers.models import TossCheckout
-from billing.providers.toss_engine import checkout_complete
 from kernel.money import format_amount
 
 

@@ -4,8 +4,8 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from billing.invoicing.sandbox_engine import CardDeclined, UnknownCard, checkout_pay
 from billing.providers.models import SandboxCheckout
-from billing.providers.sandbox_engine import CardDeclined, UnknownCard, checkout_pay
 from kernel.money import format_amount
 
 

@@ -20,11 +20,11 @@ from django.db.models import Q
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from billing.inbox.models import InboxEvent, InboxStatus
 from billing.memberships.services import membership_sync_from_provider, payment_record
 from billing.providers.base import NormalizedEvent, WebhookVerificationFailed
 from billing.providers.registry import provider_for
 from billing.providers.selectors import provider_accounts_for_webhook
-from billing.webhooks.models import InboxEvent, InboxStatus
 from kernel.metrics import WEBHOOKS_RECEIVED
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ BACKOFF_SECONDS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
 
 
 def _enqueue(inbox_id: int, *, countdown: int | None = None) -> None:
-    from billing.webhooks.tasks import process_inbox_event
+    from billing.inbox.tasks import process_inbox_event
 
     try:
         process_inbox_event.apply_async(args=[inbox_id], countdown=countdown)

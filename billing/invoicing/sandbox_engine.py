@@ -21,7 +21,7 @@ from dateutil.relativedelta import relativedelta
 from django.db import transaction
 from django.utils import timezone
 
-from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderError
+from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderError, UsageReport
 from billing.providers.models import ProviderAccount, SandboxCheckout, SandboxClock, SandboxSubscription
 from billing.providers.sandbox import SandboxProvider
 
@@ -46,7 +46,7 @@ def sandbox_now() -> dt.datetime:
 
 def _emit(event_type: str, data: dict, *, at: dt.datetime) -> None:
     """Sign and deliver one event to this tenant's webhook inbox once the sandbox's writes commit."""
-    from billing.webhooks.services import inbox_receive  # the "HTTP call" to the portal
+    from billing.inbox.services import inbox_receive  # the "HTTP call" to the portal
 
     account = ProviderAccount.objects.filter(provider="sandbox").order_by("mode").first()
     if account is None:
@@ -291,3 +291,15 @@ def subscription_pause(*, subscription_id: str, paused: bool) -> None:
             )
         sub.save(update_fields=["status"])
         _emit("subscription.updated", _subscription_data(sub), at=sandbox_now())
+
+
+def usage_report(report: UsageReport) -> str:
+    """The sandbox's meter-event API: records the report once per identifier, like a provider would."""
+    from billing.metering.sync_models import SandboxUsageReport
+
+    row = SandboxUsageReport(
+        identifier=report.report_id, customer=report.customer, meter=report.meter, quantity=report.quantity,
+        period_start=report.period_start, period_end=report.period_end,
+    )  # fmt: skip
+    SandboxUsageReport.objects.bulk_create([row], ignore_conflicts=True)  # a resent identifier: kept once
+    return f"sandbox_usage_{report.report_id}"

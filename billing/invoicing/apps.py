@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class InvoicingConfig(AppConfig):
+    """Our own subscription engines (sandbox, TossPayments); the billing engine grows here."""
+
+    name = "billing.invoicing"
+    label = "invoicing"
+    verbose_name = "Invoicing"
+
+    def ready(self) -> None:
+        from billing.invoicing import sandbox_engine, toss_engine
+        from billing.providers.registry import engine_register
+
+        engine_register("sandbox", sandbox_engine)
+        engine_register("toss", toss_engine)
