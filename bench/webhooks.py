@@ -6,7 +6,8 @@ Same run, same machine:
   - HTTP under gunicorn (2 sync workers) with wrk: POST /webhooks/sandbox/ with distinct signed
     events (10% of them redeliveries), beside GET /healthz (no database, no signature) as baseline;
     server-side p50/p99 from gunicorn's own timing;
-  - receipt → applied: one Celery worker process; subscription events sent one after another;
+  - receipt → applied: one Celery worker process (`--pool solo`: the process that applies is the
+    one consuming, no prefork child); subscription events sent one after another;
     per event, the inbox row's processed_at minus received_at.
 Targets (issue 4): ack p99 <= 20 ms, applied p99 <= 1 s, >= 500 receipts/s.
 """
@@ -132,7 +133,7 @@ def main() -> None:
     # receipt → applied with one live worker
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "monetize.settings"}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "monetize", "worker", "--concurrency", "1", "--loglevel", "WARNING",
+        [sys.executable, "-m", "celery", "-A", "monetize", "worker", "--pool", "solo", "--loglevel", "WARNING",
          "--without-gossip", "--without-mingle", "-n", f"bench-{os.getpid()}@%h"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

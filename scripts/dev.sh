@@ -194,16 +194,32 @@ test_() {
   "$VENV/bin/pytest" "$@"
 }
 
+bench_scripts() {
+  # BENCH="bench/ingest.py --query-events 300000 bench/webhooks.py": each word naming a bench/*.py
+  # file starts a script, the words after it (up to the next script) are that script's arguments
+  local word
+  local -a cmd=()
+  [ $# -gt 0 ] || set -- bench/[!_]*.py
+  for word in "$@"; do
+    if [[ "$word" == *.py && -f "$word" ]]; then
+      [ ${#cmd[@]} -eq 0 ] || { say "${cmd[*]}"; "$PY" "${cmd[@]}"; }
+      cmd=("$word")
+    elif [ ${#cmd[@]} -gt 0 ]; then
+      cmd+=("$word")
+    else
+      die "bench: $word is not a bench script (usage: make bench BENCH=\"bench/<name>.py [args]\")"
+    fi
+  done
+  [ ${#cmd[@]} -eq 0 ] || { say "${cmd[*]}"; "$PY" "${cmd[@]}"; }
+}
+
 bench() {
   services
-  local script
-  [ $# -gt 0 ] || set -- bench/*.py
-  for script in "$@"; do
-    [ -f "$script" ] || continue
-    say "$script"
-    "$PY" "$script"
-  done
+  bench_scripts "$@"
 }
+
+# sourced (tests source this file to call one function): define the functions only
+[[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
 
 export PATH="$VENV/bin:$PATH"
 cmd="${1:-}"
