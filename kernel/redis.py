@@ -3,12 +3,25 @@
 
 When Redis fails, callers fall back to PostgreSQL; the breaker then skips Redis for
 REDIS_BREAKER_SECONDS so that an outage costs one connect timeout per process, not one per request.
+
+The breaker has three states. Closed: every call goes to Redis (the check is one global read).
+Open: calls raise RedisUnavailable("circuit open") without touching the network -- which is not a
+Redis failure and never extends the open period. Half-open: once the cool-down has passed, the
+first caller (one thread, under a lock) sends one PING as a probe; success closes the breaker and
+runs the recovery hooks (kernel.invalidations drains what could not be invalidated meanwhile),
+failure opens it for another cool-down. Warnings are logged once per transition, not per call.
+
+Hand-written rather than pybreaker: pybreaker wraps each call (a lock and a state object per call),
+while our hot paths split "get a client" from "report a failure" across Lua scripts and pipelines;
+the closed state here costs one float comparison.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from functools import lru_cache
 
 import redis
@@ -17,7 +30,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
-_open_until = 0.0
+_open_until = 0.0  # 0.0: closed; otherwise open until this monotonic time, then half-open
+_probe_lock = threading.Lock()
+_recovery_hooks: list[Callable[[], None]] = []
+_throttled: dict[str, float] = {}
 
 
 class RedisUnavailable(Exception):
@@ -46,21 +62,73 @@ def _client() -> redis.Redis:
 
 
 def get_redis() -> redis.Redis:
-    if time.monotonic() < _open_until:
+    if _open_until and not _probe():
         raise RedisUnavailable("circuit open")
     return _client()
 
 
-def trip(exc: BaseException | None = None) -> None:
-    """Record a failure: skip Redis for a while."""
+def is_open() -> bool:
+    return bool(_open_until)
+
+
+def _probe() -> bool:
+    """Half-open: after the cool-down one caller pings Redis; True when the breaker closed."""
     global _open_until
+    if time.monotonic() < _open_until or not _probe_lock.acquire(blocking=False):
+        return False
+    try:
+        if not _open_until:
+            return True  # another thread's probe closed it meanwhile
+        if time.monotonic() < _open_until:
+            return False
+        _open_until = time.monotonic() + settings.REDIS_BREAKER_SECONDS  # others skip while we probe
+        try:
+            _client().ping()
+        except REDIS_ERRORS as exc:
+            _open_until = time.monotonic() + settings.REDIS_BREAKER_SECONDS
+            warn_throttled("redis-probe", "redis still unavailable, using PostgreSQL: %r", exc)
+            return False
+        _open_until = 0.0
+        logger.warning("redis answers again, circuit closed")
+    finally:
+        _probe_lock.release()
+    for hook in list(_recovery_hooks):
+        try:
+            hook()
+        except Exception:  # a recovery hook must never fail the request that probed
+            logger.exception("redis recovery hook %r failed", hook)
+    return True
+
+
+def on_recovery(hook: Callable[[], None]) -> None:
+    """Run `hook` in the process whenever its breaker closes again (after the probe succeeded)."""
+    if hook not in _recovery_hooks:
+        _recovery_hooks.append(hook)
+
+
+def trip(exc: BaseException | None = None) -> None:
+    """Record a Redis failure: skip Redis for a while. "Circuit open" is not a failure."""
+    global _open_until
+    if isinstance(exc, RedisUnavailable):
+        return
+    was_closed = not _open_until
     _open_until = time.monotonic() + settings.REDIS_BREAKER_SECONDS
-    logger.warning("redis unavailable, using PostgreSQL for %ss: %r", settings.REDIS_BREAKER_SECONDS, exc)
+    if was_closed:
+        logger.warning("redis unavailable, using PostgreSQL for %ss: %r", settings.REDIS_BREAKER_SECONDS, exc)
+
+
+def warn_throttled(key: str, message: str, *args) -> None:
+    """logger.warning at most once per REDIS_BREAKER_SECONDS per key (an outage must not log per call)."""
+    now = time.monotonic()
+    if now >= _throttled.get(key, 0.0):
+        _throttled[key] = now + settings.REDIS_BREAKER_SECONDS
+        logger.warning(message, *args)
 
 
 def reset() -> None:
     global _open_until
     _open_until = 0.0
+    _throttled.clear()
 
 
 def key_prefix() -> str:

@@ -318,3 +318,21 @@ def localstripe(tmp_path_factory):
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.fixture
+def private_redis(monkeypatch):
+    """kernel.redis talks to a private redis-server (tests.helpers.PrivateRedis) for this test."""
+    from kernel import redis as kernel_redis
+    from tests.helpers import PrivateRedis
+
+    server = PrivateRedis()
+    client = kernel_redis.make_client(server.url)
+    monkeypatch.setattr(kernel_redis, "_client", lambda: client)
+    kernel_redis.reset()
+    try:
+        yield server
+    finally:
+        client.close()
+        server.close()
+        kernel_redis.reset()

@@ -35,3 +35,58 @@ def run_parallel(fn: Callable[[int], object], n: int) -> list:
 def committed(fn: Callable[[], object]) -> object:
     """Run fn on a fresh connection outside the test's transaction (sees and makes committed rows)."""
     return run_parallel(lambda i: fn(), 1)[0]
+
+
+class PrivateRedis:
+    """A redis-server of our own on a free port, for fault injection: stop() freezes it (SIGSTOP,
+    connections hang as with a stalled server), cont() resumes it. Never touch the shared Redis."""
+
+    def __init__(self) -> None:
+        import socket
+        import subprocess
+        import time
+
+        import redis
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        probe = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
+        for _ in range(100):
+            try:
+                probe.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        probe.close()
+
+    def stop(self) -> None:
+        import signal
+
+        self.process.send_signal(signal.SIGSTOP)
+
+    def cont(self) -> None:
+        import signal
+
+        self.process.send_signal(signal.SIGCONT)
+
+    def close(self) -> None:
+        self.cont()
+        self.process.kill()
+        self.process.wait(timeout=10)

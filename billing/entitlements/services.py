@@ -38,7 +38,7 @@ from billing.memberships.models import Customer
 from billing.tiers.models import Feature, FeatureKind
 from kernel import keycache
 from kernel.metrics import ENTITLEMENT_CHECKS, REDIS_FALLBACKS
-from kernel.redis import REDIS_ERRORS, trip
+from kernel.redis import REDIS_ERRORS, trip, warn_throttled
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,9 @@ def _rate(
     except REDIS_ERRORS as exc:  # Redis down: the tenant's chosen failure mode decides
         trip(exc)
         REDIS_FALLBACKS.labels(component="rate_limit").inc()
-        logger.warning("rate limit unavailable (fail-%s) for %s", "open" if fail_open else "closed", feature)
+        warn_throttled(
+            f"rate-limit-{fail_open}", "rate limit unavailable (fail-%s)", "open" if fail_open else "closed"
+        )
         return RateDecision(
             allowed=fail_open, limit=limit, remaining=limit if fail_open else 0, reset_seconds=0,
             retry_after_seconds=0 if fail_open else 1,

@@ -1,0 +1,54 @@
+import logging
+import time
+
+from kernel import redis as kernel_redis
+from tests.billing.test_entitlements import check, make_customer
+
+
+def _keep_checking(fixture, seconds: float) -> int:
+    """Load: snapshot reads for `seconds` (a busy process keeps calling while Redis is away)."""
+    calls, until = 0, time.monotonic() + seconds
+    while time.monotonic() < until:
+        assert check(fixture, feature="sso").status_code == 200
+        calls += 1
+    return calls
+
+
+def test_breaker_half_opens_under_load_and_rate_limits_apply_again(
+    ci_catalog, private_redis, settings, caplog
+):
+    settings.REDIS_BREAKER_SECONDS = 1
+    make_customer(ci_catalog)
+    ci_catalog.api().put(
+        "/api/v1/customers/c1/overrides/api_requests", {"rate": "5/minute"}, content_type="application/json"
+    )
+    caplog.set_level(logging.WARNING)
+
+    # given Redis frozen: the breaker opens, checks answer from PostgreSQL (rate limits fail open)
+    private_redis.stop()
+    calls = _keep_checking(ci_catalog, 1.5)
+    assert check(ci_catalog, feature="api_requests").json()["allowed"] is True
+    assert kernel_redis.is_open()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert calls >= 10 and len(warnings) <= 4, [r.getMessage() for r in warnings]
+
+    # when Redis answers again while the process stays busy
+    private_redis.cont()
+    _keep_checking(ci_catalog, settings.REDIS_BREAKER_SECONDS + 0.5)
+
+    # then the half-open probe has closed the breaker and the 5/minute limit holds again
+    assert not kernel_redis.is_open()
+    allowed = [check(ci_catalog, feature="api_requests").json()["allowed"] for _ in range(20)]
+    assert allowed.count(True) == 5
+
+
+def test_circuit_open_is_not_a_failure(settings):
+    settings.REDIS_BREAKER_SECONDS = 0.2
+    kernel_redis.trip(OSError("refused"))
+    try:
+        kernel_redis.get_redis()
+    except kernel_redis.RedisUnavailable as exc:
+        kernel_redis.trip(exc)  # what every caller does with REDIS_ERRORS
+    time.sleep(0.25)
+    assert kernel_redis.get_redis() is not None  # half-open: the probe (PING) succeeded, closed
+    assert not kernel_redis.is_open()
