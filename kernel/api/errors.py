@@ -8,6 +8,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -15,6 +16,12 @@ from rest_framework.response import Response
 from kernel.errors import ApplicationError
 
 logger = logging.getLogger("monetize.api")
+
+# PostgreSQL unreachable (refused, reset, restarting) or a transient failure it reports as
+# operational (a lock or statement timeout, a serialization failure): the client may retry
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_RETRY_AFTER_SECONDS = 5
+DATABASE_UNAVAILABLE_MESSAGE = "The database is unavailable for a moment; retry shortly."
 
 _CODES = {
     exceptions.ParseError: ("malformed_request", None),
@@ -45,6 +52,13 @@ def _message_of(detail) -> str:
 def exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+    if isinstance(exc, DATABASE_ERRORS):
+        logger.warning("database unavailable: %r", exc)
+        return Response(
+            error_body("database_unavailable", DATABASE_UNAVAILABLE_MESSAGE),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -85,5 +99,7 @@ def wants_json(request) -> bool:
     return request.path.startswith("/api/") or request.path.startswith("/webhooks/")
 
 
-def api_error_response(status_code: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse(error_body(code, message), status=status_code)
+def api_error_response(
+    status_code: int, code: str, message: str, headers: dict | None = None
+) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status_code, headers=headers)
