@@ -133,7 +133,7 @@ def main() -> None:
     # receipt → applied with one live worker
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "monetize.settings"}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "monetize", "worker", "--pool", "solo", "--loglevel", "WARNING",
+        [sys.executable, "-m", "celery", "-A", "monetize", "worker", "--pool", "solo", "--queues", "inbox", "--loglevel", "WARNING",
          "--without-gossip", "--without-mingle", "-n", f"bench-{os.getpid()}@%h"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -56,6 +56,10 @@ METER_SYNC_LATE_DAYS = env_int("METER_SYNC_LATE_DAYS", 62)
 DUNNING_GRACE_DAYS = env_int("DUNNING_GRACE_DAYS", 14)  # a past-due membership keeps its tier this long
 WEBHOOK_OUT_TIMEOUT_SECONDS = env_int("WEBHOOK_OUT_TIMEOUT_SECONDS", 10)
 WEBHOOK_OUT_DISABLE_AFTER = env_int("WEBHOOK_OUT_DISABLE_AFTER", 50)
+# per tenant: at most this many webhook endpoints, and at most this many deliveries in the broker's
+# queue at once (the rest wait in the table and are admitted as those finish: fair across tenants)
+WEBHOOK_ENDPOINTS_MAX = env_int("WEBHOOK_ENDPOINTS_MAX", 20)
+WEBHOOK_OUT_TENANT_IN_FLIGHT = env_int("WEBHOOK_OUT_TENANT_IN_FLIGHT", 20)
 WEBHOOK_SWEEP_AFTER_SECONDS = env_int(
     "WEBHOOK_SWEEP_AFTER_SECONDS", 120
 )  # prefix of new integrator keys: test|live
@@ -240,6 +244,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER",
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Three queues, a worker each (Procfile), so no kind of work waits behind another: provider webhooks
+# in (`inbox`), deliveries to integrators' endpoints (`deliveries`, where one tenant's fan-out can be
+# large) and everything else, beat jobs included (`housekeeping`, also the default queue).
+CELERY_TASK_DEFAULT_QUEUE = "housekeeping"
+CELERY_TASK_ROUTES = {
+    "webhooks.process": {"queue": "inbox"},
+    "webhooks.sweep": {"queue": "inbox"},
+    "webhooks.deliver": {"queue": "deliveries"},
+    "events.sweep": {"queue": "deliveries"},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = env_str(
     "CELERY_BEAT_SCHEDULE_FILENAME", str(BASE_DIR / ".data" / "celerybeat-schedule")
 )

@@ -170,8 +170,8 @@ run() {
   export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$DATA/prometheus}"
   rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
   "$PY" manage.py demo_setup --port "$PORT"
-  say "starting web (gunicorn on :$PORT), worker and beat; Ctrl-C stops them all"
-  exec "$VENV/bin/honcho" -f Procfile start web worker beat
+  say "starting web (gunicorn on :$PORT), a worker per queue (inbox, deliveries, housekeeping) and beat; Ctrl-C stops them all"
+  exec "$VENV/bin/honcho" -f Procfile start web inbox deliveries housekeeping beat
 }
 
 browser() {

@@ -6,6 +6,7 @@ the real service. Each test then runs in a transaction that is rolled back, so t
 anything in those schemas freely.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,35 +172,32 @@ def live_tenant(django_db_setup, django_db_blocker):
             committed(lambda: tenant_delete(tenant=provisioned.tenant))
 
 
-@pytest.fixture(scope="session")
-def worker(django_db_setup, tmp_path_factory):
-    """A real Celery worker process on the test database and the test broker."""
+@contextmanager
+def celery_worker(*, queues: str, name: str, log: Path):
+    """A real Celery worker process (solo pool) on the test database and the test broker, consuming
+    `queues`; stopped on exit."""
     import os
     import subprocess
     import sys
     import time
-    from urllib.parse import quote
-
-    from django.conf import settings
 
     from monetize.celery import app as celery_app
 
-    db = settings.DATABASES["default"]
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "monetize.settings_test",
-        "DATABASE_URL": f"postgres://{quote(db['USER'] or '')}:{quote(db['PASSWORD'] or '')}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": _test_database_url(),
     }
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    hostname = f"{name}-{os.getpid()}@localhost"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "monetize", "worker", "--pool", "solo", "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"pytest-{os.getpid()}@%h"],
+            [sys.executable, "-m", "celery", "-A", "monetize", "worker", "--pool", "solo", "--queues", queues,
+             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", hostname],
             cwd=Path(__file__).resolve().parent.parent, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
-        while not celery_app.control.ping(timeout=0.5):
+        while not celery_app.control.ping(destination=[hostname], timeout=0.5):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"celery worker did not start:\n{log.read_text()[-3000:]}")
         yield process
@@ -209,6 +207,14 @@ def worker(django_db_setup, tmp_path_factory):
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def worker(django_db_setup, tmp_path_factory):
+    """A real Celery worker process on the test database and the test broker (every queue)."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with celery_worker(queues="inbox,deliveries,housekeeping", name="pytest", log=log) as process:
+        yield process
 
 
 def _test_database_url() -> str:

@@ -66,6 +66,9 @@ class Delivery(models.Model):
     succeeded_at = models.DateTimeField(null=True, blank=True)
     # set while one worker makes the HTTP call (outside any transaction); expires by itself
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # set when the delivery was admitted to the broker's queue (a tenant has at most
+    # WEBHOOK_OUT_TENANT_IN_FLIGHT pending ones admitted; the rest wait here, see deliveries_admit)
+    queued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -7,6 +7,13 @@ commit. delivery_attempt POSTs one delivery (`webhook-id` = event id, `webhook-t
 the delivery is dead (resend by hand). One customer's events reach an endpoint in order: a
 delivery waits while an older one of the same customer to the same endpoint is not through.
 An endpoint is disabled after WEBHOOK_OUT_DISABLE_AFTER failed attempts in a row.
+
+Fair across tenants: deliveries go to their own Celery queue (`deliveries`), and a tenant has at
+most WEBHOOK_OUT_TENANT_IN_FLIGHT pending deliveries in it at once. The rest wait in the table, and
+deliveries_admit lets the next ones in (oldest first) as each attempt finishes, so one tenant's
+fan-out of thousands of deliveries puts only that many messages ahead of another tenant's; the
+sweep admits what a lost message or a crash left behind. A tenant has at most WEBHOOK_ENDPOINTS_MAX
+endpoints.
 """
 
 from __future__ import annotations
@@ -21,9 +28,10 @@ import time
 import httpx
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from django_tenants.utils import tenant_context
 from standardwebhooks.webhooks import Webhook
 
 from billing.events.models import Delivery, DeliveryAttempt, DeliveryStatus, OutboundEvent, WebhookEndpoint
@@ -37,6 +45,17 @@ OPEN = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 
 class EndpointInvalid(ApplicationError):
     code = "invalid_endpoint"
+
+
+class EndpointLimitReached(ApplicationError):
+    code = "endpoint_limit_reached"
+    status_code = 409
+
+
+def _lock(name: str) -> None:
+    """A transaction-scoped lock on `name` in the current tenant's schema."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || %s))", [":" + name])
 
 
 def _enqueue(delivery_id: int, *, countdown: int | None = None) -> None:
@@ -55,12 +74,20 @@ def endpoint_create(
     if not url.startswith(("https://", "http://")):
         raise EndpointInvalid("The URL must be http(s).", details={"url": url})
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    endpoint = WebhookEndpoint.objects.create(
-        url=url,
-        description=description,
-        event_types=list(event_types or []),
-        secret_encrypted=encrypt(secret),
-    )
+    limit = settings.WEBHOOK_ENDPOINTS_MAX
+    with transaction.atomic():
+        _lock("webhook-endpoints")  # two concurrent creates must not both take the last place
+        if WebhookEndpoint.objects.count() >= limit:
+            raise EndpointLimitReached(
+                f"A tenant can have at most {limit} webhook endpoints; delete one first.",
+                details={"limit": limit},
+            )
+        endpoint = WebhookEndpoint.objects.create(
+            url=url,
+            description=description,
+            event_types=list(event_types or []),
+            secret_encrypted=encrypt(secret),
+        )
     return endpoint, secret
 
 
@@ -82,12 +109,56 @@ def event_publish(
         customer=customer,
         payload=json.loads(json.dumps(payload, cls=DjangoJSONEncoder)),
     )
-    deliveries = Delivery.objects.bulk_create(
+    Delivery.objects.bulk_create(
         [Delivery(endpoint=endpoint, event=event, customer=customer) for endpoint in endpoints]
     )
-    for delivery in deliveries:
-        transaction.on_commit(lambda pk=delivery.pk: _enqueue(pk))
+    _admit_on_commit()
     return event
+
+
+def _admit_on_commit() -> None:
+    tenant = connection.tenant  # the callback runs after commit, whatever schema is active then
+
+    def admit() -> None:
+        try:
+            with tenant_context(tenant):
+                deliveries_admit()
+        except Exception:  # the caller's work is committed; the sweep admits what is left
+            logger.warning("could not admit deliveries; the sweeper will", exc_info=True)
+
+    transaction.on_commit(admit)
+
+
+def deliveries_admit(*, now: dt.datetime | None = None) -> list[int]:
+    """Enqueue this tenant's oldest pending deliveries that may go now, keeping at most
+    WEBHOOK_OUT_TENANT_IN_FLIGHT of them in the broker's queue. A delivery behind an older open one
+    of the same customer to the same endpoint is left for later (its predecessor's end admits it);
+    one admitted longer than WEBHOOK_SWEEP_AFTER_SECONDS ago and still pending is taken as lost."""
+    now = now or timezone.now()
+    lost = now - dt.timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_SECONDS)
+    with transaction.atomic():
+        _lock("deliveries-admit")
+        pending = Delivery.objects.filter(status=DeliveryStatus.PENDING)
+        room = settings.WEBHOOK_OUT_TENANT_IN_FLIGHT - pending.filter(queued_at__gt=lost).count()
+        if room <= 0:
+            return []
+        older_open = Delivery.objects.filter(
+            endpoint_id=OuterRef("endpoint_id"),
+            customer=OuterRef("customer"),
+            status__in=OPEN,
+            id__lt=OuterRef("id"),
+        )
+        ids = list(
+            pending.filter(endpoint__is_active=True)
+            .filter(Q(queued_at__isnull=True) | Q(queued_at__lte=lost))
+            .filter(Q(customer="") | ~Exists(older_open))
+            .order_by("id")
+            .values_list("pk", flat=True)[:room]
+        )
+        Delivery.objects.filter(pk__in=ids).update(queued_at=now)
+    for delivery_id in ids:
+        _enqueue(delivery_id)
+    return ids
 
 
 def _body(event: OutboundEvent) -> str:
@@ -136,7 +207,10 @@ def _claim(delivery_id: int) -> Delivery | str:
         if delivery.status not in OPEN or not delivery.endpoint.is_active:
             return delivery.status
         if _blocked(delivery):
-            return "waiting"  # its predecessor's success enqueues it
+            # its predecessor's end admits it again; meanwhile it takes no place in the queue
+            delivery.queued_at = None
+            delivery.save(update_fields=["queued_at"])
+            return "waiting"
         delivery.claimed_until = now + dt.timedelta(seconds=settings.WEBHOOK_OUT_TIMEOUT_SECONDS + 30)
         delivery.save(update_fields=["claimed_until"])
     return delivery
@@ -179,18 +253,6 @@ def delivery_attempt(*, delivery_id: int, client: httpx.Client | None = None) ->
                 None,
             )
             endpoint.consecutive_failures = 0
-            successor = (
-                Delivery.objects.filter(
-                    endpoint_id=endpoint.pk, customer=delivery.customer, status__in=OPEN, id__gt=delivery.id
-                )
-                .order_by("id")
-                .values_list("pk", flat=True)
-                .first()
-                if delivery.customer
-                else None
-            )
-            if successor:
-                transaction.on_commit(lambda: _enqueue(successor))
         else:
             endpoint.consecutive_failures += 1
             if delivery.attempts > len(RETRY_SECONDS):
@@ -209,6 +271,8 @@ def delivery_attempt(*, delivery_id: int, client: httpx.Client | None = None) ->
                 )
         endpoint.save(update_fields=["consecutive_failures", "is_active", "disabled_reason"])
         delivery.save()
+        # its place in the queue is free (and its successor, if any, may go): admit the next
+        _admit_on_commit()
     return delivery.status
 
 
@@ -217,23 +281,21 @@ def delivery_resend(*, delivery: Delivery) -> Delivery:
     with transaction.atomic():
         delivery = Delivery.objects.select_for_update().get(pk=delivery.pk)
         delivery.status, delivery.attempts, delivery.next_attempt_at = DeliveryStatus.PENDING, 0, None
-        delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
-        transaction.on_commit(lambda: _enqueue(delivery.pk))
+        delivery.queued_at = None
+        delivery.save(update_fields=["status", "attempts", "next_attempt_at", "queued_at"])
+        _admit_on_commit()
     return delivery
 
 
 def deliveries_sweep(*, now: dt.datetime | None = None) -> int:
-    """Re-enqueue deliveries that are due or were left pending (a lost broker message)."""
+    """Re-enqueue failed deliveries due for a retry whose message is lost, and admit pending ones
+    (those never admitted, or admitted and lost)."""
     now = now or timezone.now()
-    stale = now - dt.timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_SECONDS)
     ids = list(
-        Delivery.objects.filter(endpoint__is_active=True)
-        .filter(
-            Q(status=DeliveryStatus.PENDING, created_at__lte=stale)
-            | Q(status=DeliveryStatus.FAILED, next_attempt_at__lte=now)
-        )
-        .values_list("pk", flat=True)[:1000]
+        Delivery.objects.filter(
+            endpoint__is_active=True, status=DeliveryStatus.FAILED, next_attempt_at__lte=now
+        ).values_list("pk", flat=True)[:1000]
     )
     for delivery_id in ids:
         _enqueue(delivery_id)
-    return len(ids)
+    return len(ids) + len(deliveries_admit(now=now))
