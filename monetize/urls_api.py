@@ -4,6 +4,7 @@ from django.urls import path
 
 from billing.entitlements import api as ent
 from billing.events import api as webhooks_api
+from billing.invoicing import api as invoicing_api
 from billing.memberships import api as memberships_api
 from billing.metering import api as metering_api
 from billing.metering import credits_api
@@ -13,6 +14,7 @@ customer = "customers/<str:external_id>"
 
 urlpatterns = [
     path("tiers", tiers_api.TierListView.as_view(), name="tiers"),
+    path("prices/<slug:code>/quote", invoicing_api.PriceQuoteView.as_view(), name="price-quote"),
     path("customers", memberships_api.CustomerListCreateView.as_view(), name="customers"),
     path(customer, memberships_api.CustomerDetailView.as_view(), name="customer"),
     path(f"{customer}/entitlements", ent.EntitlementSnapshotView.as_view(), name="customer-entitlements"),

@@ -14,8 +14,10 @@ Models (what Stripe, Lago and Kill Bill call them):
 - `package`: whole packages of `package_size` units at the unit amount each; a partial package is
   rounded up (the default) or down (`package_rounding="down"`, "only full packages are billed").
 
-A zero quantity costs nothing under the usage models (no tier is reached, so no tier's flat amount is
-charged); `flat` always costs its amount.
+A zero quantity lands in the first tier of a graduated or volume table, so that tier's flat amount is
+charged (Stripe's "flat fee and overages": a first tier `{up_to: 50000, unit_amount: 0, flat_amount:
+99900}` is a $999 platform fee with 50,000 units included, paid whatever the usage). Per unit, per seat
+and package prices cost nothing for nothing; `flat` always costs its amount.
 
 Unit amounts may be fractional (`unit_amount_decimal`, e.g. `Decimal("0.25")` cents per token). Slices
 are computed exactly as decimals and the line is rounded **once**, half-up to the minor unit, so a line
@@ -78,22 +80,24 @@ class Rated:
     breakdown: tuple[Slice, ...] = field(default_factory=tuple)
 
 
-def decimal_amount(value, *, name: str = "unit_amount") -> Decimal:
+def decimal_amount(value, *, name: str = "unit_amount", code: str | None = None) -> Decimal:
     """A non-negative unit amount from an int, a Decimal or a decimal string (never a float)."""
     if isinstance(value, bool) or isinstance(value, float):
-        raise RatingError(f"{name} must be an integer or a decimal string, not {type(value).__name__}.")
+        raise RatingError(
+            f"{name} must be an integer or a decimal string, not {type(value).__name__}.", code=code
+        )
     try:
         amount = Decimal(value) if isinstance(value, int | str) else value
     except InvalidOperation:
-        raise RatingError(f"{name} is not a number: {str(value)[:40]!r}.") from None
+        raise RatingError(f"{name} is not a number: {str(value)[:40]!r}.", code=code) from None
     if not isinstance(amount, Decimal) or not amount.is_finite() or amount < 0:
-        raise RatingError(f"{name} must be a finite number ≥ 0.")
+        raise RatingError(f"{name} must be a finite number ≥ 0.", code=code)
     return amount
 
 
 def quantity_of(value) -> Decimal:
     """A non-negative quantity from an int, a Decimal or a decimal string (never a float)."""
-    return decimal_amount(value, name="quantity")
+    return decimal_amount(value, name="quantity", code="invalid_quantity")
 
 
 def round_minor(exact: Decimal) -> int:
@@ -156,8 +160,8 @@ def rate(terms: PriceTerms, quantity) -> Rated:
 
 def _graduated(tiers: tuple[TierRow, ...], q: Decimal) -> tuple[Slice, ...]:
     slices, floor = [], Decimal(0)
-    for row in tiers:
-        if q <= floor:
+    for index, row in enumerate(tiers):
+        if q <= floor and index:  # a zero quantity still lands in (and pays the flat of) the first tier
             break
         top = q if row.up_to is None else min(q, Decimal(row.up_to))
         units = top - floor
@@ -171,8 +175,6 @@ def _graduated(tiers: tuple[TierRow, ...], q: Decimal) -> tuple[Slice, ...]:
 
 
 def _volume(tiers: tuple[TierRow, ...], q: Decimal) -> tuple[Slice, ...]:
-    if not q:
-        return ()
     floor = Decimal(0)
     for row in tiers:
         if row.up_to is None or q <= row.up_to:

@@ -115,4 +115,18 @@ def meters_export() -> dict:
     return meters
 
 
-SECTION = CatalogSection(key="meters", parse=meters_parse, apply=meters_apply, export=meters_export)
+def price_meters_check(ctx, parsed: dict) -> None:
+    """Every usage price names a meter of this file or one that exists already."""
+    known = None
+    for code, line, path in ctx.price_meters:
+        if code in (parsed.get("meters") or {}):
+            continue
+        if known is None:
+            known = set(Meter.objects.values_list("code", flat=True))
+        if code not in known:
+            ctx.fail(f"no meter '{code}' (define it under meters:)", line=line, path=path)
+
+
+SECTION = CatalogSection(
+    key="meters", parse=meters_parse, apply=meters_apply, export=meters_export, check=price_meters_check
+)

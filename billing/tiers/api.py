@@ -18,10 +18,15 @@ def tier_as_dict(tier) -> dict:
                 "code": p.code or None,
                 "currency": p.currency,
                 "unit_amount": p.unit_amount,
+                "unit_amount_decimal": None
+                if p.unit_amount_decimal is None
+                else format(p.unit_amount_decimal.normalize(), "f"),
                 "interval": p.interval,
                 "model": p.model,
                 "tiers": p.tiers or None,
                 "package_size": p.package_size,
+                "package_rounding": p.package_rounding,
+                "meter": p.meter or None,
                 "trial_days": p.trial_days,
             }
             for p in tier.active_prices

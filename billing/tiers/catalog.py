@@ -46,12 +46,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 
 import yaml
 from django.db import IntegrityError, transaction
 
 from billing.tiers.exceptions import CatalogError
-from billing.tiers.models import Feature, FeatureKind, Interval, Price, PricingModel, Tier, TierFeature
+from billing.tiers.models import (
+    Feature,
+    FeatureKind,
+    Interval,
+    PackageRounding,
+    Price,
+    PricingModel,
+    Tier,
+    TierFeature,
+)
 from billing.tiers.signals import catalog_changed
 from billing.tiers.yamlload import LineDict, LineList, load
 
@@ -80,6 +90,7 @@ class ImportReport:
 class _Ctx:
     def __init__(self, filename: str):
         self.filename = filename
+        self.price_meters: list[tuple[str, int, str]] = []  # (meter code, line, path) for sections' checks
 
     def fail(self, message: str, *, line: int, path: str):
         raise CatalogError(
@@ -129,6 +140,31 @@ def _int(ctx, mapping, key, path, *, default=None, minimum=0, allow_null=False):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         ctx.fail(f"must be an integer >= {minimum}", line=mapping.line_of(key), path=f"{path}.{key}")
     return value
+
+
+def _decimal(ctx, mapping, key, path):
+    """A non-negative amount with at most 12 decimals, as a Decimal string (None when absent). YAML
+    floats are read through their written digits (str), never used as floats."""
+    if key not in mapping or mapping[key] is None:
+        return None
+    value = mapping[key]
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise InvalidOperation
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        amount = None
+    if (
+        amount is None
+        or not amount.is_finite()
+        or amount < 0
+        or -amount.as_tuple().exponent > 12
+        or amount >= 10**12
+    ):
+        ctx.fail(
+            "must be a number >= 0 with at most 12 decimals", line=mapping.line_of(key), path=f"{path}.{key}"
+        )
+    return str(amount.normalize()) if amount != amount.to_integral() else str(int(amount))
 
 
 def _credits(ctx, mapping, key, path):
@@ -211,11 +247,17 @@ def _parse_feature_value(ctx, kind: str, value, *, line: int, path: str) -> dict
 
 def _parse_price(ctx, spec, *, path: str, line: int, currency: str) -> dict:
     spec = _mapping(ctx, spec, line=line, path=path)
-    allowed = {"code", "unit_amount", "currency", "interval", "model", "tiers", "package_size", "trial_days"}
+    allowed = {
+        "code", "unit_amount", "unit_amount_decimal", "currency", "interval", "model", "tiers",
+        "package_size", "package_rounding", "meter", "trial_days",
+    }  # fmt: skip
     _check_keys(ctx, spec, allowed, path)
     price = {
         "code": _str(ctx, spec, "code", path, max_length=64, pattern=CODE_RE),
         "unit_amount": _int(ctx, spec, "unit_amount", path, default=0),
+        "unit_amount_decimal": _decimal(ctx, spec, "unit_amount_decimal", path),
+        "package_rounding": _str(ctx, spec, "package_rounding", path, default=PackageRounding.UP),
+        "meter": _str(ctx, spec, "meter", path, max_length=64, pattern=CODE_RE),
         "currency": _str(ctx, spec, "currency", path, default=currency, pattern=CURRENCY_RE).lower(),
         "interval": _str(ctx, spec, "interval", path, default=Interval.MONTH),
         "model": _str(ctx, spec, "model", path, default=PricingModel.FLAT),
@@ -241,6 +283,22 @@ def _parse_price(ctx, spec, *, path: str, line: int, currency: str) -> dict:
             line=spec.line_of("model"),
             path=f"{path}.model",
         )
+    if price["package_rounding"] not in PackageRounding.values:
+        ctx.fail("must be up or down", line=spec.line_of("package_rounding"), path=f"{path}.package_rounding")
+    if price["meter"]:
+        if price["model"] in (PricingModel.FLAT, PricingModel.PER_SEAT):
+            ctx.fail(
+                "a usage price (with a meter) is per_unit, graduated, volume or package",
+                line=spec.line_of("model") if "model" in spec else spec.line,
+                path=f"{path}.model",
+            )
+        if price["interval"] == Interval.ONE_TIME:
+            ctx.fail(
+                "a usage price is billed each month or year",
+                line=spec.line_of("interval"),
+                path=f"{path}.interval",
+            )
+        ctx.price_meters.append((price["meter"], spec.line_of("meter"), f"{path}.meter"))
     if price["model"] == PricingModel.PACKAGE and not price["package_size"]:
         ctx.fail("a package price needs package_size", line=spec.line, path=f"{path}.package_size")
     if price["model"] in (PricingModel.GRADUATED, PricingModel.VOLUME):
@@ -257,7 +315,7 @@ def _parse_price(ctx, spec, *, path: str, line: int, currency: str) -> dict:
             row = _mapping(
                 ctx, row, line=rows.lines[index] if isinstance(rows, LineList) else line, path=row_path
             )
-            _check_keys(ctx, row, {"up_to", "unit_amount", "flat_amount"}, row_path)
+            _check_keys(ctx, row, {"up_to", "unit_amount", "unit_amount_decimal", "flat_amount"}, row_path)
             up_to = _int(ctx, row, "up_to", row_path, minimum=1, allow_null=True)
             if "up_to" not in row:
                 ctx.fail("is required (null for the last row)", line=row.line, path=f"{row_path}.up_to")
@@ -269,13 +327,14 @@ def _parse_price(ctx, spec, *, path: str, line: int, currency: str) -> dict:
                     path=f"{row_path}.up_to",
                 )
             previous = up_to or previous
-            price["tiers"].append(
-                {
-                    "up_to": up_to,
-                    "unit_amount": _int(ctx, row, "unit_amount", row_path, default=0),
-                    "flat_amount": _int(ctx, row, "flat_amount", row_path, default=0),
-                }
-            )
+            entry = {
+                "up_to": up_to,
+                "unit_amount": _int(ctx, row, "unit_amount", row_path, default=0),
+                "flat_amount": _int(ctx, row, "flat_amount", row_path, default=0),
+            }
+            if (fraction := _decimal(ctx, row, "unit_amount_decimal", row_path)) is not None:
+                entry["unit_amount_decimal"] = fraction
+            price["tiers"].append(entry)
     elif "tiers" in spec:
         ctx.fail(
             "only graduated and volume prices take a tiers table",
@@ -379,6 +438,9 @@ def catalog_parse(*, text: str, filename: str = "<catalog>") -> dict:
     parsed = {"features": features, "tiers": tiers}
     for section in _SECTIONS.values():
         parsed[section.key] = section.parse(ctx, doc, features)
+    for section in _SECTIONS.values():
+        if section.check:
+            section.check(ctx, parsed)
     return parsed
 
 
@@ -391,6 +453,7 @@ class CatalogSection:
     parse: Callable  # (ctx, doc, features) -> parsed value; ctx.fail() on errors
     apply: Callable  # (parsed, report, filename) -> None, inside the import's transaction
     export: Callable  # () -> a YAML-ready value; empty to leave the key out
+    check: Callable | None = None  # (ctx, parsed catalog) -> None: cross-checks once all is parsed
 
 
 _SECTIONS: dict[str, CatalogSection] = {}
@@ -412,6 +475,10 @@ def _update(instance, values: dict) -> bool:
     return bool(changed)
 
 
+def _decimal_text(value: Decimal) -> str:
+    return str(value.normalize()) if value != value.to_integral() else str(int(value))
+
+
 def _terms(price: Price | dict) -> tuple:
     get = price.get if isinstance(price, dict) else lambda k: getattr(price, k)
     return (
@@ -422,7 +489,11 @@ def _terms(price: Price | dict) -> tuple:
         get("tiers") or [],
         get("package_size"),
         get("trial_days"),
-    )
+        str(get("unit_amount_decimal").normalize()) if isinstance(get("unit_amount_decimal"), Decimal)
+        else get("unit_amount_decimal"),
+        get("package_rounding"),
+        get("meter"),
+    )  # fmt: skip
 
 
 def _apply_prices(tier: Tier, specs: list[dict], report: ImportReport) -> None:
@@ -563,8 +634,14 @@ def catalog_export() -> str:
                 entry["model"] = price.model
             if price.tiers:
                 entry["tiers"] = price.tiers
+            if price.unit_amount_decimal is not None:
+                entry["unit_amount_decimal"] = _decimal_text(price.unit_amount_decimal)
             if price.package_size:
                 entry["package_size"] = price.package_size
+            if price.package_rounding != PackageRounding.UP:
+                entry["package_rounding"] = price.package_rounding
+            if price.meter:
+                entry["meter"] = price.meter
             if price.trial_days:
                 entry["trial_days"] = price.trial_days
             prices.append(entry)

@@ -46,12 +46,30 @@ class Interval(models.TextChoices):
 class PricingModel(models.TextChoices):
     FLAT = "flat", "Flat"
     PER_SEAT = "per_seat", "Per seat"
+    PER_UNIT = "per_unit", "Per unit (usage)"
     GRADUATED = "graduated", "Graduated"
     VOLUME = "volume", "Volume"
     PACKAGE = "package", "Package"
 
 
-PRICE_TERMS = ["tier", "currency", "unit_amount", "interval", "model", "tiers", "package_size", "trial_days"]
+class PackageRounding(models.TextChoices):
+    UP = "up", "Round partial packages up"
+    DOWN = "down", "Bill whole packages only"
+
+
+PRICE_TERMS = [
+    "tier",
+    "currency",
+    "unit_amount",
+    "unit_amount_decimal",
+    "interval",
+    "model",
+    "tiers",
+    "package_size",
+    "package_rounding",
+    "meter",
+    "trial_days",
+]
 
 
 @pgtrigger.register(
@@ -62,16 +80,28 @@ class Price(models.Model):
     """What a tier costs, in integer minor units of `currency`. The terms are immutable (the
     database refuses an UPDATE of them and any DELETE): a change is a new price, the old one is
     deactivated. `tiers` is the table for graduated/volume pricing:
-    `[{"up_to": 1000 | null, "unit_amount": 10, "flat_amount": 0}, …]`."""
+    `[{"up_to": 1000 | null, "unit_amount": 10, "unit_amount_decimal": "0.25"?, "flat_amount": 0}, …]`.
+    A price that names a `meter` (by code) is a usage price, billed in arrears on that meter's usage
+    for the period; `unit_amount_decimal` (fractional minor units) replaces `unit_amount` when set."""
 
     tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="prices")
     code = models.SlugField(max_length=64, blank=True, help_text="Lookup key, unique among active prices.")
     currency = models.CharField(max_length=3)
     unit_amount = models.BigIntegerField(default=0)
+    unit_amount_decimal = models.DecimalField(
+        max_digits=24, decimal_places=12, null=True, blank=True,
+        help_text="Fractional minor units per unit (e.g. 0.25 cents per token); replaces unit_amount.",
+    )  # fmt: skip
     interval = models.CharField(max_length=8, choices=Interval.choices, default=Interval.MONTH)
     model = models.CharField(max_length=10, choices=PricingModel.choices, default=PricingModel.FLAT)
     tiers = models.JSONField(default=list, blank=True)
     package_size = models.PositiveIntegerField(null=True, blank=True)
+    package_rounding = models.CharField(
+        max_length=4, choices=PackageRounding.choices, default=PackageRounding.UP
+    )
+    meter = models.CharField(
+        max_length=64, blank=True, help_text="A meter's code: a usage price, billed in arrears on its usage."
+    )
     trial_days = models.PositiveIntegerField(default=0)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -83,6 +113,10 @@ class Price(models.Model):
                 fields=["code"], condition=Q(active=True) & ~Q(code=""), name="tiers_price_code_unique_active"
             ),
             models.CheckConstraint(condition=Q(unit_amount__gte=0), name="tiers_price_amount_non_negative"),
+            models.CheckConstraint(
+                condition=Q(unit_amount_decimal__isnull=True) | Q(unit_amount_decimal__gte=0),
+                name="tiers_price_decimal_amount_non_negative",
+            ),
             models.CheckConstraint(
                 condition=Q(currency__regex=r"^[a-z]{3}$"), name="tiers_price_currency_iso"
             ),

@@ -82,11 +82,13 @@ def test_zero_decimal_currencies_stay_whole_units():
     assert rated.amount == 38 and rated.currency == "krw"  # 37.5 won → 38 won
 
 
-def test_a_zero_quantity_costs_nothing_but_a_flat_fee():
+def test_a_zero_quantity_pays_only_flat_fees_and_the_first_tiers_flat_amount():
     for model in ("per_unit", "per_seat"):
         assert rate(PriceTerms(model=model, currency="usd", unit_amount=D(9)), 0).amount == 0
-    assert rate(graduated((10, 0, 700), (None, 1, 0)), 0).amount == 0
-    assert rate(graduated((10, 5, 700), (None, 1, 0), model="volume"), 0).amount == 0
+    assert rate(PriceTerms(model="package", currency="usd", unit_amount=D(9), package_size=5), 0).amount == 0
+    # "flat fee and overages": the first tier's flat amount is the platform fee, owed at zero usage
+    assert rate(graduated((10, 0, 700), (None, 1, 50)), 0).amount == 700
+    assert rate(graduated((10, 5, 700), (None, 1, 50), model="volume"), 0).amount == 700
     assert rate(PriceTerms(model="flat", currency="usd", unit_amount=D(900)), 0).amount == 900
 
 
@@ -158,11 +160,10 @@ def test_graduated_is_monotone_and_the_sum_of_its_slices(table, q1, q2):
 @given(tables(), quantities)
 def test_volume_picks_exactly_one_tier(table, q):
     rated = rate(PriceTerms(model="volume", currency="usd", tiers=table), q)
-    assert len(rated.breakdown) == (1 if q else 0)
-    if q:
-        (only,) = rated.breakdown
-        assert only.quantity == q and only.first <= q and (only.last is None or q <= only.last)
-        assert rated.amount >= 0
+    (only,) = rated.breakdown
+    assert only.quantity == q and (only.last is None or q <= only.last)
+    assert q == 0 and only.first == 1 or only.first <= q
+    assert rated.amount >= 0
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,0 +1,50 @@
+"""Reads of the billing engine: a catalog price as rating terms, quotes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from billing.invoicing.exceptions import InvoicingError, RatingError
+from billing.invoicing.rating import PriceTerms, Rated, TierRow, quantity_of, rate
+from billing.tiers.models import Price
+
+MAX_QUOTE_QUANTITY = Decimal(10) ** 15
+
+
+class PriceNotFound(InvoicingError):
+    code = "unknown_price"
+    status_code = 404
+
+
+def price_terms(price: Price) -> PriceTerms:
+    """The rating terms of a catalog price (`unit_amount_decimal` replaces `unit_amount` when set)."""
+
+    def unit(row_amount, row_decimal) -> Decimal:
+        return Decimal(str(row_decimal)) if row_decimal is not None else Decimal(row_amount or 0)
+
+    return PriceTerms(
+        model=price.model,
+        currency=price.currency,
+        unit_amount=unit(price.unit_amount, price.unit_amount_decimal),
+        tiers=tuple(
+            TierRow(
+                up_to=row.get("up_to"),
+                unit_amount=unit(row.get("unit_amount"), row.get("unit_amount_decimal")),
+                flat_amount=int(row.get("flat_amount") or 0),
+            )
+            for row in price.tiers or ()
+        ),
+        package_size=price.package_size,
+        package_rounding=price.package_rounding,
+    )
+
+
+def price_quote(*, code: str, quantity) -> tuple[Price, Rated]:
+    """What `quantity` units of the active price `code` cost (the pricing calculator)."""
+    q = quantity_of(quantity)
+    if q > MAX_QUOTE_QUANTITY:
+        raise RatingError("quantity must be at most 10^15.", code="invalid_quantity")
+    price = Price.objects.filter(code=code, active=True).exclude(code="").first() if code else None
+    if price is None:
+        raise PriceNotFound(f"No active price '{code}'.", details={"price": code})
+    return price, rate(price_terms(price), q)
