@@ -13,6 +13,7 @@ class InboxEventAdmin(admin.ModelAdmin):
         "event_id",
         "status",
         "attempts",
+        "last_error",
         "received_at",
         "processed_at",
     ]
@@ -28,7 +29,7 @@ class InboxEventAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Replay selected failed/dead events")
+    @admin.action(description="Replay selected failed/dead/unmatched events")
     def replay(self, request, queryset):
         count = inbox_replay(inbox_ids=list(queryset.values_list("pk", flat=True)))
         messages.success(request, f"{count} event(s) queued again.")

@@ -7,6 +7,8 @@ class InboxStatus(models.TextChoices):
     IGNORED = "ignored", "Ignored (not acted on)"
     FAILED = "failed", "Failed (will retry)"
     DEAD = "dead", "Dead (needs a replay)"
+    # can never apply as it stands (no customer, price or variant of ours): staff fix the mapping, then replay
+    UNMATCHED = "unmatched", "Unmatched (needs staff)"
 
 
 class InboxEvent(models.Model):
@@ -20,7 +22,7 @@ class InboxEvent(models.Model):
     event_type = models.CharField(max_length=100, blank=True)
     payload = models.JSONField()
     received_at = models.DateTimeField(auto_now_add=True)
-    status = models.CharField(max_length=8, choices=InboxStatus.choices, default=InboxStatus.PENDING)
+    status = models.CharField(max_length=16, choices=InboxStatus.choices, default=InboxStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)

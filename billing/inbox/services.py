@@ -4,7 +4,9 @@ receive → (signature verified by the provider's own scheme) → InboxEvent row
 (provider, event id); only a *new* row enqueues processing, on commit. process → locks the row,
 applies the normalized event and marks it applied in one transaction; a failure rolls the
 application back and records the attempt, with a retry at an exponential backoff, until
-WEBHOOK_MAX_ATTEMPTS make it `dead` (the admin can replay it). sweep → re-enqueues rows still
+WEBHOOK_MAX_ATTEMPTS make it `dead` (the admin can replay it). A permanent error (the event names
+no customer, price or variant of ours: InvalidProviderEvent) is never retried: the row is parked as
+`unmatched` at once with the reason, for staff to fix the mapping and replay it. sweep → re-enqueues rows still
 pending after WEBHOOK_SWEEP_AFTER_SECONDS or due for a retry, so a lost broker message or a worker
 killed mid-task never loses an event.
 """
@@ -21,8 +23,9 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from billing.inbox.models import InboxEvent, InboxStatus
-from billing.memberships.services import membership_sync_from_provider, payment_record
-from billing.providers.base import NormalizedEvent, WebhookVerificationFailed
+from billing.memberships.exceptions import InvalidProviderEvent
+from billing.memberships.services import checkout_complete, membership_sync_from_provider, payment_record
+from billing.providers.base import NormalizedEvent, WebhookIgnored, WebhookVerificationFailed
 from billing.providers.registry import provider_for
 from billing.providers.selectors import provider_accounts_for_webhook
 from kernel.metrics import WEBHOOKS_RECEIVED
@@ -40,6 +43,12 @@ def _enqueue(inbox_id: int, *, countdown: int | None = None) -> None:
         logger.warning("could not enqueue inbox event %s; the sweeper will", inbox_id, exc_info=True)
 
 
+def adapter_event_type(adapter, payload: dict) -> str:
+    """The provider's own name of the event (`type`, or Lemon Squeezy's `meta.event_name`)."""
+    named = getattr(adapter, "event_type", None)
+    return str(named(payload) if named else payload.get("type", ""))
+
+
 def inbox_receive(*, provider: str, body: bytes, headers: dict[str, str]) -> tuple[InboxEvent, bool]:
     """Verify and store a delivery. Returns (row, created); a redelivery returns the stored row."""
     accounts = provider_accounts_for_webhook(provider=provider)
@@ -49,6 +58,9 @@ def inbox_receive(*, provider: str, body: bytes, headers: dict[str, str]) -> tup
         try:
             payload = adapter.verify_webhook(body=body, headers=headers)
             break
+        except WebhookIgnored:
+            WEBHOOKS_RECEIVED.labels(provider=provider, outcome="ignored").inc()
+            raise
         except WebhookVerificationFailed as exc:
             failure = exc
     if payload is None:
@@ -66,7 +78,13 @@ def inbox_receive(*, provider: str, body: bytes, headers: dict[str, str]) -> tup
                 f"INSERT INTO {InboxEvent._meta.db_table} (provider, event_id, event_type, payload, received_at, status, "
                 "attempts, last_error) VALUES (%s, %s, %s, %s, now(), %s, 0, '') "
                 "ON CONFLICT (provider, event_id) DO NOTHING RETURNING id",
-                [provider, event_id, str(payload.get("type", ""))[:100], Jsonb(payload), InboxStatus.PENDING],
+                [
+                    provider,
+                    event_id,
+                    adapter_event_type(adapter, payload)[:100],
+                    Jsonb(payload),
+                    InboxStatus.PENDING,
+                ],
             )
             row = cursor.fetchone()
         created = row is not None
@@ -92,29 +110,65 @@ def _apply(event: InboxEvent) -> InboxStatus:
             event_id=event.event_id,
         )
         return InboxStatus.APPLIED
-    if normalized.payment is not None:
+    applied = False
+    if normalized.checkout is not None:
+        applied = (
+            checkout_complete(
+                provider=event.provider,
+                checkout_id=normalized.checkout.checkout_id,
+                occurred_at=normalized.occurred_at,
+                provider_customer_id=normalized.checkout.provider_customer_id,
+                event_id=event.event_id,
+            )
+            is not None
+        )
+        if applied and normalized.checkout.provider_customer_id:
+            _replay_unmatched(provider=event.provider, named=normalized.checkout.provider_customer_id)
+    payments = [normalized.payment] if normalized.payment is not None else []
+    for payment in [*payments, *normalized.more_payments]:
         recorded = payment_record(
             provider=event.provider,
             event_type=normalized.type,
-            payment=normalized.payment,
+            payment=payment,
             occurred_at=normalized.occurred_at,
             event_id=event.event_id,
         )
-        return InboxStatus.APPLIED if recorded else InboxStatus.IGNORED
-    return InboxStatus.IGNORED
+        applied = applied or recorded is not None
+    return InboxStatus.APPLIED if applied else InboxStatus.IGNORED
+
+
+def _replay_unmatched(*, provider: str, named: str) -> None:
+    """A checkout just linked a provider customer to ours: events parked because they named that
+    customer alone (a subscription that arrived before its checkout's completion) apply again."""
+    ids = list(
+        InboxEvent.objects.filter(
+            provider=provider, status=InboxStatus.UNMATCHED, last_error__contains=f"'{named}'"
+        ).values_list("pk", flat=True)[:100]
+    )
+    if ids:
+        inbox_replay(inbox_ids=ids)
 
 
 def inbox_process(*, inbox_id: int) -> str:
     """Apply one stored event; returns its status afterwards. Safe to call twice or concurrently."""
     with transaction.atomic():
         event = InboxEvent.objects.select_for_update().filter(pk=inbox_id).first()
-        if event is None or event.status in (InboxStatus.APPLIED, InboxStatus.IGNORED, InboxStatus.DEAD):
+        if event is None or event.status in (
+            InboxStatus.APPLIED,
+            InboxStatus.IGNORED,
+            InboxStatus.DEAD,
+            InboxStatus.UNMATCHED,
+        ):
             return event.status if event else "missing"
         event.attempts += 1
         try:
             with transaction.atomic():  # a failure rolls back the application, not the bookkeeping
                 event.status = _apply(event)
             event.processed_at, event.last_error, event.next_attempt_at = timezone.now(), "", None
+        except InvalidProviderEvent as exc:  # permanent: retrying cannot help, staff must act
+            logger.warning("inbox event %s unmatched: %s", event.pk, exc)
+            event.last_error = f"{exc.code}: {exc}"[:2000]
+            event.status, event.next_attempt_at = InboxStatus.UNMATCHED, None
         except Exception as exc:  # recorded and retried; after the last attempt the row is dead
             logger.warning("inbox event %s failed (attempt %s): %r", event.pk, event.attempts, exc)
             event.last_error = f"{exc.__class__.__name__}: {exc}"[:2000]
@@ -144,11 +198,14 @@ def inbox_sweep(*, now: dt.datetime | None = None) -> int:
 
 
 def inbox_replay(*, inbox_ids: list[int]) -> int:
-    """Give failed or dead events a fresh set of attempts (the back-office's replay)."""
+    """Give failed, dead or unmatched events a fresh set of attempts (the back-office's replay,
+    e.g. after staff mapped the price or customer an unmatched event named)."""
     with transaction.atomic():
         ids = list(
             InboxEvent.objects.select_for_update()
-            .filter(pk__in=inbox_ids, status__in=[InboxStatus.DEAD, InboxStatus.FAILED])
+            .filter(
+                pk__in=inbox_ids, status__in=[InboxStatus.DEAD, InboxStatus.FAILED, InboxStatus.UNMATCHED]
+            )
             .values_list("pk", flat=True)
         )
         InboxEvent.objects.filter(pk__in=ids).update(

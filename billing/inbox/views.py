@@ -3,7 +3,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from billing.inbox.services import inbox_receive
-from billing.providers.base import WebhookVerificationFailed
+from billing.providers.base import WebhookIgnored, WebhookVerificationFailed
 from billing.providers.models import ProviderName
 from kernel.api.errors import error_body
 
@@ -17,6 +17,8 @@ def receive(request, provider: str):
     headers = {name.lower(): value for name, value in request.headers.items()}
     try:
         event, created = inbox_receive(provider=provider, body=request.body, headers=headers)
+    except WebhookIgnored:  # an event type we do not use: acknowledged so the provider stops retrying
+        return JsonResponse({"received": True, "ignored": True})
     except WebhookVerificationFailed as exc:
         return JsonResponse(error_body(exc.code, exc.message), status=400)
     return JsonResponse({"received": True, "duplicate": not created})

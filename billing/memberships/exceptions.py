@@ -11,9 +11,18 @@ class CustomerNotFound(MembershipsError):
 
 
 class InvalidProviderEvent(MembershipsError):
-    """A verified provider event that cannot be applied (unknown price, status …)."""
+    """A verified provider event that can never be applied as it stands (unknown price, variant,
+    status …): a permanent error. The inbox parks it as `unmatched` at once, without retries;
+    staff fix the mapping and replay it."""
 
     code = "invalid_provider_event"
+
+
+class CustomerUnmatched(InvalidProviderEvent):
+    """A provider subscription or payment names none of our customers: no metadata, no known
+    provider customer id, no single customer with its email."""
+
+    code = "customer_unmatched"
 
 
 class CheckoutInvalid(MembershipsError):

@@ -130,6 +130,8 @@ class Checkout(models.Model):
     status = models.CharField(max_length=10, choices=CheckoutStatus.choices, default=CheckoutStatus.OPEN)
     provider_checkout_id = models.CharField(max_length=255, blank=True)
     url = models.URLField(max_length=2000, blank=True)
+    # the provider's customer this checkout made (events without our metadata name only that)
+    provider_customer_id = models.CharField(max_length=255, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -145,12 +147,18 @@ class PaymentKind(models.TextChoices):
     CHARGE = "charge", "Charge"
     FAILED = "failed", "Failed charge"
     REFUND = "refund", "Refund"
+    DISPUTE = "dispute", "Dispute opened"
+    DISPUTE_WON = "dispute_won", "Dispute closed, won"
+    DISPUTE_LOST = "dispute_lost", "Dispute closed, lost"
 
 
 class Payment(models.Model):
-    """Money the provider reports: a successful charge or paid order, a failed charge, a refund.
-    Unique per provider payment id and kind, so a redelivered event records nothing twice; only
-    paid orders are ever recorded as charges (never `order.created`)."""
+    """Money the provider reports: a successful charge or paid order, a failed charge, a refund, a
+    dispute (opened, then closed won or lost). Unique per provider id of that object and kind, so a
+    redelivered event records nothing twice and each partial refund is its own row; only paid
+    orders are ever recorded as charges (never `order.created`). `reference` is the provider's id of
+    the money movement (Stripe's payment intent or charge) that refunds and disputes name;
+    `disputed` is the charge a dispute is about."""
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
     membership = models.ForeignKey(
@@ -158,11 +166,15 @@ class Payment(models.Model):
     )
     provider = models.CharField(max_length=16)
     provider_payment_id = models.CharField(max_length=255)
-    kind = models.CharField(max_length=8, choices=PaymentKind.choices)
+    kind = models.CharField(max_length=12, choices=PaymentKind.choices)
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     occurred_at = models.DateTimeField()
     event_id = models.CharField(max_length=255, blank=True)
+    reference = models.CharField(max_length=255, blank=True, db_index=True)
+    disputed = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="disputes"
+    )
 
     class Meta:
         ordering = ["-occurred_at", "-id"]

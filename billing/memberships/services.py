@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from django.db import transaction
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from billing.memberships.exceptions import (
     CheckoutInvalid,
+    CustomerUnmatched,
     InvalidProviderEvent,
     MembershipNotLive,
     PaymentCustomerUnknown,
@@ -28,7 +30,7 @@ from billing.memberships.models import (
 )
 from billing.memberships.signals import membership_changed
 from billing.providers.base import PaymentState, SubscriptionState
-from billing.tiers.models import Price
+from billing.tiers.models import Interval, Price
 from billing.tiers.selectors import tier_get
 
 _UNSET: Any = object()
@@ -203,19 +205,79 @@ def _record(membership: Membership, *, reason: str, event_id: str = "") -> None:
     )
 
 
-def _customer_of_subscription(provider: str, subscription_id: str) -> str:
-    """Our customer of a subscription we already know (events that carry no custom data)."""
-    known = (
-        Membership.objects.filter(provider=provider, provider_subscription_id=subscription_id)
-        .values_list("customer__external_id", flat=True)
-        .first()
+def _customer_of_provider(
+    provider: str, *, subscription_id: str = "", provider_customer_id: str = "", email: str = ""
+) -> Customer | None:
+    """Our customer of a provider object that carries none of our custom data (a subscription made
+    in the provider's dashboard, an event without metadata): through the subscription we know, the
+    provider customer id a membership or checkout of ours stored, or else one customer with that
+    email. None when nothing names one."""
+    if subscription_id:
+        known = (
+            Membership.objects.filter(provider=provider, provider_subscription_id=subscription_id)
+            .select_related("customer")
+            .first()
+        )
+        if known is not None:
+            return known.customer
+    if provider_customer_id:
+        known = (
+            Membership.objects.filter(provider=provider, provider_customer_id=provider_customer_id)
+            .select_related("customer")
+            .order_by("-id")
+            .first()
+        ) or (
+            Checkout.objects.filter(provider=provider, provider_customer_id=provider_customer_id)
+            .select_related("customer")
+            .order_by("-created_at")
+            .first()
+        )
+        if known is not None:
+            return known.customer
+    if email:
+        found = list(Customer.objects.filter(email__iexact=email)[:2])
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
+def _customer_of_subscription(provider: str, state: SubscriptionState) -> Customer:
+    known = _customer_of_provider(
+        provider,
+        subscription_id=state.subscription_id,
+        provider_customer_id=state.provider_customer_id,
+        email=state.email,
     )
-    if not known:
-        raise InvalidProviderEvent(
-            f"The {provider} subscription {subscription_id} names none of our customers.",
-            details={"subscription": subscription_id},
+    if known is None:
+        raise CustomerUnmatched(
+            f"The {provider} subscription {state.subscription_id} names none of our customers: no "
+            f"metadata, no known {provider} customer '{state.provider_customer_id or '-'}', no single "
+            f"customer with email '{state.email or '-'}'. Link the customer, then replay the event.",
+            details={"subscription": state.subscription_id, "provider_customer": state.provider_customer_id},
         )
     return known
+
+
+# within one timestamp (Stripe's `created` has one-second resolution) a subscription only moves
+# forward through these: a same-second event of a lower rank is older, whatever order it arrives in
+_STATUS_RANK = {
+    MembershipStatus.INCOMPLETE: 0,
+    MembershipStatus.TRIALING: 1,
+    MembershipStatus.ACTIVE: 2,
+    MembershipStatus.PAST_DUE: 2,
+    MembershipStatus.PAUSED: 2,
+    MembershipStatus.CANCELED: 3,
+    MembershipStatus.EXPIRED: 3,
+}
+
+
+def _stale(membership: Membership | None, *, status: str, occurred_at: dt.datetime) -> bool:
+    """Is this provider event older than what the membership already shows?"""
+    if membership is None or not membership.provider_event_at:
+        return False
+    if occurred_at != membership.provider_event_at:
+        return occurred_at < membership.provider_event_at
+    return _STATUS_RANK.get(status, 0) < _STATUS_RANK.get(membership.status, 0)
 
 
 def membership_sync_from_provider(
@@ -224,7 +286,10 @@ def membership_sync_from_provider(
     """Apply a provider's view of a subscription (from a verified webhook).
 
     Idempotent and order-tolerant: an event older than the newest one applied to this
-    subscription changes nothing, so duplicates and shuffled deliveries end in the same state.
+    subscription changes nothing, so duplicates and shuffled deliveries end in the same state;
+    within the same timestamp the status decides (a subscription never goes back from active to
+    incomplete), never the arrival order. A subscription that names none of our customers
+    (CustomerUnmatched) is parked by the inbox for staff, never given an empty customer id.
     A subscription that becomes live ends the customer's other live membership.
     Returns None for a stale event.
     """
@@ -240,18 +305,14 @@ def membership_sync_from_provider(
             f"No price '{state.price_ref}' in the catalog.", details={"price": state.price_ref}
         )
     with transaction.atomic():
-        external_id = state.customer or _customer_of_subscription(provider, state.subscription_id)
+        external_id = state.customer or _customer_of_subscription(provider, state).external_id
         customer, _ = customer_upsert(external_id=external_id)  # locks the customer row: one change at a time
         membership = (
             Membership.objects.select_for_update()
             .filter(provider=provider, provider_subscription_id=state.subscription_id)
             .first()
         )
-        if (
-            membership is not None
-            and membership.provider_event_at
-            and occurred_at < membership.provider_event_at
-        ):
+        if _stale(membership, status=state.status, occurred_at=occurred_at):
             return None
         replaced = []
         if state.status in LIVE_STATUSES:
@@ -391,46 +452,85 @@ def membership_cancel(*, membership: Membership, at_period_end: bool) -> Members
     )
 
 
+_PAYMENT_KINDS = {
+    "payment.succeeded": PaymentKind.CHARGE,
+    "order.paid": PaymentKind.CHARGE,
+    "payment.failed": PaymentKind.FAILED,
+    "refund.created": PaymentKind.REFUND,
+    "dispute.created": PaymentKind.DISPUTE,
+    "dispute.won": PaymentKind.DISPUTE_WON,
+    "dispute.lost": PaymentKind.DISPUTE_LOST,
+}
+_PAYMENT_EVENTS = {
+    PaymentKind.CHARGE: "payment.succeeded",
+    PaymentKind.FAILED: "payment.failed",
+    PaymentKind.REFUND: "payment.refunded",
+    PaymentKind.DISPUTE: "payment.disputed",
+    PaymentKind.DISPUTE_WON: "payment.dispute_closed",
+    PaymentKind.DISPUTE_LOST: "payment.dispute_closed",
+}
+
+
 def payment_record(
     *, provider: str, event_type: str, payment: PaymentState, occurred_at: dt.datetime, event_id: str
 ) -> Payment | None:
-    """Record a provider-reported payment once (ON CONFLICT: a redelivery records nothing) and tell
-    the integrator (`payment.succeeded` / `payment.failed` / `payment.refunded`)."""
-    kind = {"payment.succeeded": PaymentKind.CHARGE, "order.paid": PaymentKind.CHARGE,
-            "payment.failed": PaymentKind.FAILED, "refund.created": PaymentKind.REFUND}.get(event_type)  # fmt: skip
-    if kind is None:
+    """Record a provider-reported charge, failed charge, refund or dispute once (unique per the
+    provider's id of that object and its kind: a redelivery records nothing, each partial refund is
+    its own row) and tell the integrator (`payment.succeeded` / `.failed` / `.refunded` /
+    `.disputed` / `.dispute_closed`). A refund or dispute belongs to the charge its `reference`
+    names. A $0 charge (a trial's first invoice) is no payment. A payment whose subscription or
+    charge we have not applied yet fails (the inbox retries it after that event); one that names
+    none of our customers at all is CustomerUnmatched (parked for staff)."""
+    kind = _PAYMENT_KINDS.get(event_type)
+    if kind is None or (kind == PaymentKind.CHARGE and payment.amount == 0):
         return None
     with transaction.atomic():
-        membership = (
-            Membership.objects.filter(provider=provider, provider_subscription_id=payment.subscription_id)
-            .select_related("customer")
+        charge = (
+            Payment.objects.filter(
+                provider=provider,
+                reference__in=[ref for ref in (payment.reference, payment.intent) if ref],
+                kind=PaymentKind.CHARGE,
+            )
+            .select_related("customer", "membership")
+            .order_by("id")
             .first()
-            if payment.subscription_id
+            if (payment.reference or payment.intent) and kind not in (PaymentKind.CHARGE, PaymentKind.FAILED)
             else None
         )
+        membership = charge.membership if charge is not None else None
+        if payment.subscription_id:
+            membership = (
+                Membership.objects.filter(provider=provider, provider_subscription_id=payment.subscription_id)
+                .select_related("customer")
+                .first()
+            )
+            if membership is None:
+                # the subscription's own event has not been applied yet (providers do not keep
+                # order): fail, so the inbox retries this one after it -- never recorded unlinked
+                raise PaymentCustomerUnknown(
+                    f"No membership yet for {provider} subscription {payment.subscription_id}."
+                )
         if payment.customer:
             customer, _ = customer_upsert(external_id=payment.customer)
-        else:  # the provider's object names only its own customer: find ours through a membership
-            known = membership or (
-                Membership.objects.filter(
-                    provider=provider, provider_customer_id=payment.provider_customer_id
-                )
-                .select_related("customer")
-                .order_by("-id")
-                .first()
-                if payment.provider_customer_id
-                else None
+        elif membership is not None or charge is not None:
+            customer = membership.customer if membership is not None else charge.customer
+        else:
+            customer = _customer_of_provider(
+                provider, provider_customer_id=payment.provider_customer_id, email=payment.email
             )
-            if known is None:
-                if payment.subscription_id or payment.provider_customer_id:
-                    # the subscription's own event has not been applied yet (providers do not keep
-                    # order): fail, so the inbox retries this one after it
-                    raise PaymentCustomerUnknown(
-                        f"No membership yet for {provider} subscription {payment.subscription_id or '-'} / "
-                        f"customer {payment.provider_customer_id or '-'}."
+            if customer is None:
+                if payment.reference and kind not in (PaymentKind.CHARGE, PaymentKind.FAILED):
+                    raise PaymentCustomerUnknown(  # its charge's event is still on the way: retried
+                        f"No {provider} charge '{payment.reference}' recorded yet for {payment.payment_id}."
                     )
-                return None
-            customer = known.customer
+                if payment.provider_customer_id:
+                    raise PaymentCustomerUnknown(
+                        f"No membership yet for {provider} customer {payment.provider_customer_id}."
+                    )
+                raise CustomerUnmatched(
+                    f"The {provider} payment {payment.payment_id} names none of our customers.",
+                    details={"payment": payment.payment_id},
+                )
         row, created = Payment.objects.get_or_create(
             provider=provider,
             provider_payment_id=payment.payment_id,
@@ -438,23 +538,99 @@ def payment_record(
             defaults={
                 "customer": customer, "membership": membership, "amount": payment.amount,
                 "currency": payment.currency, "occurred_at": occurred_at, "event_id": event_id,
+                "reference": payment.reference or payment.intent,
+                "disputed": charge if kind in (PaymentKind.DISPUTE, PaymentKind.DISPUTE_WON, PaymentKind.DISPUTE_LOST) else None,
             },
         )  # fmt: skip
-        if created:
-            from billing.events.services import event_publish
+        if not created:
+            return row
+        from billing.events.services import event_publish
 
-            name = {
-                PaymentKind.CHARGE: "payment.succeeded",
-                PaymentKind.FAILED: "payment.failed",
-                PaymentKind.REFUND: "payment.refunded",
-            }[kind]
-            event_publish(
-                type=name,
-                payload={"customer": customer.external_id, "amount": row.amount, "currency": row.currency, "provider": provider,
-                         "payment_id": row.provider_payment_id, "membership": membership.pk if membership else None},
-                customer=customer.external_id,
-            )  # fmt: skip
+        data = {"customer": customer.external_id, "amount": row.amount, "currency": row.currency, "provider": provider,
+                "payment_id": row.provider_payment_id, "membership": membership.pk if membership else None}  # fmt: skip
+        if kind in (
+            PaymentKind.REFUND,
+            PaymentKind.DISPUTE,
+            PaymentKind.DISPUTE_WON,
+            PaymentKind.DISPUTE_LOST,
+        ):
+            data["charge"] = charge.provider_payment_id if charge is not None else None
+        if kind in (PaymentKind.DISPUTE_WON, PaymentKind.DISPUTE_LOST):
+            data["outcome"] = "won" if kind == PaymentKind.DISPUTE_WON else "lost"
+        event_publish(type=_PAYMENT_EVENTS[kind], payload=data, customer=customer.external_id)
+        if kind == PaymentKind.CHARGE and membership is not None:
+            _recover(membership, occurred_at=occurred_at, event_id=event_id)
+        if payment.checkout_id and kind == PaymentKind.CHARGE:
+            checkout_complete(
+                provider=provider,
+                checkout_id=payment.checkout_id,
+                occurred_at=occurred_at,
+                provider_customer_id=payment.provider_customer_id,
+                event_id=event_id,
+            )
     return row
+
+
+def _recover(membership: Membership, *, occurred_at: dt.datetime, event_id: str) -> None:
+    """A payment made after the membership fell past due (a recovered renewal) ends `past_due`."""
+    membership = Membership.objects.select_for_update().select_related("tier").get(pk=membership.pk)
+    if membership.status != MembershipStatus.PAST_DUE or (
+        membership.past_due_since and occurred_at < membership.past_due_since
+    ):
+        return
+    membership.status, membership.past_due_since = MembershipStatus.ACTIVE, None
+    membership.save(update_fields=["status", "past_due_since", "updated_at"])
+    _record(membership, reason="payment_recovered", event_id=event_id)
+    customer = membership.customer.external_id
+    _publish([membership], customer=customer)
+    _notify_changed(customer)
+
+
+def checkout_complete(
+    *,
+    provider: str,
+    checkout_id: str,
+    occurred_at: dt.datetime,
+    provider_customer_id: str = "",
+    event_id: str = "",
+) -> Checkout | None:
+    """The provider reports our checkout paid: mark it completed (once), remember the provider's
+    customer it made (later events that carry no metadata name only that), and grant what a
+    one-time price buys: its tier, with no end (a recurring price's membership follows its
+    subscription's events instead)."""
+    try:
+        uuid.UUID(str(checkout_id))
+    except ValueError:
+        return None
+    with transaction.atomic():
+        checkout = (
+            Checkout.objects.select_for_update()
+            .select_related("customer", "price__tier")
+            .filter(pk=checkout_id, provider=provider)
+            .first()
+        )
+        if checkout is None:
+            return None
+        if provider_customer_id and not checkout.provider_customer_id:
+            checkout.provider_customer_id = provider_customer_id
+            checkout.save(update_fields=["provider_customer_id"])
+        if checkout.status == CheckoutStatus.COMPLETED:
+            return checkout
+        checkout.status, checkout.completed_at = CheckoutStatus.COMPLETED, occurred_at
+        checkout.save(update_fields=["status", "completed_at"])
+        if checkout.price.interval == Interval.ONE_TIME:
+            customer = checkout.customer
+            Customer.objects.select_for_update().filter(pk=customer.pk).first()
+            changed = _end_live(customer, at=occurred_at, reason="replaced", event_id=event_id)
+            membership = Membership.objects.create(
+                customer=customer, tier=checkout.price.tier, price=checkout.price, provider=provider,
+                provider_customer_id=provider_customer_id, status=MembershipStatus.ACTIVE,
+                quantity=checkout.quantity, started_at=occurred_at, provider_event_at=occurred_at,
+            )  # fmt: skip
+            _record(membership, reason=f"purchase:{provider}", event_id=event_id)
+            _publish([*changed, membership], customer=customer.external_id)
+            _notify_changed(customer.external_id)
+    return checkout
 
 
 def _provider(membership: Membership):

@@ -44,6 +44,14 @@ class WebhookVerificationFailed(ProviderError):
     status_code = 400
 
 
+class WebhookIgnored(ProviderError):
+    """A well-formed delivery of an event type we do not use: answered 200 so the provider stops
+    retrying, and stored nowhere (nothing in it is acted on, so nothing needs authenticating)."""
+
+    code = "webhook_ignored"
+    status_code = 200
+
+
 class EventType(enum.StrEnum):
     SUBSCRIPTION_CREATED = "subscription.created"
     SUBSCRIPTION_UPDATED = "subscription.updated"
@@ -53,6 +61,9 @@ class EventType(enum.StrEnum):
     PAYMENT_FAILED = "payment.failed"
     ORDER_PAID = "order.paid"
     REFUND_CREATED = "refund.created"
+    DISPUTE_CREATED = "dispute.created"  # the payment (`reference`) is disputed
+    DISPUTE_WON = "dispute.won"  # closed in our favour (or an inquiry closed without a chargeback)
+    DISPUTE_LOST = "dispute.lost"
     IGNORED = "ignored"  # a provider event we do not act on (e.g. order.created)
 
 
@@ -70,16 +81,26 @@ class SubscriptionState:
     cancel_at_period_end: bool = False
     provider_customer_id: str = ""
     checkout_id: str = ""  # our Checkout id, when the subscription came from one
+    email: str = ""  # the provider customer's email: finds our customer when nothing else names it
 
 
 @dataclass(frozen=True)
 class PaymentState:
+    """A charge, refund or dispute. `payment_id` is the provider's id of this very object (a refund's
+    own id, so each partial refund is one row); `reference` is the provider's id of the money
+    movement it concerns (Stripe's payment intent, else its charge): a charge stores it, and a
+    refund or dispute finds its charge (and so its customer) by it."""
+
     payment_id: str
     amount: int
     currency: str
     customer: str  # our Customer.external_id; blank when the provider's object does not carry it
     subscription_id: str = ""
     provider_customer_id: str = ""  # lets us find the customer through a membership when `customer` is blank
+    reference: str = ""
+    intent: str = ""  # another id of the same money movement (Stripe's payment intent beside its charge)
+    checkout_id: str = ""  # our Checkout id, when the payment completes one (a one-time purchase)
+    email: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,6 +112,18 @@ class NormalizedEvent:
     subscription: SubscriptionState | None = None
     payment: PaymentState | None = None
     raw_type: str = ""
+    # more payments of the same event (each refund listed on a Stripe charge, each Toss cancel)
+    more_payments: tuple[PaymentState, ...] = ()
+    checkout: CheckoutState | None = None  # our Checkout this event completes
+
+
+@dataclass(frozen=True)
+class CheckoutState:
+    """A provider's checkout of ours that completed (its payment, if any, arrives as a PaymentState)."""
+
+    checkout_id: str  # our Checkout id
+    provider_customer_id: str = ""  # the provider's customer it made: later events name only that
+    email: str = ""
 
 
 @dataclass(frozen=True)

@@ -276,12 +276,21 @@ class LemonSqueezyProvider:
         return json_object(body)
 
     def event_id(self, payload: dict) -> str:
-        # Lemon Squeezy sends no event id: the event is its name, object and update time
+        """Lemon Squeezy sends no event id: the event is its name, object, update time and a digest
+        of the object's attributes (a seat change moves `first_subscription_item.quantity` but not
+        `updated_at`, and must not be taken for a redelivery)."""
         attributes = (payload.get("data") or {}).get("attributes") or {}
         meta = payload.get("meta") or {}
+        digest = hashlib.sha256(
+            json.dumps(attributes, sort_keys=True, separators=(",", ":"), default=str).encode()
+        ).hexdigest()[:16]
         return (
-            f"{meta.get('event_name')}:{(payload.get('data') or {}).get('id')}:{attributes.get('updated_at')}"
+            f"{meta.get('event_name')}:{(payload.get('data') or {}).get('id')}:"
+            f"{attributes.get('updated_at')}:{digest}"
         )
+
+    def event_type(self, payload: dict) -> str:
+        return str((payload.get("meta") or {}).get("event_name") or "")
 
     def _price_for_variant(self, variant_id: str, *, mode: str) -> CatalogPrice | None:
         if not variant_id or self.catalog is None:
@@ -312,6 +321,7 @@ class LemonSqueezyProvider:
         if kind_of == "subscription-invoices" and kind in (
             "subscription_payment_success",
             "subscription_payment_failed",
+            "subscription_payment_recovered",
             "subscription_payment_refunded",
         ):
             if kind == "subscription_payment_success" and attributes.get("billing_reason") == "initial":
@@ -330,6 +340,8 @@ class LemonSqueezyProvider:
             types = {
                 "subscription_payment_success": EventType.PAYMENT_SUCCEEDED,
                 "subscription_payment_failed": EventType.PAYMENT_FAILED,
+                # a failed renewal paid after all: recorded (and the membership leaves past_due)
+                "subscription_payment_recovered": EventType.PAYMENT_SUCCEEDED,
                 "subscription_payment_refunded": EventType.REFUND_CREATED,
             }
             return NormalizedEvent(type=types[kind], payment=payment, **common)

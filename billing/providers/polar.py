@@ -282,6 +282,7 @@ class PolarProvider:
                 cancel_at_period_end=bool(data.get("cancel_at_period_end")),
                 provider_customer_id=str(data.get("customer_id") or customer.get("id") or ""),
                 checkout_id=str(metadata.get("monetize_checkout") or ""),
+                email=str(customer.get("email") or ""),
             )
             types = {
                 "subscription.created": EventType.SUBSCRIPTION_CREATED,
@@ -297,8 +298,24 @@ class PolarProvider:
                 customer=metadata.get("monetize_customer") or customer.get("external_id") or "",
                 subscription_id=str(data.get("subscription_id") or ""),
                 provider_customer_id=str(data.get("customer_id") or customer.get("id") or ""),
+                reference=str(data["id"]),
+                email=str(customer.get("email") or ""),
             )  # fmt: skip
             return NormalizedEvent(type=EventType.ORDER_PAID, payment=payment, **common)
+        if kind in ("refund.created", "refund.updated"):
+            # each refund keyed by its own id, against the order it refunds (order.refunded carries
+            # only the order's cumulative refunded amount: the refund.* events name each refund)
+            if data.get("status") != "succeeded":
+                return NormalizedEvent(type=EventType.IGNORED, **common)
+            payment = PaymentState(
+                payment_id=f"refund:{data['id']}", amount=int(data.get("amount") or 0),
+                currency=str(data.get("currency", "")).lower(),
+                customer=metadata.get("monetize_customer") or customer.get("external_id") or "",
+                provider_customer_id=str(data.get("customer_id") or customer.get("id") or ""),
+                reference=str(data.get("order_id") or ""),
+                subscription_id=str(data.get("subscription_id") or ""),
+            )  # fmt: skip
+            return NormalizedEvent(type=EventType.REFUND_CREATED, payment=payment, **common)
         return NormalizedEvent(type=EventType.IGNORED, **common)
 
     def report_usage(self, report: UsageReport) -> str:

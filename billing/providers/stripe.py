@@ -15,6 +15,7 @@ from billing.providers._common import SUBSCRIPTION_STATUS, json_object, timestam
 from billing.providers.base import (
     CheckoutRequest,
     CheckoutSession,
+    CheckoutState,
     EventType,
     NormalizedEvent,
     PaymentState,
@@ -124,6 +125,8 @@ class StripeProvider:
         }
         if request.email:
             params["customer_email"] = request.email
+        if not recurring:  # payment_intent.succeeded then names our checkout too
+            params["payment_intent_data"] = {"metadata": metadata}
         if recurring:
             params["subscription_data"] = {
                 "metadata": metadata,
@@ -263,7 +266,8 @@ class StripeProvider:
             )
         if kind in ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed"):
             # Stripe sends both invoice.paid and invoice.payment_succeeded for one invoice: the payment
-            # is keyed on the invoice id, so it is recorded once
+            # is keyed on the invoice id, so it is recorded once (a $0 trial invoice is no payment:
+            # memberships.payment_record skips it)
             details = (
                 (obj.get("parent") or {}).get("subscription_details") or obj.get("subscription_details") or {}
             )
@@ -275,7 +279,9 @@ class StripeProvider:
                 currency=str(obj.get("currency", "")).lower(),
                 customer=metadata.get("monetize_customer", ""),
                 subscription_id=subscription if isinstance(subscription, str) else subscription.get("id", ""),
-                provider_customer_id=str(obj.get("customer") or ""),
+                provider_customer_id=_id(obj.get("customer")),
+                reference=_id(obj.get("charge")),
+                intent=_id(obj.get("payment_intent")),
             )
             failed = kind == "invoice.payment_failed"
             return NormalizedEvent(
@@ -284,14 +290,75 @@ class StripeProvider:
                 **common,
             )
         if kind == "charge.refunded":
+            # each refund listed on the charge, keyed by its own id (refund.created and
+            # charge.refund.updated name the same ids, so each refund is one row however it arrives);
+            # a charge without the list (newer API versions) leaves them to refund.created
+            listed = [r for r in ((obj.get("refunds") or {}).get("data") or []) if isinstance(r, dict)]
+            refunds = tuple(
+                _refund(r, charge=obj) for r in listed if r.get("status") not in ("failed", "canceled")
+            )
+            if not refunds:
+                return NormalizedEvent(type=EventType.IGNORED, **common)
+            return NormalizedEvent(
+                type=EventType.REFUND_CREATED, payment=refunds[0], more_payments=refunds[1:], **common
+            )
+        if kind in ("refund.created", "refund.updated", "charge.refund.updated"):
+            if obj.get("status") in ("failed", "canceled"):
+                return NormalizedEvent(type=EventType.IGNORED, **common)
+            return NormalizedEvent(type=EventType.REFUND_CREATED, payment=_refund(obj), **common)
+        if kind in ("charge.dispute.created", "charge.dispute.closed"):
+            if kind == "charge.dispute.created":
+                type_ = EventType.DISPUTE_CREATED
+            else:
+                type_ = EventType.DISPUTE_LOST if obj.get("status") == "lost" else EventType.DISPUTE_WON
             payment = PaymentState(
-                payment_id=obj["id"],
-                amount=int(obj.get("amount_refunded") or 0),
+                payment_id=str(obj["id"]),
+                amount=int(obj.get("amount") or 0),
                 currency=str(obj.get("currency", "")).lower(),
                 customer=(obj.get("metadata") or {}).get("monetize_customer", ""),
-                provider_customer_id=str(obj.get("customer") or ""),
+                reference=_id(obj.get("charge")),
+                intent=_id(obj.get("payment_intent")),
             )
-            return NormalizedEvent(type=EventType.REFUND_CREATED, payment=payment, **common)
+            return NormalizedEvent(type=type_, payment=payment, **common)
+        if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
+            metadata = obj.get("metadata") or {}
+            checkout_id = str(metadata.get("monetize_checkout") or obj.get("client_reference_id") or "")
+            email = str((obj.get("customer_details") or {}).get("email") or obj.get("customer_email") or "")
+            checkout = CheckoutState(
+                checkout_id=checkout_id, provider_customer_id=_id(obj.get("customer")), email=email
+            )
+            payment = None
+            if obj.get("mode") == "payment" and obj.get("payment_status") in ("paid", "no_payment_required"):
+                # a one-time purchase: recorded under its payment intent, as payment_intent.succeeded is
+                payment = PaymentState(
+                    payment_id=_id(obj.get("payment_intent")) or str(obj["id"]),
+                    amount=int(obj.get("amount_total") or 0),
+                    currency=str(obj.get("currency") or "").lower(),
+                    customer=metadata.get("monetize_customer", ""),
+                    provider_customer_id=checkout.provider_customer_id,
+                    intent=_id(obj.get("payment_intent")),
+                    checkout_id=checkout_id,
+                    email=email,
+                )
+            elif obj.get("mode") == "payment":  # paid later (async_payment_succeeded) or never
+                return NormalizedEvent(type=EventType.IGNORED, **common)
+            return NormalizedEvent(type=EventType.ORDER_PAID, payment=payment, checkout=checkout, **common)
+        if kind == "payment_intent.succeeded":
+            metadata = obj.get("metadata") or {}
+            if not metadata.get("monetize_checkout"):
+                # a subscription's payment intent: its invoice records it
+                return NormalizedEvent(type=EventType.IGNORED, **common)
+            payment = PaymentState(
+                payment_id=str(obj["id"]),
+                amount=int(obj.get("amount_received") or obj.get("amount") or 0),
+                currency=str(obj.get("currency", "")).lower(),
+                customer=metadata.get("monetize_customer", ""),
+                provider_customer_id=_id(obj.get("customer")),
+                reference=_id(obj.get("latest_charge")),
+                intent=str(obj["id"]),
+                checkout_id=str(metadata["monetize_checkout"]),
+            )
+            return NormalizedEvent(type=EventType.ORDER_PAID, payment=payment, **common)
         return NormalizedEvent(type=EventType.IGNORED, **common)
 
     def report_usage(self, report: UsageReport) -> str:
@@ -319,3 +386,24 @@ class StripeProvider:
             options={"idempotency_key": report.report_id},
         )
         return str(getattr(event, "identifier", "") or report.report_id)
+
+
+def _id(value) -> str:
+    """A Stripe reference, expanded (an object) or not (its id)."""
+    if isinstance(value, dict):
+        return str(value.get("id") or "")
+    return str(value or "")
+
+
+def _refund(refund: dict, *, charge: dict | None = None) -> PaymentState:
+    """One Stripe refund, keyed by its own id; its charge (when the event carries it) names the customer."""
+    charge = charge or {}
+    return PaymentState(
+        payment_id=str(refund["id"]),
+        amount=int(refund.get("amount") or 0),
+        currency=str(refund.get("currency") or charge.get("currency") or "").lower(),
+        customer=(charge.get("metadata") or {}).get("monetize_customer", ""),
+        provider_customer_id=_id(charge.get("customer")),
+        reference=_id(refund.get("charge")) or _id(charge.get("id")),
+        intent=_id(refund.get("payment_intent")) or _id(charge.get("payment_intent")),
+    )

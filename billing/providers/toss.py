@@ -12,6 +12,12 @@ Webhooks at `/webhooks/toss/` are of two kinds:
   The documented check is to fetch the payment back with the secret key and trust only that
   answer, so `verify_webhook` does exactly that and stores the *fetched* Payment, never the
   posted one; a payment whose orderId is not one of our charges is refused.
+- Toss's other event types (DEPOSIT_CALLBACK, PAYOUT_STATUS_CHANGED, METHOD_UPDATED,
+  CUSTOMER_STATUS_CHANGED, CANCEL_STATUS_CHANGED, BILLING_DELETED, payout.changed, seller.changed):
+  answered 200 and stored nowhere (WebhookIgnored). Most are unsigned (DEPOSIT_CALLBACK carries only
+  a per-payment `secret`; payout.changed/seller.changed a signature we hold no key for), and none can
+  be checked cheaply -- but nothing in them is stored or acted on, so acknowledging a forged one
+  changes nothing, and acknowledging a real one stops Toss retrying it for days.
 - events our own engine emits (subscription.*, payment.*), signed by us:
   `x-monetize-toss-timestamp` (unix seconds) and `x-monetize-toss-signature` =
   `v1=` + hex HMAC-SHA256(key, "<timestamp>.<body>"), 300 s tolerance; the key is the account's
@@ -44,6 +50,7 @@ from billing.providers.base import (
     ProviderNotSupported,
     ProviderUnavailable,
     SubscriptionEngine,
+    WebhookIgnored,
     WebhookVerificationFailed,
 )
 
@@ -262,6 +269,8 @@ class TossProvider:
 
     def _verify_toss(self, body: bytes) -> dict:
         posted = json_object(body)
+        if posted.get("eventType") in IGNORED_TOSS_EVENTS:
+            raise WebhookIgnored(f"TossPayments {posted['eventType']} is not used here.")
         if posted.get("eventType") != "PAYMENT_STATUS_CHANGED":
             raise WebhookVerificationFailed(
                 f"Only PAYMENT_STATUS_CHANGED webhooks are accepted (got {str(posted.get('eventType'))[:50]!r})."
@@ -343,18 +352,36 @@ class TossProvider:
                 ),
                 **common,
             )
-        cancels = payment.get("cancels") or []
+        cancels = [c for c in (payment.get("cancels") or []) if isinstance(c, dict)]
         if status in ("CANCELED", "PARTIAL_CANCELED") and cancels:
-            last = cancels[-1]
-            refund_id = str(last.get("transactionKey") or f"{payment['paymentKey']}-cancel-{len(cancels)}")
+            # every cancel the payment lists, each keyed by its own transactionKey: two partial
+            # cancels before either webhook arrives are two refunds (the later webhook, fetched back
+            # with the same list, is then a duplicate)
+            refunds = tuple(
+                PaymentState(
+                    payment_id=str(
+                        cancel.get("transactionKey") or f"{payment['paymentKey']}-cancel-{number}"
+                    ),
+                    amount=int(cancel.get("cancelAmount") or 0),
+                    currency=currency,
+                    **base,
+                )
+                for number, cancel in enumerate(cancels, start=1)
+                if cancel.get("cancelStatus", "DONE") == "DONE"
+            )
+            if not refunds:
+                return NormalizedEvent(
+                    type=EventType.IGNORED,
+                    occurred_at=_when(payload.get("createdAt")) or dt.datetime.now(dt.UTC),
+                    **common,
+                )
             return NormalizedEvent(
                 type=EventType.REFUND_CREATED,
-                occurred_at=_when(last.get("canceledAt"))
+                occurred_at=_when(cancels[-1].get("canceledAt"))
                 or _when(payload.get("createdAt"))
                 or dt.datetime.now(dt.UTC),
-                payment=PaymentState(
-                    payment_id=refund_id, amount=int(last.get("cancelAmount") or 0), currency=currency, **base
-                ),
+                payment=refunds[0],
+                more_payments=refunds[1:],
                 **common,
             )
         return NormalizedEvent(
@@ -362,6 +389,13 @@ class TossProvider:
             occurred_at=_when(payload.get("createdAt")) or dt.datetime.now(dt.UTC),
             **common,
         )
+
+
+# Toss's documented webhook event types that this portal does not use (see the module docstring)
+IGNORED_TOSS_EVENTS = frozenset({
+    "DEPOSIT_CALLBACK", "PAYOUT_STATUS_CHANGED", "METHOD_UPDATED", "CUSTOMER_STATUS_CHANGED",
+    "CANCEL_STATUS_CHANGED", "BILLING_DELETED", "payout.changed", "seller.changed",
+})  # fmt: skip
 
 
 def customer_key_generate() -> str:

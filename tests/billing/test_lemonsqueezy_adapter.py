@@ -526,3 +526,54 @@ def test_a_bad_signature_stores_nothing(lemon_shop):
     assert deliver(fixture, event, secret="not-the-secret").status_code == 400
     with tenant_context(fixture.tenant):
         assert not InboxEvent.objects.exists()
+
+
+def test_a_seat_change_is_not_taken_for_a_redelivery(lemon_shop):
+    """Item 5: a seat change moves `first_subscription_item.quantity` but not `updated_at`."""
+    fixture, _ = lemon_shop
+    custom = {"monetize_customer": "c1", "monetize_price": "team-monthly"}
+    same = "2026-11-02T12:00:00.000000Z"
+    one = subscription_event("subscription_updated", custom=custom, updated=same)
+    three = subscription_event("subscription_updated", custom=custom, updated=same)
+    three["data"]["attributes"]["first_subscription_item"]["quantity"] = 3
+    assert [deliver(fixture, e).json()["duplicate"] for e in (one, three, one, three)] == [
+        False,
+        False,
+        True,
+        True,
+    ]
+    process_all(fixture)
+    with tenant_context(fixture.tenant):
+        assert Membership.objects.get(provider="lemonsqueezy").quantity == 3
+        # the inbox shows Lemon Squeezy's own event name
+        assert set(InboxEvent.objects.values_list("event_type", flat=True)) == {"subscription_updated"}
+
+
+def test_a_recovered_payment_is_recorded_and_ends_past_due(lemon_shop):
+    """Item 5: subscription_payment_recovered records the payment and ends past_due."""
+    fixture, _ = lemon_shop
+    membership = ls_membership(fixture, status="past_due")
+    recovered = invoice_event(
+        "subscription_payment_recovered", billing_reason="renewal", updated="2026-12-03T12:00:00.000000Z"
+    )
+    deliver(fixture, recovered)
+    deliver(fixture, recovered)
+    process_all(fixture)
+    with tenant_context(fixture.tenant):
+        assert list(Payment.objects.values_list("kind", "amount", "membership")) == [
+            ("charge", 1900, membership.pk)
+        ]
+        membership.refresh_from_db()
+        assert (membership.status, membership.past_due_since) == ("active", None)
+
+
+def test_an_unmapped_variant_is_unmatched_at_once(lemon_shop):
+    """Item 7: a variant no price maps to (and no custom data naming one) is parked, not retried."""
+    fixture, _ = lemon_shop
+    deliver(fixture, subscription_event("subscription_created", custom={"monetize_customer": "c1"},
+                                        updated="2026-11-01T12:00:00.000000Z", variant_id=4242))  # fmt: skip
+    process_all(fixture)
+    with tenant_context(fixture.tenant):
+        row = InboxEvent.objects.get()
+        assert (row.status, row.attempts, row.next_attempt_at) == ("unmatched", 1, None)
+        assert "No price" in row.last_error

@@ -545,3 +545,41 @@ def test_customer_comes_from_polar_external_id_without_metadata(polar_shop):
     with tenant_context(fixture.tenant):
         membership = Membership.objects.get(provider="polar")
         assert (membership.customer.external_id, membership.tier.code) == ("c1", "team")
+
+
+def test_refunds_are_recorded_one_row_each_against_their_order(polar_shop):
+    """Item 3: Polar's refund.created / refund.updated (each twice, out of order), two partial
+    refunds of one order: one row per refund, on the order's customer and membership."""
+    fixture, fake, secret = polar_shop
+    service_checkout(fixture, "team-monthly")
+    product = next(iter(fake.products.values()))
+    membership = polar_membership(fixture, provider_customer_id="pc_1")
+    order_id = _id()
+    order = {"id": order_id, "created_at": NOW, "modified_at": "2026-11-01T12:00:06Z", "status": "paid", "paid": True,
+             "total_amount": 4900, "currency": "usd", "subscription_id": membership.provider_subscription_id,
+             "metadata": {}, "customer": polar_customer(), "customer_id": "pc_1", "product_id": product["id"]}  # fmt: skip
+
+    def refund(refund_id, amount, status="succeeded", modified="2026-11-03T00:00:00Z"):
+        return {"id": refund_id, "created_at": "2026-11-02T00:00:00Z", "modified_at": modified, "status": status,
+                "reason": "customer_request", "amount": amount, "tax_amount": 0, "currency": "usd",
+                "organization_id": ORG, "order_id": order_id, "subscription_id": "sub_9", "customer_id": "pc_1",
+                "revoke_benefits": False, "metadata": {}}  # fmt: skip
+
+    deliveries = [
+        ("refund.updated", refund("r2", 900)),
+        ("refund.created", refund("r1", 1000, modified=None)),
+        ("order.paid", order),
+        ("refund.created", refund("r2", 900, status="pending", modified=None)),
+        ("refund.updated", refund("r2", 900)),
+        ("refund.created", refund("r1", 1000, modified=None)),
+    ]
+    for kind, data in deliveries:
+        assert deliver(fixture, secret, kind, data).status_code == 200
+    process_all(fixture)
+    process_all(fixture)  # the refunds that came before their order apply after it
+    with tenant_context(fixture.tenant):
+        refunds = dict(Payment.objects.filter(kind="refund").values_list("provider_payment_id", "amount"))
+        assert refunds == {"refund:r1": 1000, "refund:r2": 900}
+        assert set(Payment.objects.filter(kind="refund").values_list("membership", flat=True)) == {
+            membership.pk
+        }

@@ -635,8 +635,8 @@ def test_unconfirmed_webhooks_are_400_and_store_nothing(toss_shop, django_captur
             "orderId": "shop-1",
         }
         payload["data"]["paymentKey"] = "tviva_shop"
-    elif case == "other_event":
-        payload = {"eventType": "DEPOSIT_CALLBACK", "createdAt": "2026-11-02T10:00:00.000", "data": {}}
+    elif case == "other_event":  # not one of Toss's event types
+        payload = {"eventType": "NOT_A_TOSS_EVENT", "createdAt": "2026-11-02T10:00:00.000", "data": {}}
     elif case == "forged_internal":
         payload = {
             "id": "tevt_forged",
@@ -654,3 +654,43 @@ def test_unconfirmed_webhooks_are_400_and_store_nothing(toss_shop, django_captur
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_signature"
     with tenant_context(fixture.tenant):
         assert InboxEvent.objects.count() == stored_before
+
+
+@pytest.mark.parametrize(
+    "event_type", ["DEPOSIT_CALLBACK", "PAYOUT_STATUS_CHANGED", "METHOD_UPDATED", "CUSTOMER_STATUS_CHANGED"]
+)
+def test_toss_events_we_do_not_use_are_acknowledged_and_store_nothing(toss_shop, event_type):
+    """Item 6: a 4xx would make Toss retry for days; nothing in them is acted on or stored."""
+    fixture, _ = toss_shop
+    payload = {"eventType": event_type, "createdAt": "2026-11-02T10:00:00.000",
+               "data": {"paymentKey": "tviva_x", "status": "DONE", "secret": "ps_x"}}  # fmt: skip
+    for _ in range(2):
+        response = toss_webhook(fixture, payload)
+        assert (response.status_code, response.json()) == (200, {"received": True, "ignored": True})
+    with tenant_context(fixture.tenant):
+        assert not InboxEvent.objects.exists()
+
+
+def test_two_partial_cancels_before_either_webhook_are_two_refunds(
+    toss_shop, django_capture_on_commit_callbacks
+):
+    """Item 3: both webhooks fetch back a payment listing both cancels: every cancel is recorded once."""
+    fixture, fake = toss_shop
+    subscribe(fixture, fake, django_capture_on_commit_callbacks)
+    payment_key = next(iter(fake.payments))
+    payment = fake.payments[payment_key]
+    cancel = {"cancelReason": "고객 요청", "taxExemptionAmount": 0, "canceledAt": toss_time(), "receiptKey": None,
+              "easyPayDiscountAmount": 0, "taxFreeAmount": 0, "cancelStatus": "DONE", "cancelRequestId": None}  # fmt: skip
+    payment.update(status="PARTIAL_CANCELED", balanceAmount=payment["totalAmount"] - 8000, cancels=[
+        {**cancel, "transactionKey": "TX_CANCEL_1", "cancelAmount": 5000, "refundableAmount": payment["totalAmount"] - 5000},
+        {**cancel, "transactionKey": "TX_CANCEL_2", "cancelAmount": 3000, "refundableAmount": payment["totalAmount"] - 8000},
+    ])  # fmt: skip
+    posted = {"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": "2026-11-02T10:00:00.000000",
+              "data": {"paymentKey": payment_key, "status": "PARTIAL_CANCELED"}}  # fmt: skip
+    for _ in range(3):
+        assert toss_webhook(fixture, posted).status_code == 200
+    process_all(fixture)
+    process_all(fixture)
+    with tenant_context(fixture.tenant):
+        refunds = dict(Payment.objects.filter(kind="refund").values_list("provider_payment_id", "amount"))
+        assert refunds == {"TX_CANCEL_1": 5000, "TX_CANCEL_2": 3000}

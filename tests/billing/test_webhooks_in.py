@@ -11,7 +11,7 @@ from django_tenants.utils import tenant_context
 
 from billing.inbox.models import InboxEvent, InboxStatus
 from billing.inbox.services import inbox_process, inbox_replay, inbox_sweep
-from billing.memberships.models import Membership, MembershipHistory
+from billing.memberships.models import Membership, MembershipHistory, Payment
 from billing.providers.sandbox import SandboxProvider
 from billing.providers.services import provider_account_upsert
 from tests.billing.test_entitlements import check
@@ -175,15 +175,17 @@ def test_failures_back_off_then_die_and_can_be_replayed(sandbox, settings, monke
     monkeypatch.setattr(
         "billing.inbox.services._enqueue", lambda inbox_id, countdown=None: enqueued.append(inbox_id)
     )
-    deliver(fixture, adapter, sub_event("evt_fail", price="no-such-price"))
+    # a payment of a subscription not applied yet: a transient failure (its subscription may come)
+    payment = {"id": "evt_fail", "type": "payment.succeeded", "created_at": T0.isoformat(),
+               "data": {"payment_id": "pay_1", "amount": 1900, "currency": "usd", "customer": "c1",
+                        "subscription_id": "sub_never"}}  # fmt: skip
+    deliver(fixture, adapter, payment)
     with tenant_context(fixture.tenant):
         event = InboxEvent.objects.get()
         assert inbox_process(inbox_id=event.pk) == InboxStatus.FAILED
         event.refresh_from_db()
-        assert (
-            event.attempts == 1 and "no-such-price" in event.last_error and event.next_attempt_at is not None
-        )
-        assert not Membership.objects.exists()  # the failed application rolled back whole
+        assert event.attempts == 1 and "sub_never" in event.last_error and event.next_attempt_at is not None
+        assert not Payment.objects.exists()  # the failed application rolled back whole
         assert inbox_process(inbox_id=event.pk) == InboxStatus.FAILED
         assert inbox_process(inbox_id=event.pk) == InboxStatus.DEAD
         assert inbox_process(inbox_id=event.pk) == InboxStatus.DEAD  # dead stays dead until replayed
