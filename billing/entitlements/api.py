@@ -9,7 +9,12 @@ from __future__ import annotations
 import time
 import uuid
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -38,6 +43,8 @@ from billing.memberships.selectors import customer_get
 from billing.tiers.catalog import RATE_RE, WINDOWS
 from kernel.api.errors import error_body
 from kernel.api.fields import StrictCharField
+from kernel.api.pagination import PAGE_PARAMETERS, page_schema, paginated_response
+from kernel.api.schema import Error
 from kernel.errors import ApplicationError
 
 MAX_QUANTITY = 1_000_000_000
@@ -92,6 +99,25 @@ DecisionSchema = inline_serializer(
             ["ok", "not_in_tier", "limit_reached", "rate_limited", "insufficient_credits"]
         ),
         "rate_limit": serializers.DictField(required=False),
+    },
+)
+
+
+KeyVerifiedSchema = inline_serializer(
+    "KeyVerified",
+    {
+        "valid": serializers.BooleanField(),
+        "customer": serializers.CharField(),
+        "tier": serializers.CharField(allow_null=True),
+        "entitlement": inline_serializer(
+            "KeyVerifiedDecision",
+            {**DecisionSchema.fields},
+            allow_null=True,
+            help_text="The check of `feature`; null when no feature was asked about.",
+        ),
+        "rate_limit": serializers.DictField(
+            allow_null=True, help_text="The rate bucket when a rate feature was checked, else null."
+        ),
     },
 )
 
@@ -398,10 +424,16 @@ class CustomerKeyListCreateView(APIView):
     """End-user API keys of a customer. The key is in the creating response only (a replay of the
     same Idempotency-Key returns `"key": null`)."""
 
-    @extend_schema(operation_id="customer_keys_list", responses=CustomerKeyOutput(many=True))
+    @extend_schema(
+        operation_id="customer_keys_list",
+        parameters=PAGE_PARAMETERS,
+        responses=page_schema("CustomerKeyPage", CustomerKeyOutput),
+    )
     def get(self, request, external_id: str):
         keys = customer_get(external_id=external_id).api_keys.all()
-        return Response({"results": CustomerKeyOutput(keys, many=True).data})
+        return paginated_response(
+            request=request, view=self, queryset=keys, serializer_class=CustomerKeyOutput
+        )
 
     @extend_schema(
         operation_id="customer_keys_create",
@@ -485,17 +517,28 @@ class KeyVerifyView(LeanJSONView):
             },
         ),
         responses={
-            200: inline_serializer(
-                "KeyVerified",
-                {
-                    "valid": serializers.BooleanField(),
-                    "customer": serializers.CharField(),
-                    "tier": serializers.CharField(),
-                    "entitlement": serializers.DictField(),
-                    "rate_limit": serializers.DictField(),
-                },
+            200: KeyVerifiedSchema,
+            401: OpenApiResponse(
+                description='The key is invalid or revoked: `{"valid": false, "error": {...}}`.'
             ),
-            401: OpenApiResponse(description='{"valid": false}'),
+            402: OpenApiResponse(KeyVerifiedSchema, description="Insufficient credits."),
+            403: OpenApiResponse(
+                PolymorphicProxySerializer(
+                    "KeyVerifyForbidden",
+                    serializers=[KeyVerifiedSchema, Error],
+                    resource_type_field_name=None,
+                ),
+                description="Not in the tier or limit reached (a verification), or the integrator key lacks "
+                "the scope (an error).",
+            ),
+            429: OpenApiResponse(
+                PolymorphicProxySerializer(
+                    "KeyVerifyRateLimited",
+                    serializers=[KeyVerifiedSchema, Error],
+                    resource_type_field_name=None,
+                ),
+                description="The customer's rate limit (a verification, with Retry-After) or the API's (an error).",
+            ),
         },
     )
     @idempotency_exempt("a verification creates nothing")

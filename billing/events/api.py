@@ -9,6 +9,7 @@ from accounts.api.idempotency import idempotent
 from billing.events.models import Delivery, WebhookEndpoint
 from billing.events.services import delivery_resend, endpoint_create
 from kernel.api.fields import StrictCharField
+from kernel.api.pagination import PAGE_PARAMETERS, page_schema, paginated_response
 from kernel.errors import ApplicationError
 
 EVENT_TYPES = [
@@ -53,9 +54,16 @@ def _endpoint(endpoint_id: int) -> WebhookEndpoint:
 
 
 class EndpointListCreateView(APIView):
-    @extend_schema(operation_id="webhook_endpoints_list", responses=EndpointOutput(many=True))
+    @extend_schema(
+        operation_id="webhook_endpoints_list",
+        parameters=PAGE_PARAMETERS,
+        responses=page_schema("WebhookEndpointPage", EndpointOutput),
+    )
     def get(self, request):
-        return Response({"results": EndpointOutput(WebhookEndpoint.objects.order_by("id"), many=True).data})
+        return paginated_response(
+            request=request, view=self, queryset=WebhookEndpoint.objects.all(), serializer_class=EndpointOutput,
+            ordering="id",
+        )  # fmt: skip
 
     @extend_schema(
         operation_id="webhook_endpoints_create", request=EndpointInput, responses={201: EndpointOutput}
@@ -76,10 +84,16 @@ class EndpointDetailView(APIView):
 
 
 class DeliveryListView(APIView):
-    @extend_schema(operation_id="webhook_deliveries_list", responses=DeliveryOutput(many=True))
+    @extend_schema(
+        operation_id="webhook_deliveries_list",
+        parameters=PAGE_PARAMETERS,
+        responses=page_schema("DeliveryPage", DeliveryOutput),
+    )
     def get(self, request, endpoint_id: int):
-        deliveries = _endpoint(endpoint_id).deliveries.select_related("event").order_by("-id")[:100]
-        return Response({"results": DeliveryOutput(deliveries, many=True).data})
+        return paginated_response(
+            request=request, view=self, queryset=_endpoint(endpoint_id).deliveries.select_related("event"),
+            serializer_class=DeliveryOutput,
+        )  # fmt: skip
 
 
 class DeliveryResendView(APIView):

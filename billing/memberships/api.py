@@ -1,6 +1,6 @@
 """Customers API: `/api/v1/customers` (upsert, list) and `/api/v1/customers/{external_id}`."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,7 +24,7 @@ from billing.memberships.services import (
     membership_portal_url,
 )
 from kernel.api.fields import StrictCharField, StrictRegexField
-from kernel.api.pagination import CursorPagination
+from kernel.api.pagination import PAGE_PARAMETERS, CursorPagination, page_schema
 
 MAX_METADATA_KEYS = 50
 MAX_METADATA_VALUE = 500
@@ -92,8 +92,8 @@ class CustomerListFilters(serializers.Serializer):
 class CustomerListCreateView(APIView):
     @extend_schema(
         operation_id="customers_list",
-        parameters=[CustomerListFilters, OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
-        responses=CustomerOutput(many=True),
+        parameters=[CustomerListFilters, *PAGE_PARAMETERS],
+        responses=page_schema("CustomerPage", CustomerOutput),
     )
     def get(self, request):
         filters = CustomerListFilters(data=request.query_params)
@@ -204,7 +204,18 @@ class MembershipOutput(serializers.ModelSerializer):
 class CustomerMembershipView(APIView):
     """The customer's live membership (or the latest ended one), with the tier it grants now."""
 
-    @extend_schema(operation_id="memberships_current", responses=MembershipOutput)
+    @extend_schema(
+        operation_id="memberships_current",
+        responses=inline_serializer(
+            "CurrentMembership",
+            {
+                "membership": MembershipOutput(
+                    allow_null=True, help_text="null: the customer never had one."
+                ),
+                "tier": serializers.CharField(allow_null=True, help_text="The tier it grants now."),
+            },
+        ),
+    )
     def get(self, request, external_id: str):
         customer = customer_get(external_id=external_id)
         membership = membership_current(customer=customer)
@@ -255,7 +266,15 @@ class MembershipChangeView(APIView):
     """Upgrade now (prorated), downgrade at period end, or change seats. `{"applies": "now" |
     "at_period_end"}`; a provider membership changes when its webhook arrives."""
 
-    @extend_schema(operation_id="memberships_change", request=MembershipChangeInput, responses={202: None})
+    @extend_schema(
+        operation_id="memberships_change",
+        request=MembershipChangeInput,
+        responses={
+            202: inline_serializer(
+                "MembershipChangeAccepted", {"applies": serializers.ChoiceField(["now", "at_period_end"])}
+            )
+        },
+    )
     @idempotent
     def post(self, request, membership_id: int):
         data = MembershipChangeInput(data=request.data)

@@ -21,6 +21,7 @@ from billing.metering.models import Aggregation, Meter
 from billing.metering.selectors import WINDOWS, month_start, usage_series, usage_total
 from billing.metering.services import meter_create
 from kernel.api.fields import StrictCharField
+from kernel.api.pagination import PAGE_PARAMETERS, page_schema, paginated_response, single_page
 
 
 class EventsView(LeanJSONView):
@@ -109,10 +110,16 @@ class MeterInput(serializers.Serializer):
 class MeterListCreateView(APIView):
     """The tenant's meters; POST creates one and aggregates the stored events it matches."""
 
-    @extend_schema(operation_id="meters_list", responses=MeterOutput(many=True))
+    @extend_schema(
+        operation_id="meters_list",
+        parameters=PAGE_PARAMETERS,
+        responses=page_schema("MeterPage", MeterOutput),
+    )
     def get(self, request):
-        meters = Meter.objects.select_related("feature").order_by("code")
-        return Response({"data": MeterOutput(meters, many=True).data})
+        return paginated_response(
+            request=request, view=self, queryset=Meter.objects.select_related("feature"),
+            serializer_class=MeterOutput, ordering="code",
+        )  # fmt: skip
 
     @extend_schema(operation_id="meters_create", request=MeterInput, responses={201: MeterOutput})
     @idempotent
@@ -219,17 +226,15 @@ class UnsyncedUsageView(APIView):
     @extend_schema(
         operation_id="usage_unsynced",
         parameters=[OpenApiParameter("customer", str)],
-        responses=inline_serializer(
-            "UnsyncedUsage",
-            {
-                "data": inline_serializer(
-                    "UnsyncedRow",
-                    {"customer": serializers.CharField(), "meter": serializers.CharField(),
-                     "period_start": serializers.DateTimeField(), "period_end": serializers.DateTimeField(),
-                     "quantity": serializers.IntegerField(), "kind": serializers.CharField()},
-                    many=True,
-                )
-            },
+        responses=page_schema(
+            "UnsyncedUsagePage",
+            inline_serializer(
+                "UnsyncedRow",
+                {"customer": serializers.CharField(), "meter": serializers.CharField(),
+                 "period_start": serializers.DateTimeField(), "period_end": serializers.DateTimeField(),
+                 "quantity": serializers.IntegerField(), "kind": serializers.CharField()},
+                many=True,
+            ),
         ),
     )  # fmt: skip
     def get(self, request):
@@ -237,4 +242,4 @@ class UnsyncedUsageView(APIView):
 
         external_id = request.query_params.get("customer")
         customer = customer_get(external_id=external_id) if external_id else None
-        return Response({"data": usage_unsynced(customer=customer)})
+        return single_page(usage_unsynced(customer=customer))

@@ -42,6 +42,7 @@ from billing.metering.credits import (
 from billing.metering.exceptions import InvalidUsageQuery
 from billing.metering.selectors import month_start
 from kernel.api.fields import StrictCharField
+from kernel.api.pagination import PAGE_PARAMETERS, page_schema, paginated_response
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -209,10 +210,16 @@ class BurnRateListCreateView(APIView):
     """Burn rates with their history; POST appends a rate from `effective_from` (default now).
     Rates are never edited: an event is priced by the rate effective at its timestamp."""
 
-    @extend_schema(operation_id="burn_rates_list", responses=BurnRateOutput(many=True))
+    @extend_schema(
+        operation_id="burn_rates_list",
+        parameters=PAGE_PARAMETERS,
+        responses=page_schema("BurnRatePage", BurnRateOutput),
+    )
     def get(self, request):
-        rates = BurnRate.objects.select_related("meter").order_by("meter__code", "effective_from")
-        return Response({"data": BurnRateOutput(rates, many=True).data})
+        return paginated_response(
+            request=request, view=self, queryset=BurnRate.objects.select_related("meter"),
+            serializer_class=BurnRateOutput, ordering="id",
+        )  # fmt: skip
 
     @extend_schema(operation_id="burn_rates_create", request=BurnRateInput, responses={201: BurnRateOutput})
     @idempotent
@@ -245,10 +252,19 @@ class AiPriceInput(serializers.Serializer):
 class AiPriceListCreateView(APIView):
     """The AI price table (credits per 1,000 input / output tokens) with its history; POST appends."""
 
-    @extend_schema(operation_id="ai_prices_list", responses=AiPriceOutput(many=True))
+    @extend_schema(
+        operation_id="ai_prices_list",
+        parameters=PAGE_PARAMETERS,
+        responses=page_schema("AiPricePage", AiPriceOutput),
+    )
     def get(self, request):
-        prices = AiPrice.objects.order_by("provider", "model", "effective_from")
-        return Response({"data": AiPriceOutput(prices, many=True).data})
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=AiPrice.objects.all(),
+            serializer_class=AiPriceOutput,
+            ordering="id",
+        )
 
     @extend_schema(operation_id="ai_prices_create", request=AiPriceInput, responses={201: AiPriceOutput})
     @idempotent

@@ -1,9 +1,9 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.tiers.selectors import tier_feature_value, tier_list
+from kernel.api.pagination import page_schema, single_page
 
 
 def tier_as_dict(tier) -> dict:
@@ -50,10 +50,8 @@ class TierListView(APIView):
     @extend_schema(
         operation_id="tiers_list",
         parameters=[OpenApiParameter("all", bool, description="Include private tiers.")],
-        responses=inline_serializer(
-            "TierList", {"results": serializers.ListField(child=serializers.DictField())}
-        ),
+        responses=page_schema("TierPage", serializers.ListField(child=serializers.DictField())),
     )
     def get(self, request):
         include_private = request.query_params.get("all") in {"1", "true", "yes"}
-        return Response({"results": [tier_as_dict(t) for t in tier_list(public_only=not include_private)]})
+        return single_page([tier_as_dict(t) for t in tier_list(public_only=not include_private)])

@@ -403,11 +403,11 @@ def test_burn_rate_and_ai_price_history_api(shop):
     created = api.post("/api/v1/burn-rates", {"meter": "build-minutes", "credits_per_unit": "0.25", "effective_from": later},
                        content_type="application/json")  # fmt: skip
     assert created.status_code == 201
-    rates = api.get("/api/v1/burn-rates").json()["data"]
+    rates = api.get("/api/v1/burn-rates").json()["results"]
     assert [r["credits_per_unit"] for r in rates] == ["1.000000000", "0.250000000"]
     price = {"provider": "anthropic", "model": "m", "input_per_1k": "0.15", "output_per_1k": 0.6}
     assert api.post("/api/v1/ai-prices", price, content_type="application/json").status_code == 201
-    assert api.get("/api/v1/ai-prices").json()["data"][0]["input_per_1k"] == "0.150000000"
+    assert api.get("/api/v1/ai-prices").json()["results"][0]["input_per_1k"] == "0.150000000"
 
 
 @pytest.mark.parametrize(

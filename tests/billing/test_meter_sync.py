@@ -474,15 +474,15 @@ def test_the_batched_usage_read_matches_period_usage_for_every_aggregation(shop)
 
 def test_unsynced_usage_is_visible_in_the_api_until_reported(shop):
     ingest(shop, ev("u1", properties={"minutes": 3}), ev("u2", customer="c2", properties={"minutes": 2}))
-    body = shop.api().get("/api/v1/usage/unsynced").json()["data"]
+    body = shop.api().get("/api/v1/usage/unsynced").json()["results"]
     assert sorted((r["customer"], r["meter"], r["quantity"]) for r in body) == [
         ("c1", "jobs", 1), ("c1", "minutes", 3), ("c2", "jobs", 1), ("c2", "minutes", 2),
     ]  # fmt: skip
-    one = shop.api().get("/api/v1/usage/unsynced?customer=c2").json()["data"]
+    one = shop.api().get("/api/v1/usage/unsynced?customer=c2").json()["results"]
     assert {r["customer"] for r in one} == {"c2"}
     assert shop.api().get("/api/v1/usage/unsynced?customer=ghost").status_code == 404
     run(shop)
-    assert shop.api().get("/api/v1/usage/unsynced").json()["data"] == []
+    assert shop.api().get("/api/v1/usage/unsynced").json()["results"] == []
 
 
 @pytest.mark.worker

@@ -285,7 +285,7 @@ def test_meter_validation(shop):
     for body in bad:
         response = api.post("/api/v1/meters", body, content_type="application/json")
         assert response.status_code == 400, (body, response.content)
-    listed = api.get("/api/v1/meters").json()["data"]
+    listed = api.get("/api/v1/meters").json()["results"]
     assert [m["code"] for m in listed] == ["build-minutes", "builds"]
     assert listed[0]["feature"] == "build_minutes"
 
