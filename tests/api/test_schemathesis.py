@@ -78,7 +78,10 @@ def test_the_api_answers_as_its_openapi_schema_says(gunicorn, live_tenant):
     assert raw.status_code == 200
     # c1 on a manual Team membership, so the membership operations have one to act on
     put_on_team = httpx.post(
-        f"{base_url}/api/v1/customers", json={"external_id": "c1", "tier": "team"}, headers=headers, timeout=30
+        f"{base_url}/api/v1/customers",
+        json={"external_id": "c1", "tier": "team"},
+        headers=headers,
+        timeout=30,
     )
     assert put_on_team.status_code == 200, put_on_team.text
     current = httpx.get(f"{base_url}/api/v1/customers/c1/membership", headers=headers, timeout=30).json()
