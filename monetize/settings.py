@@ -244,6 +244,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER",
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes the database connection before and after every task unless this is
+# set (two new connections per provider event, a quarter of its cost): reuse one for this many tasks.
+# A broken connection is still dropped before the next task (monetize.celery: close_old_connections).
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
+# tenant-schemas-celery looks the tenant row up before every task; keep it in the process this long
+CELERY_TASK_TENANT_CACHE_SECONDS = env_int("CELERY_TASK_TENANT_CACHE_SECONDS", 60)
 # Three queues, a worker each (Procfile), so no kind of work waits behind another: provider webhooks
 # in (`inbox`), deliveries to integrators' endpoints (`deliveries`, where one tenant's fan-out can be
 # large) and everything else, beat jobs included (`housekeeping`, also the default queue).
