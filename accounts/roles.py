@@ -18,7 +18,17 @@ from django.db import models
 
 # the billing sub-apps (billing → accounts is the dependency direction, so named here, not imported)
 BILLING_APP_LABELS = frozenset(
-    {"tiers", "memberships", "entitlements", "metering", "payouts", "providers", "webhooks", "inbox"}
+    {
+        "tiers",
+        "memberships",
+        "entitlements",
+        "metering",
+        "payouts",
+        "providers",
+        "webhooks",
+        "inbox",
+        "invoicing",
+    }
 )
 
 

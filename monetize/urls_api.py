@@ -15,6 +15,14 @@ customer = "customers/<str:external_id>"
 urlpatterns = [
     path("tiers", tiers_api.TierListView.as_view(), name="tiers"),
     path("prices/<slug:code>/quote", invoicing_api.PriceQuoteView.as_view(), name="price-quote"),
+    path(f"{customer}/invoices", invoicing_api.CustomerInvoiceListView.as_view(), name="customer-invoices"),
+    path("invoices/<int:invoice_id>", invoicing_api.InvoiceDetailView.as_view(), name="invoice"),
+    path("invoices/<int:invoice_id>/void", invoicing_api.InvoiceVoidView.as_view(), name="invoice-void"),
+    path(
+        "invoices/<int:invoice_id>/mark-uncollectible",
+        invoicing_api.InvoiceUncollectibleView.as_view(),
+        name="invoice-uncollectible",
+    ),
     path("customers", memberships_api.CustomerListCreateView.as_view(), name="customers"),
     path(customer, memberships_api.CustomerDetailView.as_view(), name="customer"),
     path(f"{customer}/entitlements", ent.EntitlementSnapshotView.as_view(), name="customer-entitlements"),

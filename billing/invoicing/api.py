@@ -1,15 +1,19 @@
-"""Billing engine API: `GET /api/v1/prices/{code}/quote` (the pricing calculator)."""
+"""Billing engine API: the pricing calculator (`GET /api/v1/prices/{code}/quote`) and invoices."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.invoicing.selectors import price_quote
+from accounts.api.idempotency import idempotent
+from billing.invoicing.selectors import invoice_get, invoice_list, price_quote
+from billing.invoicing.services import invoice_mark_uncollectible, invoice_void
+from billing.memberships.selectors import customer_get
+from kernel.api.pagination import CursorPagination
 
 
 def decimal_text(value: Decimal | None) -> str | None:
@@ -76,3 +80,107 @@ class PriceQuoteView(APIView):
                 ],
             }
         )
+
+
+class InvoiceLineOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    description = serializers.CharField()
+    quantity = serializers.SerializerMethodField(help_text="Decimal string.")
+    unit_amount = serializers.SerializerMethodField(help_text="Minor units per unit (decimal string).")
+    amount = serializers.IntegerField(help_text="Minor units, rounded once half-up.")
+    price = serializers.SerializerMethodField()
+    meter = serializers.CharField(allow_blank=True)
+    period_start = serializers.DateTimeField(allow_null=True)
+    period_end = serializers.DateTimeField(allow_null=True)
+    proration = serializers.BooleanField()
+    breakdown = serializers.ListField(child=serializers.DictField())
+
+    def get_quantity(self, line) -> str:
+        return decimal_text(line.quantity)
+
+    def get_unit_amount(self, line) -> str:
+        return decimal_text(line.unit_amount)
+
+    def get_price(self, line) -> int | None:
+        return line.price_id
+
+
+class InvoiceOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    number = serializers.CharField(allow_blank=True, help_text="Empty while draft; gapless per tenant.")
+    status = serializers.ChoiceField(choices=["draft", "open", "paid", "void", "uncollectible"])
+    customer = serializers.CharField(source="customer.external_id")
+    currency = serializers.CharField()
+    subtotal = serializers.IntegerField()
+    discount = serializers.IntegerField()
+    tax = serializers.IntegerField()
+    total = serializers.IntegerField()
+    amount_paid = serializers.IntegerField()
+    amount_credited = serializers.IntegerField()
+    amount_due = serializers.IntegerField()
+    billing_reason = serializers.CharField()
+    collected_by = serializers.CharField()
+    provider = serializers.CharField(allow_blank=True)
+    period_start = serializers.DateTimeField(allow_null=True)
+    period_end = serializers.DateTimeField(allow_null=True)
+    customer_details = serializers.DictField()
+    created_at = serializers.DateTimeField()
+    finalized_at = serializers.DateTimeField(allow_null=True)
+    due_at = serializers.DateTimeField(allow_null=True)
+    paid_at = serializers.DateTimeField(allow_null=True)
+    voided_at = serializers.DateTimeField(allow_null=True)
+    lines = InvoiceLineOutput(many=True)
+
+
+NOT_FOUND = OpenApiResponse(description="unknown_invoice / unknown_customer")
+
+
+class CustomerInvoiceListView(APIView):
+    """A customer's invoices, newest first (cursor-paginated)."""
+
+    @extend_schema(
+        operation_id="customer_invoices_list",
+        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        responses={200: InvoiceOutput(many=True), 404: NOT_FOUND},
+    )
+    def get(self, request, external_id: str):
+        paginator = CursorPagination()
+        page = paginator.paginate_queryset(
+            invoice_list(customer=customer_get(external_id=external_id)), request, view=self
+        )
+        return paginator.get_paginated_response(InvoiceOutput(page, many=True).data)
+
+
+class InvoiceDetailView(APIView):
+    @extend_schema(operation_id="invoices_get", responses={200: InvoiceOutput, 404: NOT_FOUND})
+    def get(self, request, invoice_id: int):
+        return Response(InvoiceOutput(invoice_get(invoice_id=invoice_id)).data)
+
+
+class InvoiceVoidView(APIView):
+    """Void an open or uncollectible invoice nothing was paid on (its number stays used)."""
+
+    @extend_schema(
+        operation_id="invoices_void",
+        request=None,
+        responses={200: InvoiceOutput, 404: NOT_FOUND, 409: OpenApiResponse(description="invoice_state")},
+    )
+    @idempotent
+    def post(self, request, invoice_id: int):
+        invoice_void(invoice_id=invoice_get(invoice_id=invoice_id).pk)
+        return Response(InvoiceOutput(invoice_get(invoice_id=invoice_id)).data, status=status.HTTP_200_OK)
+
+
+class InvoiceUncollectibleView(APIView):
+    """Stop collecting an open invoice (a later payment still settles it)."""
+
+    @extend_schema(
+        operation_id="invoices_mark_uncollectible",
+        request=None,
+        responses={200: InvoiceOutput, 404: NOT_FOUND, 409: OpenApiResponse(description="invoice_state")},
+    )
+    @idempotent
+    def post(self, request, invoice_id: int):
+        invoice_mark_uncollectible(invoice_id=invoice_get(invoice_id=invoice_id).pk)
+        return Response(InvoiceOutput(invoice_get(invoice_id=invoice_id)).data, status=status.HTTP_200_OK)

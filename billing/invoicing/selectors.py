@@ -1,11 +1,15 @@
-"""Reads of the billing engine: a catalog price as rating terms, quotes."""
+"""Reads of the billing engine: a catalog price as rating terms, quotes, invoices."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from billing.invoicing.exceptions import InvoicingError, RatingError
+from django.db.models import QuerySet
+
+from billing.invoicing.exceptions import InvoiceNotFound, InvoicingError, RatingError
+from billing.invoicing.models import Invoice
 from billing.invoicing.rating import PriceTerms, Rated, TierRow, quantity_of, rate
+from billing.memberships.models import Customer
 from billing.tiers.models import Price
 
 MAX_QUOTE_QUANTITY = Decimal(10) ** 15
@@ -48,3 +52,23 @@ def price_quote(*, code: str, quantity) -> tuple[Price, Rated]:
     if price is None:
         raise PriceNotFound(f"No active price '{code}'.", details={"price": code})
     return price, rate(price_terms(price), q)
+
+
+def invoice_list(*, customer: Customer) -> QuerySet[Invoice]:
+    """A customer's invoices, newest first (drafts included: the integrator may show them)."""
+    return Invoice.objects.filter(customer=customer).select_related("customer").prefetch_related("lines")
+
+
+def invoice_get(*, invoice_id) -> Invoice:
+    try:
+        invoice_id = int(invoice_id)
+    except (TypeError, ValueError):
+        invoice_id = None
+    invoice = (
+        Invoice.objects.filter(pk=invoice_id).select_related("customer").prefetch_related("lines").first()
+        if invoice_id is not None and 0 < invoice_id < 2**63
+        else None
+    )
+    if invoice is None:
+        raise InvoiceNotFound("No such invoice.", details={"id": invoice_id})
+    return invoice

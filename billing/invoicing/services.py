@@ -1,0 +1,251 @@
+"""Invoice writes: drafts, finalization (gapless numbers), payments applied, void, uncollectible.
+
+Each service owns its transaction, locks the invoice row, and is idempotent: finalizing a finalized
+invoice, voiding a void one or creating the invoice of a period that already has one returns what is
+there. Integrators hear about it through `invoice.*` events, published on commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from billing.events.services import event_publish
+from billing.invoicing.exceptions import InvoiceStateError
+from billing.invoicing.models import (
+    BillingReason,
+    CollectedBy,
+    Invoice,
+    InvoiceLine,
+    InvoiceNumbering,
+    InvoiceStatus,
+)
+from billing.memberships.models import Customer, Membership
+
+
+@dataclass(frozen=True)
+class LineDraft:
+    """A line to put on a draft (amount in minor units, already rounded once)."""
+
+    kind: str
+    description: str
+    amount: int
+    quantity: Decimal = Decimal(1)
+    unit_amount: Decimal = Decimal(0)
+    price_id: int | None = None
+    meter: str = ""
+    period_start: dt.datetime | None = None
+    period_end: dt.datetime | None = None
+    proration: bool = False
+    breakdown: list = field(default_factory=list)
+
+
+def customer_details(customer: Customer) -> dict:
+    """The customer as billed: kept on the invoice when the customer changes later."""
+    metadata = customer.metadata if isinstance(customer.metadata, dict) else {}
+    details = {"external_id": customer.external_id, "name": customer.name, "email": customer.email}
+    for key in ("address", "country", "tax_id"):
+        if metadata.get(key):
+            details[key] = metadata[key]
+    return details
+
+
+def invoice_payload(invoice: Invoice) -> dict:
+    return {
+        "id": invoice.pk,
+        "number": invoice.number or None,
+        "status": invoice.status,
+        "customer": invoice.customer.external_id,
+        "currency": invoice.currency,
+        "total": invoice.total,
+        "amount_paid": invoice.amount_paid,
+        "amount_due": invoice.amount_due,
+        "period_start": invoice.period_start,
+        "period_end": invoice.period_end,
+    }
+
+
+def _publish(kind: str, invoice: Invoice) -> None:
+    event_publish(type=kind, customer=invoice.customer.external_id, payload=invoice_payload(invoice))
+
+
+def invoice_draft_create(
+    *,
+    customer: Customer,
+    currency: str,
+    lines: list[LineDraft],
+    membership: Membership | None = None,
+    billing_reason: str = BillingReason.MANUAL,
+    period_start: dt.datetime | None = None,
+    period_end: dt.datetime | None = None,
+    period_key: str = "",
+    collected_by: str = CollectedBy.ENGINE,
+    provider: str = "",
+    provider_invoice_id: str = "",
+) -> tuple[Invoice, bool]:
+    """A draft with its lines and totals; (invoice, created). With a `period_key` (or a provider
+    invoice id) the first invoice of that period is returned and nothing is created twice, also
+    when two closes race."""
+    unique = {"period_key": period_key} if period_key else {}
+    if provider_invoice_id:
+        unique = {"provider": provider, "provider_invoice_id": provider_invoice_id}
+    with transaction.atomic():
+        if unique and (existing := Invoice.objects.filter(**unique).first()) is not None:
+            return existing, False
+        invoice = Invoice(
+            customer=customer,
+            membership=membership,
+            currency=currency.lower(),
+            billing_reason=billing_reason,
+            collected_by=collected_by,
+            provider=provider,
+            provider_invoice_id=provider_invoice_id,
+            period_start=period_start,
+            period_end=period_end,
+            period_key=period_key,
+            customer_details=customer_details(customer),
+        )
+        try:
+            with transaction.atomic():  # a concurrent close of the same period wins the unique key
+                invoice.save()
+        except IntegrityError:
+            if not unique:
+                raise
+            return Invoice.objects.get(**unique), False
+        InvoiceLine.objects.bulk_create(
+            [
+                InvoiceLine(
+                    invoice=invoice,
+                    kind=line.kind,
+                    description=line.description[:300],
+                    quantity=line.quantity,
+                    unit_amount=line.unit_amount,
+                    amount=line.amount,
+                    price_id=line.price_id,
+                    meter=line.meter,
+                    period_start=line.period_start,
+                    period_end=line.period_end,
+                    proration=line.proration,
+                    breakdown=list(line.breakdown),
+                )
+                for line in lines
+            ]
+        )
+        _totals(invoice)
+        invoice.save(update_fields=["subtotal", "discount", "tax", "total"])
+        _publish("invoice.created", invoice)
+    return invoice, True
+
+
+def _totals(invoice: Invoice) -> None:
+    # a negative subtotal (credits larger than charges) bills nothing; the rest is not carried over yet
+    subtotal = invoice.lines.aggregate(total=Sum("amount"))["total"] or 0
+    invoice.subtotal = max(subtotal, 0)
+    invoice.total = max(invoice.subtotal - invoice.discount + invoice.tax, 0)
+
+
+def _prefix() -> str:
+    slug = getattr(getattr(connection, "tenant", None), "slug", "") or connection.schema_name
+    return (re.sub(r"[^A-Z0-9]", "", slug.upper()) or "INV")[:12]
+
+
+def _number_take() -> str:
+    """The next number of the tenant's sequence, under the sequence row's lock (gapless: the lock is
+    held until the finalizing transaction ends, and a rollback gives the number back)."""
+    InvoiceNumbering.objects.get_or_create(pk=1, defaults={"prefix": _prefix()})
+    numbering = InvoiceNumbering.objects.select_for_update().get(pk=1)
+    number = f"{numbering.prefix}-{numbering.next_number:06d}"
+    numbering.next_number += 1
+    numbering.save(update_fields=["next_number"])
+    return number
+
+
+def _locked(invoice_id: int) -> Invoice:
+    return Invoice.objects.select_for_update().select_related("customer").get(pk=invoice_id)
+
+
+def invoice_finalize(*, invoice_id: int, due_in: dt.timedelta = dt.timedelta(0)) -> Invoice:
+    """Number the draft and freeze it: `open`, or `paid` at once when nothing is due. Finalizing a
+    finalized invoice returns it unchanged."""
+    with transaction.atomic():
+        invoice = _locked(invoice_id)
+        if invoice.status != InvoiceStatus.DRAFT:
+            return invoice
+        _totals(invoice)
+        now = timezone.now()
+        invoice.number = _number_take()
+        invoice.finalized_at, invoice.due_at = now, now + due_in
+        invoice.status = InvoiceStatus.OPEN
+        if invoice.total == 0:
+            invoice.status, invoice.paid_at = InvoiceStatus.PAID, now
+        invoice.save()
+        _publish("invoice.finalized", invoice)
+        if invoice.status == InvoiceStatus.PAID:
+            _publish("invoice.paid", invoice)
+    return invoice
+
+
+def invoice_payment_apply(*, invoice_id: int, amount: int) -> Invoice:
+    """Add a collected amount (the caller records the payment itself once, keyed by the provider's
+    id); the invoice is `paid` once nothing is due."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise InvoiceStateError(
+            "A payment is a positive integer amount in minor units.", code="invalid_amount"
+        )
+    with transaction.atomic():
+        invoice = _locked(invoice_id)
+        if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
+            raise InvoiceStateError(
+                f"Invoice {invoice} is {invoice.status}: it takes no payment.",
+                details={"status": invoice.status},
+            )
+        invoice.amount_paid += amount
+        if invoice.amount_paid + invoice.amount_credited >= invoice.total:
+            invoice.status, invoice.paid_at = InvoiceStatus.PAID, timezone.now()
+        invoice.save(update_fields=["amount_paid", "status", "paid_at"])
+        if invoice.status == InvoiceStatus.PAID:
+            _publish("invoice.paid", invoice)
+    return invoice
+
+
+def invoice_void(*, invoice_id: int) -> Invoice:
+    """Cancel an open (or uncollectible) invoice nothing was paid on; its number stays used."""
+    return _close(
+        invoice_id,
+        InvoiceStatus.VOID,
+        "invoice.voided",
+        from_=(InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE),
+    )
+
+
+def invoice_mark_uncollectible(*, invoice_id: int) -> Invoice:
+    """Give up collecting an open invoice (it may still be paid later)."""
+    return _close(
+        invoice_id, InvoiceStatus.UNCOLLECTIBLE, "invoice.marked_uncollectible", from_=(InvoiceStatus.OPEN,)
+    )
+
+
+def _close(invoice_id: int, status: str, event: str, *, from_: tuple) -> Invoice:
+    with transaction.atomic():
+        invoice = _locked(invoice_id)
+        if invoice.status == status:
+            return invoice
+        if invoice.status not in from_ or (status == InvoiceStatus.VOID and invoice.amount_paid):
+            raise InvoiceStateError(
+                f"Invoice {invoice} is {invoice.status}: it cannot become {status}"
+                + (" (money was paid on it: issue a credit note)" if invoice.amount_paid else "")
+                + ".",
+                details={"status": invoice.status},
+            )
+        invoice.status = status
+        if status == InvoiceStatus.VOID:
+            invoice.voided_at = timezone.now()
+        invoice.save(update_fields=["status", "voided_at"])
+        _publish(event, invoice)
+    return invoice
