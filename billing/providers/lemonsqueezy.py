@@ -354,6 +354,8 @@ class LemonSqueezyProvider:
                 amount=_amount(attributes, refund=refund),
                 currency=str(attributes.get("currency") or "").lower(),
                 customer=custom.get("monetize_customer", ""),
+                # a paid order of a one-time price completes its checkout and grants the tier
+                checkout_id="" if refund else str(custom.get("monetize_checkout") or ""),
             )
             return NormalizedEvent(
                 type=EventType.REFUND_CREATED if refund else EventType.ORDER_PAID, payment=payment, **common

@@ -300,6 +300,7 @@ class PolarProvider:
                 provider_customer_id=str(data.get("customer_id") or customer.get("id") or ""),
                 reference=str(data["id"]),
                 email=str(customer.get("email") or ""),
+                checkout_id=str(metadata.get("monetize_checkout") or ""),  # a one-time purchase completes it
             )  # fmt: skip
             return NormalizedEvent(type=EventType.ORDER_PAID, payment=payment, **common)
         if kind in ("refund.created", "refund.updated"):

@@ -14,6 +14,7 @@ import pytest
 from django_tenants.utils import tenant_context
 from standardwebhooks.webhooks import Webhook
 
+from billing.inbox.models import InboxEvent
 from billing.memberships.models import Checkout, Customer, Membership, Payment
 from billing.memberships.services import checkout_create
 from billing.providers.base import ProviderError, ProviderUnavailable
@@ -583,3 +584,26 @@ def test_refunds_are_recorded_one_row_each_against_their_order(polar_shop):
         assert set(Payment.objects.filter(kind="refund").values_list("membership", flat=True)) == {
             membership.pk
         }
+
+
+def test_a_subscription_naming_no_customer_is_matched_by_email_or_parked(polar_shop):
+    """Item 2: no metadata and a null customer.external_id: found by the Polar customer's email;
+    an email none of our customers has parks it `unmatched` (never a customer with an empty id)."""
+    fixture, fake, secret = polar_shop
+    service_checkout(fixture, "team-monthly")
+    product = next(iter(fake.products.values()))
+    with tenant_context(fixture.tenant):
+        Customer.objects.filter(external_id="c1").update(email="c1@example.test")
+    anonymous = polar_customer(customer_id="pc_new", external_id=None)
+    known = polar_subscription(product, metadata={}, customer=anonymous, customer_id="pc_new")
+    stranger = polar_subscription(product, sub_id="sub_polar_2", metadata={}, customer_id="pc_x",
+                                  customer={**anonymous, "id": "pc_x", "email": "x@elsewhere.test"})  # fmt: skip
+    for data in (known, stranger, known, stranger):
+        assert deliver(fixture, secret, "subscription.created", data).status_code == 200
+    process_all(fixture)
+    with tenant_context(fixture.tenant):
+        membership = Membership.objects.get(provider="polar")
+        assert (membership.customer.external_id, membership.provider_subscription_id) == ("c1", "sub_polar_1")
+        parked = InboxEvent.objects.get(status="unmatched")
+        assert "sub_polar_2" in parked.last_error and "x@elsewhere.test" in parked.last_error
+        assert not Customer.objects.filter(external_id="").exists()

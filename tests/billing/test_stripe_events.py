@@ -386,3 +386,38 @@ def test_disputes_are_recorded_against_the_payment_and_published(stripe_hooks):
         assert disputes == {"dispute": 1900, "dispute_lost": 1900}
     assert [p["charge"] for p in outbound(fixture, "payment.disputed")] == ["in_1"]
     assert [p["outcome"] for p in outbound(fixture, "payment.dispute_closed")] == ["lost"]
+
+
+def test_staff_replay_an_unmatched_event_from_the_admin(stripe_hooks):
+    """Item 7: the inbox admin lists the unmatched event with its reason; its replay action applies
+    it once staff added the price."""
+    from django.test import Client
+
+    from accounts.models import User
+
+    fixture, secret = stripe_hooks
+    meta = {"monetize_customer": "c1"}
+    deliver(
+        fixture,
+        secret,
+        event("customer.subscription.created", subscription("active", metadata=meta, lookup_key="gold")),
+    )
+    assert process(fixture) == {"customer.subscription.created": "unmatched"}
+    with tenant_context(fixture.tenant):
+        from billing.tiers.models import Price, Tier
+
+        row = InboxEvent.objects.get()
+        owner = User.objects.get(email=fixture.owner_email)
+    client = Client(HTTP_HOST=fixture.host)
+    client.force_login(owner)
+    listing = client.get(f"/admin/{InboxEvent._meta.app_label}/inboxevent/?status=unmatched")
+    assert listing.status_code == 200 and b"No price" in listing.content
+    with tenant_context(fixture.tenant):
+        Price.objects.create(tier=Tier.objects.get(code="pro"), code="gold", currency="usd", unit_amount=9900)
+    response = client.post(
+        f"/admin/{InboxEvent._meta.app_label}/inboxevent/", {"action": "replay", "_selected_action": [row.pk]}
+    )
+    assert response.status_code == 302
+    assert process(fixture) == {"customer.subscription.created": "applied"}
+    with tenant_context(fixture.tenant):
+        assert Membership.objects.get().tier.code == "pro"
