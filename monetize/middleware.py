@@ -1,10 +1,14 @@
 """Process-level middleware that must run before tenant routing."""
 
+import io
+import json
 import time
 
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponseBadRequest, JsonResponse
+
+from kernel.api.errors import api_error_response, error_body, wants_json
 
 
 def _timed(check) -> dict:
@@ -67,6 +71,24 @@ class HealthCheckMiddleware:
         if request.path == "/readyz":
             body = readiness()
             return JsonResponse(body, status=200 if body["status"] == "ok" else 503)
+        return self.get_response(request)
+
+
+class NulRejectMiddleware:
+    """A NUL in the path or the query string is a 400 before anything reads it: PostgreSQL cannot
+    hold NUL in text, so a lookup such as /api/v1/customers/ali%00ce raised deep in the driver (a
+    500). JSON bodies get the same check in kernel/api/jsonbody.py."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        query = request.META.get("QUERY_STRING", "")
+        if "\x00" in request.path or "%00" in query or "\x00" in query:
+            message = "The request may not contain the NUL character (%00)."
+            if wants_json(request):
+                return api_error_response(400, "nul_character", message)
+            return HttpResponseBadRequest(message, content_type="text/plain")
         return self.get_response(request)
 
 

@@ -128,6 +128,7 @@ DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 
 MIDDLEWARE = [
     "monetize.middleware.HealthCheckMiddleware",
+    "monetize.middleware.NulRejectMiddleware",
     "tenants.middleware.TenantMiddleware",
     "monetize.middleware.ApiBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -210,7 +211,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.IntegratorKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasReadScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["kernel.api.jsonbody.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "kernel.api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "kernel.api.errors.exception_handler",

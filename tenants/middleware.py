@@ -1,6 +1,6 @@
 """Host → tenant routing.
 
-django-tenants' middleware with two changes: the domain lookup is cached in-process for
+django-tenants' middleware with two changes: the host is matched case-insensitively, the domain lookup is cached in-process for
 TENANT_CACHE_SECONDS (it runs on every request, hot paths included), and an unknown host gets a
 404 straight away -- JSON under /api/, plain text elsewhere -- instead of falling through to
 another tenant's URLs.
@@ -20,6 +20,11 @@ def tenant_cache_clear() -> None:
 
 
 class TenantMiddleware(TenantMainMiddleware):
+    @staticmethod
+    def hostname_from_request(request):
+        # host names are case-insensitive (RFC 9110); domains are stored in lower case
+        return TenantMainMiddleware.hostname_from_request(request).lower()
+
     def get_tenant(self, domain_model, hostname):
         now = time.monotonic()
         hit = _cache.get(hostname)

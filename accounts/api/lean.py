@@ -2,7 +2,7 @@
 
 DRF's request wrapping, content negotiation, permission classes and rendering cost about as much
 as the check itself, so these views authenticate with the same IntegratorKeyAuthentication, parse
-the JSON body themselves and write the JSON response directly. Errors go through the same
+the JSON body with the shared parser (kernel/api/jsonbody.py) and write the JSON response directly. Errors go through the same
 exception handler, so the error shape and status codes are those of every other endpoint.
 The DRF `post` method stays for the OpenAPI schema only.
 """
@@ -20,6 +20,7 @@ from accounts.authentication import bearer_secret, principal_for_secret
 from accounts.keys import key_hash, key_looks_valid
 from accounts.permissions import InsufficientScope
 from kernel.api.errors import exception_handler
+from kernel.api.jsonbody import json_body_loads
 
 _CHALLENGE = 'Bearer realm="api"'
 _COPIED_HEADERS = ("WWW-Authenticate", "Retry-After")
@@ -27,7 +28,7 @@ _COPIED_HEADERS = ("WWW-Authenticate", "Retry-After")
 
 class LeanJSONView(APIView):
     required_scope = "read"  # a check or a verification changes no data
-    json_loads = staticmethod(json.loads)  # the events endpoint parses large bodies with orjson
+    allow_nul = False  # the events endpoint rejects an event holding a NUL alone
 
     def prefetch(self, data, key_hash: str):
         """Optionally read, in one Redis round trip, the calling key's cache entry together with
@@ -52,9 +53,9 @@ class LeanJSONView(APIView):
                 parse_error = exceptions.UnsupportedMediaType(request.content_type)
             else:
                 try:
-                    data = self.json_loads(request.body or b"null")
-                except ValueError as exc:
-                    parse_error = exceptions.ParseError(f"JSON parse error - {exc}")
+                    data = json_body_loads(request.body or b"null", allow_nul=self.allow_nul)
+                except exceptions.ParseError as exc:
+                    parse_error = exc
             prefetched = (
                 self.prefetch(data, key_hash(raw)) if parse_error is None and key_looks_valid(raw) else None
             )

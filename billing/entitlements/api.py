@@ -42,7 +42,7 @@ from billing.memberships.exceptions import CustomerNotFound
 from billing.memberships.selectors import customer_get
 from billing.tiers.catalog import RATE_RE, WINDOWS
 from kernel.api.errors import error_body
-from kernel.api.fields import StrictCharField
+from kernel.api.fields import BIGINT_MAX, INT_MAX, StrictCharField
 from kernel.api.pagination import PAGE_PARAMETERS, page_schema, paginated_response
 from kernel.api.schema import Error
 from kernel.errors import ApplicationError
@@ -357,16 +357,16 @@ class OverrideInput(serializers.Serializer):
         if (
             value is None
             or value == "unlimited"
-            or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+            or (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= BIGINT_MAX)
         ):
             return value
-        raise serializers.ValidationError('Must be an integer >= 0, "unlimited" or null.')
+        raise serializers.ValidationError(f'Must be an integer from 0 to {BIGINT_MAX}, "unlimited" or null.')
 
     def validate_rate(self, value):
         if value is None:
             return None
         match = RATE_RE.match(value)
-        if not match or int(match.group(1)) < 1:
+        if not match or len(match.group(1)) > 10 or not 1 <= int(match.group(1)) <= INT_MAX:
             raise serializers.ValidationError("Must look like 600/minute (per second, minute, hour or day).")
         return int(match.group(1)), WINDOWS[match.group(2)]
 

@@ -24,6 +24,8 @@ import orjson
 from django.conf import settings
 
 from billing.metering.models import Aggregation, Meter
+from kernel.api.jsonbody import holds_nul
+from kernel.timestamps import TimestampError, timestamp_parse
 
 MAX_ID_LENGTH = 255
 MAX_TYPE_LENGTH = 100
@@ -90,13 +92,9 @@ def _timestamp(value, latest: dt.datetime) -> dt.datetime:
     if type(value) is not str:
         raise _Reject("invalid_timestamp", "'timestamp' must be an RFC 3339 string.")
     try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise _Reject("invalid_timestamp", f"'{value[:40]}' is not an RFC 3339 timestamp.") from None
-    if when.tzinfo is None:
-        raise _Reject("invalid_timestamp", "'timestamp' needs a time zone offset (e.g. Z).")
-    if when.tzinfo is not dt.UTC:
-        when = when.astimezone(dt.UTC)
+        when = timestamp_parse(value)
+    except TimestampError as exc:
+        raise _Reject("invalid_timestamp", f"'timestamp': {exc.message}") from None
     if when > latest:
         raise _Reject(
             "timestamp_in_future",
@@ -107,16 +105,6 @@ def _timestamp(value, latest: dt.datetime) -> dt.datetime:
     return when
 
 
-def _holds_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any("\x00" in key or _holds_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
-    return False
-
-
 def _parse(index: int, event, latest: dt.datetime) -> _Row:
     if type(event) is not dict:
         raise _Reject("invalid_event", "An event must be a JSON object.")
@@ -125,8 +113,11 @@ def _parse(index: int, event, latest: dt.datetime) -> _Row:
         properties = {}
     elif type(properties) is not dict:
         raise _Reject("invalid_properties", "'properties' must be an object.")
-    stored = orjson.dumps(properties).decode()
-    if "\\u0000" in stored and _holds_nul(properties):  # jsonb cannot hold NUL
+    try:
+        stored = orjson.dumps(properties).decode()
+    except TypeError:  # an integer beyond 64 bits, kept exact by the parser: jsonb stores it exactly
+        stored = json.dumps(properties, ensure_ascii=False, separators=(",", ":"))
+    if "\\u0000" in stored and holds_nul(properties):  # jsonb cannot hold NUL
         raise _Reject("invalid_properties", "'properties' may not contain the NUL character.")
     value = event.get("value", 1)
     return _Row(

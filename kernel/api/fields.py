@@ -2,6 +2,9 @@
 
 from rest_framework import serializers
 
+BIGINT_MAX = 2**63 - 1  # PostgreSQL bigint; a larger integer is a 400, never a DataError (500)
+INT_MAX = 2**31 - 1  # PostgreSQL integer
+
 
 class _Strict:
     def to_internal_value(self, data):
