@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 
 from accounts.api.idempotency import idempotent
 from billing.events.models import Delivery, WebhookEndpoint
-from billing.events.services import delivery_resend, endpoint_create
+from billing.events.services import delivery_resend, endpoint_create, endpoint_delete
 from kernel.api.fields import StrictCharField
 from kernel.api.pagination import PAGE_PARAMETERS, page_schema, paginated_response
 from kernel.errors import ApplicationError
@@ -79,7 +79,8 @@ class EndpointListCreateView(APIView):
 class EndpointDetailView(APIView):
     @extend_schema(operation_id="webhook_endpoints_delete", responses={204: None})
     def delete(self, request, endpoint_id: int):
-        _endpoint(endpoint_id).delete()
+        if not endpoint_delete(endpoint_id=endpoint_id):
+            raise NotFound("No such webhook endpoint.", details={"id": endpoint_id})
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

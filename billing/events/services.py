@@ -41,6 +41,7 @@ from kernel.errors import ApplicationError
 logger = logging.getLogger(__name__)
 RETRY_SECONDS = (5, 300, 1800, 7200, 18000, 36000, 36000)
 OPEN = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+DELETED = "deleted"  # what delivery_attempt answers when its endpoint was deleted meanwhile
 
 
 class EndpointInvalid(ApplicationError):
@@ -89,6 +90,20 @@ def endpoint_create(
             secret_encrypted=encrypt(secret),
         )
     return endpoint, secret
+
+
+def endpoint_delete(*, endpoint_id: int) -> bool:
+    """Delete an endpoint with its deliveries and their attempts; False if it is already gone.
+
+    The endpoint row is locked first, as delivery_attempt locks it, so a delivery committing its
+    attempt finishes before the cascade collects the rows (else the attempt it inserted meanwhile
+    pointed at a deleted delivery: a foreign-key violation, a 500)."""
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
+        if endpoint is None:
+            return False
+        endpoint.delete()
+    return True
 
 
 def active_endpoints() -> list[WebhookEndpoint]:
@@ -239,13 +254,18 @@ def delivery_attempt(*, delivery_id: int, client: httpx.Client | None = None) ->
         return claimed
     code, error, duration = _post(claimed, client)
     with transaction.atomic():
-        delivery = Delivery.objects.select_for_update().select_related("endpoint").get(pk=delivery_id)
+        # endpoint first, then delivery: the order endpoint_delete takes them in, so a delete
+        # waits for this commit (or goes first, and then there is nothing left to record)
+        endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=claimed.endpoint_id).first()
+        delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first() if endpoint else None
+        if delivery is None:
+            return DELETED
+        delivery.endpoint = endpoint
         now = timezone.now()
         DeliveryAttempt.objects.create(delivery=delivery, status_code=code, error=error, duration_ms=duration)
         delivery.attempts += 1
         delivery.last_status_code, delivery.last_error, delivery.last_attempt_at = code, error, now
         delivery.claimed_until = None
-        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
         if code is not None and 200 <= code < 300:
             delivery.status, delivery.succeeded_at, delivery.next_attempt_at = (
                 DeliveryStatus.SUCCEEDED,
