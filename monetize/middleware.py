@@ -120,6 +120,47 @@ class ApiBodyLimitMiddleware:
         return self.get_response(request)
 
 
+class ChunkedBodyWSGI:
+    """WSGI wrapper: a body sent with `Transfer-Encoding: chunked` (no Content-Length) is read here.
+
+    gunicorn de-chunks it into wsgi.input, but Django sizes the body by CONTENT_LENGTH alone and,
+    finding none, read it as empty (a misleading 400 "send a JSON body"). The body is read up to
+    API_MAX_BODY_BYTES (past it: the same JSON 413 as ApiBodyLimitMiddleware) and handed on with
+    its length.
+    """
+
+    def __init__(self, application):
+        self.application = application
+
+    def __call__(self, environ, start_response):
+        if (
+            not environ.get("CONTENT_LENGTH")
+            and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        ):
+            limit = settings.API_MAX_BODY_BYTES
+            body = environ["wsgi.input"].read(limit + 1)
+            if len(body) > limit:
+                payload = json.dumps(
+                    error_body(
+                        "payload_too_large",
+                        f"The request body exceeds {limit} bytes.",
+                        {"limit": limit},
+                    )
+                ).encode()
+                start_response(
+                    "413 Content Too Large",
+                    [
+                        ("Content-Type", "application/json"),
+                        ("Content-Length", str(len(payload))),
+                        ("Connection", "close"),
+                    ],
+                )
+                return [payload]
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return self.application(environ, start_response)
+
+
 # --- page-only middleware ------------------------------------------------------------------------
 # Sessions, CSRF, messages, static files and clickjacking headers serve the server-rendered pages;
 # the integrator API (key-authenticated JSON) needs none of them. These subclasses pass API requests

@@ -5,6 +5,10 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monetize.settings")
 application = get_wsgi_application()
 
+from monetize.middleware import ChunkedBodyWSGI  # noqa: E402  (needs the settings configured)
+
+application = ChunkedBodyWSGI(application)
+
 
 def _warm() -> None:
     """Import both URLconfs (and with them every view, serializer and API module) when a worker

@@ -10,6 +10,8 @@ lookup table; every create call has an idempotency key derived from our row id.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
 
 from billing.providers._common import SUBSCRIPTION_STATUS, json_object, timestamp
 from billing.providers.base import (
@@ -26,6 +28,9 @@ from billing.providers.base import (
     UsageReport,
     WebhookVerificationFailed,
 )
+
+logger = logging.getLogger(__name__)
+_ADDRESS = re.compile(r"https?://[^\s'\")]+|\(host='[^']*', port=\d+\)")
 
 
 class StripeProvider:
@@ -62,13 +67,23 @@ class StripeProvider:
         try:
             return fn(*args, **kwargs)
         except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
-            raise ProviderUnavailable(f"Stripe did not answer: {exc.user_message or exc}") from exc
+            logger.warning("stripe did not answer: %s", exc)
+            reason = "rate limited" if isinstance(exc, stripe.RateLimitError) else "no connection"
+            raise ProviderUnavailable(f"Stripe did not answer ({reason}); try again later.") from exc
         except stripe.StripeError as exc:
             if (exc.http_status or 0) >= 500:
-                raise ProviderUnavailable(f"Stripe failed: {exc.user_message or exc}") from exc
+                raise ProviderUnavailable(f"Stripe failed: {self._scrub(exc)}") from exc
             raise ProviderError(
-                f"Stripe refused: {exc.user_message or exc}", details={"stripe_code": exc.code}
+                f"Stripe refused: {self._scrub(exc)}", details={"stripe_code": exc.code}
             ) from exc
+
+    def _scrub(self, exc) -> str:
+        """Stripe's message without addresses: the integrator sees it, and it must not show the
+        API base we call (another Stripe-compatible server in tests or behind a proxy)."""
+        text = str(exc.user_message or exc)
+        if self.api_base:
+            text = text.replace(self.api_base.rstrip("/"), "")
+        return _ADDRESS.sub("[address]", text)[:500]
 
     def _price_id(self, client, *, price_ref: str, unit_amount: int, currency: str, interval: str) -> str:
         """Our price at Stripe, found by lookup_key (= our price code) or created once: product and

@@ -244,3 +244,37 @@ def test_downgrade_waits_for_the_period_end_through_a_schedule(stripe_shop):
     assert updated["form"]["phases[0][end_date]"] == ["1792592000"]
     assert updated["form"]["phases[1][items][0][price]"] == ["price_team-monthly"]
     assert updated["form"]["end_behavior"] == ["release"]
+
+
+class _LeakyStripe(FakeStripe):
+    """Stripe errors whose text names the address we call."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+
+    def request(self, method, url, headers, post_data=None, *, _usage=None):
+        if self.mode == "connection":
+            raise stripe.APIConnectionError(
+                "Unexpected error communicating with Stripe. (Network error: ConnectionError: "
+                f"HTTPConnectionPool(host='stripe.internal', port=12111): Max retries exceeded with url: {url})"
+            )
+        body = {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({url})"}}
+        return json.dumps(body), 404, {}
+
+
+@pytest.mark.parametrize("mode, status", [("connection", 503), ("refused", 502)])
+def test_stripe_errors_do_not_show_our_api_base(ci_catalog, monkeypatch, mode, status):
+    with tenant_context(ci_catalog.tenant):
+        provider_account_upsert(
+            provider="stripe",
+            credentials={"api_key": "sk_test_123", "api_base": "http://stripe.internal:12111"},
+            make_default=True,
+        )
+    make_customer(ci_catalog)
+    monkeypatch.setattr(StripeProvider, "http_client", _LeakyStripe(mode))
+    response = start(ci_catalog, tier="team")
+    assert response.status_code == status
+    text = response.content.decode()
+    assert "stripe.internal" not in text and "12111" not in text, text
+    assert response.json()["error"]["message"].startswith("Stripe")
