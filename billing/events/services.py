@@ -103,6 +103,7 @@ def endpoint_delete(*, endpoint_id: int) -> bool:
         if endpoint is None:
             return False
         endpoint.delete()
+        _admit_on_commit()  # its queued deliveries leave room for the tenant's others
     return True
 
 
@@ -259,6 +260,7 @@ def delivery_attempt(*, delivery_id: int, client: httpx.Client | None = None) ->
         endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=claimed.endpoint_id).first()
         delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first() if endpoint else None
         if delivery is None:
+            _admit_on_commit()  # its place in the queue went with it
             return DELETED
         delivery.endpoint = endpoint
         now = timezone.now()
