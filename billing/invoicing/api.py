@@ -13,7 +13,7 @@ from accounts.api.idempotency import idempotent
 from billing.invoicing.selectors import invoice_get, invoice_list, price_quote
 from billing.invoicing.services import invoice_mark_uncollectible, invoice_void
 from billing.memberships.selectors import customer_get
-from kernel.api.pagination import CursorPagination
+from kernel.api.pagination import PAGE_PARAMETERS, page_schema, paginated_response
 
 
 def decimal_text(value: Decimal | None) -> str | None:
@@ -141,15 +141,14 @@ class CustomerInvoiceListView(APIView):
 
     @extend_schema(
         operation_id="customer_invoices_list",
-        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
-        responses={200: InvoiceOutput(many=True), 404: NOT_FOUND},
+        parameters=PAGE_PARAMETERS,
+        responses={200: page_schema("InvoicePage", InvoiceOutput), 404: NOT_FOUND},
     )
     def get(self, request, external_id: str):
-        paginator = CursorPagination()
-        page = paginator.paginate_queryset(
-            invoice_list(customer=customer_get(external_id=external_id)), request, view=self
+        invoices = invoice_list(customer=customer_get(external_id=external_id))
+        return paginated_response(
+            request=request, view=self, queryset=invoices, serializer_class=InvoiceOutput
         )
-        return paginator.get_paginated_response(InvoiceOutput(page, many=True).data)
 
 
 class InvoiceDetailView(APIView):
