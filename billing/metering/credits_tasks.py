@@ -19,3 +19,13 @@ def credits_allowances_task() -> int:
     from billing.metering.credits import credits_allowances_renew
 
     return credits_allowances_renew()
+
+
+@shared_task(name="metering.credits_allowance_for", acks_late=True, ignore_result=True)
+def credits_allowance_for_task(external_id: str) -> bool:
+    """Grant one customer's tier allowance for its current period, once (its membership changed)."""
+    from billing.memberships.models import Customer
+    from billing.metering.credits import credits_allowance_for
+
+    customer = Customer.objects.filter(external_id=external_id).first()
+    return customer is not None and credits_allowance_for(customer=customer) is not None

@@ -1,15 +1,23 @@
-"""A customer whose membership changed gets the new tier's credit allowance for the period at once
-(the hourly job would grant it within the hour anyway)."""
+"""A customer whose membership changed gets the new tier's credit allowance for the period within
+seconds, from the housekeeping worker (the hourly job would grant it within the hour anyway)."""
+
+import logging
+
+logger = logging.getLogger(__name__)
 
 
 def on_membership_changed(sender, external_id: str, committed: bool = False, **kwargs) -> None:
     # memberships send this inside their transaction and again once it committed: act on the
-    # second, so a failure here can never roll a membership change back
+    # second, so a failure here can never roll a membership change back. The grant is a task, not
+    # inline: it is not on the path of whatever changed the membership (a provider event applied
+    # by the inbox worker spent a sixth of its time here)
     if not committed:
         return
-    from billing.memberships.models import Customer
-    from billing.metering.credits import credits_allowance_for
+    from billing.metering.credits_tasks import credits_allowance_for_task
 
-    customer = Customer.objects.filter(external_id=external_id).first()
-    if customer is not None:
-        credits_allowance_for(customer=customer)
+    try:
+        credits_allowance_for_task.delay(external_id)
+    except Exception:  # broker down: the hourly job grants it
+        logger.warning(
+            "could not enqueue the allowance of %s; the hourly job will", external_id, exc_info=True
+        )

@@ -1,6 +1,7 @@
 """Credits: grants, burning at ingestion (priority, expiry, fractions, duplicates, concurrency),
 expiry, the append-only ledger, AI prices, insufficient_credits, thresholds, the API."""
 
+import contextlib
 import datetime as dt
 import json
 from decimal import Decimal
@@ -521,6 +522,38 @@ def test_tenant_ai_costs_api_and_staff_page(shop):
     assert "gpt-x" in page and "6.000000" in page and "c2" in page
 
 
+@contextlib.contextmanager
+def eager_tasks():
+    """Run the tasks sent in the block in this process, as the worker would."""
+    from monetize.celery import app
+
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = False
+
+
+def test_a_membership_change_does_not_grant_the_allowance_inline(
+    ci_catalog, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The grant is a housekeeping task: not on the path of the change (an inbox worker applying a
+    provider event, a request)."""
+    from billing.memberships.services import customer_upsert, membership_set_tier
+    from billing.metering.credits_tasks import credits_allowance_for_task
+    from billing.tiers.models import Tier
+    from monetize.celery import app
+
+    sent = []
+    monkeypatch.setattr(credits_allowance_for_task, "delay", lambda external_id: sent.append(external_id))
+    with tenant_context(ci_catalog.tenant):
+        customer, _ = customer_upsert(external_id="c9")
+        with django_capture_on_commit_callbacks(execute=True):
+            membership_set_tier(customer=customer, tier=Tier.objects.get(code="team"))
+        assert sent == ["c9"]
+    assert app.amqp.router.route({}, credits_allowance_for_task.name)["queue"].name == "housekeeping"
+
+
 def test_tier_allowances_are_granted_once_per_period_and_follow_the_tier(
     ci_catalog, django_capture_on_commit_callbacks
 ):
@@ -537,7 +570,7 @@ def test_tier_allowances_are_granted_once_per_period_and_follow_the_tier(
         assert "credits_per_period: 250.5" in catalog_export()
         customer, _ = customer_upsert(external_id="c9")
         assert credits_allowances_renew() == 0  # Community has no allowance
-        with django_capture_on_commit_callbacks(execute=True):
+        with eager_tasks(), django_capture_on_commit_callbacks(execute=True):
             membership_set_tier(customer=customer, tier=Tier.objects.get(code="team"))
         granted = CreditGrant.objects.get(customer=customer, source="tier_allowance")
         assert granted.amount == 250_500_000 and granted.priority == 0 and granted.expires_at is not None
