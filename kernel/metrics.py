@@ -11,3 +11,13 @@ ENTITLEMENT_CHECKS = Counter("monetize_entitlement_checks_total", "Entitlement d
 WEBHOOKS_RECEIVED = Counter(
     "monetize_webhooks_received_total", "Provider webhooks by outcome.", ["provider", "outcome"]
 )
+ENQUEUE_FAILURES = Counter(
+    "monetize_enqueue_failures_total",
+    "Tasks that could not be published (broker down or frozen); a sweeper picks their work up.",
+    ["task"],
+)
+REDIS_INVALIDATIONS_DEFERRED = Counter(
+    "monetize_cache_invalidations_deferred_total",
+    "Cache invalidations Redis did not take, kept in PostgreSQL and replayed when it answers.",
+    ["kind"],
+)

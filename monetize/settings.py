@@ -22,6 +22,11 @@ def env_int(name: str, default: int) -> int:
     return int(raw) if raw not in (None, "") else default
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
 def env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw in (None, ""):
@@ -261,6 +266,19 @@ CELERY_TASK_ROUTES = {
     "webhooks.deliver": {"queue": "deliveries"},
     "events.sweep": {"queue": "deliveries"},
 }
+# A frozen or unreachable broker must cost a request that publishes after commit seconds, not
+# forever: bounded connect and socket timeouts (above the transport's 1 s BRPOP, so workers' polls are
+# unaffected) and no publish retry (a retry reconnects and waits out the timeouts again: 6 s, not 2).
+# redis-py itself replaces a pooled connection the broker closed. A publish that fails is logged and
+# counted (kernel.enqueue); the beat sweepers (webhooks.sweep, events.sweep) re-enqueue its work.
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+    "socket_timeout": env_float("CELERY_BROKER_SOCKET_TIMEOUT", 2.0),
+}
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = CELERY_BROKER_CONNECTION_TIMEOUT
+CELERY_REDIS_SOCKET_TIMEOUT = env_float("CELERY_BROKER_SOCKET_TIMEOUT", 2.0)
 CELERY_BEAT_SCHEDULE_FILENAME = env_str(
     "CELERY_BEAT_SCHEDULE_FILENAME", str(BASE_DIR / ".data" / "celerybeat-schedule")
 )

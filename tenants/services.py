@@ -23,6 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from django_tenants.clone import CloneSchema
 from django_tenants.utils import get_public_schema_name, schema_exists
 
+from kernel.enqueue import enqueue
 from tenants.exceptions import ApplicationError, TenantExists
 from tenants.models import Domain, Tenant
 from tenants.validators import schema_name_for, validate_domain, validate_slug
@@ -179,10 +180,7 @@ def _spares_refill_later() -> None:
         return
     from tenants.tasks import spares_refill_task
 
-    try:
-        spares_refill_task.delay()
-    except Exception:  # no broker: the beat entry (or the next tenants_migrate) refills the pool
-        logger.warning("could not enqueue spare schema refill", exc_info=True)
+    enqueue(spares_refill_task, fallback="the beat entry (or the next tenants_migrate) refills the pool")
 
 
 def tenant_delete(*, tenant: Tenant) -> None:

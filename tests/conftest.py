@@ -342,3 +342,26 @@ def private_redis(monkeypatch):
         client.close()
         server.close()
         kernel_redis.reset()
+
+
+@pytest.fixture
+def private_broker():
+    """The Celery app publishes to a private redis-server (tests.helpers.PrivateRedis) for this test."""
+    from monetize.celery import app
+    from tests.helpers import PrivateRedis
+
+    def fresh_pools() -> None:
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    server, url = PrivateRedis(), app.conf.broker_url
+    app.conf.broker_url = server.url
+    fresh_pools()
+    try:
+        yield server
+    finally:
+        server.close()
+        app.conf.broker_url = url
+        fresh_pools()

@@ -36,6 +36,7 @@ from standardwebhooks.webhooks import Webhook
 
 from billing.events.models import Delivery, DeliveryAttempt, DeliveryStatus, OutboundEvent, WebhookEndpoint
 from kernel.crypto import decrypt, encrypt
+from kernel.enqueue import enqueue
 from kernel.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -62,10 +63,7 @@ def _lock(name: str) -> None:
 def _enqueue(delivery_id: int, *, countdown: int | None = None) -> None:
     from billing.events.tasks import deliver
 
-    try:
-        deliver.apply_async(args=[delivery_id], countdown=countdown)
-    except Exception:  # broker down: the sweeper picks the delivery up from the table
-        logger.warning("could not enqueue delivery %s; the sweeper will", delivery_id, exc_info=True)
+    enqueue(deliver, args=(delivery_id,), countdown=countdown, fallback="events.sweep will")
 
 
 def endpoint_create(

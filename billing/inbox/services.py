@@ -28,6 +28,7 @@ from billing.memberships.services import checkout_complete, membership_sync_from
 from billing.providers.base import NormalizedEvent, WebhookIgnored, WebhookVerificationFailed
 from billing.providers.registry import provider_for
 from billing.providers.selectors import provider_accounts_for_webhook
+from kernel.enqueue import enqueue
 from kernel.metrics import WEBHOOKS_RECEIVED
 
 logger = logging.getLogger(__name__)
@@ -37,10 +38,7 @@ BACKOFF_SECONDS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
 def _enqueue(inbox_id: int, *, countdown: int | None = None) -> None:
     from billing.inbox.tasks import process_inbox_event
 
-    try:
-        process_inbox_event.apply_async(args=[inbox_id], countdown=countdown)
-    except Exception:  # broker down: the row is safe in the inbox and the sweeper will pick it up
-        logger.warning("could not enqueue inbox event %s; the sweeper will", inbox_id, exc_info=True)
+    enqueue(process_inbox_event, args=(inbox_id,), countdown=countdown, fallback="webhooks.sweep will")
 
 
 def adapter_event_type(adapter, payload: dict) -> str:

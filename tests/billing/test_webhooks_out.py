@@ -3,6 +3,7 @@ receiver that fails first and then accepts."""
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -161,3 +162,29 @@ def test_unreachable_endpoint_is_a_failure_not_a_crash(ci_catalog):
     assert attempt(ci_catalog, delivery) == "failed"
     (delivery,) = deliveries(ci_catalog)
     assert delivery.last_status_code is None and "ConnectError" in delivery.last_error
+
+
+def test_frozen_broker_costs_a_committed_tier_change_seconds_not_a_500(
+    ci_catalog, receiver, private_broker, django_capture_on_commit_callbacks
+):
+    from kernel.metrics import ENQUEUE_FAILURES
+
+    register(ci_catalog, receiver.url)
+    set_tier(ci_catalog, "community")
+    failures = ENQUEUE_FAILURES.labels(task="webhooks.deliver")._value.get()
+
+    # given the broker frozen (SIGSTOP: connections hang, nothing is refused)
+    private_broker.stop()
+    started = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = ci_catalog.api().post(
+            "/api/v1/customers", {"external_id": "c1", "tier": "pro"}, content_type="application/json"
+        )
+    elapsed = time.monotonic() - started
+
+    # then the write answers its real outcome within the publish timeouts
+    assert response.status_code == 200 and response.json()["tier"] == "pro"
+    assert elapsed < 8, elapsed
+    # and the deliveries wait, pending, for events.sweep; the failed publishes were counted
+    assert {d.status for d in deliveries(ci_catalog, event__type="membership.updated")} == {"pending"}
+    assert ENQUEUE_FAILURES.labels(task="webhooks.deliver")._value.get() > failures
