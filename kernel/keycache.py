@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 
 from django.conf import settings
 from django.db import connection
 
+from kernel import invalidations
 from kernel.metrics import REDIS_FALLBACKS
 from kernel.redis import REDIS_ERRORS, get_redis, key_prefix, trip
 
@@ -66,10 +68,21 @@ def put(kind: str, hashed: str, entry: dict) -> None:
 
 
 def forget(kind: str, hashed: str) -> None:
+    """Drop the cached entry; if Redis does not take it, kernel.invalidations keeps it for replay (a
+    revoked key must not keep verifying from a stale entry once Redis answers again)."""
     try:
         get_redis().delete(_key(kind, hashed))
     except REDIS_ERRORS as exc:
         trip(exc)
+        invalidations.defer(kind, [hashed])
+
+
+def _forget_deferred(schema: str, hashes: list[str], *, kind: str) -> None:
+    get_redis().delete(*(f"{key_prefix()}:{schema}:{kind}:{hashed}" for hashed in hashes))
+
+
+for _kind in ("ik", "ck"):
+    invalidations.register(_kind, partial(_forget_deferred, kind=_kind))
 
 
 def forget_on_commit(kind: str, hashed: str) -> None:

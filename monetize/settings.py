@@ -300,6 +300,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "metering.meter_sync",
         "schedule": __import__("celery.schedules", fromlist=["crontab"]).crontab(minute=0, hour=2),
     },
+    # cache invalidations Redis did not take (kernel.invalidations): seconds after it answers again
+    "cache-invalidations-replay": {
+        "task": "kernel.invalidations_replay",
+        "schedule": 5.0,
+        "tenant_schemas": ["public"],
+    },
     "tenant-spares-refill": {
         "task": "tenants.spares_refill",
         "schedule": 300.0,

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import connection
 
 from billing.entitlements.ratelimit import GCRA_LUA
+from kernel import invalidations
 from kernel.metrics import REDIS_FALLBACKS
 from kernel.redis import REDIS_ERRORS, get_redis, key_prefix, trip
 
@@ -94,36 +95,52 @@ def invalidate(customer: str) -> None:
 
 def invalidate_many(customers) -> None:
     """invalidate() for many customers in one command (usage ingestion and burning touch hundreds
-    per batch: three pipelined commands each cost more in redis-py than the batch's SQL)."""
-    global _invalidate_script
-    base = _base()
-    keys = [key for customer in customers for key in (f"{base}:entv:{customer}", f"{base}:ent:{customer}")]
-    if not keys:
+    per batch: three pipelined commands each cost more in redis-py than the batch's SQL). If Redis
+    does not take it, kernel.invalidations keeps it for replay when Redis answers again."""
+    customers = list(customers)
+    if not customers:
         return
     try:
-        client = get_redis()
-        if _invalidate_script is None:
-            _invalidate_script = client.register_script(_INVALIDATE)
-        _invalidate_script(keys=keys, args=[settings.ENTITLEMENT_CACHE_SECONDS * 2], client=client)
+        _invalidate_many(connection.schema_name, customers)
     except REDIS_ERRORS as exc:
         trip(exc)
+        invalidations.defer("ent", customers)
+
+
+def _invalidate_many(schema: str, customers: list[str]) -> None:
+    global _invalidate_script
+    base = f"{key_prefix()}:{schema}"
+    keys = [key for customer in customers for key in (f"{base}:entv:{customer}", f"{base}:ent:{customer}")]
+    client = get_redis()
+    if _invalidate_script is None:
+        _invalidate_script = client.register_script(_INVALIDATE)
+    _invalidate_script(keys=keys, args=[settings.ENTITLEMENT_CACHE_SECONDS * 2], client=client)
 
 
 def invalidate_all() -> None:
-    _, gen_key, _ = _keys("*")
     try:
-        client = get_redis()
-        client.incr(gen_key)
-        batch = []
-        for key in client.scan_iter(match=f"{_base()}:ent:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                client.unlink(*batch)
-                batch = []
-        if batch:
-            client.unlink(*batch)
+        _invalidate_all(connection.schema_name)
     except REDIS_ERRORS as exc:
         trip(exc)
+        invalidations.defer("ent_all", [""])
+
+
+def _invalidate_all(schema: str, _idents: list[str] | None = None) -> None:
+    base = f"{key_prefix()}:{schema}"
+    client = get_redis()
+    client.incr(f"{base}:entgen")
+    batch = []
+    for key in client.scan_iter(match=f"{base}:ent:*", count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            client.unlink(*batch)
+            batch = []
+    if batch:
+        client.unlink(*batch)
+
+
+invalidations.register("ent", _invalidate_many)
+invalidations.register("ent_all", _invalidate_all)
 
 
 # The hot paths read everything in one round trip: the snapshot, its versions and, when the check
