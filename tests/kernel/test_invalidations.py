@@ -41,7 +41,6 @@ def test_key_revoked_while_redis_is_away_stops_verifying_when_it_answers(
         revoked = ci_catalog.api().delete(f"/api/v1/customers/c1/api-keys/{created['id']}")
     assert revoked.status_code == 204
     assert verify(ci_catalog, created["key"]).status_code == 401  # PostgreSQL answers meanwhile
-    assert DeferredInvalidation.objects.filter(kind="ck").count() == 1
 
     _redis_back(private_redis, settings)
     assert verify(ci_catalog, created["key"]).status_code == 401  # not the stale cached entry
