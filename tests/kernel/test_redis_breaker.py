@@ -26,11 +26,14 @@ def test_breaker_half_opens_under_load_and_rate_limits_apply_again(
 
     # given Redis frozen: the breaker opens, checks answer from PostgreSQL (rate limits fail open)
     private_redis.stop()
+    started = time.monotonic()
     calls = _keep_checking(ci_catalog, 1.5, at_least=30)
+    periods = (time.monotonic() - started) / settings.REDIS_BREAKER_SECONDS
     assert check(ci_catalog, feature="api_requests").json()["allowed"] is True
     assert kernel_redis.is_open()
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert calls >= 30 and len(warnings) <= 4, [r.getMessage() for r in warnings]
+    # at most one warning per breaker period (a probe that fails), never one per call
+    assert len(warnings) <= periods + 3 and len(warnings) < calls / 2, [r.getMessage() for r in warnings]
 
     # when Redis answers again while the process stays busy
     private_redis.cont()
