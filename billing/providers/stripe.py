@@ -271,7 +271,11 @@ class StripeProvider:
                 period_start=timestamp(item.get("current_period_start") or obj.get("current_period_start")),
                 period_end=timestamp(item.get("current_period_end") or obj.get("current_period_end")),
                 cancel_at_period_end=bool(obj.get("cancel_at_period_end")),
-                provider_customer_id=str(obj.get("customer") or ""),
+                provider_customer_id=_id(obj.get("customer")),
+                # an expanded customer carries its email: a Dashboard subscription is matched by it
+                email=str((obj.get("customer") or {}).get("email") or "")
+                if isinstance(obj.get("customer"), dict)
+                else "",
             )
             types = {"created": EventType.SUBSCRIPTION_CREATED, "deleted": EventType.SUBSCRIPTION_CANCELED}
             return NormalizedEvent(
@@ -288,6 +292,8 @@ class StripeProvider:
             )
             metadata = details.get("metadata") or obj.get("metadata") or {}
             subscription = details.get("subscription") or obj.get("subscription") or ""
+            payments = [p for p in ((obj.get("payments") or {}).get("data") or []) if isinstance(p, dict)]
+            paid_with = (payments[0].get("payment") or {}) if payments else {}
             payment = PaymentState(
                 payment_id=obj["id"],
                 amount=int(obj.get("amount_paid") or obj.get("amount_due") or 0),
@@ -295,8 +301,9 @@ class StripeProvider:
                 customer=metadata.get("monetize_customer", ""),
                 subscription_id=subscription if isinstance(subscription, str) else subscription.get("id", ""),
                 provider_customer_id=_id(obj.get("customer")),
-                reference=_id(obj.get("charge")),
-                intent=_id(obj.get("payment_intent")),
+                # older API versions name the charge and intent on the invoice; newer ones in its payments
+                reference=_id(obj.get("charge")) or _id(paid_with.get("charge")),
+                intent=_id(obj.get("payment_intent")) or _id(paid_with.get("payment_intent")),
             )
             failed = kind == "invoice.payment_failed"
             return NormalizedEvent(

@@ -421,3 +421,22 @@ def test_staff_replay_an_unmatched_event_from_the_admin(stripe_hooks):
     assert process(fixture) == {"customer.subscription.created": "applied"}
     with tenant_context(fixture.tenant):
         assert Membership.objects.get().tier.code == "pro"
+
+
+def test_a_refund_finds_a_newer_api_invoices_charge_through_its_payments(stripe_hooks):
+    """Newer API versions name the payment intent only in the invoice's `payments`."""
+    fixture, secret = stripe_hooks
+    _membership_c1(fixture, secret)
+    invoice = _invoice(1900, intent=None)
+    invoice.pop("charge")
+    invoice["payments"] = {"object": "list", "has_more": False, "url": "/v1/invoice_payments",
+                           "data": [{"id": "inpay_1", "object": "invoice_payment", "status": "paid",
+                                     "payment": {"type": "payment_intent", "payment_intent": "pi_basil"}}]}  # fmt: skip
+    refund = event(
+        "refund.created", obj("refund", id="re_b", amount=700, charge="ch_basil", payment_intent="pi_basil")
+    )
+    deliver(fixture, secret, refund, event("invoice.paid", invoice), refund)
+    process(fixture)
+    with tenant_context(fixture.tenant):
+        row = Payment.objects.get(kind="refund")
+        assert (row.amount, row.membership_id) == (700, Membership.objects.get().pk)
