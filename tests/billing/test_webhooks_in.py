@@ -235,3 +235,22 @@ def test_receipt_to_applied_with_a_real_worker(live_tenant, worker):
     assert (
         committed(lambda: json.loads(check(live_tenant, feature="custom_runners").content)["allowed"]) is True
     )
+
+
+def test_frozen_broker_still_acknowledges_a_provider_event_promptly(
+    sandbox, private_broker, django_capture_on_commit_callbacks
+):
+    from kernel.metrics import ENQUEUE_FAILURES
+
+    fixture, adapter = sandbox
+    failures = ENQUEUE_FAILURES.labels(task="webhooks.process")._value.get()
+    private_broker.stop()  # SIGSTOP: the publish after commit hangs instead of being refused
+    started = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = deliver(fixture, adapter, sub_event("evt_frozen"))
+    assert response.status_code == 200 and time.monotonic() - started < 8
+    assert ENQUEUE_FAILURES.labels(task="webhooks.process")._value.get() == failures + 1
+    with tenant_context(fixture.tenant):
+        event = InboxEvent.objects.get()  # stored, pending: the sweeper enqueues it later
+        assert event.status == InboxStatus.PENDING
+        assert inbox_sweep(now=event.received_at + dt.timedelta(minutes=5)) == 1  # (fails again, counted)

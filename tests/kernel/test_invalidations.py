@@ -78,3 +78,23 @@ def test_replay_keeps_rows_while_redis_is_still_away(ci_catalog, private_redis):
     assert replay() == 0 and DeferredInvalidation.objects.count() == 2
     private_redis.cont()
     assert replay() == 2 and not DeferredInvalidation.objects.exists()
+
+
+def test_integrator_key_revoked_while_redis_is_away_stops_when_it_answers(
+    alpha, private_redis, settings, django_capture_on_commit_callbacks
+):
+    from accounts.keys import key_hash
+    from accounts.models import IntegratorApiKey
+    from accounts.services import api_key_revoke
+
+    settings.REDIS_BREAKER_SECONDS = 1
+    client = alpha.api()
+    assert client.get("/api/v1/me").status_code == 200  # cached in Redis now
+    private_redis.stop()
+    assert client.get("/api/v1/me").status_code == 200  # trips the breaker
+    with alpha.tenant:
+        key = IntegratorApiKey.objects.get(key_hash=key_hash(alpha.api_key))
+        with django_capture_on_commit_callbacks(execute=True):
+            api_key_revoke(api_key=key)
+    _redis_back(private_redis, settings)
+    assert client.get("/api/v1/me").status_code == 401
