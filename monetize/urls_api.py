@@ -16,6 +16,11 @@ urlpatterns = [
     path("tiers", tiers_api.TierListView.as_view(), name="tiers"),
     path("prices/<slug:code>/quote", invoicing_api.PriceQuoteView.as_view(), name="price-quote"),
     path(f"{customer}/invoices", invoicing_api.CustomerInvoiceListView.as_view(), name="customer-invoices"),
+    path(
+        f"{customer}/invoices/upcoming",
+        invoicing_api.UpcomingInvoiceView.as_view(),
+        name="customer-invoice-upcoming",
+    ),
     path("invoices/<int:invoice_id>", invoicing_api.InvoiceDetailView.as_view(), name="invoice"),
     path("invoices/<int:invoice_id>/void", invoicing_api.InvoiceVoidView.as_view(), name="invoice-void"),
     path(

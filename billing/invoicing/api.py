@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from accounts.api.idempotency import idempotent
 from billing.invoicing.selectors import invoice_get, invoice_list, price_quote
 from billing.invoicing.services import invoice_mark_uncollectible, invoice_void
+from billing.invoicing.upcoming import invoice_upcoming
 from billing.memberships.selectors import customer_get
 from kernel.api.pagination import PAGE_PARAMETERS, page_schema, paginated_response
 
@@ -183,3 +184,66 @@ class InvoiceUncollectibleView(APIView):
     def post(self, request, invoice_id: int):
         invoice_mark_uncollectible(invoice_id=invoice_get(invoice_id=invoice_id).pk)
         return Response(InvoiceOutput(invoice_get(invoice_id=invoice_id)).data, status=status.HTTP_200_OK)
+
+
+class UpcomingLineOutput(serializers.Serializer):
+    kind = serializers.CharField()
+    description = serializers.CharField()
+    quantity = serializers.SerializerMethodField(help_text="Decimal string.")
+    unit_amount = serializers.SerializerMethodField(help_text="Minor units per unit (decimal string).")
+    amount = serializers.IntegerField()
+    price = serializers.IntegerField(source="price_id", allow_null=True)
+    meter = serializers.CharField(allow_blank=True)
+    period_start = serializers.DateTimeField(allow_null=True)
+    period_end = serializers.DateTimeField(allow_null=True)
+    breakdown = serializers.ListField(child=serializers.DictField())
+
+    def get_quantity(self, line) -> str:
+        return decimal_text(line.quantity)
+
+    def get_unit_amount(self, line) -> str:
+        return decimal_text(line.unit_amount)
+
+
+class UpcomingInvoiceOutput(serializers.Serializer):
+    customer = serializers.CharField()
+    currency = serializers.CharField()
+    period_start = serializers.DateTimeField(help_text="The usage period this invoice would close.")
+    period_end = serializers.DateTimeField()
+    subtotal = serializers.IntegerField()
+    discount = serializers.IntegerField()
+    tax = serializers.IntegerField()
+    total = serializers.IntegerField()
+    lines = UpcomingLineOutput(many=True)
+
+
+class UpcomingInvoiceView(APIView):
+    """The invoice the customer's current period would produce if it closed now: usage so far on the
+    tier's usage prices (rated exactly as the period close will) and the next period's fee."""
+
+    @extend_schema(
+        operation_id="customer_invoices_upcoming",
+        responses={
+            200: UpcomingInvoiceOutput,
+            404: OpenApiResponse(description="unknown_customer / no_upcoming_invoice"),
+        },
+    )
+    def get(self, request, external_id: str):
+        customer = customer_get(external_id=external_id)
+        charges = invoice_upcoming(customer=customer)
+        subtotal = charges.subtotal
+        return Response(
+            UpcomingInvoiceOutput(
+                {
+                    "customer": customer.external_id,
+                    "currency": charges.currency,
+                    "period_start": charges.period_start,
+                    "period_end": charges.period_end,
+                    "subtotal": subtotal,
+                    "discount": 0,
+                    "tax": 0,
+                    "total": subtotal,
+                    "lines": charges.lines,
+                }
+            ).data
+        )

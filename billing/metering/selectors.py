@@ -52,6 +52,10 @@ def _number(value) -> int | float | None:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+def _exact(value) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
 def _aggregate_sql(aggregation: str) -> str:
     return {
         Aggregation.COUNT: "sum(count)",
@@ -166,11 +170,17 @@ _COLUMN = {
 
 
 def period_usage_many(
-    *, customers: list[str] | None, meters: list[Meter], start: dt.datetime, end: dt.datetime
-) -> dict[tuple[str | None, int], int | float | None]:
+    *,
+    customers: list[str] | None,
+    meters: list[Meter],
+    start: dt.datetime,
+    end: dt.datetime,
+    exact: bool = False,
+) -> dict[tuple[str | None, int], int | float | Decimal | None]:
     """{(customer, meter id): aggregate} over [start, end) (whole hours) for many customers at once
     (None: the tenant's totals, keyed by customer None), in at most two queries; customers without
-    usage are left out."""
+    usage are left out. `exact`: aggregates as Decimals (billing), not ints/floats (display)."""
+    number = _exact if exact else _number
     start, end = _floor_hour(start), _ceil_hour(end)
     by_aggregation = [m for m in meters if m.aggregation != Aggregation.UNIQUE_COUNT]
     unique = [m for m in meters if m.aggregation == Aggregation.UNIQUE_COUNT]
@@ -191,7 +201,7 @@ def period_usage_many(
                 [*source_params, [m.pk for m in by_aggregation], start, end],
             )
             for customer, meter_id, *values in cursor.fetchall():
-                result[(customer, meter_id)] = _number(values[_COLUMN[aggregation[meter_id]]])
+                result[(customer, meter_id)] = number(values[_COLUMN[aggregation[meter_id]]])
         if unique:
             cursor.execute(
                 f"SELECT {group}, meter_id, count(DISTINCT value) FROM metering_rollup_value "

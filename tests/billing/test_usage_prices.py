@@ -165,3 +165,90 @@ def test_tiers_api_shows_usage_price_terms(usage_catalog):
     assert prices["pro-tokens"]["meter"] == "tokens"
     assert prices["pro-calls"]["unit_amount_decimal"] == "0.1"
     assert prices["pro-monthly"]["meter"] is None
+
+
+# --- the upcoming invoice --------------------------------------------------------------------------
+
+
+def _member(alpha, *, cancel=False, tokens=(), calls=0):
+    import datetime as dt
+
+    from django.utils import timezone
+    from django_tenants.utils import tenant_context
+
+    from billing.memberships.models import Membership
+    from billing.memberships.services import customer_upsert
+    from billing.metering.ingest import events_ingest
+
+    now = timezone.now()
+    with tenant_context(alpha.tenant):
+        catalog_import(text=USAGE)
+        customer, _ = customer_upsert(external_id="ada")
+        price = Price.objects.get(code="pro-monthly")
+        Membership.objects.create(
+            customer=customer, tier=price.tier, price=price, status="active", quantity=1,
+            started_at=now - dt.timedelta(days=10), current_period_start=now - dt.timedelta(days=10),
+            current_period_end=now + dt.timedelta(days=20), cancel_at_period_end=cancel,
+        )  # fmt: skip
+        stamp = (now - dt.timedelta(hours=1)).isoformat()
+        old = (now - dt.timedelta(days=11)).isoformat()  # before the period: not billed
+        events = [
+            {
+                "id": f"t{i}",
+                "customer": "ada",
+                "type": "llm.call",
+                "timestamp": stamp,
+                "properties": {"tokens": n},
+            }
+            for i, n in enumerate(tokens)
+        ] + [
+            {
+                "id": "old",
+                "customer": "ada",
+                "type": "llm.call",
+                "timestamp": old,
+                "properties": {"tokens": 10**6},
+            }
+        ]
+        events_ingest(events=events)
+    return now
+
+
+def test_upcoming_invoice_rates_the_usage_so_far_and_the_next_fee(alpha):
+    import datetime as dt
+
+    now = _member(alpha, tokens=[12_000, 501])
+    response = alpha.api().get("/api/v1/customers/ada/invoices/upcoming")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    tokens, calls, packs, fee = body["lines"]  # usage prices in catalog order, then the next fee
+    # 12,501 tokens: 1,000 free + 9,000 × 2 + 2,501 × 0.25 + 500 = 19,125.25 → 19,125
+    assert (tokens["quantity"], tokens["amount"], tokens["meter"]) == ("12501", 19_125, "tokens")
+    assert tokens["description"] == "Tokens: 12501" and len(tokens["breakdown"]) == 3
+    assert (calls["quantity"], calls["amount"]) == ("2", 0)  # 2 calls at 0.1 = 0.2 → 0
+    assert (packs["quantity"], packs["amount"]) == ("2", 0)  # no whole package of 1,000 calls
+    assert (fee["kind"], fee["amount"], fee["description"]) == ("fee", 2900, "Pro (monthly)")
+    period_end = dt.datetime.fromisoformat(body["period_end"])
+    assert dt.datetime.fromisoformat(fee["period_start"]) == period_end > now
+    assert body["total"] == body["subtotal"] == 19_125 + 2900 and body["currency"] == "usd"
+
+
+def test_upcoming_invoice_of_a_membership_ending_at_period_end_has_no_fee(alpha):
+    _member(alpha, cancel=True, tokens=[10])
+    body = alpha.api().get("/api/v1/customers/ada/invoices/upcoming").json()
+    assert [line["kind"] for line in body["lines"]] == ["usage", "usage", "usage"] and body["total"] == 0
+
+
+def test_no_upcoming_invoice_without_fee_or_usage_prices(alpha, beta):
+    from django_tenants.utils import tenant_context
+
+    from billing.memberships.services import customer_upsert
+
+    with tenant_context(alpha.tenant):
+        catalog_import(text=USAGE)
+        customer_upsert(external_id="free-rider")
+    response = alpha.api().get("/api/v1/customers/free-rider/invoices/upcoming")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "no_upcoming_invoice"
+    assert alpha.api().get("/api/v1/customers/nobody/invoices/upcoming").status_code == 404
+    _member(alpha, tokens=[1])
+    assert beta.api().get("/api/v1/customers/ada/invoices/upcoming").status_code == 404
