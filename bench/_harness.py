@@ -76,7 +76,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(*, workers: int = 2, extra_env: dict | None = None, access_log: str | None = None):
+def gunicorn(
+    *,
+    workers: int = 2,
+    extra_env: dict | None = None,
+    access_log: str | None = None,
+    args: list[str] | None = None,
+):
     """Serve the app on a free port. With `access_log`, each request is logged as
     "<path> <status> <microseconds spent in the server>" (gunicorn's %(D)s). BENCH_GUNICORN_ARGS adds
     gunicorn options (e.g. "--worker-class gthread --threads 4") to compare server setups."""
@@ -93,7 +99,7 @@ def gunicorn(*, workers: int = 2, extra_env: dict | None = None, access_log: str
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "monetize.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-         "--log-level", "warning", *log_args, *os.environ.get("BENCH_GUNICORN_ARGS", "").split()],
+         "--log-level", "warning", *log_args, *(args or []), *os.environ.get("BENCH_GUNICORN_ARGS", "").split()],
         cwd=ROOT, env=env,
     )  # fmt: skip
     try:

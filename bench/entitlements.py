@@ -4,11 +4,13 @@
 
 Same run, same machine:
   - in-process: the service call `entitlement_check` (cached snapshot) beside a raw Redis GET;
-  - HTTP under gunicorn (2 sync workers, one per core) with wrk: POST /api/v1/entitlements/check (a limit
+  - HTTP under gunicorn (2 workers, one per core), once with sync workers and once with gthread workers
+    (what the Procfile serves with), with wrk: POST /api/v1/entitlements/check (a limit
     feature), POST /api/v1/keys/verify (a rate feature: key lookup + snapshot + GCRA script) and
     the trivial authenticated GET /api/v1/me; client-side figures from wrk, server-side p50/p99
     from gunicorn's per-request timing (%(D)s).
-Targets (issue 3): p99 <= 2 ms server-side, >= 2,000 checks/s on 2 cores.
+  and the gthread/sync ratios of each figure.
+Targets (DESIGN.md): p99 <= 1 ms server-side, >= 4,000 checks/s on 2 cores (a quiet machine).
 """
 
 import argparse
@@ -100,26 +102,49 @@ def main() -> None:
     verify_bodies = [json.dumps({"key": key, "feature": "api_requests"}) for key in keys]
     check_lua = wrk_post_lua("/api/v1/entitlements/check", check_bodies, auth)
     verify_lua = wrk_post_lua("/api/v1/keys/verify", verify_bodies, auth)
+    # the same run measures both worker classes: sync (one connection per worker at a time; gunicorn's
+    # close_graceful waits for the client to hang up) and gthread, which `make run`/the Procfile use
+    results = {}
+    for label, server_args in (
+        ("sync", ["--worker-class", "sync"]),
+        ("gthread", ["--worker-class", "gthread", "--threads", os.environ.get("WEB_THREADS", "4")]),
+    ):
+        results[label] = http_figures(
+            label, server_args, workers=args.workers, seconds=args.seconds, connections=args.connections,
+            auth=auth, check_lua=check_lua, verify_lua=verify_lua,
+        )  # fmt: skip
+    sync, gthread = results["sync"], results["gthread"]
+    print("\ngthread / sync (same run)")
+    for name in ("checks", "verify", "me"):
+        print(f"  {name:<8} throughput x{gthread[name]['rps'] / sync[name]['rps']:.2f}")
+    for name in ("checks", "verify", "me"):
+        ratio = percentile(gthread["p99_" + name], 99) / max(percentile(sync["p99_" + name], 99), 1e-9)
+        print(f"  {name:<8} server-side p99 x{ratio:.2f}")
+    print("\n  targets (DESIGN.md, 2 cores, quiet machine): >= 4,000 checks/s; p99 <= 1 ms server-side")
+    for path in (check_lua, verify_lua):
+        os.unlink(path)
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))] if ordered else float("nan")
+
+
+def http_figures(label, server_args, *, workers, seconds, connections, auth, check_lua, verify_lua) -> dict:
     log = tempfile.NamedTemporaryFile(suffix=".log", delete=False).name
-    print(
-        f"\nHTTP: gunicorn, {args.workers} sync workers, wrk {args.connections} connections, {args.seconds} s each"
-    )
-    with gunicorn(workers=args.workers) as base:  # throughput: no access log to write
-        wrk(f"{base}/api/v1/me", headers=auth, seconds=1, connections=args.connections)  # warm-up
-        me = wrk(f"{base}/api/v1/me", headers=auth, seconds=args.seconds, connections=args.connections)
+    print(f"\nHTTP: gunicorn, {workers} {label} workers, wrk {connections} connections, {seconds} s each")
+    with gunicorn(workers=workers, args=server_args) as base:  # throughput: no access log to write
+        wrk(f"{base}/api/v1/me", headers=auth, seconds=1, connections=connections)  # warm-up
+        me = wrk(f"{base}/api/v1/me", headers=auth, seconds=seconds, connections=connections)
         checks = wrk(
             f"{base}/api/v1/entitlements/check",
             headers={},
-            seconds=args.seconds,
-            connections=args.connections,
+            seconds=seconds,
+            connections=connections,
             lua=check_lua,
         )
         verify = wrk(
-            f"{base}/api/v1/keys/verify",
-            headers={},
-            seconds=args.seconds,
-            connections=args.connections,
-            lua=verify_lua,
+            f"{base}/api/v1/keys/verify", headers={}, seconds=seconds, connections=connections, lua=verify_lua
         )
     print("  " + fmt_http("POST /api/v1/entitlements/check", checks))
     print("  " + fmt_http("POST /api/v1/keys/verify", verify))
@@ -130,7 +155,7 @@ def main() -> None:
 
     # server-side latency: a second server that logs gunicorn's own per-request time, at a lower
     # load (2 connections) so that queueing behind the load generator does not count
-    with gunicorn(workers=args.workers, access_log=log) as base:
+    with gunicorn(workers=workers, access_log=log, args=server_args) as base:
         wrk(f"{base}/api/v1/me", headers=auth, seconds=1, connections=2)
         open(log, "w").close()
         for path, lua in (
@@ -138,21 +163,20 @@ def main() -> None:
             ("/api/v1/entitlements/check", check_lua),
             ("/api/v1/keys/verify", verify_lua),
         ):
-            wrk(
-                f"{base}{path}",
-                headers=auth if lua is None else {},
-                seconds=args.seconds,
-                connections=2,
-                lua=lua,
-            )
+            wrk(f"{base}{path}", headers=auth if lua is None else {}, seconds=seconds, connections=2, lua=lua)
         time.sleep(0.5)
-    print("\n  server-side (gunicorn %(D)s, 2 connections)")
-    for path in ("/api/v1/entitlements/check", "/api/v1/keys/verify", "/api/v1/me"):
+    print(f"\n  server-side ({label}, gunicorn %(D)s, 2 connections)")
+    figures = {"checks": checks, "verify": verify, "me": me}
+    for name, path in (
+        ("checks", "/api/v1/entitlements/check"),
+        ("verify", "/api/v1/keys/verify"),
+        ("me", "/api/v1/me"),
+    ):
         samples = server_side_ms(log, path)
+        figures["p99_" + name] = samples
         print(f"  {path:<32} {summary(samples)}")
-    for path in (check_lua, verify_lua, log):
-        os.unlink(path)
-    print("\n  targets: p99 <= 2 ms server-side; >= 2,000 checks/s")
+    os.unlink(log)
+    return figures
 
 
 if __name__ == "__main__":
