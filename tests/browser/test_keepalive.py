@@ -73,6 +73,15 @@ def test_a_page_idle_for_a_minute_then_clicked_gets_its_page(procfile_web):
         try:
             page = browser.new_page()
             assert page.goto(f"{server}/pricing/").status == 200
+            # what browsers do on their own (speculative connections, preconnect hints, keep-alive):
+            # open connections to the origin that carry no request yet; the click will use one
+            page.evaluate(
+                """() => { for (const cors of [null, "anonymous"]) {
+                    const link = document.createElement("link");
+                    link.rel = "preconnect"; link.href = location.origin;
+                    if (cors) link.crossOrigin = cors;
+                    document.head.appendChild(link); } }"""
+            )
             time.sleep(IDLE_SECONDS)
             with page.expect_navigation(timeout=60_000) as navigation:
                 page.click("a[href*='/accounts/signup/']")
