@@ -1,8 +1,11 @@
 # The two commands: `make run` brings Monetize up, `make test` runs the suite (see README).
-.PHONY: run test install services migrate lint format bench clean
+.PHONY: run stop test install services migrate lint format bench clean
 
 run:
 	@bash scripts/dev.sh run
+
+stop:
+	@bash scripts/dev.sh stop
 
 test:
 	@bash scripts/dev.sh test $(PYTEST_ARGS)

@@ -1,7 +1,13 @@
-"""Prometheus metrics (prometheus-client). Exposed at /metrics on the operator host."""
+"""Prometheus metrics (prometheus-client). Exposed at /metrics on the operator host.
 
-from prometheus_client import Counter
+Every series a scrape should always see is created at import with its known labels (at zero), and
+/metrics imports this module, so the first scrape after a start is never empty (under gunicorn's
+multiprocess mode a series exists only once a process has created it)."""
 
+from prometheus_client import Counter, Gauge
+
+UP = Gauge("monetize_up", "1 while a Monetize process serves.", multiprocess_mode="max")
+UP.set(1)
 REDIS_FALLBACKS = Counter(
     "monetize_redis_fallbacks_total",
     "Requests answered without Redis (PostgreSQL or failure mode).",
@@ -21,3 +27,5 @@ REDIS_INVALIDATIONS_DEFERRED = Counter(
     "Cache invalidations Redis did not take, kept in PostgreSQL and replayed when it answers.",
     ["kind"],
 )
+for _reason in ("ok", "not_in_tier", "limit_reached", "rate_limited", "insufficient_credits"):
+    ENTITLEMENT_CHECKS.labels(reason=_reason)

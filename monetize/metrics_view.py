@@ -10,6 +10,8 @@ import os
 from django.http import HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
+import kernel.metrics  # noqa: F401  (creates the series at zero: a first scrape is never empty)
+
 
 def metrics(request):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

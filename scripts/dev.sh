@@ -4,6 +4,7 @@
 #   scripts/dev.sh services  make sure PostgreSQL and Redis answer; print the URLs in use
 #   scripts/dev.sh migrate   services + tenants_migrate
 #   scripts/dev.sh run       migrate + demo tenant + web, worker and beat (honcho)
+#   scripts/dev.sh stop      stop what `run` started (honcho and its processes, local servers under .data/)
 #   scripts/dev.sh test      services + ruff + pytest
 #
 # PostgreSQL/Redis: DATABASE_URL / REDIS_URL are used when they answer (defaults: the local servers
@@ -17,6 +18,9 @@ DATA="$ROOT/.data"
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 mkdir -p "$DATA"
+# what `run` writes and `stop` reads (overridable so a test can run a second instance beside yours)
+ENV_FILE="${MONETIZE_ENV_FILE:-$ROOT/.env}"
+RUN_PID="${MONETIZE_RUN_PIDFILE:-$DATA/run.pid}"
 
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -169,9 +173,47 @@ run() {
   # prometheus-client multiprocess mode: one directory shared by the gunicorn workers, emptied per start
   export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$DATA/prometheus}"
   rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
-  "$PY" manage.py demo_setup --port "$PORT"
+  # .env: the services, port and demo key this run uses; manage.py (and honcho) read it, so the
+  # README's `manage.py …` commands and curl examples talk to what `make run` started
+  {
+    echo "# written by make run (scripts/dev.sh); manage.py and the README's examples read it"
+    echo "DATABASE_URL=$DATABASE_URL"
+    echo "REDIS_URL=$REDIS_URL"
+    echo "PORT=$PORT"
+  } >"$ENV_FILE"
+  "$PY" manage.py demo_setup --port "$PORT" --env-file "$ENV_FILE"
+  echo $$ >"$RUN_PID" # honcho replaces this shell (exec): `make stop` signals it
   say "starting web (gunicorn on :$PORT), a worker per queue (inbox, deliveries, housekeeping) and beat; Ctrl-C stops them all"
-  exec "$VENV/bin/honcho" -f Procfile start web inbox deliveries housekeeping beat
+  exec "$VENV/bin/honcho" -f Procfile start -e "$ENV_FILE" web inbox deliveries housekeeping beat
+}
+
+stop() {
+  # what `make run` started: honcho (it stops web and the workers), then the PostgreSQL/Redis that
+  # scripts/dev.sh started under .data/ (servers it found already running are left alone)
+  local pid bindir
+  pid="$(cat "$RUN_PID" 2>/dev/null || true)"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    say "stopping make run (honcho, pid $pid)"
+    kill -TERM "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
+  fi
+  rm -f "$RUN_PID"
+  [ "${STOP_SERVICES:-1}" = 1 ] || return 0
+  if [ -f "$DATA/postgres/postmaster.pid" ]; then
+    bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+    say "stopping the local PostgreSQL under .data/"
+    if [ "$(id -u)" = 0 ]; then
+      runuser -u postgres -- "$bindir/pg_ctl" -D "$DATA/postgres" -m fast stop >/dev/null || true
+    else
+      "$bindir/pg_ctl" -D "$DATA/postgres" -m fast stop >/dev/null || true
+    fi
+  fi
+  if [ -f "$DATA/redis/redis.pid" ]; then
+    say "stopping the local Redis under .data/"
+    kill -TERM "$(cat "$DATA/redis/redis.pid")" 2>/dev/null || true
+    rm -f "$DATA/redis/redis.pid"
+  fi
 }
 
 browser() {
@@ -229,7 +271,8 @@ case "$cmd" in
   services) install; services; echo "DATABASE_URL=$DATABASE_URL"; echo "REDIS_URL=$REDIS_URL" ;;
   migrate) install; migrate ;;
   run) install; run ;;
+  stop) stop ;;
   test) install; test_ "$@" ;;
   bench) install; bench "$@" ;;
-  *) die "usage: scripts/dev.sh install|services|migrate|run|test|bench" ;;
+  *) die "usage: scripts/dev.sh install|services|migrate|run|stop|test|bench" ;;
 esac

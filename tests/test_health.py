@@ -1,3 +1,4 @@
+import pytest
 from django.test import Client
 
 
@@ -39,3 +40,25 @@ def test_metrics_count_redis_fallbacks_on_the_operator_host(ci_catalog, monkeypa
     assert 'monetize_redis_fallbacks_total{component="entitlements"}' in body
     assert 'monetize_entitlement_checks_total{reason="not_in_tier"}' in body
     assert ci_catalog.client().get("/metrics").status_code == 404  # not on tenant hosts
+
+
+@pytest.mark.django_db
+def test_metrics_are_not_empty_on_the_first_scrape_of_a_fresh_process(tmp_path):
+    """`make run` empties PROMETHEUS_MULTIPROC_DIR at each start: a new worker's first scrape must
+    already show the series (issue 10, a newcomer's first hour)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import _test_database_url
+
+    probe = (
+        "import django; django.setup(); from django.test import Client; "
+        "print(Client(HTTP_HOST='localhost').get('/metrics').content.decode())"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "monetize.settings_test", "DATABASE_URL": _test_database_url(),
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "monetize_up 1.0" in out.stdout
+    assert 'monetize_entitlement_checks_total{reason="ok"} 0.0' in out.stdout

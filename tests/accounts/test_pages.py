@@ -37,6 +37,17 @@ def test_signup_creates_a_customer_and_sends_verification(alpha):
     assert re.search(r"/accounts/confirm-email/\S+", mail.outbox[-1].body)
 
 
+def test_verification_email_greets_with_the_tenants_name_not_its_host(alpha):
+    alpha.client().post(
+        "/accounts/signup/",
+        {"email": "greet@alpha.test", "password1": "Sup3r-secret-pw", "password2": "Sup3r-secret-pw"},
+    )
+    message = next(m for m in mail.outbox if "greet@alpha.test" in m.to)
+    assert "Hello from Alpha!" in message.body
+    assert alpha.host not in message.body.split("\n")[0]
+    assert message.subject.startswith("[Alpha] ")
+
+
 def test_password_reset_sends_mail(alpha):
     alpha.client().post("/accounts/password/reset/", {"email": alpha.owner_email})
     assert any(alpha.owner_email in m.to for m in mail.outbox)

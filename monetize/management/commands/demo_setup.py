@@ -18,6 +18,9 @@ class Command(BaseCommand):
         parser.add_argument("--port", default="8000")
         parser.add_argument("--owner-email", default="owner@demo.localhost")
         parser.add_argument("--owner-password", default="monetize-demo")
+        parser.add_argument(
+            "--env-file", help="Append MONETIZE_API_KEY=<the new key> to this file (make run's .env)."
+        )
 
     def handle(self, *args, **options):
         email, password = options["owner_email"], options["owner_password"]
@@ -49,6 +52,9 @@ class Command(BaseCommand):
             "",
         ]
         self.stdout.write(self.style.SUCCESS("\n".join(lines)))
+        if options.get("env_file"):
+            with open(options["env_file"], "a") as env:
+                env.write(f"MONETIZE_API_KEY={secret}\n")
 
     def _demo_data(self, password: str) -> None:
         """The CI-service catalog, a customer login on Team with some usage, and a few API customers."""
