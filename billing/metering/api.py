@@ -129,15 +129,21 @@ class MeterListCreateView(APIView):
         return Response(MeterOutput(meter).data, status=status.HTTP_201_CREATED)
 
 
+QUERY_LATEST = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+
+
 def query_time(params, key: str, default: dt.datetime) -> dt.datetime:
     """An RFC 3339 query parameter with an offset (a '+' arrives as ' '), or `default`."""
     raw = params.get(key)
     if not raw:
         return default
     try:
-        return timestamp_parse(raw.replace(" ", "+"))  # a '+' in a query string arrives as ' '
+        value = timestamp_parse(raw.replace(" ", "+"))  # a '+' in a query string arrives as ' '
     except TimestampError as exc:
         raise InvalidUsageQuery(f"'{key}': {exc.message}", details={"field": key}) from None
+    if value >= QUERY_LATEST:  # rounding up to the next hour, day or month must stay within year 9999
+        raise InvalidUsageQuery(f"'{key}' must be before {QUERY_LATEST:%Y-%m-%d}.", details={"field": key})
+    return value
 
 
 def _query(request) -> tuple[Meter, dt.datetime, dt.datetime, str]:
