@@ -116,7 +116,7 @@ def main() -> None:
     sync, gthread = results["sync"], results["gthread"]
     print("\ngthread / sync (same run)")
     for name in ("checks", "verify", "me"):
-        print(f"  {name:<8} throughput x{gthread[name]['rps'] / sync[name]['rps']:.2f}")
+        print(f"  {name:<8} throughput x{gthread[name]['rps'] / max(sync[name]['rps'], 1e-9):.2f}")
     for name in ("checks", "verify", "me"):
         ratio = percentile(gthread["p99_" + name], 99) / max(percentile(sync["p99_" + name], 99), 1e-9)
         print(f"  {name:<8} server-side p99 x{ratio:.2f}")
@@ -150,7 +150,7 @@ def http_figures(label, server_args, *, workers, seconds, connections, auth, che
     print("  " + fmt_http("POST /api/v1/keys/verify", verify))
     print("  " + fmt_http("GET /api/v1/me (baseline)", me))
     print(
-        f"  => checks/s = {checks['rps'] / me['rps']:.0%} and verifications/s = {verify['rps'] / me['rps']:.0%} of the trivial authenticated endpoint"
+        f"  => checks/s = {checks['rps'] / max(me['rps'], 1e-9):.0%} and verifications/s = {verify['rps'] / max(me['rps'], 1e-9):.0%} of the trivial authenticated endpoint"
     )
 
     # server-side latency: a second server that logs gunicorn's own per-request time, at a lower
