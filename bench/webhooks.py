@@ -167,7 +167,9 @@ def applied(args, tenant, host, adapter, run: str) -> None:
         first = InboxEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
     def send(i: int, tag: str) -> None:
-        body, headers = adapter.sign(payload=sub_payload(f"evt_{run}_{tag}_{i}", f"bench-{i % 50}", i))
+        body, headers = adapter.sign(
+            payload=sub_payload(f"evt_{run}_{tag}_{i}", f"bench-{run}-{tag}-{i % 50}", i)
+        )
         meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
         client.post("/webhooks/sandbox/", body, content_type="application/json", **meta)
 
