@@ -26,5 +26,13 @@ class TenantSettingsForm(forms.Form):
         required=False,  # left out: unchanged
     )
 
+    invoice_address = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=500,
+        required=False,
+        label="Billing address on invoices",
+        help_text="Printed under your business's name on every invoice PDF.",
+    )
+
     def clean_unknown_usage_customer(self):
         return self.cleaned_data["unknown_usage_customer"] or None

@@ -79,6 +79,7 @@ def tenant_settings(request):
         initial={
             "rate_limit_failure_mode": request.tenant.rate_limit_failure_mode,
             "unknown_usage_customer": request.tenant.unknown_usage_customer,
+            "invoice_address": request.tenant.invoice_address,
         },
     )
     if request.method == "POST" and form.is_valid():

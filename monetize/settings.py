@@ -59,6 +59,9 @@ METER_SYNC_TRIES = env_int("METER_SYNC_TRIES", 3)
 METER_SYNC_BACKOFF = float(os.environ.get("METER_SYNC_BACKOFF", "0.5"))
 METER_SYNC_LATE_DAYS = env_int("METER_SYNC_LATE_DAYS", 62)
 DUNNING_GRACE_DAYS = env_int("DUNNING_GRACE_DAYS", 14)  # a past-due membership keeps its tier this long
+# TrueType fonts for invoice PDFs (default: DejaVu Sans when installed; see billing/invoicing/pdf.py)
+INVOICE_PDF_FONT = env_str("INVOICE_PDF_FONT", "")
+INVOICE_PDF_FONT_BOLD = env_str("INVOICE_PDF_FONT_BOLD", "")
 WEBHOOK_OUT_TIMEOUT_SECONDS = env_int("WEBHOOK_OUT_TIMEOUT_SECONDS", 10)
 WEBHOOK_OUT_DISABLE_AFTER = env_int("WEBHOOK_OUT_DISABLE_AFTER", 50)
 # per tenant: at most this many webhook endpoints, and at most this many deliveries in the broker's

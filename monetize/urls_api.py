@@ -22,6 +22,7 @@ urlpatterns = [
         name="customer-invoice-upcoming",
     ),
     path("invoices/<int:invoice_id>", invoicing_api.InvoiceDetailView.as_view(), name="invoice"),
+    path("invoices/<int:invoice_id>/pdf", invoicing_api.InvoicePdfView.as_view(), name="invoice-pdf"),
     path("invoices/<int:invoice_id>/void", invoicing_api.InvoiceVoidView.as_view(), name="invoice-void"),
     path(
         "invoices/<int:invoice_id>/mark-uncollectible",

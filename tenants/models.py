@@ -38,6 +38,9 @@ class Tenant(TenantMixin):
         default=UnknownUsageCustomer.REJECT,
         help_text="What event ingestion does with a customer id it does not know.",
     )
+    invoice_address = models.TextField(
+        blank=True, max_length=500, help_text="The business's billing address, printed on its invoices."
+    )
 
     class Meta:
         ordering = ["slug"]

@@ -200,7 +200,11 @@ def tenant_delete(*, tenant: Tenant) -> None:
 
 
 def tenant_settings_update(
-    *, tenant: Tenant, rate_limit_failure_mode: str, unknown_usage_customer: str | None = None
+    *,
+    tenant: Tenant,
+    rate_limit_failure_mode: str,
+    unknown_usage_customer: str | None = None,
+    invoice_address: str | None = None,
 ) -> Tenant:
     """Settings a tenant's owner controls (the row lives in the public schema)."""
     from tenants.middleware import tenant_cache_clear
@@ -217,6 +221,8 @@ def tenant_settings_update(
                 "Unknown choice.", code="invalid_settings", details={"field": "unknown_usage_customer"}
             )
         changes["unknown_usage_customer"] = unknown_usage_customer
+    if invoice_address is not None:
+        changes["invoice_address"] = invoice_address.strip()[:500]
     Tenant.objects.filter(pk=tenant.pk).update(**changes)
     for field, value in changes.items():
         setattr(tenant, field, value)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.db import connection
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.idempotency import idempotent
+from billing.invoicing.pdf import invoice_pdf
 from billing.invoicing.selectors import invoice_get, invoice_list, price_quote
 from billing.invoicing.services import invoice_mark_uncollectible, invoice_void
 from billing.invoicing.upcoming import invoice_upcoming
@@ -247,3 +252,38 @@ class UpcomingInvoiceView(APIView):
                 }
             ).data
         )
+
+
+class _JsonErrors(BaseContentNegotiation):
+    """The PDF view answers a PDF whatever the Accept header; its errors are JSON like every other."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class InvoicePdfView(APIView):
+    """The invoice as a PDF: the tenant's name and billing address (Settings), the customer as billed,
+    lines with their tier breakdown, totals. Drafts are marked DRAFT."""
+
+    content_negotiation_class = _JsonErrors
+
+    @extend_schema(
+        operation_id="invoices_pdf",
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The PDF."),
+            404: NOT_FOUND,
+        },
+    )
+    def get(self, request, invoice_id: int):
+        invoice = invoice_get(invoice_id=invoice_id)
+        tenant = connection.tenant
+        document = invoice_pdf(
+            invoice=invoice, seller_name=tenant.name, seller_address=getattr(tenant, "invoice_address", "")
+        )
+        name = invoice.number or f"draft-{invoice.pk}"
+        response = HttpResponse(document, content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{name}.pdf"'
+        return response

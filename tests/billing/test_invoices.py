@@ -229,3 +229,81 @@ def test_api_invoices_of_another_tenant_or_unknown_are_404(billed, beta):
     assert beta.api().get("/api/v1/customers/ada/invoices").status_code == 404
     assert alpha.api().get("/api/v1/invoices/999999999").status_code == 404
     assert alpha.api().get("/api/v1/invoices/99999999999999999999").status_code == 404
+
+
+# --- PDF ------------------------------------------------------------------------------------------
+
+
+def _pdf_text(content: bytes) -> str:
+    import io
+
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+
+
+def test_invoice_pdf_shows_seller_customer_lines_breakdown_and_totals(billed):
+    from tenants.models import Tenant
+
+    alpha, invoices, usage = billed
+    Tenant.objects.filter(pk=alpha.tenant.pk).update(invoice_address="1 Harbour Street\nBusan 48058\nKorea")
+    from tenants.middleware import tenant_cache_clear
+
+    tenant_cache_clear()
+    with tenant_context(alpha.tenant):
+        invoice_payment_apply(invoice_id=invoices[1].pk, amount=500)
+    response = alpha.api().get(f"/api/v1/invoices/{invoices[1].pk}/pdf")
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"] == 'attachment; filename="ALPHA-000002.pdf"'
+    assert response.content.startswith(b"%PDF-")
+    text = _pdf_text(response.content)
+    for expected in (
+        "Alpha",
+        "Busan 48058",
+        "Invoice ALPHA-000002",
+        "DUE",
+        "$20.00",
+        "$5.00",
+        "$15.00",
+        "Amount due",
+    ):
+        assert expected in text, (expected, text)
+
+    draft_pdf = alpha.api().get(f"/api/v1/invoices/{usage.pk}/pdf", HTTP_ACCEPT="application/pdf")
+    text = _pdf_text(draft_pdf.content)
+    assert "DRAFT" in text and "Invoice (draft)" in text and "Tokens" in text and "$191.25" in text
+    assert "$0.0025" in text  # a fractional unit price in major units
+
+
+def test_invoice_pdf_in_krw_and_errors_are_json(billed, beta):
+    alpha, invoices, _ = billed
+    with tenant_context(alpha.tenant):
+        customer, _ = customer_upsert(external_id="minsu", name="Zoë Ångström")
+        invoice, _ = invoice_draft_create(customer=customer, currency="krw", lines=lines(39_000))
+        invoice_finalize(invoice_id=invoice.pk)
+    text = _pdf_text(alpha.api().get(f"/api/v1/invoices/{invoice.pk}/pdf").content)
+    assert "₩39,000" in text and "Zoë Ångström" in text
+    response = beta.api().get(f"/api/v1/invoices/{invoice.pk}/pdf", HTTP_ACCEPT="application/pdf")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_invoice"
+
+
+def test_owner_sets_the_invoice_address_on_the_settings_page(alpha):
+    from tests.conftest import PASSWORD
+
+    client = alpha.client()
+    client.post("/accounts/login/", {"login": alpha.owner_email, "password": PASSWORD})
+    page = client.get("/settings/")
+    assert "Billing address on invoices" in page.content.decode()
+    response = client.post(
+        "/settings/",
+        {
+            "rate_limit_failure_mode": "open",
+            "unknown_usage_customer": "reject",
+            "invoice_address": "  9 Quay Road\nLeith  ",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200 and "Settings saved." in response.content.decode()
+    from tenants.models import Tenant
+
+    assert Tenant.objects.get(pk=alpha.tenant.pk).invoice_address == "9 Quay Road\nLeith"

@@ -1,0 +1,206 @@
+"""An invoice as a PDF (fpdf2): the tenant's name and billing address, the customer as billed, the
+lines with each usage line's tier-by-tier breakdown, and the totals.
+
+Text uses INVOICE_PDF_FONT / INVOICE_PDF_FONT_BOLD (TrueType files) when set, else DejaVu Sans when
+the system has it (Latin, Greek, Cyrillic and every currency symbol; not CJK: set a font that has the
+scripts your customers' names use); without either, the PDF core font is used, characters it cannot
+draw become "?" and currency symbols become codes.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+from fpdf.fonts import FontFace
+
+from billing.invoicing.models import Invoice, InvoiceStatus
+from kernel.money import SYMBOLS, exponent, format_amount
+
+logging.getLogger("fontTools").setLevel(logging.WARNING)  # its subsetting logs every glyph at INFO
+FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
+STATUS_WORDS = {
+    InvoiceStatus.DRAFT: "DRAFT",
+    InvoiceStatus.OPEN: "DUE",
+    InvoiceStatus.PAID: "PAID",
+    InvoiceStatus.VOID: "VOID",
+    InvoiceStatus.UNCOLLECTIBLE: "UNCOLLECTIBLE",
+}
+
+
+def unit_amount_text(minor: Decimal, currency: str) -> str:
+    """A unit amount in major units with the decimals it needs (0.25 cents → "$0.0025")."""
+    minor = Decimal(minor)
+    if minor == minor.to_integral():
+        return format_amount(int(minor), currency)
+    places = exponent(currency)
+    major = minor.scaleb(-places)
+    digits = max(places, -major.normalize().as_tuple().exponent)
+    number = f"{major:,.{digits}f}"
+    symbol = SYMBOLS.get(currency.lower())
+    return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"
+
+
+class _Document(FPDF):
+    def __init__(self):
+        super().__init__(format="A4", unit="mm")
+        self.set_auto_page_break(auto=True, margin=18)
+        self.unicode = False
+        configured = (settings.INVOICE_PDF_FONT, settings.INVOICE_PDF_FONT_BOLD or settings.INVOICE_PDF_FONT)
+        candidates = [tuple(Path(p) for p in configured)] if configured[0] else []
+        candidates += [(folder / "DejaVuSans.ttf", folder / "DejaVuSans-Bold.ttf") for folder in FONT_DIRS]
+        for regular, bold in candidates:
+            if regular.exists() and bold.exists():
+                self.add_font("Body", "", str(regular))
+                self.add_font("Body", "B", str(bold))
+                self.unicode = True
+                break
+        self.family = "Body" if self.unicode else "Helvetica"
+
+    def text_of(self, value) -> str:
+        text = str(value)
+        return text if self.unicode else text.encode("latin-1", "replace").decode("latin-1")
+
+    def money(self, amount: int, currency: str) -> str:
+        text = format_amount(amount, currency)
+        if not self.unicode and not all(ord(c) < 256 for c in text):
+            places = exponent(currency)
+            whole, fraction = divmod(abs(amount), 10**places) if places else (abs(amount), 0)
+            text = ("-" if amount < 0 else "") + f"{whole:,}" + (f".{fraction:0{places}d}" if places else "")
+            text += f" {currency.upper()}"
+        return text
+
+    def footer(self):
+        self.set_y(-12)
+        self.set_font(self.family, "", 8)
+        self.set_text_color(120)
+        self.cell(0, 5, f"Page {self.page_no()}/{{nb}}", align="R")
+
+
+def invoice_pdf(*, invoice: Invoice, seller_name: str, seller_address: str = "") -> bytes:
+    """The invoice rendered as PDF bytes (drafts carry a DRAFT mark and no number)."""
+    pdf = _Document()
+    pdf.alias_nb_pages()
+    pdf.add_page()
+    body, currency = pdf.family, invoice.currency
+
+    pdf.set_font(body, "B", 18)
+    pdf.cell(120, 9, pdf.text_of(seller_name), new_x=XPos.RIGHT, new_y=YPos.TOP)
+    pdf.set_font(body, "B", 14)
+    pdf.set_text_color(
+        *((170, 30, 30) if invoice.status in (InvoiceStatus.DRAFT, InvoiceStatus.VOID) else (40, 40, 40))
+    )
+    pdf.cell(
+        0,
+        9,
+        STATUS_WORDS.get(invoice.status, invoice.status.upper()),
+        align="R",
+        new_x=XPos.LMARGIN,
+        new_y=YPos.NEXT,
+    )
+    pdf.set_text_color(60)
+    pdf.set_font(body, "", 9)
+    for line in [ln for ln in seller_address.splitlines() if ln.strip()][:6]:
+        pdf.cell(0, 4.5, pdf.text_of(line.strip()), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(6)
+
+    pdf.set_text_color(0)
+    pdf.set_font(body, "B", 12)
+    pdf.cell(
+        0,
+        7,
+        pdf.text_of(f"Invoice {invoice.number}" if invoice.number else "Invoice (draft)"),
+        new_x=XPos.LMARGIN,
+        new_y=YPos.NEXT,
+    )
+    pdf.set_font(body, "", 9)
+    facts = []
+    if invoice.finalized_at:
+        facts.append(("Issued", f"{invoice.finalized_at:%Y-%m-%d}"))
+    if invoice.due_at and invoice.status == InvoiceStatus.OPEN:
+        facts.append(("Due", f"{invoice.due_at:%Y-%m-%d}"))
+    if invoice.period_start and invoice.period_end:
+        facts.append(("Period", f"{invoice.period_start:%Y-%m-%d} - {invoice.period_end:%Y-%m-%d}"))
+    details = invoice.customer_details or {}
+    billed = [details.get("name"), details.get("email"), details.get("address"), details.get("country")]
+    billed = [str(b) for b in billed if b] or [invoice.customer.external_id]
+    top = pdf.get_y()
+    for label, value in facts:
+        pdf.set_font(body, "B", 9)
+        pdf.cell(18, 5, label)
+        pdf.set_font(body, "", 9)
+        pdf.cell(70, 5, pdf.text_of(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    bottom = pdf.get_y()
+    pdf.set_xy(110, top)
+    pdf.set_font(body, "B", 9)
+    pdf.cell(0, 5, "Bill to", new_x=XPos.LEFT, new_y=YPos.NEXT)
+    pdf.set_font(body, "", 9)
+    for line in billed[:5]:
+        pdf.set_x(110)
+        pdf.multi_cell(0, 4.5, pdf.text_of(line), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_y(max(bottom, pdf.get_y()) + 6)
+
+    pdf.set_font(body, "", 9)
+    with pdf.table(
+        col_widths=(92, 28, 34, 36),
+        text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT"),
+        line_height=5.5,
+        headings_style=FontFace(emphasis="BOLD", fill_color=(240, 240, 240)),
+    ) as table:
+        head = table.row()
+        for title in ("Description", "Qty", "Unit price", "Amount"):
+            head.cell(title)
+        for line in invoice.lines.all():
+            row = table.row()
+            period = ""
+            if line.period_start and line.period_end:
+                period = f"\n{line.period_start:%Y-%m-%d} - {line.period_end:%Y-%m-%d}"
+            row.cell(pdf.text_of(line.description + period))
+            row.cell(f"{line.quantity.normalize():,f}")
+            row.cell(
+                pdf.text_of(unit_amount_text(line.unit_amount, currency))
+                if not line.breakdown or len(line.breakdown) == 1
+                else "tiered"
+            )
+            row.cell(pdf.text_of(pdf.money(line.amount, currency)))
+            if len(line.breakdown) > 1:
+                for part in line.breakdown:
+                    sub = table.row()
+                    first, last = part.get("first"), part.get("last")
+                    flat = int(part.get("flat_amount") or 0)
+                    label = f"    {first} - {last}" if last else f"    {first} and up"
+                    label += f" (+{pdf.money(flat, currency)} flat)" if flat else ""
+                    sub.cell(pdf.text_of(label))
+                    sub.cell(pdf.text_of(part.get("quantity") or ""))
+                    sub.cell(pdf.text_of(unit_amount_text(Decimal(part.get("unit_amount") or 0), currency)))
+                    sub.cell("")
+
+    pdf.ln(4)
+    totals = [("Subtotal", invoice.subtotal)]
+    if invoice.discount:
+        totals.append(("Discount", -invoice.discount))
+    if invoice.tax:
+        totals.append(("Tax", invoice.tax))
+    totals.append(("Total", invoice.total))
+    if invoice.amount_paid:
+        totals.append(("Paid", -invoice.amount_paid))
+    if invoice.amount_credited:
+        totals.append(("Credited", -invoice.amount_credited))
+    totals.append(("Amount due", invoice.amount_due))
+    for label, amount in totals:
+        strong = label in ("Total", "Amount due")
+        pdf.set_font(body, "B" if strong else "", 10 if strong else 9)
+        pdf.cell(120)
+        pdf.cell(34, 6, label)
+        pdf.cell(
+            36, 6, pdf.text_of(pdf.money(amount, currency)), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
+    pdf.ln(6)
+    pdf.set_font(body, "", 8)
+    pdf.set_text_color(110)
+    pdf.cell(0, 4, f"Amounts in {currency.upper()}.", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    return bytes(pdf.output())
