@@ -11,7 +11,7 @@ from decimal import Decimal
 from dateutil.relativedelta import relativedelta
 
 from billing.invoicing.models import LineKind
-from billing.invoicing.rating import Rated, rate
+from billing.invoicing.rating import Rated, grouped, rate
 from billing.invoicing.selectors import price_terms
 from billing.invoicing.services import LineDraft
 from billing.metering.models import Meter
@@ -83,11 +83,13 @@ def usage_line(
     *, price: Price, meter: Meter | None, quantity: Decimal, start: dt.datetime, end: dt.datetime
 ) -> LineDraft:
     rated = rate(price_terms(price), quantity)
-    unit = f" {meter.unit}" if meter is not None and meter.unit else ""
+    unit = meter.unit if meter is not None else ""
+    if unit and quantity != 1 and not unit.endswith("s"):
+        unit += "s"  # "12,501 tokens"; units are English nouns in the catalogs
     name = meter.name if meter is not None else price.meter
     return LineDraft(
         kind=LineKind.USAGE,
-        description=f"{name}: {_text(quantity)}{unit}",
+        description=f"{name}: {grouped(quantity)}" + (f" {unit}" if unit else ""),
         amount=rated.amount,
         quantity=quantity,
         unit_amount=price_terms(price).unit_amount,

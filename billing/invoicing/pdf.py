@@ -19,6 +19,7 @@ from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
 from billing.invoicing.models import Invoice, InvoiceStatus
+from billing.invoicing.rating import grouped
 from kernel.money import SYMBOLS, exponent, format_amount
 
 logging.getLogger("fontTools").setLevel(logging.WARNING)  # its subsetting logs every glyph at INFO
@@ -160,7 +161,7 @@ def invoice_pdf(*, invoice: Invoice, seller_name: str, seller_address: str = "")
             if line.period_start and line.period_end:
                 period = f"\n{line.period_start:%Y-%m-%d} - {line.period_end:%Y-%m-%d}"
             row.cell(pdf.text_of(line.description + period))
-            row.cell(f"{line.quantity.normalize():,f}")
+            row.cell(grouped(line.quantity))
             row.cell(
                 pdf.text_of(unit_amount_text(line.unit_amount, currency))
                 if not line.breakdown or len(line.breakdown) == 1
@@ -172,10 +173,12 @@ def invoice_pdf(*, invoice: Invoice, seller_name: str, seller_address: str = "")
                     sub = table.row()
                     first, last = part.get("first"), part.get("last")
                     flat = int(part.get("flat_amount") or 0)
-                    label = f"    {first} - {last}" if last else f"    {first} and up"
+                    label = (
+                        f"    {grouped(first)} - {grouped(last)}" if last else f"    {grouped(first)} and up"
+                    )
                     label += f" (+{pdf.money(flat, currency)} flat)" if flat else ""
                     sub.cell(pdf.text_of(label))
-                    sub.cell(pdf.text_of(part.get("quantity") or ""))
+                    sub.cell(grouped(part.get("quantity") or 0))
                     sub.cell(pdf.text_of(unit_amount_text(Decimal(part.get("unit_amount") or 0), currency)))
                     sub.cell("")
 

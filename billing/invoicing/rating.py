@@ -192,3 +192,11 @@ def _package(terms: PriceTerms, q: Decimal, unit: Decimal) -> tuple[Slice, ...]:
     if not packages:
         return ()
     return (Slice(Decimal(1), q, packages, unit, 0, packages * unit),)
+
+
+def grouped(value: Decimal) -> str:
+    """12501 → "12,501"; 2.5 → "2.5" (thousands separators, no exponent, no trailing zeros)."""
+    value = Decimal(value)
+    text = f"{value.normalize():f}" if value != value.to_integral() else str(int(value))
+    whole, _, fraction = text.partition(".")
+    return f"{int(whole):,}" + (f".{fraction}" if fraction else "")

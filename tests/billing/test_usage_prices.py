@@ -224,7 +224,7 @@ def test_upcoming_invoice_rates_the_usage_so_far_and_the_next_fee(alpha):
     tokens, calls, packs, fee = body["lines"]  # usage prices in catalog order, then the next fee
     # 12,501 tokens: 1,000 free + 9,000 × 2 + 2,501 × 0.25 + 500 = 19,125.25 → 19,125
     assert (tokens["quantity"], tokens["amount"], tokens["meter"]) == ("12501", 19_125, "tokens")
-    assert tokens["description"] == "Tokens: 12501" and len(tokens["breakdown"]) == 3
+    assert tokens["description"] == "Tokens: 12,501" and len(tokens["breakdown"]) == 3
     assert (calls["quantity"], calls["amount"]) == ("2", 0)  # 2 calls at 0.1 = 0.2 → 0
     assert (packs["quantity"], packs["amount"]) == ("2", 0)  # no whole package of 1,000 calls
     assert (fee["kind"], fee["amount"], fee["description"]) == ("fee", 2900, "Pro (monthly)")
