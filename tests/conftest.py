@@ -350,18 +350,20 @@ def private_broker():
     from monetize.celery import app
     from tests.helpers import PrivateRedis
 
-    def fresh_pools() -> None:
-        if app._pool is not None:
+    def fresh_pools(*, close: bool) -> None:
+        # kombu keeps one pool per broker URL for the process: close only the private one (a closed
+        # pool for the real broker would be handed back to every later test)
+        if close and app._pool is not None:
             app._pool.force_close_all()
         app._pool = None
         app.amqp._producer_pool = None
 
     server, url = PrivateRedis(), app.conf.broker_url
     app.conf.broker_url = server.url
-    fresh_pools()
+    fresh_pools(close=False)
     try:
         yield server
     finally:
         server.close()
         app.conf.broker_url = url
-        fresh_pools()
+        fresh_pools(close=True)
