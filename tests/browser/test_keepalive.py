@@ -92,3 +92,30 @@ def test_a_page_idle_for_a_minute_then_clicked_gets_its_page(procfile_web):
         finally:
             browser.close()
     assert "WORKER TIMEOUT" not in log.read_text()
+
+
+def test_connections_opened_ahead_and_left_idle_hold_no_worker(procfile_web):
+    """The mechanism under the browser's symptom, made deterministic: two connections opened and left
+    idle past gunicorn's worker timeout (30 s), as a browser's speculative connections are. Under sync
+    workers each held a worker until WORKER TIMEOUT killed it and wrote "500 Internal Server Error" into
+    the idle connection, which the browser then read as its next page."""
+    import socket
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    server, log = procfile_web
+    url = urlsplit(server)
+    idle = [socket.create_connection(("127.0.0.1", url.port)) for _ in range(2)]
+    time.sleep(40)
+    for connection in idle:
+        connection.settimeout(2)
+        try:
+            got = connection.recv(200)
+        except TimeoutError:
+            got = b""  # still open and quiet: fine
+        assert b"500" not in got, got
+        connection.close()
+    response = httpx.get(f"http://127.0.0.1:{url.port}/pricing/", headers={"Host": url.hostname}, timeout=30)
+    assert response.status_code == 200
+    assert "WORKER TIMEOUT" not in log.read_text()
