@@ -101,12 +101,14 @@ def test_readme_examples_work_when_pasted_after_make_run_and_make_stop_stops_it(
         )  # fmt: skip
         assert out.returncode == 0, f"{block}\n--- stdout\n{out.stdout}\n--- stderr\n{out.stderr}"
         answers += [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
-    me, customer, ingested, usage, check = answers
+    me, customer, ingested, usage, check, quote, invoices = answers
     assert me["tenant"]["slug"] == "demo"
     assert customer["external_id"] == "user_42"
     assert ingested["inserted"] == 1 and not ingested["rejected"]
     assert usage["total"] and usage["total"] >= 12  # the event just sent counts this month
     assert check["feature"] == "build_minutes" and "allowed" in check
+    assert quote["amount"] == 109_900 and len(quote["breakdown"]) == 2  # $999 incl. 50,000 + 10,000 at 1¢
+    assert invoices["results"] == [] and invoices["next"] is None
 
     # a manage.py command finds make run's database through .env (DATABASE_URL not exported)
     manage_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
