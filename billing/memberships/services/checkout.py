@@ -1,0 +1,149 @@
+"""Checkouts: started through a provider, completed from its webhook or return, expired."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.memberships.exceptions import (
+    CheckoutInvalid,
+)
+from billing.memberships.models import (
+    Checkout,
+    CheckoutStatus,
+    Customer,
+    Membership,
+    MembershipStatus,
+)
+from billing.memberships.services._common import _end_live, _notify_changed, _publish, _record
+from billing.tiers.models import Interval, Price
+from billing.tiers.selectors import tier_get
+
+CHECKOUT_LIFETIME = dt.timedelta(hours=24)
+
+
+def checkout_create(
+    *,
+    customer: Customer,
+    success_url: str,
+    cancel_url: str,
+    price_code: str | None = None,
+    tier_code: str | None = None,
+    provider: str | None = None,
+    quantity: int = 1,
+) -> Checkout:
+    """Start a checkout at the tenant's provider (the default one unless `provider` is named).
+    With a tier, its active monthly price is used (else its cheapest active price)."""
+    from billing.providers.base import CheckoutRequest
+    from billing.providers.registry import provider_for
+    from billing.providers.selectors import provider_account_for_checkout
+
+    price = _checkout_price(price_code=price_code, tier_code=tier_code)
+    account = provider_account_for_checkout(provider=provider)
+    with transaction.atomic():
+        checkout = Checkout.objects.create(
+            customer=customer,
+            price=price,
+            provider=account.provider,
+            quantity=quantity,
+            success_url=success_url,
+            cancel_url=cancel_url,
+            expires_at=timezone.now() + CHECKOUT_LIFETIME,
+        )
+        session = provider_for(account).create_checkout(
+            CheckoutRequest(
+                checkout_id=str(checkout.pk),
+                customer=customer.external_id,
+                email=customer.email,
+                price_ref=price.code,
+                unit_amount=price.unit_amount,
+                currency=price.currency,
+                interval=price.interval,
+                quantity=quantity,
+                trial_days=price.trial_days,
+                success_url=success_url,
+                cancel_url=cancel_url,
+            )
+        )
+        checkout.provider_checkout_id, checkout.url = session.provider_checkout_id, session.url
+        checkout.save(update_fields=["provider_checkout_id", "url"])
+    return checkout
+
+
+def _checkout_price(*, price_code: str | None, tier_code: str | None) -> Price:
+    if price_code:
+        price = Price.objects.filter(code=price_code, active=True).select_related("tier").first()
+        if price is None:
+            raise CheckoutInvalid(f"No active price '{price_code}'.", details={"price": price_code})
+    elif tier_code:
+        tier = tier_get(code=tier_code)
+        prices = list(
+            tier.prices.filter(active=True).exclude(interval="one_time").order_by("unit_amount", "id")
+        )
+        price = next((p for p in prices if p.interval == "month"), prices[0] if prices else None)
+        if price is None:
+            raise CheckoutInvalid(
+                f"Tier '{tier_code}' has no recurring price to check out.", details={"tier": tier_code}
+            )
+    else:
+        raise CheckoutInvalid("Give a tier or a price.")
+    if not price.code:
+        raise CheckoutInvalid("Only prices with a code can be checked out.", details={"price": price.pk})
+    return price
+
+
+def checkouts_expire(*, now: dt.datetime | None = None) -> int:
+    """Open checkouts past their expiry become expired (beat, hourly)."""
+    return Checkout.objects.filter(status=CheckoutStatus.OPEN, expires_at__lte=now or timezone.now()).update(
+        status=CheckoutStatus.EXPIRED
+    )
+
+
+def checkout_complete(
+    *,
+    provider: str,
+    checkout_id: str,
+    occurred_at: dt.datetime,
+    provider_customer_id: str = "",
+    event_id: str = "",
+) -> Checkout | None:
+    """The provider reports our checkout paid: mark it completed (once), remember the provider's
+    customer it made (later events that carry no metadata name only that), and grant what a
+    one-time price buys: its tier, with no end (a recurring price's membership follows its
+    subscription's events instead)."""
+    try:
+        uuid.UUID(str(checkout_id))
+    except ValueError:
+        return None
+    with transaction.atomic():
+        checkout = (
+            Checkout.objects.select_for_update()
+            .select_related("customer", "price__tier")
+            .filter(pk=checkout_id, provider=provider)
+            .first()
+        )
+        if checkout is None:
+            return None
+        if provider_customer_id and not checkout.provider_customer_id:
+            checkout.provider_customer_id = provider_customer_id
+            checkout.save(update_fields=["provider_customer_id"])
+        if checkout.status == CheckoutStatus.COMPLETED:
+            return checkout
+        checkout.status, checkout.completed_at = CheckoutStatus.COMPLETED, occurred_at
+        checkout.save(update_fields=["status", "completed_at"])
+        if checkout.price.interval == Interval.ONE_TIME:
+            customer = checkout.customer
+            Customer.objects.select_for_update().filter(pk=customer.pk).first()
+            changed = _end_live(customer, at=occurred_at, reason="replaced", event_id=event_id)
+            membership = Membership.objects.create(
+                customer=customer, tier=checkout.price.tier, price=checkout.price, provider=provider,
+                provider_customer_id=provider_customer_id, status=MembershipStatus.ACTIVE,
+                quantity=checkout.quantity, started_at=occurred_at, provider_event_at=occurred_at,
+            )  # fmt: skip
+            _record(membership, reason=f"purchase:{provider}", event_id=event_id)
+            _publish([*changed, membership], customer=customer.external_id)
+            _notify_changed(customer.external_id)
+    return checkout

@@ -1,0 +1,158 @@
+"""Payments a provider reports (charges, refunds, disputes), recorded once each."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+
+from billing.memberships.exceptions import (
+    CustomerUnmatched,
+    PaymentCustomerUnknown,
+)
+from billing.memberships.models import (
+    Membership,
+    MembershipStatus,
+    Payment,
+    PaymentKind,
+)
+from billing.memberships.services._common import _notify_changed, _publish, _record
+from billing.memberships.services.checkout import checkout_complete
+from billing.memberships.services.customers import customer_upsert
+from billing.memberships.services.provider_sync import _customer_of_provider
+from billing.providers.base import PaymentState
+
+_PAYMENT_KINDS = {
+    "payment.succeeded": PaymentKind.CHARGE,
+    "order.paid": PaymentKind.CHARGE,
+    "payment.failed": PaymentKind.FAILED,
+    "refund.created": PaymentKind.REFUND,
+    "dispute.created": PaymentKind.DISPUTE,
+    "dispute.won": PaymentKind.DISPUTE_WON,
+    "dispute.lost": PaymentKind.DISPUTE_LOST,
+}
+
+
+_PAYMENT_EVENTS = {
+    PaymentKind.CHARGE: "payment.succeeded",
+    PaymentKind.FAILED: "payment.failed",
+    PaymentKind.REFUND: "payment.refunded",
+    PaymentKind.DISPUTE: "payment.disputed",
+    PaymentKind.DISPUTE_WON: "payment.dispute_closed",
+    PaymentKind.DISPUTE_LOST: "payment.dispute_closed",
+}
+
+
+def payment_record(
+    *, provider: str, event_type: str, payment: PaymentState, occurred_at: dt.datetime, event_id: str
+) -> Payment | None:
+    """Record a provider-reported charge, failed charge, refund or dispute once (unique per the
+    provider's id of that object and its kind: a redelivery records nothing, each partial refund is
+    its own row) and tell the integrator (`payment.succeeded` / `.failed` / `.refunded` /
+    `.disputed` / `.dispute_closed`). A refund or dispute belongs to the charge its `reference`
+    names. A $0 charge (a trial's first invoice) is no payment. A payment whose subscription or
+    charge we have not applied yet fails (the inbox retries it after that event); one that names
+    none of our customers at all is CustomerUnmatched (parked for staff)."""
+    kind = _PAYMENT_KINDS.get(event_type)
+    if kind is None or (kind == PaymentKind.CHARGE and payment.amount == 0):
+        return None
+    with transaction.atomic():
+        charge = (
+            Payment.objects.filter(
+                provider=provider,
+                reference__in=[ref for ref in (payment.reference, payment.intent) if ref],
+                kind=PaymentKind.CHARGE,
+            )
+            .select_related("customer", "membership")
+            .order_by("id")
+            .first()
+            if (payment.reference or payment.intent) and kind not in (PaymentKind.CHARGE, PaymentKind.FAILED)
+            else None
+        )
+        membership = charge.membership if charge is not None else None
+        if payment.subscription_id:
+            membership = (
+                Membership.objects.filter(provider=provider, provider_subscription_id=payment.subscription_id)
+                .select_related("customer")
+                .first()
+            )
+            if membership is None:
+                # the subscription's own event has not been applied yet (providers do not keep
+                # order): fail, so the inbox retries this one after it -- never recorded unlinked
+                raise PaymentCustomerUnknown(
+                    f"No membership yet for {provider} subscription {payment.subscription_id}."
+                )
+        if payment.customer:
+            customer, _ = customer_upsert(external_id=payment.customer)
+        elif membership is not None or charge is not None:
+            customer = membership.customer if membership is not None else charge.customer
+        else:
+            customer = _customer_of_provider(
+                provider, provider_customer_id=payment.provider_customer_id, email=payment.email
+            )
+            if customer is None:
+                if payment.reference and kind not in (PaymentKind.CHARGE, PaymentKind.FAILED):
+                    raise PaymentCustomerUnknown(  # its charge's event is still on the way: retried
+                        f"No {provider} charge '{payment.reference}' recorded yet for {payment.payment_id}."
+                    )
+                if payment.provider_customer_id:
+                    raise PaymentCustomerUnknown(
+                        f"No membership yet for {provider} customer {payment.provider_customer_id}."
+                    )
+                raise CustomerUnmatched(
+                    f"The {provider} payment {payment.payment_id} names none of our customers.",
+                    details={"payment": payment.payment_id},
+                )
+        row, created = Payment.objects.get_or_create(
+            provider=provider,
+            provider_payment_id=payment.payment_id,
+            kind=kind,
+            defaults={
+                "customer": customer, "membership": membership, "amount": payment.amount,
+                "currency": payment.currency, "occurred_at": occurred_at, "event_id": event_id,
+                "reference": payment.reference or payment.intent,
+                "disputed": charge if kind in (PaymentKind.DISPUTE, PaymentKind.DISPUTE_WON, PaymentKind.DISPUTE_LOST) else None,
+            },
+        )  # fmt: skip
+        if not created:
+            return row
+        from billing.events.services import event_publish
+
+        data = {"customer": customer.external_id, "amount": row.amount, "currency": row.currency, "provider": provider,
+                "payment_id": row.provider_payment_id, "membership": membership.pk if membership else None}  # fmt: skip
+        if kind in (
+            PaymentKind.REFUND,
+            PaymentKind.DISPUTE,
+            PaymentKind.DISPUTE_WON,
+            PaymentKind.DISPUTE_LOST,
+        ):
+            data["charge"] = charge.provider_payment_id if charge is not None else None
+        if kind in (PaymentKind.DISPUTE_WON, PaymentKind.DISPUTE_LOST):
+            data["outcome"] = "won" if kind == PaymentKind.DISPUTE_WON else "lost"
+        event_publish(type=_PAYMENT_EVENTS[kind], payload=data, customer=customer.external_id)
+        if kind == PaymentKind.CHARGE and membership is not None:
+            _recover(membership, occurred_at=occurred_at, event_id=event_id)
+        if payment.checkout_id and kind == PaymentKind.CHARGE:
+            checkout_complete(
+                provider=provider,
+                checkout_id=payment.checkout_id,
+                occurred_at=occurred_at,
+                provider_customer_id=payment.provider_customer_id,
+                event_id=event_id,
+            )
+    return row
+
+
+def _recover(membership: Membership, *, occurred_at: dt.datetime, event_id: str) -> None:
+    """A payment made after the membership fell past due (a recovered renewal) ends `past_due`."""
+    membership = Membership.objects.select_for_update().select_related("tier").get(pk=membership.pk)
+    if membership.status != MembershipStatus.PAST_DUE or (
+        membership.past_due_since and occurred_at < membership.past_due_since
+    ):
+        return
+    membership.status, membership.past_due_since = MembershipStatus.ACTIVE, None
+    membership.save(update_fields=["status", "past_due_since", "updated_at"])
+    _record(membership, reason="payment_recovered", event_id=event_id)
+    customer = membership.customer.external_id
+    _publish([membership], customer=customer)
+    _notify_changed(customer)
