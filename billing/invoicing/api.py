@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.db import connection
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
@@ -163,32 +163,38 @@ class InvoiceDetailView(APIView):
         return Response(InvoiceOutput(invoice_get(invoice_id=invoice_id)).data)
 
 
-class InvoiceVoidView(APIView):
-    """Void an open or uncollectible invoice nothing was paid on (its number stays used)."""
+class _InvoiceActionView(APIView):
+    """POST /invoices/{id}/<action>: one invoice service, answered with the invoice."""
 
-    @extend_schema(
-        operation_id="invoices_void",
-        request=None,
-        responses={200: InvoiceOutput, 404: NOT_FOUND, 409: OpenApiResponse(description="invoice_state")},
-    )
+    service = None
+
     @idempotent
     def post(self, request, invoice_id: int):
-        invoice_void(invoice_id=invoice_get(invoice_id=invoice_id).pk)
+        type(self).service(invoice_id=invoice_get(invoice_id=invoice_id).pk)
         return Response(InvoiceOutput(invoice_get(invoice_id=invoice_id)).data, status=status.HTTP_200_OK)
 
 
-class InvoiceUncollectibleView(APIView):
-    """Stop collecting an open invoice (a later payment still settles it)."""
+ACTION_RESPONSES = {200: InvoiceOutput, 404: NOT_FOUND, 409: OpenApiResponse(description="invoice_state")}
 
-    @extend_schema(
-        operation_id="invoices_mark_uncollectible",
-        request=None,
-        responses={200: InvoiceOutput, 404: NOT_FOUND, 409: OpenApiResponse(description="invoice_state")},
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="invoices_void", request=None, responses=ACTION_RESPONSES,
+        description="Void an open or uncollectible invoice nothing was paid on (its number stays used).",
     )
-    @idempotent
-    def post(self, request, invoice_id: int):
-        invoice_mark_uncollectible(invoice_id=invoice_get(invoice_id=invoice_id).pk)
-        return Response(InvoiceOutput(invoice_get(invoice_id=invoice_id)).data, status=status.HTTP_200_OK)
+)  # fmt: skip
+class InvoiceVoidView(_InvoiceActionView):
+    service = invoice_void
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="invoices_mark_uncollectible", request=None, responses=ACTION_RESPONSES,
+        description="Stop collecting an open invoice (a later payment still settles it).",
+    )
+)  # fmt: skip
+class InvoiceUncollectibleView(_InvoiceActionView):
+    service = invoice_mark_uncollectible
 
 
 class UpcomingLineOutput(serializers.Serializer):
