@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.db import connection
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -15,18 +13,13 @@ from rest_framework.views import APIView
 
 from accounts.api.idempotency import idempotent
 from billing.invoicing.pdf import invoice_pdf
+from billing.invoicing.rating import breakdown_rows
 from billing.invoicing.selectors import invoice_get, invoice_list, price_quote
 from billing.invoicing.services import invoice_mark_uncollectible, invoice_void
 from billing.invoicing.upcoming import invoice_upcoming
 from billing.memberships.selectors import customer_get
 from kernel.api.pagination import PAGE_PARAMETERS, page_schema, paginated_response
-
-
-def decimal_text(value: Decimal | None) -> str | None:
-    """A decimal as plain digits ("1000", "0.75"), never an exponent."""
-    if value is None:
-        return None
-    return f"{value.normalize():f}" if value != value.to_integral() else str(int(value))
+from kernel.decimals import decimal_text
 
 
 class QuoteSliceOutput(serializers.Serializer):
@@ -73,17 +66,7 @@ class PriceQuoteView(APIView):
                 "currency": rated.currency,
                 "quantity": decimal_text(rated.quantity),
                 "amount": rated.amount,
-                "breakdown": [
-                    {
-                        "first": decimal_text(s.first),
-                        "last": decimal_text(s.last),
-                        "quantity": decimal_text(s.quantity),
-                        "unit_amount": decimal_text(s.unit_amount),
-                        "flat_amount": s.flat_amount,
-                        "amount": decimal_text(s.amount),
-                    }
-                    for s in rated.breakdown
-                ],
+                "breakdown": breakdown_rows(rated),
             }
         )
 

@@ -11,12 +11,13 @@ from decimal import Decimal
 from dateutil.relativedelta import relativedelta
 
 from billing.invoicing.models import LineKind
-from billing.invoicing.rating import Rated, grouped, rate
+from billing.invoicing.rating import breakdown_rows, rate
 from billing.invoicing.selectors import price_terms
 from billing.invoicing.services import LineDraft
 from billing.metering.models import Meter
 from billing.metering.selectors import period_usage_many
 from billing.tiers.models import Price, Tier
+from kernel.decimals import grouped
 
 INTERVALS = {"month": relativedelta(months=1), "year": relativedelta(years=1)}
 INTERVAL_WORDS = {"month": "monthly", "year": "yearly"}
@@ -41,29 +42,9 @@ def usage_prices(*, tier: Tier, currency: str) -> list[Price]:
     )
 
 
-def _breakdown(rated: Rated) -> list[dict]:
-    text = _text
-    return [
-        {
-            "first": text(s.first),
-            "last": text(s.last),
-            "quantity": text(s.quantity),
-            "unit_amount": text(s.unit_amount),
-            "flat_amount": s.flat_amount,
-            "amount": text(s.amount),
-        }  # fmt: skip
-        for s in rated.breakdown
-    ]
-
-
-def _text(value: Decimal | None) -> str | None:
-    if value is None:
-        return None
-    return f"{value.normalize():f}" if value != value.to_integral() else str(int(value))
-
-
 def fee_line(*, price: Price, quantity: int, start: dt.datetime, end: dt.datetime) -> LineDraft:
-    rated = rate(price_terms(price), quantity)
+    terms = price_terms(price)
+    rated = rate(terms, quantity)
     seats = f" × {quantity} seats" if price.model == "per_seat" and quantity != 1 else ""
     word = INTERVAL_WORDS.get(price.interval, price.interval)
     return LineDraft(
@@ -71,18 +52,19 @@ def fee_line(*, price: Price, quantity: int, start: dt.datetime, end: dt.datetim
         description=f"{price.tier.name} ({word}){seats}",
         amount=rated.amount,
         quantity=Decimal(quantity),
-        unit_amount=price_terms(price).unit_amount,
+        unit_amount=terms.unit_amount,
         price_id=price.pk,
         period_start=start,
         period_end=end,
-        breakdown=_breakdown(rated),
+        breakdown=breakdown_rows(rated),
     )
 
 
 def usage_line(
     *, price: Price, meter: Meter | None, quantity: Decimal, start: dt.datetime, end: dt.datetime
 ) -> LineDraft:
-    rated = rate(price_terms(price), quantity)
+    terms = price_terms(price)
+    rated = rate(terms, quantity)
     unit = meter.unit if meter is not None else ""
     if unit and quantity != 1 and not unit.endswith("s"):
         unit += "s"  # "12,501 tokens"; units are English nouns in the catalogs
@@ -92,12 +74,12 @@ def usage_line(
         description=f"{name}: {grouped(quantity)}" + (f" {unit}" if unit else ""),
         amount=rated.amount,
         quantity=quantity,
-        unit_amount=price_terms(price).unit_amount,
+        unit_amount=terms.unit_amount,
         price_id=price.pk,
         meter=price.meter,
         period_start=start,
         period_end=end,
-        breakdown=_breakdown(rated),
+        breakdown=breakdown_rows(rated),
     )
 
 

@@ -19,7 +19,7 @@ from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
 from billing.invoicing.models import Invoice, InvoiceStatus
-from billing.invoicing.rating import grouped
+from kernel.decimals import grouped
 from kernel.money import SYMBOLS, exponent, format_amount
 
 logging.getLogger("fontTools").setLevel(logging.WARNING)  # its subsetting logs every glyph at INFO

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from billing.invoicing.exceptions import RatingError
+from kernel.decimals import decimal_text
 
 MODELS = ("flat", "per_seat", "per_unit", "graduated", "volume", "package")
 PACKAGE_ROUNDING = ("up", "down")
@@ -194,9 +195,16 @@ def _package(terms: PriceTerms, q: Decimal, unit: Decimal) -> tuple[Slice, ...]:
     return (Slice(Decimal(1), q, packages, unit, 0, packages * unit),)
 
 
-def grouped(value: Decimal) -> str:
-    """12501 → "12,501"; 2.5 → "2.5" (thousands separators, no exponent, no trailing zeros)."""
-    value = Decimal(value)
-    text = f"{value.normalize():f}" if value != value.to_integral() else str(int(value))
-    whole, _, fraction = text.partition(".")
-    return f"{int(whole):,}" + (f".{fraction}" if fraction else "")
+def breakdown_rows(rated: Rated) -> list[dict]:
+    """The breakdown as JSON-ready rows (decimal strings), as invoice lines and quotes show it."""
+    return [
+        {
+            "first": decimal_text(s.first),
+            "last": decimal_text(s.last),
+            "quantity": decimal_text(s.quantity),
+            "unit_amount": decimal_text(s.unit_amount),
+            "flat_amount": s.flat_amount,
+            "amount": decimal_text(s.amount),
+        }  # fmt: skip
+        for s in rated.breakdown
+    ]

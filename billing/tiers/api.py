@@ -4,6 +4,7 @@ from rest_framework.views import APIView
 
 from billing.tiers.selectors import tier_feature_value, tier_list
 from kernel.api.pagination import page_schema, single_page
+from kernel.decimals import decimal_text
 
 
 def tier_as_dict(tier) -> dict:
@@ -18,9 +19,7 @@ def tier_as_dict(tier) -> dict:
                 "code": p.code or None,
                 "currency": p.currency,
                 "unit_amount": p.unit_amount,
-                "unit_amount_decimal": None
-                if p.unit_amount_decimal is None
-                else format(p.unit_amount_decimal.normalize(), "f"),
+                "unit_amount_decimal": decimal_text(p.unit_amount_decimal),
                 "interval": p.interval,
                 "model": p.model,
                 "tiers": p.tiers or None,

@@ -64,6 +64,7 @@ from billing.tiers.models import (
 )
 from billing.tiers.signals import catalog_changed
 from billing.tiers.yamlload import LineDict, LineList, load
+from kernel.decimals import decimal_text
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 CURRENCY_RE = re.compile(r"^[a-z]{3}$")
@@ -164,7 +165,7 @@ def _decimal(ctx, mapping, key, path):
         ctx.fail(
             "must be a number >= 0 with at most 12 decimals", line=mapping.line_of(key), path=f"{path}.{key}"
         )
-    return str(amount.normalize()) if amount != amount.to_integral() else str(int(amount))
+    return decimal_text(amount)
 
 
 def _credits(ctx, mapping, key, path):
@@ -475,10 +476,6 @@ def _update(instance, values: dict) -> bool:
     return bool(changed)
 
 
-def _decimal_text(value: Decimal) -> str:
-    return str(value.normalize()) if value != value.to_integral() else str(int(value))
-
-
 def _terms(price: Price | dict) -> tuple:
     get = price.get if isinstance(price, dict) else lambda k: getattr(price, k)
     return (
@@ -489,7 +486,7 @@ def _terms(price: Price | dict) -> tuple:
         get("tiers") or [],
         get("package_size"),
         get("trial_days"),
-        str(get("unit_amount_decimal").normalize()) if isinstance(get("unit_amount_decimal"), Decimal)
+        decimal_text(get("unit_amount_decimal")) if isinstance(get("unit_amount_decimal"), Decimal)
         else get("unit_amount_decimal"),
         get("package_rounding"),
         get("meter"),
@@ -635,7 +632,7 @@ def catalog_export() -> str:
             if price.tiers:
                 entry["tiers"] = price.tiers
             if price.unit_amount_decimal is not None:
-                entry["unit_amount_decimal"] = _decimal_text(price.unit_amount_decimal)
+                entry["unit_amount_decimal"] = decimal_text(price.unit_amount_decimal)
             if price.package_size:
                 entry["package_size"] = price.package_size
             if price.package_rounding != PackageRounding.UP:
