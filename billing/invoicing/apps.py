@@ -9,8 +9,11 @@ class InvoicingConfig(AppConfig):
     verbose_name = "Invoicing"
 
     def ready(self) -> None:
-        from billing.invoicing import sandbox_engine, toss_engine
+        from billing.invoicing import receivers, sandbox_engine, toss_engine
+        from billing.memberships.signals import payment_recorded
         from billing.providers.registry import engine_register
+
+        payment_recorded.connect(receivers.on_payment_recorded, dispatch_uid="invoicing.payment")
 
         engine_register("sandbox", sandbox_engine)
         engine_register("toss", toss_engine)

@@ -187,3 +187,22 @@ class InvoiceLine(models.Model):
 
     def __str__(self) -> str:
         return self.description
+
+
+class InvoicePayment(models.Model):
+    """A provider-reported payment applied to an invoice: one row per payment (a redelivered event
+    links nothing twice). A failed charge is linked too (amount 0 applied), so the invoice page
+    lists every collection attempt."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    payment = models.OneToOneField(
+        "memberships.Payment", on_delete=models.PROTECT, related_name="invoice_link"
+    )
+    amount_applied = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.payment} → {self.invoice}"

@@ -158,7 +158,8 @@ class Payment(models.Model):
     redelivered event records nothing twice and each partial refund is its own row; only paid
     orders are ever recorded as charges (never `order.created`). `reference` is the provider's id of
     the money movement (Stripe's payment intent or charge) that refunds and disputes name;
-    `disputed` is the charge a dispute is about."""
+    `disputed` is the charge a dispute is about; `invoice_ref` the invoice the money is for, as the
+    provider names it (see PaymentState.invoice), so an invoice that arrives later still finds it."""
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
     membership = models.ForeignKey(
@@ -175,6 +176,7 @@ class Payment(models.Model):
     disputed = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="disputes"
     )
+    invoice_ref = models.CharField(max_length=255, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-occurred_at", "-id"]

@@ -6,3 +6,7 @@ membership_changed = Signal()
 # Sent after the tenant's billing clock moved (the sandbox clock): time-bound entitlements
 # (dunning grace periods) must be judged again.
 clock_changed = Signal()
+# Sent inside the transaction that recorded a new provider-reported Payment (a charge, failed
+# charge, refund or dispute; never for a redelivery); kwargs: payment. Invoicing links it to the
+# invoice it names (Payment.invoice_ref).
+payment_recorded = Signal()

@@ -93,6 +93,7 @@ def engine_event(provider: str, payload: dict, *, when=timestamp) -> NormalizedE
             currency=str(data["currency"]).lower(),
             customer=str(data["customer"]),
             subscription_id=str(data.get("subscription_id") or ""),
+            invoice=str(data.get("invoice") or ""),
         )
         return NormalizedEvent(type=ENGINE_PAYMENT_TYPES[raw_type], payment=payment, **common)
     return NormalizedEvent(type=EventType.IGNORED, **common)

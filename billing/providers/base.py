@@ -101,6 +101,9 @@ class PaymentState:
     intent: str = ""  # another id of the same money movement (Stripe's payment intent beside its charge)
     checkout_id: str = ""  # our Checkout id, when the payment completes one (a one-time purchase)
     email: str = ""
+    # the invoice this money is for: the provider's invoice id (Stripe's `in_...`), or ours
+    # (`minv_<id>`) when our engine collected it; invoicing links the payment to that invoice
+    invoice: str = ""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from billing.memberships.services._common import _notify_changed, _publish, _rec
 from billing.memberships.services.checkout import checkout_complete
 from billing.memberships.services.customers import customer_upsert
 from billing.memberships.services.provider_sync import _customer_of_provider
+from billing.memberships.signals import payment_recorded
 from billing.providers.base import PaymentState
 
 _PAYMENT_KINDS = {
@@ -110,7 +111,7 @@ def payment_record(
             defaults={
                 "customer": customer, "membership": membership, "amount": payment.amount,
                 "currency": payment.currency, "occurred_at": occurred_at, "event_id": event_id,
-                "reference": payment.reference or payment.intent,
+                "reference": payment.reference or payment.intent, "invoice_ref": payment.invoice,
                 "disputed": charge if kind in (PaymentKind.DISPUTE, PaymentKind.DISPUTE_WON, PaymentKind.DISPUTE_LOST) else None,
             },
         )  # fmt: skip
@@ -130,6 +131,7 @@ def payment_record(
         if kind in (PaymentKind.DISPUTE_WON, PaymentKind.DISPUTE_LOST):
             data["outcome"] = "won" if kind == PaymentKind.DISPUTE_WON else "lost"
         event_publish(type=_PAYMENT_EVENTS[kind], payload=data, customer=customer.external_id)
+        payment_recorded.send(sender=Payment, payment=row)
         if kind == PaymentKind.CHARGE and membership is not None:
             _recover(membership, occurred_at=occurred_at, event_id=event_id)
         if payment.checkout_id and kind == PaymentKind.CHARGE:

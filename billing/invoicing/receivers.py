@@ -1,0 +1,9 @@
+"""Invoicing's side of what other apps announce (connected in InvoicingConfig.ready)."""
+
+from __future__ import annotations
+
+from billing.invoicing.services import invoice_payment_link
+
+
+def on_payment_recorded(sender, *, payment, **kwargs) -> None:
+    invoice_payment_link(payment=payment)
