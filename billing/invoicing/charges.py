@@ -35,6 +35,24 @@ class PeriodCharges:
         return max(sum(line.amount for line in self.lines), 0)
 
 
+def _floor_hour(when: dt.datetime) -> dt.datetime:
+    return when.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def usage_window(
+    start: dt.datetime, end: dt.datetime, *, usage_until: dt.datetime | None = None
+) -> tuple[dt.datetime, dt.datetime]:
+    """The whole hours of rollups a period bills: both boundaries floored to the hour, so the hour
+    a period turns over in is billed once, by the period it ends in (usage is rolled up by the
+    hour). A preview (`usage_until`) counts everything so far, its current hour included."""
+    window_end = _floor_hour(end)
+    if usage_until is not None:
+        until = _floor_hour(usage_until)
+        until += dt.timedelta(hours=1) if until != usage_until else dt.timedelta(0)
+        window_end = min(until, window_end)
+    return _floor_hour(start), window_end
+
+
 def usage_prices(*, tier: Tier, currency: str) -> list[Price]:
     """The tier's active usage prices (those naming a meter) in `currency`."""
     return list(
@@ -99,12 +117,11 @@ def period_charges(
     next period when there is one (`fee_price`: a recurring price the membership renews on)."""
     prices = usage_prices(tier=tier, currency=currency)
     meters = {m.code: m for m in Meter.objects.filter(code__in={p.meter for p in prices})}
-    usage = period_usage_many(
-        customers=[customer],
-        meters=list(meters.values()),
-        start=period_start,
-        end=min(usage_until or period_end, period_end),
-        exact=True,
+    start, end = usage_window(period_start, period_end, usage_until=usage_until)
+    usage = (
+        period_usage_many(customers=[customer], meters=list(meters.values()), start=start, end=end, exact=True)
+        if meters and start < end
+        else {}
     )
     lines = []
     for price in prices:

@@ -5,6 +5,10 @@ SandboxSubscription), and tells the portal what happened only through signed web
 through the same verification, inbox and processing as Stripe's or Polar's would (delivered
 in-process to the inbox once the sandbox's own writes commit).
 
+Each charge collects an invoice (billing/invoicing/close.py): the first period's fee at checkout,
+at each renewal the ended period's usage and the next period's fee, a proration on an upgrade; its
+payment event names the invoice (`invoice: minv_<id>`), which pays it.
+
 Test cards: 4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined; 4000 0000 0000 0341 pays now
 and fails at every renewal. A failed renewal makes the subscription `past_due` and is retried
 SANDBOX_RETRY_DAYS after the first failure (default +2, +5, +7 days); when the last retry fails
@@ -21,6 +25,9 @@ from dateutil.relativedelta import relativedelta
 from django.db import transaction
 from django.utils import timezone
 
+from billing.invoicing.close import EngineSubscription, first_invoice, period_close, proration_invoice
+from billing.invoicing.models import Invoice
+from billing.invoicing.services import engine_invoice_ref
 from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderError, UsageReport
 from billing.providers.models import ProviderAccount, SandboxCheckout, SandboxClock, SandboxSubscription
 from billing.providers.sandbox import SandboxProvider
@@ -133,22 +140,42 @@ def checkout_pay(*, checkout_id: str, card_number: str) -> SandboxCheckout:
         checkout.save(update_fields=["paid_at", "subscription"])
         _emit("subscription.created", _subscription_data(sub, checkout_id=checkout.id), at=now)
         if not trial_end:
-            _charge(sub, at=now, succeeded=True)
+            invoice = first_invoice(sub=_sub(sub), period_start=sub.period_start, period_end=sub.period_end)
+            _charge(sub, at=now, succeeded=True, invoice=invoice)
     return checkout
 
 
-def _charge(sub: SandboxSubscription, *, at: dt.datetime, succeeded: bool, amount: int | None = None) -> None:
+def _sub(sub: SandboxSubscription) -> EngineSubscription:
+    return EngineSubscription(
+        provider="sandbox", subscription_id=sub.id, customer=sub.customer, price_code=sub.price,
+        quantity=sub.quantity,
+    )  # fmt: skip
+
+
+def _charge(sub: SandboxSubscription, *, at: dt.datetime, succeeded: bool, invoice: Invoice) -> None:
+    """Collect what the invoice says is due with the subscription's card (nothing when nothing is)."""
+    if invoice.amount_due <= 0:
+        return
     _emit(
         "payment.succeeded" if succeeded else "payment.failed",
-        {"payment_id": "pay_" + secrets.token_hex(10), "amount": sub.unit_amount * sub.quantity if amount is None else amount,
-         "currency": sub.currency, "customer": sub.customer, "subscription_id": sub.id},
+        {"payment_id": "pay_" + secrets.token_hex(10), "amount": invoice.amount_due, "currency": invoice.currency,
+         "customer": sub.customer, "subscription_id": sub.id, "invoice": engine_invoice_ref(invoice)},
         at=at,
+    )  # fmt: skip
+
+
+def _close(sub: SandboxSubscription, *, renews: bool) -> Invoice:
+    """The invoice of the period that ends now (a trial bills no usage)."""
+    return period_close(
+        sub=_sub(sub), period_start=sub.period_start, period_end=sub.period_end, renews=renews,
+        bill_usage=sub.trial_end is None or sub.period_end > sub.trial_end,
     )  # fmt: skip
 
 
 def _renew(sub: SandboxSubscription, at: dt.datetime) -> None:
     """The period (or trial) ended at `at`: cancel, charge and roll over, or start dunning."""
-    if sub.cancel_at_period_end:
+    if sub.cancel_at_period_end:  # the last invoice: the ended period's usage, no fee
+        _charge(sub, at=at, succeeded=sub.card == "ok", invoice=_close(sub, renews=False))
         sub.status = "canceled"
         sub.save(update_fields=["status"])
         _emit("subscription.canceled", _subscription_data(sub), at=at)
@@ -170,22 +197,24 @@ def _renew(sub: SandboxSubscription, at: dt.datetime) -> None:
                 "pending_interval",
             ]
         )
+    invoice = _close(sub, renews=True)
     if sub.card == "ok":
         sub.status, sub.period_start, sub.period_end = "active", at, at + _step(sub.interval)
         sub.save(update_fields=["status", "period_start", "period_end"])
-        _charge(sub, at=at, succeeded=True)
+        _charge(sub, at=at, succeeded=True, invoice=invoice)
         _emit("subscription.updated", _subscription_data(sub), at=at)
         return
     sub.status, sub.failed_attempts = "past_due", 1
     sub.next_retry_at = at + dt.timedelta(days=RETRY_DAYS[0])
     sub.save(update_fields=["status", "failed_attempts", "next_retry_at"])
-    _charge(sub, at=at, succeeded=False)
+    _charge(sub, at=at, succeeded=False, invoice=invoice)
     _emit("subscription.updated", _subscription_data(sub), at=at)
 
 
 def _retry(sub: SandboxSubscription, at: dt.datetime) -> None:
-    """A dunning retry on a card that keeps failing (the only sandbox card that fails renewals)."""
-    _charge(sub, at=at, succeeded=False)
+    """A dunning retry on a card that keeps failing (the only sandbox card that fails renewals): the
+    same invoice (its period did not move) is charged again."""
+    _charge(sub, at=at, succeeded=False, invoice=_close(sub, renews=True))
     if sub.failed_attempts >= len(RETRY_DAYS):
         sub.status, sub.next_retry_at = "canceled", None
         sub.save(update_fields=["status", "next_retry_at"])
@@ -256,6 +285,7 @@ def subscription_change(
             raise ProviderError("The subscription has ended.", code="subscription_ended")
         now = sandbox_now()
         old_total, new_total = sub.unit_amount * sub.quantity, unit_amount * quantity
+        old_price, old_quantity = sub.price, sub.quantity
         if new_total >= old_total or sub.status == "trialing":
             remaining = max(0, int((sub.period_end - now).total_seconds()))
             period = max(1, int((sub.period_end - sub.period_start).total_seconds()))
@@ -269,7 +299,11 @@ def subscription_change(
             sub.pending_price, sub.pending_unit_amount, sub.pending_interval = "", None, ""
             sub.save()
             if prorated > 0:
-                _charge(sub, at=now, succeeded=True, amount=prorated)
+                invoice = proration_invoice(
+                    sub=_sub(sub), old_price_code=old_price, old_quantity=old_quantity, amount=prorated,
+                    at=now, period_end=sub.period_end,
+                )  # fmt: skip
+                _charge(sub, at=now, succeeded=True, invoice=invoice)
             _emit("subscription.updated", _subscription_data(sub), at=now)
             return "now"
         sub.pending_price, sub.pending_unit_amount, sub.pending_interval = price_ref, unit_amount, interval
