@@ -3,7 +3,6 @@ uses the product through a sandbox month, is invoiced the hand-computed amount, 
 sandbox card; closing the same period twice makes one invoice; a failing card leaves the invoice
 open through dunning."""
 
-import datetime as dt
 import re
 
 import pytest
@@ -94,7 +93,9 @@ def test_closing_the_same_period_twice_makes_one_invoice(shop, django_capture_on
             provider="sandbox", subscription_id=sub.id, customer="c1", price_code=sub.price, quantity=1
         )
         closes = [
-            period_close(sub=engine_sub, period_start=sub.period_start, period_end=sub.period_end, renews=True)
+            period_close(
+                sub=engine_sub, period_start=sub.period_start, period_end=sub.period_end, renews=True
+            )
             for _ in range(2)
         ]
         assert closes[0].pk == closes[1].pk and closes[0].total == 8_000 + 2900  # 4,000 × 2¢
@@ -104,7 +105,9 @@ def test_closing_the_same_period_twice_makes_one_invoice(shop, django_capture_on
         assert Invoice.objects.get(pk=closes[0].pk).status == "paid"
 
 
-def test_a_failing_card_leaves_the_renewal_invoice_open_through_dunning(shop, django_capture_on_commit_callbacks):
+def test_a_failing_card_leaves_the_renewal_invoice_open_through_dunning(
+    shop, django_capture_on_commit_callbacks
+):
     from billing.events.models import OutboundEvent
     from billing.events.services import endpoint_create
 
