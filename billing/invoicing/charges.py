@@ -119,7 +119,9 @@ def period_charges(
     meters = {m.code: m for m in Meter.objects.filter(code__in={p.meter for p in prices})}
     start, end = usage_window(period_start, period_end, usage_until=usage_until)
     usage = (
-        period_usage_many(customers=[customer], meters=list(meters.values()), start=start, end=end, exact=True)
+        period_usage_many(
+            customers=[customer], meters=list(meters.values()), start=start, end=end, exact=True
+        )
         if meters and start < end
         else {}
     )

@@ -65,9 +65,12 @@ def _issue(invoice: Invoice) -> Invoice:
     return invoice
 
 
-def first_invoice(*, sub: EngineSubscription, period_start: dt.datetime, period_end: dt.datetime) -> Invoice:
+def first_invoice(
+    *, sub: EngineSubscription, period_start: dt.datetime, period_end: dt.datetime, attempt: int = 1
+) -> Invoice:
     """The first period's fee, billed when the subscription starts (after a trial: at the trial's
-    end, by `period_close`)."""
+    end, by `period_close`). An engine whose first charge was refused voids that invoice; the
+    customer's next card is a new `attempt` with an invoice of its own."""
     customer, membership, price = _context(sub)
     invoice, _ = invoice_draft_create(
         customer=customer,
@@ -77,7 +80,7 @@ def first_invoice(*, sub: EngineSubscription, period_start: dt.datetime, period_
         billing_reason=BillingReason.SUBSCRIPTION_CREATE,
         period_start=period_start,
         period_end=period_end,
-        period_key=_key(sub, "start", period_start),
+        period_key=_key(sub, "start" if attempt == 1 else f"start-{attempt}", period_start),
     )
     return _issue(invoice)
 
@@ -89,14 +92,19 @@ def period_close(
     period_end: dt.datetime,
     renews: bool,
     bill_usage: bool = True,
+    ended_price_code: str = "",
 ) -> Invoice:
-    """The invoice that closes [period_start, period_end): the period's usage (unless it was a
-    trial: `bill_usage=False`) and, when the subscription `renews`, the next period's fee at its
-    price. Closing the same period again returns the first invoice."""
+    """The invoice that closes [period_start, period_end): the period's usage on the usage prices
+    of the tier it was spent on (`ended_price_code`'s, when a change takes over at this renewal;
+    none for a trial: `bill_usage=False`) and, when the subscription `renews`, the next period's
+    fee at its price. Closing the same period again returns the first invoice."""
     customer, membership, price = _context(sub)
+    ended = price
+    if ended_price_code and ended_price_code != price.code:
+        ended = Price.objects.select_related("tier").filter(code=ended_price_code).first() or price
     charges = period_charges(
         customer=sub.customer,
-        tier=price.tier,
+        tier=ended.tier,
         currency=price.currency,
         fee_price=price if renews else None,
         quantity=sub.quantity,

@@ -164,11 +164,11 @@ def _charge(sub: SandboxSubscription, *, at: dt.datetime, succeeded: bool, invoi
     )  # fmt: skip
 
 
-def _close(sub: SandboxSubscription, *, renews: bool) -> Invoice:
+def _close(sub: SandboxSubscription, *, renews: bool, ended_price: str = "") -> Invoice:
     """The invoice of the period that ends now (a trial bills no usage)."""
     return period_close(
         sub=_sub(sub), period_start=sub.period_start, period_end=sub.period_end, renews=renews,
-        bill_usage=sub.trial_end is None or sub.period_end > sub.trial_end,
+        bill_usage=sub.trial_end is None or sub.period_end > sub.trial_end, ended_price_code=ended_price,
     )  # fmt: skip
 
 
@@ -180,6 +180,7 @@ def _renew(sub: SandboxSubscription, at: dt.datetime) -> None:
         sub.save(update_fields=["status"])
         _emit("subscription.canceled", _subscription_data(sub), at=at)
         return
+    ended_price = sub.price
     if sub.pending_price:  # a downgrade scheduled for this renewal takes over now
         sub.price, sub.unit_amount, sub.interval = (
             sub.pending_price,
@@ -197,7 +198,7 @@ def _renew(sub: SandboxSubscription, at: dt.datetime) -> None:
                 "pending_interval",
             ]
         )
-    invoice = _close(sub, renews=True)
+    invoice = _close(sub, renews=True, ended_price=ended_price)
     if sub.card == "ok":
         sub.status, sub.period_start, sub.period_end = "active", at, at + _step(sub.interval)
         sub.save(update_fields=["status", "period_start", "period_end"])

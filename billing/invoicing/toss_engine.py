@@ -29,6 +29,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from billing.invoicing.close import EngineSubscription, first_invoice, period_close
+from billing.invoicing.models import InvoiceStatus
+from billing.invoicing.services import ENGINE_REF_PREFIX, invoice_void
 from billing.providers.base import (
     CheckoutRequest,
     CheckoutSession,
@@ -107,9 +110,32 @@ def _subscription_data(sub: TossSubscription, **extra) -> dict:
     }
 
 
-def _payment_data(sub: TossSubscription, *, payment_id: str, amount: int) -> dict:
+def _payment_data(sub: TossSubscription, charge: TossCharge, *, payment_id: str, amount: int) -> dict:
     return {"payment_id": payment_id, "amount": amount, "currency": sub.currency, "customer": sub.customer,
-            "subscription_id": sub.id}  # fmt: skip
+            "subscription_id": sub.id, "invoice": _invoice_ref(charge)}  # fmt: skip
+
+
+def _invoice_ref(charge: TossCharge) -> str:
+    return f"{ENGINE_REF_PREFIX}{charge.invoice_id}" if charge.invoice_id else ""
+
+
+def _esub(sub: TossSubscription) -> EngineSubscription:
+    return EngineSubscription(
+        provider="toss",
+        subscription_id=sub.id,
+        customer=sub.customer,
+        price_code=sub.price,
+        quantity=sub.quantity,
+    )
+
+
+def _bill(charge: TossCharge, invoice) -> None:
+    """The charge collects what the invoice says is due."""
+    if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.PAID):
+        raise ProviderError(
+            f"Invoice {invoice} is {invoice.status}: nothing to collect.", code="invoice_not_open"
+        )
+    charge.amount, charge.invoice_id, charge.currency = invoice.amount_due, invoice.pk, invoice.currency
 
 
 def _step(interval: str) -> relativedelta:
@@ -231,19 +257,21 @@ def checkout_complete(
                     adapter, "subscription.created", _subscription_data(sub, checkout_id=checkout.pk), at=now
                 )
                 return checkout
-            charge, _ = TossCharge.objects.get_or_create(
+            charge, created = TossCharge.objects.get_or_create(
                 subscription=sub,
                 period=1,
-                defaults={"order_id": _order_id(sub.id, 1, 1), "amount": sub.unit_amount * sub.quantity,
-                          "currency": sub.currency},
-            )  # fmt: skip
+                defaults={"order_id": _order_id(sub.id, 1, 1), "amount": 0, "currency": sub.currency},
+            )
             if charge.status == TossChargeStatus.FAILED:  # another card after a refusal: a new attempt
                 charge.attempt += 1
                 charge.order_id, charge.status = (
                     _order_id(sub.id, 1, charge.attempt),
                     TossChargeStatus.PENDING,
                 )
-                charge.save(update_fields=["attempt", "order_id", "status", "updated_at"])
+            if created or charge.invoice_id is None:  # the first period's fee, invoiced before the charge
+                _bill(charge, first_invoice(sub=_esub(sub), period_start=now, period_end=now + _step(sub.interval),
+                                            attempt=charge.attempt))  # fmt: skip
+            charge.save()
             checkout.save()
     # the subscription and its charge row are committed before Toss is asked for money
     outcome, error = _settle(sub.pk, now=now)
@@ -275,6 +303,11 @@ def _settle(sub_id: str, *, now: dt.datetime) -> tuple[str, ProviderError | None
         if charge is None:
             return "skipped", None
         adapter = _adapter(sub.mode)
+        if charge.amount <= 0:  # nothing due (a 100% discount, no usage): no call to Toss
+            _paid(
+                adapter, sub, charge, {"status": "DONE", "orderId": charge.order_id, "totalAmount": 0}, at=now
+            )
+            return "done", None
         try:
             payment = adapter.charge_billing_key(
                 billing_key=sub.billing_key,
@@ -314,6 +347,15 @@ def _paid(
     charge.status, charge.payment_key = TossChargeStatus.DONE, str(payment.get("paymentKey") or "")
     charge.failure_code, charge.failure_message = "", ""
     charge.save(update_fields=["status", "payment_key", "failure_code", "failure_message", "updated_at"])
+    amount = int(payment.get("totalAmount") or charge.amount)
+    paid = _payment_data(sub, charge, payment_id=charge.payment_key, amount=amount)
+    if charge.final:  # the last invoice (the usage of the period the subscription ends with)
+        sub.status, sub.period_number = TossStatus.CANCELED, charge.period
+        sub.save()
+        if amount:
+            _emit(adapter, "payment.succeeded", paid, at=at)
+        _emit(adapter, "subscription.canceled", _subscription_data(sub), at=at)
+        return
     first = sub.status == TossStatus.INCOMPLETE
     start = at if first else sub.period_end
     if start + _step(sub.interval) <= at:  # the job was down for longer than a period: re-anchor, no catch-up
@@ -322,7 +364,6 @@ def _paid(
     sub.period_start, sub.period_end = start, start + _step(sub.interval)
     sub.failed_attempts, sub.first_failed_at, sub.next_retry_at = 0, None, None
     sub.save()
-    amount = int(payment.get("totalAmount") or charge.amount)
     if first:
         checkout = TossCheckout.objects.filter(subscription=sub).first()
         if checkout is not None:
@@ -330,19 +371,11 @@ def _paid(
             checkout.save(update_fields=["completed_at"])
         extra = {"checkout_id": checkout.pk} if checkout else {}
         _emit(adapter, "subscription.created", _subscription_data(sub, **extra), at=at)
-        _emit(
-            adapter,
-            "payment.succeeded",
-            _payment_data(sub, payment_id=charge.payment_key, amount=amount),
-            at=at,
-        )
+        if amount:
+            _emit(adapter, "payment.succeeded", paid, at=at)
     else:
-        _emit(
-            adapter,
-            "payment.succeeded",
-            _payment_data(sub, payment_id=charge.payment_key, amount=amount),
-            at=at,
-        )
+        if amount:
+            _emit(adapter, "payment.succeeded", paid, at=at)
         _emit(adapter, "subscription.updated", _subscription_data(sub), at=at)
 
 
@@ -365,10 +398,15 @@ def _failed(
         TossCheckout.objects.filter(subscription=sub).update(
             error_code=code[:64], error_message=message[:500]
         )
+        _void_unpaid(charge)  # another card is a new attempt with its own invoice
         return
-    _emit(
-        adapter, "payment.failed", _payment_data(sub, payment_id=charge.order_id, amount=charge.amount), at=at
-    )
+    failed = _payment_data(sub, charge, payment_id=charge.order_id, amount=charge.amount)
+    _emit(adapter, "payment.failed", failed, at=at)
+    if charge.final:  # the subscription ends anyway; its last invoice stays open for staff
+        sub.status, sub.next_retry_at, sub.period_number = TossStatus.CANCELED, None, charge.period
+        sub.save()
+        _emit(adapter, "subscription.canceled", _subscription_data(sub), at=at)
+        return
     if sub.status != TossStatus.PAST_DUE:
         sub.status, sub.failed_attempts, sub.first_failed_at = TossStatus.PAST_DUE, 1, at
         sub.next_retry_at = at + dt.timedelta(days=RETRY_DAYS[0])
@@ -387,6 +425,16 @@ def _failed(
     sub.save()
 
 
+def _void_unpaid(charge: TossCharge) -> None:
+    from billing.invoicing.models import Invoice
+
+    invoice = Invoice.objects.filter(pk=charge.invoice_id).first() if charge.invoice_id else None
+    if invoice is not None and invoice.status == InvoiceStatus.OPEN and not invoice.amount_paid:
+        invoice_void(invoice_id=invoice.pk)
+    charge.invoice_id = None
+    charge.save(update_fields=["invoice_id", "updated_at"])
+
+
 def _claim(sub_id: str, *, now: dt.datetime) -> str:
     """Lock a due subscription (skipping one another worker holds) and make sure the row of the
     period to charge exists and is pending. Returns "charge", "canceled" or "skipped"."""
@@ -400,24 +448,39 @@ def _claim(sub_id: str, *, now: dt.datetime) -> str:
         )
         if not (renewing or retrying):
             return "skipped"
-        if renewing and sub.cancel_at_period_end:
-            sub.status = TossStatus.CANCELED
-            sub.save()
-            _emit(_adapter(sub.mode), "subscription.canceled", _subscription_data(sub), at=sub.period_end)
-            return "canceled"
         period = sub.period_number + 1
         charge = TossCharge.objects.select_for_update().filter(subscription=sub, period=period).first()
+        bill_usage = sub.status != TossStatus.TRIALING
+        if charge is None and renewing and sub.cancel_at_period_end:
+            # the last invoice: the ended period's usage, no fee; nothing due ends it at once
+            invoice = period_close(sub=_esub(sub), period_start=sub.period_start, period_end=sub.period_end,
+                                   renews=False, bill_usage=bill_usage)  # fmt: skip
+            if invoice.amount_due <= 0:
+                sub.status = TossStatus.CANCELED
+                sub.save()
+                _emit(_adapter(sub.mode), "subscription.canceled", _subscription_data(sub), at=sub.period_end)
+                return "canceled"
+            charge = TossCharge(
+                subscription=sub, period=period, order_id=_order_id(sub.id, period, 1), final=True
+            )
+            _bill(charge, invoice)
+            charge.save()
+            return "charge"
         if charge is None:
+            ended_price = sub.price
             if sub.pending_price:  # a change scheduled for this renewal takes over now
                 sub.price, sub.unit_amount = sub.pending_price, sub.pending_unit_amount
                 sub.interval, sub.quantity = sub.pending_interval, sub.pending_quantity or sub.quantity
                 sub.pending_price, sub.pending_unit_amount, sub.pending_interval = "", None, ""
                 sub.pending_quantity = None
                 sub.save()
-            TossCharge.objects.create(
-                subscription=sub, period=period, order_id=_order_id(sub.id, period, 1),
-                amount=sub.unit_amount * sub.quantity, currency=sub.currency,
+            invoice = period_close(
+                sub=_esub(sub), period_start=sub.period_start, period_end=sub.period_end, renews=True,
+                bill_usage=bill_usage, ended_price_code=ended_price,
             )  # fmt: skip
+            charge = TossCharge(subscription=sub, period=period, order_id=_order_id(sub.id, period, 1))
+            _bill(charge, invoice)
+            charge.save()
         elif charge.status == TossChargeStatus.FAILED:  # a dunning retry: a new attempt, a new key
             charge.attempt += 1
             charge.order_id, charge.status = (
@@ -539,4 +602,5 @@ def charge_owner(*, order_id: str, payment_key: str) -> dict | None:
     )
     if charge is None:
         return None
-    return {"customer": charge.subscription.customer, "subscription_id": charge.subscription_id}
+    return {"customer": charge.subscription.customer, "subscription_id": charge.subscription_id,
+            "invoice": _invoice_ref(charge)}  # fmt: skip

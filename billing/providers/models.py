@@ -268,6 +268,10 @@ class TossCharge(models.Model):
     payment_key = models.CharField(max_length=200, blank=True, db_index=True)
     failure_code = models.CharField(max_length=64, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
+    # the invoice this charge collects (invoicing's id: no foreign key up the layers) and whether it
+    # is the last one (the usage of a period that ends the subscription)
+    invoice_id = models.BigIntegerField(null=True, blank=True)
+    final = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

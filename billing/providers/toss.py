@@ -337,6 +337,7 @@ class TossProvider:
         base = {
             "customer": str(owner.get("customer", "")),
             "subscription_id": str(owner.get("subscription_id", "")),
+            "invoice": str(owner.get("invoice", "")),
         }
         if status == "DONE":
             return NormalizedEvent(

@@ -694,3 +694,75 @@ def test_two_partial_cancels_before_either_webhook_are_two_refunds(
     with tenant_context(fixture.tenant):
         refunds = dict(Payment.objects.filter(kind="refund").values_list("provider_payment_id", "amount"))
         assert refunds == {"TX_CANCEL_1": 5000, "TX_CANCEL_2": 3000}
+
+
+# --- invoices ------------------------------------------------------------------------------------
+
+
+def test_a_month_of_usage_in_krw_is_invoiced_and_charged_to_the_won(
+    toss_shop, django_capture_on_commit_callbacks
+):
+    """Team in KRW with graduated build minutes: 1,000 free, then ₩10 up to 5,000, then ₩7.5."""
+    from billing.invoicing.models import Invoice
+    from billing.metering.ingest import events_ingest
+
+    fixture, fake = toss_shop
+    with tenant_context(fixture.tenant):
+        Price.objects.create(
+            tier=Tier.objects.get(code="team"), code="team-minutes-krw", currency="krw", interval="month",
+            meter="build-minutes", model="graduated", unit_amount=0,
+            tiers=[{"up_to": 1000, "unit_amount": 0}, {"up_to": 5000, "unit_amount": 10},
+                   {"up_to": None, "unit_amount_decimal": "7.5"}],
+        )  # fmt: skip
+    sub = subscribe(fixture, fake, django_capture_on_commit_callbacks)
+    with tenant_context(fixture.tenant):
+        stamp = dt.datetime.now(dt.UTC).isoformat()
+        events_ingest(
+            events=[{"id": f"b{i}", "customer": "c1", "type": "build.finished", "timestamp": stamp,
+                     "properties": {"minutes": m}} for i, m in enumerate((4_000, 2_333))]
+        )  # fmt: skip
+    run_job(fixture, django_capture_on_commit_callbacks, sub.period_end + dt.timedelta(hours=1))
+    # 6,333 minutes: 1,000 × 0 + 4,000 × ₩10 + 1,333 × ₩7.5 = 40,000 + 9,997.5 → ₩49,998; fee ₩25,000
+    renewal = fake.charges()[-1]["json"]
+    assert renewal["amount"] == 49_998 + 25_000
+    with tenant_context(fixture.tenant):
+        first, cycle = Invoice.objects.order_by("id")
+        assert (first.total, first.status, first.currency) == (25_000, "paid", "krw")
+        usage, fee = cycle.lines.order_by("id")
+        assert (usage.amount, usage.description, fee.amount) == (
+            49_998,
+            "Build minutes: 6,333 minutes",
+            25_000,
+        )
+        assert (cycle.total, cycle.amount_paid, cycle.status) == (74_998, 74_998, "paid")
+        assert TossCharge.objects.get(period=2).invoice_id == cycle.pk
+    pdf = fixture.api().get(f"/api/v1/invoices/{cycle.pk}/pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+
+
+def test_cancel_at_period_end_charges_the_last_periods_usage(toss_shop, django_capture_on_commit_callbacks):
+    from billing.invoicing.models import Invoice
+    from billing.invoicing.toss_engine import subscription_cancel
+    from billing.metering.ingest import events_ingest
+
+    fixture, fake = toss_shop
+    with tenant_context(fixture.tenant):
+        Price.objects.create(tier=Tier.objects.get(code="team"), code="team-minutes-krw", currency="krw",
+                             interval="month", meter="build-minutes", model="per_unit", unit_amount=20)  # fmt: skip
+    sub = subscribe(fixture, fake, django_capture_on_commit_callbacks)
+    with tenant_context(fixture.tenant), django_capture_on_commit_callbacks(execute=True):
+        events_ingest(events=[{"id": "b1", "customer": "c1", "type": "build.finished",
+                               "timestamp": dt.datetime.now(dt.UTC).isoformat(), "properties": {"minutes": 300}}])  # fmt: skip
+        subscription_cancel(subscription_id=sub.id, at_period_end=True)
+    process_all(fixture)
+    run_job(fixture, django_capture_on_commit_callbacks, sub.period_end + dt.timedelta(hours=1))
+    assert fake.charges()[-1]["json"]["amount"] == 6_000  # 300 minutes × ₩20, no next fee
+    with tenant_context(fixture.tenant):
+        last = Invoice.objects.order_by("id").last()
+        assert (last.total, last.status, [line.kind for line in last.lines.all()]) == (
+            6_000,
+            "paid",
+            ["usage"],
+        )
+        assert TossSubscription.objects.get().status == "canceled"
+    assert membership(fixture).status == "canceled"
