@@ -3,6 +3,8 @@
 The exponent table covers the currencies our providers settle; anything else has two decimals.
 """
 
+from decimal import Decimal
+
 ZERO_DECIMAL = frozenset(
     {
         "bif",
@@ -45,3 +47,17 @@ def format_amount(amount: int, currency: str) -> str:
     number = f"{whole:,}" + (f".{fraction:0{places}d}" if places else "")
     symbol = SYMBOLS.get(currency.lower())
     return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {currency.upper()}"
+
+
+def format_unit_amount(minor: Decimal | int | str, currency: str) -> str:
+    """A unit amount (minor units, possibly fractional) in major units with the decimals it needs:
+    0.25 cents → "$0.0025", 1900 → "$19.00"."""
+    minor = Decimal(minor)
+    if minor == minor.to_integral():
+        return format_amount(int(minor), currency)
+    places = exponent(currency)
+    major = minor.scaleb(-places)
+    digits = max(places, -major.normalize().as_tuple().exponent)
+    number = f"{major:,.{digits}f}"
+    symbol = SYMBOLS.get(currency.lower())
+    return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"

@@ -28,6 +28,7 @@ urlpatterns = [
     path("billing/checkout/", membership_views.start_checkout, name="start-checkout"),
     path("billing/membership/", membership_views.manage_membership, name="manage-membership"),
     path("account/plan/", entitlement_views.plan, name="plan"),
+    path("", include("billing.invoicing.pages.urls")),  # /account/billing/, staff /invoices/
     path("usage/", metering_views.tenant_usage, name="tenant-usage"),
     path("usage/ai/", metering_views.tenant_ai_costs, name="tenant-ai-costs"),
     path("webhooks/<slug:provider>/", webhook_views.receive, name="webhooks"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.db import connection
-from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status
@@ -12,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.idempotency import idempotent
-from billing.invoicing.pdf import invoice_pdf
+from billing.invoicing.pdf import invoice_pdf_response
 from billing.invoicing.rating import breakdown_rows
 from billing.invoicing.selectors import invoice_get, invoice_list, price_quote
 from billing.invoicing.services import invoice_mark_uncollectible, invoice_void
@@ -267,12 +266,4 @@ class InvoicePdfView(APIView):
         },
     )
     def get(self, request, invoice_id: int):
-        invoice = invoice_get(invoice_id=invoice_id)
-        tenant = connection.tenant
-        document = invoice_pdf(
-            invoice=invoice, seller_name=tenant.name, seller_address=getattr(tenant, "invoice_address", "")
-        )
-        name = invoice.number or f"draft-{invoice.pk}"
-        response = HttpResponse(document, content_type="application/pdf")
-        response["Content-Disposition"] = f'attachment; filename="{name}.pdf"'
-        return response
+        return invoice_pdf_response(invoice=invoice_get(invoice_id=invoice_id), tenant=connection.tenant)

@@ -14,13 +14,14 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
+from django.http import HttpResponse
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
 from billing.invoicing.models import Invoice, InvoiceStatus
 from kernel.decimals import grouped
-from kernel.money import SYMBOLS, exponent, format_amount
+from kernel.money import exponent, format_amount, format_unit_amount
 
 logging.getLogger("fontTools").setLevel(logging.WARNING)  # its subsetting logs every glyph at INFO
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
@@ -31,19 +32,6 @@ STATUS_WORDS = {
     InvoiceStatus.VOID: "VOID",
     InvoiceStatus.UNCOLLECTIBLE: "UNCOLLECTIBLE",
 }
-
-
-def unit_amount_text(minor: Decimal, currency: str) -> str:
-    """A unit amount in major units with the decimals it needs (0.25 cents → "$0.0025")."""
-    minor = Decimal(minor)
-    if minor == minor.to_integral():
-        return format_amount(int(minor), currency)
-    places = exponent(currency)
-    major = minor.scaleb(-places)
-    digits = max(places, -major.normalize().as_tuple().exponent)
-    number = f"{major:,.{digits}f}"
-    symbol = SYMBOLS.get(currency.lower())
-    return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"
 
 
 class _Document(FPDF):
@@ -163,7 +151,7 @@ def invoice_pdf(*, invoice: Invoice, seller_name: str, seller_address: str = "")
             row.cell(pdf.text_of(line.description + period))
             row.cell(grouped(line.quantity))
             row.cell(
-                pdf.text_of(unit_amount_text(line.unit_amount, currency))
+                pdf.text_of(format_unit_amount(line.unit_amount, currency))
                 if not line.breakdown or len(line.breakdown) == 1
                 else "tiered"
             )
@@ -179,7 +167,7 @@ def invoice_pdf(*, invoice: Invoice, seller_name: str, seller_address: str = "")
                     label += f" (+{pdf.money(flat, currency)} flat)" if flat else ""
                     sub.cell(pdf.text_of(label))
                     sub.cell(grouped(part.get("quantity") or 0))
-                    sub.cell(pdf.text_of(unit_amount_text(Decimal(part.get("unit_amount") or 0), currency)))
+                    sub.cell(pdf.text_of(format_unit_amount(Decimal(part.get("unit_amount") or 0), currency)))
                     sub.cell("")
 
     pdf.ln(4)
@@ -207,3 +195,14 @@ def invoice_pdf(*, invoice: Invoice, seller_name: str, seller_address: str = "")
     pdf.set_text_color(110)
     pdf.cell(0, 4, f"Amounts in {currency.upper()}.", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     return bytes(pdf.output())
+
+
+def invoice_pdf_response(*, invoice: Invoice, tenant) -> HttpResponse:
+    """The invoice's PDF as a download named after its number (the API's and the pages' PDF views)."""
+    document = invoice_pdf(
+        invoice=invoice, seller_name=tenant.name, seller_address=getattr(tenant, "invoice_address", "")
+    )
+    response = HttpResponse(document, content_type="application/pdf")
+    name = invoice.number or f"draft-{invoice.pk}"
+    response["Content-Disposition"] = f'attachment; filename="{name}.pdf"'
+    return response

@@ -1,0 +1,395 @@
+"""Invoice pages: the customer's billing page (their invoices, PDFs, the upcoming invoice) and the
+staff's invoice list and invoice page (filters, figures, void / mark uncollectible, PDF)."""
+
+import datetime as dt
+import re
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from accounts.roles import Role
+from accounts.services import user_create
+from billing.invoicing.models import Invoice, InvoiceStatus
+from billing.invoicing.services import (
+    LineDraft,
+    invoice_draft_create,
+    invoice_finalize,
+    invoice_mark_uncollectible,
+    invoice_payment_apply,
+)
+from billing.memberships.models import Customer
+from billing.memberships.services import customer_upsert
+from tests.conftest import PASSWORD
+
+
+def _login(fixture, email) -> Client:
+    client = fixture.client()
+    response = client.post("/accounts/login/", {"login": email, "password": PASSWORD})
+    assert response.status_code == 302, response.content[:300]
+    return client
+
+
+def _user(fixture, email, role) -> Client:
+    with tenant_context(fixture.tenant):
+        user_create(email=email, password=PASSWORD, role=role)
+    return _login(fixture, email)
+
+
+def _invoice(customer, *amounts, currency="usd", finalize=True, lines=None, **extra) -> Invoice:
+    lines = lines or [
+        LineDraft(kind="fee", description=f"Team (monthly) {i}", amount=a) for i, a in enumerate(amounts)
+    ]
+    invoice, _ = invoice_draft_create(customer=customer, currency=currency, lines=lines, **extra)
+    return invoice_finalize(invoice_id=invoice.pk) if finalize else invoice
+
+
+def _text(response) -> str:
+    return re.sub(r"\s+", " ", response.content.decode())
+
+
+# --- the customer's billing page ----------------------------------------------------------------
+
+
+@pytest.fixture
+def customer_client(alpha):
+    """A signed-up customer of alpha (their Customer is created at sign-up) and their client."""
+    client = alpha.client()
+    response = client.post(
+        "/accounts/signup/", {"email": "buyer@alpha.test", "password1": PASSWORD, "password2": PASSWORD}
+    )
+    assert response.status_code == 302
+    with tenant_context(alpha.tenant):
+        customer = Customer.objects.get(email="buyer@alpha.test")
+    return client, customer
+
+
+def test_customer_sees_their_invoices_formatted_with_pdf_links(alpha, customer_client):
+    client, customer = customer_client
+    with tenant_context(alpha.tenant):
+        start = timezone.make_aware(dt.datetime(2026, 1, 1))
+        paid = _invoice(customer, 123_456, period_start=start, period_end=start + dt.timedelta(days=31))
+        invoice_payment_apply(invoice_id=paid.pk, amount=123_456)
+        due = _invoice(customer, 1900, 100)
+        won = _invoice(customer, 3_900_000, currency="krw")
+        voided = _invoice(customer, 500)
+        from billing.invoicing.services import invoice_void
+
+        invoice_void(invoice_id=voided.pk)
+        draft = _invoice(customer, 777, finalize=False)
+        other, _ = customer_upsert(external_id="someone-else")
+        theirs = _invoice(other, 4242)
+
+    page = _text(client.get("/account/billing/"))
+    assert "<h1>Billing</h1>" in page
+    rows = dict(re.findall(r'<tr data-invoice="([^"]+)">(.*?)</tr>', page))
+    assert set(rows) == {paid.number, due.number, won.number, voided.number}  # no draft, no one else's
+    assert theirs.number not in page and str(draft.pk) not in rows
+    assert "$1,234.56" in rows[paid.number] and 'data-status="paid">Paid<' in rows[paid.number]
+    assert "Jan 1 – Feb 1, 2026" in rows[paid.number]
+    assert 'data-status="open">Open<' in rows[due.number] and rows[due.number].count("$20.00") == 2  # due
+    assert "₩3,900,000" in rows[won.number]
+    assert 'data-status="void">Void<' in rows[voided.number]
+    assert f'href="/account/billing/invoices/{due.pk}/pdf/"' in rows[due.number]
+    # linked from the navigation and the plan page
+    assert 'href="/account/billing/"' in _text(client.get("/account/plan/"))
+
+
+def test_customer_downloads_their_pdf_and_no_one_elses(alpha, beta, customer_client):
+    client, customer = customer_client
+    with tenant_context(alpha.tenant):
+        mine = _invoice(customer, 1900)
+        draft = _invoice(customer, 5, finalize=False)
+        other, _ = customer_upsert(external_id="someone-else")
+        theirs = _invoice(other, 4242)
+
+    response = client.get(f"/account/billing/invoices/{mine.pk}/pdf/")
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    assert (
+        response.content.startswith(b"%PDF")
+        and f'filename="{mine.number}.pdf"' in response["Content-Disposition"]
+    )
+    assert client.get(f"/account/billing/invoices/{theirs.pk}/pdf/").status_code == 404
+    assert client.get(f"/account/billing/invoices/{draft.pk}/pdf/").status_code == 404
+    assert client.get("/account/billing/invoices/99999999999999999999/pdf/").status_code == 404
+    assert client.post(f"/account/billing/invoices/{mine.pk}/pdf/").status_code == 405
+    anonymous = alpha.client().get(f"/account/billing/invoices/{mine.pk}/pdf/")
+    assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+    # the same session cookie on another tenant's host is nobody there
+    cross = Client(HTTP_HOST=beta.host)
+    cross.cookies = client.cookies
+    response = cross.get(f"/account/billing/invoices/{mine.pk}/pdf/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_customer_empty_states_say_what_happens_next(customer_client):
+    client, _ = customer_client
+    page = _text(client.get("/account/billing/"))
+    assert 'data-testid="no-invoices"' in page and "Your first invoice appears here" in page
+    assert 'data-testid="no-upcoming"' in page and 'href="/pricing/"' in page
+
+
+def test_customer_sees_the_upcoming_invoice(alpha, customer_client):
+    from billing.memberships.models import Membership
+    from billing.metering.ingest import events_ingest
+    from billing.tiers.catalog import catalog_import
+    from billing.tiers.models import Price
+    from tests.billing.test_usage_prices import USAGE
+
+    client, customer = customer_client
+    now = timezone.now()
+    with tenant_context(alpha.tenant):
+        catalog_import(text=USAGE)
+        price = Price.objects.get(code="pro-monthly")
+        end = now + dt.timedelta(days=20)
+        Membership.objects.create(
+            customer=customer, tier=price.tier, price=price, status="active", quantity=1,
+            started_at=now - dt.timedelta(days=10), current_period_start=now - dt.timedelta(days=10),
+            current_period_end=end,
+        )  # fmt: skip
+        stamp = (now - dt.timedelta(hours=1)).isoformat()
+        events_ingest(
+            events=[
+                {"id": f"t{i}", "customer": customer.external_id, "type": "llm.call", "timestamp": stamp,
+                 "properties": {"tokens": n}}
+                for i, n in enumerate([12_000, 501])
+            ]
+        )  # fmt: skip
+
+    page = _text(client.get("/account/billing/"))
+    upcoming = page.split('data-testid="upcoming"')[1].split("</section>")[0]
+    # 12,501 tokens: 1,000 free + 9,000 × 2 + 2,501 × 0.25 + 500 = 19,125.25 → $191.25; fee $29.00
+    assert 'data-testid="upcoming-total">$220.25<' in upcoming
+    assert f'data-testid="upcoming-date">{end:%b} {end.day}, {end.year}<' in upcoming
+    assert "Tokens: 12,501<" in upcoming and "$191.25" in upcoming and "$29.00" in upcoming
+    assert "Tier breakdown (3 tiers)" in upcoming and "10,001 and up" in upcoming
+    assert "$0.0025" in upcoming  # a quarter of a cent per token, as a unit price
+
+
+def test_billing_page_needs_login(alpha):
+    response = alpha.client().get("/account/billing/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+# --- staff: the list ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def book(alpha):
+    """alpha's invoices: ada (usd: open, paid, a draft), bob (krw: open, uncollectible), cy (usd, old)."""
+    with tenant_context(alpha.tenant):
+        ada, _ = customer_upsert(external_id="ada", email="ada@example.com", name="Ada Lovelace")
+        bob, _ = customer_upsert(external_id="bob", email="bob@example.com", name="Bob")
+        cy, _ = customer_upsert(external_id="cy")
+        invoices = {
+            "ada_open": _invoice(ada, 150_000),
+            "ada_paid": _invoice(ada, 2900),
+            "ada_draft": _invoice(ada, 100, finalize=False),
+            "bob_open": _invoice(bob, 39_000, currency="krw"),
+            "bob_lost": _invoice(bob, 1_000_000, currency="krw"),
+            "cy_old": _invoice(cy, 1000),
+        }
+        invoice_payment_apply(invoice_id=invoices["ada_paid"].pk, amount=2900)
+        invoice_mark_uncollectible(invoice_id=invoices["bob_lost"].pk)
+        long_ago = timezone.make_aware(dt.datetime(2025, 3, 15, 12))
+        Invoice.objects.filter(pk=invoices["cy_old"].pk).update(finalized_at=long_ago)
+    return {key: invoice.pk for key, invoice in invoices.items()}
+
+
+def _listed(response) -> set[int]:
+    return {int(pk) for pk in re.findall(r'<tr data-invoice="(\d+)">', response.content.decode())}
+
+
+def test_only_staff_see_the_invoice_pages(alpha, book):
+    owner = _login(alpha, alpha.owner_email)
+    assert owner.get("/invoices/").status_code == 200
+    assert owner.get(f"/invoices/{book['ada_open']}/").status_code == 200
+    support = _user(alpha, "support@alpha.test", Role.SUPPORT)
+    assert support.get("/invoices/").status_code == 200
+    customer = _user(alpha, "c@alpha.test", Role.CUSTOMER)
+    creator = _user(alpha, "creator@alpha.test", Role.CREATOR)
+    for client in (customer, creator):
+        assert client.get("/invoices/").status_code == 403
+        assert client.get(f"/invoices/{book['ada_open']}/").status_code == 403
+        assert client.get(f"/invoices/{book['ada_open']}/pdf/").status_code == 403
+    anonymous = alpha.client().get("/invoices/")
+    assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+    assert 'href="/invoices/"' in _text(owner.get("/dashboard/"))
+    assert 'href="/invoices/"' not in _text(customer.get("/dashboard/"))
+
+
+def test_list_filters_by_status_customer_and_dates(alpha, book):
+    client = _login(alpha, alpha.owner_email)
+
+    def listed(**query) -> set[str]:
+        ids = _listed(client.get("/invoices/", query))
+        return {key for key, pk in book.items() if pk in ids}
+
+    assert listed() == set(book)
+    assert listed(status="open") == {"ada_open", "bob_open", "cy_old"}
+    assert listed(status="uncollectible") == {"bob_lost"}
+    assert listed(q="LOVELACE") == {"ada_open", "ada_paid", "ada_draft"}
+    assert listed(q="bob@example") == {"bob_open", "bob_lost"}
+    with tenant_context(alpha.tenant):
+        number = Invoice.objects.get(pk=book["bob_lost"]).number
+    assert listed(q=number) == {"bob_lost"}
+    assert listed(issued_to="2025-03-15") == {"cy_old"}
+    assert listed(issued_from="2025-03-16") == set(book) - {"cy_old"}
+    assert listed(issued_from="2025-03-01", issued_to="2025-03-31", status="open") == {"cy_old"}
+    # a bad date is said, the other filters still apply
+    response = client.get("/invoices/", {"issued_from": "yesterday", "status": "paid"})
+    assert response.status_code == 200 and "Enter a valid date" in _text(response)
+    assert _listed(response) == {book["ada_paid"]}
+    backwards = _text(client.get("/invoices/", {"issued_from": "2026-02-01", "issued_to": "2026-01-01"}))
+    assert "The end date is before the start date" in backwards
+    assert client.get("/invoices/", {"status": "sideways"}).status_code == 200
+    nothing = _text(client.get("/invoices/", {"q": "nobody-at-all"}))
+    assert 'data-testid="no-match"' in nothing and "Show all invoices" in nothing
+
+
+def test_list_counts_and_totals_per_currency(alpha, book):
+    client = _login(alpha, alpha.owner_email)
+    page = _text(client.get("/invoices/"))
+    tabs = dict(re.findall(r'data-tab="(\w+)">[^<]+<span class="count">(\d+)</span>', page))
+    assert tabs == {"all": "6", "draft": "1", "open": "3", "paid": "1", "void": "0", "uncollectible": "1"}
+    usd = page.split('data-currency="usd"')[1].split("</div>")[0]
+    krw = page.split('data-currency="krw"')[1].split("</div>")[0]
+    # usd: 1,500.00 + 29.00 + 1.00 + 10.00 (cy) = 1,540.00; due: the open ones 1,500 + 10
+    assert (
+        "4 invoices in USD" in usd and "$1,540.00" in usd and "Paid $29.00" in usd and "Due $1,510.00" in usd
+    )
+    # krw: 39,000 open + 1,000,000 uncollectible (not due: collection stopped)
+    assert "2 invoices in KRW" in krw and "₩1,039,000" in krw and "Due ₩39,000" in krw
+    filtered = _text(client.get("/invoices/", {"q": "bob", "status": "open"}))
+    assert 'data-currency="usd"' not in filtered and "1 invoice in KRW" in filtered
+    tabs = dict(re.findall(r'data-tab="(\w+)">[^<]+<span class="count">(\d+)</span>', filtered))
+    assert tabs["all"] == "2" and tabs["open"] == "1"  # counts follow the search, not the status
+
+
+def test_list_paginates_in_the_database(alpha):
+    with tenant_context(alpha.tenant):
+        ada, _ = customer_upsert(external_id="ada")
+        ids = [_invoice(ada, 100 + i, finalize=False).pk for i in range(30)]
+    client = _login(alpha, alpha.owner_email)
+    first = client.get("/invoices/", {"q": "ada"})
+    assert _listed(first) == set(ids[-25:]) and "Showing 1–25 of 30 invoices" in _text(first)
+    assert 'href="?q=ada&amp;page=2"' in first.content.decode()
+    second = client.get("/invoices/", {"q": "ada", "page": 2})
+    assert _listed(second) == set(ids[:5]) and "Page 2 of 2" in _text(second)
+    assert _listed(client.get("/invoices/", {"page": "9999"})) == set(ids[:5])  # past the end: the last
+
+
+def test_list_empty_state(alpha):
+    client = _login(alpha, alpha.owner_email)
+    page = _text(client.get("/invoices/"))
+    assert 'data-testid="no-invoices"' in page and "billing periods close" in page
+
+
+# --- staff: one invoice -------------------------------------------------------------------------
+
+
+def test_invoice_page_shows_header_lines_breakdown_and_totals(alpha, book):
+    with tenant_context(alpha.tenant):
+        ada = Customer.objects.get(external_id="ada")
+        breakdown = [
+            {"first": "1", "last": "1000", "quantity": "1000", "unit_amount": "0", "flat_amount": 0, "amount": "0"},
+            {"first": "1001", "last": "10000", "quantity": "9000", "unit_amount": "2", "flat_amount": 0, "amount": "18000"},
+            {"first": "10001", "last": None, "quantity": "2501", "unit_amount": "0.25", "flat_amount": 500, "amount": "1125.25"},
+        ]  # fmt: skip
+        usage = LineDraft(
+            kind="usage", description="Tokens: 12,501 tokens", amount=19_125, quantity=Decimal(12501),
+            unit_amount=Decimal(0), meter="tokens", breakdown=breakdown,
+        )  # fmt: skip
+        fee = LineDraft(kind="fee", description="Pro (monthly)", amount=2900, unit_amount=Decimal(2900))
+        invoice = _invoice(ada, lines=[usage, fee])
+        invoice_payment_apply(invoice_id=invoice.pk, amount=1025)
+    client = _login(alpha, alpha.owner_email)
+    page = _text(client.get(f"/invoices/{invoice.pk}/"))
+    assert f"<h1>Invoice {invoice.number} " in page and 'data-status="open">Open<' in page
+    assert "Ada Lovelace" in page and "ada@example.com" in page
+    assert "Tokens: 12,501 tokens" in page and "$191.25" in page and "Tiered" in page
+    assert "Tier breakdown (3 tiers)" in page and "1,001 – 10,000" in page and "$0.0025" in page
+    breakdown = re.sub(r"<[^>]+>", "", page.split("Tier breakdown")[1].split("</details>")[0])
+    assert "2,501 × $0.0025 + $5.00 flat" in breakdown and "$11.2525" in breakdown  # exact, before rounding
+    assert "$29.00" in page and "$220.25" in page and "−$10.25" in page
+    assert 'data-testid="amount-due">$210.00<' in page
+    assert "Our billing engine, charging the saved payment method" in page
+    assert f'href="/invoices/{invoice.pk}/pdf/"' in page
+    assert 'data-action="void"' not in page  # money was paid on it
+    assert 'data-action="mark-uncollectible"' in page
+
+
+def test_invoice_of_another_tenant_or_unknown_is_404(alpha, beta, book):
+    other = _login(beta, beta.owner_email)
+    for path in (f"/invoices/{book['ada_open']}/", f"/invoices/{book['ada_open']}/pdf/"):
+        assert other.get(path).status_code == 404
+    assert other.post(f"/invoices/{book['ada_open']}/void/").status_code == 404
+    owner = _login(alpha, alpha.owner_email)
+    assert owner.get("/invoices/999999999/").status_code == 404
+    assert owner.get("/invoices/99999999999999999999/").status_code == 404
+    with tenant_context(alpha.tenant):
+        assert Invoice.objects.get(pk=book["ada_open"]).status == InvoiceStatus.OPEN
+
+
+def test_staff_pdf(alpha, book):
+    response = _login(alpha, alpha.owner_email).get(f"/invoices/{book['bob_open']}/pdf/")
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF") and "attachment" in response["Content-Disposition"]
+
+
+# --- staff: actions ---------------------------------------------------------------------------
+
+
+def _status(alpha, pk) -> str:
+    with tenant_context(alpha.tenant):
+        return Invoice.objects.get(pk=pk).status
+
+
+def test_void_and_mark_uncollectible_change_the_invoice_and_say_so(alpha, book):
+    client = _login(alpha, alpha.owner_email)
+    response = client.post(f"/invoices/{book['ada_open']}/mark-uncollectible/", follow=True)
+    assert _status(alpha, book["ada_open"]) == "uncollectible"
+    assert re.search(r'<li class="success">Invoice ALPHA-\d+ is now uncollectible', _text(response))
+    response = client.post(f"/invoices/{book['ada_open']}/void/", follow=True)
+    assert _status(alpha, book["ada_open"]) == "void"
+    assert response.redirect_chain[-1][0] == f"/invoices/{book['ada_open']}/"
+    page = _text(response)
+    assert re.search(r'<li class="success">Invoice ALPHA-\d+ is now void', page)
+    assert 'data-action="void"' not in page and 'data-status="void">Void<' in page
+    again = _text(client.post(f"/invoices/{book['ada_open']}/void/", follow=True))
+    assert "was already void" in again
+
+
+def test_bad_transitions_show_a_readable_error_and_change_nothing(alpha, book):
+    client = _login(alpha, alpha.owner_email)
+    page = _text(client.post(f"/invoices/{book['ada_paid']}/void/", follow=True))
+    assert re.search(
+        r'<li class="error">Invoice ALPHA-\d+ is paid: it cannot become void \(money was paid on it: issue a credit note\)\.',
+        page,
+    )
+    assert _status(alpha, book["ada_paid"]) == "paid"
+    page = _text(client.post(f"/invoices/{book['ada_draft']}/mark-uncollectible/", follow=True))
+    assert '<li class="error">' in page and "is draft: it cannot become uncollectible" in page
+    assert _status(alpha, book["ada_draft"]) == "draft"
+    assert client.post(f"/invoices/{book['ada_open']}/refund-everything/").status_code == 404
+
+
+def test_actions_are_post_only_csrf_checked_and_for_billing_roles(alpha, book):
+    owner = _login(alpha, alpha.owner_email)
+    assert owner.get(f"/invoices/{book['ada_open']}/void/").status_code == 405
+    guarded = alpha.client(enforce_csrf_checks=True)  # the owner's session, no CSRF token
+    guarded.cookies = owner.cookies
+    assert guarded.get("/invoices/").status_code == 200
+    assert guarded.post(f"/invoices/{book['ada_open']}/void/").status_code == 403
+    assert _status(alpha, book["ada_open"]) == "open"
+    support = _user(alpha, "support@alpha.test", Role.SUPPORT)
+    assert support.post(f"/invoices/{book['ada_open']}/void/").status_code == 403
+    assert 'data-action="void"' not in _text(support.get(f"/invoices/{book['ada_open']}/"))
+    customer = _user(alpha, "c@alpha.test", Role.CUSTOMER)
+    assert customer.post(f"/invoices/{book['ada_open']}/mark-uncollectible/").status_code == 403
+    assert _status(alpha, book["ada_open"]) == "open"
+    finance = _user(alpha, "finance@alpha.test", Role.FINANCE)
+    assert finance.post(f"/invoices/{book['ada_open']}/void/").status_code == 302
+    assert _status(alpha, book["ada_open"]) == "void"
