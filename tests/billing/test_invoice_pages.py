@@ -256,16 +256,21 @@ def test_list_counts_and_totals_per_currency(alpha, book):
     assert tabs == {"all": "6", "draft": "1", "open": "3", "paid": "1", "void": "0", "uncollectible": "1"}
     usd = page.split('data-currency="usd"')[1].split("</div>")[0]
     krw = page.split('data-currency="krw"')[1].split("</div>")[0]
-    # usd: 1,500.00 + 29.00 + 1.00 + 10.00 (cy) = 1,540.00; due: the open ones 1,500 + 10
-    assert (
-        "4 invoices in USD" in usd and "$1,540.00" in usd and "Paid $29.00" in usd and "Due $1,510.00" in usd
-    )
-    # krw: 39,000 open + 1,000,000 uncollectible (not due: collection stopped)
-    assert "2 invoices in KRW" in krw and "₩1,039,000" in krw and "Due ₩39,000" in krw
+    # usd invoiced: 1,500.00 + 29.00 + 10.00 (cy; the draft is not invoiced yet); due: the open ones
+    assert "4 invoices in USD" in usd and "$1,539.00 <small" in usd
+    assert "Paid $29.00" in usd and "Due $1,510.00" in usd
+    # krw: 39,000 open + 1,000,000 uncollectible (invoiced, not due: collection stopped)
+    assert "2 invoices in KRW" in krw and "₩1,039,000 <small" in krw and "Due ₩39,000" in krw
     filtered = _text(client.get("/invoices/", {"q": "bob", "status": "open"}))
     assert 'data-currency="usd"' not in filtered and "1 invoice in KRW" in filtered
     tabs = dict(re.findall(r'data-tab="(\w+)">[^<]+<span class="count">(\d+)</span>', filtered))
     assert tabs["all"] == "2" and tabs["open"] == "1"  # counts follow the search, not the status
+    with tenant_context(alpha.tenant):
+        from billing.invoicing.services import invoice_void
+
+        invoice_void(invoice_id=book["ada_open"])
+    usd = _text(client.get("/invoices/")).split('data-currency="usd"')[1].split("</div>")[0]
+    assert "4 invoices in USD" in usd and "$39.00 <small" in usd and "Due $10.00" in usd  # void: not owed
 
 
 def test_list_paginates_in_the_database(alpha):
@@ -393,3 +398,33 @@ def test_actions_are_post_only_csrf_checked_and_for_billing_roles(alpha, book):
     finance = _user(alpha, "finance@alpha.test", Role.FINANCE)
     assert finance.post(f"/invoices/{book['ada_open']}/void/").status_code == 302
     assert _status(alpha, book["ada_open"]) == "void"
+
+
+def test_invoice_page_lists_payment_attempts_and_activity(alpha, book):
+    from billing.invoicing.services import engine_invoice_ref
+    from billing.memberships.services import payment_record
+    from billing.providers.base import PaymentState
+
+    with tenant_context(alpha.tenant):
+        invoice = Invoice.objects.get(pk=book["ada_open"])
+        at = timezone.now()  # after the invoice was issued, before it is paid
+        for kind, payment_id in (("payment.failed", "pay_declined"), ("payment.succeeded", "pay_ok")):
+            payment_record(
+                provider="sandbox", event_type=kind, occurred_at=at, event_id=f"evt_{payment_id}",
+                payment=PaymentState(payment_id=payment_id, amount=150_000, currency="usd", customer="ada",
+                                     invoice=engine_invoice_ref(invoice)),
+            )  # fmt: skip
+            at += dt.timedelta(milliseconds=1)
+    page = _text(_login(alpha, alpha.owner_email).get(f"/invoices/{invoice.pk}/"))
+    payments = page.split('data-testid="payments"')[1].split("</section>")[0]
+    declined = payments.split('data-payment="pay_declined"')[1].split("</tr>")[0]
+    ok = payments.split('data-payment="pay_ok"')[1].split("</tr>")[0]
+    assert ">Failed<" in declined and "$1,500.00" in declined and declined.endswith("–</td> ")
+    assert "Charge" in ok and ok.count("$1,500.00") == 2  # amount, applied
+    assert 'data-status="paid">Paid<' in page and 'data-testid="amount-due">$0.00<' in page
+    activity = re.findall(r'<span class="when">[^<]+</span> ([^<]+)</li>', page)
+    assert activity[:3] == [
+        "Paid in full",
+        "Charge of $1,500.00 (sandbox)",
+        "A charge of $1,500.00 failed (sandbox)",
+    ]

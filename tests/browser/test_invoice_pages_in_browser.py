@@ -66,14 +66,15 @@ def billed(live_tenant):
     from billing.invoicing.selectors import price_terms
     from billing.invoicing.services import (
         LineDraft,
+        engine_invoice_ref,
         invoice_draft_create,
         invoice_finalize,
-        invoice_payment_apply,
         invoice_void,
     )
     from billing.memberships.models import Membership
-    from billing.memberships.services import customer_for_user, customer_upsert
+    from billing.memberships.services import customer_for_user, customer_upsert, payment_record
     from billing.metering.ingest import events_ingest
+    from billing.providers.base import PaymentState
     from billing.tiers.models import Price
     from tests.helpers import committed
 
@@ -115,7 +116,12 @@ def billed(live_tenant):
                 return issue(customer, [line], period_start=line.period_start, period_end=line.period_end)
 
             paid = billed_usage(buyer, 182_000, 2)
-            invoice_payment_apply(invoice_id=paid.pk, amount=paid.total)
+            for kind, payment_id in (("payment.failed", "pay_declined"), ("payment.succeeded", "pay_ok")):
+                payment_record(
+                    provider="sandbox", event_type=kind, occurred_at=timezone.now(), event_id=f"evt_{payment_id}",
+                    payment=PaymentState(payment_id=payment_id, amount=paid.total, currency="usd",
+                                         customer=buyer.external_id, invoice=engine_invoice_ref(paid)),
+                )  # fmt: skip
             voided = issue(buyer, [LineDraft(kind="adjustment", description="Setup fee", amount=25_000)])
             invoice_void(invoice_id=voided.pk)
             open_ = billed_usage(buyer, 64_250, 1)
@@ -124,7 +130,7 @@ def billed(live_tenant):
                                   quantity=Decimal(3), unit_amount=Decimal(4900))])  # fmt: skip
             seoul, _ = customer_upsert(external_id="seoul-1", email="minji@example.kr", name="Kim Min-ji")
             issue(seoul, [LineDraft(kind="fee", description="Team (monthly)", amount=39_000)], currency="krw")
-            return {"paid": paid.number, "open": open_.number, "open_id": open_.pk, "void": voided.number}
+            return {"paid": paid.number, "paid_id": paid.pk, "open": open_.number, "void": voided.number}
 
     return committed(seed)
 
@@ -207,6 +213,16 @@ def test_owner_filters_opens_and_voids_an_invoice(server, browser, billed, shots
     assert "Tiered" in page.content() and "50,001 – 250,000" in page.content()
     _fits(page, "the invoice page")
     page.screenshot(path=str(shots / f"staff-invoice-{size}.png"), full_page=True)
+
+    paid = browser.new_page(viewport=SIZES[size])
+    paid.context.add_cookies(page.context.cookies())
+    paid.goto(f"{server}/invoices/{billed['paid_id']}/")
+    assert (
+        paid.locator("[data-payment=pay_declined]").is_visible()
+        and paid.locator("[data-action]").count() == 0
+    )
+    _fits(paid, "the paid invoice page")
+    paid.screenshot(path=str(shots / f"staff-invoice-paid-{size}.png"), full_page=True)
 
     page.on("dialog", lambda dialog: dialog.accept())
     with page.expect_navigation():

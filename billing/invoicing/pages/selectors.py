@@ -9,11 +9,12 @@ from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from billing.invoicing.models import Invoice, InvoiceStatus
+from billing.invoicing.models import Invoice, InvoicePayment, InvoiceStatus
 from billing.memberships.models import Customer
 
 # what is still owed, in the database (Invoice.amount_due, for sums)
 DUE = Greatest(F("total") - F("amount_paid") - F("amount_credited"), Value(0))
+INVOICED = ~Q(status__in=(InvoiceStatus.DRAFT, InvoiceStatus.VOID))
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,14 @@ def invoice_status_counts(*, filters: InvoiceFilters) -> dict[str, int]:
 
 
 def invoice_totals_by_currency(*, invoices: QuerySet[Invoice]) -> list[dict]:
-    """Per currency: how many invoices, their total, what was paid and what is still due (open ones)."""
+    """Per currency: how many invoices; what was invoiced (issued and not void), paid, and is still due
+    (on open invoices)."""
     return list(
         invoices.order_by()
         .values("currency")
         .annotate(
             count=Count("id"),
-            total_sum=Sum("total"),
+            invoiced_sum=Coalesce(Sum("total", filter=INVOICED), 0),
             paid_sum=Sum("amount_paid"),
             due_sum=Coalesce(Sum(DUE, filter=Q(status=InvoiceStatus.OPEN)), 0),
         )
@@ -87,3 +89,8 @@ def customer_invoice(*, customer: Customer, invoice_id: int) -> Invoice | None:
         .prefetch_related("lines")
         .first()
     )
+
+
+def invoice_payment_attempts(*, invoice: Invoice) -> list[InvoicePayment]:
+    """Every collection attempt linked to the invoice (failed charges too), oldest first."""
+    return list(invoice.payments.select_related("payment").order_by("payment__occurred_at", "id"))

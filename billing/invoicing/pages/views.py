@@ -21,6 +21,7 @@ from billing.invoicing.pages.selectors import (
     InvoiceFilters,
     customer_invoice,
     customer_invoices,
+    invoice_payment_attempts,
     invoice_search,
     invoice_status_counts,
     invoice_totals_by_currency,
@@ -29,7 +30,9 @@ from billing.invoicing.pdf import invoice_pdf_response
 from billing.invoicing.selectors import invoice_get
 from billing.invoicing.services import invoice_mark_uncollectible, invoice_void
 from billing.invoicing.upcoming import NoUpcomingInvoice, invoice_upcoming
+from billing.memberships.models import PaymentKind
 from billing.memberships.services import customer_for_user
+from kernel.money import format_amount
 
 # who may void or give up on an invoice ("finance: change billing"; support only looks)
 BILLING_ROLES = (Role.OWNER, Role.ADMIN, Role.FINANCE)
@@ -139,10 +142,32 @@ def _staff_invoice(invoice_id: int):
         raise Http404("No such invoice.") from None
 
 
+def _activity(invoice, payments) -> list[tuple]:
+    """What happened to the invoice, newest first."""
+    events = [(invoice.created_at, "Created as a draft")]
+    if invoice.finalized_at:
+        events.append((invoice.finalized_at, f"Issued as {invoice.number}"))
+    for link in payments:
+        payment = link.payment
+        amount = format_amount(payment.amount, payment.currency)
+        if payment.kind == PaymentKind.FAILED:
+            events.append((payment.occurred_at, f"A charge of {amount} failed ({payment.provider})"))
+        else:
+            events.append(
+                (payment.occurred_at, f"{payment.get_kind_display()} of {amount} ({payment.provider})")
+            )
+    if invoice.paid_at:
+        events.append((invoice.paid_at, "Paid in full"))
+    if invoice.voided_at:
+        events.append((invoice.voided_at, "Voided"))
+    return sorted(events, key=lambda event: event[0], reverse=True)
+
+
 @require_GET
 @role_required(*STAFF_ROLES)
 def invoice_detail(request, invoice_id: int):
     invoice = _staff_invoice(invoice_id)
+    payments = invoice_payment_attempts(invoice=invoice)
     user = request.user
     may_change = user.is_superuser or user.role in BILLING_ROLES
     return render(
@@ -151,6 +176,8 @@ def invoice_detail(request, invoice_id: int):
         {
             "invoice": invoice,
             "lines": list(invoice.lines.all()),
+            "payments": payments,
+            "activity": _activity(invoice, payments),
             "may_void": may_change
             and invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
             and not invoice.amount_paid,
