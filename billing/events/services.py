@@ -130,6 +130,31 @@ def event_publish(
     return event
 
 
+def events_publish_many(events: list[tuple[str, str, dict]]) -> int:
+    """Record many events at once -- (type, customer, payload) each, in order -- with their
+    deliveries, in three statements and one admission after commit (a billing run publishes
+    thousands). Returns the number of events recorded."""
+    endpoints = active_endpoints()
+    rows, deliveries = [], []
+    for kind, customer, payload in events:
+        wanted = [e for e in endpoints if e.wants(kind)]
+        if not wanted:
+            continue
+        event = OutboundEvent(
+            id="msg_" + secrets.token_hex(12),
+            type=kind,
+            customer=customer,
+            payload=json.loads(json.dumps(payload, cls=DjangoJSONEncoder)),
+        )
+        rows.append(event)
+        deliveries += [Delivery(endpoint=endpoint, event=event, customer=customer) for endpoint in wanted]
+    if rows:
+        OutboundEvent.objects.bulk_create(rows, batch_size=1000)
+        Delivery.objects.bulk_create(deliveries, batch_size=1000)
+        _admit_on_commit()
+    return len(rows)
+
+
 def _admit_on_commit() -> None:
     tenant = connection.tenant  # the callback runs after commit, whatever schema is active then
 

@@ -19,11 +19,19 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing.invoicing.charges import INTERVAL_WORDS, fee_line, period_charges
+from billing.invoicing.charges import INTERVAL_WORDS, INTERVALS, fee_line, usage_line, usage_window
 from billing.invoicing.models import BillingReason, Invoice, InvoiceStatus, LineKind
-from billing.invoicing.services import LineDraft, invoice_draft_create, invoice_finalize
+from billing.invoicing.services import (
+    InvoiceSpec,
+    LineDraft,
+    invoice_draft_create,
+    invoice_finalize,
+    invoices_issue_many,
+)
 from billing.memberships.models import Customer, Membership
 from billing.memberships.services import customer_upsert
+from billing.metering.models import Meter
+from billing.metering.selectors import period_usage_many
 from billing.tiers.models import Price
 
 
@@ -85,6 +93,24 @@ def first_invoice(
     return _issue(invoice)
 
 
+@dataclass(frozen=True)
+class PeriodToClose:
+    """One ended period: [period_start, period_end) of `sub`; `renews`: the next period's fee is
+    billed in advance; `bill_usage`: False for a trial; `ended_price_code`: the price the period
+    was spent on, when a change takes over at this renewal (its tier's usage prices rate it)."""
+
+    sub: EngineSubscription
+    period_start: dt.datetime
+    period_end: dt.datetime
+    renews: bool
+    bill_usage: bool = True
+    ended_price_code: str = ""
+
+    @property
+    def key(self) -> str:
+        return _key(self.sub, "close", self.period_end)
+
+
 def period_close(
     *,
     sub: EngineSubscription,
@@ -94,35 +120,90 @@ def period_close(
     bill_usage: bool = True,
     ended_price_code: str = "",
 ) -> Invoice:
-    """The invoice that closes [period_start, period_end): the period's usage on the usage prices
-    of the tier it was spent on (`ended_price_code`'s, when a change takes over at this renewal;
-    none for a trial: `bill_usage=False`) and, when the subscription `renews`, the next period's
-    fee at its price. Closing the same period again returns the first invoice."""
-    customer, membership, price = _context(sub)
-    ended = price
-    if ended_price_code and ended_price_code != price.code:
-        ended = Price.objects.select_related("tier").filter(code=ended_price_code).first() or price
-    charges = period_charges(
-        customer=sub.customer,
-        tier=ended.tier,
-        currency=price.currency,
-        fee_price=price if renews else None,
-        quantity=sub.quantity,
-        period_start=period_start,
-        period_end=period_end,
-    )
-    lines = [line for line in charges.lines if bill_usage or line.kind != LineKind.USAGE]
-    invoice, _ = invoice_draft_create(
-        customer=customer,
-        membership=membership,
-        currency=price.currency,
-        lines=lines,
-        billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
-        period_start=period_start,
-        period_end=period_end,
-        period_key=_key(sub, "close", period_end),
-    )
-    return _issue(invoice)
+    """The invoice that closes one period (see PeriodToClose); closing it again returns the first."""
+    item = PeriodToClose(sub, period_start, period_end, renews, bill_usage, ended_price_code)
+    return period_close_many([item])[0]
+
+
+def period_close_many(items: list[PeriodToClose]) -> list[Invoice]:
+    """Close many periods at once (a billing run): customers, memberships, prices, meters and the
+    usage of every customer of a window are read in one query each, and the invoices are issued
+    together (invoices_issue_many). Returns one invoice per item, in order; a period closed before
+    returns its first invoice."""
+    if not items:
+        return []
+    customers = {
+        c.external_id: c for c in Customer.objects.filter(external_id__in={i.sub.customer for i in items})
+    }
+    for item in items:
+        if item.sub.customer not in customers:
+            customers[item.sub.customer], _ = customer_upsert(external_id=item.sub.customer)
+    memberships = {
+        (m.provider, m.provider_subscription_id): m
+        for m in Membership.objects.filter(
+            provider__in={i.sub.provider for i in items},
+            provider_subscription_id__in={i.sub.subscription_id for i in items},
+        )
+    }
+    codes = {i.sub.price_code for i in items} | {i.ended_price_code for i in items if i.ended_price_code}
+    prices = {p.code: p for p in Price.objects.select_related("tier").filter(code__in=codes)}
+    usage_of: dict[tuple[int, str], list[Price]] = {}
+    for price in (
+        Price.objects.filter(tier__in={p.tier_id for p in prices.values()}, active=True)
+        .exclude(meter="")
+        .select_related("tier")
+        .order_by("id")
+    ):
+        usage_of.setdefault((price.tier_id, price.currency), []).append(price)
+    meters = {
+        m.code: m for m in Meter.objects.filter(code__in={p.meter for ps in usage_of.values() for p in ps})
+    }
+    windows: dict[tuple[dt.datetime, dt.datetime], set[str]] = {}
+    for item in items:
+        if item.bill_usage:
+            windows.setdefault(usage_window(item.period_start, item.period_end), set()).add(item.sub.customer)
+    usage: dict[tuple[dt.datetime, dt.datetime], dict] = {
+        (start, end): period_usage_many(
+            customers=sorted(who), meters=list(meters.values()), start=start, end=end, exact=True
+        )
+        if meters and start < end
+        else {}
+        for (start, end), who in windows.items()
+    }
+    specs = []
+    for item in items:
+        price = prices[item.sub.price_code]
+        ended = prices.get(item.ended_price_code or item.sub.price_code, price)
+        lines = []
+        if item.bill_usage:
+            window = usage_window(item.period_start, item.period_end)
+            for usage_price in usage_of.get((ended.tier_id, ended.currency), []):
+                meter = meters.get(usage_price.meter)
+                used = usage[window].get((item.sub.customer, meter.pk)) if meter else None
+                lines.append(
+                    usage_line(
+                        price=usage_price, meter=meter, quantity=max(Decimal(used or 0), Decimal(0)),
+                        start=item.period_start, end=item.period_end,
+                    )
+                )  # fmt: skip
+        if item.renews and price.interval in INTERVALS:
+            next_end = item.period_end + INTERVALS[price.interval]
+            lines.append(
+                fee_line(price=price, quantity=item.sub.quantity, start=item.period_end, end=next_end)
+            )
+        specs.append(
+            InvoiceSpec(
+                customer=customers[item.sub.customer],
+                membership=memberships.get((item.sub.provider, item.sub.subscription_id)),
+                currency=price.currency,
+                lines=lines,
+                period_key=item.key,
+                billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
+                period_start=item.period_start,
+                period_end=item.period_end,
+            )
+        )
+    return invoices_issue_many(specs)
 
 
 def proration_invoice(

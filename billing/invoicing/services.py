@@ -16,7 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing.events.services import event_publish
+from billing.events.services import event_publish, events_publish_many
 from billing.invoicing.exceptions import InvoiceStateError
 from billing.invoicing.models import (
     BillingReason,
@@ -121,29 +121,99 @@ def invoice_draft_create(
             if not unique:
                 raise
             return Invoice.objects.get(**unique), False
-        InvoiceLine.objects.bulk_create(
-            [
-                InvoiceLine(
-                    invoice=invoice,
-                    kind=line.kind,
-                    description=line.description[:300],
-                    quantity=line.quantity,
-                    unit_amount=line.unit_amount,
-                    amount=line.amount,
-                    price_id=line.price_id,
-                    meter=line.meter,
-                    period_start=line.period_start,
-                    period_end=line.period_end,
-                    proration=line.proration,
-                    breakdown=list(line.breakdown),
-                )
-                for line in lines
-            ]
-        )
+        InvoiceLine.objects.bulk_create([_line_row(invoice, line) for line in lines])
         _totals(invoice)
         invoice.save(update_fields=["subtotal", "discount", "tax", "total"])
         _publish("invoice.created", invoice)
     return invoice, True
+
+
+@dataclass(frozen=True)
+class InvoiceSpec:
+    """An invoice to issue (finalized at once) by `invoices_issue_many`; `period_key` makes it unique."""
+
+    customer: Customer
+    currency: str
+    lines: list[LineDraft]
+    period_key: str
+    membership: Membership | None = None
+    billing_reason: str = BillingReason.SUBSCRIPTION_CYCLE
+    period_start: dt.datetime | None = None
+    period_end: dt.datetime | None = None
+
+
+def invoices_issue_many(specs: list[InvoiceSpec]) -> list[Invoice]:
+    """Issue many invoices at once (a billing run): each is written already finalized -- numbered
+    from the tenant's sequence, `open`, or `paid` when nothing is due -- with its lines, and
+    announced (`invoice.created`, `invoice.finalized`, and `invoice.paid` when nothing is due), in
+    a handful of statements per batch. Returns one invoice per spec, in order.
+
+    Exactly once: an invoice whose `period_key` exists is returned as it is (a draft a crash left
+    behind is finalized). The check runs under the numbering row's lock, which every issue holds
+    until its transaction ends, so two runs closing the same periods make one invoice each."""
+    if not specs:
+        return []
+    with transaction.atomic():
+        InvoiceNumbering.objects.get_or_create(pk=1, defaults={"prefix": _prefix()})
+        numbering = InvoiceNumbering.objects.select_for_update().get(pk=1)
+        existing = {
+            invoice.period_key: invoice
+            for invoice in Invoice.objects.filter(period_key__in=[spec.period_key for spec in specs])
+        }
+        now = timezone.now()
+        fresh: dict[str, tuple[Invoice, InvoiceSpec]] = {}
+        for spec in specs:
+            if spec.period_key in existing or spec.period_key in fresh:
+                continue
+            subtotal = max(sum(line.amount for line in spec.lines), 0)
+            invoice = Invoice(
+                customer=spec.customer, membership=spec.membership, currency=spec.currency.lower(),
+                billing_reason=spec.billing_reason, collected_by=CollectedBy.ENGINE,
+                period_start=spec.period_start, period_end=spec.period_end, period_key=spec.period_key,
+                customer_details=customer_details(spec.customer), subtotal=subtotal, total=subtotal,
+                number=f"{numbering.prefix}-{numbering.next_number:06d}", finalized_at=now, due_at=now,
+                status=InvoiceStatus.OPEN if subtotal else InvoiceStatus.PAID, paid_at=None if subtotal else now,
+            )  # fmt: skip
+            numbering.next_number += 1
+            fresh[spec.period_key] = (invoice, spec)
+        if fresh:
+            Invoice.objects.bulk_create([invoice for invoice, _ in fresh.values()], batch_size=1000)
+            InvoiceLine.objects.bulk_create(
+                [_line_row(invoice, line) for invoice, spec in fresh.values() for line in spec.lines],
+                batch_size=2000,
+            )
+            numbering.save(update_fields=["next_number"])
+            events = []
+            for invoice, _ in fresh.values():
+                payload, who = invoice_payload(invoice), invoice.customer.external_id
+                events += [("invoice.created", who, payload), ("invoice.finalized", who, payload)]
+                if invoice.status == InvoiceStatus.PAID:
+                    events.append(("invoice.paid", who, payload))
+            events_publish_many(events)
+    result = []
+    for spec in specs:
+        invoice = fresh[spec.period_key][0] if spec.period_key in fresh else existing[spec.period_key]
+        if invoice.status == InvoiceStatus.DRAFT:
+            invoice = invoice_finalize(invoice_id=invoice.pk)
+        result.append(invoice)
+    return result
+
+
+def _line_row(invoice: Invoice, line: LineDraft) -> InvoiceLine:
+    return InvoiceLine(
+        invoice=invoice,
+        kind=line.kind,
+        description=line.description[:300],
+        quantity=line.quantity,
+        unit_amount=line.unit_amount,
+        amount=line.amount,
+        price_id=line.price_id,
+        meter=line.meter,
+        period_start=line.period_start,
+        period_end=line.period_end,
+        proration=line.proration,
+        breakdown=list(line.breakdown),
+    )
 
 
 def _totals(invoice: Invoice) -> None:

@@ -3,13 +3,14 @@ uses the product through a sandbox month, is invoiced the hand-computed amount, 
 sandbox card; closing the same period twice makes one invoice; a failing card leaves the invoice
 open through dunning."""
 
+import datetime as dt
 import re
 
 import pytest
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from billing.invoicing.close import EngineSubscription, period_close
+from billing.invoicing.close import EngineSubscription, PeriodToClose, period_close, period_close_many
 from billing.invoicing.models import Invoice, InvoicePayment
 from billing.memberships.models import Payment
 from billing.metering.ingest import events_ingest
@@ -141,3 +142,75 @@ def test_an_upgrade_now_is_invoiced_as_a_proration(shop, django_capture_on_commi
     # two more seats for (almost) the whole month, rounded down in the customer's favour
     assert 5790 <= change.total <= 5800 and change.status == "paid"
     assert re.search(r"× 1 to Pro \(monthly\) × 3", line.description)
+
+
+# --- a billing run --------------------------------------------------------------------------------
+
+START = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+END = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+
+
+def _items(n, **extra):
+    return [
+        PeriodToClose(
+            sub=EngineSubscription("sandbox", f"sub_{i}", f"cust{i}", "pro-monthly", 1),
+            period_start=START,
+            period_end=END,
+            renews=True,
+            **extra,
+        )
+        for i in range(n)
+    ]
+
+
+def test_a_billing_run_closes_many_periods_once_each_with_their_usage(alpha):
+    from billing.events.models import OutboundEvent
+    from billing.events.services import endpoint_create
+
+    with tenant_context(alpha.tenant):
+        catalog_import(text=USAGE)
+        endpoint_create(url="https://hooks.example.test/in")
+        events_ingest(
+            events=[
+                {"id": "a", "customer": "cust1", "type": "llm.call", "timestamp": "2026-11-05T10:00:00Z",
+                 "properties": {"tokens": 3_000}},
+                {"id": "b", "customer": "cust1", "type": "llm.call", "timestamp": "2026-12-01T00:10:00Z",
+                 "properties": {"tokens": 99_000}},  # the next period's first hour: not this invoice
+            ],
+            create_customers=True,
+            now=dt.datetime(2026, 12, 1, 0, 30, tzinfo=dt.UTC),
+        )  # fmt: skip
+        first = period_close_many(_items(3))
+        assert [i.number for i in first] == ["ALPHA-000001", "ALPHA-000002", "ALPHA-000003"]
+        assert [i.total for i in first] == [2900, 2900 + 4_000, 2900]  # 2,000 tokens past 1,000 free × 2¢
+        trial = period_close_many(_items(4, bill_usage=False))  # three closed before, one new
+        assert [i.pk for i in trial[:3]] == [i.pk for i in first] and trial[3].number == "ALPHA-000004"
+        assert Invoice.objects.count() == 4
+        kinds = list(OutboundEvent.objects.values_list("type", flat=True))
+        assert kinds.count("invoice.created") == 4 and kinds.count("invoice.finalized") == 4
+
+
+def test_racing_billing_runs_make_one_invoice_per_period(live_tenant):
+    from tests.helpers import committed, run_parallel
+
+    committed(lambda: _seed_usage_catalog(live_tenant))
+
+    def run(_):
+        with tenant_context(live_tenant.tenant):
+            return [invoice.pk for invoice in period_close_many(_items(20))]
+
+    results = run_parallel(run, 3)
+    assert results[0] == results[1] == results[2]
+
+    def count():
+        with tenant_context(live_tenant.tenant):
+            return Invoice.objects.count(), sorted(Invoice.objects.values_list("number", flat=True))
+
+    total, numbers = committed(count)
+    prefix = live_tenant.tenant.slug.upper().replace("-", "")
+    assert total == 20 and numbers == [f"{prefix}-{n:06d}" for n in range(1, 21)]
+
+
+def _seed_usage_catalog(fixture):
+    with tenant_context(fixture.tenant):
+        catalog_import(text=USAGE)
