@@ -5,6 +5,7 @@ from django.urls import path
 from billing.entitlements import api as ent
 from billing.events import api as webhooks_api
 from billing.invoicing import api as invoicing_api
+from billing.invoicing import credit_notes_api
 from billing.memberships import api as memberships_api
 from billing.metering import api as metering_api
 from billing.metering import credits_api
@@ -28,6 +29,16 @@ urlpatterns = [
         "invoices/<int:invoice_id>/mark-uncollectible",
         invoicing_api.InvoiceUncollectibleView.as_view(),
         name="invoice-uncollectible",
+    ),
+    path(
+        "invoices/<int:invoice_id>/credit-notes",
+        credit_notes_api.InvoiceCreditNotesView.as_view(),
+        name="invoice-credit-notes",
+    ),
+    path(
+        "credit-notes/<int:credit_note_id>",
+        credit_notes_api.CreditNoteDetailView.as_view(),
+        name="credit-note",
     ),
     path("customers", memberships_api.CustomerListCreateView.as_view(), name="customers"),
     path(customer, memberships_api.CustomerDetailView.as_view(), name="customer"),

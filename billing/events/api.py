@@ -14,7 +14,8 @@ from kernel.errors import ApplicationError
 
 EVENT_TYPES = [
     "membership.updated", "entitlements.changed", "payment.succeeded", "payment.failed", "payment.refunded",
-    "membership.*", "entitlements.*", "payment.*",
+    "credit_note.created", "credit_note.refund_failed",
+    "membership.*", "entitlements.*", "payment.*", "credit_note.*",
 ]  # fmt: skip
 
 

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from billing.invoicing.models import Invoice, InvoiceLine, InvoiceNumbering
+from billing.invoicing.models import CreditNote, Invoice, InvoiceLine, InvoiceNumbering
 from billing.invoicing.services import invoice_finalize, invoice_mark_uncollectible, invoice_void
 from kernel.errors import ApplicationError
 
@@ -25,6 +25,21 @@ class InvoiceLineInline(admin.TabularInline):
         return False
 
 
+class CreditNoteInline(admin.TabularInline):
+    """Read-only: credit notes are issued through the API (credit_note_create) and frozen."""
+
+    model = CreditNote
+    fk_name = "invoice"
+    extra = 0
+    can_delete = False
+    fields = ["number", "amount", "pre_payment_amount", "refund_amount", "credit_amount", "reason", "status",
+              "origin", "provider_refund_id", "created_at"]  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(admin.ModelAdmin):
     """Read-only: invoices change only through the billing engine's services (the actions below)."""
@@ -33,7 +48,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     list_filter = ["status", "collected_by", "billing_reason", "currency"]
     search_fields = ["number", "customer__external_id", "customer__email"]
     date_hierarchy = "created_at"
-    inlines = [InvoiceLineInline]
+    inlines = [InvoiceLineInline, CreditNoteInline]
     actions = ["finalize", "void", "uncollectible"]
 
     def get_readonly_fields(self, request, obj=None):

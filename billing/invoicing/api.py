@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.idempotency import idempotent
+from billing.invoicing.credit_notes_api import CreditNoteBriefOutput
 from billing.invoicing.pdf import invoice_pdf_response
 from billing.invoicing.rating import breakdown_rows
 from billing.invoicing.selectors import invoice_get, invoice_list, price_quote
@@ -105,7 +106,7 @@ class InvoiceOutput(serializers.Serializer):
     tax = serializers.IntegerField()
     total = serializers.IntegerField()
     amount_paid = serializers.IntegerField()
-    amount_credited = serializers.IntegerField()
+    amount_credited = serializers.IntegerField(help_text="The total of its credit notes.")
     amount_due = serializers.IntegerField()
     billing_reason = serializers.CharField()
     collected_by = serializers.CharField()
@@ -119,6 +120,12 @@ class InvoiceOutput(serializers.Serializer):
     paid_at = serializers.DateTimeField(allow_null=True)
     voided_at = serializers.DateTimeField(allow_null=True)
     lines = InvoiceLineOutput(many=True)
+    credit_notes = CreditNoteBriefOutput(many=True, help_text="Oldest first.")
+
+    def to_representation(self, invoice):
+        data = super().to_representation(invoice)
+        data["credit_notes"].sort(key=lambda note: note["id"])
+        return data
 
 
 NOT_FOUND = OpenApiResponse(description="unknown_invoice / unknown_customer")

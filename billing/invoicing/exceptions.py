@@ -22,3 +22,22 @@ class InvoiceStateError(InvoicingError):
 class InvoiceNotFound(InvoicingError):
     code = "unknown_invoice"
     status_code = 404
+
+
+class CreditNoteInvalid(InvoicingError):
+    """A credit note the invoice cannot take: above its total, a refund above what was paid and not
+    yet returned, a line of another invoice, nothing to refund through."""
+
+    code = "invalid_credit_note"
+
+
+class CreditNoteNotFound(InvoicingError):
+    code = "unknown_credit_note"
+    status_code = 404
+
+
+class RefundRefused(InvoicingError):
+    """The provider that collected refused the refund (details name its code): nothing was issued."""
+
+    code = "refund_refused"
+    status_code = 409

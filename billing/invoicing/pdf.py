@@ -190,6 +190,29 @@ def invoice_pdf(*, invoice: Invoice, seller_name: str, seller_address: str = "")
         pdf.cell(
             36, 6, pdf.text_of(pdf.money(amount, currency)), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT
         )
+    notes = sorted(invoice.credit_notes.all(), key=lambda note: note.pk)
+    if notes:
+        pdf.ln(4)
+        pdf.set_font(body, "B", 9)
+        pdf.cell(0, 6, "Credit notes", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_font(body, "", 9)
+        for note in notes:
+            how = (
+                "refunded" if note.refund_amount else ("credited" if note.credit_amount else "off amount due")
+            )
+            if note.status == "refund_pending":
+                how = "refund pending"
+            pdf.cell(60, 5, pdf.text_of(note.number))
+            pdf.cell(28, 5, f"{note.created_at:%Y-%m-%d}")
+            pdf.cell(66, 5, pdf.text_of(f"{note.get_reason_display()}, {how}"))
+            pdf.cell(
+                36,
+                5,
+                pdf.text_of(pdf.money(-note.amount, currency)),
+                align="R",
+                new_x=XPos.LMARGIN,
+                new_y=YPos.NEXT,
+            )
     pdf.ln(6)
     pdf.set_font(body, "", 8)
     pdf.set_text_color(110)

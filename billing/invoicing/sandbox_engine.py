@@ -18,6 +18,7 @@ the subscription is canceled. `sandbox_advance` moves the sandbox clock and play
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 from collections.abc import Callable
 
@@ -28,7 +29,7 @@ from django.utils import timezone
 from billing.invoicing.close import EngineSubscription, first_invoice, period_close, proration_invoice
 from billing.invoicing.models import Invoice
 from billing.invoicing.services import engine_invoice_ref
-from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderError, UsageReport
+from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderError, RefundResult, UsageReport
 from billing.providers.models import ProviderAccount, SandboxCheckout, SandboxClock, SandboxSubscription
 from billing.providers.sandbox import SandboxProvider
 
@@ -338,3 +339,27 @@ def usage_report(report: UsageReport) -> str:
     )  # fmt: skip
     SandboxUsageReport.objects.bulk_create([row], ignore_conflicts=True)  # a resent identifier: kept once
     return f"sandbox_usage_{report.report_id}"
+
+
+def refund_create(*, payment_id: str, amount: int, currency: str, idempotency_key: str) -> RefundResult:
+    """The sandbox's refund API: a `refund.created` event naming the charge (`reference`). The
+    sandbox keeps no refund rows: the refund's id and its event's id derive from the idempotency key,
+    so the same key again is the same refund (the inbox stores its event once)."""
+    if not payment_id or amount <= 0:
+        raise ProviderError("A sandbox refund names a charge and a positive amount.", code="invalid_refund")
+    digest = hashlib.sha256(f"{idempotency_key}\0{payment_id}".encode()).hexdigest()
+    refund_id = "re_" + digest[:24]
+    data = {"payment_id": refund_id, "amount": amount, "currency": currency.lower(), "customer": "",
+            "reference": payment_id}  # fmt: skip
+    from billing.inbox.services import inbox_receive
+
+    account = ProviderAccount.objects.filter(provider="sandbox").order_by("mode").first()
+    if account is None:
+        raise ProviderError(
+            "The sandbox provider is not configured for this tenant.", code="provider_not_configured"
+        )
+    payload = {"id": "evt_" + digest[24:48], "type": "refund.created", "created_at": sandbox_now().isoformat(),
+               "data": data}  # fmt: skip
+    body, headers = SandboxProvider(webhook_secret=account.webhook_secret).sign(payload=payload)
+    transaction.on_commit(lambda: inbox_receive(provider="sandbox", body=body, headers=headers))
+    return RefundResult(refund_id=refund_id, amount=amount)

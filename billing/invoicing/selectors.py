@@ -6,8 +6,8 @@ from decimal import Decimal
 
 from django.db.models import QuerySet
 
-from billing.invoicing.exceptions import InvoiceNotFound, InvoicingError, RatingError
-from billing.invoicing.models import Invoice
+from billing.invoicing.exceptions import CreditNoteNotFound, InvoiceNotFound, InvoicingError, RatingError
+from billing.invoicing.models import CreditNote, Invoice
 from billing.invoicing.rating import PriceTerms, Rated, TierRow, quantity_of, rate
 from billing.memberships.models import Customer
 from billing.tiers.models import Price
@@ -56,7 +56,11 @@ def price_quote(*, code: str, quantity) -> tuple[Price, Rated]:
 
 def invoice_list(*, customer: Customer) -> QuerySet[Invoice]:
     """A customer's invoices, newest first (drafts included: the integrator may show them)."""
-    return Invoice.objects.filter(customer=customer).select_related("customer").prefetch_related("lines")
+    return (
+        Invoice.objects.filter(customer=customer)
+        .select_related("customer")
+        .prefetch_related("lines", "credit_notes")
+    )
 
 
 def invoice_get(*, invoice_id) -> Invoice:
@@ -65,10 +69,38 @@ def invoice_get(*, invoice_id) -> Invoice:
     except (TypeError, ValueError):
         invoice_id = None
     invoice = (
-        Invoice.objects.filter(pk=invoice_id).select_related("customer").prefetch_related("lines").first()
+        Invoice.objects.filter(pk=invoice_id)
+        .select_related("customer")
+        .prefetch_related("lines", "credit_notes")
+        .first()
         if invoice_id is not None and 0 < invoice_id < 2**63
         else None
     )
     if invoice is None:
         raise InvoiceNotFound("No such invoice.", details={"id": invoice_id})
     return invoice
+
+
+def _pk(value) -> int | None:
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return None
+    return value if 0 < value < 2**63 else None
+
+
+def credit_note_list(*, invoice: Invoice) -> QuerySet[CreditNote]:
+    """An invoice's credit notes, newest first."""
+    return _credit_notes().filter(invoice=invoice)
+
+
+def credit_note_get(*, credit_note_id) -> CreditNote:
+    pk = _pk(credit_note_id)
+    note = _credit_notes().filter(pk=pk).first() if pk is not None else None
+    if note is None:
+        raise CreditNoteNotFound("No such credit note.", details={"id": pk})
+    return note
+
+
+def _credit_notes() -> QuerySet[CreditNote]:
+    return CreditNote.objects.select_related("invoice__customer").prefetch_related("lines")

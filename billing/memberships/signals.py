@@ -7,6 +7,7 @@ membership_changed = Signal()
 # (dunning grace periods) must be judged again.
 clock_changed = Signal()
 # Sent inside the transaction that recorded a new provider-reported Payment (a charge, failed
-# charge, refund or dispute; never for a redelivery); kwargs: payment. Invoicing links it to the
-# invoice it names (Payment.invoice_ref).
+# charge, refund or dispute; never for a redelivery); kwargs: payment, charge (the charge a refund
+# or dispute concerns, when recorded). Invoicing links it to the invoice it names (Payment.invoice_ref)
+# and turns a refund of an invoice's charge into a credit note.
 payment_recorded = Signal()

@@ -94,6 +94,7 @@ def engine_event(provider: str, payload: dict, *, when=timestamp) -> NormalizedE
             customer=str(data["customer"]),
             subscription_id=str(data.get("subscription_id") or ""),
             invoice=str(data.get("invoice") or ""),
+            reference=str(data.get("reference") or ""),  # a refund's charge
         )
         return NormalizedEvent(type=ENGINE_PAYMENT_TYPES[raw_type], payment=payment, **common)
     return NormalizedEvent(type=EventType.IGNORED, **common)

@@ -215,6 +215,15 @@ class PaymentProvider(Protocol):
 
     def transfer(self, transfer: Transfer) -> str: ...
 
+    # --- refunds (credit notes) -----------------------------------------------------------------
+
+    def refund(
+        self, *, payment_id: str, amount: int, currency: str, idempotency_key: str, reason: str
+    ) -> RefundResult:
+        """Refund `amount` of the provider's charge `payment_id` (its id of the money movement: what
+        Payment.reference or provider_payment_id holds). The same `idempotency_key` twice is one
+        refund. `reason` is one of CreditNoteReason's values."""
+
 
 class SubscriptionEngine(Protocol):
     """Our own subscription schedule for providers that only charge a saved method (the sandbox,
@@ -230,6 +239,15 @@ class SubscriptionEngine(Protocol):
     ) -> str: ...
 
     def subscription_pause(self, *, subscription_id: str, paused: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """A refund the provider accepted: its own id of the refund (its webhook names the same id)."""
+
+    refund_id: str
+    amount: int
+    status: str = "succeeded"  # or "pending" (the provider settles it later; it is not undone here)
 
 
 @dataclass(frozen=True)

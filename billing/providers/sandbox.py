@@ -22,6 +22,7 @@ from billing.providers.base import (
     CheckoutSession,
     NormalizedEvent,
     ProviderNotSupported,
+    RefundResult,
     SubscriptionEngine,
     UsageReport,
     WebhookVerificationFailed,
@@ -81,6 +82,14 @@ class SandboxProvider:
 
     def pause_subscription(self, *, subscription_id: str, paused: bool) -> None:
         self._engine().subscription_pause(subscription_id=subscription_id, paused=paused)
+
+    def refund(
+        self, *, payment_id: str, amount: int, currency: str, idempotency_key: str, reason: str
+    ) -> RefundResult:
+        """Refunded by the engine, which reports it as a signed `refund.created` event."""
+        return self._engine().refund_create(
+            payment_id=payment_id, amount=amount, currency=currency, idempotency_key=idempotency_key
+        )
 
     # --- emitting (the sandbox is also the provider) ------------------------------------------
 

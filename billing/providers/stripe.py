@@ -24,6 +24,7 @@ from billing.providers.base import (
     ProviderError,
     ProviderNotConfigured,
     ProviderUnavailable,
+    RefundResult,
     SubscriptionState,
     UsageReport,
     WebhookVerificationFailed,
@@ -232,6 +233,40 @@ class StripeProvider:
             self._client().v1.billing_portal.sessions.create, params={"customer": provider_customer_id}
         )
         return session.url
+
+    def refund(
+        self, *, payment_id: str, amount: int, currency: str, idempotency_key: str, reason: str
+    ) -> RefundResult:
+        """A Stripe Refund of a payment intent (`pi_…`) or a charge (`ch_…`, `py_…`), keyed by our
+        credit note (`creditnote-<id>`: a retry is answered with the first refund). Stripe's reasons
+        are duplicate, fraudulent and requested_by_customer; ours map onto them."""
+        if payment_id.startswith("pi_"):
+            target = {"payment_intent": payment_id}
+        elif payment_id.startswith(("ch_", "py_")):
+            target = {"charge": payment_id}
+        else:
+            raise ProviderError(
+                f"Stripe refunds a payment intent or a charge, not '{payment_id}'.", code="not_refundable"
+            )
+        refund = self._call(
+            self._client().v1.refunds.create,
+            params={
+                **target,
+                "amount": amount,
+                "reason": reason if reason in ("duplicate", "fraudulent") else "requested_by_customer",
+                "metadata": {"monetize_refund": idempotency_key},
+            },
+            options={"idempotency_key": idempotency_key},
+        )
+        if getattr(refund, "status", "") in ("failed", "canceled"):
+            raise ProviderError(
+                f"Stripe did not refund {payment_id} (refund {refund.status}).", code="refund_failed"
+            )
+        return RefundResult(
+            refund_id=str(refund.id),
+            amount=int(getattr(refund, "amount", None) or amount),
+            status="pending" if getattr(refund, "status", "") == "pending" else "succeeded",
+        )
 
     def verify_webhook(self, *, body: bytes, headers: dict[str, str]) -> dict:
         import stripe

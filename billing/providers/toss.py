@@ -49,6 +49,7 @@ from billing.providers.base import (
     ProviderNotConfigured,
     ProviderNotSupported,
     ProviderUnavailable,
+    RefundResult,
     SubscriptionEngine,
     WebhookIgnored,
     WebhookVerificationFailed,
@@ -195,6 +196,31 @@ class TossProvider:
     def get_payment_by_order(self, *, order_id: str) -> dict:
         """`GET /v1/payments/orders/{orderId}`."""
         return self._request("GET", f"/v1/payments/orders/{quote(order_id, safe='')}")
+
+    def refund(
+        self, *, payment_id: str, amount: int, currency: str, idempotency_key: str, reason: str
+    ) -> RefundResult:
+        """`POST /v1/payments/{paymentKey}/cancel` (a partial cancel when `amount` is below what is
+        left) with `Idempotency-Key`: Toss answers a repeated key with its first answer, so a retry
+        is the same cancel. The refund's id is that cancel's transactionKey (the one
+        PAYMENT_STATUS_CHANGED later lists)."""
+        if currency.lower() != "krw":
+            raise TossUnsupported(f"TossPayments refunds KRW only, not {currency.upper()}.")
+        payment = self._request(
+            "POST",
+            f"/v1/payments/{quote(payment_id, safe='')}/cancel",
+            body={"cancelReason": CANCEL_REASONS.get(reason, "Refund"), "cancelAmount": amount},
+            idempotency_key=idempotency_key,
+        )
+        cancels = [c for c in (payment.get("cancels") or []) if isinstance(c, dict)]
+        if not cancels or not cancels[-1].get("transactionKey"):
+            raise ProviderError("TossPayments answered a cancel without listing it.", code="toss_error")
+        cancel = cancels[-1]
+        return RefundResult(
+            refund_id=str(cancel["transactionKey"]),
+            amount=int(cancel.get("cancelAmount") or amount),
+            status="succeeded" if cancel.get("cancelStatus", "DONE") == "DONE" else "pending",
+        )
 
     # --- the provider protocol (our schedule lives in billing/invoicing/toss_engine) -----------------------------
 
@@ -365,6 +391,7 @@ class TossProvider:
                     ),
                     amount=int(cancel.get("cancelAmount") or 0),
                     currency=currency,
+                    reference=str(payment["paymentKey"]),  # the charge it refunds
                     **base,
                 )
                 for number, cancel in enumerate(cancels, start=1)
@@ -391,6 +418,14 @@ class TossProvider:
             **common,
         )
 
+
+CANCEL_REASONS = {
+    "duplicate": "Duplicate payment",
+    "fraudulent": "Fraudulent payment",
+    "order_change": "Order changed",
+    "product_unsatisfactory": "Product unsatisfactory",
+    "other": "Refund",
+}
 
 # Toss's documented webhook event types that this portal does not use (see the module docstring)
 IGNORED_TOSS_EVENTS = frozenset({

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
+from django.db.models import Q
 
 from billing.memberships.exceptions import (
     CustomerUnmatched,
@@ -58,10 +59,12 @@ def payment_record(
     if kind is None or (kind == PaymentKind.CHARGE and payment.amount == 0):
         return None
     with transaction.atomic():
+        refs = [ref for ref in (payment.reference, payment.intent) if ref]
         charge = (
             Payment.objects.filter(
+                # the charge's reference (Stripe's intent or charge), or its own id (our engines')
+                Q(reference__in=refs) | Q(provider_payment_id__in=refs),
                 provider=provider,
-                reference__in=[ref for ref in (payment.reference, payment.intent) if ref],
                 kind=PaymentKind.CHARGE,
             )
             .select_related("customer", "membership")
@@ -131,7 +134,7 @@ def payment_record(
         if kind in (PaymentKind.DISPUTE_WON, PaymentKind.DISPUTE_LOST):
             data["outcome"] = "won" if kind == PaymentKind.DISPUTE_WON else "lost"
         event_publish(type=_PAYMENT_EVENTS[kind], payload=data, customer=customer.external_id)
-        payment_recorded.send(sender=Payment, payment=row)
+        payment_recorded.send(sender=Payment, payment=row, charge=charge)
         if kind == PaymentKind.CHARGE and membership is not None:
             _recover(membership, occurred_at=occurred_at, event_id=event_id)
         if payment.checkout_id and kind == PaymentKind.CHARGE:
