@@ -83,7 +83,7 @@ class InvoiceFilterForm(forms.Form):
     status = forms.ChoiceField(choices=[("", "All"), *InvoiceStatus.choices], required=False)
     q = forms.CharField(required=False, max_length=200, label="Customer or number")
     issued_from = forms.DateField(required=False, label="Issued from")
-    issued_to = forms.DateField(required=False, label="to")
+    issued_to = forms.DateField(required=False, label="Issued to")
 
     def clean(self):
         data = super().clean()
