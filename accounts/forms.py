@@ -34,5 +34,13 @@ class TenantSettingsForm(forms.Form):
         help_text="Printed under your business's name on every invoice PDF.",
     )
 
+    logo = forms.FileField(
+        required=False,
+        label="Logo on invoices",
+        help_text="PNG, JPEG, GIF or WebP up to 1 MB; printed at the top of every invoice PDF.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/gif,image/webp"}),
+    )
+    logo_remove = forms.BooleanField(required=False, label="Remove the logo")
+
     def clean_unknown_usage_customer(self):
         return self.cleaned_data["unknown_usage_customer"] or None

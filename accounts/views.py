@@ -1,5 +1,7 @@
 """Tenant pages: landing, dashboard, integrator key settings."""
 
+import base64
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -13,7 +15,9 @@ from accounts.permissions import role_required
 from accounts.roles import Role
 from accounts.selectors import api_key_list
 from accounts.services import api_key_create, api_key_revoke, api_key_rotate
-from tenants.services import tenant_settings_update
+from tenants.exceptions import ApplicationError
+from tenants.models import TenantLogo
+from tenants.services import LOGO_MAX_BYTES, tenant_logo_remove, tenant_logo_set, tenant_settings_update
 
 
 def home(request):
@@ -76,6 +80,7 @@ def api_keys(request):
 def tenant_settings(request):
     form = TenantSettingsForm(
         request.POST or None,
+        request.FILES or None,
         initial={
             "rate_limit_failure_mode": request.tenant.rate_limit_failure_mode,
             "unknown_usage_customer": request.tenant.unknown_usage_customer,
@@ -83,7 +88,21 @@ def tenant_settings(request):
         },
     )
     if request.method == "POST" and form.is_valid():
-        tenant_settings_update(tenant=request.tenant, **form.cleaned_data)
-        messages.success(request, "Settings saved.")
-        return redirect("tenant-settings")
-    return render(request, "accounts/settings.html", {"form": form})
+        data = dict(form.cleaned_data)
+        upload, remove = data.pop("logo", None), data.pop("logo_remove", False)
+        try:
+            if upload is not None:
+                tenant_logo_set(tenant=request.tenant, data=upload.read(LOGO_MAX_BYTES + 1))
+            elif remove:
+                tenant_logo_remove(tenant=request.tenant)
+        except ApplicationError as exc:
+            form.add_error("logo", exc.message)
+        else:
+            tenant_settings_update(tenant=request.tenant, **data)
+            messages.success(
+                request, "Settings saved." + (" The new logo is on your invoices." if upload else "")
+            )
+            return redirect("tenant-settings")
+    logo = TenantLogo.objects.filter(tenant=request.tenant).first()
+    preview = f"data:image/png;base64,{base64.b64encode(bytes(logo.png)).decode()}" if logo else None
+    return render(request, "accounts/settings.html", {"form": form, "logo": logo, "logo_preview": preview})

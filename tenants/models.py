@@ -58,3 +58,18 @@ class Domain(DomainMixin):
 
     def __str__(self) -> str:
         return self.domain
+
+
+class TenantLogo(models.Model):
+    """The logo printed on a tenant's invoices: a PNG we re-encoded from the owner's upload (so no
+    hostile file or metadata is kept), at most LOGO_MAX_SIZE pixels. Kept off Tenant, which is read
+    and cached on every request."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="logo")
+    png = models.BinaryField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"logo of {self.tenant_id} ({self.width}×{self.height})"

@@ -228,3 +228,52 @@ def tenant_settings_update(
         setattr(tenant, field, value)
     tenant_cache_clear()
     return tenant
+
+
+LOGO_MAX_BYTES = 1024 * 1024
+LOGO_MAX_SIZE = (800, 300)
+
+
+def tenant_logo_set(*, tenant: Tenant, data: bytes):
+    """Store the invoice logo from an uploaded PNG, JPEG, GIF or WebP: decoded, scaled down to fit
+    LOGO_MAX_SIZE and re-encoded as PNG. Anything else -- another format, a file too large, a
+    decompression bomb, bytes that are no image -- is refused (ApplicationError `invalid_logo`)."""
+    import io
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    from tenants.models import TenantLogo
+
+    def refuse(message: str):
+        return ApplicationError(message, code="invalid_logo", details={"field": "logo"})
+
+    if len(data) > LOGO_MAX_BYTES:
+        raise refuse(f"The logo is too large: at most {LOGO_MAX_BYTES // 1024:,} KB.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.format not in ("PNG", "JPEG", "GIF", "WEBP"):
+                raise refuse("The logo must be a PNG, JPEG, GIF or WebP image.")
+            if image.width * image.height > 25_000_000:
+                raise refuse("The logo's dimensions are too large.")
+            image.load()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:  # fmt: skip
+        raise refuse("The file is not an image we can read (PNG, JPEG, GIF or WebP).") from exc
+    image = image.convert("RGBA")
+    image.thumbnail(LOGO_MAX_SIZE)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    logo, _ = TenantLogo.objects.update_or_create(
+        tenant=tenant, defaults={"png": out.getvalue(), "width": image.width, "height": image.height}
+    )
+    return logo
+
+
+def tenant_logo_remove(*, tenant: Tenant) -> bool:
+    from tenants.models import TenantLogo
+
+    deleted, _ = TenantLogo.objects.filter(tenant=tenant).delete()
+    return bool(deleted)

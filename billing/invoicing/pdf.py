@@ -70,12 +70,24 @@ class _Document(FPDF):
         self.cell(0, 5, f"Page {self.page_no()}/{{nb}}", align="R")
 
 
-def invoice_pdf(*, invoice: Invoice, seller_name: str, seller_address: str = "") -> bytes:
-    """The invoice rendered as PDF bytes (drafts carry a DRAFT mark and no number)."""
+def invoice_pdf(
+    *, invoice: Invoice, seller_name: str, seller_address: str = "", seller_logo: bytes | None = None
+) -> bytes:
+    """The invoice rendered as PDF bytes (drafts carry a DRAFT mark and no number); `seller_logo`
+    (PNG bytes) is drawn above the seller's name, at most 16 mm high and 60 mm wide."""
     pdf = _Document()
     pdf.alias_nb_pages()
     pdf.add_page()
     body, currency = pdf.family, invoice.currency
+    if seller_logo:
+        from io import BytesIO
+
+        from PIL import Image
+
+        width, height = Image.open(BytesIO(seller_logo)).size
+        scale = min(16 / height, 60 / width)
+        pdf.image(BytesIO(seller_logo), x=pdf.l_margin, y=pdf.t_margin, w=width * scale, h=height * scale)
+        pdf.set_y(pdf.t_margin + height * scale + 3)
 
     pdf.set_font(body, "B", 18)
     pdf.cell(120, 9, pdf.text_of(seller_name), new_x=XPos.RIGHT, new_y=YPos.TOP)
@@ -222,8 +234,14 @@ def invoice_pdf(*, invoice: Invoice, seller_name: str, seller_address: str = "")
 
 def invoice_pdf_response(*, invoice: Invoice, tenant) -> HttpResponse:
     """The invoice's PDF as a download named after its number (the API's and the pages' PDF views)."""
+    from tenants.models import TenantLogo
+
+    logo = TenantLogo.objects.filter(tenant_id=tenant.pk).values_list("png", flat=True).first()
     document = invoice_pdf(
-        invoice=invoice, seller_name=tenant.name, seller_address=getattr(tenant, "invoice_address", "")
+        invoice=invoice,
+        seller_name=tenant.name,
+        seller_address=getattr(tenant, "invoice_address", ""),
+        seller_logo=bytes(logo) if logo else None,
     )
     response = HttpResponse(document, content_type="application/pdf")
     name = invoice.number or f"draft-{invoice.pk}"

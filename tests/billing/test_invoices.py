@@ -307,3 +307,52 @@ def test_owner_sets_the_invoice_address_on_the_settings_page(alpha):
     from tenants.models import Tenant
 
     assert Tenant.objects.get(pk=alpha.tenant.pk).invoice_address == "9 Quay Road\nLeith"
+
+
+def _png(width=400, height=120, color=(20, 90, 200)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _settings_post(client, **extra):
+    body = {
+        "rate_limit_failure_mode": "open",
+        "unknown_usage_customer": "reject",
+        "invoice_address": "",
+        **extra,
+    }
+    return client.post("/settings/", body, follow=True)
+
+
+def test_owner_uploads_a_logo_that_is_printed_on_invoices_and_hostile_files_are_refused(billed):
+    alpha, invoices, _ = billed
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tenants.models import TenantLogo
+    from tests.conftest import PASSWORD
+
+    client = alpha.client()
+    client.post("/accounts/login/", {"login": alpha.owner_email, "password": PASSWORD})
+    without = alpha.api().get(f"/api/v1/invoices/{invoices[0].pk}/pdf").content
+    assert b"/Subtype /Image" not in without
+
+    bad = _settings_post(client, logo=SimpleUploadedFile("logo.png", b"<?php echo 1; ?>", "image/png"))
+    assert "not an image we can read" in bad.content.decode() and not TenantLogo.objects.exists()
+    huge = _settings_post(client, logo=SimpleUploadedFile("big.png", b"\x89PNG" + b"0" * (1024 * 1024 + 10)))
+    assert "too large" in huge.content.decode() and not TenantLogo.objects.exists()
+
+    ok = _settings_post(client, logo=SimpleUploadedFile("logo.jpg", _png(1600, 400), "image/png"))
+    page = ok.content.decode()
+    assert "The new logo is on your invoices." in page and 'alt="Your invoice logo"' in page
+    logo = TenantLogo.objects.get()
+    assert (logo.width, logo.height) == (800, 200) and bytes(logo.png).startswith(b"\x89PNG")  # scaled, PNG
+    pdf = alpha.api().get(f"/api/v1/invoices/{invoices[0].pk}/pdf")
+    assert pdf.status_code == 200 and b"/Subtype /Image" in pdf.content
+
+    _settings_post(client, logo_remove="on")
+    assert not TenantLogo.objects.exists()
