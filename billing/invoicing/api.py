@@ -97,7 +97,11 @@ class InvoiceLineOutput(serializers.Serializer):
 
 class InvoiceOutput(serializers.Serializer):
     id = serializers.IntegerField()
-    number = serializers.CharField(allow_blank=True, help_text="Empty while draft; gapless per tenant.")
+    number = serializers.CharField(
+        allow_blank=True,
+        help_text="Empty while draft; gapless per tenant. A mirrored invoice (collected_by=provider) "
+        "shows its provider's own number.",
+    )
     status = serializers.ChoiceField(choices=["draft", "open", "paid", "void", "uncollectible"])
     customer = serializers.CharField(source="customer.external_id")
     currency = serializers.CharField()
@@ -111,6 +115,10 @@ class InvoiceOutput(serializers.Serializer):
     billing_reason = serializers.CharField()
     collected_by = serializers.CharField()
     provider = serializers.CharField(allow_blank=True)
+    provider_invoice_id = serializers.CharField(
+        allow_blank=True,
+        help_text="The provider's id of a mirrored invoice (Polar and Lemon Squeezy: the order).",
+    )
     period_start = serializers.DateTimeField(allow_null=True)
     period_end = serializers.DateTimeField(allow_null=True)
     customer_details = serializers.DictField()

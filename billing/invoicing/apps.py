@@ -9,11 +9,13 @@ class InvoicingConfig(AppConfig):
     verbose_name = "Invoicing"
 
     def ready(self) -> None:
+        from billing.inbox.signals import provider_invoice_reported
         from billing.invoicing import receivers, sandbox_engine, toss_engine
         from billing.memberships.signals import payment_recorded
         from billing.providers.registry import engine_register
 
         payment_recorded.connect(receivers.on_payment_recorded, dispatch_uid="invoicing.payment")
+        provider_invoice_reported.connect(receivers.on_provider_invoice, dispatch_uid="invoicing.mirror")
 
         engine_register("sandbox", sandbox_engine)
         engine_register("toss", toss_engine)

@@ -111,8 +111,12 @@ class Invoice(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
+            # our gapless numbers are unique; a mirrored invoice keeps its provider's number, which
+            # our sequence never issues (and two providers may both have issued)
             models.UniqueConstraint(
-                fields=["number"], condition=~Q(number=""), name="invoicing_invoice_number"
+                fields=["number"],
+                condition=~Q(number="") & Q(collected_by="engine"),
+                name="invoicing_invoice_number",
             ),
             models.UniqueConstraint(
                 fields=["period_key"], condition=~Q(period_key=""), name="invoicing_invoice_period"

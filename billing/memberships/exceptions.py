@@ -29,6 +29,14 @@ class CheckoutInvalid(MembershipsError):
     code = "invalid_checkout"
 
 
+class PriceNotSupportedByProvider(CheckoutInvalid):
+    """The provider cannot bill this price's model (Polar and Lemon Squeezy sell one fixed amount:
+    no tiers, packages or metered usage); refused before the provider is called."""
+
+    code = "price_not_supported_by_provider"
+    status_code = 422
+
+
 class MembershipNotLive(MembershipsError):
     code = "membership_not_live"
     status_code = 409

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal, InvalidOperation
 
 from django.utils.dateparse import parse_datetime
 
@@ -39,6 +40,25 @@ def json_object(body: bytes) -> dict:
     if not isinstance(payload, dict):
         raise WebhookVerificationFailed("The signed body is not a JSON object.")
     return payload
+
+
+def object_id(value) -> str:
+    """A provider reference, expanded (an object) or not (its id)."""
+    if isinstance(value, dict):
+        return str(value.get("id") or "")
+    return str(value or "")
+
+
+def decimal_of(value, *, default=None) -> Decimal | None:
+    """A provider's quantity or unit amount (an int or a decimal string; a JSON number through its
+    text) as a Decimal, never computed in floating point."""
+    if value is None or isinstance(value, bool):
+        return None if default is None else Decimal(default)
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None if default is None else Decimal(default)
+    return number if number.is_finite() else (None if default is None else Decimal(default))
 
 
 def timestamp(value) -> dt.datetime | None:

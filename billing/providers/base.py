@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
 from kernel.errors import ApplicationError
@@ -64,6 +65,7 @@ class EventType(enum.StrEnum):
     DISPUTE_CREATED = "dispute.created"  # the payment (`reference`) is disputed
     DISPUTE_WON = "dispute.won"  # closed in our favour (or an inquiry closed without a chargeback)
     DISPUTE_LOST = "dispute.lost"
+    INVOICE = "invoice"  # a provider's invoice (or order) to mirror, with no money movement of its own
     IGNORED = "ignored"  # a provider event we do not act on (e.g. order.created)
 
 
@@ -104,6 +106,58 @@ class PaymentState:
     # the invoice this money is for: the provider's invoice id (Stripe's `in_...`), or ours
     # (`minv_<id>`) when our engine collected it; invoicing links the payment to that invoice
     invoice: str = ""
+    # a refund known only as a cumulative figure: everything refunded so far on `reference` (Polar's
+    # order.refunded names no refund, only the order's refunded amount); recorded for what is missing
+    refunded_total: int | None = None
+
+
+class InvoiceStatus(enum.StrEnum):
+    """A provider invoice's status in our words (never moves back: paid and void are final)."""
+
+    OPEN = "open"
+    PAID = "paid"
+    VOID = "void"
+    UNCOLLECTIBLE = "uncollectible"
+
+
+@dataclass(frozen=True)
+class InvoiceLineState:
+    """One line of a provider's invoice (amounts in minor units, as the provider computed them)."""
+
+    description: str
+    amount: int
+    quantity: Decimal = Decimal(1)
+    unit_amount: Decimal | None = None  # minor units per unit (may be fractional); None: not given
+    period_start: dt.datetime | None = None
+    period_end: dt.datetime | None = None
+    proration: bool = False
+    price_ref: str = ""  # our Price.code when the provider carries it (Stripe's lookup_key, a mapped variant)
+    provider_price_id: str = ""  # the provider's price (variant, product price) id, mapped back by invoicing
+
+
+@dataclass(frozen=True)
+class InvoiceState:
+    """An invoice (Polar and Lemon Squeezy: an order) of a provider that runs its own subscriptions,
+    as the provider reports it at `NormalizedEvent.occurred_at`. Invoicing mirrors it into our
+    Invoice (collected_by=provider), once per `invoice_id`; the amounts are the provider's own."""
+
+    invoice_id: str  # unique per provider (Lemon Squeezy's orders and invoices are prefixed apart)
+    status: InvoiceStatus
+    currency: str
+    subtotal: int
+    total: int
+    number: str = ""  # the provider's own number (what its emails and PDFs show)
+    discount: int = 0
+    tax: int = 0
+    amount_paid: int = 0
+    customer: str = ""  # our Customer.external_id, when the provider carries our metadata
+    provider_customer_id: str = ""
+    subscription_id: str = ""
+    email: str = ""
+    billing_reason: str = "manual"  # one of invoicing's BillingReason values
+    period_start: dt.datetime | None = None
+    period_end: dt.datetime | None = None
+    lines: tuple[InvoiceLineState, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +172,7 @@ class NormalizedEvent:
     # more payments of the same event (each refund listed on a Stripe charge, each Toss cancel)
     more_payments: tuple[PaymentState, ...] = ()
     checkout: CheckoutState | None = None  # our Checkout this event completes
+    invoice: InvoiceState | None = None  # the provider's invoice to mirror (after any payment it carries)
 
 
 @dataclass(frozen=True)

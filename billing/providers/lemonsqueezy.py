@@ -26,6 +26,8 @@ from billing.providers.base import (
     CheckoutRequest,
     CheckoutSession,
     EventType,
+    InvoiceLineState,
+    InvoiceState,
     NormalizedEvent,
     PaymentState,
     ProviderCatalog,
@@ -36,6 +38,7 @@ from billing.providers.base import (
     SubscriptionState,
     WebhookVerificationFailed,
 )
+from billing.providers.invoices import lemonsqueezy_invoice, lemonsqueezy_order_line
 
 API_BASE = "https://api.lemonsqueezy.com/v1"
 TIMEOUT = httpx.Timeout(10.0)
@@ -50,6 +53,14 @@ class LemonSqueezyConflict(ProviderError):
     status_code = 409
 
 
+INVOICE_EVENTS = (
+    "subscription_payment_success",
+    "subscription_payment_failed",
+    "subscription_payment_recovered",
+    "subscription_payment_refunded",
+)
+
+
 def _attributes(document: dict) -> dict:
     return ((document.get("data") or {}).get("attributes")) or {}
 
@@ -61,6 +72,9 @@ def _amount(attributes: dict, *, refund: bool) -> int:
 
 class LemonSqueezyProvider:
     name = "lemonsqueezy"
+    # a variant has one fixed price: no tiers, packages or metered usage (checkout refuses the other
+    # models before calling Lemon Squeezy: memberships.services.checkout)
+    supported_models = frozenset({"flat", "per_seat"})
     # httpx's own network unless set: tests put an httpx.MockTransport here (the network edge)
     http_transport: httpx.BaseTransport | None = None
 
@@ -318,24 +332,23 @@ class LemonSqueezyProvider:
         kind_of = data.get("type")
         if kind.startswith("subscription_") and kind_of == "subscriptions":
             return self._subscription_event(data, attributes, custom, mode=mode, common=common, kind=kind)
-        if kind_of == "subscription-invoices" and kind in (
-            "subscription_payment_success",
-            "subscription_payment_failed",
-            "subscription_payment_recovered",
-            "subscription_payment_refunded",
-        ):
-            if kind == "subscription_payment_success" and attributes.get("billing_reason") == "initial":
+        if kind_of == "subscription-invoices" and kind in INVOICE_EVENTS:
+            initial = attributes.get("billing_reason") == "initial"
+            if kind == "subscription_payment_success" and initial:
                 # the first invoice is the subscription's order: order_created records that payment
+                # and mirrors that order as the invoice
                 return NormalizedEvent(type=EventType.IGNORED, **common)
             subscription_id = str(attributes.get("subscription_id") or "")
             refund = kind == "subscription_payment_refunded"
+            invoice_id = f"invoice:{data.get('id')}"
             payment = PaymentState(
-                payment_id=f"invoice:{data.get('id')}",
+                payment_id=invoice_id,
                 amount=_amount(attributes, refund=refund),
                 currency=str(attributes.get("currency") or "").lower(),
                 customer=custom.get("monetize_customer")
                 or "",  # else found from the subscription (memberships)
                 subscription_id=subscription_id,
+                invoice="" if refund else invoice_id,
             )
             types = {
                 "subscription_payment_success": EventType.PAYMENT_SUCCEEDED,
@@ -344,11 +357,23 @@ class LemonSqueezyProvider:
                 "subscription_payment_recovered": EventType.PAYMENT_SUCCEEDED,
                 "subscription_payment_refunded": EventType.REFUND_CREATED,
             }
-            return NormalizedEvent(type=types[kind], payment=payment, **common)
+            # no number of its own (Lemon Squeezy numbers orders only), and no items: one line for the subtotal
+            line = InvoiceLineState(
+                description="Subscription change" if attributes.get("billing_reason") == "updated" else "Subscription renewal",
+                amount=int(attributes.get("subtotal") or 0),
+            )  # fmt: skip
+            invoice = None if initial else lemonsqueezy_invoice(
+                invoice_id, attributes, custom, subscription_id=subscription_id, number="", lines=(line,)
+            )  # fmt: skip
+            return NormalizedEvent(type=types[kind], payment=payment, invoice=invoice, **common)
         if kind_of == "orders" and kind in ("order_created", "order_refunded"):
             refund = kind == "order_refunded"
+            invoice = self._order_invoice(data, attributes, custom, mode=mode)
             if not refund and attributes.get("status") != "paid":
-                return NormalizedEvent(type=EventType.IGNORED, **common)  # only paid orders count
+                # only paid orders are payments; a pending order is an open invoice
+                if invoice is None:
+                    return NormalizedEvent(type=EventType.IGNORED, **common)
+                return NormalizedEvent(type=EventType.INVOICE, invoice=invoice, **common)
             payment = PaymentState(
                 payment_id=f"order:{data.get('id')}",
                 amount=_amount(attributes, refund=refund),
@@ -356,11 +381,27 @@ class LemonSqueezyProvider:
                 customer=custom.get("monetize_customer", ""),
                 # a paid order of a one-time price completes its checkout and grants the tier
                 checkout_id="" if refund else str(custom.get("monetize_checkout") or ""),
+                invoice="" if refund else f"order:{data.get('id')}",
             )
             return NormalizedEvent(
-                type=EventType.REFUND_CREATED if refund else EventType.ORDER_PAID, payment=payment, **common
+                type=EventType.REFUND_CREATED if refund else EventType.ORDER_PAID,
+                payment=payment,
+                invoice=invoice,
+                **common,
             )
         return NormalizedEvent(type=EventType.IGNORED, **common)
+
+    def _order_invoice(self, data: dict, attributes: dict, custom: dict, *, mode: str) -> InvoiceState | None:
+        """A Lemon Squeezy order as an invoice: its order number, its own amounts (Lemon Squeezy is
+        the merchant of record and computes the tax), its one item as the line (the variant maps to
+        our price)."""
+        variant = str((attributes.get("first_order_item") or {}).get("variant_id") or "")
+        price = self._price_for_variant(variant, mode=mode)
+        line = lemonsqueezy_order_line(attributes, price_ref=price.code if price else "")
+        number = attributes.get("order_number")
+        return lemonsqueezy_invoice(
+            f"order:{data.get('id')}", attributes, custom, number=str(number or ""), lines=(line,)
+        )
 
     def _subscription_event(
         self, data: dict, attributes: dict, custom: dict, *, mode: str, common: dict, kind: str

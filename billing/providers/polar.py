@@ -31,11 +31,12 @@ from billing.providers.base import (
     UsageReport,
     WebhookVerificationFailed,
 )
+from billing.providers.invoices import polar_order_invoice
 
 logger = logging.getLogger(__name__)
 
 RECURRING = ("month", "year")
-SELLABLE_MODELS = ("flat", "per_seat")  # one fixed amount; tiered and package prices are not
+ORDER_EVENTS = ("order.created", "order.paid", "order.updated", "order.refunded")
 PRORATION = "prorate"  # the change applies now; the difference lands on the next invoice
 
 
@@ -56,6 +57,9 @@ class _AnyEventType(frozenset):
 
 class PolarProvider:
     name = "polar"
+    # what a Polar product's one fixed price can bill: no tiers, packages or metered usage (checkout
+    # refuses the other models before calling Polar: memberships.services.checkout)
+    supported_models = frozenset({"flat", "per_seat"})
     # httpx's own transport unless set: tests put an httpx.MockTransport here (the network edge)
     http_transport = None
     timeout = 10.0
@@ -132,7 +136,7 @@ class PolarProvider:
         price = self.catalog.price(price_ref) if self.catalog else None
         if price is None:
             raise PolarRequestUnsupported(f"No active price '{price_ref}'.", code="unknown_price")
-        if price.model not in SELLABLE_MODELS:
+        if price.model not in self.supported_models:
             raise PolarRequestUnsupported(
                 f"Price '{price_ref}' is {price.model}: the Polar adapter sells flat and per-seat prices only.",
                 code="price_not_supported",
@@ -291,18 +295,41 @@ class PolarProvider:
             return NormalizedEvent(
                 type=types.get(kind, EventType.SUBSCRIPTION_UPDATED), subscription=state, **common
             )  # fmt: skip
-        if kind == "order.paid":  # never order.created: only paid orders count
-            payment = PaymentState(
-                payment_id=str(data["id"]), amount=int(data.get("total_amount") or 0),
-                currency=str(data.get("currency", "")).lower(),
-                customer=metadata.get("monetize_customer") or customer.get("external_id") or "",
-                subscription_id=str(data.get("subscription_id") or ""),
-                provider_customer_id=str(data.get("customer_id") or customer.get("id") or ""),
-                reference=str(data["id"]),
-                email=str(customer.get("email") or ""),
-                checkout_id=str(metadata.get("monetize_checkout") or ""),  # a one-time purchase completes it
-            )  # fmt: skip
-            return NormalizedEvent(type=EventType.ORDER_PAID, payment=payment, **common)
+        if kind in ORDER_EVENTS:
+            # a Polar order is its invoice: mirrored from every order event (a draft once finalized);
+            # only a paid order is a payment (never a pending order.created), keyed on the order, so
+            # order.paid and an order.updated that says paid record it once
+            invoice = polar_order_invoice(data, metadata, customer)
+            who = {
+                "currency": str(data.get("currency", "")).lower(),
+                "customer": metadata.get("monetize_customer") or customer.get("external_id") or "",
+                "subscription_id": str(data.get("subscription_id") or ""),
+                "provider_customer_id": str(data.get("customer_id") or customer.get("id") or ""),
+                "reference": str(data["id"]),
+                "invoice": str(data["id"]),
+            }
+            if kind == "order.refunded":
+                # the order carries only its cumulative refunded amount: memberships records what the
+                # refund.* events (keyed by each refund) have not, and they then record nothing twice
+                refunded = int(data.get("refunded_amount") or 0)
+                payment = PaymentState(
+                    payment_id=f"order_refunded:{data['id']}", amount=refunded, refunded_total=refunded, **who
+                )
+                return NormalizedEvent(
+                    type=EventType.REFUND_CREATED, payment=payment if refunded > 0 else None, invoice=invoice,
+                    **common,
+                )  # fmt: skip
+            if data.get("paid") or data.get("status") == "paid" or kind == "order.paid":
+                payment = PaymentState(
+                    payment_id=str(data["id"]), amount=int(data.get("total_amount") or 0),
+                    email=str(customer.get("email") or ""),
+                    checkout_id=str(metadata.get("monetize_checkout") or ""),  # a one-time purchase completes it
+                    **who,
+                )  # fmt: skip
+                return NormalizedEvent(type=EventType.ORDER_PAID, payment=payment, invoice=invoice, **common)
+            if invoice is None:
+                return NormalizedEvent(type=EventType.IGNORED, **common)
+            return NormalizedEvent(type=EventType.INVOICE, invoice=invoice, **common)
         if kind in ("refund.created", "refund.updated"):
             # each refund keyed by its own id, against the order it refunds (order.refunded carries
             # only the order's cumulative refunded amount: the refund.* events name each refund)

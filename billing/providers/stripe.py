@@ -14,6 +14,7 @@ import logging
 import re
 
 from billing.providers._common import SUBSCRIPTION_STATUS, json_object, timestamp
+from billing.providers._common import object_id as _id
 from billing.providers.base import (
     CheckoutRequest,
     CheckoutSession,
@@ -29,8 +30,13 @@ from billing.providers.base import (
     UsageReport,
     WebhookVerificationFailed,
 )
+from billing.providers.invoices import stripe_invoice, stripe_invoice_metadata, stripe_invoice_subscription
 
 logger = logging.getLogger(__name__)
+INVOICE_EVENTS = (
+    "invoice.finalized", "invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed",
+    "invoice.voided", "invoice.marked_uncollectible",
+)  # fmt: skip
 _ADDRESS = re.compile(r"https?://[^\s'\")]+|\(host='[^']*', port=\d+\)")
 
 
@@ -318,32 +324,34 @@ class StripeProvider:
                 subscription=state,
                 **common,
             )
-        if kind in ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed"):
+        if kind in INVOICE_EVENTS:
+            invoice = stripe_invoice(obj)
+            if kind not in ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed"):
+                if invoice is None:  # a draft: mirrored once finalized
+                    return NormalizedEvent(type=EventType.IGNORED, **common)
+                return NormalizedEvent(type=EventType.INVOICE, invoice=invoice, **common)
             # Stripe sends both invoice.paid and invoice.payment_succeeded for one invoice: the payment
             # is keyed on the invoice id, so it is recorded once (a $0 trial invoice is no payment:
             # memberships.payment_record skips it)
-            details = (
-                (obj.get("parent") or {}).get("subscription_details") or obj.get("subscription_details") or {}
-            )
-            metadata = details.get("metadata") or obj.get("metadata") or {}
-            subscription = details.get("subscription") or obj.get("subscription") or ""
             payments = [p for p in ((obj.get("payments") or {}).get("data") or []) if isinstance(p, dict)]
             paid_with = (payments[0].get("payment") or {}) if payments else {}
             payment = PaymentState(
                 payment_id=obj["id"],
                 amount=int(obj.get("amount_paid") or obj.get("amount_due") or 0),
                 currency=str(obj.get("currency", "")).lower(),
-                customer=metadata.get("monetize_customer", ""),
-                subscription_id=subscription if isinstance(subscription, str) else subscription.get("id", ""),
+                customer=stripe_invoice_metadata(obj).get("monetize_customer", ""),
+                subscription_id=stripe_invoice_subscription(obj),
                 provider_customer_id=_id(obj.get("customer")),
                 # older API versions name the charge and intent on the invoice; newer ones in its payments
                 reference=_id(obj.get("charge")) or _id(paid_with.get("charge")),
                 intent=_id(obj.get("payment_intent")) or _id(paid_with.get("payment_intent")),
+                invoice=str(obj["id"]),
             )
             failed = kind == "invoice.payment_failed"
             return NormalizedEvent(
                 type=EventType.PAYMENT_FAILED if failed else EventType.PAYMENT_SUCCEEDED,
                 payment=payment,
+                invoice=invoice,
                 **common,
             )
         if kind == "charge.refunded":
@@ -396,6 +404,7 @@ class StripeProvider:
                     intent=_id(obj.get("payment_intent")),
                     checkout_id=checkout_id,
                     email=email,
+                    invoice=_id(obj.get("invoice")),
                 )
             elif obj.get("mode") == "payment":  # paid later (async_payment_succeeded) or never
                 return NormalizedEvent(type=EventType.IGNORED, **common)
@@ -414,6 +423,7 @@ class StripeProvider:
                 reference=_id(obj.get("latest_charge")),
                 intent=str(obj["id"]),
                 checkout_id=str(metadata["monetize_checkout"]),
+                invoice=_id(obj.get("invoice")),  # older API versions name the invoice it pays
             )
             return NormalizedEvent(type=EventType.ORDER_PAID, payment=payment, **common)
         return NormalizedEvent(type=EventType.IGNORED, **common)
@@ -443,13 +453,6 @@ class StripeProvider:
             options={"idempotency_key": report.report_id},
         )
         return str(getattr(event, "identifier", "") or report.report_id)
-
-
-def _id(value) -> str:
-    """A Stripe reference, expanded (an object) or not (its id)."""
-    if isinstance(value, dict):
-        return str(value.get("id") or "")
-    return str(value or "")
 
 
 def _refund(refund: dict, *, charge: dict | None = None) -> PaymentState:

@@ -14,6 +14,7 @@ import pytest
 from django_tenants.utils import tenant_context
 
 from billing.inbox.models import InboxEvent
+from billing.invoicing.models import Invoice
 from billing.memberships.models import Checkout, Customer, Membership, Payment
 from billing.memberships.services import checkout_create
 from billing.providers.base import ProviderNotConfigured
@@ -480,8 +481,9 @@ def test_only_paid_orders_are_recorded_once(lemon_shop):
     deliver(fixture, order_event("order_created", status="pending", updated="2026-11-01T12:00:00.000000Z"))
     process_all(fixture)
     with tenant_context(fixture.tenant):
-        assert not Payment.objects.exists()
-        assert InboxEvent.objects.get().status == "ignored"
+        assert not Payment.objects.exists()  # a pending order is no payment, only an open invoice
+        assert InboxEvent.objects.get().status == "applied"
+        assert list(Invoice.objects.values_list("provider_invoice_id", "status")) == [("order:31", "open")]
     paid = order_event("order_created", status="paid", updated="2026-11-01T12:00:05.000000Z")
     assert [deliver(fixture, paid).json()["duplicate"] for _ in range(3)] == [False, True, True]
     process_all(fixture)

@@ -320,7 +320,9 @@ def test_quantity_above_one_is_refused_before_calling_polar(polar_shop):
 def test_a_tiered_price_is_refused(polar_shop):
     fixture, fake, _ = polar_shop
     response = start(fixture, price="enterprise-minutes")
-    assert response.status_code == 422 and response.json()["error"]["code"] == "price_not_supported"
+    assert (
+        response.status_code == 422 and response.json()["error"]["code"] == "price_not_supported_by_provider"
+    )
     assert fake.calls == []
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from billing.memberships.exceptions import (
     CheckoutInvalid,
+    PriceNotSupportedByProvider,
 )
 from billing.memberships.models import (
     Checkout,
@@ -43,6 +44,8 @@ def checkout_create(
 
     price = _checkout_price(price_code=price_code, tier_code=tier_code)
     account = provider_account_for_checkout(provider=provider)
+    adapter = provider_for(account)
+    price_supported(price=price, adapter=adapter, label=account.get_provider_display())
     with transaction.atomic():
         checkout = Checkout.objects.create(
             customer=customer,
@@ -53,7 +56,7 @@ def checkout_create(
             cancel_url=cancel_url,
             expires_at=timezone.now() + CHECKOUT_LIFETIME,
         )
-        session = provider_for(account).create_checkout(
+        session = adapter.create_checkout(
             CheckoutRequest(
                 checkout_id=str(checkout.pk),
                 customer=customer.external_id,
@@ -71,6 +74,22 @@ def checkout_create(
         checkout.provider_checkout_id, checkout.url = session.provider_checkout_id, session.url
         checkout.save(update_fields=["provider_checkout_id", "url"])
     return checkout
+
+
+def price_supported(*, price: Price, adapter, label: str = "") -> None:
+    """Refuse a price the provider cannot bill (its adapter's `supported_models`; a price billed on a
+    meter's usage needs a provider that rates usage) before anything is asked of it."""
+    models = getattr(adapter, "supported_models", None)
+    if models is None:
+        return
+    if price.model not in models or price.meter:
+        what = f"billed on meter '{price.meter}'" if price.meter and price.model in models else price.model
+        raise PriceNotSupportedByProvider(
+            f"Price '{price.code}' is {what}: {label or adapter.name} can only bill "
+            f"{' and '.join(sorted(m.replace('_', '-') for m in models))} prices without a meter.",
+            details={"price": price.code, "model": price.model, "meter": price.meter or None,
+                     "provider": adapter.name},
+        )  # fmt: skip
 
 
 def _checkout_price(*, price_code: str | None, tier_code: str | None) -> Price:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from dataclasses import replace
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 
 from billing.memberships.exceptions import (
     CustomerUnmatched,
@@ -23,6 +25,8 @@ from billing.memberships.services.customers import customer_upsert
 from billing.memberships.services.provider_sync import _customer_of_provider
 from billing.memberships.signals import payment_recorded
 from billing.providers.base import PaymentState
+
+logger = logging.getLogger(__name__)
 
 _PAYMENT_KINDS = {
     "payment.succeeded": PaymentKind.CHARGE,
@@ -73,6 +77,27 @@ def payment_record(
             if (payment.reference or payment.intent) and kind not in (PaymentKind.CHARGE, PaymentKind.FAILED)
             else None
         )
+        # a refund whose money a cumulative figure already recorded: what the integrator has not been
+        # told yet (None: all of it), and no second credit note for it
+        announce, notify = None, True
+        if kind == PaymentKind.REFUND and charge is not None:
+            # one refund of a charge at a time: a cumulative figure and a refund of the same money
+            # may be applied concurrently
+            Payment.objects.select_for_update().filter(pk=charge.pk).first()
+            if payment.refunded_total is not None:
+                payment = _refund_catch_up(provider, payment, charge)
+                if payment is None:
+                    return None
+            else:
+                claimed = _refund_claim(provider, payment, charge)
+                if isinstance(claimed, Payment):
+                    return claimed  # the figure's row became this refund's: told and credited already
+                if claimed is not None:
+                    announce, notify = claimed, False
+        elif kind == PaymentKind.REFUND and payment.refunded_total is not None:
+            raise PaymentCustomerUnknown(  # its charge's event is still on the way: retried
+                f"No {provider} charge '{payment.reference}' recorded yet for {payment.payment_id}."
+            )
         membership = charge.membership if charge is not None else None
         if payment.subscription_id:
             membership = (
@@ -122,7 +147,8 @@ def payment_record(
             return row
         from billing.events.services import event_publish
 
-        data = {"customer": customer.external_id, "amount": row.amount, "currency": row.currency, "provider": provider,
+        data = {"customer": customer.external_id, "amount": row.amount if announce is None else announce,
+                "currency": row.currency, "provider": provider,
                 "payment_id": row.provider_payment_id, "membership": membership.pk if membership else None}  # fmt: skip
         if kind in (
             PaymentKind.REFUND,
@@ -133,8 +159,10 @@ def payment_record(
             data["charge"] = charge.provider_payment_id if charge is not None else None
         if kind in (PaymentKind.DISPUTE_WON, PaymentKind.DISPUTE_LOST):
             data["outcome"] = "won" if kind == PaymentKind.DISPUTE_WON else "lost"
-        event_publish(type=_PAYMENT_EVENTS[kind], payload=data, customer=customer.external_id)
-        payment_recorded.send(sender=Payment, payment=row, charge=charge)
+        if announce != 0:
+            event_publish(type=_PAYMENT_EVENTS[kind], payload=data, customer=customer.external_id)
+        if notify:
+            payment_recorded.send(sender=Payment, payment=row, charge=charge)
         if kind == PaymentKind.CHARGE and membership is not None:
             _recover(membership, occurred_at=occurred_at, event_id=event_id)
         if payment.checkout_id and kind == PaymentKind.CHARGE:
@@ -146,6 +174,67 @@ def payment_record(
                 event_id=event_id,
             )
     return row
+
+
+REFUNDED_TOTAL_PREFIX = "refunded_total:"
+
+
+def _refunds_of(provider: str, charge: Payment):
+    return Payment.objects.filter(provider=provider, kind=PaymentKind.REFUND, reference=charge.reference)
+
+
+def _refund_catch_up(provider: str, payment: PaymentState, charge: Payment) -> PaymentState | None:
+    """A cumulative refund figure (Polar's order.refunded: the order's refunded amount so far, no
+    refund id) becomes a refund of what the recorded refunds do not cover yet, keyed by the figure;
+    None when they cover it (an older or redelivered figure, or refund.* events came first)."""
+    key = f"{REFUNDED_TOTAL_PREFIX}{charge.reference}:{payment.refunded_total}"
+    if Payment.objects.filter(provider=provider, provider_payment_id=key, kind=PaymentKind.REFUND).exists():
+        return replace(payment, payment_id=key)  # recorded: get_or_create finds it
+    recorded = _refunds_of(provider, charge).aggregate(total=Sum("amount"))["total"] or 0
+    missing = payment.refunded_total - recorded
+    if missing <= 0:
+        return None
+    return replace(payment, payment_id=key, amount=missing)
+
+
+def _refund_claim(provider: str, payment: PaymentState, charge: Payment) -> Payment | int | None:
+    """A refund with its own id (Polar's refund.created) whose money a cumulative figure already
+    recorded (an earlier order.refunded) takes that money over, so the charge's refunds add up to
+    what was refunded, once: the figure's row of exactly its amount becomes its row (returned: it
+    was told and credited as the figure); else the figure's rows shrink by what they cover (kept,
+    at 0 if need be: a credit note may name them) and the refund gets its own row, and the part
+    they did not cover is returned, for the integrator. None: nothing covered it."""
+    if Payment.objects.filter(
+        provider=provider, provider_payment_id=payment.payment_id, kind=PaymentKind.REFUND
+    ).exists():
+        return None
+    covering = list(
+        _refunds_of(provider, charge)
+        .filter(provider_payment_id__startswith=REFUNDED_TOTAL_PREFIX, amount__gt=0)
+        .select_for_update()
+        .order_by("id")
+    )
+    exact = next((row for row in covering if row.amount == payment.amount), None)
+    if exact is not None:
+        exact.provider_payment_id = payment.payment_id
+        exact.save(update_fields=["provider_payment_id"])
+        return exact
+    covered = min(payment.amount, sum(row.amount for row in covering))
+    if covered <= 0:
+        return None
+    remaining = covered
+    for row in covering:
+        take = min(row.amount, remaining)
+        if take:
+            row.amount -= take
+            row.save(update_fields=["amount"])
+            remaining -= take
+    if covered < payment.amount:
+        logger.warning(
+            "%s refund %s: %s of %s was recorded from the order's refunded total; no credit note for the rest",
+            provider, payment.payment_id, covered, payment.amount,
+        )  # fmt: skip
+    return payment.amount - covered
 
 
 def _recover(membership: Membership, *, occurred_at: dt.datetime, event_id: str) -> None:

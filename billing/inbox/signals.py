@@ -1,0 +1,8 @@
+from django.dispatch import Signal
+
+# Sent inside the transaction that applies a provider event carrying an invoice of a provider that
+# runs its own subscriptions (after the event's payments are recorded); kwargs: provider, invoice
+# (providers.base.InvoiceState), occurred_at, event_id. Invoicing mirrors it (connected in its
+# AppConfig.ready: the inbox sits below invoicing and cannot call it); a receiver returns True when
+# it applied something. Errors propagate, so the inbox retries or parks the event.
+provider_invoice_reported = Signal()
