@@ -16,7 +16,7 @@ from django_tenants.utils import tenant_context
 from billing.events.models import OutboundEvent
 from billing.inbox.models import InboxEvent
 from billing.invoicing.mirror import invoice_mirror
-from billing.invoicing.models import Invoice, InvoiceNumbering, InvoicePayment
+from billing.invoicing.models import CreditNote, Invoice, InvoiceNumbering, InvoicePayment
 from billing.invoicing.services import LineDraft, invoice_draft_create, invoice_finalize
 from billing.memberships.models import Checkout, Customer, Payment
 from billing.memberships.services import payment_record
@@ -353,7 +353,11 @@ def test_polar_order_refunded_is_recorded_once_beside_refund_created(polar_shop,
             "refund:r1": 1000,
             "refund:r2": 500,
         }
-        assert mirrored(fixture, "polar").status == "paid"  # a refund is credit, not a status
+        invoice = mirrored(fixture, "polar")
+        assert invoice.status == "paid"  # a refund is credit, not a status
+        # the mirrored invoice's credit notes (issued from the provider's refunds) count each refund once
+        notes = CreditNote.objects.filter(invoice=invoice)
+        assert sum(notes.values_list("refund_amount", flat=True)) == 1500 == invoice.amount_credited
     with tenant_context(fixture.tenant):
         told = list(
             OutboundEvent.objects.filter(type="payment.refunded").values_list("payload__amount", flat=True)
