@@ -30,7 +30,7 @@ setup_django()
 from django.utils import timezone  # noqa: E402
 from django_tenants.utils import tenant_context  # noqa: E402
 
-from billing.invoicing.close import EngineSubscription, PeriodToClose, period_close, period_close_many  # noqa: E402
+from billing.invoicing.close import BilledSubscription, PeriodToClose, period_close, period_close_many  # noqa: E402
 from billing.invoicing.rating import PriceTerms, TierRow, rate  # noqa: E402
 from billing.memberships.models import Customer, Membership  # noqa: E402
 from billing.memberships.services import customer_upsert  # noqa: E402
@@ -90,7 +90,9 @@ def bench_rating(quotes: int) -> None:
     baseline = quotes / (time.perf_counter() - started)
     print(f"\nrating, in-process, {quotes:,} quotes")
     print(f"  graduated (3 tiers, fractional)   {rating:>12,.0f} quotes/s")
-    print(f"  baseline: quantity * unit_amount  {baseline:>12,.0f} /s   (rating costs {baseline / rating:,.0f}x)")
+    print(
+        f"  baseline: quantity * unit_amount  {baseline:>12,.0f} /s   (rating costs {baseline / rating:,.0f}x)"
+    )
 
 
 def seed(tenant, customers: int, start: dt.datetime) -> None:
@@ -110,7 +112,9 @@ def seed(tenant, customers: int, start: dt.datetime) -> None:
                 for i in chunk for n in range(2)
             ]  # fmt: skip
             for j in range(0, len(events), 1000):
-                events_ingest(events=events[j : j + 1000], create_customers=True, now=start + dt.timedelta(days=4))
+                events_ingest(
+                    events=events[j : j + 1000], create_customers=True, now=start + dt.timedelta(days=4)
+                )
             print(f"  {chunk.stop:,}/{customers:,}", flush=True)
 
 
@@ -118,7 +122,7 @@ def bench_close(tenant, customers: int, start: dt.datetime, end: dt.datetime) ->
     run = f"{int(time.time())}"
     items = [
         PeriodToClose(
-            sub=EngineSubscription("sandbox", f"bench-{run}-{i}", f"inv-{i}", "pro-monthly", 1),
+            sub=BilledSubscription("sandbox", f"bench-{run}-{i}", f"inv-{i}", "pro-monthly", 1),
             period_start=start,
             period_end=end,
             renews=True,
@@ -133,7 +137,9 @@ def bench_close(tenant, customers: int, start: dt.datetime, end: dt.datetime) ->
             invoices = period_close_many(items[first : first + BATCH])
             total += sum(invoice.total for invoice in invoices)
             if (first // BATCH) % 4 == 3:
-                print(f"  {first + BATCH:,}/{customers:,}  {time.perf_counter() - started:6.1f} s", flush=True)
+                print(
+                    f"  {first + BATCH:,}/{customers:,}  {time.perf_counter() - started:6.1f} s", flush=True
+                )
         batched = time.perf_counter() - started
         again = time.perf_counter()
         period_close_many(items[:BATCH])  # closing the same periods again finds them
@@ -141,7 +147,7 @@ def bench_close(tenant, customers: int, start: dt.datetime, end: dt.datetime) ->
         sample = min(300, customers)
         singles = [
             PeriodToClose(
-                sub=EngineSubscription("sandbox", f"single-{run}-{i}", f"inv-{i}", "pro-monthly", 1),
+                sub=BilledSubscription("sandbox", f"single-{run}-{i}", f"inv-{i}", "pro-monthly", 1),
                 period_start=start, period_end=end, renews=True,
             )
             for i in range(sample)
@@ -190,7 +196,10 @@ def bench_upcoming(tenant, host: str, key: str, seconds: int) -> None:
         upcoming = wrk(f"{base}{path}", headers=auth, seconds=seconds, connections=4)
     server = server_side_ms(log, path)
     server_me = server_side_ms(log, "/api/v1/me")
-    for name, result, samples in (("baseline: GET /api/v1/me", me, server_me), ("GET …/invoices/upcoming", upcoming, server)):
+    for name, result, samples in (
+        ("baseline: GET /api/v1/me", me, server_me),
+        ("GET …/invoices/upcoming", upcoming, server),
+    ):
         print(f"  {name:<28} {result['rps']:>7.0f} req/s   p50 {result['p50']:6.2f} ms   p99 {result['p99']:6.2f} ms"
               f"   server p99 {percentile(samples, 99):6.2f} ms"
               + (f"   non-2xx {result['non2xx']}" if result["non2xx"] else ""))  # fmt: skip

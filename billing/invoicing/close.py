@@ -36,7 +36,7 @@ from billing.tiers.models import Price
 
 
 @dataclass(frozen=True)
-class EngineSubscription:
+class BilledSubscription:
     """What an engine knows of one of its subscriptions (no model of ours: the engines keep their
     own rows)."""
 
@@ -51,11 +51,11 @@ def _stamp(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S")
 
 
-def _key(sub: EngineSubscription, what: str, when: dt.datetime) -> str:
+def _key(sub: BilledSubscription, what: str, when: dt.datetime) -> str:
     return f"{sub.provider}:{sub.subscription_id}:{what}:{_stamp(when)}"
 
 
-def _context(sub: EngineSubscription) -> tuple[Customer, Membership | None, Price]:
+def _context(sub: BilledSubscription) -> tuple[Customer, Membership | None, Price]:
     customer = Customer.objects.filter(external_id=sub.customer).first()
     if customer is None:
         customer, _ = customer_upsert(external_id=sub.customer)
@@ -74,7 +74,7 @@ def _issue(invoice: Invoice) -> Invoice:
 
 
 def first_invoice(
-    *, sub: EngineSubscription, period_start: dt.datetime, period_end: dt.datetime, attempt: int = 1
+    *, sub: BilledSubscription, period_start: dt.datetime, period_end: dt.datetime, attempt: int = 1
 ) -> Invoice:
     """The first period's fee, billed when the subscription starts (after a trial: at the trial's
     end, by `period_close`). An engine whose first charge was refused voids that invoice; the
@@ -99,7 +99,7 @@ class PeriodToClose:
     billed in advance; `bill_usage`: False for a trial; `ended_price_code`: the price the period
     was spent on, when a change takes over at this renewal (its tier's usage prices rate it)."""
 
-    sub: EngineSubscription
+    sub: BilledSubscription
     period_start: dt.datetime
     period_end: dt.datetime
     renews: bool
@@ -113,7 +113,7 @@ class PeriodToClose:
 
 def period_close(
     *,
-    sub: EngineSubscription,
+    sub: BilledSubscription,
     period_start: dt.datetime,
     period_end: dt.datetime,
     renews: bool,
@@ -208,7 +208,7 @@ def period_close_many(items: list[PeriodToClose]) -> list[Invoice]:
 
 def proration_invoice(
     *,
-    sub: EngineSubscription,
+    sub: BilledSubscription,
     old_price_code: str,
     old_quantity: int,
     amount: int,

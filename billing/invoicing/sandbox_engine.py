@@ -26,7 +26,7 @@ from dateutil.relativedelta import relativedelta
 from django.db import transaction
 from django.utils import timezone
 
-from billing.invoicing.close import EngineSubscription, first_invoice, period_close, proration_invoice
+from billing.invoicing.close import BilledSubscription, first_invoice, period_close, proration_invoice
 from billing.invoicing.models import Invoice
 from billing.invoicing.services import engine_invoice_ref
 from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderError, RefundResult, UsageReport
@@ -146,8 +146,8 @@ def checkout_pay(*, checkout_id: str, card_number: str) -> SandboxCheckout:
     return checkout
 
 
-def _sub(sub: SandboxSubscription) -> EngineSubscription:
-    return EngineSubscription(
+def _sub(sub: SandboxSubscription) -> BilledSubscription:
+    return BilledSubscription(
         provider="sandbox", subscription_id=sub.id, customer=sub.customer, price_code=sub.price,
         quantity=sub.quantity,
     )  # fmt: skip

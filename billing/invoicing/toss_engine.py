@@ -6,7 +6,7 @@ in-process to the inbox once our writes commit; signed by TossProvider.sign).
 
 - Checkout: our page opens Toss's billing-auth window; its successUrl brings `customerKey` and
   `authKey` back; we issue the billing key, create the schedule and charge the first period.
-- Charges: one TossCharge row per (subscription, period), committed before Toss is called.
+- Charges: one EngineCharge row per (subscription, period), committed before Toss is called.
   orderId = Idempotency-Key = `tsub-<sub id>-<period>` (a dunning retry adds `-<attempt>`), so a
   re-run or a crash replays Toss's first answer instead of charging twice.
 - Renewals: `charges_due_run` (Celery beat, hourly per tenant) charges every period that has
@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.invoicing.close import EngineSubscription, first_invoice, period_close
+from billing.invoicing.close import BilledSubscription, first_invoice, period_close
 from billing.invoicing.models import InvoiceStatus
 from billing.invoicing.services import ENGINE_REF_PREFIX, invoice_void
 from billing.providers.base import (
@@ -40,13 +40,13 @@ from billing.providers.base import (
     ProviderUnavailable,
 )
 from billing.providers.models import (
+    EngineCharge,
+    EngineChargeStatus,
+    EngineCheckout,
+    EngineStatus,
+    EngineSubscription,
     ProviderAccount,
-    TossCharge,
-    TossChargeStatus,
-    TossCheckout,
     TossCustomer,
-    TossStatus,
-    TossSubscription,
 )
 from billing.providers.toss import TossCardDeclined, TossProvider, TossUnsupported, customer_key_generate
 
@@ -57,17 +57,17 @@ ALREADY_PAID_CODES = frozenset({"ALREADY_PROCESSED_PAYMENT", "DUPLICATED_ORDER_I
 DUE_BATCH = 500
 
 
-class TossCheckoutNotFound(ProviderError):
+class EngineCheckoutNotFound(ProviderError):
     code = "checkout_not_found"
     status_code = 404
 
 
-class TossCheckoutMismatch(ProviderError):
+class EngineCheckoutMismatch(ProviderError):
     code = "customer_key_mismatch"
     status_code = 400
 
 
-class TossSubscriptionInvalid(ProviderError):
+class EngineSubscriptionInvalid(ProviderError):
     code = "invalid_transition"
     status_code = 409
 
@@ -95,7 +95,7 @@ def _emit(adapter: TossProvider, event_type: str, data: dict, *, at: dt.datetime
     transaction.on_commit(lambda: inbox_receive(provider="toss", body=body, headers=headers))
 
 
-def _subscription_data(sub: TossSubscription, **extra) -> dict:
+def _subscription_data(sub: EngineSubscription, **extra) -> dict:
     return {
         "subscription_id": sub.id,
         "status": sub.status,
@@ -110,17 +110,17 @@ def _subscription_data(sub: TossSubscription, **extra) -> dict:
     }
 
 
-def _payment_data(sub: TossSubscription, charge: TossCharge, *, payment_id: str, amount: int) -> dict:
+def _payment_data(sub: EngineSubscription, charge: EngineCharge, *, payment_id: str, amount: int) -> dict:
     return {"payment_id": payment_id, "amount": amount, "currency": sub.currency, "customer": sub.customer,
             "subscription_id": sub.id, "invoice": _invoice_ref(charge)}  # fmt: skip
 
 
-def _invoice_ref(charge: TossCharge) -> str:
+def _invoice_ref(charge: EngineCharge) -> str:
     return f"{ENGINE_REF_PREFIX}{charge.invoice_id}" if charge.invoice_id else ""
 
 
-def _esub(sub: TossSubscription) -> EngineSubscription:
-    return EngineSubscription(
+def _esub(sub: EngineSubscription) -> BilledSubscription:
+    return BilledSubscription(
         provider="toss",
         subscription_id=sub.id,
         customer=sub.customer,
@@ -129,7 +129,7 @@ def _esub(sub: TossSubscription) -> EngineSubscription:
     )
 
 
-def _bill(charge: TossCharge, invoice) -> None:
+def _bill(charge: EngineCharge, invoice) -> None:
     """The charge collects what the invoice says is due."""
     if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.PAID):
         raise ProviderError(
@@ -177,7 +177,7 @@ def checkout_create(request: CheckoutRequest, *, mode: str) -> CheckoutSession:
     toss_customer, _ = TossCustomer.objects.get_or_create(
         customer=request.customer, defaults={"customer_key": customer_key_generate()}
     )
-    TossCheckout.objects.update_or_create(
+    EngineCheckout.objects.update_or_create(
         id=request.checkout_id,
         defaults={
             "mode": mode,
@@ -201,7 +201,7 @@ def checkout_create(request: CheckoutRequest, *, mode: str) -> CheckoutSession:
 
 def checkout_complete(
     *, checkout_id: str, customer_key: str, auth_key: str, now: dt.datetime | None = None
-) -> TossCheckout:
+) -> EngineCheckout:
     """Toss's successUrl: issue the billing key, start the schedule, charge the first period.
 
     Safe to repeat: a completed checkout is returned as is; the same authKey after a refusal
@@ -210,11 +210,11 @@ def checkout_complete(
     now = now or timezone.now()
     digest = hashlib.sha256(auth_key.encode()).hexdigest()
     with transaction.atomic():
-        checkout = TossCheckout.objects.select_for_update().filter(pk=checkout_id).first()
+        checkout = EngineCheckout.objects.select_for_update().filter(pk=checkout_id).first()
         if checkout is None:
-            raise TossCheckoutNotFound("No such TossPayments checkout.")
+            raise EngineCheckoutNotFound("No such TossPayments checkout.")
         if not hmac.compare_digest(checkout.customer_key, customer_key):
-            raise TossCheckoutMismatch("This authorization belongs to another customer.")
+            raise EngineCheckoutMismatch("This authorization belongs to another customer.")
         if checkout.completed_at is not None:
             return checkout
         if checkout.auth_key_digest == digest and checkout.error_code:
@@ -229,7 +229,7 @@ def checkout_complete(
             card = billing.get("card") if isinstance(billing.get("card"), dict) else {}
             if sub is None:
                 trial_end = now + dt.timedelta(days=checkout.trial_days) if checkout.trial_days else None
-                sub = TossSubscription(
+                sub = EngineSubscription(
                     id=secrets.token_hex(10),
                     mode=checkout.mode,
                     customer=checkout.customer,
@@ -240,7 +240,7 @@ def checkout_complete(
                     unit_amount=checkout.unit_amount,
                     currency=checkout.currency,
                     quantity=checkout.quantity,
-                    status=TossStatus.TRIALING if trial_end else TossStatus.INCOMPLETE,
+                    status=EngineStatus.TRIALING if trial_end else EngineStatus.INCOMPLETE,
                     period_start=now,
                     period_end=trial_end or now,
                 )
@@ -250,23 +250,23 @@ def checkout_complete(
             sub.save()
             checkout.subscription, checkout.auth_key_digest = sub, digest
             checkout.error_code, checkout.error_message = "", ""
-            if sub.status == TossStatus.TRIALING:  # nothing to charge before the trial ends
+            if sub.status == EngineStatus.TRIALING:  # nothing to charge before the trial ends
                 checkout.completed_at = now
                 checkout.save()
                 _emit(
                     adapter, "subscription.created", _subscription_data(sub, checkout_id=checkout.pk), at=now
                 )
                 return checkout
-            charge, created = TossCharge.objects.get_or_create(
+            charge, created = EngineCharge.objects.get_or_create(
                 subscription=sub,
                 period=1,
                 defaults={"order_id": _order_id(sub.id, 1, 1), "amount": 0, "currency": sub.currency},
             )
-            if charge.status == TossChargeStatus.FAILED:  # another card after a refusal: a new attempt
+            if charge.status == EngineChargeStatus.FAILED:  # another card after a refusal: a new attempt
                 charge.attempt += 1
                 charge.order_id, charge.status = (
                     _order_id(sub.id, 1, charge.attempt),
-                    TossChargeStatus.PENDING,
+                    EngineChargeStatus.PENDING,
                 )
             if created or charge.invoice_id is None:  # the first period's fee, invoiced before the charge
                 _bill(charge, first_invoice(sub=_esub(sub), period_start=now, period_end=now + _step(sub.interval),
@@ -291,12 +291,12 @@ def _settle(sub_id: str, *, now: dt.datetime) -> tuple[str, ProviderError | None
     """Ask Toss for the subscription's pending charge and apply the answer.
     Returns (outcome, error): done | failed | unavailable | skipped."""
     with transaction.atomic():
-        sub = TossSubscription.objects.select_for_update(skip_locked=True).filter(pk=sub_id).first()
+        sub = EngineSubscription.objects.select_for_update(skip_locked=True).filter(pk=sub_id).first()
         if sub is None:
             return "skipped", None  # another worker has it
         charge = (
-            TossCharge.objects.select_for_update()
-            .filter(subscription=sub, status=TossChargeStatus.PENDING)
+            EngineCharge.objects.select_for_update()
+            .filter(subscription=sub, status=EngineChargeStatus.PENDING)
             .order_by("period")
             .first()
         )
@@ -342,30 +342,30 @@ def _settle(sub_id: str, *, now: dt.datetime) -> tuple[str, ProviderError | None
 
 
 def _paid(
-    adapter: TossProvider, sub: TossSubscription, charge: TossCharge, payment: dict, *, at: dt.datetime
+    adapter: TossProvider, sub: EngineSubscription, charge: EngineCharge, payment: dict, *, at: dt.datetime
 ) -> None:
-    charge.status, charge.payment_key = TossChargeStatus.DONE, str(payment.get("paymentKey") or "")
+    charge.status, charge.payment_key = EngineChargeStatus.DONE, str(payment.get("paymentKey") or "")
     charge.failure_code, charge.failure_message = "", ""
     charge.save(update_fields=["status", "payment_key", "failure_code", "failure_message", "updated_at"])
     amount = int(payment.get("totalAmount") or charge.amount)
     paid = _payment_data(sub, charge, payment_id=charge.payment_key, amount=amount)
     if charge.final:  # the last invoice (the usage of the period the subscription ends with)
-        sub.status, sub.period_number = TossStatus.CANCELED, charge.period
+        sub.status, sub.period_number = EngineStatus.CANCELED, charge.period
         sub.save()
         if amount:
             _emit(adapter, "payment.succeeded", paid, at=at)
         _emit(adapter, "subscription.canceled", _subscription_data(sub), at=at)
         return
-    first = sub.status == TossStatus.INCOMPLETE
+    first = sub.status == EngineStatus.INCOMPLETE
     start = at if first else sub.period_end
     if start + _step(sub.interval) <= at:  # the job was down for longer than a period: re-anchor, no catch-up
         start = at
-    sub.status, sub.period_number = TossStatus.ACTIVE, charge.period
+    sub.status, sub.period_number = EngineStatus.ACTIVE, charge.period
     sub.period_start, sub.period_end = start, start + _step(sub.interval)
     sub.failed_attempts, sub.first_failed_at, sub.next_retry_at = 0, None, None
     sub.save()
     if first:
-        checkout = TossCheckout.objects.filter(subscription=sub).first()
+        checkout = EngineCheckout.objects.filter(subscription=sub).first()
         if checkout is not None:
             checkout.completed_at = at
             checkout.save(update_fields=["completed_at"])
@@ -381,21 +381,21 @@ def _paid(
 
 def _failed(
     adapter: TossProvider,
-    sub: TossSubscription,
-    charge: TossCharge,
+    sub: EngineSubscription,
+    charge: EngineCharge,
     *,
     code: str,
     message: str,
     at: dt.datetime,
 ) -> None:
     charge.status, charge.failure_code, charge.failure_message = (
-        TossChargeStatus.FAILED,
+        EngineChargeStatus.FAILED,
         code[:64],
         message[:500],
     )
     charge.save(update_fields=["status", "failure_code", "failure_message", "updated_at"])
-    if sub.status == TossStatus.INCOMPLETE:  # the checkout's first charge: no membership, the page says why
-        TossCheckout.objects.filter(subscription=sub).update(
+    if sub.status == EngineStatus.INCOMPLETE:  # the checkout's first charge: no membership, the page says why
+        EngineCheckout.objects.filter(subscription=sub).update(
             error_code=code[:64], error_message=message[:500]
         )
         _void_unpaid(charge)  # another card is a new attempt with its own invoice
@@ -403,21 +403,21 @@ def _failed(
     failed = _payment_data(sub, charge, payment_id=charge.order_id, amount=charge.amount)
     _emit(adapter, "payment.failed", failed, at=at)
     if charge.final:  # the subscription ends anyway; its last invoice stays open for staff
-        sub.status, sub.next_retry_at, sub.period_number = TossStatus.CANCELED, None, charge.period
+        sub.status, sub.next_retry_at, sub.period_number = EngineStatus.CANCELED, None, charge.period
         sub.save()
         _emit(adapter, "subscription.canceled", _subscription_data(sub), at=at)
         return
-    if sub.status != TossStatus.PAST_DUE:
-        sub.status, sub.failed_attempts, sub.first_failed_at = TossStatus.PAST_DUE, 1, at
+    if sub.status != EngineStatus.PAST_DUE:
+        sub.status, sub.failed_attempts, sub.first_failed_at = EngineStatus.PAST_DUE, 1, at
         sub.next_retry_at = at + dt.timedelta(days=RETRY_DAYS[0])
         sub.save()
         _emit(adapter, "subscription.updated", _subscription_data(sub), at=at)
         return
     sub.failed_attempts += 1
     if sub.failed_attempts > len(RETRY_DAYS):
-        sub.status, sub.next_retry_at = TossStatus.CANCELED, None
+        sub.status, sub.next_retry_at = EngineStatus.CANCELED, None
         sub.save()
-        charge.status = TossChargeStatus.VOID
+        charge.status = EngineChargeStatus.VOID
         charge.save(update_fields=["status", "updated_at"])
         _emit(adapter, "subscription.canceled", _subscription_data(sub), at=at)
         return
@@ -425,7 +425,7 @@ def _failed(
     sub.save()
 
 
-def _void_unpaid(charge: TossCharge) -> None:
+def _void_unpaid(charge: EngineCharge) -> None:
     from billing.invoicing.models import Invoice
 
     invoice = Invoice.objects.filter(pk=charge.invoice_id).first() if charge.invoice_id else None
@@ -439,28 +439,28 @@ def _claim(sub_id: str, *, now: dt.datetime) -> str:
     """Lock a due subscription (skipping one another worker holds) and make sure the row of the
     period to charge exists and is pending. Returns "charge", "canceled" or "skipped"."""
     with transaction.atomic():
-        sub = TossSubscription.objects.select_for_update(skip_locked=True).filter(pk=sub_id).first()
+        sub = EngineSubscription.objects.select_for_update(skip_locked=True).filter(pk=sub_id).first()
         if sub is None:
             return "skipped"
-        renewing = sub.status in (TossStatus.ACTIVE, TossStatus.TRIALING) and sub.period_end <= now
+        renewing = sub.status in (EngineStatus.ACTIVE, EngineStatus.TRIALING) and sub.period_end <= now
         retrying = (
-            sub.status == TossStatus.PAST_DUE and sub.next_retry_at is not None and sub.next_retry_at <= now
+            sub.status == EngineStatus.PAST_DUE and sub.next_retry_at is not None and sub.next_retry_at <= now
         )
         if not (renewing or retrying):
             return "skipped"
         period = sub.period_number + 1
-        charge = TossCharge.objects.select_for_update().filter(subscription=sub, period=period).first()
-        bill_usage = sub.status != TossStatus.TRIALING
+        charge = EngineCharge.objects.select_for_update().filter(subscription=sub, period=period).first()
+        bill_usage = sub.status != EngineStatus.TRIALING
         if charge is None and renewing and sub.cancel_at_period_end:
             # the last invoice: the ended period's usage, no fee; nothing due ends it at once
             invoice = period_close(sub=_esub(sub), period_start=sub.period_start, period_end=sub.period_end,
                                    renews=False, bill_usage=bill_usage)  # fmt: skip
             if invoice.amount_due <= 0:
-                sub.status = TossStatus.CANCELED
+                sub.status = EngineStatus.CANCELED
                 sub.save()
                 _emit(_adapter(sub.mode), "subscription.canceled", _subscription_data(sub), at=sub.period_end)
                 return "canceled"
-            charge = TossCharge(
+            charge = EngineCharge(
                 subscription=sub, period=period, order_id=_order_id(sub.id, period, 1), final=True
             )
             _bill(charge, invoice)
@@ -478,17 +478,17 @@ def _claim(sub_id: str, *, now: dt.datetime) -> str:
                 sub=_esub(sub), period_start=sub.period_start, period_end=sub.period_end, renews=True,
                 bill_usage=bill_usage, ended_price_code=ended_price,
             )  # fmt: skip
-            charge = TossCharge(subscription=sub, period=period, order_id=_order_id(sub.id, period, 1))
+            charge = EngineCharge(subscription=sub, period=period, order_id=_order_id(sub.id, period, 1))
             _bill(charge, invoice)
             charge.save()
-        elif charge.status == TossChargeStatus.FAILED:  # a dunning retry: a new attempt, a new key
+        elif charge.status == EngineChargeStatus.FAILED:  # a dunning retry: a new attempt, a new key
             charge.attempt += 1
             charge.order_id, charge.status = (
                 _order_id(sub.id, period, charge.attempt),
-                TossChargeStatus.PENDING,
+                EngineChargeStatus.PENDING,
             )
             charge.save(update_fields=["attempt", "order_id", "status", "updated_at"])
-        elif charge.status != TossChargeStatus.PENDING:
+        elif charge.status != EngineChargeStatus.PENDING:
             return "skipped"
         return "charge"
 
@@ -499,9 +499,9 @@ def charges_due_run(*, now: dt.datetime | None = None) -> int:
     were charged, refused or ended."""
     now = now or timezone.now()
     due = (
-        TossSubscription.objects.filter(
-            Q(status__in=[TossStatus.ACTIVE, TossStatus.TRIALING], period_end__lte=now)
-            | Q(status=TossStatus.PAST_DUE, next_retry_at__lte=now)
+        EngineSubscription.objects.filter(
+            Q(status__in=[EngineStatus.ACTIVE, EngineStatus.TRIALING], period_end__lte=now)
+            | Q(status=EngineStatus.PAST_DUE, next_retry_at__lte=now)
         )
         .order_by("period_end", "id")
         .values_list("pk", flat=True)[:DUE_BATCH]
@@ -522,12 +522,12 @@ def charges_due_run(*, now: dt.datetime | None = None) -> int:
 # --- subscription changes (from membership services) ----------------------------------------------
 
 
-def _locked(subscription_id: str) -> TossSubscription:
-    sub = TossSubscription.objects.select_for_update().filter(pk=subscription_id).first()
+def _locked(subscription_id: str) -> EngineSubscription:
+    sub = EngineSubscription.objects.select_for_update().filter(pk=subscription_id).first()
     if sub is None:
         raise ProviderError("No such TossPayments subscription.", code="subscription_not_found")
-    if sub.status in (TossStatus.CANCELED, TossStatus.INCOMPLETE):
-        raise TossSubscriptionInvalid("The subscription has ended.", code="subscription_ended")
+    if sub.status in (EngineStatus.CANCELED, EngineStatus.INCOMPLETE):
+        raise EngineSubscriptionInvalid("The subscription has ended.", code="subscription_ended")
     return sub
 
 
@@ -538,15 +538,15 @@ def subscription_cancel(*, subscription_id: str, at_period_end: bool, now: dt.da
     with transaction.atomic():
         sub = _locked(subscription_id)
         adapter = _adapter(sub.mode)
-        if at_period_end and sub.status in (TossStatus.ACTIVE, TossStatus.TRIALING):
+        if at_period_end and sub.status in (EngineStatus.ACTIVE, EngineStatus.TRIALING):
             sub.cancel_at_period_end = True
             sub.save()
             _emit(adapter, "subscription.updated", _subscription_data(sub), at=now)
             return
-        sub.status, sub.next_retry_at = TossStatus.CANCELED, None
+        sub.status, sub.next_retry_at = EngineStatus.CANCELED, None
         sub.save()
-        TossCharge.objects.filter(subscription=sub, status=TossChargeStatus.FAILED).update(
-            status=TossChargeStatus.VOID
+        EngineCharge.objects.filter(subscription=sub, status=EngineChargeStatus.FAILED).update(
+            status=EngineChargeStatus.VOID
         )
         _emit(adapter, "subscription.canceled", _subscription_data(sub), at=now)
 
@@ -557,15 +557,15 @@ def subscription_pause(*, subscription_id: str, paused: bool, now: dt.datetime |
     now = now or timezone.now()
     with transaction.atomic():
         sub = _locked(subscription_id)
-        if paused and sub.status in (TossStatus.ACTIVE, TossStatus.TRIALING, TossStatus.PAST_DUE):
-            sub.status = TossStatus.PAUSED
-        elif not paused and sub.status == TossStatus.PAUSED:
-            sub.status = TossStatus.ACTIVE if sub.period_number else TossStatus.TRIALING
+        if paused and sub.status in (EngineStatus.ACTIVE, EngineStatus.TRIALING, EngineStatus.PAST_DUE):
+            sub.status = EngineStatus.PAUSED
+        elif not paused and sub.status == EngineStatus.PAUSED:
+            sub.status = EngineStatus.ACTIVE if sub.period_number else EngineStatus.TRIALING
             sub.failed_attempts, sub.first_failed_at, sub.next_retry_at = 0, None, None
             if sub.period_end <= now:
                 sub.period_end = now
         else:
-            raise TossSubscriptionInvalid(
+            raise EngineSubscriptionInvalid(
                 f"A {sub.status} subscription cannot be {'paused' if paused else 'resumed'}."
             )
         sub.save()
@@ -595,7 +595,7 @@ def subscription_change(
 def charge_owner(*, order_id: str, payment_key: str) -> dict | None:
     """Whose charge a Toss payment is (for verified webhooks), or None if it is not ours."""
     charge = (
-        TossCharge.objects.select_related("subscription")
+        EngineCharge.objects.select_related("subscription")
         .filter(Q(order_id=order_id) | Q(payment_key=payment_key))
         .exclude(order_id="")
         .first()

@@ -8,18 +8,18 @@ from django.views.decorators.http import require_GET
 
 from billing.invoicing.toss_engine import checkout_complete
 from billing.providers.base import ProviderError, ProviderUnavailable
-from billing.providers.models import TossCheckout
+from billing.providers.models import EngineCheckout
 from kernel.money import format_amount
 
 
-def _checkout(checkout_id: str) -> TossCheckout:
-    checkout = TossCheckout.objects.filter(pk=checkout_id).first()
+def _checkout(checkout_id: str) -> EngineCheckout:
+    checkout = EngineCheckout.objects.filter(pk=checkout_id).first()
     if checkout is None:
         raise Http404("No such checkout.")
     return checkout
 
 
-def _error(request, checkout: TossCheckout, *, message: str, code: str, status: int):
+def _error(request, checkout: EngineCheckout, *, message: str, code: str, status: int):
     return render(
         request, "toss/error.html", {"checkout": checkout, "message": message, "code": code}, status=status
     )

@@ -139,7 +139,7 @@ class ProviderProduct(models.Model):
         return f"{self.provider}:{self.external_product_id} ({self.price_id})"
 
 
-class TossStatus(models.TextChoices):
+class EngineStatus(models.TextChoices):
     INCOMPLETE = "incomplete", "Incomplete (first charge not paid)"
     TRIALING = "trialing", "Trialing"
     ACTIVE = "active", "Active"
@@ -160,12 +160,15 @@ class TossCustomer(models.Model):
         return self.customer
 
 
-class TossSubscription(models.Model):
-    """Our side of a Toss subscription (Toss keeps billing keys, not subscriptions): the schedule
-    the charge job follows. `period_number` is the last paid period (0 before the first charge);
-    the billing key is stored encrypted (kernel.crypto)."""
+class EngineSubscription(models.Model):
+    """A subscription our engine runs for a provider that only charges a saved payment method
+    (TossPayments: a billing key; Stripe in engine mode: a PaymentMethod): the schedule the charge
+    job follows. `period_number` is the last paid period (0 before the first charge); the saved
+    method (`billing_key`) is stored encrypted (kernel.crypto); `customer_key` is the provider's
+    customer (Toss's customerKey, Stripe's Customer id)."""
 
     id = models.CharField(max_length=40, primary_key=True)
+    provider = models.CharField(max_length=16, default="toss")
     mode = models.CharField(max_length=4, choices=ProviderMode.choices, default=ProviderMode.TEST)
     customer = models.CharField(max_length=255)  # our Customer.external_id
     customer_key = models.CharField(max_length=64)
@@ -178,7 +181,7 @@ class TossSubscription(models.Model):
     unit_amount = models.BigIntegerField()
     currency = models.CharField(max_length=3, default="krw")
     quantity = models.PositiveIntegerField(default=1)
-    status = models.CharField(max_length=12, choices=TossStatus.choices, default=TossStatus.INCOMPLETE)
+    status = models.CharField(max_length=12, choices=EngineStatus.choices, default=EngineStatus.INCOMPLETE)
     period_number = models.PositiveIntegerField(default=0)
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
@@ -212,12 +215,14 @@ class TossSubscription(models.Model):
         self.billing_key_encrypted = encrypt(value) if value else ""
 
 
-class TossCheckout(models.Model):
-    """A checkout hosted on our page with Toss's billing-auth window (id = our Checkout id).
-    `auth_key_digest` is the SHA-256 of the last authKey handled, so a reloaded success URL
-    replays its outcome instead of charging again."""
+class EngineCheckout(models.Model):
+    """A checkout that saves a payment method for our engine (id = our Checkout id): Toss's
+    billing-auth window on our page, or a Stripe Checkout Session in setup mode.
+    `auth_key_digest` is the SHA-256 of the last authorization handled (Toss's authKey, Stripe's
+    session id), so a reloaded success URL replays its outcome instead of charging again."""
 
     id = models.CharField(max_length=40, primary_key=True)
+    provider = models.CharField(max_length=16, default="toss")
     mode = models.CharField(max_length=4, choices=ProviderMode.choices, default=ProviderMode.TEST)
     customer = models.CharField(max_length=255)
     customer_key = models.CharField(max_length=64)
@@ -231,7 +236,7 @@ class TossCheckout(models.Model):
     success_url = models.URLField(max_length=2000)
     cancel_url = models.URLField(max_length=2000)
     subscription = models.OneToOneField(
-        TossSubscription, null=True, blank=True, on_delete=models.SET_NULL, related_name="checkout"
+        EngineSubscription, null=True, blank=True, on_delete=models.SET_NULL, related_name="checkout"
     )
     auth_key_digest = models.CharField(max_length=64, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
@@ -243,27 +248,28 @@ class TossCheckout(models.Model):
         return self.id
 
 
-class TossChargeStatus(models.TextChoices):
+class EngineChargeStatus(models.TextChoices):
     PENDING = "pending", "Pending (an attempt may be in flight)"
     DONE = "done", "Paid"
     FAILED = "failed", "Failed (waiting for a retry)"
     VOID = "void", "Void (the subscription ended unpaid)"
 
 
-class TossCharge(models.Model):
-    """One billing period's charge of a subscription, created BEFORE any call to Toss: unique per
-    (subscription, period), so a re-run or a crash never charges a period twice. Attempt n uses
-    orderId = Idempotency-Key = `tsub-<sub id>-<period>` (n = 1) or `…-<period>-<n>` (dunning
-    retries: Toss replays a key's first answer for 15 days, so a retry needs a new key)."""
+class EngineCharge(models.Model):
+    """One billing period's charge of a subscription, created BEFORE any call to the provider:
+    unique per (subscription, period), so a re-run or a crash never charges a period twice.
+    `order_id` is the attempt's idempotency key: Toss `tsub-<sub id>-<period>` (its orderId, which
+    must be unique at Toss forever) and Stripe `invoice-<invoice id>-<attempt>`; a dunning retry is
+    a new attempt with a new key (Toss replays a key's first answer for 15 days)."""
 
-    subscription = models.ForeignKey(TossSubscription, on_delete=models.PROTECT, related_name="charges")
+    subscription = models.ForeignKey(EngineSubscription, on_delete=models.PROTECT, related_name="charges")
     period = models.PositiveIntegerField()
     attempt = models.PositiveIntegerField(default=1)
     order_id = models.CharField(max_length=64, unique=True)
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3, default="krw")
     status = models.CharField(
-        max_length=8, choices=TossChargeStatus.choices, default=TossChargeStatus.PENDING
+        max_length=8, choices=EngineChargeStatus.choices, default=EngineChargeStatus.PENDING
     )
     payment_key = models.CharField(max_length=200, blank=True, db_index=True)
     failure_code = models.CharField(max_length=64, blank=True)

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from billing.invoicing.close import EngineSubscription, PeriodToClose, period_close, period_close_many
+from billing.invoicing.close import BilledSubscription, PeriodToClose, period_close, period_close_many
 from billing.invoicing.models import Invoice, InvoicePayment
 from billing.memberships.models import Payment
 from billing.metering.ingest import events_ingest
@@ -90,7 +90,7 @@ def test_closing_the_same_period_twice_makes_one_invoice(shop, django_capture_on
     use(shop, 5_000)
     with tenant_context(shop.tenant):
         sub = SandboxSubscription.objects.get()
-        engine_sub = EngineSubscription(
+        engine_sub = BilledSubscription(
             provider="sandbox", subscription_id=sub.id, customer="c1", price_code=sub.price, quantity=1
         )
         closes = [
@@ -153,7 +153,7 @@ END = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 def _items(n, **extra):
     return [
         PeriodToClose(
-            sub=EngineSubscription("sandbox", f"sub_{i}", f"cust{i}", "pro-monthly", 1),
+            sub=BilledSubscription("sandbox", f"sub_{i}", f"cust{i}", "pro-monthly", 1),
             period_start=START,
             period_end=END,
             renews=True,

@@ -17,7 +17,7 @@ from django_tenants.utils import tenant_context
 from billing.inbox.models import InboxEvent
 from billing.invoicing.toss_engine import charges_due_run
 from billing.memberships.models import Checkout, Membership, Payment
-from billing.providers.models import TossCharge, TossCheckout, TossSubscription
+from billing.providers.models import EngineCharge, EngineCheckout, EngineSubscription
 from billing.providers.services import provider_account_upsert
 from billing.providers.toss import TossProvider
 from billing.tiers.models import Price, Tier
@@ -187,19 +187,19 @@ def come_back(fixture, checkout_id, capture, *, auth_key="auth_1", customer_key=
     """Toss's billing-auth window redirects to our successUrl with customerKey and authKey."""
     if customer_key is None:
         with tenant_context(fixture.tenant):
-            customer_key = TossCheckout.objects.get(pk=checkout_id).customer_key
+            customer_key = EngineCheckout.objects.get(pk=checkout_id).customer_key
     with capture(execute=True):  # our engine's events reach the inbox once its writes commit
         return fixture.client().get(
             f"/toss/success/{checkout_id}/", {"customerKey": customer_key, "authKey": auth_key}
         )
 
 
-def subscribe(fixture, fake, capture) -> TossSubscription:
+def subscribe(fixture, fake, capture) -> EngineSubscription:
     checkout_id = start(fixture).json()["id"]
     assert come_back(fixture, checkout_id, capture).status_code == 302
     process_all(fixture)
     with tenant_context(fixture.tenant):
-        return TossSubscription.objects.get()
+        return EngineSubscription.objects.get()
 
 
 def run_job(fixture, capture, now):
@@ -234,14 +234,14 @@ def test_checkout_page_renders_the_billing_auth_window(toss_shop):
     assert CLIENT_KEY in html and SECRET_KEY not in html
     assert f"http://alpha.test/toss/success/{body['id']}/" in html
     with tenant_context(fixture.tenant):
-        key = TossCheckout.objects.get(pk=body["id"]).customer_key
+        key = EngineCheckout.objects.get(pk=body["id"]).customer_key
     # random, not derived from the customer (a substring check would be flaky: random text may hold "c1")
     assert key in html and len(key) >= 32 and key not in ("c1", "c1@example.com")
     assert fake.requests == []  # nothing to create at Toss before the customer registers a card
     # the same customer keeps one customerKey
     second = start(fixture).json()
     with tenant_context(fixture.tenant):
-        assert TossCheckout.objects.get(pk=second["id"]).customer_key == key
+        assert EngineCheckout.objects.get(pk=second["id"]).customer_key == key
 
 
 def test_a_non_krw_price_is_refused_with_a_4xx(toss_shop):
@@ -250,7 +250,7 @@ def test_a_non_krw_price_is_refused_with_a_4xx(toss_shop):
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "currency_not_supported"
     with tenant_context(fixture.tenant):
-        assert not Checkout.objects.exists() and not TossCheckout.objects.exists()
+        assert not Checkout.objects.exists() and not EngineCheckout.objects.exists()
 
 
 def test_success_issues_the_key_charges_the_first_period_and_activates(
@@ -263,8 +263,8 @@ def test_success_issues_the_key_charges_the_first_period_and_activates(
 
     issue, charge = fake.requests
     with tenant_context(fixture.tenant):
-        sub = TossSubscription.objects.get()
-        customer_key = TossCheckout.objects.get(pk=checkout_id).customer_key
+        sub = EngineSubscription.objects.get()
+        customer_key = EngineCheckout.objects.get(pk=checkout_id).customer_key
     basic = "Basic " + base64.b64encode(f"{SECRET_KEY}:".encode()).decode()
     assert issue["path"] == "/v1/billing/authorizations/issue"
     assert issue["json"] == {"authKey": "auth_1", "customerKey": customer_key}
@@ -278,7 +278,7 @@ def test_success_issues_the_key_charges_the_first_period_and_activates(
     with tenant_context(fixture.tenant):
         # the billing key is stored encrypted: not in the row's text, but it decrypts
         with connection.cursor() as cursor:
-            cursor.execute("SELECT t::text FROM providers_tosssubscription t")
+            cursor.execute("SELECT t::text FROM providers_enginesubscription t")
             (row_text,) = cursor.fetchone()
         assert billing_key not in row_text and sub.billing_key == billing_key
         assert (sub.card_company, sub.card_number) == ("현대", "43301234****123*")
@@ -300,7 +300,7 @@ def test_success_issues_the_key_charges_the_first_period_and_activates(
             "krw",
             m.pk,
         )
-        assert payment.provider_payment_id == TossCharge.objects.get().payment_key
+        assert payment.provider_payment_id == EngineCharge.objects.get().payment_key
 
 
 def test_reloading_the_success_url_charges_once(toss_shop, django_capture_on_commit_callbacks):
@@ -310,7 +310,7 @@ def test_reloading_the_success_url_charges_once(toss_shop, django_capture_on_com
     assert [r.status_code for r in responses] == [302, 302, 302]
     assert len(fake.charges()) == 1 and len(fake.billing) == 1
     with tenant_context(fixture.tenant):
-        assert TossSubscription.objects.count() == 1 and InboxEvent.objects.count() == 2
+        assert EngineSubscription.objects.count() == 1 and InboxEvent.objects.count() == 2
 
 
 def test_a_foreign_customer_key_is_refused(toss_shop, django_capture_on_commit_callbacks):
@@ -344,7 +344,7 @@ def test_a_declined_first_charge_is_a_402_and_no_membership(toss_shop, django_ca
     paid = come_back(fixture, checkout_id, django_capture_on_commit_callbacks, auth_key="auth_2")
     assert paid.status_code == 302
     with tenant_context(fixture.tenant):
-        sub = TossSubscription.objects.get()
+        sub = EngineSubscription.objects.get()
     assert [c["json"]["orderId"] for c in fake.charges()] == [f"tsub-{sub.id}-1", f"tsub-{sub.id}-1-2"]
     process_all(fixture)
     assert membership(fixture).status == "active"
@@ -375,7 +375,7 @@ def test_a_trial_charges_nothing_until_it_ends(toss_shop, django_capture_on_comm
     process_all(fixture)
     assert fake.charges() == [] and membership(fixture).status == "trialing"
     with tenant_context(fixture.tenant):
-        sub = TossSubscription.objects.get()
+        sub = EngineSubscription.objects.get()
     assert run_job(fixture, django_capture_on_commit_callbacks, sub.period_end + dt.timedelta(minutes=5)) == 1
     assert [c["json"]["orderId"] for c in fake.charges()] == [f"tsub-{sub.id}-1"]
     assert membership(fixture).status == "active"
@@ -397,7 +397,7 @@ def test_a_due_subscription_is_charged_once_when_the_job_runs_twice(
     assert len(renewal) == 1 and renewal[0]["json"]["orderId"] == f"tsub-{sub.id}-2"
     assert renewal[0]["headers"]["idempotency-key"] == f"tsub-{sub.id}-2"
     with tenant_context(fixture.tenant):
-        renewed = TossSubscription.objects.get()
+        renewed = EngineSubscription.objects.get()
         assert (renewed.period_number, renewed.period_start) == (2, sub.period_end)
         assert renewed.period_end.month == (sub.period_end.month % 12) + 1
         assert Payment.objects.filter(kind="charge").count() == 2
@@ -413,14 +413,14 @@ def test_an_answer_lost_in_flight_is_replayed_not_charged_again(
     fake.lose_reply = True  # Toss charged, we never heard: no attempt counted, the row stays pending
     assert run_job(fixture, django_capture_on_commit_callbacks, later) == 0
     with tenant_context(fixture.tenant):
-        assert TossCharge.objects.get(period=2).status == "pending"
-        assert TossSubscription.objects.get().failed_attempts == 0
+        assert EngineCharge.objects.get(period=2).status == "pending"
+        assert EngineSubscription.objects.get().failed_attempts == 0
     fake.lose_reply = False
     assert run_job(fixture, django_capture_on_commit_callbacks, later) == 1
     assert len(fake.payments) == 2  # the first period and this one: Toss replayed the same key's answer
     assert [c["headers"]["idempotency-key"] for c in fake.charges()[1:]] == [f"tsub-{sub.id}-2"] * 2
     with tenant_context(fixture.tenant):
-        assert TossSubscription.objects.get().period_number == 2
+        assert EngineSubscription.objects.get().period_number == 2
 
 
 def test_toss_unavailable_counts_no_attempt(toss_shop, django_capture_on_commit_callbacks):
@@ -570,7 +570,7 @@ def test_the_beat_task_charges_what_is_due(toss_shop, django_capture_on_commit_c
     assert settings.CELERY_BEAT_SCHEDULE["toss-charge-due"]["task"] == toss_charge_due.name
     assert "tenant_schemas" not in settings.CELERY_BEAT_SCHEDULE["toss-charge-due"]  # every tenant
     with tenant_context(fixture.tenant), django_capture_on_commit_callbacks(execute=True):
-        TossSubscription.objects.filter(pk=sub.pk).update(
+        EngineSubscription.objects.filter(pk=sub.pk).update(
             period_end=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
         )
         assert toss_charge_due.apply().get() == 1
@@ -735,7 +735,7 @@ def test_a_month_of_usage_in_krw_is_invoiced_and_charged_to_the_won(
             25_000,
         )
         assert (cycle.total, cycle.amount_paid, cycle.status) == (74_998, 74_998, "paid")
-        assert TossCharge.objects.get(period=2).invoice_id == cycle.pk
+        assert EngineCharge.objects.get(period=2).invoice_id == cycle.pk
     pdf = fixture.api().get(f"/api/v1/invoices/{cycle.pk}/pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
 
@@ -764,5 +764,5 @@ def test_cancel_at_period_end_charges_the_last_periods_usage(toss_shop, django_c
             "paid",
             ["usage"],
         )
-        assert TossSubscription.objects.get().status == "canceled"
+        assert EngineSubscription.objects.get().status == "canceled"
     assert membership(fixture).status == "canceled"
