@@ -244,8 +244,9 @@ class StripeProvider:
         self, *, payment_id: str, amount: int, currency: str, idempotency_key: str, reason: str
     ) -> RefundResult:
         """A Stripe Refund of a payment intent (`pi_…`) or a charge (`ch_…`, `py_…`), keyed by our
-        credit note (`creditnote-<id>`: a retry is answered with the first refund). Stripe's reasons
-        are duplicate, fraudulent and requested_by_customer; ours map onto them."""
+        credit note (`creditnote-<id>`: a retry is answered with the first refund). Our duplicate
+        and fraudulent are Stripe's reasons of those names; the others send none (Stripe's
+        requested_by_customer would claim what we do not know)."""
         if payment_id.startswith("pi_"):
             target = {"payment_intent": payment_id}
         elif payment_id.startswith(("ch_", "py_")):
@@ -254,14 +255,11 @@ class StripeProvider:
             raise ProviderError(
                 f"Stripe refunds a payment intent or a charge, not '{payment_id}'.", code="not_refundable"
             )
+        if reason in ("duplicate", "fraudulent"):
+            target["reason"] = reason
         refund = self._call(
             self._client().v1.refunds.create,
-            params={
-                **target,
-                "amount": amount,
-                "reason": reason if reason in ("duplicate", "fraudulent") else "requested_by_customer",
-                "metadata": {"monetize_refund": idempotency_key},
-            },
+            params={**target, "amount": amount, "metadata": {"monetize_refund": idempotency_key}},
             options={"idempotency_key": idempotency_key},
         )
         if getattr(refund, "status", "") in ("failed", "canceled"):

@@ -34,7 +34,13 @@ from billing.providers.base import PaymentState, ProviderUnavailable
 from billing.providers.services import provider_account_upsert
 from billing.providers.stripe import StripeProvider
 from billing.providers.toss import TossProvider
-from tests.billing.test_toss import CLIENT_KEY, SECRET_KEY, FakeToss, toss_time
+from tests.billing.test_toss import (
+    CLIENT_KEY,
+    SECRET_KEY,
+    FakeToss,
+    toss_shop,  # noqa: F401  (a fixture, asked for by name below)
+    toss_time,
+)
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
@@ -560,3 +566,120 @@ def test_invoice_pdf_lists_its_credit_notes(shop):
     note = credit_note_create(invoice_id=invoice.pk, amount=1250, reason="duplicate")
     text = _pdf_text(shop.api().get(f"/api/v1/invoices/{invoice.pk}/pdf").content)
     assert "Credited" in text and "Credit notes" in text and note.number in text and "12.50" in text
+
+
+# --- end to end: engine-collected invoices, refunded through the engine's provider ------------------
+
+
+def test_a_sandbox_invoice_paid_at_checkout_is_partly_refunded_as_a_credit_note(
+    alpha, monkeypatch, django_capture_on_commit_callbacks
+):
+    from tests.billing.test_period_close import invoices, subscribe
+    from tests.billing.test_period_close import shop as period_shop
+    from tests.billing.test_webhooks_in import process_all
+
+    shop = period_shop.__wrapped__(alpha, monkeypatch)
+    subscribe(shop, django_capture_on_commit_callbacks)
+    [invoice] = invoices(shop)
+    assert (invoice.total, invoice.status) == (2900, "paid")
+    # when: 10.00 back through the sandbox, the API answering at once; then the sandbox's event applied
+    with django_capture_on_commit_callbacks(execute=True):
+        response = shop.api().post(
+            f"/api/v1/invoices/{invoice.pk}/credit-notes",
+            {"amount": 1000, "reason": "product_unsatisfactory", "refund": True},
+            content_type="application/json",
+        )
+    assert response.status_code == 201, response.content
+    assert (response.json()["status"], response.json()["refund_amount"]) == ("refunded", 1000)
+    process_all(shop)
+    process_all(shop)
+    with tenant_context(shop.tenant):
+        refund = Payment.objects.get(kind="refund")
+        charge = Payment.objects.get(kind="charge")
+        assert (refund.amount, refund.reference, refund.membership_id) == (
+            1000, charge.provider_payment_id, charge.membership_id,
+        )  # fmt: skip
+        assert CreditNote.objects.get().refund_payment == refund
+        assert state(invoice) == ("paid", 2900, 1000, 0)
+    shown = shop.api().get(f"/api/v1/invoices/{invoice.pk}").json()
+    assert shown["amount_credited"] == 1000 and len(shown["credit_notes"]) == 1
+
+
+def test_a_toss_invoice_in_krw_is_partly_refunded_through_tosss_cancel_api(
+    db, request, monkeypatch, django_capture_on_commit_callbacks
+):
+    import tests.billing.test_toss as toss_tests
+
+    monkeypatch.setattr(toss_tests, "FakeToss", FakeTossCancels)
+    fixture, fake = request.getfixturevalue("toss_shop")  # its FakeToss is now FakeTossCancels
+    toss_tests.subscribe(fixture, fake, django_capture_on_commit_callbacks)
+    with tenant_context(fixture.tenant):
+        invoice = Invoice.objects.get()
+    assert (invoice.total, invoice.currency, invoice.status) == (25000, "krw", "paid")
+    payment_key = next(iter(fake.payments))
+    response = fixture.api().post(
+        f"/api/v1/invoices/{invoice.pk}/credit-notes",
+        {"amount": 7000, "refund": True},
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    cancel = fake.cancel_calls()[0]
+    assert (cancel["path"], cancel["json"]["cancelAmount"]) == (f"/v1/payments/{payment_key}/cancel", 7000)
+    assert cancel["headers"]["idempotency-key"] == f"creditnote-{response.json()['id']}"
+    # Toss's PAYMENT_STATUS_CHANGED (fetched back) records the refund once, linked to the note
+    posted = {"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": "2026-11-02T10:00:00.000000",
+              "data": {"paymentKey": payment_key, "status": "PARTIAL_CANCELED"}}  # fmt: skip
+    assert toss_tests.toss_webhook(fixture, posted).status_code == 200
+    toss_tests.process_all(fixture)
+    with tenant_context(fixture.tenant):
+        refund = Payment.objects.get(kind="refund")
+        note = CreditNote.objects.get()
+        assert (refund.amount, refund.currency, note.refund_payment_id, note.status) == (
+            7000,
+            "krw",
+            refund.pk,
+            "refunded",
+        )
+        assert state(invoice) == ("paid", 25000, 7000, 0)
+
+
+def test_stripe_refund_against_localstripe_with_the_real_sdk(localstripe):
+    """localstripe keeps payment intents and refunds: the adapter's refund is a real Refund of the
+    intent, and partial twice is two refunds (localstripe ignores idempotency keys: the key is
+    checked at the HTTP edge above)."""
+    import stripe
+
+    client = stripe.StripeClient("sk_test_localstripe", base_addresses={"api": localstripe})
+    customer = client.v1.customers.create(params={"email": "ada@example.com"})
+    card = client.v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"},
+        }
+    )
+    client.v1.payment_methods.attach(card.id, params={"customer": customer.id})
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 4900,
+            "currency": "usd",
+            "customer": customer.id,
+            "payment_method": card.id,
+            "confirm": True,
+        }
+    )
+    assert intent.status == "succeeded"
+    adapter = StripeProvider(webhook_secret="whsec_x", api_key="sk_test_localstripe", api_base=localstripe)
+    first = adapter.refund(
+        payment_id=intent.id, amount=1000, currency="usd", idempotency_key="creditnote-1", reason="other"
+    )
+    second = adapter.refund(
+        payment_id=intent.id,
+        amount=1500,
+        currency="usd",
+        idempotency_key="creditnote-2",
+        reason="order_change",
+    )
+    assert first.refund_id.startswith("re_") and first.refund_id != second.refund_id
+    assert (first.amount, second.amount) == (1000, 1500)
+    refunds = client.v1.refunds.list(params={"payment_intent": intent.id}).data
+    assert sorted(r.amount for r in refunds) == [1000, 1500]
