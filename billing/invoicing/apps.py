@@ -10,7 +10,8 @@ class InvoicingConfig(AppConfig):
 
     def ready(self) -> None:
         from billing.inbox.signals import provider_invoice_reported
-        from billing.invoicing import receivers, sandbox_engine, toss_engine
+        from billing.invoicing import receivers, sandbox_engine
+        from billing.invoicing.engine import toss as toss_engine
         from billing.memberships.signals import payment_recorded
         from billing.providers.registry import engine_register
 

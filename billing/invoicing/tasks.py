@@ -1,7 +1,7 @@
 from celery import shared_task
 
 from billing.invoicing.credit_notes import credit_note_refund_retry, credit_notes_refund_sweep
-from billing.invoicing.toss_engine import charges_due_run
+from billing.invoicing.engine import charges_due_run
 from billing.providers.base import ProviderUnavailable
 
 REFUND_RETRY_MAX_SECONDS = 6 * 3600

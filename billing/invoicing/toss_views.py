@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_GET
 
-from billing.invoicing.toss_engine import checkout_complete
+from billing.invoicing.engine.toss import checkout_complete
 from billing.providers.base import ProviderError, ProviderUnavailable
 from billing.providers.models import EngineCheckout
 from kernel.money import format_amount

@@ -161,6 +161,20 @@ class InvoiceState:
 
 
 @dataclass(frozen=True)
+class SavedMethodCharge:
+    """What charging a saved payment method came to (`PaymentProvider.charge_saved_method`): paid
+    (`payment_id` is the provider's id of the payment, the one its own webhooks name) or refused by
+    the card or the provider (`failure_code`, `failure_message`). A provider that did not answer
+    raises ProviderUnavailable instead: no attempt happened, the same key is tried again."""
+
+    succeeded: bool
+    payment_id: str = ""
+    amount: int = 0
+    failure_code: str = ""
+    failure_message: str = ""
+
+
+@dataclass(frozen=True)
 class NormalizedEvent:
     provider: str
     event_id: str

@@ -1,7 +1,7 @@
 """The TossPayments adapter: the only module that talks to Toss's HTTP API (httpx, Basic auth with
 `base64(secret_key + ":")`, base URL https://api.tosspayments.com).
 
-Toss has billing keys (자동결제) but no subscriptions: the schedule is ours (toss_engine), and
+Toss has billing keys (자동결제) but no subscriptions: the schedule is ours (billing/invoicing/engine), and
 this adapter offers the calls it needs -- issue a billing key from the authKey of Toss's
 billing-auth window (`POST /v1/billing/authorizations/issue`), charge it (`POST
 /v1/billing/{billingKey}`, orderId = Idempotency-Key, both derived from our row ids), read a
@@ -50,6 +50,7 @@ from billing.providers.base import (
     ProviderNotSupported,
     ProviderUnavailable,
     RefundResult,
+    SavedMethodCharge,
     SubscriptionEngine,
     WebhookIgnored,
     WebhookVerificationFailed,
@@ -61,6 +62,8 @@ SIGNATURE_HEADER = "x-monetize-toss-signature"
 TIMESTAMP_HEADER = "x-monetize-toss-timestamp"
 SIGNATURE_TOLERANCE = 300
 # Toss answers these with a 4xx but means "try again later"
+MIN_AMOUNT = 100  # card payments from 100 won (BELOW_MINIMUM_AMOUNT)
+ALREADY_PAID_CODES = frozenset({"ALREADY_PROCESSED_PAYMENT", "DUPLICATED_ORDER_ID"})
 RETRYABLE_CODES = frozenset(
     {"PROVIDER_ERROR", "IDEMPOTENT_REQUEST_PROCESSING", "FAILED_INTERNAL_SYSTEM_PROCESSING"}
 )
@@ -189,6 +192,54 @@ class TossProvider:
                 raise ProviderNotConfigured(exc.message, details=exc.details) from exc
             raise TossCardDeclined(exc.message, details=exc.details) from exc
 
+    def validate_terms(self, *, currency: str, interval: str, amount: int) -> None:
+        """What Toss's billing keys can be charged for: KRW, monthly or yearly, from 100 won."""
+        if currency.lower() != "krw":
+            raise TossUnsupported(
+                f"TossPayments charges in KRW only; this price is in {currency.upper()}.",
+                details={"currency": currency},
+            )
+        if interval not in ("month", "year"):
+            raise TossUnsupported(
+                "TossPayments billing keys are used for monthly or yearly prices only.",
+                code="interval_not_supported",
+                details={"interval": interval},
+            )
+        if amount < MIN_AMOUNT:
+            raise TossUnsupported(
+                f"TossPayments card charges start at {MIN_AMOUNT} won.",
+                code="amount_too_small",
+                details={"amount": amount},
+            )
+
+    def charge_saved_method(
+        self, *, method: str, customer_key: str, amount: int, currency: str, key: str, description: str,
+        email: str = "", metadata: dict | None = None,
+    ) -> SavedMethodCharge:  # fmt: skip
+        """Our engine's charge: the billing key `method` charged with orderId = Idempotency-Key =
+        `key`. A key Toss has seen before (a crash after the charge) is fetched back, not charged
+        again; a payment that is not DONE is a refusal."""
+        try:
+            payment = self.charge_billing_key(
+                billing_key=method, customer_key=customer_key, amount=amount, order_id=key,
+                order_name=description[:100], customer_email=email,
+            )  # fmt: skip
+        except TossCardDeclined as exc:
+            toss_code = str(exc.details.get("toss_code") or exc.code)
+            if toss_code not in ALREADY_PAID_CODES:
+                return SavedMethodCharge(False, failure_code=toss_code, failure_message=exc.message)
+            payment = self.get_payment_by_order(order_id=key)  # it went through earlier
+        if payment.get("status") != "DONE" or payment.get("orderId") != key:
+            return SavedMethodCharge(
+                False, failure_code=str(payment.get("status") or "UNKNOWN"),
+                failure_message="TossPayments did not complete the payment.",
+            )  # fmt: skip
+        return SavedMethodCharge(
+            True,
+            payment_id=str(payment.get("paymentKey") or ""),
+            amount=int(payment.get("totalAmount") or amount),
+        )
+
     def get_payment(self, *, payment_key: str) -> dict:
         """`GET /v1/payments/{paymentKey}`."""
         return self._request("GET", f"/v1/payments/{quote(payment_key, safe='')}")
@@ -222,7 +273,7 @@ class TossProvider:
             status="succeeded" if cancel.get("cancelStatus", "DONE") == "DONE" else "pending",
         )
 
-    # --- the provider protocol (our schedule lives in billing/invoicing/toss_engine) -----------------------------
+    # --- the provider protocol (our schedule lives in billing/invoicing/engine) -------------------------------
 
     def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
         if not (self.client_key and self.secret_key):

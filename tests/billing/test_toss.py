@@ -15,7 +15,7 @@ from django.db import connection
 from django_tenants.utils import tenant_context
 
 from billing.inbox.models import InboxEvent
-from billing.invoicing.toss_engine import charges_due_run
+from billing.invoicing.engine import charges_due_run
 from billing.memberships.models import Checkout, Membership, Payment
 from billing.providers.models import EngineCharge, EngineCheckout, EngineSubscription
 from billing.providers.services import provider_account_upsert
@@ -741,8 +741,8 @@ def test_a_month_of_usage_in_krw_is_invoiced_and_charged_to_the_won(
 
 
 def test_cancel_at_period_end_charges_the_last_periods_usage(toss_shop, django_capture_on_commit_callbacks):
+    from billing.invoicing.engine import subscription_cancel
     from billing.invoicing.models import Invoice
-    from billing.invoicing.toss_engine import subscription_cancel
     from billing.metering.ingest import events_ingest
 
     fixture, fake = toss_shop

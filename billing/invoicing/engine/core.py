@@ -1,26 +1,28 @@
-"""Our side of a TossPayments subscription: Toss keeps billing keys, we keep the schedule.
+"""Our subscription engine, for providers that only charge a saved payment method: TossPayments
+(a billing key) and Stripe in engine mode (a PaymentMethod, charged off-session). The provider
+keeps the method; we keep the schedule, the invoices and the dunning.
 
-Like the sandbox engine, it tells the portal what happened only through signed events that go
-through `/webhooks/toss/`'s verification, the inbox and the normal processing (delivered
-in-process to the inbox once our writes commit; signed by TossProvider.sign).
+It tells the portal what happened only through events signed the way the provider signs its
+webhooks (adapter.sign), which go through that provider's verification, the inbox and the normal
+processing (delivered in-process to the inbox once our writes commit).
 
-- Checkout: our page opens Toss's billing-auth window; its successUrl brings `customerKey` and
-  `authKey` back; we issue the billing key, create the schedule and charge the first period.
-- Charges: one EngineCharge row per (subscription, period), committed before Toss is called.
-  orderId = Idempotency-Key = `tsub-<sub id>-<period>` (a dunning retry adds `-<attempt>`), so a
-  re-run or a crash replays Toss's first answer instead of charging twice.
-- Renewals: `charges_due_run` (Celery beat, hourly per tenant) charges every period that has
-  ended; a refusal makes the subscription past_due with retries RETRY_DAYS after the first
-  failure (+2, +5, +7 days), then cancels it; Toss being unavailable counts no attempt.
-- Cancel (at period end: no renewal; now: at once), pause (no charges while paused), change
-  (the next period's price: "at_period_end", no proration).
+- Start: a provider's checkout (engine/toss.py, engine/stripe.py) saves a method;
+  `subscription_start` writes the schedule, the first invoice and its charge row, and
+  `subscription_first_charge` collects it once that has committed.
+- Charges: one EngineCharge row per (subscription, period), committed before the provider is
+  called; it collects its invoice's amount due under an idempotency key (`_order_id`), so a
+  re-run or a crash replays the provider's first answer instead of charging twice.
+- Renewals: `charges_due_run` (Celery beat, hourly per tenant) closes every period that has
+  ended (close.period_close: its usage and the next fee) and charges the invoice; a refusal
+  makes the subscription past_due with retries RETRY_DAYS after the first failure (+2, +5, +7
+  days), then cancels it; a provider that does not answer counts no attempt.
+- Cancel (at period end: the last period's usage is charged, no renewal; now: at once), pause
+  (no charges while paused), change (the next period's price: "at_period_end", no proration).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import logging
 import secrets
 
@@ -33,8 +35,6 @@ from billing.invoicing.close import BilledSubscription, first_invoice, period_cl
 from billing.invoicing.models import InvoiceStatus
 from billing.invoicing.services import ENGINE_REF_PREFIX, invoice_void
 from billing.providers.base import (
-    CheckoutRequest,
-    CheckoutSession,
     ProviderError,
     ProviderNotConfigured,
     ProviderUnavailable,
@@ -46,14 +46,10 @@ from billing.providers.models import (
     EngineStatus,
     EngineSubscription,
     ProviderAccount,
-    TossCustomer,
 )
-from billing.providers.toss import TossCardDeclined, TossProvider, TossUnsupported, customer_key_generate
 
 logger = logging.getLogger(__name__)
 RETRY_DAYS = (2, 5, 7)
-MIN_AMOUNT = 100  # Toss: card payments from 100 won (BELOW_MINIMUM_AMOUNT)
-ALREADY_PAID_CODES = frozenset({"ALREADY_PROCESSED_PAYMENT", "DUPLICATED_ORDER_ID"})
 DUE_BATCH = 500
 
 
@@ -72,17 +68,19 @@ class EngineSubscriptionInvalid(ProviderError):
     status_code = 409
 
 
-def _adapter(mode: str) -> TossProvider:
+def _adapter(provider: str, mode: str):
     from billing.providers.registry import provider_for
 
-    account = ProviderAccount.objects.filter(provider="toss", mode=mode).first()
+    account = ProviderAccount.objects.filter(provider=provider, mode=mode).first()
     if account is None:
-        raise ProviderNotConfigured(f"No TossPayments account ({mode}) is configured for this tenant.")
+        raise ProviderNotConfigured(f"No {provider} account ({mode}) is configured for this tenant.")
     return provider_for(account)
 
 
-def _emit(adapter: TossProvider, event_type: str, data: dict, *, at: dt.datetime) -> None:
-    """Sign and deliver one event to this tenant's webhook inbox once our writes commit."""
+def _emit(adapter, sub: EngineSubscription, event_type: str, data: dict, *, at: dt.datetime) -> None:
+    """Sign one event the way the provider signs its webhooks (adapter.sign) and deliver it to
+    this tenant's inbox for that provider once our writes commit: the narrow port through which
+    the engine tells the portal what happened, verified and applied like any provider event."""
     from billing.inbox.services import inbox_receive  # the "HTTP call" to the portal
 
     payload = {
@@ -92,7 +90,8 @@ def _emit(adapter: TossProvider, event_type: str, data: dict, *, at: dt.datetime
         "data": data,
     }
     body, headers = adapter.sign(payload=payload)
-    transaction.on_commit(lambda: inbox_receive(provider="toss", body=body, headers=headers))
+    provider = sub.provider
+    transaction.on_commit(lambda: inbox_receive(provider=provider, body=body, headers=headers))
 
 
 def _subscription_data(sub: EngineSubscription, **extra) -> dict:
@@ -121,7 +120,7 @@ def _invoice_ref(charge: EngineCharge) -> str:
 
 def _esub(sub: EngineSubscription) -> BilledSubscription:
     return BilledSubscription(
-        provider="toss",
+        provider=sub.provider,
         subscription_id=sub.id,
         customer=sub.customer,
         price_code=sub.price,
@@ -142,146 +141,98 @@ def _step(interval: str) -> relativedelta:
     return relativedelta(years=1) if interval == "year" else relativedelta(months=1)
 
 
-def _order_id(sub_id: str, period: int, attempt: int) -> str:
-    return f"tsub-{sub_id}-{period}" if attempt == 1 else f"tsub-{sub_id}-{period}-{attempt}"
+def _subscription_id(provider: str) -> str:
+    # Toss's orderIds embed it (6-64 characters); elsewhere a prefix tells ours from the provider's own
+    return secrets.token_hex(10) if provider == "toss" else "msub_" + secrets.token_hex(12)
 
 
-def _validate_terms(*, currency: str, interval: str, amount: int) -> None:
-    if currency.lower() != "krw":
-        raise TossUnsupported(
-            f"TossPayments charges in KRW only; this price is in {currency.upper()}.",
-            details={"currency": currency},
-        )
-    if interval not in ("month", "year"):
-        raise TossUnsupported(
-            "TossPayments billing keys are used for monthly or yearly prices only.",
-            code="interval_not_supported",
-            details={"interval": interval},
-        )
-    if amount < MIN_AMOUNT:
-        raise TossUnsupported(
-            f"TossPayments card charges start at {MIN_AMOUNT} won.",
-            code="amount_too_small",
-            details={"amount": amount},
-        )
+def _order_id(sub: EngineSubscription, charge: EngineCharge) -> str:
+    """The attempt's idempotency key. Toss: `tsub-<sub id>-<period>[-<attempt>]` (an orderId must
+    be unique at Toss forever, and our invoice ids start again in every schema); elsewhere
+    `invoice-<invoice id>-<attempt>`."""
+    if sub.provider == "toss":
+        suffix = "" if charge.attempt == 1 else f"-{charge.attempt}"
+        return f"tsub-{sub.id}-{charge.period}{suffix}"
+    return f"invoice-{charge.invoice_id}-{charge.attempt}"
 
 
-# --- checkout ----------------------------------------------------------------------------------
+def _check_terms(adapter, *, currency: str, interval: str, amount: int) -> None:
+    """What the provider can charge a saved method for (Toss: KRW, from 100 won)."""
+    check = getattr(adapter, "validate_terms", None)
+    if check is not None:
+        check(currency=currency, interval=interval, amount=amount)
 
 
-def checkout_create(request: CheckoutRequest, *, mode: str) -> CheckoutSession:
-    """Record the checkout our page hosts (KRW only) and the customer's random customerKey."""
-    _validate_terms(
-        currency=request.currency, interval=request.interval, amount=request.unit_amount * request.quantity
-    )
-    toss_customer, _ = TossCustomer.objects.get_or_create(
-        customer=request.customer, defaults={"customer_key": customer_key_generate()}
-    )
-    EngineCheckout.objects.update_or_create(
-        id=request.checkout_id,
-        defaults={
-            "mode": mode,
-            "customer": request.customer,
-            "customer_key": toss_customer.customer_key,
-            "email": request.email,
-            "price": request.price_ref,
-            "interval": request.interval,
-            "unit_amount": request.unit_amount,
-            "currency": request.currency.lower(),
-            "quantity": request.quantity,
-            "trial_days": request.trial_days,
-            "success_url": request.success_url,
-            "cancel_url": request.cancel_url,
-        },
-    )
-    return CheckoutSession(
-        provider_checkout_id=request.checkout_id, url=f"/toss/checkout/{request.checkout_id}/"
-    )
+# --- starting a subscription (a provider's checkout saved a method) ----------------------------------
 
 
-def checkout_complete(
-    *, checkout_id: str, customer_key: str, auth_key: str, now: dt.datetime | None = None
-) -> EngineCheckout:
-    """Toss's successUrl: issue the billing key, start the schedule, charge the first period.
+def subscription_start(
+    checkout: EngineCheckout,
+    *,
+    method: str,
+    card_company: str,
+    card_number: str,
+    digest: str,
+    now: dt.datetime,
+) -> EngineSubscription:
+    """Under the checkout's row lock: the saved `method` starts the checkout's subscription (or
+    replaces the method of one whose first charge was refused: another card is a new attempt).
+    A trial is completed at once (nothing to charge until it ends); otherwise the first period's
+    charge row and its invoice are written, to be settled by `subscription_first_charge` once
+    this transaction commits."""
+    adapter = _adapter(checkout.provider, checkout.mode)
+    sub = checkout.subscription
+    if sub is None:
+        trial_end = now + dt.timedelta(days=checkout.trial_days) if checkout.trial_days else None
+        sub = EngineSubscription(
+            id=_subscription_id(checkout.provider), provider=checkout.provider, mode=checkout.mode,
+            customer=checkout.customer, customer_key=checkout.customer_key, email=checkout.email,
+            price=checkout.price, interval=checkout.interval, unit_amount=checkout.unit_amount,
+            currency=checkout.currency, quantity=checkout.quantity,
+            status=EngineStatus.TRIALING if trial_end else EngineStatus.INCOMPLETE,
+            period_start=now, period_end=trial_end or now,
+        )  # fmt: skip
+    sub.billing_key = method
+    sub.card_company, sub.card_number = card_company[:32], card_number[:32]
+    sub.save()
+    checkout.subscription, checkout.auth_key_digest = sub, digest
+    checkout.error_code, checkout.error_message = "", ""
+    if sub.status == EngineStatus.TRIALING:  # nothing to charge before the trial ends
+        checkout.completed_at = now
+        checkout.save()
+        _emit(adapter, sub, "subscription.created", _subscription_data(sub, checkout_id=checkout.pk), at=now)
+        return sub
+    charge = EngineCharge.objects.filter(subscription=sub, period=1).first()
+    if charge is None:
+        charge = EngineCharge(subscription=sub, period=1, amount=0, currency=sub.currency)
+    elif charge.status == EngineChargeStatus.FAILED:  # another card after a refusal: a new attempt
+        charge.attempt += 1
+        charge.status = EngineChargeStatus.PENDING
+    if charge.invoice_id is None:  # the first period's fee, invoiced before the charge
+        invoice = first_invoice(sub=_esub(sub), period_start=now, period_end=now + _step(sub.interval),
+                                attempt=charge.attempt)  # fmt: skip
+        _bill(charge, invoice)
+    charge.order_id = _order_id(sub, charge)
+    charge.save()
+    checkout.save()
+    return sub
 
-    Safe to repeat: a completed checkout is returned as is; the same authKey after a refusal
-    answers the same refusal (TossCardDeclined) without a new charge; a new authKey (the customer
-    tried another card) replaces the billing key and makes a new attempt."""
-    now = now or timezone.now()
-    digest = hashlib.sha256(auth_key.encode()).hexdigest()
-    with transaction.atomic():
-        checkout = EngineCheckout.objects.select_for_update().filter(pk=checkout_id).first()
-        if checkout is None:
-            raise EngineCheckoutNotFound("No such TossPayments checkout.")
-        if not hmac.compare_digest(checkout.customer_key, customer_key):
-            raise EngineCheckoutMismatch("This authorization belongs to another customer.")
-        if checkout.completed_at is not None:
-            return checkout
-        if checkout.auth_key_digest == digest and checkout.error_code:
-            raise TossCardDeclined(checkout.error_message, details={"toss_code": checkout.error_code})
-        adapter = _adapter(checkout.mode)
-        sub = checkout.subscription
-        if sub is None or checkout.auth_key_digest != digest:
-            billing = adapter.issue_billing_key(auth_key=auth_key, customer_key=checkout.customer_key)
-            billing_key = billing.get("billingKey")
-            if not isinstance(billing_key, str) or not billing_key:
-                raise ProviderError("TossPayments issued no billing key.", code="toss_no_billing_key")
-            card = billing.get("card") if isinstance(billing.get("card"), dict) else {}
-            if sub is None:
-                trial_end = now + dt.timedelta(days=checkout.trial_days) if checkout.trial_days else None
-                sub = EngineSubscription(
-                    id=secrets.token_hex(10),
-                    mode=checkout.mode,
-                    customer=checkout.customer,
-                    customer_key=checkout.customer_key,
-                    email=checkout.email,
-                    price=checkout.price,
-                    interval=checkout.interval,
-                    unit_amount=checkout.unit_amount,
-                    currency=checkout.currency,
-                    quantity=checkout.quantity,
-                    status=EngineStatus.TRIALING if trial_end else EngineStatus.INCOMPLETE,
-                    period_start=now,
-                    period_end=trial_end or now,
-                )
-            sub.billing_key = billing_key
-            sub.card_company = str(billing.get("cardCompany") or card.get("issuerCode") or "")[:32]
-            sub.card_number = str(billing.get("cardNumber") or card.get("number") or "")[:32]
-            sub.save()
-            checkout.subscription, checkout.auth_key_digest = sub, digest
-            checkout.error_code, checkout.error_message = "", ""
-            if sub.status == EngineStatus.TRIALING:  # nothing to charge before the trial ends
-                checkout.completed_at = now
-                checkout.save()
-                _emit(
-                    adapter, "subscription.created", _subscription_data(sub, checkout_id=checkout.pk), at=now
-                )
-                return checkout
-            charge, created = EngineCharge.objects.get_or_create(
-                subscription=sub,
-                period=1,
-                defaults={"order_id": _order_id(sub.id, 1, 1), "amount": 0, "currency": sub.currency},
-            )
-            if charge.status == EngineChargeStatus.FAILED:  # another card after a refusal: a new attempt
-                charge.attempt += 1
-                charge.order_id, charge.status = (
-                    _order_id(sub.id, 1, charge.attempt),
-                    EngineChargeStatus.PENDING,
-                )
-            if created or charge.invoice_id is None:  # the first period's fee, invoiced before the charge
-                _bill(charge, first_invoice(sub=_esub(sub), period_start=now, period_end=now + _step(sub.interval),
-                                            attempt=charge.attempt))  # fmt: skip
-            charge.save()
-            checkout.save()
-    # the subscription and its charge row are committed before Toss is asked for money
-    outcome, error = _settle(sub.pk, now=now)
+
+def subscription_first_charge(
+    checkout: EngineCheckout, *, now: dt.datetime, declined: type[ProviderError]
+) -> None:
+    """Charge a started subscription's first period (after the start committed) and say how it
+    went: nothing (paid, or a trial), `declined` (the page shows why; another card may try again),
+    or ProviderUnavailable (the provider did not answer, or a concurrent reload holds the charge:
+    reloading later is safe)."""
+    if checkout.completed_at is not None or checkout.subscription_id is None:
+        return
+    outcome, error = _settle(checkout.subscription_id, now=now)
     checkout.refresh_from_db()
     if outcome == "unavailable" or (outcome == "skipped" and checkout.completed_at is None):
-        # Toss did not answer, or a concurrent reload holds the charge: reloading later is safe
         raise error or ProviderUnavailable("The payment is being processed; reload this page in a moment.")
     if outcome == "failed":
-        raise TossCardDeclined(checkout.error_message, details={"toss_code": checkout.error_code})
-    return checkout
+        raise declined(checkout.error_message, details={"provider_code": checkout.error_code})
 
 
 # --- charging ----------------------------------------------------------------------------------
@@ -302,59 +253,44 @@ def _settle(sub_id: str, *, now: dt.datetime) -> tuple[str, ProviderError | None
         )
         if charge is None:
             return "skipped", None
-        adapter = _adapter(sub.mode)
-        if charge.amount <= 0:  # nothing due (a 100% discount, no usage): no call to Toss
-            _paid(
-                adapter, sub, charge, {"status": "DONE", "orderId": charge.order_id, "totalAmount": 0}, at=now
-            )
+        adapter = _adapter(sub.provider, sub.mode)
+        if charge.amount <= 0:  # nothing due (a 100% discount, no usage): no call to the provider
+            _paid(adapter, sub, charge, payment_id="", amount=0, at=now)
             return "done", None
         try:
-            payment = adapter.charge_billing_key(
-                billing_key=sub.billing_key,
-                customer_key=sub.customer_key,
-                amount=charge.amount,
-                order_id=charge.order_id,
-                order_name=f"{sub.price} #{charge.period}"[:100],
-                customer_email=sub.email,
-            )
+            result = adapter.charge_saved_method(
+                method=sub.billing_key, customer_key=sub.customer_key, amount=charge.amount,
+                currency=charge.currency, key=charge.order_id, description=f"{sub.price} #{charge.period}",
+                email=sub.email,
+                metadata={"monetize_invoice": _invoice_ref(charge), "monetize_customer": sub.customer,
+                          "monetize_subscription": sub.id},
+            )  # fmt: skip
         except (ProviderUnavailable, ProviderNotConfigured) as exc:
-            # no attempt counted: the row keeps its orderId/Idempotency-Key for the next try
-            logger.warning("toss charge %s not attempted: %s", charge.order_id, exc.code)
+            # no attempt counted: the row keeps its idempotency key for the next try
+            logger.warning("%s charge %s not attempted: %s", sub.provider, charge.order_id, exc.code)
             return "unavailable", exc
-        except TossCardDeclined as exc:
-            if exc.details.get("toss_code") not in ALREADY_PAID_CODES:
-                _failed(
-                    adapter,
-                    sub,
-                    charge,
-                    code=str(exc.details.get("toss_code") or exc.code),
-                    message=exc.message,
-                    at=now,
-                )
-                return "failed", exc
-            payment = adapter.get_payment_by_order(order_id=charge.order_id)  # it went through earlier
-        if payment.get("status") != "DONE" or payment.get("orderId") != charge.order_id:
-            _failed(adapter, sub, charge, code=str(payment.get("status") or "UNKNOWN"),
-                    message="TossPayments did not complete the payment.", at=now)  # fmt: skip
+        if not result.succeeded:
+            _failed(adapter, sub, charge, code=result.failure_code, message=result.failure_message, at=now)
             return "failed", None
-        _paid(adapter, sub, charge, payment, at=now)
+        _paid(
+            adapter, sub, charge, payment_id=result.payment_id, amount=result.amount or charge.amount, at=now
+        )
         return "done", None
 
 
 def _paid(
-    adapter: TossProvider, sub: EngineSubscription, charge: EngineCharge, payment: dict, *, at: dt.datetime
+    adapter, sub: EngineSubscription, charge: EngineCharge, *, payment_id: str, amount: int, at: dt.datetime
 ) -> None:
-    charge.status, charge.payment_key = EngineChargeStatus.DONE, str(payment.get("paymentKey") or "")
+    charge.status, charge.payment_key = EngineChargeStatus.DONE, payment_id
     charge.failure_code, charge.failure_message = "", ""
     charge.save(update_fields=["status", "payment_key", "failure_code", "failure_message", "updated_at"])
-    amount = int(payment.get("totalAmount") or charge.amount)
     paid = _payment_data(sub, charge, payment_id=charge.payment_key, amount=amount)
     if charge.final:  # the last invoice (the usage of the period the subscription ends with)
         sub.status, sub.period_number = EngineStatus.CANCELED, charge.period
         sub.save()
         if amount:
-            _emit(adapter, "payment.succeeded", paid, at=at)
-        _emit(adapter, "subscription.canceled", _subscription_data(sub), at=at)
+            _emit(adapter, sub, "payment.succeeded", paid, at=at)
+        _emit(adapter, sub, "subscription.canceled", _subscription_data(sub), at=at)
         return
     first = sub.status == EngineStatus.INCOMPLETE
     start = at if first else sub.period_end
@@ -370,17 +306,17 @@ def _paid(
             checkout.completed_at = at
             checkout.save(update_fields=["completed_at"])
         extra = {"checkout_id": checkout.pk} if checkout else {}
-        _emit(adapter, "subscription.created", _subscription_data(sub, **extra), at=at)
+        _emit(adapter, sub, "subscription.created", _subscription_data(sub, **extra), at=at)
         if amount:
-            _emit(adapter, "payment.succeeded", paid, at=at)
+            _emit(adapter, sub, "payment.succeeded", paid, at=at)
     else:
         if amount:
-            _emit(adapter, "payment.succeeded", paid, at=at)
-        _emit(adapter, "subscription.updated", _subscription_data(sub), at=at)
+            _emit(adapter, sub, "payment.succeeded", paid, at=at)
+        _emit(adapter, sub, "subscription.updated", _subscription_data(sub), at=at)
 
 
 def _failed(
-    adapter: TossProvider,
+    adapter,
     sub: EngineSubscription,
     charge: EngineCharge,
     *,
@@ -401,17 +337,17 @@ def _failed(
         _void_unpaid(charge)  # another card is a new attempt with its own invoice
         return
     failed = _payment_data(sub, charge, payment_id=charge.order_id, amount=charge.amount)
-    _emit(adapter, "payment.failed", failed, at=at)
+    _emit(adapter, sub, "payment.failed", failed, at=at)
     if charge.final:  # the subscription ends anyway; its last invoice stays open for staff
         sub.status, sub.next_retry_at, sub.period_number = EngineStatus.CANCELED, None, charge.period
         sub.save()
-        _emit(adapter, "subscription.canceled", _subscription_data(sub), at=at)
+        _emit(adapter, sub, "subscription.canceled", _subscription_data(sub), at=at)
         return
     if sub.status != EngineStatus.PAST_DUE:
         sub.status, sub.failed_attempts, sub.first_failed_at = EngineStatus.PAST_DUE, 1, at
         sub.next_retry_at = at + dt.timedelta(days=RETRY_DAYS[0])
         sub.save()
-        _emit(adapter, "subscription.updated", _subscription_data(sub), at=at)
+        _emit(adapter, sub, "subscription.updated", _subscription_data(sub), at=at)
         return
     sub.failed_attempts += 1
     if sub.failed_attempts > len(RETRY_DAYS):
@@ -419,7 +355,7 @@ def _failed(
         sub.save()
         charge.status = EngineChargeStatus.VOID
         charge.save(update_fields=["status", "updated_at"])
-        _emit(adapter, "subscription.canceled", _subscription_data(sub), at=at)
+        _emit(adapter, sub, "subscription.canceled", _subscription_data(sub), at=at)
         return
     sub.next_retry_at = (sub.first_failed_at or at) + dt.timedelta(days=RETRY_DAYS[sub.failed_attempts - 1])
     sub.save()
@@ -458,12 +394,17 @@ def _claim(sub_id: str, *, now: dt.datetime) -> str:
             if invoice.amount_due <= 0:
                 sub.status = EngineStatus.CANCELED
                 sub.save()
-                _emit(_adapter(sub.mode), "subscription.canceled", _subscription_data(sub), at=sub.period_end)
+                _emit(
+                    _adapter(sub.provider, sub.mode),
+                    sub,
+                    "subscription.canceled",
+                    _subscription_data(sub),
+                    at=sub.period_end,
+                )
                 return "canceled"
-            charge = EngineCharge(
-                subscription=sub, period=period, order_id=_order_id(sub.id, period, 1), final=True
-            )
+            charge = EngineCharge(subscription=sub, period=period, final=True)
             _bill(charge, invoice)
+            charge.order_id = _order_id(sub, charge)
             charge.save()
             return "charge"
         if charge is None:
@@ -478,15 +419,13 @@ def _claim(sub_id: str, *, now: dt.datetime) -> str:
                 sub=_esub(sub), period_start=sub.period_start, period_end=sub.period_end, renews=True,
                 bill_usage=bill_usage, ended_price_code=ended_price,
             )  # fmt: skip
-            charge = EngineCharge(subscription=sub, period=period, order_id=_order_id(sub.id, period, 1))
+            charge = EngineCharge(subscription=sub, period=period)
             _bill(charge, invoice)
+            charge.order_id = _order_id(sub, charge)
             charge.save()
         elif charge.status == EngineChargeStatus.FAILED:  # a dunning retry: a new attempt, a new key
             charge.attempt += 1
-            charge.order_id, charge.status = (
-                _order_id(sub.id, period, charge.attempt),
-                EngineChargeStatus.PENDING,
-            )
+            charge.order_id, charge.status = _order_id(sub, charge), EngineChargeStatus.PENDING
             charge.save(update_fields=["attempt", "order_id", "status", "updated_at"])
         elif charge.status != EngineChargeStatus.PENDING:
             return "skipped"
@@ -537,18 +476,18 @@ def subscription_cancel(*, subscription_id: str, at_period_end: bool, now: dt.da
     now = now or timezone.now()
     with transaction.atomic():
         sub = _locked(subscription_id)
-        adapter = _adapter(sub.mode)
+        adapter = _adapter(sub.provider, sub.mode)
         if at_period_end and sub.status in (EngineStatus.ACTIVE, EngineStatus.TRIALING):
             sub.cancel_at_period_end = True
             sub.save()
-            _emit(adapter, "subscription.updated", _subscription_data(sub), at=now)
+            _emit(adapter, sub, "subscription.updated", _subscription_data(sub), at=now)
             return
         sub.status, sub.next_retry_at = EngineStatus.CANCELED, None
         sub.save()
         EngineCharge.objects.filter(subscription=sub, status=EngineChargeStatus.FAILED).update(
             status=EngineChargeStatus.VOID
         )
-        _emit(adapter, "subscription.canceled", _subscription_data(sub), at=now)
+        _emit(adapter, sub, "subscription.canceled", _subscription_data(sub), at=now)
 
 
 def subscription_pause(*, subscription_id: str, paused: bool, now: dt.datetime | None = None) -> None:
@@ -569,23 +508,24 @@ def subscription_pause(*, subscription_id: str, paused: bool, now: dt.datetime |
                 f"A {sub.status} subscription cannot be {'paused' if paused else 'resumed'}."
             )
         sub.save()
-        _emit(_adapter(sub.mode), "subscription.updated", _subscription_data(sub), at=now)
+        _emit(_adapter(sub.provider, sub.mode), sub, "subscription.updated", _subscription_data(sub), at=now)
 
 
 def subscription_change(
     *, subscription_id: str, price_ref: str, unit_amount: int, interval: str, quantity: int
 ) -> str:
-    """The next period is charged at the new terms (Toss has no proration): "at_period_end"."""
+    """The next period is charged at the new terms (no proration): "at_period_end"."""
     from billing.tiers.models import Price
 
     price = Price.objects.filter(code=price_ref, active=True).first()
     if price is None:
-        raise TossUnsupported(
+        raise EngineSubscriptionInvalid(
             f"No active price '{price_ref}'.", code="unknown_price", details={"price": price_ref}
         )
-    _validate_terms(currency=price.currency, interval=interval, amount=unit_amount * quantity)
     with transaction.atomic():
         sub = _locked(subscription_id)
+        _check_terms(_adapter(sub.provider, sub.mode), currency=price.currency, interval=interval,
+                     amount=unit_amount * quantity)  # fmt: skip
         sub.pending_price, sub.pending_unit_amount = price_ref, unit_amount
         sub.pending_interval, sub.pending_quantity = interval, quantity
         sub.save()
@@ -593,7 +533,8 @@ def subscription_change(
 
 
 def charge_owner(*, order_id: str, payment_key: str) -> dict | None:
-    """Whose charge a Toss payment is (for verified webhooks), or None if it is not ours."""
+    """Whose charge a provider's payment is (Toss's webhooks name the orderId and paymentKey), or
+    None if it is not ours."""
     charge = (
         EngineCharge.objects.select_related("subscription")
         .filter(Q(order_id=order_id) | Q(payment_key=payment_key))
