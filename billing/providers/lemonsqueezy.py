@@ -342,7 +342,11 @@ class LemonSqueezyProvider:
             refund = kind == "subscription_payment_refunded"
             invoice_id = f"invoice:{data.get('id')}"
             payment = PaymentState(
-                payment_id=invoice_id,
+                # a refund is known by the invoice's cumulative refunded amount only (memberships
+                # records what is new of it, so a second partial refund is not taken for a redelivery)
+                payment_id=f"refunded:{invoice_id}" if refund else invoice_id,
+                reference=invoice_id,
+                refunded_total=_amount(attributes, refund=True) if refund else None,
                 amount=_amount(attributes, refund=refund),
                 currency=str(attributes.get("currency") or "").lower(),
                 customer=custom.get("monetize_customer")
@@ -375,7 +379,9 @@ class LemonSqueezyProvider:
                     return NormalizedEvent(type=EventType.IGNORED, **common)
                 return NormalizedEvent(type=EventType.INVOICE, invoice=invoice, **common)
             payment = PaymentState(
-                payment_id=f"order:{data.get('id')}",
+                payment_id=f"refunded:order:{data.get('id')}" if refund else f"order:{data.get('id')}",
+                reference=f"order:{data.get('id')}",  # a refund's charge (the order's payment)
+                refunded_total=_amount(attributes, refund=True) if refund else None,
                 amount=_amount(attributes, refund=refund),
                 currency=str(attributes.get("currency") or "").lower(),
                 customer=custom.get("monetize_customer", ""),

@@ -426,6 +426,47 @@ def test_lemonsqueezy_order_twice_is_one_paid_invoice_numbered_as_the_order(lemo
     assert outbound_types(fixture) == ["invoice.created", "invoice.finalized", "invoice.paid"]
 
 
+def test_lemonsqueezy_partial_refunds_are_each_recorded_once(lemon_shop):
+    """order_refunded carries the order's cumulative refunded_amount: 500, then 1,199 in all, each
+    delivered twice, the newer first: two refunds adding up to 1,199 (the second partial refund was
+    once taken for a redelivery of the first)."""
+    fixture, _ = lemon_shop
+    ls_deliver(fixture, ls_order())
+    process_all(fixture)
+
+    def refunded(amount: int, status: str, updated: str) -> dict:
+        payload = ls_order(status, updated)
+        payload["meta"]["event_name"] = "order_refunded"
+        payload["data"]["attributes"].update(refunded_amount=amount, refunded=status == "refunded")
+        return payload
+
+    partial = refunded(500, "partial_refund", "2026-11-02T12:00:00.000000Z")
+    full = refunded(1199, "refunded", "2026-11-03T12:00:00.000000Z")
+    for payload in (full, partial, full, partial):
+        assert ls_deliver(fixture, payload).status_code == 200
+    process_all(fixture)
+    with tenant_context(fixture.tenant):
+        assert sorted(Payment.objects.filter(kind="refund").values_list("amount", flat=True)) == [1199]
+    # the newer figure first records all of it; in order, each figure records what is new
+    second_order = ls_order()
+    second_order["data"]["id"], second_order["data"]["attributes"]["order_number"] = "2", 2
+    ls_deliver(fixture, second_order)
+    process_all(fixture)
+    for amount, status, day in ((500, "partial_refund", "04"), (1199, "refunded", "05")):
+        payload = refunded(amount, status, f"2026-11-{day}T12:00:00.000000Z")
+        payload["data"]["id"], payload["data"]["attributes"]["order_number"] = "2", 2
+        ls_deliver(fixture, payload)
+        ls_deliver(fixture, payload)
+        process_all(fixture)
+    with tenant_context(fixture.tenant):
+        second = Payment.objects.filter(kind="refund", reference="order:2")
+        assert sorted(second.values_list("amount", flat=True)) == [500, 699]
+        assert set(InboxEvent.objects.values_list("status", flat=True)) <= {"applied", "ignored"}
+        # each order's mirrored invoice is credited what was refunded on it (credit notes)
+        credited = dict(Invoice.objects.values_list("provider_invoice_id", "amount_credited"))
+        assert credited == {"order:1": 1199, "order:2": 1199}
+
+
 def test_lemonsqueezy_renewal_failed_then_recovered_is_one_invoice_paid_once(lemon_shop):
     fixture, _ = lemon_shop
     membership = ls_membership(fixture)

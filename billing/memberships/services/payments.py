@@ -80,24 +80,21 @@ def payment_record(
         # a refund whose money a cumulative figure already recorded: what the integrator has not been
         # told yet (None: all of it), and no second credit note for it
         announce, notify = None, True
-        if kind == PaymentKind.REFUND and charge is not None:
-            # one refund of a charge at a time: a cumulative figure and a refund of the same money
-            # may be applied concurrently
-            Payment.objects.select_for_update().filter(pk=charge.pk).first()
+        if kind == PaymentKind.REFUND and payment.reference:
+            if charge is not None:
+                # one refund of a charge at a time: a cumulative figure and a refund of the same
+                # money may be applied concurrently
+                Payment.objects.select_for_update().filter(pk=charge.pk).first()
             if payment.refunded_total is not None:
-                payment = _refund_catch_up(provider, payment, charge)
+                payment = _refund_catch_up(provider, payment)
                 if payment is None:
                     return None
             else:
-                claimed = _refund_claim(provider, payment, charge)
+                claimed = _refund_claim(provider, payment)
                 if isinstance(claimed, Payment):
                     return claimed  # the figure's row became this refund's: told and credited already
                 if claimed is not None:
                     announce, notify = claimed, False
-        elif kind == PaymentKind.REFUND and payment.refunded_total is not None:
-            raise PaymentCustomerUnknown(  # its charge's event is still on the way: retried
-                f"No {provider} charge '{payment.reference}' recorded yet for {payment.payment_id}."
-            )
         membership = charge.membership if charge is not None else None
         if payment.subscription_id:
             membership = (
@@ -179,25 +176,26 @@ def payment_record(
 REFUNDED_TOTAL_PREFIX = "refunded_total:"
 
 
-def _refunds_of(provider: str, charge: Payment):
-    return Payment.objects.filter(provider=provider, kind=PaymentKind.REFUND, reference=charge.reference)
+def _refunds_of(provider: str, reference: str):
+    """The refunds recorded against the money movement `reference` names (a refund stores it)."""
+    return Payment.objects.filter(provider=provider, kind=PaymentKind.REFUND, reference=reference)
 
 
-def _refund_catch_up(provider: str, payment: PaymentState, charge: Payment) -> PaymentState | None:
-    """A cumulative refund figure (Polar's order.refunded: the order's refunded amount so far, no
-    refund id) becomes a refund of what the recorded refunds do not cover yet, keyed by the figure;
+def _refund_catch_up(provider: str, payment: PaymentState) -> PaymentState | None:
+    """A cumulative refund figure (Polar's order.refunded, Lemon Squeezy's order_refunded and
+    subscription_payment_refunded: the refunded amount so far, no refund id) becomes a refund of what the recorded refunds do not cover yet, keyed by the figure;
     None when they cover it (an older or redelivered figure, or refund.* events came first)."""
-    key = f"{REFUNDED_TOTAL_PREFIX}{charge.reference}:{payment.refunded_total}"
+    key = f"{REFUNDED_TOTAL_PREFIX}{payment.reference}:{payment.refunded_total}"
     if Payment.objects.filter(provider=provider, provider_payment_id=key, kind=PaymentKind.REFUND).exists():
         return replace(payment, payment_id=key)  # recorded: get_or_create finds it
-    recorded = _refunds_of(provider, charge).aggregate(total=Sum("amount"))["total"] or 0
+    recorded = _refunds_of(provider, payment.reference).aggregate(total=Sum("amount"))["total"] or 0
     missing = payment.refunded_total - recorded
     if missing <= 0:
         return None
     return replace(payment, payment_id=key, amount=missing)
 
 
-def _refund_claim(provider: str, payment: PaymentState, charge: Payment) -> Payment | int | None:
+def _refund_claim(provider: str, payment: PaymentState) -> Payment | int | None:
     """A refund with its own id (Polar's refund.created) whose money a cumulative figure already
     recorded (an earlier order.refunded) takes that money over, so the charge's refunds add up to
     what was refunded, once: the figure's row of exactly its amount becomes its row (returned: it
@@ -209,7 +207,7 @@ def _refund_claim(provider: str, payment: PaymentState, charge: Payment) -> Paym
     ).exists():
         return None
     covering = list(
-        _refunds_of(provider, charge)
+        _refunds_of(provider, payment.reference)
         .filter(provider_payment_id__startswith=REFUNDED_TOTAL_PREFIX, amount__gt=0)
         .select_for_update()
         .order_by("id")
