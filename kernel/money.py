@@ -3,6 +3,7 @@
 The exponent table covers the currencies our providers settle; anything else has two decimals.
 """
 
+import re
 from decimal import Decimal
 
 ZERO_DECIMAL = frozenset(
@@ -61,3 +62,22 @@ def format_unit_amount(minor: Decimal | int | str, currency: str) -> str:
     number = f"{major:,.{digits}f}"
     symbol = SYMBOLS.get(currency.lower())
     return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"
+
+
+def parse_amount(text: str, currency: str) -> int:
+    """What a person typed, in major units, as minor units: "1,234.5" usd → 123450, "39,000" krw →
+    39000. Exact (integer arithmetic); refuses more decimals than the currency has, signs, exponents
+    and anything that is not a plain number (ValueError, with a message to show)."""
+    cleaned = str(text).strip().replace(",", "").replace(" ", "")
+    symbol = SYMBOLS.get(currency.lower(), "")
+    if symbol and cleaned.startswith(symbol):
+        cleaned = cleaned[len(symbol) :]
+    number = re.fullmatch(r"(\d*)(?:\.(\d+))?", cleaned, re.ASCII)
+    if number is None or not (number[1] or number[2]):
+        raise ValueError("Enter an amount such as 12.50.")
+    whole, fraction = number[1] or "0", number[2] or ""
+    places = exponent(currency)
+    if len(fraction) > places:
+        unit = f"has {places} decimals" if places else "has no decimals"
+        raise ValueError(f"{currency.upper()} {unit}.")
+    return int(whole) * 10**places + int(fraction.ljust(places, "0") or 0)

@@ -428,3 +428,126 @@ def test_invoice_page_lists_payment_attempts_and_activity(alpha, book):
         "Charge of $1,500.00 (sandbox)",
         "A charge of $1,500.00 failed (sandbox)",
     ]
+
+
+# --- staff: credit notes and refunds --------------------------------------------------------------
+
+
+def _notes(alpha, pk) -> list[tuple]:
+    from billing.invoicing.models import CreditNote
+
+    with tenant_context(alpha.tenant):
+        notes = CreditNote.objects.filter(invoice_id=pk).order_by("id")
+        return [(n.amount, n.pre_payment_amount, n.refund_amount, n.credit_amount, n.status) for n in notes]
+
+
+def test_a_credit_note_lowers_what_is_due_and_is_listed(alpha, book):
+    client = _login(alpha, alpha.owner_email)
+    page = _text(client.get(f"/invoices/{book['ada_open']}/"))
+    assert 'data-testid="credit-form"' in page and "Up to <strong>$1,500.00</strong>" in page
+    response = client.post(
+        f"/invoices/{book['ada_open']}/credit-notes/",
+        {"amount": "1,000.50", "reason": "order_change", "memo": "two seats fewer"},
+        follow=True,
+    )
+    page = _text(response)
+    assert re.search(
+        r'<li class="success">Credit note ALPHA-\d+-CN1 issued: \$1,000.50 off what is due\.', page
+    )
+    assert _notes(alpha, book["ada_open"]) == [(100_050, 100_050, 0, 0, "issued")]
+    row = page.split('data-credit-note="')[1].split("</tr>")[0]
+    assert "Order change" in row and "two seats fewer" in row and "−$1,000.50" in row
+    assert 'data-testid="amount-due">$499.50<' in page and "Up to <strong>$499.50</strong>" in page
+    # more than is due: refused in the invoice's money, nothing issued
+    page = _text(client.post(f"/invoices/{book['ada_open']}/credit-notes/", {"amount": "500"}, follow=True))
+    assert (
+        "The credit note was not issued. At most $499.50 can be credited: that is what is still due." in page
+    )
+    assert len(_notes(alpha, book["ada_open"])) == 1
+    # the rest settles the invoice; then nothing more can be credited before payment
+    client.post(f"/invoices/{book['ada_open']}/credit-notes/", {"amount": "499.50", "reason": "other"})
+    assert _status(alpha, book["ada_open"]) == "paid"
+    assert 'data-testid="credit-form"' not in _text(client.get(f"/invoices/{book['ada_open']}/"))
+
+
+@pytest.mark.parametrize("amount", ["12.345", "-5", "0", "1e3", "", "ten"])
+def test_a_bad_credit_amount_is_shown_on_the_form(alpha, book, amount):
+    client = _login(alpha, alpha.owner_email)
+    response = client.post(
+        f"/invoices/{book['ada_open']}/credit-notes/", {"amount": amount, "reason": "other"}
+    )
+    page = _text(response)
+    assert response.status_code == 400 and "The credit note was not issued: check the form below." in page
+    assert re.search(r"Amount: (Enter an amount|USD has 2 decimals|This field is required)", page)
+    assert _notes(alpha, book["ada_open"]) == []
+
+
+def test_a_paid_invoice_is_refunded_through_the_provider_that_collected(
+    alpha, book, monkeypatch, django_capture_on_commit_callbacks
+):
+    from billing.invoicing.services import engine_invoice_ref
+    from billing.memberships.services import payment_record
+    from billing.providers.base import PaymentState
+    from billing.providers.services import provider_account_upsert
+
+    monkeypatch.setattr("billing.inbox.services._enqueue", lambda inbox_id, countdown=None: None)
+    with tenant_context(alpha.tenant):
+        provider_account_upsert(provider="sandbox")
+        invoice = Invoice.objects.get(pk=book["bob_open"])  # ₩39,000
+        payment_record(
+            provider="sandbox", event_type="payment.succeeded", occurred_at=timezone.now(), event_id="evt_1",
+            payment=PaymentState(payment_id="pay_1", amount=39_000, currency="krw", customer="bob",
+                                 invoice=engine_invoice_ref(invoice)),
+        )  # fmt: skip
+    client = _login(alpha, alpha.owner_email)
+    page = _text(client.get(f"/invoices/{invoice.pk}/"))
+    assert "Up to <strong>₩39,000</strong> can be given back" in page and 'name="refund"' in page
+    assert _text(
+        client.post(f"/invoices/{invoice.pk}/credit-notes/", {"amount": "1.5", "refund": "on"})
+    ).count("KRW has no decimals")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/invoices/{invoice.pk}/credit-notes/",
+            {"amount": "₩10,000", "reason": "duplicate", "refund": "on"},
+            follow=True,
+        )
+    page = _text(response)
+    assert re.search(r"Credit note ALPHA-\d+-CN1 issued: ₩10,000 refunded through sandbox\.", page)
+    assert _notes(alpha, invoice.pk) == [(10_000, 0, 10_000, 0, "refunded")]
+    assert "₩10,000 refund via sandbox" in page and ">Refunded<" in page
+    assert "Up to <strong>₩29,000</strong>" in page
+    # out of band: no money moves
+    page = _text(client.post(f"/invoices/{invoice.pk}/credit-notes/", {"amount": "9000"}, follow=True))
+    assert "₩9,000 credited out of band (no money moved)" in page
+    assert _notes(alpha, invoice.pk)[1] == (9_000, 0, 0, 9_000, "issued")
+
+
+def test_a_refund_of_an_invoice_paid_outside_any_provider_says_what_to_do(alpha, book):
+    client = _login(alpha, alpha.owner_email)
+    page = _text(client.get(f"/invoices/{book['ada_paid']}/"))
+    assert 'name="refund"' not in page and "credited out of band" in page  # no provider payment
+    page = _text(
+        client.post(
+            f"/invoices/{book['ada_paid']}/credit-notes/", {"amount": "5", "refund": "on"}, follow=True
+        )
+    )
+    assert "nothing to refund: untick refund to credit it out of band" in page
+    assert _notes(alpha, book["ada_paid"]) == []
+    page = _text(client.post(f"/invoices/{book['ada_paid']}/credit-notes/", {"amount": "30"}, follow=True))
+    assert "At most $29.00 can be given back" in page and _notes(alpha, book["ada_paid"]) == []
+
+
+def test_credit_notes_are_for_billing_roles_by_post(alpha, book):
+    path = f"/invoices/{book['ada_open']}/credit-notes/"
+    assert _login(alpha, alpha.owner_email).get(path).status_code == 405
+    support = _user(alpha, "support@alpha.test", Role.SUPPORT)
+    assert 'data-testid="credit-form"' not in _text(support.get(f"/invoices/{book['ada_open']}/"))
+    assert support.post(path, {"amount": "1"}).status_code == 403
+    assert _user(alpha, "c@alpha.test", Role.CUSTOMER).post(path, {"amount": "1"}).status_code == 403
+    assert _notes(alpha, book["ada_open"]) == []
+    draft = _text(
+        _login(alpha, alpha.owner_email).post(
+            f"/invoices/{book['ada_draft']}/credit-notes/", {"amount": "1"}, follow=True
+        )
+    )
+    assert "only open, paid or uncollectible invoices take credit notes" in draft

@@ -217,14 +217,25 @@ def test_owner_filters_opens_and_voids_an_invoice(server, browser, billed, shots
     paid = browser.new_page(viewport=SIZES[size])
     paid.context.add_cookies(page.context.cookies())
     paid.goto(f"{server}/invoices/{billed['paid_id']}/")
-    assert (
-        paid.locator("[data-payment=pay_declined]").is_visible()
-        and paid.locator("[data-action]").count() == 0
-    )
+    assert paid.locator("[data-payment=pay_declined]").is_visible()
+    assert paid.locator("[data-action=void], [data-action=mark-uncollectible]").count() == 0
+    assert paid.locator("#credit input[name=refund]").is_visible()  # it went through the sandbox
     _fits(paid, "the paid invoice page")
     paid.screenshot(path=str(shots / f"staff-invoice-paid-{size}.png"), full_page=True)
 
     page.on("dialog", lambda dialog: dialog.accept())
+    page.click("[data-action=open-credit]")
+    page.fill("#credit input[name=amount]", "141.50")
+    page.select_option("#credit select[name=reason]", "order_change")
+    page.fill("#credit input[name=memo]", "Minutes of a failed build")
+    with page.expect_navigation():
+        page.click("[data-action=credit]")
+    assert "$141.50 off what is due" in page.locator(".messages").inner_text()
+    assert page.locator("[data-testid=amount-due]").inner_text() == "$1,000.00"
+    assert "Minutes of a failed build" in page.locator("[data-testid=credit-notes]").inner_text()
+    _fits(page, "the credited invoice page")
+    page.screenshot(path=str(shots / f"staff-invoice-credited-{size}.png"), full_page=True)
+
     with page.expect_navigation():
         page.click("[data-action=mark-uncollectible]")
     assert "is now uncollectible" in page.locator(".messages").inner_text()

@@ -14,6 +14,7 @@ urlpatterns = [
     path("invoices/", views.invoice_list, name="staff-invoices"),
     path("invoices/<int:invoice_id>/", views.invoice_detail, name="staff-invoice"),
     path("invoices/<int:invoice_id>/pdf/", views.invoice_pdf, name="staff-invoice-pdf"),
+    path("invoices/<int:invoice_id>/credit-notes/", views.invoice_credit, name="staff-invoice-credit"),
     path(
         "invoices/<int:invoice_id>/<slug:action>/",
         views.invoice_action,

@@ -4,7 +4,6 @@ activity; void and mark uncollectible for the roles that change billing; the PDF
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -15,10 +14,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.permissions import role_required
 from accounts.roles import STAFF_ROLES, Role
+from billing.invoicing.credit_notes import CREDITABLE, credit_note_create
 from billing.invoicing.exceptions import InvoiceNotFound, InvoiceStateError
-from billing.invoicing.models import CollectedBy, InvoiceStatus
+from billing.invoicing.models import CollectedBy, CreditNoteStatus, InvoiceStatus
+from billing.invoicing.pages.forms import CreditNoteForm, InvoiceFilterForm
 from billing.invoicing.pages.selectors import (
-    InvoiceFilters,
     customer_invoice,
     customer_invoices,
     invoice_payment_attempts,
@@ -32,6 +32,7 @@ from billing.invoicing.services import invoice_mark_uncollectible, invoice_void
 from billing.invoicing.upcoming import NoUpcomingInvoice, invoice_upcoming
 from billing.memberships.models import PaymentKind
 from billing.memberships.services import customer_for_user
+from kernel.errors import ApplicationError
 from kernel.money import format_amount
 
 # who may void or give up on an invoice ("finance: change billing"; support only looks)
@@ -79,33 +80,6 @@ def customer_invoice_pdf(request, invoice_id: int):
 # ---- staff -------------------------------------------------------------------------------------
 
 
-class InvoiceFilterForm(forms.Form):
-    status = forms.ChoiceField(choices=[("", "All"), *InvoiceStatus.choices], required=False)
-    q = forms.CharField(required=False, max_length=200, label="Customer or number")
-    issued_from = forms.DateField(required=False, label="Issued from")
-    issued_to = forms.DateField(required=False, label="Issued to")
-
-    def clean(self):
-        data = super().clean()
-        start, end = data.get("issued_from"), data.get("issued_to")
-        if start and end and start > end:
-            self.add_error("issued_to", "The end date is before the start date.")
-        return data
-
-    def filters(self) -> InvoiceFilters:
-        """The valid filters (a bad date is reported on the form and ignored, the rest still apply)."""
-        if not self.is_bound:
-            return InvoiceFilters()
-        self.is_valid()  # fields with errors are left out of cleaned_data
-        data = self.cleaned_data
-        return InvoiceFilters(
-            status=data.get("status") or "",
-            search=data.get("q") or "",
-            issued_from=data.get("issued_from"),
-            issued_to=data.get("issued_to"),
-        )
-
-
 @require_GET
 @role_required(*STAFF_ROLES)
 def invoice_list(request):
@@ -142,7 +116,7 @@ def _staff_invoice(invoice_id: int):
         raise Http404("No such invoice.") from None
 
 
-def _activity(invoice, payments) -> list[tuple]:
+def _activity(invoice, payments, notes) -> list[tuple]:
     """What happened to the invoice, newest first."""
     events = [(invoice.created_at, "Created as a draft")]
     if invoice.finalized_at:
@@ -156,6 +130,13 @@ def _activity(invoice, payments) -> list[tuple]:
             events.append(
                 (payment.occurred_at, f"{payment.get_kind_display()} of {amount} ({payment.provider})")
             )
+    for note in notes:
+        events.append(
+            (note.created_at, f"Credit note {note.number}: {format_amount(note.amount, note.currency)}")
+        )
+        if note.refunded_at:
+            amount = format_amount(note.refund_amount, note.currency)
+            events.append((note.refunded_at, f"{amount} refunded through {note.provider}"))
     if invoice.paid_at:
         events.append((invoice.paid_at, "Paid in full"))
     if invoice.voided_at:
@@ -163,13 +144,20 @@ def _activity(invoice, payments) -> list[tuple]:
     return sorted(events, key=lambda event: event[0], reverse=True)
 
 
-@require_GET
-@role_required(*STAFF_ROLES)
-def invoice_detail(request, invoice_id: int):
-    invoice = _staff_invoice(invoice_id)
+def _detail(request, invoice, *, credit_form: CreditNoteForm | None = None, status: int = 200):
     payments = invoice_payment_attempts(invoice=invoice)
+    notes = sorted(invoice.credit_notes.all(), key=lambda note: note.pk)
     user = request.user
     may_change = user.is_superuser or user.role in BILLING_ROLES
+    paid = invoice.status == InvoiceStatus.PAID
+    # what a new credit note may take at most (the service checks it again under the invoice's lock)
+    returned = sum(note.refund_amount + note.credit_amount for note in notes)
+    owed = invoice.total - invoice.amount_paid - invoice.amount_credited  # due, uncollectible ones too
+    left = invoice.amount_paid - returned if paid else owed
+    creditable = max(min(left, invoice.total - invoice.amount_credited), 0)
+    charges = [
+        link.payment for link in payments if link.payment.kind == PaymentKind.CHARGE and link.amount_applied
+    ]
     return render(
         request,
         "billing/invoices/staff_detail.html",
@@ -177,15 +165,27 @@ def invoice_detail(request, invoice_id: int):
             "invoice": invoice,
             "lines": list(invoice.lines.all()),
             "payments": payments,
-            "activity": _activity(invoice, payments),
+            "credit_notes": notes,
+            "activity": _activity(invoice, payments, notes),
             "may_void": may_change
             and invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
             and not invoice.amount_paid,
             "may_mark_uncollectible": may_change and invoice.status == InvoiceStatus.OPEN,
             "may_change": may_change,
+            "may_credit": may_change and invoice.status in CREDITABLE and creditable > 0,
+            "creditable": creditable,
+            "refund_provider": charges[-1].provider if paid and charges else "",
+            "credit_form": credit_form or CreditNoteForm(invoice=invoice),
             "by_provider": invoice.collected_by == CollectedBy.PROVIDER,
         },
+        status=status,
     )
+
+
+@require_GET
+@role_required(*STAFF_ROLES)
+def invoice_detail(request, invoice_id: int):
+    return _detail(request, _staff_invoice(invoice_id))
 
 
 @require_GET
@@ -220,4 +220,72 @@ def invoice_action(request, invoice_id: int, action: str):
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Invoice {invoice} {outcome}.")
+    return redirect("staff-invoice", invoice_id=invoice.pk)
+
+
+def _credit_error(exc: ApplicationError, currency: str) -> str:
+    """The service's refusal in the invoice's money (its messages count minor units)."""
+    details = exc.details or {}
+
+    def money(key: str) -> str:
+        return format_amount(int(details.get(key) or 0), currency)
+
+    texts = {
+        "credit_exceeds_due": lambda: f"At most {money('due')} can be credited: that is what is still due.",
+        "credit_exceeds_paid": lambda: (
+            f"At most {money('refundable')} can be given back: that is what was paid and not yet "
+            "refunded or credited."
+        ),
+        "credit_exceeds_total": lambda: (
+            f"At most {money('creditable')} more can be credited on this invoice."
+        ),
+        "refund_exceeds_payment": lambda: (
+            f"A refund goes back through one payment: at most {money('refundable')} here. Refund less, "
+            "or credit the rest out of band (untick refund)."
+        ),
+        "no_payment_to_refund": lambda: (
+            "No payment of this invoice went through a provider, so there is nothing to refund: untick "
+            "refund to credit it out of band."
+        ),
+    }
+    text = texts.get(exc.code)
+    return text() if text else exc.message
+
+
+@require_POST
+@role_required(*BILLING_ROLES)
+def invoice_credit(request, invoice_id: int):
+    """Issue a credit note (and refund it through the provider, when asked) from the invoice page."""
+    invoice = _staff_invoice(invoice_id)
+    form = CreditNoteForm(request.POST, invoice=invoice)
+    if not form.is_valid():
+        messages.error(request, "The credit note was not issued: check the form below.")
+        return _detail(request, invoice, credit_form=form, status=400)
+    data = form.cleaned_data
+    try:
+        note = credit_note_create(
+            invoice_id=invoice.pk,
+            amount=data["amount"],
+            reason=data["reason"],
+            memo=data["memo"],
+            refund=data["refund"],
+        )
+    except ApplicationError as exc:
+        messages.error(request, f"The credit note was not issued. {_credit_error(exc, invoice.currency)}")
+        return redirect("staff-invoice", invoice_id=invoice.pk)
+    parts = []
+    if note.pre_payment_amount:
+        parts.append(f"{format_amount(note.pre_payment_amount, note.currency)} off what is due")
+    if note.refund_amount:
+        amount = format_amount(note.refund_amount, note.currency)
+        if note.status == CreditNoteStatus.REFUNDED:
+            parts.append(f"{amount} refunded through {note.provider}")
+        else:
+            parts.append(f"{amount} to refund through {note.provider}: it did not answer, so it is retried")
+    if note.credit_amount:
+        parts.append(
+            f"{format_amount(note.credit_amount, note.currency)} credited out of band (no money moved)"
+        )
+    level = messages.warning if note.status == CreditNoteStatus.REFUND_PENDING else messages.success
+    level(request, f"Credit note {note.number} issued: {'; '.join(parts)}.")
     return redirect("staff-invoice", invoice_id=invoice.pk)
