@@ -551,3 +551,18 @@ def test_credit_notes_are_for_billing_roles_by_post(alpha, book):
         )
     )
     assert "only open, paid or uncollectible invoices take credit notes" in draft
+
+
+def test_an_invoice_the_provider_collects_is_voided_at_the_provider_not_here(alpha):
+    with tenant_context(alpha.tenant):
+        ada, _ = customer_upsert(external_id="ada")
+        invoice = _invoice(
+            ada, 4900, collected_by="provider", provider="stripe", provider_invoice_id="in_123"
+        )
+    client = _login(alpha, alpha.owner_email)
+    page = _text(client.get(f"/invoices/{invoice.pk}/"))
+    assert "Stripe (mirrored from its webhooks)" in page and "<code>in_123</code>" in page
+    assert 'data-action="void"' not in page and 'data-action="mark-uncollectible"' not in page
+    assert "void it or mark it uncollectible in Stripe" in page
+    page = _text(client.post(f"/invoices/{invoice.pk}/void/", follow=True))
+    assert "is collected by stripe: change it there" in page and _status(alpha, invoice.pk) == "open"

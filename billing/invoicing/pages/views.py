@@ -150,6 +150,7 @@ def _detail(request, invoice, *, credit_form: CreditNoteForm | None = None, stat
     user = request.user
     may_change = user.is_superuser or user.role in BILLING_ROLES
     paid = invoice.status == InvoiceStatus.PAID
+    by_provider = invoice.collected_by == CollectedBy.PROVIDER
     # what a new credit note may take at most (the service checks it again under the invoice's lock)
     returned = sum(note.refund_amount + note.credit_amount for note in notes)
     owed = invoice.total - invoice.amount_paid - invoice.amount_credited  # due, uncollectible ones too
@@ -168,15 +169,16 @@ def _detail(request, invoice, *, credit_form: CreditNoteForm | None = None, stat
             "credit_notes": notes,
             "activity": _activity(invoice, payments, notes),
             "may_void": may_change
+            and not by_provider
             and invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
             and not invoice.amount_paid,
-            "may_mark_uncollectible": may_change and invoice.status == InvoiceStatus.OPEN,
+            "may_mark_uncollectible": may_change and not by_provider and invoice.status == InvoiceStatus.OPEN,
             "may_change": may_change,
             "may_credit": may_change and invoice.status in CREDITABLE and creditable > 0,
             "creditable": creditable,
             "refund_provider": charges[-1].provider if paid and charges else "",
             "credit_form": credit_form or CreditNoteForm(invoice=invoice),
-            "by_provider": invoice.collected_by == CollectedBy.PROVIDER,
+            "by_provider": by_provider,
         },
         status=status,
     )
@@ -211,6 +213,14 @@ def invoice_action(request, invoice_id: int, action: str):
         raise Http404("No such action.")
     service, status, outcome = ACTIONS[action]
     invoice = _staff_invoice(invoice_id)
+    if invoice.collected_by == CollectedBy.PROVIDER:
+        # the provider runs this invoice's collection: changed here only, it would go on collecting
+        messages.error(
+            request,
+            f"Invoice {invoice} is collected by {invoice.provider}: change it there; its webhook updates "
+            "this page.",
+        )
+        return redirect("staff-invoice", invoice_id=invoice.pk)
     if invoice.status == status:
         messages.info(request, f"Invoice {invoice} was already {invoice.get_status_display().lower()}.")
         return redirect("staff-invoice", invoice_id=invoice.pk)
