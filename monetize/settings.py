@@ -113,6 +113,7 @@ SHARED_APPS = [
 TENANT_APPS = [
     *_BOTH,
     "billing.tiers",
+    "billing.discounts",
     "billing.memberships",
     "billing.metering",
     "billing.entitlements",

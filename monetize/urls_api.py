@@ -2,11 +2,13 @@
 
 from django.urls import path
 
+from billing.discounts import api as discounts_api
 from billing.entitlements import api as ent
 from billing.events import api as webhooks_api
 from billing.invoicing import api as invoicing_api
-from billing.invoicing import credit_notes_api
+from billing.invoicing import credit_notes_api, taxes_api
 from billing.memberships import api as memberships_api
+from billing.memberships import discounts_api as customer_discounts_api
 from billing.metering import api as metering_api
 from billing.metering import credits_api
 from billing.tiers import api as tiers_api
@@ -39,6 +41,24 @@ urlpatterns = [
         "credit-notes/<int:credit_note_id>",
         credit_notes_api.CreditNoteDetailView.as_view(),
         name="credit-note",
+    ),
+    path("coupons", discounts_api.CouponListCreateView.as_view(), name="coupons"),
+    path("coupons/<str:code>", discounts_api.CouponDetailView.as_view(), name="coupon"),
+    path(
+        "coupons/<str:code>/deactivate",
+        discounts_api.CouponDeactivateView.as_view(),
+        name="coupon-deactivate",
+    ),
+    path(
+        f"{customer}/discount",
+        customer_discounts_api.CustomerDiscountView.as_view(),
+        name="customer-discount",
+    ),
+    path("tax-rates", taxes_api.TaxRateListCreateView.as_view(), name="tax-rates"),
+    path(
+        "tax-rates/<int:tax_rate_id>/deactivate",
+        taxes_api.TaxRateDeactivateView.as_view(),
+        name="tax-rate-deactivate",
     ),
     path("customers", memberships_api.CustomerListCreateView.as_view(), name="customers"),
     path(customer, memberships_api.CustomerDetailView.as_view(), name="customer"),

@@ -1,6 +1,13 @@
 from django.contrib import admin, messages
 
-from billing.invoicing.models import CreditNote, Invoice, InvoiceLine, InvoiceNumbering
+from billing.invoicing.models import (
+    TAX_RATE_TERMS,
+    CreditNote,
+    Invoice,
+    InvoiceLine,
+    InvoiceNumbering,
+    TaxRate,
+)
 from billing.invoicing.services import invoice_finalize, invoice_mark_uncollectible, invoice_void
 from kernel.errors import ApplicationError
 
@@ -92,6 +99,20 @@ class InvoiceNumberingAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TaxRate)
+class TaxRateAdmin(admin.ModelAdmin):
+    """Terms are read-only once created (the database refuses to change them); deactivate instead."""
+
+    list_display = ["name", "percent", "inclusive", "country", "active", "created_at"]
+    list_filter = ["active", "inclusive", "country"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return TAX_RATE_TERMS if obj else []
 
     def has_delete_permission(self, request, obj=None):
         return False

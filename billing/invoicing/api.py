@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace as Row
+
 from django.db import connection
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -84,6 +86,10 @@ class InvoiceLineOutput(serializers.Serializer):
     period_end = serializers.DateTimeField(allow_null=True)
     proration = serializers.BooleanField()
     breakdown = serializers.ListField(child=serializers.DictField())
+    discount_amount = serializers.IntegerField(help_text="This line's share of the invoice's discounts.")
+    tax_amount = serializers.IntegerField(
+        help_text="This line's tax (inclusive and exclusive), rounded once."
+    )
 
     def get_quantity(self, line) -> str:
         return decimal_text(line.quantity)
@@ -93,6 +99,24 @@ class InvoiceLineOutput(serializers.Serializer):
 
     def get_price(self, line) -> int | None:
         return line.price_id
+
+
+class InvoiceDiscountOutput(serializers.Serializer):
+    coupon = serializers.CharField(source="coupon_code")
+    name = serializers.CharField(source="coupon_name", allow_blank=True)
+    amount = serializers.IntegerField(help_text="Minor units taken off.")
+
+
+class InvoiceTaxOutput(serializers.Serializer):
+    name = serializers.CharField()
+    percent = serializers.SerializerMethodField(help_text="Decimal string.")
+    inclusive = serializers.BooleanField(help_text="Included in the amounts (does not add to the total).")
+    country = serializers.CharField(allow_blank=True)
+    taxable_amount = serializers.IntegerField(help_text="The lines after discounts, without inclusive tax.")
+    amount = serializers.IntegerField()
+
+    def get_percent(self, tax) -> str:
+        return decimal_text(tax.percent)
 
 
 class InvoiceOutput(serializers.Serializer):
@@ -129,6 +153,10 @@ class InvoiceOutput(serializers.Serializer):
     voided_at = serializers.DateTimeField(allow_null=True)
     lines = InvoiceLineOutput(many=True)
     credit_notes = CreditNoteBriefOutput(many=True, help_text="Oldest first.")
+    discounts = InvoiceDiscountOutput(many=True, help_text="The coupons that discounted it.")
+    taxes = InvoiceTaxOutput(
+        many=True, help_text="Each tax rate charged (inclusive ones already in the amounts)."
+    )
 
     def to_representation(self, invoice):
         data = super().to_representation(invoice)
@@ -205,6 +233,8 @@ class UpcomingLineOutput(serializers.Serializer):
     period_start = serializers.DateTimeField(allow_null=True)
     period_end = serializers.DateTimeField(allow_null=True)
     breakdown = serializers.ListField(child=serializers.DictField())
+    discount_amount = serializers.IntegerField()
+    tax_amount = serializers.IntegerField()
 
     def get_quantity(self, line) -> str:
         return decimal_text(line.quantity)
@@ -223,6 +253,8 @@ class UpcomingInvoiceOutput(serializers.Serializer):
     tax = serializers.IntegerField()
     total = serializers.IntegerField()
     lines = UpcomingLineOutput(many=True)
+    discounts = InvoiceDiscountOutput(many=True)
+    taxes = InvoiceTaxOutput(many=True)
 
 
 class UpcomingInvoiceView(APIView):
@@ -239,7 +271,7 @@ class UpcomingInvoiceView(APIView):
     def get(self, request, external_id: str):
         customer = customer_get(external_id=external_id)
         charges = invoice_upcoming(customer=customer)
-        subtotal = charges.subtotal
+        adjusted = charges.adjusted
         return Response(
             UpcomingInvoiceOutput(
                 {
@@ -247,11 +279,30 @@ class UpcomingInvoiceView(APIView):
                     "currency": charges.currency,
                     "period_start": charges.period_start,
                     "period_end": charges.period_end,
-                    "subtotal": subtotal,
-                    "discount": 0,
-                    "tax": 0,
-                    "total": subtotal,
-                    "lines": charges.lines,
+                    "subtotal": charges.subtotal,
+                    "discount": charges.discount,
+                    "tax": charges.tax,
+                    "total": charges.total,
+                    "lines": [
+                        Row(**vars(line), discount_amount=share.discount, tax_amount=share.tax)
+                        for line, share in zip(charges.lines, adjusted.lines, strict=True)
+                    ],
+                    "discounts": [
+                        Row(coupon_code=d.discount.code, coupon_name=d.discount.name, amount=d.amount)
+                        for d in adjusted.discounts
+                        if d.amount > 0
+                    ],
+                    "taxes": [
+                        Row(
+                            name=t.rate.name,
+                            percent=t.rate.percent,
+                            inclusive=t.rate.inclusive,
+                            country=t.rate.country,
+                            taxable_amount=t.taxable,
+                            amount=t.amount,
+                        )
+                        for t in adjusted.taxes
+                    ],  # fmt: skip
                 }
             ).data
         )

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
 
+from billing.invoicing.adjustments import Adjusted
 from billing.invoicing.models import LineKind
 from billing.invoicing.rating import breakdown_rows, rate
 from billing.invoicing.selectors import price_terms
@@ -29,10 +30,24 @@ class PeriodCharges:
     period_start: dt.datetime
     period_end: dt.datetime
     lines: list[LineDraft]
+    # the customer's discount and taxes on these lines (billing.invoicing.totals); None: not computed
+    adjusted: Adjusted | None = None
 
     @property
     def subtotal(self) -> int:
         return max(sum(line.amount for line in self.lines), 0)
+
+    @property
+    def discount(self) -> int:
+        return self.adjusted.discount if self.adjusted else 0
+
+    @property
+    def tax(self) -> int:
+        return self.adjusted.tax if self.adjusted else 0
+
+    @property
+    def total(self) -> int:
+        return self.adjusted.total if self.adjusted else self.subtotal
 
 
 def _floor_hour(when: dt.datetime) -> dt.datetime:

@@ -29,7 +29,7 @@ from billing.invoicing.services import (
     invoices_issue_many,
 )
 from billing.memberships.models import Customer, Membership
-from billing.memberships.services import customer_upsert
+from billing.memberships.services import checkout_coupon_redeem, customer_upsert
 from billing.metering.models import Meter
 from billing.metering.selectors import period_usage_many
 from billing.tiers.models import Price
@@ -74,11 +74,19 @@ def _issue(invoice: Invoice) -> Invoice:
 
 
 def first_invoice(
-    *, sub: BilledSubscription, period_start: dt.datetime, period_end: dt.datetime, attempt: int = 1
+    *,
+    sub: BilledSubscription,
+    period_start: dt.datetime,
+    period_end: dt.datetime,
+    attempt: int = 1,
+    checkout_id: str = "",
 ) -> Invoice:
     """The first period's fee, billed when the subscription starts (after a trial: at the trial's
     end, by `period_close`). An engine whose first charge was refused voids that invoice; the
-    customer's next card is a new `attempt` with an invoice of its own."""
+    customer's next card is a new `attempt` with an invoice of its own. The coupon of the checkout
+    (`checkout_id`) is redeemed first, so this invoice carries its discount."""
+    if checkout_id:
+        checkout_coupon_redeem(checkout_id=checkout_id)
     customer, membership, price = _context(sub)
     invoice, _ = invoice_draft_create(
         customer=customer,

@@ -20,7 +20,7 @@ from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
 from billing.invoicing.models import Invoice, InvoiceStatus
-from kernel.decimals import grouped
+from kernel.decimals import decimal_text, grouped
 from kernel.money import exponent, format_amount, format_unit_amount
 
 logging.getLogger("fontTools").setLevel(logging.WARNING)  # its subsetting logs every glyph at INFO
@@ -184,9 +184,14 @@ def invoice_pdf(
 
     pdf.ln(4)
     totals = [("Subtotal", invoice.subtotal)]
-    if invoice.discount:
+    discounts, taxes = list(invoice.discounts.all()), list(invoice.taxes.all())
+    totals += [(f"Discount ({d.coupon_code})", -d.amount) for d in discounts]
+    if invoice.discount and not discounts:  # a provider's invoice: its discount as reported
         totals.append(("Discount", -invoice.discount))
-    if invoice.tax:
+    for tax in taxes:
+        included = ", included" if tax.inclusive else ""
+        totals.append((f"Tax ({tax.name}, {decimal_text(tax.percent)}%{included})", tax.amount))
+    if invoice.tax and not taxes:
         totals.append(("Tax", invoice.tax))
     totals.append(("Total", invoice.total))
     if invoice.amount_paid:
@@ -197,8 +202,8 @@ def invoice_pdf(
     for label, amount in totals:
         strong = label in ("Total", "Amount due")
         pdf.set_font(body, "B" if strong else "", 10 if strong else 9)
-        pdf.cell(120)
-        pdf.cell(34, 6, label)
+        pdf.cell(84)
+        pdf.cell(70, 6, pdf.text_of(label))
         pdf.cell(
             36, 6, pdf.text_of(pdf.money(amount, currency)), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT
         )

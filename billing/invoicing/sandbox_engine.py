@@ -141,7 +141,12 @@ def checkout_pay(*, checkout_id: str, card_number: str) -> SandboxCheckout:
         checkout.save(update_fields=["paid_at", "subscription"])
         _emit("subscription.created", _subscription_data(sub, checkout_id=checkout.id), at=now)
         if not trial_end:
-            invoice = first_invoice(sub=_sub(sub), period_start=sub.period_start, period_end=sub.period_end)
+            invoice = first_invoice(
+                sub=_sub(sub),
+                period_start=sub.period_start,
+                period_end=sub.period_end,
+                checkout_id=str(checkout.id),
+            )
             _charge(sub, at=now, succeeded=True, invoice=invoice)
     return checkout
 

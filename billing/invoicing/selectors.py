@@ -59,7 +59,7 @@ def invoice_list(*, customer: Customer) -> QuerySet[Invoice]:
     return (
         Invoice.objects.filter(customer=customer)
         .select_related("customer")
-        .prefetch_related("lines", "credit_notes")
+        .prefetch_related("lines", "credit_notes", "discounts", "taxes")
     )
 
 
@@ -71,7 +71,7 @@ def invoice_get(*, invoice_id) -> Invoice:
     invoice = (
         Invoice.objects.filter(pk=invoice_id)
         .select_related("customer")
-        .prefetch_related("lines", "credit_notes")
+        .prefetch_related("lines", "credit_notes", "discounts", "taxes")
         .first()
         if invoice_id is not None and 0 < invoice_id < 2**63
         else None

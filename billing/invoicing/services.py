@@ -17,6 +17,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from billing.events.services import event_publish, events_publish_many
+from billing.invoicing.adjustments import Adjusted
 from billing.invoicing.exceptions import InvoiceStateError
 from billing.invoicing.models import (
     BillingReason,
@@ -27,6 +28,7 @@ from billing.invoicing.models import (
     InvoicePayment,
     InvoiceStatus,
 )
+from billing.invoicing.totals import BatchAdjuster, invoice_adjust
 from billing.memberships.models import Customer, Membership, Payment, PaymentKind
 
 ENGINE_REF_PREFIX = "minv_"  # our engine's payments name the invoice they collect as minv_<id>
@@ -50,12 +52,16 @@ class LineDraft:
 
 
 def customer_details(customer: Customer) -> dict:
-    """The customer as billed: kept on the invoice when the customer changes later."""
+    """The customer as billed: kept on the invoice when the customer changes later (taken again
+    when a draft is finalized). `country` and `tax_exempt` are what its tax was decided on."""
     metadata = customer.metadata if isinstance(customer.metadata, dict) else {}
     details = {"external_id": customer.external_id, "name": customer.name, "email": customer.email}
     for key in ("address", "country", "tax_id"):
         if metadata.get(key):
             details[key] = metadata[key]
+    if customer.country:
+        details["country"] = customer.country
+    details["tax_exempt"] = customer.tax_exempt
     return details
 
 
@@ -154,6 +160,9 @@ def invoices_issue_many(specs: list[InvoiceSpec]) -> list[Invoice]:
     if not specs:
         return []
     with transaction.atomic():
+        adjuster = BatchAdjuster(  # coupons and taxes (billing.invoicing.totals)
+            customers=[spec.customer for spec in specs], lines=[line for spec in specs for line in spec.lines]
+        )
         InvoiceNumbering.objects.get_or_create(pk=1, defaults={"prefix": _prefix()})
         numbering = InvoiceNumbering.objects.select_for_update().get(pk=1)
         existing = {
@@ -162,26 +171,31 @@ def invoices_issue_many(specs: list[InvoiceSpec]) -> list[Invoice]:
         }
         now = timezone.now()
         fresh: dict[str, tuple[Invoice, InvoiceSpec]] = {}
+        adjusted: dict[str, Adjusted] = {}
         for spec in specs:
             if spec.period_key in existing or spec.period_key in fresh:
                 continue
-            subtotal = max(sum(line.amount for line in spec.lines), 0)
+            adjusted[spec.period_key] = a = adjuster.adjust(
+                customer=spec.customer, currency=spec.currency.lower(), lines=spec.lines
+            )
             invoice = Invoice(
                 customer=spec.customer, membership=spec.membership, currency=spec.currency.lower(),
                 billing_reason=spec.billing_reason, collected_by=CollectedBy.ENGINE,
                 period_start=spec.period_start, period_end=spec.period_end, period_key=spec.period_key,
-                customer_details=customer_details(spec.customer), subtotal=subtotal, total=subtotal,
+                customer_details=customer_details(spec.customer), subtotal=a.subtotal, discount=a.discount,
+                tax=a.tax, total=a.total,
                 number=f"{numbering.prefix}-{numbering.next_number:06d}", finalized_at=now, due_at=now,
-                status=InvoiceStatus.OPEN if subtotal else InvoiceStatus.PAID, paid_at=None if subtotal else now,
+                status=InvoiceStatus.OPEN if a.total else InvoiceStatus.PAID, paid_at=None if a.total else now,
             )  # fmt: skip
             numbering.next_number += 1
             fresh[spec.period_key] = (invoice, spec)
         if fresh:
             Invoice.objects.bulk_create([invoice for invoice, _ in fresh.values()], batch_size=1000)
-            InvoiceLine.objects.bulk_create(
-                [_line_row(invoice, line) for invoice, spec in fresh.values() for line in spec.lines],
-                batch_size=2000,
-            )
+            rows = [_line_row(invoice, line) for invoice, spec in fresh.values() for line in spec.lines]
+            for row, share in zip(rows, [s for key in fresh for s in adjusted[key].lines], strict=True):
+                row.discount_amount, row.tax_amount = share.discount, share.tax
+            InvoiceLine.objects.bulk_create(rows, batch_size=2000)
+            adjuster.save(issued=[(invoice, adjusted[key]) for key, (invoice, _) in fresh.items()])
             numbering.save(update_fields=["next_number"])
             events = []
             for invoice, _ in fresh.values():
@@ -216,7 +230,10 @@ def _line_row(invoice: Invoice, line: LineDraft) -> InvoiceLine:
     )
 
 
-def _totals(invoice: Invoice) -> None:
+def _totals(invoice: Invoice, *, finalizing: bool = False) -> None:
+    if invoice.collected_by != CollectedBy.PROVIDER:  # a provider's invoice carries its own discount and tax
+        invoice_adjust(invoice=invoice, consume=finalizing)  # coupons and taxes (billing.invoicing.totals)
+        return
     # a negative subtotal (credits larger than charges) bills nothing; the rest is not carried over yet
     subtotal = invoice.lines.aggregate(total=Sum("amount"))["total"] or 0
     invoice.subtotal = max(subtotal, 0)
@@ -250,7 +267,8 @@ def invoice_finalize(*, invoice_id: int, due_in: dt.timedelta = dt.timedelta(0))
         invoice = _locked(invoice_id)
         if invoice.status != InvoiceStatus.DRAFT:
             return invoice
-        _totals(invoice)
+        invoice.customer_details = customer_details(invoice.customer)
+        _totals(invoice, finalizing=True)
         now = timezone.now()
         invoice.number = _number_take()
         invoice.finalized_at, invoice.due_at = now, now + due_in

@@ -1,12 +1,16 @@
 """The upcoming invoice (Stripe's name): what the customer's current period would be invoiced if it
-closed now: its usage so far on the tier's usage prices, and the next period's fee."""
+closed now: its usage so far on the tier's usage prices, and the next period's fee, with the
+customer's discount and taxes computed as finalizing would."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from django.utils import timezone
 
 from billing.invoicing.charges import INTERVALS, PeriodCharges, period_charges, usage_prices
 from billing.invoicing.exceptions import InvoicingError
+from billing.invoicing.totals import adjustments_for
 from billing.memberships.models import Customer
 from billing.memberships.selectors import customer_tier, entitled_membership
 from billing.metering.selectors import current_period
@@ -41,7 +45,7 @@ def invoice_upcoming(*, customer: Customer) -> PeriodCharges:
             details={"customer": customer.external_id},
         )
     start, end = current_period(customer=customer)
-    return period_charges(
+    charges = period_charges(
         customer=customer.external_id,
         tier=tier,
         currency=currency,
@@ -51,3 +55,5 @@ def invoice_upcoming(*, customer: Customer) -> PeriodCharges:
         period_end=end,
         usage_until=timezone.now(),
     )
+    adjusted = adjustments_for(customer=customer, currency=charges.currency, lines=charges.lines)
+    return dataclasses.replace(charges, adjusted=adjusted)

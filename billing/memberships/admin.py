@@ -16,7 +16,7 @@ class CustomerForm(forms.ModelForm):
 
     class Meta:
         model = Customer
-        fields = ["external_id", "email", "name", "metadata", "user"]
+        fields = ["external_id", "email", "name", "metadata", "country", "tax_exempt", "user"]
 
 
 class MembershipInline(admin.TabularInline):

@@ -1,6 +1,6 @@
 """Customers API: `/api/v1/customers` (upsert, list) and `/api/v1/customers/{external_id}`."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -47,10 +47,35 @@ def validate_metadata(value):
     return value
 
 
+def _country_field():
+    return StrictRegexField(
+        r"^([A-Za-z]{2})?$",
+        required=False,
+        allow_blank=True,
+        help_text="ISO 3166-1 alpha-2 (`DE`); picks the tax rates that apply. Empty clears it.",
+    )
+
+
+def _tax_exempt_field():
+    return serializers.BooleanField(required=False, help_text="Charge this customer no tax.")
+
+
 class CustomerOutput(serializers.ModelSerializer):
+    country = serializers.CharField(allow_blank=True)
+    tax_exempt = serializers.BooleanField()
+
     class Meta:
         model = Customer
-        fields = ["external_id", "email", "name", "metadata", "created_at", "updated_at"]
+        fields = [
+            "external_id",
+            "email",
+            "name",
+            "metadata",
+            "country",
+            "tax_exempt",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class CustomerWithTierOutput(CustomerOutput):
@@ -69,6 +94,8 @@ class CustomerUpsertInput(serializers.Serializer):
     email = serializers.EmailField(required=False, allow_blank=True)
     name = StrictCharField(required=False, allow_blank=True, max_length=200)
     metadata = serializers.JSONField(required=False, validators=[validate_metadata])
+    country = _country_field()
+    tax_exempt = _tax_exempt_field()
     tier = StrictCharField(
         required=False,
         max_length=64,
@@ -80,6 +107,8 @@ class CustomerPatchInput(serializers.Serializer):
     email = serializers.EmailField(required=False, allow_blank=True)
     name = StrictCharField(required=False, allow_blank=True, max_length=200)
     metadata = serializers.JSONField(required=False, validators=[validate_metadata])
+    country = _country_field()
+    tax_exempt = _tax_exempt_field()
 
 
 class CustomerListFilters(serializers.Serializer):
@@ -141,6 +170,11 @@ class CheckoutInput(serializers.Serializer):
     quantity = serializers.IntegerField(required=False, min_value=1, max_value=10_000, default=1)
     success_url = serializers.URLField(max_length=2000)
     cancel_url = serializers.URLField(max_length=2000)
+    coupon = StrictCharField(
+        required=False,
+        max_length=64,
+        help_text="A coupon code: checked now, redeemed when the checkout completes.",
+    )
 
     def validate(self, attrs):
         if ("tier" in attrs) == ("price" in attrs):
@@ -152,10 +186,11 @@ class CheckoutOutput(serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
     customer = serializers.CharField(source="customer.external_id")
     price = serializers.CharField(source="price.code")
+    coupon = serializers.CharField(source="coupon.code", allow_null=True, default=None)
 
     class Meta:
         model = Checkout
-        fields = ["id", "url", "status", "customer", "price", "provider", "quantity", "expires_at"]
+        fields = ["id", "url", "status", "customer", "price", "provider", "quantity", "coupon", "expires_at"]
 
     def get_url(self, checkout) -> str:
         request = self.context.get("request")
@@ -169,7 +204,15 @@ class CheckoutOutput(serializers.ModelSerializer):
 class CheckoutCreateView(APIView):
     """Start a checkout; send the customer to `url`. Membership follows from the provider's webhooks."""
 
-    @extend_schema(operation_id="checkouts_create", request=CheckoutInput, responses={201: CheckoutOutput})
+    @extend_schema(
+        operation_id="checkouts_create",
+        request=CheckoutInput,
+        responses={
+            201: CheckoutOutput,
+            409: OpenApiResponse(description="coupon_inactive / coupon_expired / coupon_exhausted"),
+            422: OpenApiResponse(description="coupon_not_applicable: another tier or currency"),
+        },
+    )
     @idempotent
     def post(self, request):
         data = CheckoutInput(data=request.data)
@@ -183,6 +226,7 @@ class CheckoutCreateView(APIView):
             quantity=values["quantity"],
             success_url=values["success_url"],
             cancel_url=values["cancel_url"],
+            coupon_code=values.get("coupon"),
         )
         return Response(
             CheckoutOutput(checkout, context={"request": request}).data, status=status.HTTP_201_CREATED

@@ -53,3 +53,8 @@ class PaymentCustomerUnknown(MembershipsError):
 
     code = "payment_customer_unknown"
     status_code = 409
+
+
+class NoDiscount(MembershipsError):
+    code = "no_discount"
+    status_code = 404

@@ -15,6 +15,10 @@ class Customer(models.Model):
     email = models.EmailField(blank=True, db_index=True)
     name = models.CharField(max_length=200, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    country = models.CharField(
+        max_length=2, blank=True, help_text="ISO 3166-1 alpha-2, upper case: picks the tax rates that apply."
+    )
+    tax_exempt = models.BooleanField(default=False, help_text="No tax is charged on our invoices.")
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="customer"
     )
@@ -23,6 +27,11 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(country__regex=r"^([A-Z]{2})?$"), name="memberships_customer_country"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.external_id
@@ -130,6 +139,10 @@ class Checkout(models.Model):
     status = models.CharField(max_length=10, choices=CheckoutStatus.choices, default=CheckoutStatus.OPEN)
     provider_checkout_id = models.CharField(max_length=255, blank=True)
     url = models.URLField(max_length=2000, blank=True)
+    # validated when the checkout began; redeemed (counted) when it completes
+    coupon = models.ForeignKey(
+        "discounts.Coupon", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     # the provider's customer this checkout made (events without our metadata name only that)
     provider_customer_id = models.CharField(max_length=255, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -188,3 +201,38 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} {self.currency}"
+
+
+class CouponRedemption(models.Model):
+    """A customer's discount: a coupon it redeemed (through a checkout or the API). At most one is
+    live (`ended_at` null) per customer; applying another ends it. `periods_applied` counts the
+    finalized invoices it discounted (billing.invoicing, once per invoice); a `once` or `repeating`
+    redemption ends when that reaches the coupon's periods."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="redemptions")
+    coupon = models.ForeignKey("discounts.Coupon", on_delete=models.PROTECT, related_name="redemptions")
+    checkout = models.OneToOneField(
+        Checkout, null=True, blank=True, on_delete=models.PROTECT, related_name="redemption"
+    )
+    periods_applied = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=models.Q(ended_at__isnull=True),
+                name="memberships_one_live_redemption_per_customer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.coupon} for {self.customer}"
+
+    @property
+    def periods_remaining(self) -> int | None:
+        """Invoices it may still discount (None: every invoice)."""
+        periods = self.coupon.periods
+        return None if periods is None else max(periods - self.periods_applied, 0)

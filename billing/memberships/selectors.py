@@ -7,7 +7,13 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from billing.memberships.exceptions import CustomerNotFound
-from billing.memberships.models import ENTITLED_STATUSES, Customer, Membership, MembershipStatus
+from billing.memberships.models import (
+    ENTITLED_STATUSES,
+    CouponRedemption,
+    Customer,
+    Membership,
+    MembershipStatus,
+)
 from billing.tiers.models import Tier
 
 
@@ -28,6 +34,16 @@ def customer_get_for_update(*, external_id: str) -> Customer:
             f"No customer with external_id '{external_id}'.", details={"customer": external_id}
         )
     return customer
+
+
+def customer_discount(*, customer: Customer) -> CouponRedemption | None:
+    """The customer's live discount (its coupon prefetched), if it has one."""
+    return (
+        CouponRedemption.objects.filter(customer=customer, ended_at__isnull=True)
+        .select_related("coupon", "checkout")
+        .prefetch_related("coupon__tiers")
+        .first()
+    )
 
 
 def customer_list(

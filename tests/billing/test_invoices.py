@@ -39,7 +39,12 @@ def draft(customer, *amounts, **extra):
 def test_a_draft_sums_its_lines_and_snapshots_the_customer(customer):
     invoice = draft(customer, 1900, 250, -150)
     assert (invoice.status, invoice.number, invoice.subtotal, invoice.total) == ("draft", "", 2000, 2000)
-    assert invoice.customer_details == {"external_id": "ada", "name": "Ada", "email": "ada@example.com"}
+    assert invoice.customer_details == {
+        "external_id": "ada",
+        "name": "Ada",
+        "email": "ada@example.com",
+        "tax_exempt": False,
+    }
     customer.name = "Ada Lovelace"
     customer.save()
     invoice.refresh_from_db()

@@ -210,7 +210,7 @@ def subscription_start(
         charge.status = EngineChargeStatus.PENDING
     if charge.invoice_id is None:  # the first period's fee, invoiced before the charge
         invoice = first_invoice(sub=_esub(sub), period_start=now, period_end=now + _step(sub.interval),
-                                attempt=charge.attempt)  # fmt: skip
+                                attempt=charge.attempt, checkout_id=str(checkout.pk))  # fmt: skip
         _bill(charge, invoice)
     charge.order_id = _order_id(sub, charge)
     charge.save()

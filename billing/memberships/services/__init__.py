@@ -5,6 +5,7 @@ from billing.memberships.services.checkout import (
     CHECKOUT_LIFETIME,
     checkout_complete,
     checkout_create,
+    checkout_mark_completed,
     checkouts_expire,
 )
 from billing.memberships.services.customers import (
@@ -12,6 +13,11 @@ from billing.memberships.services.customers import (
     customer_patch,
     customer_update,
     customer_upsert,
+)
+from billing.memberships.services.discounts import (
+    checkout_coupon_redeem,
+    customer_discount_apply,
+    customer_discount_remove,
 )
 from billing.memberships.services.lifecycle import (
     membership_cancel,
@@ -26,8 +32,12 @@ from billing.memberships.services.provider_sync import membership_sync_from_prov
 __all__ = [
     "CHECKOUT_LIFETIME",
     "checkout_complete",
+    "checkout_coupon_redeem",
     "checkout_create",
+    "checkout_mark_completed",
     "checkouts_expire",
+    "customer_discount_apply",
+    "customer_discount_remove",
     "customer_for_user",
     "customer_patch",
     "customer_update",

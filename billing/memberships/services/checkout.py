@@ -20,6 +20,7 @@ from billing.memberships.models import (
     MembershipStatus,
 )
 from billing.memberships.services._common import _end_live, _notify_changed, _publish, _record
+from billing.memberships.services.discounts import checkout_coupon_redeem
 from billing.tiers.models import Interval, Price
 from billing.tiers.selectors import tier_get
 
@@ -35,14 +36,24 @@ def checkout_create(
     tier_code: str | None = None,
     provider: str | None = None,
     quantity: int = 1,
+    coupon_code: str | None = None,
 ) -> Checkout:
     """Start a checkout at the tenant's provider (the default one unless `provider` is named).
-    With a tier, its active monthly price is used (else its cheapest active price)."""
+    With a tier, its active monthly price is used (else its cheapest active price). A coupon is
+    checked now (unknown, inactive, expired, used up, for another tier or currency: refused before
+    the provider is called) and redeemed when the checkout completes. Providers that run their own
+    subscriptions are not told about it (yet): the discount applies to the invoices we make."""
+    from billing.discounts.selectors import coupon_get
+    from billing.discounts.services import coupon_check
     from billing.providers.base import CheckoutRequest
     from billing.providers.registry import provider_for
     from billing.providers.selectors import provider_account_for_checkout
 
     price = _checkout_price(price_code=price_code, tier_code=tier_code)
+    coupon = None
+    if coupon_code is not None:
+        coupon = coupon_get(code=coupon_code)
+        coupon_check(coupon=coupon, tier=price.tier, currency=price.currency)
     account = provider_account_for_checkout(provider=provider)
     adapter = provider_for(account)
     price_supported(price=price, adapter=adapter, label=account.get_provider_display())
@@ -55,6 +66,7 @@ def checkout_create(
             success_url=success_url,
             cancel_url=cancel_url,
             expires_at=timezone.now() + CHECKOUT_LIFETIME,
+            coupon=coupon,
         )
         session = adapter.create_checkout(
             CheckoutRequest(
@@ -114,6 +126,24 @@ def _checkout_price(*, price_code: str | None, tier_code: str | None) -> Price:
     return price
 
 
+def checkout_mark_completed(*, checkout_id: str, occurred_at: dt.datetime) -> Checkout | None:
+    """An open checkout completed by its subscription's event: mark it (once) and redeem its coupon.
+    None: it was completed already, or is not ours."""
+    with transaction.atomic():
+        checkout = (
+            Checkout.objects.select_for_update(of=("self",))
+            .select_related("customer", "coupon")
+            .filter(pk=checkout_id, status=CheckoutStatus.OPEN)
+            .first()
+        )
+        if checkout is None:
+            return None
+        checkout.status, checkout.completed_at = CheckoutStatus.COMPLETED, occurred_at
+        checkout.save(update_fields=["status", "completed_at"])
+        checkout_coupon_redeem(checkout_id=checkout.pk)
+    return checkout
+
+
 def checkouts_expire(*, now: dt.datetime | None = None) -> int:
     """Open checkouts past their expiry become expired (beat, hourly)."""
     return Checkout.objects.filter(status=CheckoutStatus.OPEN, expires_at__lte=now or timezone.now()).update(
@@ -153,6 +183,7 @@ def checkout_complete(
             return checkout
         checkout.status, checkout.completed_at = CheckoutStatus.COMPLETED, occurred_at
         checkout.save(update_fields=["status", "completed_at"])
+        checkout_coupon_redeem(checkout_id=checkout.pk)
         if checkout.price.interval == Interval.ONE_TIME:
             customer = checkout.customer
             Customer.objects.select_for_update().filter(pk=customer.pk).first()

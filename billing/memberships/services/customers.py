@@ -30,6 +30,8 @@ def customer_upsert(
     metadata: dict | None = None,
     user=None,
     tier_code: str | None = None,
+    country: str | None = None,
+    tax_exempt: bool | None = None,
 ) -> tuple[Customer, bool]:
     """Create the customer or update the fields given; with `tier_code`, also put it on that tier
     (membership_set_tier). Returns (customer, created). All or nothing; safe under concurrency: a
@@ -39,19 +41,39 @@ def customer_upsert(
         tier = tier_get(code=tier_code) if tier_code else None  # an unknown tier changes nothing
         customer, created = Customer.objects.select_for_update().get_or_create(
             external_id=external_id,
-            defaults={"email": email or "", "name": name or "", "metadata": metadata or {}, "user": user},
-        )
+            defaults={"email": email or "", "name": name or "", "metadata": metadata or {}, "user": user,
+                      "country": (country or "").upper(), "tax_exempt": bool(tax_exempt)},
+        )  # fmt: skip
         if not created:
-            customer = customer_update(customer=customer, email=email, name=name, metadata=metadata)
+            customer = customer_update(
+                customer=customer,
+                email=email,
+                name=name,
+                metadata=metadata,
+                country=country,
+                tax_exempt=tax_exempt,
+            )
         if tier is not None:
             membership_set_tier(customer=customer, tier=tier)
     return customer, created
 
 
 def customer_update(
-    *, customer: Customer, email: str | None = None, name: str | None = None, metadata: dict | None = None
+    *,
+    customer: Customer,
+    email: str | None = None,
+    name: str | None = None,
+    metadata: dict | None = None,
+    country: str | None = None,
+    tax_exempt: bool | None = None,
 ) -> Customer:
+    """Change the fields given (None: leave as is). `country` (ISO alpha-2, "" clears it) and
+    `tax_exempt` decide the tax on the customer's next invoices."""
     changed = []
+    if country is not None and country.upper() != customer.country:
+        customer.country, changed = country.upper(), [*changed, "country"]
+    if tax_exempt is not None and tax_exempt != customer.tax_exempt:
+        customer.tax_exempt, changed = tax_exempt, [*changed, "tax_exempt"]
     if email is not None and email != customer.email:
         customer.email, changed = email, [*changed, "email"]
     if name is not None and name != customer.name:

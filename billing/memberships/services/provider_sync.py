@@ -14,12 +14,12 @@ from billing.memberships.exceptions import (
 from billing.memberships.models import (
     LIVE_STATUSES,
     Checkout,
-    CheckoutStatus,
     Customer,
     Membership,
     MembershipStatus,
 )
 from billing.memberships.services._common import _end_live, _notify_changed, _publish, _record
+from billing.memberships.services.checkout import checkout_mark_completed
 from billing.memberships.services.customers import customer_upsert
 from billing.providers.base import SubscriptionState
 from billing.tiers.models import Price
@@ -165,8 +165,6 @@ def membership_sync_from_provider(
         _record(membership, reason=f"provider:{provider}", event_id=event_id)
         _publish([*replaced, membership], customer=customer.external_id)
         if state.checkout_id:
-            Checkout.objects.filter(pk=state.checkout_id, status=CheckoutStatus.OPEN).update(
-                status=CheckoutStatus.COMPLETED, completed_at=occurred_at
-            )
+            checkout_mark_completed(checkout_id=state.checkout_id, occurred_at=occurred_at)
         _notify_changed(customer.external_id)
     return membership

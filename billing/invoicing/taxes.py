@@ -1,0 +1,54 @@
+"""Tax rates: create, deactivate, list, and the rates that apply to a customer."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet
+
+from billing.invoicing.exceptions import InvoicingError
+from billing.invoicing.models import TaxRate
+from billing.memberships.models import Customer
+
+
+class TaxRateNotFound(InvoicingError):
+    code = "unknown_tax_rate"
+    status_code = 404
+
+
+def tax_rate_create(*, name: str, percent: Decimal, inclusive: bool = False, country: str = "") -> TaxRate:
+    if not Decimal(0) < percent <= Decimal(100):
+        raise InvoicingError("A tax rate's percent is above 0 and at most 100.", code="invalid_tax_rate")
+    return TaxRate.objects.create(name=name, percent=percent, inclusive=inclusive, country=country.upper())
+
+
+def tax_rate_deactivate(*, tax_rate: TaxRate) -> TaxRate:
+    """Charged on no new invoice; invoices that charged it keep it."""
+    TaxRate.objects.filter(pk=tax_rate.pk).update(active=False)
+    tax_rate.refresh_from_db(fields=["active"])
+    return tax_rate
+
+
+def tax_rate_list(*, active: bool | None = None) -> QuerySet[TaxRate]:
+    rates = TaxRate.objects.all()
+    return rates if active is None else rates.filter(active=active)
+
+
+def tax_rate_get(*, tax_rate_id) -> TaxRate:
+    try:
+        tax_rate_id = int(tax_rate_id)
+    except (TypeError, ValueError):
+        tax_rate_id = None
+    rate = TaxRate.objects.filter(pk=tax_rate_id).first() if tax_rate_id and 0 < tax_rate_id < 2**63 else None
+    if rate is None:
+        raise TaxRateNotFound("No such tax rate.", details={"id": tax_rate_id})
+    return rate
+
+
+def tax_rates_for(*, customer: Customer) -> list[TaxRate]:
+    """The active rates a customer pays: those of its country and those for every country (none when
+    it is tax exempt), oldest first."""
+    if customer.tax_exempt:
+        return []
+    where = Q(country="") | Q(country=customer.country) if customer.country else Q(country="")
+    return list(TaxRate.objects.filter(where, active=True).order_by("id"))
