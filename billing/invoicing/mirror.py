@@ -217,7 +217,7 @@ def _link_payments(invoice: Invoice, *, provider: str) -> bool:
 
 def _advance(invoice_id: int, *, status: str, occurred_at: dt.datetime) -> bool:
     """Move the status forward to the provider's (never back: paid and void are final)."""
-    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice_id)
+    invoice = Invoice.objects.select_for_update(of=("self",)).select_related("customer").get(pk=invoice_id)
     if _RANK.get(status, 0) <= _RANK.get(invoice.status, 0):
         return False
     invoice.status = status

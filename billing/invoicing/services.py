@@ -257,7 +257,7 @@ def _number_take() -> str:
 
 
 def _locked(invoice_id: int) -> Invoice:
-    return Invoice.objects.select_for_update().select_related("customer").get(pk=invoice_id)
+    return Invoice.objects.select_for_update(of=("self",)).select_related("customer").get(pk=invoice_id)
 
 
 def invoice_finalize(*, invoice_id: int, due_in: dt.timedelta = dt.timedelta(0)) -> Invoice:
