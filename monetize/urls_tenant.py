@@ -34,6 +34,7 @@ urlpatterns = [
     path("webhooks/<slug:provider>/", webhook_views.receive, name="webhooks"),
     path("sandbox/checkout/<str:checkout_id>/", provider_views.sandbox_checkout, name="sandbox-checkout"),
     path("toss/", include("billing.invoicing.toss_views")),  # checkout, success and fail pages
+    path("stripe/", include("billing.invoicing.stripe_views")),  # engine mode: the card-saving checkout
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),

@@ -11,6 +11,7 @@ class InvoicingConfig(AppConfig):
     def ready(self) -> None:
         from billing.inbox.signals import provider_invoice_reported
         from billing.invoicing import receivers, sandbox_engine
+        from billing.invoicing.engine import stripe as stripe_engine
         from billing.invoicing.engine import toss as toss_engine
         from billing.memberships.signals import payment_recorded
         from billing.providers.registry import engine_register
@@ -20,3 +21,4 @@ class InvoicingConfig(AppConfig):
 
         engine_register("sandbox", sandbox_engine)
         engine_register("toss", toss_engine)
+        engine_register("stripe", stripe_engine)  # used by Stripe accounts in engine mode

@@ -13,7 +13,7 @@ from kernel.money import format_amount
 
 
 def _checkout(checkout_id: str) -> EngineCheckout:
-    checkout = EngineCheckout.objects.filter(pk=checkout_id).first()
+    checkout = EngineCheckout.objects.filter(pk=checkout_id, provider="toss").first()
     if checkout is None:
         raise Http404("No such checkout.")
     return checkout

@@ -24,10 +24,13 @@ def provider_for(account: ProviderAccount) -> PaymentProvider:
 
         return SandboxProvider(webhook_secret=account.webhook_secret, engine=_ENGINES.get("sandbox"))
     if account.provider == "stripe":
+        engine_mode = account.credentials.get("billing") == "engine"
         return StripeProvider(
             webhook_secret=account.webhook_secret,
             api_key=account.credentials.get("api_key", ""),
             api_base=account.credentials.get("api_base", ""),
+            mode=account.mode,
+            engine=_ENGINES.get("stripe") if engine_mode else None,
         )
     if account.provider == "polar":
         credentials = account.credentials

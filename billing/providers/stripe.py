@@ -5,6 +5,12 @@ Products and prices exist at Stripe before any checkout is offered: a price is f
 lookup_key (= our price code) or created once with an idempotency key. Checkouts carry our ids in
 metadata (`monetize_customer`, `monetize_price`, `monetize_checkout`), so events map back without a
 lookup table; every create call has an idempotency key derived from our row id.
+
+Engine mode (the account's credentials say `"billing": "engine"`): Stripe keeps the customer's card
+and nothing else. Checkout is a Checkout Session in setup mode; our engine
+(billing/invoicing/engine) runs the schedule, issues the invoices and charges them off-session with
+PaymentIntents keyed `invoice-<id>-<attempt>`. Its events are signed here with the account's
+webhook secret in Stripe's own scheme and go through the same verification and inbox.
 """
 
 from __future__ import annotations
@@ -13,7 +19,13 @@ import datetime as dt
 import logging
 import re
 
-from billing.providers._common import SUBSCRIPTION_STATUS, json_object, timestamp
+from billing.providers._common import (
+    ENGINE_SUBSCRIPTION_TYPES,
+    SUBSCRIPTION_STATUS,
+    engine_event,
+    json_object,
+    timestamp,
+)
 from billing.providers._common import object_id as _id
 from billing.providers.base import (
     CheckoutRequest,
@@ -26,6 +38,8 @@ from billing.providers.base import (
     ProviderNotConfigured,
     ProviderUnavailable,
     RefundResult,
+    SavedMethodCharge,
+    SubscriptionEngine,
     SubscriptionState,
     UsageReport,
     WebhookVerificationFailed,
@@ -33,6 +47,7 @@ from billing.providers.base import (
 from billing.providers.invoices import stripe_invoice, stripe_invoice_metadata, stripe_invoice_subscription
 
 logger = logging.getLogger(__name__)
+ENGINE_SUBSCRIPTION_PREFIX = "msub_"  # our engine's subscriptions (Stripe's own are sub_…)
 INVOICE_EVENTS = (
     "invoice.finalized", "invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed",
     "invoice.voided", "invoice.marked_uncollectible",
@@ -45,8 +60,13 @@ class StripeProvider:
     # stripe's own HTTP client unless set: tests put a stripe.HTTPClient here (the network edge)
     http_client = None
 
-    def __init__(self, *, webhook_secret: str, api_key: str = "", api_base: str = ""):
+    def __init__(
+        self, *, webhook_secret: str, api_key: str = "", api_base: str = "", mode: str = "test",
+        engine: SubscriptionEngine | None = None,
+    ):  # fmt: skip
         self.webhook_secret = webhook_secret
+        self.mode = mode
+        self.engine = engine  # set in engine mode: our engine runs the subscriptions
         self.api_key = api_key
         self.api_base = (
             api_base  # another Stripe-compatible server (localstripe in tests); Stripe's own if blank
@@ -118,7 +138,13 @@ class StripeProvider:
         )
         return price.id
 
+    def _engine_runs(self, subscription_id: str) -> bool:
+        return self.engine is not None and subscription_id.startswith(ENGINE_SUBSCRIPTION_PREFIX)
+
     def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
+        if self.engine is not None:  # engine mode: our page starts a setup-mode Checkout Session
+            self._client()  # no API key: a clear 409 now rather than on the customer's click
+            return self.engine.checkout_create(request, mode=self.mode)
         client = self._client()
         metadata = {
             "monetize_customer": request.customer,
@@ -166,6 +192,10 @@ class StripeProvider:
         )
 
     def cancel_subscription(self, *, subscription_id: str, at_period_end: bool) -> None:
+        if self._engine_runs(subscription_id):
+            return self.engine.subscription_cancel(
+                subscription_id=subscription_id, at_period_end=at_period_end
+            )
         client = self._client()
         if at_period_end:
             self._call(client.v1.subscriptions.update, subscription_id, params={"cancel_at_period_end": True})
@@ -178,6 +208,11 @@ class StripeProvider:
         """An upgrade (or a same-price seat change) swaps the item now and invoices the proration at
         once; a downgrade waits for the period end through a subscription schedule, which Stripe
         releases back to a plain subscription after the switch."""
+        if self._engine_runs(subscription_id):
+            return self.engine.subscription_change(
+                subscription_id=subscription_id, price_ref=price_ref, unit_amount=unit_amount,
+                interval=interval, quantity=quantity,
+            )  # fmt: skip
         client = self._client()
         sub = self._call(client.v1.subscriptions.retrieve, subscription_id).to_dict()
         item = sub["items"]["data"][0]
@@ -226,6 +261,8 @@ class StripeProvider:
     def pause_subscription(self, *, subscription_id: str, paused: bool) -> None:
         """Stripe pauses collection (invoices are voided while paused); its webhook then reports
         `pause_collection`, which we read as `paused`."""
+        if self._engine_runs(subscription_id):
+            return self.engine.subscription_pause(subscription_id=subscription_id, paused=paused)
         self._call(
             self._client().v1.subscriptions.update,
             subscription_id,
@@ -272,6 +309,112 @@ class StripeProvider:
             status="pending" if getattr(refund, "status", "") == "pending" else "succeeded",
         )
 
+    # --- engine mode: a saved card, charged by our engine --------------------------------------------
+
+    def setup_session_create(
+        self, *, checkout_id: str, customer: str, email: str, stripe_customer: str, success_url: str,
+        cancel_url: str,
+    ) -> tuple[str, str, str]:  # fmt: skip
+        """A Checkout Session in setup mode that saves a card on the customer's Stripe Customer
+        (created once, keyed by our customer id). Returns (Stripe customer id, session id, url);
+        `success_url` may hold Stripe's {CHECKOUT_SESSION_ID} placeholder."""
+        client = self._client()
+        if not stripe_customer:
+            params = {"metadata": {"monetize_customer": customer}, **({"email": email} if email else {})}
+            stripe_customer = self._call(
+                client.v1.customers.create, params=params, options={"idempotency_key": f"customer-{customer}"}
+            ).id
+        session = self._call(
+            client.v1.checkout.sessions.create,
+            params={
+                "mode": "setup", "customer": stripe_customer, "payment_method_types": ["card"],
+                "success_url": success_url, "cancel_url": cancel_url, "client_reference_id": checkout_id,
+                "metadata": {"monetize_customer": customer, "monetize_checkout": checkout_id},
+            },
+            options={"idempotency_key": f"setup-{checkout_id}"},
+        )  # fmt: skip
+        return stripe_customer, session.id, session.url
+
+    def setup_session_method(self, *, session_id: str) -> dict:
+        """The card a completed setup session saved: {customer, method, brand, last4}."""
+        client = self._client()
+        session = self._call(
+            client.v1.checkout.sessions.retrieve,
+            session_id,
+            params={"expand": ["setup_intent.payment_method"]},
+        ).to_dict()
+        intent = session.get("setup_intent") if isinstance(session.get("setup_intent"), dict) else {}
+        method = intent.get("payment_method")
+        if session.get("status") != "complete" or intent.get("status") != "succeeded" or not method:
+            raise ProviderError("The card has not been saved at Stripe.", code="setup_incomplete")
+        card = (method.get("card") or {}) if isinstance(method, dict) else {}
+        return {
+            "customer": _id(session.get("customer")),
+            "method": _id(method),
+            "brand": str(card.get("brand") or ""),
+            "last4": str(card.get("last4") or ""),
+        }
+
+    def charge_saved_method(
+        self, *, method: str, customer_key: str, amount: int, currency: str, key: str, description: str,
+        email: str = "", metadata: dict | None = None,
+    ) -> SavedMethodCharge:  # fmt: skip
+        """A PaymentIntent confirmed off-session on the saved card, keyed `key` (a retry of the
+        same attempt is answered with the first PaymentIntent). A card that is declined or needs
+        the customer (authentication) is a refusal; Stripe not answering raises ProviderUnavailable."""
+        import stripe
+
+        client = self._client()
+        params = {
+            "amount": amount, "currency": currency, "customer": customer_key, "payment_method": method,
+            "confirm": True, "off_session": True, "capture_method": "automatic",
+            "metadata": {k: v for k, v in (metadata or {}).items() if v},
+        }  # fmt: skip
+
+        def create():
+            try:
+                return client.v1.payment_intents.create(params=params, options={"idempotency_key": key})
+            except stripe.CardError as exc:  # the card's answer, not a failure of the call
+                return exc
+
+        intent = self._call(create)
+        if isinstance(intent, stripe.CardError):
+            code = (
+                getattr(getattr(intent, "error", None), "decline_code", None)
+                or intent.code
+                or "card_declined"
+            )
+            return SavedMethodCharge(False, failure_code=str(code), failure_message=self._scrub(intent))
+        if intent.status == "succeeded":
+            return SavedMethodCharge(
+                True, payment_id=intent.id, amount=int(intent.to_dict().get("amount_received") or amount)
+            )
+        if intent.status == "requires_action":
+            return SavedMethodCharge(
+                False, failure_code="authentication_required",
+                failure_message="The bank asks the customer to confirm this payment.",
+            )  # fmt: skip
+        return SavedMethodCharge(
+            False, failure_code=str(intent.status), failure_message="Stripe did not take the payment."
+        )
+
+    def sign(self, *, payload: dict, at: float | None = None) -> tuple[bytes, dict]:
+        """(body, headers) of one of our engine's events, signed in Stripe's scheme with the account's
+        webhook secret, so verify_webhook takes it like any delivery."""
+        import hashlib
+        import hmac
+        import json
+        import time
+
+        if not self.webhook_secret:
+            raise ProviderNotConfigured("The Stripe account has no webhook secret to sign events with.")
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        stamp = str(int(time.time() if at is None else at))
+        digest = hmac.new(
+            self.webhook_secret.encode(), stamp.encode() + b"." + body, hashlib.sha256
+        ).hexdigest()
+        return body, {"stripe-signature": f"t={stamp},v1={digest}"}
+
     def verify_webhook(self, *, body: bytes, headers: dict[str, str]) -> dict:
         import stripe
 
@@ -287,7 +430,10 @@ class StripeProvider:
         return str(payload["id"])
 
     def parse_event(self, payload: dict) -> NormalizedEvent:
-        kind, obj = payload.get("type", ""), payload["data"]["object"]
+        kind = payload.get("type", "")
+        if kind in ENGINE_SUBSCRIPTION_TYPES or kind in ("payment.succeeded", "payment.failed"):
+            return engine_event(self.name, payload)  # our engine's (Stripe's own types never look so)
+        obj = payload["data"]["object"]
         common = {
             "provider": self.name,
             "event_id": str(payload["id"]),
