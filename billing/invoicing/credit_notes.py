@@ -82,7 +82,12 @@ def _amount(value, what: str) -> int:
 
 
 def _locked_invoice(invoice_id: int) -> Invoice:
-    invoice = Invoice.objects.select_for_update(of=("self",)).select_related("customer").filter(pk=invoice_id).first()
+    invoice = (
+        Invoice.objects.select_for_update(of=("self",))
+        .select_related("customer")
+        .filter(pk=invoice_id)
+        .first()
+    )
     if invoice is None:
         raise InvoiceNotFound("No such invoice.", details={"id": invoice_id})
     return invoice

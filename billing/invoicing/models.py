@@ -263,7 +263,9 @@ class CreditNote(models.Model):
     provider-reported refund row); the database refuses any other UPDATE and every DELETE."""
 
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
-    number = models.CharField(max_length=60, unique=True)
+    number = models.CharField(
+        max_length=60, db_index=True
+    )  # unique per invoice: a provider's numbers may repeat
     sequence = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
     amount = models.BigIntegerField()

@@ -683,3 +683,17 @@ def test_stripe_refund_against_localstripe_with_the_real_sdk(localstripe):
     assert (first.amount, second.amount) == (1000, 1500)
     refunds = client.v1.refunds.list(params={"payment_intent": intent.id}).data
     assert sorted(r.amount for r in refunds) == [1000, 1500]
+
+
+def test_two_provider_invoices_with_the_same_number_each_take_their_first_credit_note(shop):
+    """A provider's numbers may repeat (a Lemon Squeezy test and live store; two providers): credit
+    note numbers are unique per invoice, not across invoices."""
+    customer, _ = customer_upsert(external_id="ada")
+    notes = []
+    for provider_id in ("ord_1", "ord_2"):
+        invoice = Invoice.objects.create(
+            customer=customer, currency="usd", status="paid", number="1001", subtotal=500, total=500,
+            amount_paid=500, collected_by="provider", provider="lemonsqueezy", provider_invoice_id=provider_id,
+        )  # fmt: skip
+        notes.append(credit_note_create(invoice_id=invoice.pk, amount=200, reason="other"))
+    assert [note.number for note in notes] == ["1001-CN1", "1001-CN1"]
