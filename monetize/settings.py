@@ -295,7 +295,7 @@ CELERY_BEAT_SCHEDULE = {
     "webhooks-sweep": {"task": "webhooks.sweep", "schedule": 60.0},
     "events-sweep": {"task": "events.sweep", "schedule": 60.0},
     "checkouts-expire": {"task": "memberships.checkouts_expire", "schedule": 3600.0},
-    "toss-charge-due": {"task": "invoicing.toss_charge_due", "schedule": 3600.0},
+    "engine-charge-due": {"task": "invoicing.engine_charge_due", "schedule": 3600.0},
     "credit-notes-sweep": {"task": "invoicing.credit_notes_sweep", "schedule": 3600.0},
     "credits-expire": {"task": "metering.credits_expire", "schedule": 3600.0},
     "credits-allowances": {"task": "metering.credits_allowances", "schedule": 3600.0},

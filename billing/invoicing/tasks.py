@@ -7,10 +7,11 @@ from billing.providers.base import ProviderUnavailable
 REFUND_RETRY_MAX_SECONDS = 6 * 3600
 
 
-@shared_task(name="invoicing.toss_charge_due", acks_late=True, ignore_result=True)
-def toss_charge_due() -> int:
-    """Charge TossPayments subscriptions whose period ended or whose retry is due (every tenant).
-    A charge Toss could not take stays pending and is retried at the next run, so no retry here."""
+@shared_task(name="invoicing.engine_charge_due", acks_late=True, ignore_result=True)
+def engine_charge_due() -> int:
+    """Close and charge our engine's subscriptions (TossPayments, Stripe engine mode) whose period
+    ended or whose retry is due (every tenant). A charge the provider could not take stays pending
+    and is retried at the next run, so no retry here."""
     return charges_due_run()
 
 

@@ -563,18 +563,18 @@ def test_portal_is_not_supported(toss_shop, django_capture_on_commit_callbacks):
 
 
 def test_the_beat_task_charges_what_is_due(toss_shop, django_capture_on_commit_callbacks, settings):
-    from billing.invoicing.tasks import toss_charge_due
+    from billing.invoicing.tasks import engine_charge_due
 
     fixture, fake = toss_shop
     sub = subscribe(fixture, fake, django_capture_on_commit_callbacks)
-    assert settings.CELERY_BEAT_SCHEDULE["toss-charge-due"]["task"] == toss_charge_due.name
-    assert "tenant_schemas" not in settings.CELERY_BEAT_SCHEDULE["toss-charge-due"]  # every tenant
+    assert settings.CELERY_BEAT_SCHEDULE["engine-charge-due"]["task"] == engine_charge_due.name
+    assert "tenant_schemas" not in settings.CELERY_BEAT_SCHEDULE["engine-charge-due"]  # every tenant
     with tenant_context(fixture.tenant), django_capture_on_commit_callbacks(execute=True):
         EngineSubscription.objects.filter(pk=sub.pk).update(
             period_end=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
         )
-        assert toss_charge_due.apply().get() == 1
-        assert toss_charge_due.apply().get() == 0
+        assert engine_charge_due.apply().get() == 1
+        assert engine_charge_due.apply().get() == 0
     assert [c["json"]["orderId"] for c in fake.charges()] == [f"tsub-{sub.id}-1", f"tsub-{sub.id}-2"]
 
 
