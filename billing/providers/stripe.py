@@ -20,42 +20,30 @@ import logging
 import re
 
 from billing.providers._common import (
-    ENGINE_SUBSCRIPTION_TYPES,
-    SUBSCRIPTION_STATUS,
-    engine_event,
     json_object,
     timestamp,
 )
-from billing.providers._common import object_id as _id
 from billing.providers.base import (
     CheckoutRequest,
     CheckoutSession,
-    CheckoutState,
-    EventType,
     NormalizedEvent,
-    PaymentState,
     ProviderError,
     ProviderNotConfigured,
     ProviderUnavailable,
     RefundResult,
-    SavedMethodCharge,
     SubscriptionEngine,
-    SubscriptionState,
     UsageReport,
     WebhookVerificationFailed,
 )
-from billing.providers.invoices import stripe_invoice, stripe_invoice_metadata, stripe_invoice_subscription
+from billing.providers.stripe_engine import StripeEngineMode
+from billing.providers.stripe_events import parse_stripe_event
 
 logger = logging.getLogger(__name__)
 ENGINE_SUBSCRIPTION_PREFIX = "msub_"  # our engine's subscriptions (Stripe's own are sub_…)
-INVOICE_EVENTS = (
-    "invoice.finalized", "invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed",
-    "invoice.voided", "invoice.marked_uncollectible",
-)  # fmt: skip
 _ADDRESS = re.compile(r"https?://[^\s'\")]+|\(host='[^']*', port=\d+\)")
 
 
-class StripeProvider:
+class StripeProvider(StripeEngineMode):
     name = "stripe"
     # stripe's own HTTP client unless set: tests put a stripe.HTTPClient here (the network edge)
     http_client = None
@@ -309,112 +297,6 @@ class StripeProvider:
             status="pending" if getattr(refund, "status", "") == "pending" else "succeeded",
         )
 
-    # --- engine mode: a saved card, charged by our engine --------------------------------------------
-
-    def setup_session_create(
-        self, *, checkout_id: str, customer: str, email: str, stripe_customer: str, success_url: str,
-        cancel_url: str,
-    ) -> tuple[str, str, str]:  # fmt: skip
-        """A Checkout Session in setup mode that saves a card on the customer's Stripe Customer
-        (created once, keyed by our customer id). Returns (Stripe customer id, session id, url);
-        `success_url` may hold Stripe's {CHECKOUT_SESSION_ID} placeholder."""
-        client = self._client()
-        if not stripe_customer:
-            params = {"metadata": {"monetize_customer": customer}, **({"email": email} if email else {})}
-            stripe_customer = self._call(
-                client.v1.customers.create, params=params, options={"idempotency_key": f"customer-{customer}"}
-            ).id
-        session = self._call(
-            client.v1.checkout.sessions.create,
-            params={
-                "mode": "setup", "customer": stripe_customer, "payment_method_types": ["card"],
-                "success_url": success_url, "cancel_url": cancel_url, "client_reference_id": checkout_id,
-                "metadata": {"monetize_customer": customer, "monetize_checkout": checkout_id},
-            },
-            options={"idempotency_key": f"setup-{checkout_id}"},
-        )  # fmt: skip
-        return stripe_customer, session.id, session.url
-
-    def setup_session_method(self, *, session_id: str) -> dict:
-        """The card a completed setup session saved: {customer, method, brand, last4}."""
-        client = self._client()
-        session = self._call(
-            client.v1.checkout.sessions.retrieve,
-            session_id,
-            params={"expand": ["setup_intent.payment_method"]},
-        ).to_dict()
-        intent = session.get("setup_intent") if isinstance(session.get("setup_intent"), dict) else {}
-        method = intent.get("payment_method")
-        if session.get("status") != "complete" or intent.get("status") != "succeeded" or not method:
-            raise ProviderError("The card has not been saved at Stripe.", code="setup_incomplete")
-        card = (method.get("card") or {}) if isinstance(method, dict) else {}
-        return {
-            "customer": _id(session.get("customer")),
-            "method": _id(method),
-            "brand": str(card.get("brand") or ""),
-            "last4": str(card.get("last4") or ""),
-        }
-
-    def charge_saved_method(
-        self, *, method: str, customer_key: str, amount: int, currency: str, key: str, description: str,
-        email: str = "", metadata: dict | None = None,
-    ) -> SavedMethodCharge:  # fmt: skip
-        """A PaymentIntent confirmed off-session on the saved card, keyed `key` (a retry of the
-        same attempt is answered with the first PaymentIntent). A card that is declined or needs
-        the customer (authentication) is a refusal; Stripe not answering raises ProviderUnavailable."""
-        import stripe
-
-        client = self._client()
-        params = {
-            "amount": amount, "currency": currency, "customer": customer_key, "payment_method": method,
-            "confirm": True, "off_session": True, "capture_method": "automatic",
-            "metadata": {k: v for k, v in (metadata or {}).items() if v},
-        }  # fmt: skip
-
-        def create():
-            try:
-                return client.v1.payment_intents.create(params=params, options={"idempotency_key": key})
-            except stripe.CardError as exc:  # the card's answer, not a failure of the call
-                return exc
-
-        intent = self._call(create)
-        if isinstance(intent, stripe.CardError):
-            code = (
-                getattr(getattr(intent, "error", None), "decline_code", None)
-                or intent.code
-                or "card_declined"
-            )
-            return SavedMethodCharge(False, failure_code=str(code), failure_message=self._scrub(intent))
-        if intent.status == "succeeded":
-            return SavedMethodCharge(
-                True, payment_id=intent.id, amount=int(intent.to_dict().get("amount_received") or amount)
-            )
-        if intent.status == "requires_action":
-            return SavedMethodCharge(
-                False, failure_code="authentication_required",
-                failure_message="The bank asks the customer to confirm this payment.",
-            )  # fmt: skip
-        return SavedMethodCharge(
-            False, failure_code=str(intent.status), failure_message="Stripe did not take the payment."
-        )
-
-    def sign(self, *, payload: dict, at: float | None = None) -> tuple[bytes, dict]:
-        """(body, headers) of one of our engine's events, signed in Stripe's scheme with the account's
-        webhook secret, so verify_webhook takes it like any delivery."""
-        import hashlib
-        import hmac
-        import json
-        import time
-
-        if not self.webhook_secret:
-            raise ProviderNotConfigured("The Stripe account has no webhook secret to sign events with.")
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        stamp = str(int(time.time() if at is None else at))
-        digest = hmac.new(
-            self.webhook_secret.encode(), stamp.encode() + b"." + body, hashlib.sha256
-        ).hexdigest()
-        return body, {"stripe-signature": f"t={stamp},v1={digest}"}
-
     def verify_webhook(self, *, body: bytes, headers: dict[str, str]) -> dict:
         import stripe
 
@@ -430,147 +312,7 @@ class StripeProvider:
         return str(payload["id"])
 
     def parse_event(self, payload: dict) -> NormalizedEvent:
-        kind = payload.get("type", "")
-        if kind in ENGINE_SUBSCRIPTION_TYPES or kind in ("payment.succeeded", "payment.failed"):
-            return engine_event(self.name, payload)  # our engine's (Stripe's own types never look so)
-        obj = payload["data"]["object"]
-        common = {
-            "provider": self.name,
-            "event_id": str(payload["id"]),
-            "occurred_at": timestamp(payload["created"]),
-            "raw_type": kind,
-        }
-        if kind.startswith("customer.subscription."):
-            item = obj["items"]["data"][0]
-            metadata = obj.get("metadata") or {}
-            status = SUBSCRIPTION_STATUS.get(obj["status"], obj["status"])
-            if status == "active" and obj.get("pause_collection"):
-                status = "paused"
-            state = SubscriptionState(
-                subscription_id=obj["id"],
-                status=status,
-                customer=metadata.get("monetize_customer", ""),
-                # a price's lookup_key is our price code; a legacy plan (localstripe) carries only metadata
-                price_ref=(item.get("price") or {}).get("lookup_key") or metadata.get("monetize_price", ""),
-                quantity=int(item.get("quantity") or 1),
-                period_start=timestamp(item.get("current_period_start") or obj.get("current_period_start")),
-                period_end=timestamp(item.get("current_period_end") or obj.get("current_period_end")),
-                cancel_at_period_end=bool(obj.get("cancel_at_period_end")),
-                provider_customer_id=_id(obj.get("customer")),
-                # an expanded customer carries its email: a Dashboard subscription is matched by it
-                email=str((obj.get("customer") or {}).get("email") or "")
-                if isinstance(obj.get("customer"), dict)
-                else "",
-            )
-            types = {"created": EventType.SUBSCRIPTION_CREATED, "deleted": EventType.SUBSCRIPTION_CANCELED}
-            return NormalizedEvent(
-                type=types.get(kind.rsplit(".", 1)[1], EventType.SUBSCRIPTION_UPDATED),
-                subscription=state,
-                **common,
-            )
-        if kind in INVOICE_EVENTS:
-            invoice = stripe_invoice(obj)
-            if kind not in ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed"):
-                if invoice is None:  # a draft: mirrored once finalized
-                    return NormalizedEvent(type=EventType.IGNORED, **common)
-                return NormalizedEvent(type=EventType.INVOICE, invoice=invoice, **common)
-            # Stripe sends both invoice.paid and invoice.payment_succeeded for one invoice: the payment
-            # is keyed on the invoice id, so it is recorded once (a $0 trial invoice is no payment:
-            # memberships.payment_record skips it)
-            payments = [p for p in ((obj.get("payments") or {}).get("data") or []) if isinstance(p, dict)]
-            paid_with = (payments[0].get("payment") or {}) if payments else {}
-            payment = PaymentState(
-                payment_id=obj["id"],
-                amount=int(obj.get("amount_paid") or obj.get("amount_due") or 0),
-                currency=str(obj.get("currency", "")).lower(),
-                customer=stripe_invoice_metadata(obj).get("monetize_customer", ""),
-                subscription_id=stripe_invoice_subscription(obj),
-                provider_customer_id=_id(obj.get("customer")),
-                # older API versions name the charge and intent on the invoice; newer ones in its payments
-                reference=_id(obj.get("charge")) or _id(paid_with.get("charge")),
-                intent=_id(obj.get("payment_intent")) or _id(paid_with.get("payment_intent")),
-                invoice=str(obj["id"]),
-            )
-            failed = kind == "invoice.payment_failed"
-            return NormalizedEvent(
-                type=EventType.PAYMENT_FAILED if failed else EventType.PAYMENT_SUCCEEDED,
-                payment=payment,
-                invoice=invoice,
-                **common,
-            )
-        if kind == "charge.refunded":
-            # each refund listed on the charge, keyed by its own id (refund.created and
-            # charge.refund.updated name the same ids, so each refund is one row however it arrives);
-            # a charge without the list (newer API versions) leaves them to refund.created
-            listed = [r for r in ((obj.get("refunds") or {}).get("data") or []) if isinstance(r, dict)]
-            refunds = tuple(
-                _refund(r, charge=obj) for r in listed if r.get("status") not in ("failed", "canceled")
-            )
-            if not refunds:
-                return NormalizedEvent(type=EventType.IGNORED, **common)
-            return NormalizedEvent(
-                type=EventType.REFUND_CREATED, payment=refunds[0], more_payments=refunds[1:], **common
-            )
-        if kind in ("refund.created", "refund.updated", "charge.refund.updated"):
-            if obj.get("status") in ("failed", "canceled"):
-                return NormalizedEvent(type=EventType.IGNORED, **common)
-            return NormalizedEvent(type=EventType.REFUND_CREATED, payment=_refund(obj), **common)
-        if kind in ("charge.dispute.created", "charge.dispute.closed"):
-            if kind == "charge.dispute.created":
-                type_ = EventType.DISPUTE_CREATED
-            else:
-                type_ = EventType.DISPUTE_LOST if obj.get("status") == "lost" else EventType.DISPUTE_WON
-            payment = PaymentState(
-                payment_id=str(obj["id"]),
-                amount=int(obj.get("amount") or 0),
-                currency=str(obj.get("currency", "")).lower(),
-                customer=(obj.get("metadata") or {}).get("monetize_customer", ""),
-                reference=_id(obj.get("charge")),
-                intent=_id(obj.get("payment_intent")),
-            )
-            return NormalizedEvent(type=type_, payment=payment, **common)
-        if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
-            metadata = obj.get("metadata") or {}
-            checkout_id = str(metadata.get("monetize_checkout") or obj.get("client_reference_id") or "")
-            email = str((obj.get("customer_details") or {}).get("email") or obj.get("customer_email") or "")
-            checkout = CheckoutState(
-                checkout_id=checkout_id, provider_customer_id=_id(obj.get("customer")), email=email
-            )
-            payment = None
-            if obj.get("mode") == "payment" and obj.get("payment_status") in ("paid", "no_payment_required"):
-                # a one-time purchase: recorded under its payment intent, as payment_intent.succeeded is
-                payment = PaymentState(
-                    payment_id=_id(obj.get("payment_intent")) or str(obj["id"]),
-                    amount=int(obj.get("amount_total") or 0),
-                    currency=str(obj.get("currency") or "").lower(),
-                    customer=metadata.get("monetize_customer", ""),
-                    provider_customer_id=checkout.provider_customer_id,
-                    intent=_id(obj.get("payment_intent")),
-                    checkout_id=checkout_id,
-                    email=email,
-                    invoice=_id(obj.get("invoice")),
-                )
-            elif obj.get("mode") == "payment":  # paid later (async_payment_succeeded) or never
-                return NormalizedEvent(type=EventType.IGNORED, **common)
-            return NormalizedEvent(type=EventType.ORDER_PAID, payment=payment, checkout=checkout, **common)
-        if kind == "payment_intent.succeeded":
-            metadata = obj.get("metadata") or {}
-            if not metadata.get("monetize_checkout"):
-                # a subscription's payment intent: its invoice records it
-                return NormalizedEvent(type=EventType.IGNORED, **common)
-            payment = PaymentState(
-                payment_id=str(obj["id"]),
-                amount=int(obj.get("amount_received") or obj.get("amount") or 0),
-                currency=str(obj.get("currency", "")).lower(),
-                customer=metadata.get("monetize_customer", ""),
-                provider_customer_id=_id(obj.get("customer")),
-                reference=_id(obj.get("latest_charge")),
-                intent=str(obj["id"]),
-                checkout_id=str(metadata["monetize_checkout"]),
-                invoice=_id(obj.get("invoice")),  # older API versions name the invoice it pays
-            )
-            return NormalizedEvent(type=EventType.ORDER_PAID, payment=payment, **common)
-        return NormalizedEvent(type=EventType.IGNORED, **common)
+        return parse_stripe_event(self.name, payload)
 
     def report_usage(self, report: UsageReport) -> str:
         """A Stripe Billing meter event: `event_name` is the meter's code, the value goes in the
@@ -597,17 +339,3 @@ class StripeProvider:
             options={"idempotency_key": report.report_id},
         )
         return str(getattr(event, "identifier", "") or report.report_id)
-
-
-def _refund(refund: dict, *, charge: dict | None = None) -> PaymentState:
-    """One Stripe refund, keyed by its own id; its charge (when the event carries it) names the customer."""
-    charge = charge or {}
-    return PaymentState(
-        payment_id=str(refund["id"]),
-        amount=int(refund.get("amount") or 0),
-        currency=str(refund.get("currency") or charge.get("currency") or "").lower(),
-        customer=(charge.get("metadata") or {}).get("monetize_customer", ""),
-        provider_customer_id=_id(charge.get("customer")),
-        reference=_id(refund.get("charge")) or _id(charge.get("id")),
-        intent=_id(refund.get("payment_intent")) or _id(charge.get("payment_intent")),
-    )

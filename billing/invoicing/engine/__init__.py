@@ -1,13 +1,14 @@
-"""Our subscription engine for providers that only charge a saved payment method (see core.py);
+"""Our subscription engine for providers that only charge a saved payment method (see core.py; changes.py:
+cancel, pause, change);
 each provider's way of saving the method is its own module (toss.py, stripe.py)."""
 
-from billing.invoicing.engine.core import (
+from billing.invoicing.engine.changes import (
     charge_owner,
-    charges_due_run,
     subscription_cancel,
     subscription_change,
     subscription_pause,
 )
+from billing.invoicing.engine.core import charges_due_run
 
 __all__ = [
     "charge_owner",

@@ -15,13 +15,15 @@ import hashlib
 from django.db import transaction
 from django.utils import timezone
 
+from billing.invoicing.engine.changes import (
+    subscription_cancel,
+    subscription_change,
+    subscription_pause,
+)
 from billing.invoicing.engine.core import (
     EngineCheckoutNotFound,
     _adapter,
-    subscription_cancel,
-    subscription_change,
     subscription_first_charge,
-    subscription_pause,
     subscription_start,
 )
 from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderError

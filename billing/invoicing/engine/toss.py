@@ -14,15 +14,17 @@ import hmac
 from django.db import transaction
 from django.utils import timezone
 
+from billing.invoicing.engine.changes import (
+    charge_owner,
+    subscription_cancel,
+    subscription_change,
+    subscription_pause,
+)
 from billing.invoicing.engine.core import (
     EngineCheckoutMismatch,
     EngineCheckoutNotFound,
     _adapter,
-    charge_owner,
-    subscription_cancel,
-    subscription_change,
     subscription_first_charge,
-    subscription_pause,
     subscription_start,
 )
 from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderError

@@ -1,0 +1,107 @@
+"""Changes to our engine's subscriptions, asked for by membership services through the provider's
+adapter (cancel, pause, change), and whose charge a provider's webhook names."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.invoicing.engine.core import (
+    EngineSubscriptionInvalid,
+    _adapter,
+    _check_terms,
+    _emit,
+    _invoice_ref,
+    _subscription_data,
+)
+from billing.providers.base import ProviderError
+from billing.providers.models import EngineCharge, EngineChargeStatus, EngineStatus, EngineSubscription
+
+
+def _locked(subscription_id: str) -> EngineSubscription:
+    sub = EngineSubscription.objects.select_for_update().filter(pk=subscription_id).first()
+    if sub is None:
+        raise ProviderError("No such subscription.", code="subscription_not_found")
+    if sub.status in (EngineStatus.CANCELED, EngineStatus.INCOMPLETE):
+        raise EngineSubscriptionInvalid("The subscription has ended.", code="subscription_ended")
+    return sub
+
+
+def subscription_cancel(*, subscription_id: str, at_period_end: bool, now: dt.datetime | None = None) -> None:
+    """At period end: no renewal (canceled when the period ends); now: canceled at once. A
+    subscription that is past due or paused has no running period and ends at once."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        sub = _locked(subscription_id)
+        adapter = _adapter(sub.provider, sub.mode)
+        if at_period_end and sub.status in (EngineStatus.ACTIVE, EngineStatus.TRIALING):
+            sub.cancel_at_period_end = True
+            sub.save()
+            _emit(adapter, sub, "subscription.updated", _subscription_data(sub), at=now)
+            return
+        sub.status, sub.next_retry_at = EngineStatus.CANCELED, None
+        sub.save()
+        EngineCharge.objects.filter(subscription=sub, status=EngineChargeStatus.FAILED).update(
+            status=EngineChargeStatus.VOID
+        )
+        _emit(adapter, sub, "subscription.canceled", _subscription_data(sub), at=now)
+
+
+def subscription_pause(*, subscription_id: str, paused: bool, now: dt.datetime | None = None) -> None:
+    """Paused: no charges. Resumed: a period that ended while paused is charged at the next run,
+    from the resume on (the paused time is not billed)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        sub = _locked(subscription_id)
+        if paused and sub.status in (EngineStatus.ACTIVE, EngineStatus.TRIALING, EngineStatus.PAST_DUE):
+            sub.status = EngineStatus.PAUSED
+        elif not paused and sub.status == EngineStatus.PAUSED:
+            sub.status = EngineStatus.ACTIVE if sub.period_number else EngineStatus.TRIALING
+            sub.failed_attempts, sub.first_failed_at, sub.next_retry_at = 0, None, None
+            if sub.period_end <= now:
+                sub.period_end = now
+        else:
+            raise EngineSubscriptionInvalid(
+                f"A {sub.status} subscription cannot be {'paused' if paused else 'resumed'}."
+            )
+        sub.save()
+        _emit(_adapter(sub.provider, sub.mode), sub, "subscription.updated", _subscription_data(sub), at=now)
+
+
+def subscription_change(
+    *, subscription_id: str, price_ref: str, unit_amount: int, interval: str, quantity: int
+) -> str:
+    """The next period is charged at the new terms (no proration): "at_period_end"."""
+    from billing.tiers.models import Price
+
+    price = Price.objects.filter(code=price_ref, active=True).first()
+    if price is None:
+        raise EngineSubscriptionInvalid(
+            f"No active price '{price_ref}'.", code="unknown_price", details={"price": price_ref}
+        )
+    with transaction.atomic():
+        sub = _locked(subscription_id)
+        _check_terms(_adapter(sub.provider, sub.mode), currency=price.currency, interval=interval,
+                     amount=unit_amount * quantity)  # fmt: skip
+        sub.pending_price, sub.pending_unit_amount = price_ref, unit_amount
+        sub.pending_interval, sub.pending_quantity = interval, quantity
+        sub.save()
+    return "at_period_end"
+
+
+def charge_owner(*, order_id: str, payment_key: str) -> dict | None:
+    """Whose charge a provider's payment is (Toss's webhooks name the orderId and paymentKey), or
+    None if it is not ours."""
+    charge = (
+        EngineCharge.objects.select_related("subscription")
+        .filter(Q(order_id=order_id) | Q(payment_key=payment_key))
+        .exclude(order_id="")
+        .first()
+    )
+    if charge is None:
+        return None
+    return {"customer": charge.subscription.customer, "subscription_id": charge.subscription_id,
+            "invoice": _invoice_ref(charge)}  # fmt: skip
