@@ -566,3 +566,54 @@ def test_an_invoice_the_provider_collects_is_voided_at_the_provider_not_here(alp
     assert "void it or mark it uncollectible in Stripe" in page
     page = _text(client.post(f"/invoices/{invoice.pk}/void/", follow=True))
     assert "is collected by stripe: change it there" in page and _status(alpha, invoice.pk) == "open"
+
+
+def test_discounts_and_taxes_are_shown_by_coupon_and_rate(alpha, customer_client):
+    from billing.discounts.services import coupon_create
+    from billing.invoicing.taxes import tax_rate_create
+    from billing.memberships.services import customer_discount_apply
+
+    client, customer = customer_client
+    with tenant_context(alpha.tenant):
+        coupon_create(code="TEN", name="Launch offer", percent_off=Decimal(10), duration="forever")
+        customer_discount_apply(customer=customer, coupon_code="TEN")
+        tax_rate_create(name="VAT", percent=Decimal(20))
+        tax_rate_create(name="City tax", percent=Decimal("2.5"), inclusive=True)
+        invoice = _invoice(customer, 10_000)
+    # 10% off; 2.5% included in the 90.00 (90 − 90 / 1.025 = 2.195… → 2.20), 20% on the 87.80 without it
+    assert (invoice.discount, invoice.tax, invoice.total) == (1000, 220 + 1756, 9000 + 1756)
+    page = _text(_login(alpha, alpha.owner_email).get(f"/invoices/{invoice.pk}/"))
+    amounts = page.split('data-testid="totals"')[1].split("</table>")[0]
+    rows = [re.sub(r"<[^>]+>", "", row).strip(" >") for row in amounts.split("</tr>")[:-1]]
+    assert rows[:5] == [
+        "Subtotal $100.00",
+        "Discount (TEN) Launch offer −$10.00",
+        "VAT 20% $17.56",
+        "City tax 2.5% (included) $2.20",
+        "Total $107.56",
+    ]
+    # the customer's upcoming invoice shows the same adjustments as the API computes them
+    from billing.memberships.models import Membership
+    from billing.tiers.catalog import catalog_import
+    from billing.tiers.models import Price
+    from tests.billing.test_usage_prices import USAGE
+
+    with tenant_context(alpha.tenant):
+        catalog_import(text=USAGE)
+        price = Price.objects.get(code="pro-monthly")
+        now = timezone.now()
+        Membership.objects.create(
+            customer=customer, tier=price.tier, price=price, status="active", quantity=1, started_at=now,
+            current_period_start=now - dt.timedelta(days=1), current_period_end=now + dt.timedelta(days=29),
+        )  # fmt: skip
+    api = alpha.api().get(f"/api/v1/customers/{customer.external_id}/invoices/upcoming").json()
+    upcoming = (
+        _text(client.get("/account/billing/")).split('data-testid="upcoming"')[1].split("</section>")[0]
+    )
+    assert f'data-testid="upcoming-total">${api["total"] / 100:,.2f}<' in upcoming
+    assert f'data-testid="upcoming-sum">${api["total"] / 100:,.2f}<' in upcoming
+    assert (
+        "Discount (TEN)" in upcoming
+        and f"−${api['discount'] / 100:,.2f}" in upcoming
+        and "VAT 20%" in upcoming
+    )

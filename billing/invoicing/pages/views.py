@@ -17,6 +17,7 @@ from accounts.roles import STAFF_ROLES, Role
 from billing.invoicing.credit_notes import CREDITABLE, credit_note_create
 from billing.invoicing.exceptions import InvoiceNotFound, InvoiceStateError
 from billing.invoicing.models import CollectedBy, CreditNoteStatus, InvoiceStatus
+from billing.invoicing.pages.display import activity, amount_rows, credit_error_text, upcoming_rows
 from billing.invoicing.pages.forms import CreditNoteForm, InvoiceFilterForm
 from billing.invoicing.pages.selectors import (
     customer_invoice,
@@ -63,6 +64,7 @@ def customer_billing(request):
             "customer": customer,
             "invoices": _paged(request, customer_invoices(customer=customer), size=20),
             "upcoming": upcoming,
+            "upcoming_totals": upcoming_rows(upcoming) if upcoming is not None else [],
         },
     )
 
@@ -116,34 +118,6 @@ def _staff_invoice(invoice_id: int):
         raise Http404("No such invoice.") from None
 
 
-def _activity(invoice, payments, notes) -> list[tuple]:
-    """What happened to the invoice, newest first."""
-    events = [(invoice.created_at, "Created as a draft")]
-    if invoice.finalized_at:
-        events.append((invoice.finalized_at, f"Issued as {invoice.number}"))
-    for link in payments:
-        payment = link.payment
-        amount = format_amount(payment.amount, payment.currency)
-        if payment.kind == PaymentKind.FAILED:
-            events.append((payment.occurred_at, f"A charge of {amount} failed ({payment.provider})"))
-        else:
-            events.append(
-                (payment.occurred_at, f"{payment.get_kind_display()} of {amount} ({payment.provider})")
-            )
-    for note in notes:
-        events.append(
-            (note.created_at, f"Credit note {note.number}: {format_amount(note.amount, note.currency)}")
-        )
-        if note.refunded_at:
-            amount = format_amount(note.refund_amount, note.currency)
-            events.append((note.refunded_at, f"{amount} refunded through {note.provider}"))
-    if invoice.paid_at:
-        events.append((invoice.paid_at, "Paid in full"))
-    if invoice.voided_at:
-        events.append((invoice.voided_at, "Voided"))
-    return sorted(events, key=lambda event: event[0], reverse=True)
-
-
 def _detail(request, invoice, *, credit_form: CreditNoteForm | None = None, status: int = 200):
     payments = invoice_payment_attempts(invoice=invoice)
     notes = sorted(invoice.credit_notes.all(), key=lambda note: note.pk)
@@ -167,7 +141,8 @@ def _detail(request, invoice, *, credit_form: CreditNoteForm | None = None, stat
             "lines": list(invoice.lines.all()),
             "payments": payments,
             "credit_notes": notes,
-            "activity": _activity(invoice, payments, notes),
+            "activity": activity(invoice, payments, notes),
+            "amounts": amount_rows(invoice),
             "may_void": may_change
             and not by_provider
             and invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
@@ -233,35 +208,6 @@ def invoice_action(request, invoice_id: int, action: str):
     return redirect("staff-invoice", invoice_id=invoice.pk)
 
 
-def _credit_error(exc: ApplicationError, currency: str) -> str:
-    """The service's refusal in the invoice's money (its messages count minor units)."""
-    details = exc.details or {}
-
-    def money(key: str) -> str:
-        return format_amount(int(details.get(key) or 0), currency)
-
-    texts = {
-        "credit_exceeds_due": lambda: f"At most {money('due')} can be credited: that is what is still due.",
-        "credit_exceeds_paid": lambda: (
-            f"At most {money('refundable')} can be given back: that is what was paid and not yet "
-            "refunded or credited."
-        ),
-        "credit_exceeds_total": lambda: (
-            f"At most {money('creditable')} more can be credited on this invoice."
-        ),
-        "refund_exceeds_payment": lambda: (
-            f"A refund goes back through one payment: at most {money('refundable')} here. Refund less, "
-            "or credit the rest out of band (untick refund)."
-        ),
-        "no_payment_to_refund": lambda: (
-            "No payment of this invoice went through a provider, so there is nothing to refund: untick "
-            "refund to credit it out of band."
-        ),
-    }
-    text = texts.get(exc.code)
-    return text() if text else exc.message
-
-
 @require_POST
 @role_required(*BILLING_ROLES)
 def invoice_credit(request, invoice_id: int):
@@ -281,7 +227,7 @@ def invoice_credit(request, invoice_id: int):
             refund=data["refund"],
         )
     except ApplicationError as exc:
-        messages.error(request, f"The credit note was not issued. {_credit_error(exc, invoice.currency)}")
+        messages.error(request, f"The credit note was not issued. {credit_error_text(exc, invoice.currency)}")
         return redirect("staff-invoice", invoice_id=invoice.pk)
     parts = []
     if note.pre_payment_amount:
