@@ -23,9 +23,8 @@ from billing.invoicing.engine.changes import (
 from billing.invoicing.engine.core import (
     EngineCheckoutNotFound,
     _adapter,
-    subscription_first_charge,
-    subscription_start,
 )
+from billing.invoicing.engine.start import subscription_first_charge, subscription_start
 from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderError
 from billing.providers.models import EngineCheckout
 

@@ -24,9 +24,8 @@ from billing.invoicing.engine.core import (
     EngineCheckoutMismatch,
     EngineCheckoutNotFound,
     _adapter,
-    subscription_first_charge,
-    subscription_start,
 )
+from billing.invoicing.engine.start import subscription_first_charge, subscription_start
 from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderError
 from billing.providers.models import EngineCheckout, TossCustomer
 from billing.providers.toss import TossCardDeclined, customer_key_generate
