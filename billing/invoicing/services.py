@@ -372,6 +372,14 @@ def _close(invoice_id: int, status: str, event: str, *, from_: tuple) -> Invoice
         invoice = _locked(invoice_id)
         if invoice.status == status:
             return invoice
+        if invoice.collected_by == CollectedBy.PROVIDER:
+            # the provider runs its collection: changed only here, it would go on collecting
+            raise InvoiceStateError(
+                f"Invoice {invoice} is collected by {invoice.provider}: change it there; its webhook updates "
+                "it here.",
+                code="collected_by_provider",
+                details={"provider": invoice.provider},
+            )
         if invoice.status not in from_ or (status == InvoiceStatus.VOID and invoice.amount_paid):
             raise InvoiceStateError(
                 f"Invoice {invoice} is {invoice.status}: it cannot become {status}"

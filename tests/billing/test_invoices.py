@@ -225,6 +225,14 @@ def test_api_void_and_uncollectible(billed):
         invoice_payment_apply(invoice_id=invoices[1].pk, amount=2000)
     response = alpha.api().post(f"/api/v1/invoices/{invoices[1].pk}/void")
     assert response.status_code == 409 and response.json()["error"]["code"] == "invoice_state"
+    with tenant_context(alpha.tenant):  # a provider collects a mirrored invoice: changed there, not here
+        mirrored = Invoice.objects.create(
+            customer=invoices[0].customer, currency="usd", status="open", number="in_1", total=500, subtotal=500,
+            collected_by="provider", provider="stripe", provider_invoice_id="in_1",
+        )  # fmt: skip
+    for action in ("void", "mark-uncollectible"):
+        response = alpha.api().post(f"/api/v1/invoices/{mirrored.pk}/{action}")
+        assert response.status_code == 409 and response.json()["error"]["code"] == "collected_by_provider"
 
 
 def test_api_invoices_of_another_tenant_or_unknown_are_404(billed, beta):
