@@ -241,6 +241,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # choice sets that share a field name get names of their own (else "Reason00fEnum")
+    "ENUM_NAME_OVERRIDES": {
+        "CreditNoteReasonEnum": ["duplicate", "fraudulent", "order_change", "product_unsatisfactory", "other"],
+        "CreditNoteStatusEnum": ["issued", "refund_pending", "refunded", "refund_failed"],
+        "CheckReasonEnum": ["ok", "not_in_tier", "limit_reached", "rate_limited", "insufficient_credits"],
+    },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 
