@@ -2,7 +2,8 @@ from django.apps import AppConfig
 
 
 class InvoicingConfig(AppConfig):
-    """Our own subscription engines (sandbox, TossPayments); the billing engine grows here."""
+    """The billing engine: rating, invoices, coupons and taxes, credit notes, period close, and our
+    subscription engine for providers that only charge a saved method."""
 
     name = "billing.invoicing"
     label = "invoicing"
@@ -10,7 +11,8 @@ class InvoicingConfig(AppConfig):
 
     def ready(self) -> None:
         from billing.inbox.signals import provider_invoice_reported
-        from billing.invoicing import receivers, sandbox_engine
+        from billing.invoicing import receivers
+        from billing.invoicing.engine import sandbox as sandbox_engine
         from billing.invoicing.engine import stripe as stripe_engine
         from billing.invoicing.engine import toss as toss_engine
         from billing.memberships.signals import payment_recorded

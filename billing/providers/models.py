@@ -59,35 +59,6 @@ class ProviderAccount(models.Model):
         self.webhook_secret_encrypted = encrypt(value) if value else ""
 
 
-class SandboxSubscription(models.Model):
-    """The sandbox provider's own record of a subscription (what Stripe would keep on its side).
-    `card` decides what charges do: `ok`, or `fails_at_renewal` (4000 0000 0000 0341)."""
-
-    id = models.CharField(max_length=40, primary_key=True)
-    customer = models.CharField(max_length=255)
-    price = models.CharField(max_length=64)
-    interval = models.CharField(max_length=8)
-    unit_amount = models.BigIntegerField()
-    currency = models.CharField(max_length=3)
-    quantity = models.PositiveIntegerField(default=1)
-    card = models.CharField(max_length=20, default="ok")
-    status = models.CharField(max_length=12)
-    period_start = models.DateTimeField()
-    period_end = models.DateTimeField()
-    trial_end = models.DateTimeField(null=True, blank=True)
-    cancel_at_period_end = models.BooleanField(default=False)
-    # a downgrade waits for the end of the period: the price that takes over at the renewal
-    pending_price = models.CharField(max_length=64, blank=True)
-    pending_unit_amount = models.BigIntegerField(null=True, blank=True)
-    pending_interval = models.CharField(max_length=8, blank=True)
-    failed_attempts = models.PositiveIntegerField(default=0)
-    next_retry_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return self.id
-
-
 class SandboxClock(models.Model):
     """The sandbox's idea of now: real time plus `offset_seconds` (moved by `sandbox_advance`)."""
 
@@ -95,27 +66,6 @@ class SandboxClock(models.Model):
 
     def __str__(self) -> str:
         return f"+{self.offset_seconds}s"
-
-
-class SandboxCheckout(models.Model):
-    """The sandbox provider's copy of a checkout it was asked to host (it knows nothing else)."""
-
-    id = models.CharField(max_length=40, primary_key=True)  # our Checkout id
-    customer = models.CharField(max_length=255)
-    email = models.CharField(max_length=254, blank=True)
-    price = models.CharField(max_length=64)
-    interval = models.CharField(max_length=8)
-    unit_amount = models.BigIntegerField()
-    currency = models.CharField(max_length=3)
-    quantity = models.PositiveIntegerField(default=1)
-    trial_days = models.PositiveIntegerField(default=0)
-    success_url = models.URLField(max_length=2000)
-    cancel_url = models.URLField(max_length=2000)
-    paid_at = models.DateTimeField(null=True, blank=True)
-    subscription = models.ForeignKey(SandboxSubscription, null=True, blank=True, on_delete=models.SET_NULL)
-
-    def __str__(self) -> str:
-        return self.id
 
 
 class ProviderProduct(models.Model):
@@ -162,7 +112,8 @@ class TossCustomer(models.Model):
 
 class EngineSubscription(models.Model):
     """A subscription our engine runs for a provider that only charges a saved payment method
-    (TossPayments: a billing key; Stripe in engine mode: a PaymentMethod): the schedule the charge
+    (TossPayments: a billing key; Stripe in engine mode: a PaymentMethod; the sandbox: a test card's
+    behaviour, `ok` or `fails_at_renewal`): the schedule the charge
     job follows. `period_number` is the last paid period (0 before the first charge); the saved
     method (`billing_key`) is stored encrypted (kernel.crypto); `customer_key` is the provider's
     customer (Toss's customerKey, Stripe's Customer id)."""
@@ -255,9 +206,15 @@ class EngineChargeStatus(models.TextChoices):
     VOID = "void", "Void (the subscription ended unpaid)"
 
 
+class EngineChargeKind(models.TextChoices):
+    PERIOD = "period", "A period's invoice"
+    PRORATION = "proration", "An upgrade's proration"
+
+
 class EngineCharge(models.Model):
-    """One billing period's charge of a subscription, created BEFORE any call to the provider:
-    unique per (subscription, period), so a re-run or a crash never charges a period twice.
+    """A charge of one invoice of a subscription, created BEFORE any call to the provider: a
+    period's charge is unique per (subscription, period), so a re-run or a crash never charges a
+    period twice; an upgrade's proration is charged at once, as a charge of its own.
     `order_id` is the attempt's idempotency key: Toss `tsub-<sub id>-<period>` (its orderId, which
     must be unique at Toss forever) and Stripe `invoice-<invoice id>-<attempt>`; a dunning retry is
     a new attempt with a new key (Toss replays a key's first answer for 15 days)."""
@@ -278,13 +235,16 @@ class EngineCharge(models.Model):
     # is the last one (the usage of a period that ends the subscription)
     invoice_id = models.BigIntegerField(null=True, blank=True)
     final = models.BooleanField(default=False)
+    kind = models.CharField(max_length=10, choices=EngineChargeKind.choices, default=EngineChargeKind.PERIOD)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["subscription", "period"], name="providers_toss_charge_period_unique"
+                fields=["subscription", "period"],
+                condition=models.Q(kind="period"),
+                name="providers_engine_charge_period_unique",
             ),
         ]
 

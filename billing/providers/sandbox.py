@@ -12,6 +12,7 @@ Its events are signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`,
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -23,14 +24,19 @@ from billing.providers.base import (
     NormalizedEvent,
     ProviderNotSupported,
     RefundResult,
+    SavedMethodCharge,
     SubscriptionEngine,
     UsageReport,
     WebhookVerificationFailed,
 )
 
+# test cards: what charging each saved card does
+CARD_BEHAVIOUR = {"ok": "pays", "fails_at_renewal": "pays at checkout, then is declined"}
+
 
 class SandboxProvider:
     name = "sandbox"
+    prorates = True  # an upgrade's difference is charged at once
 
     def __init__(self, *, webhook_secret: str, engine: SubscriptionEngine | None = None):
         self.webhook_secret = webhook_secret
@@ -58,10 +64,10 @@ class SandboxProvider:
     def parse_event(self, payload: dict) -> NormalizedEvent:
         return engine_event(self.name, payload)
 
-    # --- calls (the sandbox's own behaviour lives in billing/invoicing/sandbox_engine) ----------------------------
+    # --- calls (the sandbox's subscriptions run on our engine: billing/invoicing/engine/sandbox.py) ------------
 
     def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
-        return self._engine().checkout_create(request)
+        return self._engine().checkout_create(request, mode="test")
 
     def cancel_subscription(self, *, subscription_id: str, at_period_end: bool) -> None:
         self._engine().subscription_cancel(subscription_id=subscription_id, at_period_end=at_period_end)
@@ -90,6 +96,24 @@ class SandboxProvider:
         return self._engine().refund_create(
             payment_id=payment_id, amount=amount, currency=currency, idempotency_key=idempotency_key
         )
+
+    def charge_saved_method(
+        self, *, method: str, customer_key: str, amount: int, currency: str, key: str, description: str,
+        email: str = "", metadata: dict | None = None,
+    ) -> SavedMethodCharge:  # fmt: skip
+        """The sandbox's card network: `ok` pays; `fails_at_renewal` (4000 0000 0000 0341) pays
+        while the customer is at the checkout and is declined afterwards. The payment id derives
+        from the idempotency key, so the same key again is the same payment."""
+        if method == "fails_at_renewal" and not (metadata or {}).get("monetize_at_checkout"):
+            return SavedMethodCharge(
+                False, failure_code="card_declined", failure_message="Your card was declined."
+            )
+        if method not in CARD_BEHAVIOUR:
+            return SavedMethodCharge(
+                False, failure_code="card_declined", failure_message="Your card was declined."
+            )
+        payment_id = "pay_" + hashlib.sha256(key.encode()).hexdigest()[:20]
+        return SavedMethodCharge(True, payment_id=payment_id, amount=amount)
 
     # --- emitting (the sandbox is also the provider) ------------------------------------------
 

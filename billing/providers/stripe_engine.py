@@ -13,6 +13,8 @@ from billing.providers.base import ProviderError, ProviderNotConfigured, SavedMe
 
 
 class StripeEngineMode:
+    prorates = True  # our engine charges an upgrade's difference at once (Stripe's always_invoice)
+
     def setup_session_create(
         self, *, checkout_id: str, customer: str, email: str, stripe_customer: str, success_url: str,
         cancel_url: str,

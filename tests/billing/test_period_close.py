@@ -14,7 +14,7 @@ from billing.invoicing.close import BilledSubscription, PeriodToClose, period_cl
 from billing.invoicing.models import Invoice, InvoicePayment
 from billing.memberships.models import Payment
 from billing.metering.ingest import events_ingest
-from billing.providers.models import SandboxSubscription
+from billing.providers.models import EngineSubscription
 from billing.providers.services import provider_account_upsert
 from billing.tiers.catalog import catalog_import
 from tests.billing.test_sandbox_checkout import advance, pay, start_checkout
@@ -89,7 +89,7 @@ def test_closing_the_same_period_twice_makes_one_invoice(shop, django_capture_on
     subscribe(shop, django_capture_on_commit_callbacks)
     use(shop, 5_000)
     with tenant_context(shop.tenant):
-        sub = SandboxSubscription.objects.get()
+        sub = EngineSubscription.objects.get()
         engine_sub = BilledSubscription(
             provider="sandbox", subscription_id=sub.id, customer="c1", price_code=sub.price, quantity=1
         )
@@ -129,8 +129,8 @@ def test_a_failing_card_leaves_the_renewal_invoice_open_through_dunning(
 def test_an_upgrade_now_is_invoiced_as_a_proration(shop, django_capture_on_commit_callbacks):
     subscribe(shop, django_capture_on_commit_callbacks)
     with tenant_context(shop.tenant):
-        sub = SandboxSubscription.objects.get()
-    from billing.invoicing.sandbox_engine import subscription_change
+        sub = EngineSubscription.objects.get()
+    from billing.invoicing.engine.sandbox import subscription_change
 
     with django_capture_on_commit_callbacks(execute=True), tenant_context(shop.tenant):
         subscription_change(subscription_id=sub.id, price_ref="pro-monthly", unit_amount=2900, interval="month",

@@ -7,18 +7,29 @@ import datetime as dt
 
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 
+from billing.invoicing.close import proration_invoice
 from billing.invoicing.engine.core import (
     EngineSubscriptionInvalid,
     _adapter,
+    _bill,
     _check_terms,
     _emit,
+    _esub,
     _invoice_ref,
+    _order_id,
+    _settle,
     _subscription_data,
+    engine_now,
 )
 from billing.providers.base import ProviderError
-from billing.providers.models import EngineCharge, EngineChargeStatus, EngineStatus, EngineSubscription
+from billing.providers.models import (
+    EngineCharge,
+    EngineChargeKind,
+    EngineChargeStatus,
+    EngineStatus,
+    EngineSubscription,
+)
 
 
 def _locked(subscription_id: str) -> EngineSubscription:
@@ -33,9 +44,9 @@ def _locked(subscription_id: str) -> EngineSubscription:
 def subscription_cancel(*, subscription_id: str, at_period_end: bool, now: dt.datetime | None = None) -> None:
     """At period end: no renewal (canceled when the period ends); now: canceled at once. A
     subscription that is past due or paused has no running period and ends at once."""
-    now = now or timezone.now()
     with transaction.atomic():
         sub = _locked(subscription_id)
+        now = now or engine_now(sub.provider)
         adapter = _adapter(sub.provider, sub.mode)
         if at_period_end and sub.status in (EngineStatus.ACTIVE, EngineStatus.TRIALING):
             sub.cancel_at_period_end = True
@@ -53,9 +64,9 @@ def subscription_cancel(*, subscription_id: str, at_period_end: bool, now: dt.da
 def subscription_pause(*, subscription_id: str, paused: bool, now: dt.datetime | None = None) -> None:
     """Paused: no charges. Resumed: a period that ended while paused is charged at the next run,
     from the resume on (the paused time is not billed)."""
-    now = now or timezone.now()
     with transaction.atomic():
         sub = _locked(subscription_id)
+        now = now or engine_now(sub.provider)
         if paused and sub.status in (EngineStatus.ACTIVE, EngineStatus.TRIALING, EngineStatus.PAST_DUE):
             sub.status = EngineStatus.PAUSED
         elif not paused and sub.status == EngineStatus.PAUSED:
@@ -74,7 +85,11 @@ def subscription_pause(*, subscription_id: str, paused: bool, now: dt.datetime |
 def subscription_change(
     *, subscription_id: str, price_ref: str, unit_amount: int, interval: str, quantity: int
 ) -> str:
-    """The next period is charged at the new terms (no proration): "at_period_end"."""
+    """Where the provider takes prorations (the sandbox, Stripe; adapter `prorates`), an upgrade
+    (or a change during a trial) applies now and the difference for the rest of the period is
+    invoiced and charged at once: (new total - old total) × remaining seconds ÷ period seconds,
+    rounded down in the customer's favour (Stripe's `always_invoice`); returns "now". Otherwise,
+    and for a downgrade, the next period is charged at the new terms: "at_period_end"."""
     from billing.tiers.models import Price
 
     price = Price.objects.filter(code=price_ref, active=True).first()
@@ -82,14 +97,44 @@ def subscription_change(
         raise EngineSubscriptionInvalid(
             f"No active price '{price_ref}'.", code="unknown_price", details={"price": price_ref}
         )
+    charge = None
     with transaction.atomic():
         sub = _locked(subscription_id)
-        _check_terms(_adapter(sub.provider, sub.mode), currency=price.currency, interval=interval,
-                     amount=unit_amount * quantity)  # fmt: skip
-        sub.pending_price, sub.pending_unit_amount = price_ref, unit_amount
-        sub.pending_interval, sub.pending_quantity = interval, quantity
+        adapter = _adapter(sub.provider, sub.mode)
+        _check_terms(adapter, currency=price.currency, interval=interval, amount=unit_amount * quantity)
+        now = engine_now(sub.provider)
+        old_total, new_total = sub.unit_amount * sub.quantity, unit_amount * quantity
+        trialing = sub.status == EngineStatus.TRIALING
+        if not getattr(adapter, "prorates", False) or (new_total < old_total and not trialing):
+            sub.pending_price, sub.pending_unit_amount = price_ref, unit_amount
+            sub.pending_interval, sub.pending_quantity = interval, quantity
+            sub.save()
+            return "at_period_end"
+        remaining = max(0, int((sub.period_end - now).total_seconds()))
+        period = max(1, int((sub.period_end - sub.period_start).total_seconds()))
+        prorated = 0 if trialing else (new_total - old_total) * remaining // period
+        old_price, old_quantity = sub.price, sub.quantity
+        sub.price, sub.unit_amount, sub.interval, sub.quantity = price_ref, unit_amount, interval, quantity
+        sub.pending_price, sub.pending_unit_amount, sub.pending_interval, sub.pending_quantity = (
+            "",
+            None,
+            "",
+            None,
+        )
         sub.save()
-    return "at_period_end"
+        if prorated > 0:
+            invoice = proration_invoice(
+                sub=_esub(sub), old_price_code=old_price, old_quantity=old_quantity, amount=prorated, at=now,
+                period_end=sub.period_end,
+            )  # fmt: skip
+            charge = EngineCharge(subscription=sub, period=sub.period_number, kind=EngineChargeKind.PRORATION)
+            _bill(charge, invoice)
+            charge.order_id = _order_id(sub, charge)
+            charge.save()
+        _emit(adapter, sub, "subscription.updated", _subscription_data(sub), at=now)
+    if charge is not None:  # committed first: then the provider is asked for the money
+        _settle(sub.pk, now=now)
+    return "now"
 
 
 def charge_owner(*, order_id: str, payment_key: str) -> dict | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from collections.abc import Callable
 
 from dateutil.relativedelta import relativedelta
 from django.db import transaction
@@ -41,11 +42,13 @@ from billing.providers.base import (
 )
 from billing.providers.models import (
     EngineCharge,
+    EngineChargeKind,
     EngineChargeStatus,
     EngineCheckout,
     EngineStatus,
     EngineSubscription,
     ProviderAccount,
+    SandboxClock,
 )
 
 logger = logging.getLogger(__name__)
@@ -150,7 +153,7 @@ def _order_id(sub: EngineSubscription, charge: EngineCharge) -> str:
     """The attempt's idempotency key. Toss: `tsub-<sub id>-<period>[-<attempt>]` (an orderId must
     be unique at Toss forever, and our invoice ids start again in every schema); elsewhere
     `invoice-<invoice id>-<attempt>`."""
-    if sub.provider == "toss":
+    if sub.provider == "toss" and charge.kind == EngineChargeKind.PERIOD:
         suffix = "" if charge.attempt == 1 else f"-{charge.attempt}"
         return f"tsub-{sub.id}-{charge.period}{suffix}"
     return f"invoice-{charge.invoice_id}-{charge.attempt}"
@@ -166,8 +169,18 @@ def _check_terms(adapter, *, currency: str, interval: str, amount: int) -> None:
 # --- charging ----------------------------------------------------------------------------------
 
 
-def _settle(sub_id: str, *, now: dt.datetime) -> tuple[str, ProviderError | None]:
-    """Ask Toss for the subscription's pending charge and apply the answer.
+def engine_now(provider: str) -> dt.datetime:
+    """The engine's now for a provider: real time, or the sandbox's clock (real time plus the
+    offset `sandbox_advance` moved it by)."""
+    if provider != "sandbox":
+        return timezone.now()
+    clock = SandboxClock.objects.first()
+    return timezone.now() + dt.timedelta(seconds=clock.offset_seconds if clock else 0)
+
+
+def _settle(sub_id: str, *, now: dt.datetime, at_checkout: bool = False) -> tuple[str, ProviderError | None]:
+    """Ask the provider for the subscription's pending charge and apply the answer (`at_checkout`:
+    the customer is paying right now, which a sandbox test card tells apart from a renewal).
     Returns (outcome, error): done | failed | unavailable | skipped."""
     with transaction.atomic():
         sub = EngineSubscription.objects.select_for_update(skip_locked=True).filter(pk=sub_id).first()
@@ -191,7 +204,7 @@ def _settle(sub_id: str, *, now: dt.datetime) -> tuple[str, ProviderError | None
                 currency=charge.currency, key=charge.order_id, description=f"{sub.price} #{charge.period}",
                 email=sub.email,
                 metadata={"monetize_invoice": _invoice_ref(charge), "monetize_customer": sub.customer,
-                          "monetize_subscription": sub.id},
+                          "monetize_subscription": sub.id, "monetize_at_checkout": "1" if at_checkout else ""},
             )  # fmt: skip
         except (ProviderUnavailable, ProviderNotConfigured) as exc:
             # no attempt counted: the row keeps its idempotency key for the next try
@@ -213,6 +226,10 @@ def _paid(
     charge.failure_code, charge.failure_message = "", ""
     charge.save(update_fields=["status", "payment_key", "failure_code", "failure_message", "updated_at"])
     paid = _payment_data(sub, charge, payment_id=charge.payment_key, amount=amount)
+    if charge.kind == EngineChargeKind.PRORATION:  # an upgrade's difference: the period does not move
+        if amount:
+            _emit(adapter, sub, "payment.succeeded", paid, at=at)
+        return
     if charge.final:  # the last invoice (the usage of the period the subscription ends with)
         sub.status, sub.period_number = EngineStatus.CANCELED, charge.period
         sub.save()
@@ -266,6 +283,8 @@ def _failed(
         return
     failed = _payment_data(sub, charge, payment_id=charge.order_id, amount=charge.amount)
     _emit(adapter, sub, "payment.failed", failed, at=at)
+    if charge.kind == EngineChargeKind.PRORATION:  # the upgrade stands; its invoice stays open for staff
+        return
     if charge.final:  # the subscription ends anyway; its last invoice stays open for staff
         sub.status, sub.next_retry_at, sub.period_number = EngineStatus.CANCELED, None, charge.period
         sub.save()
@@ -313,7 +332,11 @@ def _claim(sub_id: str, *, now: dt.datetime) -> str:
         if not (renewing or retrying):
             return "skipped"
         period = sub.period_number + 1
-        charge = EngineCharge.objects.select_for_update().filter(subscription=sub, period=period).first()
+        charge = (
+            EngineCharge.objects.select_for_update()
+            .filter(subscription=sub, period=period, kind=EngineChargeKind.PERIOD)
+            .first()
+        )
         bill_usage = sub.status != EngineStatus.TRIALING
         if charge is None and renewing and sub.cancel_at_period_end:
             # the last invoice: the ended period's usage, no fee; nothing due ends it at once
@@ -360,27 +383,35 @@ def _claim(sub_id: str, *, now: dt.datetime) -> str:
         return "charge"
 
 
-def charges_due_run(*, now: dt.datetime | None = None) -> int:
-    """Charge every subscription whose period ended or whose dunning retry is due (beat, hourly,
-    per tenant). Safe to run twice or concurrently. Returns the number of subscriptions that
-    were charged, refused or ended."""
-    now = now or timezone.now()
-    due = (
-        EngineSubscription.objects.filter(
-            Q(status__in=[EngineStatus.ACTIVE, EngineStatus.TRIALING], period_end__lte=now)
-            | Q(status=EngineStatus.PAST_DUE, next_retry_at__lte=now)
-        )
-        .order_by("period_end", "id")
-        .values_list("pk", flat=True)[:DUE_BATCH]
+def _due(now: dt.datetime) -> Q:
+    return Q(status__in=[EngineStatus.ACTIVE, EngineStatus.TRIALING], period_end__lte=now) | Q(
+        status=EngineStatus.PAST_DUE, next_retry_at__lte=now
     )
+
+
+def charges_due_run(
+    *, now: dt.datetime | None = None, sandbox: bool = False, progress: Callable[[str], None] | None = None
+) -> int:
+    """Close and charge every subscription whose period ended or whose dunning retry is due (beat,
+    hourly, per tenant). Safe to run twice or concurrently. The sandbox's subscriptions run on the
+    sandbox's clock instead (`sandbox=True`: those alone, played by its clock). Returns the number
+    of subscriptions that were charged, refused or ended."""
+    now = now or timezone.now()
+    due = EngineSubscription.objects.filter(_due(now))
+    due = due.filter(provider="sandbox") if sandbox else due.exclude(provider="sandbox")
     played = 0
-    for sub_id in list(due):
+    for sub_id, was in list(due.order_by("period_end", "id").values_list("pk", "status")[:DUE_BATCH]):
         try:
             claimed = _claim(sub_id, now=now)
             if claimed == "charge":
                 claimed, _ = _settle(sub_id, now=now)
         except ProviderError as exc:  # one subscription's trouble does not stop the others
-            logger.warning("toss subscription %s not charged: %s", sub_id, exc.code)
+            logger.warning("subscription %s not charged: %s", sub_id, exc.code)
             continue
         played += claimed in ("done", "failed", "canceled")
+        if progress is not None and claimed != "skipped":
+            status = EngineSubscription.objects.filter(pk=sub_id).values_list("status", flat=True).first()
+            progress(
+                f"{now:%Y-%m-%d} {sub_id} {'retry' if was == EngineStatus.PAST_DUE else 'renew'} → {status}"
+            )
     return played

@@ -88,7 +88,7 @@ def subscription_first_charge(
     reloading later is safe)."""
     if checkout.completed_at is not None or checkout.subscription_id is None:
         return
-    outcome, error = _settle(checkout.subscription_id, now=now)
+    outcome, error = _settle(checkout.subscription_id, now=now, at_checkout=True)
     checkout.refresh_from_db()
     if outcome == "unavailable" or (outcome == "skipped" and checkout.completed_at is None):
         raise error or ProviderUnavailable("The payment is being processed; reload this page in a moment.")

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import tenant_context
 
-from billing.invoicing.sandbox_engine import clock_advance, sandbox_now
+from billing.invoicing.engine.sandbox import clock_advance, sandbox_now
 from tenants.selectors import tenant_get_by_slug
 
 

@@ -1,0 +1,159 @@
+"""The sandbox on our engine: its hosted checkout page with test cards, its clock, refunds and
+usage reports. The subscriptions themselves are the engine's (engine/core.py), as Toss's and
+Stripe's engine-mode ones are; the sandbox adapter is the card network (charge_saved_method).
+
+Test cards: 4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined at the checkout;
+4000 0000 0000 0341 pays at the checkout and is declined at every renewal (the engine's dunning
+then retries +2, +5, +7 days and cancels). The sandbox's subscriptions run on its own clock:
+`clock_advance` (the `sandbox_advance` command) moves it and plays everything that falls due, in
+time order; the hourly beat leaves them alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+
+from django.db import transaction
+from django.db.models import Min, Q
+
+from billing.invoicing.engine.changes import (
+    subscription_cancel,
+    subscription_change,
+    subscription_pause,
+)
+from billing.invoicing.engine.core import EngineCheckoutNotFound, charges_due_run, engine_now
+from billing.invoicing.engine.start import subscription_first_charge, subscription_start
+from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderError, RefundResult, UsageReport
+from billing.providers.models import (
+    EngineCheckout,
+    EngineStatus,
+    EngineSubscription,
+    ProviderAccount,
+    SandboxClock,
+)
+
+__all__ = ["checkout_create", "checkout_pay", "clock_advance", "refund_create", "sandbox_now",
+           "subscription_cancel", "subscription_change", "subscription_pause", "usage_report"]  # fmt: skip
+
+CARDS = {"4242424242424242": "ok", "4000000000000341": "fails_at_renewal", "4000000000000002": "declined"}
+
+
+class CardDeclined(ProviderError):
+    code = "card_declined"
+    status_code = 402
+
+
+class UnknownCard(ProviderError):
+    code = "unknown_test_card"
+    status_code = 400
+
+
+def sandbox_now() -> dt.datetime:
+    return engine_now("sandbox")
+
+
+def checkout_create(request: CheckoutRequest, *, mode: str = "test") -> CheckoutSession:
+    EngineCheckout.objects.update_or_create(
+        id=request.checkout_id,
+        defaults={
+            "provider": "sandbox", "mode": mode, "customer": request.customer, "customer_key": "",
+            "email": request.email, "price": request.price_ref, "interval": request.interval,
+            "unit_amount": request.unit_amount, "currency": request.currency.lower(), "quantity": request.quantity,
+            "trial_days": request.trial_days, "success_url": request.success_url, "cancel_url": request.cancel_url,
+        },
+    )  # fmt: skip
+    return CheckoutSession(
+        provider_checkout_id=request.checkout_id, url=f"/sandbox/checkout/{request.checkout_id}/"
+    )
+
+
+def checkout_pay(*, checkout_id: str, card_number: str) -> EngineCheckout:
+    """Pay a hosted checkout with a test card: the card is saved, the subscription starts and its
+    first invoice is charged (a trial charges nothing yet). Paying twice is a no-op."""
+    digits = "".join(ch for ch in card_number if ch.isdigit())
+    card = CARDS.get(digits)
+    if card is None:
+        raise UnknownCard("Use a test card: 4242 4242 4242 4242, 4000 0000 0000 0002 or 4000 0000 0000 0341.")
+    now = sandbox_now()
+    with transaction.atomic():
+        checkout = (
+            EngineCheckout.objects.select_for_update().filter(pk=checkout_id, provider="sandbox").first()
+        )
+        if checkout is None:
+            raise EngineCheckoutNotFound("No such sandbox checkout.")
+        if checkout.completed_at is not None:
+            return checkout
+        if card == "declined":  # refused before anything is saved, like a card network would
+            raise CardDeclined("Your card was declined.")
+        subscription_start(
+            checkout, method=card, card_company="Sandbox", card_number=f"•••• {digits[-4:]}",
+            digest=hashlib.sha256(digits.encode()).hexdigest(), now=now,
+        )  # fmt: skip
+    subscription_first_charge(checkout, now=now, declined=CardDeclined)
+    return checkout
+
+
+def _next_due(until: dt.datetime) -> dt.datetime | None:
+    due = EngineSubscription.objects.filter(provider="sandbox").aggregate(
+        renewal=Min("period_end", filter=Q(status__in=[EngineStatus.ACTIVE, EngineStatus.TRIALING])),
+        retry=Min("next_retry_at", filter=Q(status=EngineStatus.PAST_DUE)),
+    )
+    times = [t for t in (due["renewal"], due["retry"]) if t is not None and t <= until]
+    return min(times) if times else None
+
+
+def clock_advance(*, days: float, progress: Callable[[str], None] | None = None) -> int:
+    """Move the sandbox clock and play everything that falls due, in time order (each renewal,
+    trial end and retry at its own time). Returns the number of renewals and retries played."""
+    played = 0
+    with transaction.atomic():
+        clock = SandboxClock.objects.select_for_update().first() or SandboxClock.objects.create()
+        clock.offset_seconds += int(days * 86400)
+        clock.save(update_fields=["offset_seconds"])
+        until = sandbox_now()
+        while (at := _next_due(until)) is not None:
+            played += charges_due_run(now=at, sandbox=True, progress=progress)
+        from billing.memberships.signals import clock_changed
+
+        clock_changed.send(sender=SandboxClock)
+        transaction.on_commit(lambda: clock_changed.send(sender=SandboxClock))
+    return played
+
+
+def usage_report(report: UsageReport) -> str:
+    """The sandbox's meter-event API: records the report once per identifier, like a provider would."""
+    from billing.metering.sync_models import SandboxUsageReport
+
+    row = SandboxUsageReport(
+        identifier=report.report_id, customer=report.customer, meter=report.meter, quantity=report.quantity,
+        period_start=report.period_start, period_end=report.period_end,
+    )  # fmt: skip
+    SandboxUsageReport.objects.bulk_create([row], ignore_conflicts=True)  # a resent identifier: kept once
+    return f"sandbox_usage_{report.report_id}"
+
+
+def refund_create(*, payment_id: str, amount: int, currency: str, idempotency_key: str) -> RefundResult:
+    """The sandbox's refund API: a `refund.created` event naming the charge (`reference`). The
+    sandbox keeps no refund rows: the refund's id and its event's id derive from the idempotency key,
+    so the same key again is the same refund (the inbox stores its event once)."""
+    from billing.inbox.services import inbox_receive
+    from billing.providers.sandbox import SandboxProvider
+
+    if not payment_id or amount <= 0:
+        raise ProviderError("A sandbox refund names a charge and a positive amount.", code="invalid_refund")
+    digest = hashlib.sha256(f"{idempotency_key}\0{payment_id}".encode()).hexdigest()
+    refund_id = "re_" + digest[:24]
+    data = {"payment_id": refund_id, "amount": amount, "currency": currency.lower(), "customer": "",
+            "reference": payment_id}  # fmt: skip
+    account = ProviderAccount.objects.filter(provider="sandbox").order_by("mode").first()
+    if account is None:
+        raise ProviderError(
+            "The sandbox provider is not configured for this tenant.", code="provider_not_configured"
+        )
+    payload = {"id": "evt_" + digest[24:48], "type": "refund.created", "created_at": sandbox_now().isoformat(),
+               "data": data}  # fmt: skip
+    body, headers = SandboxProvider(webhook_secret=account.webhook_secret).sign(payload=payload)
+    transaction.on_commit(lambda: inbox_receive(provider="sandbox", body=body, headers=headers))
+    return RefundResult(refund_id=refund_id, amount=amount)
