@@ -55,12 +55,17 @@ def adjustments_for(
     """The adjustments of `lines` (invoice lines or line drafts: `amount`, `price_id`) for `customer`."""
     if redemptions is None:
         redemptions = live_redemptions(customer=customer)
+    discounts = [_discount(r) for r in redemptions]
     price_ids = {line.price_id for line in lines if line.price_id}
-    tier_of = dict(Price.objects.filter(pk__in=price_ids).values_list("pk", "tier_id")) if price_ids else {}
+    tier_of = (  # only a coupon restricted to tiers needs to know each line's tier
+        dict(Price.objects.filter(pk__in=price_ids).values_list("pk", "tier_id"))
+        if price_ids and any(d.tier_ids for d in discounts)
+        else {}
+    )
     return adjust(
         currency=currency,
         lines=[Line(amount=line.amount, tier_id=tier_of.get(line.price_id)) for line in lines],
-        discounts=[_discount(r) for r in redemptions],
+        discounts=discounts,
         rates=[
             Rate(key=r.pk, name=r.name, percent=r.percent, inclusive=r.inclusive, country=r.country)
             for r in tax_rates_for(customer=customer)

@@ -44,7 +44,16 @@ def invoice_upcoming(*, customer: Customer) -> PeriodCharges:
             f"Customer '{customer.external_id}' has nothing to be invoiced: no renewing plan and no usage prices.",
             details={"customer": customer.external_id},
         )
-    start, end = current_period(customer=customer)
+    now = timezone.now()
+    if (
+        membership is not None
+        and membership.current_period_start
+        and membership.current_period_end
+        and membership.current_period_start <= now < membership.current_period_end
+    ):  # what current_period would find, without reading the membership again
+        start, end = membership.current_period_start, membership.current_period_end
+    else:
+        start, end = current_period(customer=customer)
     charges = period_charges(
         customer=customer.external_id,
         tier=tier,
@@ -53,7 +62,7 @@ def invoice_upcoming(*, customer: Customer) -> PeriodCharges:
         quantity=membership.quantity if membership is not None else 1,
         period_start=start,
         period_end=end,
-        usage_until=timezone.now(),
+        usage_until=now,
     )
     adjusted = adjustments_for(customer=customer, currency=charges.currency, lines=charges.lines)
     return dataclasses.replace(charges, adjusted=adjusted)
