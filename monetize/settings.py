@@ -243,7 +243,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # choice sets that share a field name get names of their own (else "Reason00fEnum")
     "ENUM_NAME_OVERRIDES": {
-        "CreditNoteReasonEnum": ["duplicate", "fraudulent", "order_change", "product_unsatisfactory", "other"],
+        "CreditNoteReasonEnum": [
+            "duplicate",
+            "fraudulent",
+            "order_change",
+            "product_unsatisfactory",
+            "other",
+        ],
         "CreditNoteStatusEnum": ["issued", "refund_pending", "refunded", "refund_failed"],
         "CheckReasonEnum": ["ok", "not_in_tier", "limit_reached", "rate_limited", "insufficient_credits"],
     },
