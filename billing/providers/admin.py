@@ -3,7 +3,7 @@ import json
 from django import forms
 from django.contrib import admin
 
-from billing.providers.models import ProviderAccount, ProviderProduct
+from billing.providers.models import ProviderAccount, ProviderDiscount, ProviderProduct
 
 
 class ProviderAccountForm(forms.ModelForm):
@@ -69,3 +69,12 @@ class ProviderProductAdmin(admin.ModelAdmin):
     list_display = ["provider", "mode", "price", "external_product_id", "external_price_id", "created_at"]
     list_filter = ["provider", "mode"]
     raw_id_fields = ["price"]
+
+
+@admin.register(ProviderDiscount)
+class ProviderDiscountAdmin(admin.ModelAdmin):
+    """Our coupons as provider discounts, created by the adapters on a coupon's first checkout."""
+
+    list_display = ["provider", "mode", "coupon_code", "months", "external_id", "created_at"]
+    list_filter = ["provider", "mode"]
+    readonly_fields = ["provider", "mode", "coupon_code", "months", "external_id"]

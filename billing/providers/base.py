@@ -40,6 +40,20 @@ class ProviderNotSupported(ProviderError):
     status_code = 409
 
 
+class CouponNotSupported(ProviderError):
+    """The provider cannot express this coupon for this price: refused before the provider is called."""
+
+    code = "coupon_not_supported_by_provider"
+    status_code = 422
+
+
+class CouponConflict(ProviderError):
+    """The provider holds a discount under our coupon's name with other terms: never given."""
+
+    code = "coupon_conflict"
+    status_code = 409
+
+
 class WebhookVerificationFailed(ProviderError):
     code = "invalid_signature"
     status_code = 400
@@ -199,6 +213,40 @@ class CheckoutState:
 
 
 @dataclass(frozen=True)
+class CouponTerms:
+    """A coupon's immutable terms as a provider that runs its own subscriptions is told them:
+    `percent_off` or `amount_off` (minor units of `currency`), for one period, `duration_in_periods`
+    periods (repeating) or forever. Our periods are the price's interval; providers count months."""
+
+    code: str
+    duration: str  # once | repeating | forever
+    percent_off: Decimal | None = None
+    amount_off: int | None = None
+    currency: str = ""
+    duration_in_periods: int | None = None
+
+    def months(self, interval: str) -> int | None:
+        """A repeating coupon's length in months for a price billed every `interval` (a yearly
+        price's n periods are n*12 months); None unless repeating."""
+        if self.duration != "repeating" or self.duration_in_periods is None:
+            return None
+        return self.duration_in_periods * (12 if interval == "year" else 1)
+
+    @property
+    def percent_text(self) -> str:
+        """`percent_off` without trailing zeros and never in exponent form ("20", "12.5")."""
+        return format(self.percent_off.normalize(), "f") if self.percent_off is not None else ""
+
+    def refuse_other_currency(self, *, currency: str, provider: str) -> None:
+        if self.amount_off is not None and self.currency.lower() != currency.lower():
+            raise CouponNotSupported(
+                f"Coupon '{self.code}' takes {self.currency.upper()} off; {provider} cannot take it off a "
+                f"price in {currency.upper()}.",
+                details={"coupon": self.code, "currency": currency.lower(), "provider": provider},
+            )
+
+
+@dataclass(frozen=True)
 class CheckoutRequest:
     checkout_id: str  # our row id: the idempotency key of the provider call
     customer: str
@@ -211,6 +259,10 @@ class CheckoutRequest:
     trial_days: int
     success_url: str
     cancel_url: str
+    # the checkout's coupon, for a provider that runs its own subscriptions (Stripe's, Polar, Lemon
+    # Squeezy): it discounts the provider's own invoices. Where our engine runs the subscription
+    # (sandbox, Toss, Stripe engine mode) the adapter leaves it alone: our invoices apply it.
+    coupon: CouponTerms | None = None
 
 
 @dataclass(frozen=True)
@@ -366,3 +418,11 @@ class ProviderCatalog(Protocol):
         self, *, provider: str, mode: str | None, external_product_id: str = "", external_price_id: str = ""
     ) -> ProductMapping | None:
         """The mapping of a provider product or price (variant), active prices first."""
+
+    def discount(self, *, provider: str, mode: str, coupon_code: str, months: int) -> str | None:
+        """The provider's id of our coupon's discount (`months`: a repeating one's length, else 0)."""
+
+    def discount_store(
+        self, *, provider: str, mode: str, coupon_code: str, months: int, external_id: str
+    ) -> str:
+        """Store a discount's id once (a concurrent first writer wins); the stored id."""

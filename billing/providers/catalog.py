@@ -4,7 +4,7 @@ dataclasses, so adapters never touch our models."""
 from __future__ import annotations
 
 from billing.providers.base import CatalogPrice, ProductMapping
-from billing.providers.models import ProviderProduct
+from billing.providers.models import ProviderDiscount, ProviderProduct
 from billing.tiers.models import Price
 
 
@@ -83,3 +83,21 @@ class DatabaseCatalog:
             rows = rows.filter(external_price_id=external_price_id)
         row = rows.order_by("-price__active", "-id").first()
         return _mapping(row) if row else None
+
+    def discount(self, *, provider: str, mode: str, coupon_code: str, months: int) -> str | None:
+        return (
+            ProviderDiscount.objects.filter(
+                provider=provider, mode=mode, coupon_code=coupon_code, months=months
+            )
+            .values_list("external_id", flat=True)
+            .first()
+        )
+
+    def discount_store(
+        self, *, provider: str, mode: str, coupon_code: str, months: int, external_id: str
+    ) -> str:
+        key = {"provider": provider, "mode": mode, "coupon_code": coupon_code, "months": months}
+        ProviderDiscount.objects.bulk_create(
+            [ProviderDiscount(**key, external_id=external_id)], ignore_conflicts=True
+        )
+        return ProviderDiscount.objects.values_list("external_id", flat=True).get(**key)

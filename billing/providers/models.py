@@ -89,6 +89,30 @@ class ProviderProduct(models.Model):
         return f"{self.provider}:{self.external_product_id} ({self.price_id})"
 
 
+class ProviderDiscount(models.Model):
+    """Our coupon as a discount at a provider that runs its own subscriptions (a Polar discount, a
+    Lemon Squeezy discount code): created on its first checkout, then reused. One per provider, mode,
+    coupon and length in months (`months`: a repeating coupon's periods counted in the price's
+    interval, 0 otherwise); coupon terms are immutable, so it never goes stale."""
+
+    provider = models.CharField(max_length=16, choices=ProviderName.choices)
+    mode = models.CharField(max_length=4, choices=ProviderMode.choices, default=ProviderMode.TEST)
+    coupon_code = models.CharField(max_length=64)
+    months = models.PositiveIntegerField(default=0)
+    external_id = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "mode", "coupon_code", "months"], name="providers_discount_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.external_id} ({self.coupon_code})"
+
+
 class EngineStatus(models.TextChoices):
     INCOMPLETE = "incomplete", "Incomplete (first charge not paid)"
     TRIALING = "trialing", "Trialing"

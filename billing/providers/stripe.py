@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from decimal import Decimal
 
 from billing.providers._common import (
     json_object,
@@ -26,6 +27,9 @@ from billing.providers._common import (
 from billing.providers.base import (
     CheckoutRequest,
     CheckoutSession,
+    CouponConflict,
+    CouponNotSupported,
+    CouponTerms,
     NormalizedEvent,
     ProviderError,
     ProviderNotConfigured,
@@ -126,6 +130,56 @@ class StripeProvider(StripeEngineMode):
         )
         return price.id
 
+    def _coupon_id(self, client, coupon: CouponTerms, *, interval: str) -> str:
+        """Our coupon at Stripe: `monetize-<code>` (a repeating one on a yearly price counts its periods
+        in months and is `monetize-<code>-<months>m`), retrieved by that id or created once (keyed
+        the same). One found with other terms (another tenant's coupon of that code on a shared
+        Stripe account) is refused rather than given."""
+        months = coupon.months(interval)
+        suffix = f"-{months}m" if months is not None and interval == "year" else ""
+        coupon_id = f"monetize-{coupon.code}{suffix}"
+        params = {"id": coupon_id, "duration": coupon.duration, "name": coupon.code,
+                  "metadata": {"monetize_coupon": coupon.code}}  # fmt: skip
+        if coupon.percent_off is not None:
+            params["percent_off"] = coupon.percent_text
+        else:
+            params |= {"amount_off": coupon.amount_off, "currency": coupon.currency}
+        if months is not None:
+            params["duration_in_months"] = months
+        found = self._call(_coupon_or_none, client, coupon_id)
+        if found is None:
+            found = self._call(
+                client.v1.coupons.create, params=params,
+                options={"idempotency_key": f"coupon-{coupon.code}{suffix}"},
+            )  # fmt: skip
+        same = (
+            str(getattr(found, "duration", "")) == coupon.duration
+            and getattr(found, "duration_in_months", None) == months
+            and (
+                _decimal(getattr(found, "percent_off", None)) == coupon.percent_off
+                if coupon.percent_off is not None
+                else (getattr(found, "amount_off", None), getattr(found, "currency", None))
+                == (coupon.amount_off, coupon.currency)
+            )
+        )
+        if not same:
+            raise CouponConflict(
+                f"Stripe holds a coupon '{coupon_id}' with other terms than ours; it is not given.",
+                details={"coupon": coupon.code, "stripe_coupon": coupon_id},
+            )
+        return coupon_id
+
+    @staticmethod
+    def _refuse_coupon(coupon: CouponTerms | None, currency: str) -> None:
+        if coupon is None:
+            return
+        coupon.refuse_other_currency(currency=currency, provider="Stripe")
+        if coupon.percent_off is not None and coupon.percent_off != round(coupon.percent_off, 2):
+            raise CouponNotSupported(
+                f"Coupon '{coupon.code}' is {coupon.percent_text}% off: Stripe takes at most two decimals.",
+                details={"coupon": coupon.code, "provider": "stripe"},
+            )
+
     def _engine_runs(self, subscription_id: str) -> bool:
         return self.engine is not None and subscription_id.startswith(ENGINE_SUBSCRIPTION_PREFIX)
 
@@ -133,6 +187,7 @@ class StripeProvider(StripeEngineMode):
         if self.engine is not None:  # engine mode: our page starts a setup-mode Checkout Session
             self._client()  # no API key: a clear 409 now rather than on the customer's click
             return self.engine.checkout_create(request, mode=self.mode)
+        self._refuse_coupon(request.coupon, request.currency)
         client = self._client()
         metadata = {
             "monetize_customer": request.customer,
@@ -161,6 +216,10 @@ class StripeProvider(StripeEngineMode):
         }
         if request.email:
             params["customer_email"] = request.email
+        if request.coupon is not None:
+            params["discounts"] = [
+                {"coupon": self._coupon_id(client, request.coupon, interval=request.interval)}
+            ]
         if not recurring:  # payment_intent.succeeded then names our checkout too
             params["payment_intent_data"] = {"metadata": metadata}
         if recurring:
@@ -339,3 +398,19 @@ class StripeProvider(StripeEngineMode):
             options={"idempotency_key": report.report_id},
         )
         return str(getattr(event, "identifier", "") or report.report_id)
+
+
+def _coupon_or_none(client, coupon_id: str):
+    """The Stripe coupon of that id, or None when Stripe has none (404)."""
+    import stripe
+
+    try:
+        return client.v1.coupons.retrieve(coupon_id)
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status == 404:
+            return None
+        raise
+
+
+def _decimal(value) -> Decimal | None:
+    return None if value is None else Decimal(str(value))

@@ -41,11 +41,13 @@ def checkout_create(
     """Start a checkout at the tenant's provider (the default one unless `provider` is named).
     With a tier, its active monthly price is used (else its cheapest active price). A coupon is
     checked now (unknown, inactive, expired, used up, for another tier or currency: refused before
-    the provider is called) and redeemed when the checkout completes. Providers that run their own
-    subscriptions are not told about it (yet): the discount applies to the invoices we make."""
+    the provider is called) and redeemed when the checkout completes. Its terms go to the adapter:
+    a provider that runs its own subscriptions (Stripe's, Polar, Lemon Squeezy) discounts its
+    invoices with it (or refuses it, 422, before anything is made); where our engine runs the
+    subscription, our invoices apply it."""
     from billing.discounts.selectors import coupon_get
     from billing.discounts.services import coupon_check
-    from billing.providers.base import CheckoutRequest
+    from billing.providers.base import CheckoutRequest, CouponTerms
     from billing.providers.registry import provider_for
     from billing.providers.selectors import provider_account_for_checkout
 
@@ -81,6 +83,16 @@ def checkout_create(
                 trial_days=price.trial_days,
                 success_url=success_url,
                 cancel_url=cancel_url,
+                coupon=CouponTerms(
+                    code=coupon.code,
+                    duration=coupon.duration,
+                    percent_off=coupon.percent_off,
+                    amount_off=coupon.amount_off,
+                    currency=coupon.currency,
+                    duration_in_periods=coupon.duration_in_periods,
+                )
+                if coupon is not None
+                else None,  # fmt: skip
             )
         )
         checkout.provider_checkout_id, checkout.url = session.provider_checkout_id, session.url
