@@ -121,6 +121,7 @@ TENANT_APPS = [
     "billing.events",
     "billing.inbox",
     "billing.invoicing",
+    "billing.ledger",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

@@ -1,0 +1,48 @@
+"""The chart of accounts: which codes exist and of what kind. An account is created on first use;
+a code the chart does not know is refused (a typo must not open an account).
+
+    cash:<provider>            asset      money held at a provider (cash:stripe, cash:sandbox)
+    receivable                 asset      invoiced, not yet collected
+    deferred_revenue           liability  invoiced for service not yet delivered
+    revenue                    revenue    recognized revenue
+    refunds                    revenue    contra-revenue: money returned to customers
+    chargebacks                expense    disputes lost
+    provider_fees              expense    what providers keep
+    platform_fees              revenue    the tenant's cut of creator earnings
+    payable:creator:<handle>   liability  owed to a creator
+    equity                     equity     opening balances and owner's adjustments
+"""
+
+from __future__ import annotations
+
+import re
+
+from billing.ledger.models import AccountKind
+
+FIXED = {
+    "receivable": (AccountKind.ASSET, "Accounts receivable"),
+    "deferred_revenue": (AccountKind.LIABILITY, "Deferred revenue"),
+    "revenue": (AccountKind.REVENUE, "Revenue"),
+    "refunds": (AccountKind.REVENUE, "Refunds (contra-revenue)"),
+    "chargebacks": (AccountKind.EXPENSE, "Chargebacks"),
+    "provider_fees": (AccountKind.EXPENSE, "Provider fees"),
+    "platform_fees": (AccountKind.REVENUE, "Platform fees"),
+    "equity": (AccountKind.EQUITY, "Equity"),
+}
+PREFIXED = {
+    "cash": (AccountKind.ASSET, "Cash at {}"),
+    "payable:creator": (AccountKind.LIABILITY, "Payable to creator {}"),
+}
+_PART = re.compile(r"^[a-z0-9_.-]{1,80}$")
+
+
+def account_kind(code: str) -> tuple[str, str] | None:
+    """(kind, name) of an account code, or None when the chart has no such account."""
+    if code in FIXED:
+        return FIXED[code]
+    for prefix, (kind, name) in PREFIXED.items():
+        if code.startswith(prefix + ":"):
+            rest = code[len(prefix) + 1 :]
+            if _PART.match(rest):
+                return kind, name.format(rest)
+    return None

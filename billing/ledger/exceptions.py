@@ -1,0 +1,18 @@
+from kernel.errors import ApplicationError
+
+
+class LedgerError(ApplicationError):
+    code = "ledger_error"
+
+
+class PostingInvalid(LedgerError):
+    """A posting the ledger refuses before touching the database: fewer than two entries, a
+    non-integer or zero amount, a bad currency or account code, entries that do not sum to zero
+    in each currency."""
+
+    code = "invalid_posting"
+
+
+class TransactionNotFound(LedgerError):
+    code = "unknown_transaction"
+    status_code = 404

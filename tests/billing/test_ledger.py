@@ -1,0 +1,367 @@
+"""The double-entry ledger (issue 12 item 1): postings validated before the database, balanced
+transactions enforced by the database at commit, append-only journal, idempotent (source,
+source_id) also under concurrency, reversals, running balances that equal the sum of their
+entries (now and at a past date)."""
+
+import datetime as dt
+
+import pytest
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Sum
+from django_tenants.utils import tenant_context
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from billing.ledger.chart import account_kind
+from billing.ledger.exceptions import PostingInvalid
+from billing.ledger.models import AccountBalance, JournalEntry, JournalTransaction, LedgerAccount
+from billing.ledger.selectors import ledger_balance, ledger_balances
+from billing.ledger.services import Posting, ledger_post, ledger_post_many, ledger_reverse
+from tests.helpers import committed, run_parallel
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def post(source_id, entries, *, source="test", at=T0, **kwargs):
+    return ledger_post(
+        source=source, source_id=source_id, occurred_at=at, description="test", entries=entries, **kwargs
+    )
+
+
+def invoice_like(source_id, amount, *, currency="usd", at=T0):
+    return post(source_id, [("receivable", currency, amount), ("deferred_revenue", currency, -amount)], at=at)
+
+
+def check_deferred_constraints():
+    """Fire the deferred constraint triggers now (the test's transaction never commits)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+# --- validation, before the database ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ([("receivable", "usd", 100)], "at least two"),
+        ([("receivable", "usd", 100), ("deferred_revenue", "usd", -99)], "sum to zero"),
+        ([("receivable", "usd", 100), ("deferred_revenue", "eur", -100)], "sum to zero"),
+        ([("receivable", "usd", 0), ("deferred_revenue", "usd", 0)], "never zero"),
+        ([("receivable", "usd", 1.5), ("deferred_revenue", "usd", -1.5)], "integers"),
+        ([("receivable", "usd", True), ("deferred_revenue", "usd", -1)], "integers"),
+        ([("receivable", "USD", 100), ("deferred_revenue", "USD", -100)], "lowercase"),
+        ([("receivable", "us", 100), ("deferred_revenue", "us", -100)], "lowercase"),
+        ([("recievable", "usd", 100), ("deferred_revenue", "usd", -100)], "No account"),
+        ([("cash:", "usd", 100), ("deferred_revenue", "usd", -100)], "No account"),
+    ],
+)
+def test_a_bad_posting_is_refused_before_the_database(in_alpha, entries, message):
+    with pytest.raises(PostingInvalid, match=message) as raised:
+        post("bad", entries)
+    assert raised.value.code == "invalid_posting"
+    assert not JournalTransaction.objects.exists() and not LedgerAccount.objects.exists()
+
+
+def test_a_naive_date_is_refused(in_alpha):
+    with pytest.raises(PostingInvalid, match="aware"):
+        post("naive", [("receivable", "usd", 1), ("revenue", "usd", -1)], at=dt.datetime(2026, 1, 1))
+
+
+def test_the_chart_knows_its_accounts():
+    assert account_kind("cash:stripe")[0] == "asset"
+    assert account_kind("payable:creator:ann.b")[0] == "liability"
+    assert account_kind("deferred_revenue")[0] == "liability"
+    assert account_kind("refunds")[0] == "revenue"
+    assert account_kind("cash") is None and account_kind("payable:creator:") is None
+    assert account_kind("payable:creator:A B") is None
+
+
+# --- posting ----------------------------------------------------------------------------------------
+
+
+def test_a_posting_writes_entries_running_balances_and_accounts_from_the_chart(in_alpha):
+    txn = post(
+        "inv-1",
+        [("receivable", "usd", 1500), ("deferred_revenue", "usd", -1500)],
+        metadata={"invoice": "A-1"},
+    )
+    post("pay-1", [("cash:stripe", "usd", 1000), ("receivable", "usd", -1000)], at=T0 + dt.timedelta(days=1))
+    post("inv-2", [("receivable", "eur", 700), ("deferred_revenue", "eur", -700)])
+
+    assert txn.metadata == {"invoice": "A-1"} and txn.entries.count() == 2
+    assert ledger_balance(account="receivable", currency="usd") == 500
+    assert ledger_balance(account="receivable", currency="eur") == 700
+    assert ledger_balance(account="deferred_revenue", currency="usd") == -1500
+    assert ledger_balance(account="cash:stripe", currency="usd") == 1000
+    assert ledger_balance(account="cash:paypal", currency="usd") == 0
+    assert LedgerAccount.objects.get(code="cash:stripe").kind == "asset"
+    receivable = JournalEntry.objects.filter(account__code="receivable", currency="usd").order_by("id")
+    assert [e.balance_after for e in receivable] == [1500, 500]
+    check_deferred_constraints()
+
+
+def test_the_same_source_twice_posts_once(in_alpha):
+    first = invoice_like("inv-1", 1500)
+    again = invoice_like("inv-1", 1500)
+    assert again.pk == first.pk
+    assert JournalTransaction.objects.count() == 1 and JournalEntry.objects.count() == 2
+    assert ledger_balance(account="receivable", currency="usd") == 1500
+
+
+def test_posting_many_posts_each_once_and_returns_them_in_order(in_alpha):
+    first = invoice_like("inv-2", 200)
+    postings = [
+        Posting(source="test", source_id=f"inv-{i}", occurred_at=T0, description="",
+                entries=[("receivable", "usd", 100 * i), ("deferred_revenue", "usd", -100 * i)])
+        for i in (1, 2, 3, 3)
+    ]  # fmt: skip
+    result = ledger_post_many(postings)
+    assert [t.source_id for t in result] == ["inv-1", "inv-2", "inv-3", "inv-3"]
+    assert result[1].pk == first.pk and result[2].pk == result[3].pk
+    assert ledger_balance(account="receivable", currency="usd") == 600
+    assert [
+        e.balance_after for e in JournalEntry.objects.filter(account__code="receivable").order_by("id")
+    ] == [
+        200,
+        300,
+        600,
+    ]
+    assert ledger_post_many(postings)[0].pk == result[0].pk and JournalTransaction.objects.count() == 3
+    check_deferred_constraints()
+
+
+# --- what the database enforces -----------------------------------------------------------------------
+
+
+def _raw_transaction(source_id: str) -> JournalTransaction:
+    return JournalTransaction.objects.create(source="raw", source_id=source_id, occurred_at=T0)
+
+
+def _raw_entry(txn, code, amount, currency="usd"):
+    account, _ = LedgerAccount.objects.get_or_create(code=code, defaults={"kind": "asset"})
+    return JournalEntry.objects.create(
+        transaction=txn, account=account, currency=currency, amount=amount, balance_after=0, occurred_at=T0
+    )
+
+
+def test_the_database_refuses_an_unbalanced_transaction_at_commit(in_alpha):
+    with pytest.raises(IntegrityError, match="does not balance"), transaction.atomic():
+        txn = _raw_transaction("unbalanced")
+        _raw_entry(txn, "receivable", 100)
+        _raw_entry(txn, "revenue", -90)
+        check_deferred_constraints()
+    with pytest.raises(IntegrityError, match="does not balance"), transaction.atomic():
+        txn = _raw_transaction("two-currencies")
+        _raw_entry(txn, "receivable", 100, "usd")
+        _raw_entry(txn, "revenue", -100, "eur")
+        check_deferred_constraints()
+    with pytest.raises(IntegrityError, match="at least two"), transaction.atomic():
+        _raw_transaction("empty")
+        check_deferred_constraints()
+
+
+def test_a_balanced_transaction_may_be_written_entry_by_entry(in_alpha):
+    txn = _raw_transaction("balanced")
+    _raw_entry(txn, "receivable", 100)  # unbalanced until the next entry: checked at commit only
+    _raw_entry(txn, "revenue", -100)
+    check_deferred_constraints()
+
+
+def test_the_database_refuses_zero_amounts_and_bad_currencies(in_alpha):
+    with transaction.atomic():
+        txn = _raw_transaction("zero")
+        with pytest.raises(IntegrityError, match="amount_non_zero"), transaction.atomic():
+            _raw_entry(txn, "receivable", 0)
+        with pytest.raises(IntegrityError, match="entry_currency"), transaction.atomic():
+            _raw_entry(txn, "receivable", 1, currency="USD")
+        transaction.set_rollback(True)  # the transaction has no entries: its commit would fail
+
+
+def test_the_journal_is_append_only(in_alpha):
+    txn = invoice_like("inv-1", 1500)
+    entry = txn.entries.first()
+    for statement in (
+        "UPDATE ledger_journalentry SET amount = amount * 2",
+        "DELETE FROM ledger_journalentry",
+        "UPDATE ledger_journaltransaction SET description = 'changed'",
+        "DELETE FROM ledger_journaltransaction",
+    ):
+        with (
+            pytest.raises(DatabaseError, match="Cannot"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        JournalEntry.objects.filter(pk=entry.pk).update(amount=1)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        txn.delete()
+    assert JournalEntry.objects.get(pk=entry.pk).amount == entry.amount
+
+
+def test_a_real_commit_of_an_unbalanced_transaction_fails_and_leaves_nothing(live_tenant):
+    def unbalanced():
+        with tenant_context(live_tenant.tenant), transaction.atomic():
+            txn = _raw_transaction("unbalanced")
+            _raw_entry(txn, "receivable", 100)
+            _raw_entry(txn, "revenue", -1)
+
+    with pytest.raises(IntegrityError, match="does not balance"):
+        committed(unbalanced)
+
+    def count():
+        with tenant_context(live_tenant.tenant):
+            return JournalTransaction.objects.count(), JournalEntry.objects.count()
+
+    assert committed(count) == (0, 0)
+
+
+# --- reversals ------------------------------------------------------------------------------------------
+
+
+def test_a_reversal_posts_the_negation_once(in_alpha):
+    original = post("pay-1", [("cash:stripe", "usd", 1000), ("receivable", "usd", -1000)])
+    reversal = ledger_reverse(
+        txn=original, reason="posted twice by mistake", occurred_at=T0 + dt.timedelta(days=2)
+    )
+    again = ledger_reverse(txn=original, reason="again")
+
+    assert again.pk == reversal.pk and reversal.reverses_id == original.pk
+    assert original.reversed_by == reversal
+    assert sorted((e.account.code, e.amount) for e in reversal.entries.all()) == [
+        ("cash:stripe", -1000),
+        ("receivable", 1000),
+    ]
+    assert reversal.metadata["reason"] == "posted twice by mistake"
+    assert ledger_balance(account="cash:stripe", currency="usd") == 0
+    assert ledger_balance(account="cash:stripe", currency="usd", at=T0 + dt.timedelta(days=1)) == 1000
+    assert JournalTransaction.objects.count() == 2
+    check_deferred_constraints()
+
+
+# --- concurrency -------------------------------------------------------------------------------------------
+
+
+def test_concurrent_postings_keep_the_running_balance_equal_to_the_sum_of_entries(live_tenant):
+    def work(i):
+        with tenant_context(live_tenant.tenant):
+            for n in range(5):
+                # crossed account orders: the balance rows are locked in id order, never deadlock
+                entries = [("cash:stripe", "usd", 100 + i), ("receivable", "usd", -(100 + i))]
+                if i % 2:
+                    entries.reverse()
+                post(f"t{i}-{n}", entries)
+                post("shared", [("receivable", "usd", 7), ("deferred_revenue", "usd", -7)])
+            return True
+
+    assert all(run_parallel(work, 6))
+
+    def totals():
+        with tenant_context(live_tenant.tenant):
+            sums = {
+                (row["account__code"], row["currency"]): row["total"]
+                for row in JournalEntry.objects.values("account__code", "currency").annotate(
+                    total=Sum("amount")
+                )
+            }
+            balances = {
+                (b.account.code, b.currency): b.balance
+                for b in AccountBalance.objects.select_related("account")
+            }
+            shared = JournalTransaction.objects.filter(source_id="shared").count()
+            last = {
+                key: JournalEntry.objects.filter(account__code=key[0], currency=key[1])
+                .order_by("-id")
+                .first()
+                .balance_after
+                for key in sums
+            }
+            return sums, balances, shared, last, JournalTransaction.objects.count()
+
+    sums, balances, shared, last, count = committed(totals)
+    assert shared == 1 and count == 31
+    assert sums == balances == last
+    assert balances[("cash:stripe", "usd")] == 5 * sum(100 + i for i in range(6))
+    assert balances[("deferred_revenue", "usd")] == -7
+
+
+def test_the_same_source_posted_concurrently_posts_once(live_tenant):
+    def work(i):
+        with tenant_context(live_tenant.tenant):
+            return post("evt-1", [("cash:stripe", "usd", 500), ("receivable", "usd", -500)]).pk
+
+    ids = run_parallel(work, 6)
+    assert len(set(ids)) == 1
+
+    def state():
+        with tenant_context(live_tenant.tenant):
+            return JournalTransaction.objects.count(), ledger_balance(account="cash:stripe", currency="usd")
+
+    assert committed(state) == (1, 500)
+
+
+# --- property: random postings and reversals ------------------------------------------------------------
+
+ACCOUNTS = [
+    "cash:stripe",
+    "cash:sandbox",
+    "receivable",
+    "deferred_revenue",
+    "revenue",
+    "refunds",
+    "payable:creator:ann",
+]
+step = st.one_of(
+    st.tuples(
+        st.just("post"),
+        st.lists(
+            st.tuples(st.sampled_from(ACCOUNTS), st.sampled_from(["usd", "eur"]), st.integers(1, 10**9)),
+            min_size=1,
+            max_size=4,
+        ),
+        st.integers(0, 30),  # day it occurred
+    ),
+    st.tuples(st.just("reverse"), st.integers(0, 50), st.integers(0, 30)),
+    st.tuples(st.just("replay"), st.integers(0, 50), st.integers(0, 30)),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(step, min_size=1, max_size=12), probe=st.integers(-1, 31))
+def test_property_every_transaction_balances_and_balances_are_the_sum_of_their_entries(
+    in_alpha, steps, probe
+):
+    with transaction.atomic():
+        posted: list[JournalTransaction] = []
+        for n, (kind, what, day) in enumerate(steps):
+            at = T0 + dt.timedelta(days=day)
+            if kind == "post":
+                # each debit is balanced by a credit on the next account: random but balanced
+                entries = []
+                for code, currency, amount in what:
+                    other = ACCOUNTS[(ACCOUNTS.index(code) + 1) % len(ACCOUNTS)]
+                    entries += [(code, currency, amount), (other, currency, -amount)]
+                posted.append(post(f"p{n}", entries, at=at))
+            elif posted and kind == "reverse":
+                ledger_reverse(txn=posted[what % len(posted)], reason="property", occurred_at=at)
+            elif posted and kind == "replay":
+                original = posted[what % len(posted)]
+                again = post(original.source_id, [("revenue", "usd", 1), ("refunds", "usd", -1)], at=at)
+                assert again.pk == original.pk
+
+        check_deferred_constraints()
+        for txn in JournalTransaction.objects.all():
+            per_currency = txn.entries.values("currency").annotate(total=Sum("amount"))
+            assert all(row["total"] == 0 for row in per_currency)
+        at = T0 + dt.timedelta(days=probe, hours=12)
+        at_balances = ledger_balances(at=at)
+        for balance in AccountBalance.objects.select_related("account"):
+            entries = JournalEntry.objects.filter(account=balance.account, currency=balance.currency)
+            assert balance.balance == entries.aggregate(total=Sum("amount"))["total"]
+            assert balance.balance == entries.order_by("-id").first().balance_after
+            before = entries.filter(occurred_at__lte=at).aggregate(total=Sum("amount"))["total"] or 0
+            assert ledger_balance(account=balance.account, currency=balance.currency, at=at) == before
+            assert at_balances[balance.account_id][balance.currency] == before
+        transaction.set_rollback(True)
