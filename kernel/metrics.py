@@ -2,9 +2,16 @@
 
 Every series a scrape should always see is created at import with its known labels (at zero), and
 /metrics imports this module, so the first scrape after a start is never empty (under gunicorn's
-multiprocess mode a series exists only once a process has created it)."""
+multiprocess mode a series exists only once a process has created it). Under multiprocess mode
+the directory is created when missing: prometheus-client writes its files there from the first
+series on, and a missing one made every import of this module (and so every page) fail."""
 
-from prometheus_client import Counter, Gauge
+import os
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+from prometheus_client import Counter, Gauge  # noqa: E402
 
 UP = Gauge("monetize_up", "1 while a Monetize process serves.", multiprocess_mode="max")
 UP.set(1)

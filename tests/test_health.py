@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from django.test import Client
 
@@ -62,3 +64,21 @@ def test_metrics_are_not_empty_on_the_first_scrape_of_a_fresh_process(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "monetize_up 1.0" in out.stdout
     assert 'monetize_entitlement_checks_total{reason="ok"} 0.0' in out.stdout
+
+
+def test_a_missing_multiprocess_directory_is_created_not_a_crash(tmp_path):
+    """PROMETHEUS_MULTIPROC_DIR naming a directory that does not exist (a fresh machine, a cleaned
+    .data/) used to fail every import of the metrics module, so every request."""
+    import subprocess
+    import sys
+
+    missing = tmp_path / "not" / "yet"
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(missing),
+        "DJANGO_SETTINGS_MODULE": "monetize.settings",
+    }
+    code = "import kernel.metrics as m; m.REDIS_FALLBACKS.labels('x').inc(); print('ok')"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-800:]
+    assert missing.is_dir() and any(missing.iterdir())
