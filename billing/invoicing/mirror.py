@@ -36,6 +36,7 @@ from billing.invoicing.models import (
     LineKind,
 )
 from billing.invoicing.services import customer_details, invoice_payload, invoice_payment_link
+from billing.invoicing.signals import invoices_finalized
 from billing.memberships.exceptions import CustomerUnmatched, PaymentCustomerUnknown
 from billing.memberships.models import Customer, Membership, Payment, PaymentKind
 from billing.memberships.services import customer_upsert
@@ -197,6 +198,7 @@ def _create(*, provider: str, state: InvoiceState, occurred_at: dt.datetime) -> 
     )
     _publish("invoice.created", invoice)
     _publish("invoice.finalized", invoice)
+    invoices_finalized.send(sender=Invoice, invoices=[invoice])
     return invoice
 
 

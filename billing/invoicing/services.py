@@ -28,6 +28,7 @@ from billing.invoicing.models import (
     InvoicePayment,
     InvoiceStatus,
 )
+from billing.invoicing.signals import invoices_finalized
 from billing.invoicing.totals import BatchAdjuster, invoice_adjust
 from billing.memberships.models import Customer, Membership, Payment, PaymentKind
 
@@ -204,6 +205,7 @@ def invoices_issue_many(specs: list[InvoiceSpec]) -> list[Invoice]:
                 if invoice.status == InvoiceStatus.PAID:
                     events.append(("invoice.paid", who, payload))
             events_publish_many(events)
+            invoices_finalized.send(sender=Invoice, invoices=[invoice for invoice, _ in fresh.values()])
     result = []
     for spec in specs:
         invoice = fresh[spec.period_key][0] if spec.period_key in fresh else existing[spec.period_key]
@@ -277,6 +279,7 @@ def invoice_finalize(*, invoice_id: int, due_in: dt.timedelta = dt.timedelta(0))
             invoice.status, invoice.paid_at = InvoiceStatus.PAID, now
         invoice.save()
         _publish("invoice.finalized", invoice)
+        invoices_finalized.send(sender=Invoice, invoices=[invoice])
         if invoice.status == InvoiceStatus.PAID:
             _publish("invoice.paid", invoice)
     return invoice

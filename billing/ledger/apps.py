@@ -8,3 +8,11 @@ class LedgerConfig(AppConfig):
     name = "billing.ledger"
     label = "ledger"
     verbose_name = "Ledger"
+
+    def ready(self) -> None:
+        from billing.invoicing.signals import invoices_finalized
+        from billing.ledger import receivers
+        from billing.memberships.signals import payment_recorded
+
+        invoices_finalized.connect(receivers.on_invoices_finalized, dispatch_uid="ledger.invoices")
+        payment_recorded.connect(receivers.on_payment_recorded, dispatch_uid="ledger.payment")

@@ -4,6 +4,7 @@ a code the chart does not know is refused (a typo must not open an account).
     cash:<provider>            asset      money held at a provider (cash:stripe, cash:sandbox)
     receivable                 asset      invoiced, not yet collected
     deferred_revenue           liability  invoiced for service not yet delivered
+    tax_payable                liability  tax invoiced, owed to tax authorities
     revenue                    revenue    recognized revenue
     refunds                    revenue    contra-revenue: money returned to customers
     chargebacks                expense    disputes lost
@@ -22,6 +23,7 @@ from billing.ledger.models import AccountKind
 FIXED = {
     "receivable": (AccountKind.ASSET, "Accounts receivable"),
     "deferred_revenue": (AccountKind.LIABILITY, "Deferred revenue"),
+    "tax_payable": (AccountKind.LIABILITY, "Tax payable"),
     "revenue": (AccountKind.REVENUE, "Revenue"),
     "refunds": (AccountKind.REVENUE, "Refunds (contra-revenue)"),
     "chargebacks": (AccountKind.EXPENSE, "Chargebacks"),

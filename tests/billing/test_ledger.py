@@ -4,6 +4,7 @@ source_id) also under concurrency, reversals, running balances that equal the su
 entries (now and at a past date)."""
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -365,3 +366,149 @@ def test_property_every_transaction_balances_and_balances_are_the_sum_of_their_e
             assert ledger_balance(account=balance.account, currency=balance.currency, at=at) == before
             assert at_balances[balance.account_id][balance.currency] == before
         transaction.set_rollback(True)
+
+
+# --- what posts today: invoices, payments, refunds, lost disputes ---------------------------------------
+
+NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+
+
+def _entries(txn):
+    return sorted((e.account.code, e.currency, e.amount) for e in txn.entries.select_related("account"))
+
+
+def _record(event_type, payment_id, amount, *, provider="sandbox", invoice="", reference="", at=NOW):
+    from billing.memberships.services import payment_record
+    from billing.providers.base import PaymentState
+
+    return payment_record(
+        provider=provider,
+        event_type=event_type,
+        payment=PaymentState(
+            payment_id=payment_id, amount=amount, currency="usd", customer="ada", invoice=invoice,
+            reference=reference,
+        ),
+        occurred_at=at,
+        event_id=f"evt_{payment_id}",
+    )  # fmt: skip
+
+
+def _finalized_invoice(*amounts):
+    from billing.invoicing.services import LineDraft, invoice_draft_create, invoice_finalize
+    from billing.memberships.services import customer_upsert
+
+    customer, _ = customer_upsert(external_id="ada")
+    draft, _ = invoice_draft_create(
+        customer=customer,
+        currency="usd",
+        lines=[LineDraft(kind="fee", description=f"Line {i}", amount=a) for i, a in enumerate(amounts)],
+    )
+    assert not JournalTransaction.objects.exists()  # a draft posts nothing
+    return invoice_finalize(invoice_id=draft.pk)
+
+
+def test_invoice_then_payment_then_refund_then_lost_dispute_post_the_expected_entries(in_alpha):
+    from billing.invoicing.services import engine_invoice_ref, invoice_finalize
+
+    # given an invoice of 49.00 finalized (twice: posts once)
+    invoice = _finalized_invoice(4900)
+    invoice_finalize(invoice_id=invoice.pk)
+    posted = JournalTransaction.objects.get(source="invoice", source_id=str(invoice.pk))
+    assert _entries(posted) == [("deferred_revenue", "usd", -4900), ("receivable", "usd", 4900)]
+    assert posted.metadata["number"] == invoice.number and posted.occurred_at == invoice.finalized_at
+
+    # when its charge is reported (twice: recorded and posted once)
+    charge = _record(
+        "payment.succeeded", "pay_1", 4900, invoice=engine_invoice_ref(invoice), reference="pi_1"
+    )
+    _record("payment.succeeded", "pay_1", 4900, invoice=engine_invoice_ref(invoice), reference="pi_1")
+    paid = JournalTransaction.objects.get(source="payment", source_id=str(charge.pk))
+    assert _entries(paid) == [("cash:sandbox", "usd", 4900), ("receivable", "usd", -4900)]
+    assert paid.occurred_at == NOW
+
+    # then a partial refund and a lost dispute
+    refund = _record("refund.created", "re_1", 1000, reference="pi_1", at=NOW + dt.timedelta(days=3))
+    lost = _record("dispute.lost", "dp_1", 3900, reference="pi_1", at=NOW + dt.timedelta(days=9))
+    _record("dispute.created", "dp_1", 3900, reference="pi_1")  # an opened dispute moves no money here
+    assert _entries(JournalTransaction.objects.get(source="payment", source_id=str(refund.pk))) == [
+        ("cash:sandbox", "usd", -1000),
+        ("refunds", "usd", 1000),
+    ]
+    assert _entries(JournalTransaction.objects.get(source="payment", source_id=str(lost.pk))) == [
+        ("cash:sandbox", "usd", -3900),
+        ("chargebacks", "usd", 3900),
+    ]
+    assert JournalTransaction.objects.count() == 4
+    assert ledger_balance(account="receivable", currency="usd") == 0
+    assert ledger_balance(account="cash:sandbox", currency="usd") == 0
+    assert ledger_balance(account="cash:sandbox", currency="usd", at=NOW + dt.timedelta(days=5)) == 3900
+    assert ledger_balance(account="deferred_revenue", currency="usd") == -4900
+    check_deferred_constraints()
+
+
+def test_a_failed_charge_and_a_free_invoice_post_nothing(in_alpha):
+    from billing.invoicing.services import engine_invoice_ref
+
+    invoice = _finalized_invoice(0)
+    assert invoice.status == "paid" and not JournalTransaction.objects.exists()
+    _record("payment.failed", "pay_f", 4900, invoice=engine_invoice_ref(invoice))
+    assert not JournalTransaction.objects.exists()
+
+
+def test_an_invoices_tax_is_owed_not_deferred(in_alpha):
+    from billing.invoicing.mirror import invoice_mirror
+    from billing.memberships.services import customer_upsert
+    from billing.providers.base import InvoiceLineState, InvoiceState
+
+    customer_upsert(external_id="ada")
+    state = InvoiceState(
+        invoice_id="in_1", status="paid", currency="usd", subtotal=1000, tax=200, total=1200,
+        customer="ada", number="STRIPE-1", lines=(InvoiceLineState(description="Pro", amount=1000),),
+    )  # fmt: skip
+    invoice, _ = invoice_mirror(provider="stripe", state=state, occurred_at=NOW, event_id="evt_in_1")
+    invoice_mirror(provider="stripe", state=state, occurred_at=NOW, event_id="evt_in_1_again")
+    posted = JournalTransaction.objects.get(source="invoice")
+    assert posted.source_id == str(invoice.pk) and posted.metadata["collected_by"] == "provider"
+    assert _entries(posted) == [
+        ("deferred_revenue", "usd", -1000),
+        ("receivable", "usd", 1200),
+        ("tax_payable", "usd", -200),
+    ]
+
+
+def test_a_billing_run_posts_each_issued_invoice_once_in_bulk(in_alpha):
+    from billing.invoicing.services import InvoiceSpec, LineDraft, invoices_issue_many
+    from billing.memberships.services import customer_upsert
+
+    customers = [customer_upsert(external_id=f"c{i}")[0] for i in range(30)]
+    specs = [
+        InvoiceSpec(customer=c, currency="usd", period_key=f"run:{c.pk}",
+                    lines=[LineDraft(kind="fee", description="Fee", amount=100 * (i % 3))])
+        for i, c in enumerate(customers)
+    ]  # fmt: skip
+    invoices = invoices_issue_many(specs)
+    invoices_issue_many(specs)  # the run again: nothing new
+    billed = [invoice for invoice in invoices if invoice.total]
+    assert len(billed) == 20
+    assert set(JournalTransaction.objects.values_list("source_id", flat=True)) == {str(i.pk) for i in billed}
+    assert ledger_balance(account="receivable", currency="usd") == sum(i.total for i in billed) == 3000
+    check_deferred_constraints()
+
+
+def test_a_failing_posting_rolls_the_finalization_back(in_alpha, monkeypatch):
+    from billing.invoicing.models import Invoice
+    from billing.invoicing.services import LineDraft, invoice_draft_create, invoice_finalize
+    from billing.ledger import postings
+    from billing.memberships.services import customer_upsert
+
+    customer, _ = customer_upsert(external_id="ada")
+    draft, _ = invoice_draft_create(
+        customer=customer, currency="usd", lines=[LineDraft(kind="fee", description="Fee", amount=100)]
+    )
+    broken = postings.invoice_posting(draft)
+    monkeypatch.setattr(
+        postings, "invoice_posting", lambda invoice: replace(broken, entries=broken.entries[:1])
+    )
+    with pytest.raises(PostingInvalid):
+        invoice_finalize(invoice_id=draft.pk)
+    assert Invoice.objects.get(pk=draft.pk).status == "draft" and not JournalTransaction.objects.exists()

@@ -1,0 +1,79 @@
+"""What the apps below post: a finalized invoice, a provider's charge, refund or lost dispute.
+
+    invoice finalized (total > 0)   Dr receivable total; Cr deferred_revenue total - tax, Cr tax_payable tax
+    charge                          Dr cash:<provider>; Cr receivable
+    refund                          Dr refunds; Cr cash:<provider>
+    dispute lost                    Dr chargebacks; Cr cash:<provider>
+
+Revenue recognition (deferred_revenue -> revenue over each line's service period) comes next
+(issue 12 item 2). A charge no invoice of ours names still credits `receivable` (money received in
+advance shows as a negative receivable until its invoice is finalized).
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from billing.invoicing.models import Invoice
+from billing.ledger.services import Posting
+from billing.memberships.models import Payment, PaymentKind
+
+INVOICE_SOURCE = "invoice"
+PAYMENT_SOURCE = "payment"
+
+
+def invoice_posting(invoice: Invoice) -> Posting | None:
+    """The posting of a finalized invoice: None when it bills nothing."""
+    if invoice.total <= 0:
+        return None
+    currency = invoice.currency.lower()
+    tax = min(max(invoice.tax, 0), invoice.total)
+    entries = [("receivable", currency, invoice.total)]
+    if invoice.total - tax:
+        entries.append(("deferred_revenue", currency, -(invoice.total - tax)))
+    if tax:
+        entries.append(("tax_payable", currency, -tax))
+    return Posting(
+        source=INVOICE_SOURCE,
+        source_id=str(invoice.pk),
+        occurred_at=invoice.finalized_at or timezone.now(),
+        description=f"Invoice {invoice.number} finalized",
+        entries=entries,
+        metadata={
+            "invoice": invoice.pk, "number": invoice.number, "customer": invoice.customer.external_id,
+            "collected_by": invoice.collected_by, "provider": invoice.provider,
+        },
+    )  # fmt: skip
+
+
+_PAYMENT_DEBITS = {
+    PaymentKind.CHARGE: None,  # cash is debited
+    PaymentKind.REFUND: "refunds",
+    PaymentKind.DISPUTE_LOST: "chargebacks",
+}
+
+
+def payment_posting(payment: Payment) -> Posting | None:
+    """The posting of a provider-reported payment: None for a failed charge, an opened or won
+    dispute, or an amount of zero."""
+    if payment.kind not in _PAYMENT_DEBITS or payment.amount <= 0:
+        return None
+    cash = f"cash:{payment.provider.lower()}"
+    currency = payment.currency.lower()
+    debit = _PAYMENT_DEBITS[payment.kind]
+    if debit is None:
+        entries = [(cash, currency, payment.amount), ("receivable", currency, -payment.amount)]
+    else:
+        entries = [(debit, currency, payment.amount), (cash, currency, -payment.amount)]
+    return Posting(
+        source=PAYMENT_SOURCE,
+        source_id=str(payment.pk),
+        occurred_at=payment.occurred_at,
+        description=f"{payment.get_kind_display()} {payment.provider_payment_id} at {payment.provider}",
+        entries=entries,
+        metadata={
+            "payment": payment.pk, "kind": payment.kind, "provider": payment.provider,
+            "provider_payment_id": payment.provider_payment_id, "customer_id": payment.customer_id,
+            "invoice_ref": payment.invoice_ref,
+        },
+    )  # fmt: skip
