@@ -7,7 +7,9 @@ dashboard and map each of our prices to a variant with a `ProviderProduct` row (
 refused at checkout, never guessed. Checkouts carry our ids in `checkout_data.custom`
 (`monetize_customer`, `monetize_price`, `monetize_checkout`), which Lemon Squeezy returns as
 `meta.custom_data` on order and subscription events. The API takes no idempotency key: a repeated
-create is prevented on our side (the API's Idempotency-Key, one Checkout row per call).
+create is prevented on our side (the API's Idempotency-Key, one Checkout row per call). A checkout's
+coupon is a discount code of the store (billing/providers/discounts.py), created once, given as
+`checkout_data.discount_code`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from billing.providers.base import (
     SubscriptionState,
     WebhookVerificationFailed,
 )
+from billing.providers.discounts import lemonsqueezy_discount, lemonsqueezy_refuse
 from billing.providers.invoices import lemonsqueezy_invoice, lemonsqueezy_order_line
 
 API_BASE = "https://api.lemonsqueezy.com/v1"
@@ -171,6 +174,7 @@ class LemonSqueezyProvider:
                 'The Lemon Squeezy account has no store id (credentials: {"api_key": "…", "store_id": "…"}).'
             )
         variant_id = self._variant_for(request.price_ref)
+        lemonsqueezy_refuse(request.coupon, currency=request.currency, interval=request.interval)
         checkout_data: dict = {
             "custom": {
                 "monetize_customer": request.customer,
@@ -180,6 +184,10 @@ class LemonSqueezyProvider:
         }
         if request.email:
             checkout_data["email"] = request.email
+        if request.coupon is not None:
+            checkout_data["discount_code"] = lemonsqueezy_discount(
+                self, request.coupon, interval=request.interval
+            )
         if request.quantity > 1:
             checkout_data["variant_quantities"] = [
                 {"variant_id": int(variant_id), "quantity": request.quantity}

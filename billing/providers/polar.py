@@ -6,7 +6,8 @@ a `ProviderProduct` row per provider+mode+price, created once (found again at Po
 metadata if our row was rolled back after Polar created it). Polar takes no idempotency keys, so
 checkouts carry our ids in metadata (`monetize_customer`, `monetize_price`, `monetize_checkout`)
 and events map back through them and through the product id. Polar cannot pause (a pause at the
-period end is not our pause) and does not sell quantities of a fixed price: both are refused.
+period end is not our pause) and does not sell quantities of a fixed price: both are refused. A checkout's coupon is a Polar
+discount (billing/providers/discounts.py) created once per coupon and mode, given as `discount_id`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from billing.providers.base import (
     CatalogPrice,
     CheckoutRequest,
     CheckoutSession,
+    CouponConflict,
+    CouponTerms,
     EventType,
     NormalizedEvent,
     PaymentState,
@@ -31,6 +34,7 @@ from billing.providers.base import (
     UsageReport,
     WebhookVerificationFailed,
 )
+from billing.providers.discounts import polar_discount_body, polar_discount_matches, polar_refuse
 from billing.providers.invoices import polar_order_invoice
 
 logger = logging.getLogger(__name__)
@@ -185,9 +189,35 @@ class PolarProvider:
                 logger.warning("could not archive duplicate Polar product %s", product.id, exc_info=True)
         return row
 
+    def _discount(self, sdk, coupon: CouponTerms, *, interval: str) -> str:
+        """Our coupon's Polar discount: our row, else found at Polar by its metadata (created by an
+        attempt whose transaction rolled back), else created (no code: only our checkouts give it)."""
+        from django.db import connection
+
+        months = coupon.months(interval) or 0
+        key = {"provider": self.name, "mode": self.mode, "coupon_code": coupon.code, "months": months}
+        found = self.catalog.discount(**key)
+        if found:
+            return found
+        metadata = {"monetize_coupon": coupon.code, "monetize_months": months,
+                    "monetize_tenant": connection.schema_name}  # fmt: skip
+        body = polar_discount_body(coupon, interval=interval, metadata=metadata)
+        listed = self._call(sdk.discounts.list, query=coupon.code, limit=100).items
+        ours = [
+            d for d in listed if all(str((d.metadata or {}).get(k)) == str(v) for k, v in metadata.items())
+        ]
+        discount = ours[0] if ours else self._call(sdk.discounts.create, **body)
+        if ours and not polar_discount_matches(discount, body):
+            raise CouponConflict(
+                f"Polar holds a discount for coupon '{coupon.code}' with other terms than ours; it is not given.",
+                details={"coupon": coupon.code, "polar_discount": discount.id},
+            )
+        return self.catalog.discount_store(**key, external_id=discount.id)
+
     def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
         self._refuse_quantity(request.quantity)
         price = self._price(request.price_ref)
+        polar_refuse(request.coupon, currency=price.currency)
         with self._sdk() as sdk:
             product = self._product(sdk, price)
             body = {
@@ -205,6 +235,8 @@ class PolarProvider:
                 body["customer_email"] = request.email
             if request.trial_days and price.interval in RECURRING:
                 body |= {"trial_interval": "day", "trial_interval_count": request.trial_days}
+            if request.coupon is not None:
+                body["discount_id"] = self._discount(sdk, request.coupon, interval=price.interval)
             checkout = self._call(sdk.checkouts.create, **body)
         return CheckoutSession(
             provider_checkout_id=checkout.id, url=checkout.url, expires_at=timestamp(checkout.expires_at)
