@@ -28,9 +28,10 @@ import secrets
 from collections.abc import Callable
 
 from dateutil.relativedelta import relativedelta
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_tenants.utils import tenant_context
 
 from billing.invoicing.close import BilledSubscription, period_close
 from billing.invoicing.models import InvoiceStatus
@@ -84,8 +85,6 @@ def _emit(adapter, sub: EngineSubscription, event_type: str, data: dict, *, at: 
     """Sign one event the way the provider signs its webhooks (adapter.sign) and deliver it to
     this tenant's inbox for that provider once our writes commit: the narrow port through which
     the engine tells the portal what happened, verified and applied like any provider event."""
-    from billing.inbox.services import inbox_receive  # the "HTTP call" to the portal
-
     payload = {
         "id": "tevt_" + secrets.token_hex(12),
         "type": event_type,
@@ -93,8 +92,21 @@ def _emit(adapter, sub: EngineSubscription, event_type: str, data: dict, *, at: 
         "data": data,
     }
     body, headers = adapter.sign(payload=payload)
-    provider = sub.provider
-    transaction.on_commit(lambda: inbox_receive(provider=provider, body=body, headers=headers))
+    deliver_on_commit(sub.provider, body, headers)
+
+
+def deliver_on_commit(provider: str, body: bytes, headers: dict) -> None:
+    """Hand a signed event to this tenant's inbox once our writes commit, in this tenant's schema
+    whatever schema is active when the commit happens."""
+    from billing.inbox.services import inbox_receive
+
+    tenant = connection.tenant
+
+    def deliver() -> None:
+        with tenant_context(tenant):
+            inbox_receive(provider=provider, body=body, headers=headers)
+
+    transaction.on_commit(deliver)
 
 
 def _subscription_data(sub: EngineSubscription, **extra) -> dict:

@@ -23,7 +23,12 @@ from billing.invoicing.engine.changes import (
     subscription_change,
     subscription_pause,
 )
-from billing.invoicing.engine.core import EngineCheckoutNotFound, charges_due_run, engine_now
+from billing.invoicing.engine.core import (
+    EngineCheckoutNotFound,
+    charges_due_run,
+    deliver_on_commit,
+    engine_now,
+)
 from billing.invoicing.engine.start import subscription_first_charge, subscription_start
 from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderError, RefundResult, UsageReport
 from billing.providers.models import (
@@ -138,7 +143,6 @@ def refund_create(*, payment_id: str, amount: int, currency: str, idempotency_ke
     """The sandbox's refund API: a `refund.created` event naming the charge (`reference`). The
     sandbox keeps no refund rows: the refund's id and its event's id derive from the idempotency key,
     so the same key again is the same refund (the inbox stores its event once)."""
-    from billing.inbox.services import inbox_receive
     from billing.providers.sandbox import SandboxProvider
 
     if not payment_id or amount <= 0:
@@ -155,5 +159,5 @@ def refund_create(*, payment_id: str, amount: int, currency: str, idempotency_ke
     payload = {"id": "evt_" + digest[24:48], "type": "refund.created", "created_at": sandbox_now().isoformat(),
                "data": data}  # fmt: skip
     body, headers = SandboxProvider(webhook_secret=account.webhook_secret).sign(payload=payload)
-    transaction.on_commit(lambda: inbox_receive(provider="sandbox", body=body, headers=headers))
+    deliver_on_commit("sandbox", body, headers)
     return RefundResult(refund_id=refund_id, amount=amount)

@@ -1,5 +1,8 @@
+import datetime as dt
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.utils.timezone import now as timezone_now
 from django_tenants.utils import tenant_context
 
 from accounts.models import IntegratorApiKey, User
@@ -84,6 +87,52 @@ class Command(BaseCommand):
             if created:
                 membership_set_tier(customer=customer, tier=tiers[code])
             self._demo_builds(customer.external_id, builds_per_day=index % 4 + 1)
+        self._demo_invoices()
+
+    def _demo_invoices(self) -> None:
+        """Invoices for the pages: two customers subscribed through the sandbox (their first invoices
+        paid with the test card; a goodwill credit note on one), and an open invoice for the
+        Enterprise customer's build minutes. Each made once (a re-run finds them)."""
+        from billing.invoicing.charges import period_charges
+        from billing.invoicing.credit_notes import credit_note_create
+        from billing.invoicing.engine.sandbox import checkout_pay
+        from billing.invoicing.models import BillingReason, Invoice
+        from billing.invoicing.services import invoice_draft_create, invoice_finalize
+        from billing.memberships.services import checkout_create, customer_upsert
+        from billing.metering.selectors import month_start
+        from billing.providers.models import EngineSubscription
+        from billing.tiers.models import Price
+
+        for external_id, name, price, seats in (("acct_007", "Ada Lovelace", "team-yearly", 1),
+                                                 ("acct_008", "Grace Hopper", "pro-yearly", 3)):  # fmt: skip
+            customer, _ = customer_upsert(
+                external_id=external_id, email=f"{external_id}@example.com", name=name
+            )
+            if EngineSubscription.objects.filter(provider="sandbox", customer=external_id).exists():
+                continue
+            checkout = checkout_create(
+                customer=customer, price_code=price, provider="sandbox", quantity=seats,
+                success_url="https://example.com/welcome", cancel_url="https://example.com/pricing",
+            )  # fmt: skip
+            checkout_pay(checkout_id=str(checkout.pk), card_number="4242424242424242")
+            if external_id == "acct_008":
+                first = Invoice.objects.filter(customer=customer).order_by("id").first()
+                if first is not None and first.total > 10_000:
+                    credit_note_create(
+                        invoice_id=first.pk, amount=10_000, reason="other", memo="Goodwill: onboarding delay"
+                    )
+        enterprise = customer_upsert(external_id="acct_006")[0]
+        start = month_start(timezone_now())
+        charges = period_charges(
+            customer=enterprise.external_id, tier=Price.objects.get(code="enterprise-minutes").tier,
+            currency="usd", fee_price=None, quantity=1, period_start=start, period_end=timezone_now(),
+        )  # fmt: skip
+        invoice, created = invoice_draft_create(
+            customer=enterprise, currency="usd", lines=charges.lines, billing_reason=BillingReason.MANUAL,
+            period_start=start, period_end=charges.period_end, period_key=f"demo-enterprise-{start:%Y-%m}",
+        )  # fmt: skip
+        if created:
+            invoice_finalize(invoice_id=invoice.pk, due_in=dt.timedelta(days=30))
 
     def _demo_builds(self, external_id: str, *, builds_per_day: int, days: int = 10) -> None:
         """`build.finished` usage events over the last days (stable ids: a re-run stores nothing new),
