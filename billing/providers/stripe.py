@@ -148,10 +148,16 @@ class StripeProvider(StripeEngineMode):
             params["duration_in_months"] = months
         found = self._call(_coupon_or_none, client, coupon_id)
         if found is None:
-            found = self._call(
-                client.v1.coupons.create, params=params,
-                options={"idempotency_key": f"coupon-{coupon.code}{suffix}"},
-            )  # fmt: skip
+            try:
+                found = self._call(
+                    client.v1.coupons.create, params=params,
+                    options={"idempotency_key": f"coupon-{coupon.code}{suffix}"},
+                )  # fmt: skip
+            except ProviderError as exc:
+                # another checkout created it between our look and our create (past the key's 24 h)
+                if exc.details.get("stripe_code") != "resource_already_exists":
+                    raise
+                found = self._call(client.v1.coupons.retrieve, coupon_id)
         same = (
             str(getattr(found, "duration", "")) == coupon.duration
             and getattr(found, "duration_in_months", None) == months

@@ -139,6 +139,50 @@ def test_stripe_amount_off_coupon(stripe_coupons):
     }  # fmt: skip
 
 
+def test_stripe_payment_mode_session_takes_the_coupon_too(stripe_coupons):
+    from billing.tiers.models import Price, Tier
+
+    fixture, fake = stripe_coupons
+    with tenant_context(fixture.tenant):
+        Price.objects.create(tier=Tier.objects.get(code="team"), code="team-lifetime", currency="usd",
+                             unit_amount=29900, interval="one_time")  # fmt: skip
+    assert start(fixture, price="team-lifetime", coupon="FIVEOFF").status_code == 201
+    session = fake.calls[-1]
+    assert session["form"]["mode"] == ["payment"]
+    assert session["form"]["discounts[0][coupon]"] == ["monetize-FIVEOFF"]
+
+
+def test_a_stripe_coupon_created_concurrently_is_taken_not_refused(stripe_coupons):
+    fixture, fake = stripe_coupons
+    made_elsewhere = {"id": "monetize-TEAM20", "object": "coupon", "duration": "repeating", "percent_off": 20.0,
+                      "amount_off": None, "currency": None, "duration_in_months": 3}  # fmt: skip
+    original = fake.request
+
+    def request(method, url, headers, post_data=None, *, _usage=None):
+        if method == "post" and urlsplit(url).path == "/v1/coupons":  # another checkout won the race
+            fake.calls.append(
+                {"method": method, "path": "/v1/coupons", "form": {}, "query": {}, "headers": {}}
+            )
+            fake.coupons["monetize-TEAM20"] = made_elsewhere
+            error = {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "resource_already_exists",
+                    "message": "exists",
+                }
+            }
+            return json.dumps(error), 400, {}
+        return original(method, url, headers, post_data, _usage=_usage)
+
+    fake.request = request
+    response = start(fixture, price="team-monthly", coupon="TEAM20")
+    assert response.status_code == 201, response.content
+    assert stripe_routes(fake)[-3:] == [
+        ("post", "/v1/coupons"), ("get", "/v1/coupons/monetize-TEAM20"), ("post", "/v1/checkout/sessions"),
+    ]  # fmt: skip
+    assert fake.calls[-1]["form"]["discounts[0][coupon]"] == ["monetize-TEAM20"]
+
+
 def test_stripe_refuses_a_coupon_it_cannot_express_before_calling_stripe(stripe_coupons):
     fixture, fake = stripe_coupons
     response = start(fixture, price="team-monthly", coupon="ODD")  # 12.345 %: Stripe takes two decimals
