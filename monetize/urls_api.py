@@ -7,6 +7,7 @@ from billing.entitlements import api as ent
 from billing.events import api as webhooks_api
 from billing.invoicing import api as invoicing_api
 from billing.invoicing import credit_notes_api, taxes_api
+from billing.ledger import api as ledger_api
 from billing.memberships import api as memberships_api
 from billing.memberships import discounts_api as customer_discounts_api
 from billing.metering import api as metering_api
@@ -41,6 +42,13 @@ urlpatterns = [
         "credit-notes/<int:credit_note_id>",
         credit_notes_api.CreditNoteDetailView.as_view(),
         name="credit-note",
+    ),
+    path("ledger/accounts", ledger_api.LedgerAccountListView.as_view(), name="ledger-accounts"),
+    path("ledger/transactions", ledger_api.LedgerTransactionListView.as_view(), name="ledger-transactions"),
+    path(
+        "ledger/transactions/<int:transaction_id>",
+        ledger_api.LedgerTransactionDetailView.as_view(),
+        name="ledger-transaction",
     ),
     path("coupons", discounts_api.CouponListCreateView.as_view(), name="coupons"),
     path("coupons/<str:code>", discounts_api.CouponDetailView.as_view(), name="coupon"),

@@ -16,3 +16,9 @@ class PostingInvalid(LedgerError):
 class TransactionNotFound(LedgerError):
     code = "unknown_transaction"
     status_code = 404
+
+
+class LedgerQueryInvalid(LedgerError):
+    """A malformed filter: a date that is not RFC 3339 with an offset, `to` not after `from`."""
+
+    code = "invalid_ledger_query"

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Sum
+from django.test import Client
 from django_tenants.utils import tenant_context
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -512,3 +513,72 @@ def test_a_failing_posting_rolls_the_finalization_back(in_alpha, monkeypatch):
     with pytest.raises(PostingInvalid):
         invoice_finalize(invoice_id=draft.pk)
     assert Invoice.objects.get(pk=draft.pk).status == "draft" and not JournalTransaction.objects.exists()
+
+
+# --- API ------------------------------------------------------------------------------------------------
+
+
+def test_the_ledger_api_lists_accounts_with_balances_and_transactions_with_entries(alpha, beta):
+    with tenant_context(alpha.tenant):
+        invoice_like("inv-1", 1500, at=T0)
+        paid = post(
+            "pay-1",
+            [("cash:stripe", "usd", 1000), ("receivable", "usd", -1000)],
+            at=T0 + dt.timedelta(days=2),
+        )
+        invoice_like("inv-2", 700, currency="eur", at=T0 + dt.timedelta(days=3))
+        reversal = ledger_reverse(txn=paid, reason="mistake", occurred_at=T0 + dt.timedelta(days=4))
+    api = alpha.api()
+
+    accounts = api.get("/api/v1/ledger/accounts").json()
+    assert accounts["next"] is None and accounts["previous"] is None
+    by_code = {a["code"]: a for a in accounts["results"]}
+    assert [a["code"] for a in accounts["results"]] == ["cash:stripe", "deferred_revenue", "receivable"]
+    assert by_code["receivable"]["kind"] == "asset"
+    assert by_code["receivable"]["balances"] == [
+        {"currency": "eur", "balance": 700},
+        {"currency": "usd", "balance": 1500},
+    ]
+    assert by_code["cash:stripe"]["balances"] == [{"currency": "usd", "balance": 0}]
+    at = api.get("/api/v1/ledger/accounts", {"at": "2026-01-03T12:00:00+00:00"}).json()
+    by_code = {a["code"]: a for a in at["results"]}
+    assert by_code["receivable"]["balances"] == [
+        {"currency": "eur", "balance": 0},
+        {"currency": "usd", "balance": 500},
+    ]
+    assert by_code["cash:stripe"]["balances"] == [{"currency": "usd", "balance": 1000}]
+
+    page = api.get("/api/v1/ledger/transactions", {"limit": 2}).json()
+    assert [t["source_id"] for t in page["results"]] == [str(paid.pk), "inv-2"] and page["next"]
+    assert page["results"][0]["source"] == "reversal" and page["results"][0]["reverses"] == paid.pk
+    rest = Client(HTTP_HOST=alpha.host, HTTP_AUTHORIZATION=f"Bearer {alpha.api_key}").get(page["next"]).json()
+    assert [t["source_id"] for t in rest["results"]] == ["pay-1", "inv-1"]
+    assert rest["results"][0]["reversed_by"] == reversal.pk
+
+    def ids(**query):
+        return [t["source_id"] for t in api.get("/api/v1/ledger/transactions", query).json()["results"]]
+
+    assert ids(account="cash:stripe") == [str(paid.pk), "pay-1"]
+    assert ids(source="test") == ["inv-2", "pay-1", "inv-1"]
+    assert ids(**{"from": "2026-01-02T00:00:00Z", "to": "2026-01-05T00:00:00Z"}) == ["inv-2", "pay-1"]
+    assert ids(account="nothing") == []
+
+    detail = api.get(f"/api/v1/ledger/transactions/{paid.pk}").json()
+    assert detail["source"] == "test" and detail["occurred_at"] == "2026-01-03T00:00:00Z"
+    assert [(e["account"], e["currency"], e["amount"], e["balance_after"]) for e in detail["entries"]] == [
+        ("cash:stripe", "usd", 1000, 1000),
+        ("receivable", "usd", -1000, 500),
+    ]
+
+    # bad input is a 400 that says why; another tenant's transaction is a 404
+    for query in (
+        {"from": "yesterday"},
+        {"to": "2026-01-01T00:00:00"},
+        {"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+    ):
+        response = api.get("/api/v1/ledger/transactions", query)
+        assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_ledger_query"
+    assert api.get("/api/v1/ledger/accounts", {"at": "soon"}).status_code == 400
+    missing = beta.api().get(f"/api/v1/ledger/transactions/{paid.pk}")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_transaction"
+    assert beta.api().get("/api/v1/ledger/accounts").json()["results"] == []
