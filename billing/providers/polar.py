@@ -212,7 +212,14 @@ class PolarProvider:
                 f"Polar holds a discount for coupon '{coupon.code}' with other terms than ours; it is not given.",
                 details={"coupon": coupon.code, "polar_discount": discount.id},
             )
-        return self.catalog.discount_store(**key, external_id=discount.id)
+        stored = self.catalog.discount_store(**key, external_id=discount.id)
+        if stored != discount.id and not ours:
+            # a concurrent checkout stored its discount first: ours is deleted, never given
+            try:
+                self._call(sdk.discounts.delete, discount.id)
+            except ProviderError:
+                logger.warning("could not delete duplicate Polar discount %s", discount.id, exc_info=True)
+        return stored
 
     def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
         self._refuse_quantity(request.quantity)

@@ -212,6 +212,7 @@ class FakePolarDiscounts(polar.FakePolar):
     def __init__(self):
         super().__init__()
         self.discounts: dict[str, dict] = {}
+        self.on_discount_create = None
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if not request.url.path.startswith("/v1/discounts/"):
@@ -219,6 +220,9 @@ class FakePolarDiscounts(polar.FakePolar):
         body = json.loads(request.content) if request.content else None
         self.calls.append({"method": request.method, "path": request.url.path, "params": dict(request.url.params),
                            "json": body, "host": request.url.host, "headers": dict(request.headers)})  # fmt: skip
+        if request.method == "DELETE":
+            self.discounts.pop(request.url.path.rsplit("/", 1)[1])
+            return httpx.Response(204)
         if request.method == "GET":
             query = request.url.params.get("query", "")
             items = [d for d in self.discounts.values() if query in d["name"]]
@@ -227,6 +231,8 @@ class FakePolarDiscounts(polar.FakePolar):
             )
         discount = polar_discount(body)
         self.discounts[discount["id"]] = discount
+        if self.on_discount_create:
+            self.on_discount_create(body)
         return httpx.Response(201, json=discount)
 
 
@@ -311,6 +317,26 @@ def test_a_polar_discount_left_by_a_rolled_back_checkout_is_found_not_created_ag
     assert start(fixture, price="team-monthly", coupon="TEAM20").status_code == 201
     (discount_id,) = fake.discounts
     assert fake.calls[-1]["json"]["discount_id"] == discount_id
+
+
+def test_a_polar_discount_stored_concurrently_wins_and_ours_is_deleted(polar_coupons):
+    fixture, fake = polar_coupons
+
+    def concurrent_checkout_stores_first(body):
+        other = polar_discount(body)
+        fake.discounts[other["id"]] = other
+        ProviderDiscount.objects.create(provider="polar", mode="test", coupon_code="TEAM20", months=3,
+                                        external_id=other["id"])  # fmt: skip
+
+    fake.on_discount_create = concurrent_checkout_stores_first
+    response = start(fixture, price="team-monthly", coupon="TEAM20")
+    assert response.status_code == 201, response.content
+    with tenant_context(fixture.tenant):
+        winner = ProviderDiscount.objects.get().external_id
+    (deleted,) = [c for c in fake.calls if c["method"] == "DELETE"]
+    assert deleted["path"] != f"/v1/discounts/{winner}"  # ours, not the winner
+    assert list(fake.discounts) == [winner]
+    assert fake.calls[-1]["json"]["discount_id"] == winner
 
 
 def test_a_polar_discount_with_our_metadata_but_other_terms_is_not_given(polar_coupons):
