@@ -127,3 +127,52 @@ def test_staff_change_a_customers_tier_and_overrides_in_the_admin(ci_catalog):
     assert response.status_code == 302, response.content.decode()[:3000]
     assert check(ci_catalog, feature="custom_runners").json()["allowed"] is True
     assert check(ci_catalog, feature="sso").json()["allowed"] is True
+
+
+def test_plan_page_says_each_membership_state_plainly(ci_catalog):
+    """No "canceled, renews …" and no "payment went through" above the free plan: each state has its
+    words, numbers have separators, and a checkout still being confirmed says so and looks again."""
+    import datetime as dt
+    import re
+
+    from django.utils import timezone
+    from django_tenants.utils import tenant_context
+
+    from billing.memberships.models import Membership
+    from billing.memberships.services import customer_for_user
+    from billing.tiers.models import Price
+    from tests.conftest import PASSWORD
+
+    client = ci_catalog.client()
+    client.post(
+        "/accounts/signup/", {"email": "kim@example.com", "password1": PASSWORD, "password2": PASSWORD}
+    )
+    waiting = client.get("/account/plan/?checkout=done").content.decode()
+    assert "confirming your payment" in waiting and "location.replace" in waiting
+    assert "went through" not in waiting
+    end = timezone.now() + dt.timedelta(days=20)
+    with tenant_context(ci_catalog.tenant):
+        from accounts.models import User
+
+        customer = customer_for_user(user=User.objects.get(email="kim@example.com"))
+        price = Price.objects.get(code="team-monthly")
+        membership = Membership.objects.create(
+            customer=customer, tier=price.tier, price=price, status="active", provider="sandbox",
+            started_at=timezone.now(), current_period_start=timezone.now(), current_period_end=end,
+        )  # fmt: skip
+    page = client.get("/account/plan/?checkout=done").content.decode()
+    assert "You are on <strong>Team</strong>" in page and "location.replace" not in page
+    assert f"renews on {end:%b} {end.day}, {end.year}" in page
+    assert not re.search(r">\d{4,}<|\b\d{4,} of\b", page)  # allowances and usage have separators
+    for change, words in (
+        ({"cancel_at_period_end": True}, "it will not renew"),
+        ({"status": "past_due", "past_due_since": timezone.now()}, "Your last payment failed"),
+        (
+            {"status": "canceled", "ended_at": timezone.now(), "cancel_at_period_end": False},
+            "Membership canceled on",
+        ),
+    ):
+        with tenant_context(ci_catalog.tenant):
+            Membership.objects.filter(pk=membership.pk).update(**change)
+        page = client.get("/account/plan/").content.decode()
+        assert words in page and "renews" not in page, words
