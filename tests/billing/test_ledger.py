@@ -582,3 +582,70 @@ def test_the_ledger_api_lists_accounts_with_balances_and_transactions_with_entri
     missing = beta.api().get(f"/api/v1/ledger/transactions/{paid.pk}")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_transaction"
     assert beta.api().get("/api/v1/ledger/accounts").json()["results"] == []
+
+
+# --- end to end: a sandbox subscription's invoices and charges ------------------------------------------
+
+
+@pytest.fixture
+def shop(alpha, monkeypatch):
+    """alpha selling the usage catalog through the sandbox (as tests/billing/test_period_close.py)."""
+    from billing.providers.services import provider_account_upsert
+    from billing.tiers.catalog import catalog_import
+    from tests.billing.test_usage_prices import USAGE
+
+    with tenant_context(alpha.tenant):
+        catalog_import(text=USAGE)
+        provider_account_upsert(provider="sandbox")
+    monkeypatch.setattr("billing.inbox.services._enqueue", lambda inbox_id, countdown=None: None)
+    response = alpha.api().post("/api/v1/customers", {"external_id": "c1"}, content_type="application/json")
+    assert response.status_code == 201
+    return alpha
+
+
+def test_a_sandbox_subscription_and_its_renewal_post_invoices_and_charges(
+    shop, django_capture_on_commit_callbacks
+):
+    from tests.billing import test_period_close as flow
+    from tests.billing.test_sandbox_checkout import advance
+
+    flow.subscribe(shop, django_capture_on_commit_callbacks)
+    flow.use(shop, 12_000, 501)
+    advance(shop, 31, django_capture_on_commit_callbacks)
+    first, renewal = flow.invoices(shop)
+    assert (first.total, renewal.total, renewal.status) == (2900, 22_025, "paid")
+    with tenant_context(shop.tenant):
+        by_source = {
+            (txn.source, txn.metadata.get("invoice") or txn.metadata.get("kind")): _entries(txn)
+            for txn in JournalTransaction.objects.all()
+        }
+        assert by_source[("invoice", first.pk)] == [
+            ("deferred_revenue", "usd", -2900),
+            ("receivable", "usd", 2900),
+        ]
+        assert by_source[("invoice", renewal.pk)] == [
+            ("deferred_revenue", "usd", -22_025),
+            ("receivable", "usd", 22_025),
+        ]
+        assert JournalTransaction.objects.filter(source="payment").count() == 2
+        assert ledger_balance(account="cash:sandbox", currency="usd") == 2900 + 22_025
+        assert ledger_balance(account="receivable", currency="usd") == 0
+        assert ledger_balance(account="deferred_revenue", currency="usd") == -(2900 + 22_025)
+
+
+def test_staff_read_the_ledger_in_the_admin_and_cannot_change_it(alpha):
+    from accounts.models import User
+
+    with tenant_context(alpha.tenant):
+        txn = invoice_like("inv-admin", 4321)
+        owner = User.objects.get(email=alpha.owner_email)
+        account = LedgerAccount.objects.get(code="receivable")
+        client = Client(HTTP_HOST=alpha.host)
+        client.force_login(owner)
+    assert b"inv-admin" in client.get("/admin/ledger/journaltransaction/").content
+    assert b"4321" in client.get(f"/admin/ledger/journaltransaction/{txn.pk}/change/").content
+    assert b"4321" in client.get(f"/admin/ledger/ledgeraccount/{account.pk}/change/").content
+    assert client.get("/admin/ledger/journaltransaction/add/").status_code == 403
+    assert (
+        client.post(f"/admin/ledger/journaltransaction/{txn.pk}/delete/", {"post": "yes"}).status_code == 403
+    )
