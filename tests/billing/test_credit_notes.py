@@ -309,7 +309,7 @@ def test_toss_down_then_retried_refunds_once_under_one_key(
     invoice, fake, payment_key = toss
     retries = []
     monkeypatch.setattr(
-        "billing.invoicing.credit_notes._enqueue_retry", lambda pk, countdown=None: retries.append(pk)
+        "billing.invoicing.credit_notes._common._enqueue_retry", lambda pk, countdown=None: retries.append(pk)
     )
     # given: Toss takes the cancel but the answer is lost (a timeout): we cannot know it refunded
     fake.lose_reply = True
