@@ -73,7 +73,7 @@ def payment_posting(payment: Payment) -> Posting | None:
         entries=entries,
         metadata={
             "payment": payment.pk, "kind": payment.kind, "provider": payment.provider,
-            "provider_payment_id": payment.provider_payment_id, "customer_id": payment.customer_id,
+            "provider_payment_id": payment.provider_payment_id, "customer": payment.customer.external_id,
             "invoice_ref": payment.invoice_ref,
         },
     )  # fmt: skip

@@ -649,3 +649,58 @@ def test_staff_read_the_ledger_in_the_admin_and_cannot_change_it(alpha):
     assert (
         client.post(f"/admin/ledger/journaltransaction/{txn.pk}/delete/", {"post": "yes"}).status_code == 403
     )
+
+
+def test_the_backfill_posts_what_the_ledger_missed_once(alpha):
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from billing.invoicing.services import (
+        LineDraft,
+        engine_invoice_ref,
+        invoice_draft_create,
+        invoice_finalize,
+        invoice_void,
+    )
+
+    with tenant_context(alpha.tenant):
+        # given an invoice paid and one voided, then a ledger that lost them (as before the ledger
+        # existed: TRUNCATE empties the tables without firing the append-only triggers)
+        paid = _finalized_invoice(4900)
+        charge = _record("payment.succeeded", "pay_1", 4900, invoice=engine_invoice_ref(paid))
+        draft, _ = invoice_draft_create(
+            customer=paid.customer,
+            currency="usd",
+            lines=[LineDraft(kind="fee", description="x", amount=2500)],
+        )
+        invoice_void(invoice_id=invoice_finalize(invoice_id=draft.pk).pk)
+        assert JournalTransaction.objects.count() == 3
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(
+                "TRUNCATE ledger_journalentry, ledger_accountbalance, ledger_journaltransaction, ledger_ledgeraccount"
+            )
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+    def backfill(**options) -> str:
+        out = io.StringIO()
+        call_command("ledger_backfill", tenant="alpha", stdout=out, **options)
+        return out.getvalue()
+
+    # when it runs (one posting per batch), and again
+    assert "2 transaction(s) posted" in backfill(batch=1)
+    assert "0 transaction(s) posted" in backfill()
+
+    # then the paid invoice and its charge are posted once each, the void invoice not at all
+    with tenant_context(alpha.tenant):
+        assert set(JournalTransaction.objects.values_list("source", "source_id")) == {
+            ("invoice", str(paid.pk)),
+            ("payment", str(charge.pk)),
+        }
+        assert ledger_balance(account="cash:sandbox", currency="usd") == 4900
+        assert ledger_balance(account="receivable", currency="usd") == 0
+        check_deferred_constraints()
+    with pytest.raises(CommandError):
+        call_command("ledger_backfill", tenant="nope")
