@@ -33,6 +33,7 @@ urlpatterns = [
     path("usage/ai/", metering_views.tenant_ai_costs, name="tenant-ai-costs"),
     path("webhooks/<slug:provider>/", webhook_views.receive, name="webhooks"),
     path("sandbox/checkout/<str:checkout_id>/", provider_views.sandbox_checkout, name="sandbox-checkout"),
+    path("sandbox/payment-method/", provider_views.sandbox_payment_method, name="sandbox-payment-method"),
     path("toss/", include("billing.invoicing.toss_views")),  # checkout, success and fail pages
     path("stripe/", include("billing.invoicing.stripe_views")),  # engine mode: the card-saving checkout
     path("accounts/", include("allauth.urls")),

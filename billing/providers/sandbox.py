@@ -84,7 +84,7 @@ class SandboxProvider:
         )
 
     def portal_url(self, *, customer: str, provider_customer_id: str = "") -> str:
-        return "/account/plan/"  # the sandbox's "portal" is the tenant's own plan page
+        return "/sandbox/payment-method/"  # the sandbox's portal: update the saved test card
 
     def pause_subscription(self, *, subscription_id: str, paused: bool) -> None:
         self._engine().subscription_pause(subscription_id=subscription_id, paused=paused)

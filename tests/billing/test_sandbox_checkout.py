@@ -325,7 +325,7 @@ def test_grace_period_ends_entitlements_during_dunning(shop, settings, django_ca
 def test_portal_link(shop, django_capture_on_commit_callbacks):
     membership_id = _subscribe(shop, django_capture_on_commit_callbacks)
     assert shop.api().get(f"/api/v1/memberships/{membership_id}/portal").json() == {
-        "url": "http://alpha.test/account/plan/"
+        "url": "http://alpha.test/sandbox/payment-method/"
     }
     shop.api().post(
         "/api/v1/customers", {"external_id": "m2", "tier": "team"}, content_type="application/json"
@@ -366,7 +366,44 @@ def test_billing_page_changes_pauses_resumes_and_links_the_portal(shop, django_c
     act(action="resume")
     assert 'data-testid="tier">Pro<' in client.get("/account/plan/").content.decode()
     portal = act(action="portal")
-    assert portal.status_code == 302 and portal["Location"] == "http://alpha.test/account/plan/"
+    assert portal.status_code == 302 and portal["Location"] == "http://alpha.test/sandbox/payment-method/"
     refused = act(action="resume")  # not paused: a readable error, nothing changes
     assert refused.status_code == 302
     assert "cannot be resumed" in client.get("/account/plan/").content.decode()
+
+
+def test_a_past_due_customer_updates_the_card_and_the_overdue_invoice_is_paid(
+    shop, django_capture_on_commit_callbacks
+):
+    """ "Manage payment details" on a past-due sandbox membership opens the sandbox's portal: a new
+    card is saved and the open renewal invoice is charged again at once."""
+    from billing.invoicing.models import Invoice
+    from tests.conftest import PASSWORD
+
+    capture = django_capture_on_commit_callbacks
+    client = shop.client()
+    client.post(
+        "/accounts/signup/", {"email": "late@alpha.test", "password1": PASSWORD, "password2": PASSWORD}
+    )
+    response = client.post("/billing/checkout/", {"price": "team-yearly"})
+    with capture(execute=True):
+        client.post(response["Location"], {"card": "4000 0000 0000 0341"})  # pays now, fails at renewal
+    process_all(shop)
+    advance(shop, 370, capture)
+    page = client.get("/account/plan/").content.decode()
+    assert "Your last payment failed" in page and "Manage payment details" in page
+    portal = client.get("/sandbox/payment-method/").content.decode()
+    assert "•••• 0341" in portal and "Save and pay now" in portal
+    declined = client.post("/sandbox/payment-method/", {"card": "4000 0000 0000 0002"})
+    assert declined.status_code == 402 and "declined" in declined.content.decode()
+    with capture(execute=True):
+        saved = client.post("/sandbox/payment-method/", {"card": "4242 4242 4242 4242"}, follow=True)
+    process_all(shop)
+    assert "the overdue payment went through" in saved.content.decode()
+    m = membership(shop)
+    assert m.status == "active"
+    with tenant_context(shop.tenant):
+        renewal = Invoice.objects.filter(billing_reason="subscription_cycle").get()
+        assert renewal.status == "paid" and renewal.amount_paid == renewal.total == 19_000
+    page = client.get("/account/plan/").content.decode()
+    assert "renews on" in page and "Your last payment failed" not in page

@@ -137,6 +137,31 @@ def subscription_change(
     return "now"
 
 
+def subscription_method_update(
+    *, subscription_id: str, method: str, card_company: str = "", card_number: str = ""
+) -> str:
+    """The customer saved another payment method. A past-due subscription is charged again at once
+    with it (its open invoice, a new attempt). Returns "updated", or the retry's outcome: "paid"
+    or "failed" ("unavailable" when the provider did not answer: the beat retries later)."""
+    with transaction.atomic():
+        sub = _locked(subscription_id)
+        now = engine_now(sub.provider)
+        sub.billing_key = method
+        sub.card_company, sub.card_number = card_company[:32], card_number[:32]
+        past_due = sub.status == EngineStatus.PAST_DUE
+        if past_due:
+            sub.next_retry_at = now  # due now: the retry below takes it
+        sub.save()
+    if not past_due:
+        return "updated"
+    from billing.invoicing.engine.core import _claim
+
+    if _claim(subscription_id, now=now) != "charge":
+        return "updated"
+    outcome, _ = _settle(subscription_id, now=now)
+    return {"done": "paid"}.get(outcome, outcome)
+
+
 def charge_owner(*, order_id: str, payment_key: str) -> dict | None:
     """Whose charge a provider's payment is (Toss's webhooks name the orderId and paymentKey), or
     None if it is not ours."""

@@ -21,6 +21,7 @@ from django.db.models import Min, Q
 from billing.invoicing.engine.changes import (
     subscription_cancel,
     subscription_change,
+    subscription_method_update,
     subscription_pause,
 )
 from billing.invoicing.engine.core import (
@@ -39,7 +40,7 @@ from billing.providers.models import (
     SandboxClock,
 )
 
-__all__ = ["checkout_create", "checkout_pay", "clock_advance", "refund_create", "sandbox_now",
+__all__ = ["checkout_create", "checkout_pay", "clock_advance", "payment_method_update", "refund_create", "sandbox_now",
            "subscription_cancel", "subscription_change", "subscription_pause", "usage_report"]  # fmt: skip
 
 CARDS = {"4242424242424242": "ok", "4000000000000341": "fails_at_renewal", "4000000000000002": "declined"}
@@ -98,6 +99,23 @@ def checkout_pay(*, checkout_id: str, card_number: str) -> EngineCheckout:
         )  # fmt: skip
     subscription_first_charge(checkout, now=now, declined=CardDeclined)
     return checkout
+
+
+def payment_method_update(*, subscription_id: str, card_number: str) -> str:
+    """The sandbox's "update your card" (its customer portal): a test card replaces the saved one;
+    a past-due subscription is charged again at once. Returns the engine's outcome."""
+    digits = "".join(ch for ch in card_number if ch.isdigit())
+    card = CARDS.get(digits)
+    if card is None:
+        raise UnknownCard("Use a test card: 4242 4242 4242 4242, 4000 0000 0000 0002 or 4000 0000 0000 0341.")
+    if card == "declined":
+        raise CardDeclined("Your card was declined.")
+    return subscription_method_update(
+        subscription_id=subscription_id,
+        method=card,
+        card_company="Sandbox",
+        card_number=f"•••• {digits[-4:]}",
+    )
 
 
 def _next_due(until: dt.datetime) -> dt.datetime | None:
