@@ -37,6 +37,24 @@ def sandbox_to_engine(apps, schema_editor):
         )  # fmt: skip
 
 
+DROP_PERIOD_UNIQUE = """
+DO $$
+DECLARE found record;
+BEGIN
+  FOR found IN
+    SELECT con.conname FROM pg_constraint con
+    JOIN pg_class t ON t.oid = con.conrelid
+    WHERE t.relname = 'providers_enginecharge' AND t.relnamespace = current_schema()::regnamespace
+      AND con.contype = 'u'
+      AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM unnest(con.conkey) AS k(n)
+           JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.n) = ARRAY['period', 'subscription_id']
+  LOOP
+    EXECUTE format('ALTER TABLE providers_enginecharge DROP CONSTRAINT %I', found.conname);
+  END LOOP;
+END $$;
+"""
+
+
 class Migration(migrations.Migration):
     """The sandbox runs on our engine: its subscriptions and checkouts move to the engine's tables;
     an engine charge is a period's or an upgrade's proration (unique per period only for the first)."""
@@ -46,7 +64,14 @@ class Migration(migrations.Migration):
     operations = [
         migrations.RunPython(sandbox_to_engine, migrations.RunPython.noop),
         migrations.RemoveField(model_name="sandboxcheckout", name="subscription"),
-        migrations.RemoveConstraint(model_name="enginecharge", name="providers_toss_charge_period_unique"),
+        migrations.SeparateDatabaseAndState(
+            # a tenant schema cloned from the template has the unique constraint under another name
+            # (`…_subscription_id_period_key`): drop whichever unique constraint covers the pair
+            state_operations=[
+                migrations.RemoveConstraint(model_name="enginecharge", name="providers_toss_charge_period_unique")
+            ],
+            database_operations=[migrations.RunSQL(DROP_PERIOD_UNIQUE, migrations.RunSQL.noop)],
+        ),
         migrations.AddField(
             model_name="enginecharge",
             name="kind",
