@@ -1,44 +1,19 @@
 """A customer goes from the pricing page to a paid membership and back to free, in a real browser
 (Debian's chromium driven by Playwright), against gunicorn and a Celery worker on committed data."""
 
-import os
 import re
-import shutil
 import time
 
 import pytest
 
+from tests.browser.conftest import needs_chromium
 from tests.conftest import PASSWORD
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.worker,
     pytest.mark.server,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM) or shutil.which("chromium") is None, reason="needs Debian's chromium"
-    ),
+    needs_chromium,
 ]
-
-
-@pytest.fixture
-def server(live_tenant, gunicorn):
-    return f"http://{live_tenant.host}:{gunicorn}"
-
-
-@pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--host-resolver-rules=MAP * 127.0.0.1"],
-        )  # fmt: skip
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
 
 
 def _until(page, url, pattern, seconds=30):

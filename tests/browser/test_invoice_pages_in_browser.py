@@ -6,44 +6,20 @@ and no page may be wider than the window."""
 
 import datetime as dt
 import os
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from tests.browser.conftest import needs_chromium
 from tests.conftest import PASSWORD
 
-CHROMIUM = "/usr/bin/chromium"
 SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 pytestmark = [
     pytest.mark.server,
     pytest.mark.timeout(240),
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM) or shutil.which("chromium") is None, reason="needs Debian's chromium"
-    ),
+    needs_chromium,
 ]
-
-
-@pytest.fixture
-def server(live_tenant, gunicorn):
-    return f"http://{live_tenant.host}:{gunicorn}"
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--host-resolver-rules=MAP * 127.0.0.1"],
-        )  # fmt: skip
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

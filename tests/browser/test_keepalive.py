@@ -6,7 +6,6 @@ starts) serves with threads that tolerate keep-alive; this test runs that exact 
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -14,17 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.conftest import launch, needs_chromium
 from tests.conftest import _test_database_url, _wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-CHROMIUM = "/usr/bin/chromium"
 IDLE_SECONDS = int(os.environ.get("KEEPALIVE_IDLE_SECONDS", "60"))
 pytestmark = [
     pytest.mark.server,
     pytest.mark.timeout(240),
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM) or shutil.which("chromium") is None, reason="needs Debian's chromium"
-    ),
+    needs_chromium,
 ]
 
 
@@ -65,11 +62,9 @@ def test_a_page_idle_for_a_minute_then_clicked_gets_its_page(procfile_web):
 
     server, log = procfile_web
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                  "--host-resolver-rules=MAP * 127.0.0.1"],
-        )  # fmt: skip
+        # the browser's own background connections stay on here: idle connections are the point
+        browser = launch(playwright, ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                      "--host-resolver-rules=MAP * 127.0.0.1"])  # fmt: skip
         try:
             page = browser.new_page()
             assert page.goto(f"{server}/pricing/").status == 200
