@@ -36,7 +36,7 @@ from billing.invoicing.models import (
     LineKind,
 )
 from billing.invoicing.services import customer_details, invoice_payload, invoice_payment_link
-from billing.invoicing.signals import invoices_finalized
+from billing.invoicing.signals import invoice_voided, invoices_finalized
 from billing.memberships.exceptions import CustomerUnmatched, PaymentCustomerUnknown
 from billing.memberships.models import Customer, Membership, Payment, PaymentKind
 from billing.memberships.services import customer_upsert
@@ -228,5 +228,7 @@ def _advance(invoice_id: int, *, status: str, occurred_at: dt.datetime) -> bool:
     elif status == InvoiceStatus.VOID:
         invoice.voided_at = occurred_at or timezone.now()
     invoice.save(update_fields=["status", "paid_at", "voided_at"])
+    if status == InvoiceStatus.VOID:
+        invoice_voided.send(sender=Invoice, invoice=invoice)
     _publish(_EVENTS[status], invoice)
     return True

@@ -28,7 +28,7 @@ from billing.invoicing.models import (
     InvoicePayment,
     InvoiceStatus,
 )
-from billing.invoicing.signals import invoices_finalized
+from billing.invoicing.signals import invoice_voided, invoices_finalized
 from billing.invoicing.totals import BatchAdjuster, invoice_adjust
 from billing.memberships.models import Customer, Membership, Payment, PaymentKind
 
@@ -394,5 +394,7 @@ def _close(invoice_id: int, status: str, event: str, *, from_: tuple) -> Invoice
         if status == InvoiceStatus.VOID:
             invoice.voided_at = timezone.now()
         invoice.save(update_fields=["status", "voided_at"])
+        if status == InvoiceStatus.VOID:
+            invoice_voided.send(sender=Invoice, invoice=invoice)
         _publish(event, invoice)
     return invoice

@@ -12,6 +12,16 @@ def on_invoices_finalized(sender, *, invoices, **kwargs) -> None:
     ledger_post_many([p for invoice in invoices if (p := postings.invoice_posting(invoice)) is not None])
 
 
+def on_invoice_voided(sender, *, invoice, **kwargs) -> None:
+    """A voided invoice is owed no more: its finalization's posting is reversed (once)."""
+    from billing.ledger.models import JournalTransaction
+    from billing.ledger.services import ledger_reverse
+
+    txn = JournalTransaction.objects.filter(source=postings.INVOICE_SOURCE, source_id=str(invoice.pk)).first()
+    if txn is not None:
+        ledger_reverse(txn=txn, reason=f"invoice {invoice.number} voided", occurred_at=invoice.voided_at)
+
+
 def on_payment_recorded(sender, *, payment, charge=None, **kwargs) -> None:
     posting = postings.payment_posting(payment)
     if posting is not None:

@@ -447,6 +447,21 @@ def test_invoice_then_payment_then_refund_then_lost_dispute_post_the_expected_en
     check_deferred_constraints()
 
 
+def test_a_voided_invoice_is_reversed_once(in_alpha):
+    from billing.invoicing.services import invoice_void
+
+    invoice = _finalized_invoice(4900)
+    invoice_void(invoice_id=invoice.pk)
+    invoice_void(invoice_id=invoice.pk)  # voiding again changes nothing
+    original = JournalTransaction.objects.get(source="invoice", source_id=str(invoice.pk))
+    reversal = JournalTransaction.objects.get(reverses=original)
+    assert _entries(reversal) == [("deferred_revenue", "usd", 4900), ("receivable", "usd", -4900)]
+    assert "voided" in reversal.description and JournalTransaction.objects.count() == 2
+    assert ledger_balance(account="receivable", currency="usd") == 0
+    assert ledger_balance(account="deferred_revenue", currency="usd") == 0
+    check_deferred_constraints()
+
+
 def test_a_failed_charge_and_a_free_invoice_post_nothing(in_alpha):
     from billing.invoicing.services import engine_invoice_ref
 
