@@ -6,9 +6,15 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from billing.invoicing.engine.sandbox import CardDeclined, UnknownCard, checkout_pay, payment_method_update
+from billing.invoicing.engine.sandbox import (
+    CardDeclined,
+    UnknownCard,
+    checkout_pay,
+    payment_method_subscription,
+    payment_method_update,
+)
 from billing.providers.base import ProviderUnavailable
-from billing.providers.models import EngineCheckout, EngineStatus, EngineSubscription
+from billing.providers.models import EngineCheckout
 from kernel.money import format_amount
 
 
@@ -47,12 +53,7 @@ def sandbox_payment_method(request):
     from billing.memberships.services import customer_for_user
 
     customer = customer_for_user(user=request.user)
-    subscription = (
-        EngineSubscription.objects.filter(provider="sandbox", customer=customer.external_id)
-        .exclude(status__in=[EngineStatus.CANCELED, EngineStatus.INCOMPLETE])
-        .order_by("-created_at")
-        .first()
-    )
+    subscription = payment_method_subscription(customer=customer.external_id)
     error = None
     if request.method == "POST" and subscription is not None:
         try:

@@ -14,6 +14,7 @@ from billing.invoicing.engine.core import (
     _adapter,
     _bill,
     _check_terms,
+    _claim,
     _emit,
     _esub,
     _invoice_ref,
@@ -154,8 +155,6 @@ def subscription_method_update(
         sub.save()
     if not past_due:
         return "updated"
-    from billing.invoicing.engine.core import _claim
-
     if _claim(subscription_id, now=now) != "charge":
         return "updated"
     outcome, _ = _settle(subscription_id, now=now)

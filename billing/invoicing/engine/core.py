@@ -34,7 +34,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from billing.invoicing.close import BilledSubscription, period_close
-from billing.invoicing.models import InvoiceStatus
+from billing.invoicing.models import Invoice, InvoiceStatus
 from billing.invoicing.services import ENGINE_REF_PREFIX, invoice_void
 from billing.providers.base import (
     ProviderError,
@@ -321,8 +321,6 @@ def _failed(
 
 
 def _void_unpaid(charge: EngineCharge) -> None:
-    from billing.invoicing.models import Invoice
-
     invoice = Invoice.objects.filter(pk=charge.invoice_id).first() if charge.invoice_id else None
     if invoice is not None and invoice.status == InvoiceStatus.OPEN and not invoice.amount_paid:
         invoice_void(invoice_id=invoice.pk)

@@ -40,8 +40,10 @@ from billing.providers.models import (
     SandboxClock,
 )
 
-__all__ = ["checkout_create", "checkout_pay", "clock_advance", "payment_method_update", "refund_create", "sandbox_now",
-           "subscription_cancel", "subscription_change", "subscription_pause", "usage_report"]  # fmt: skip
+__all__ = [
+    "checkout_create", "checkout_pay", "clock_advance", "payment_method_subscription", "payment_method_update",
+    "refund_create", "sandbox_now", "subscription_cancel", "subscription_change", "subscription_pause", "usage_report",
+]  # fmt: skip
 
 CARDS = {"4242424242424242": "ok", "4000000000000341": "fails_at_renewal", "4000000000000002": "declined"}
 
@@ -99,6 +101,16 @@ def checkout_pay(*, checkout_id: str, card_number: str) -> EngineCheckout:
         )  # fmt: skip
     subscription_first_charge(checkout, now=now, declined=CardDeclined)
     return checkout
+
+
+def payment_method_subscription(*, customer: str) -> EngineSubscription | None:
+    """The customer's live sandbox subscription whose saved card the portal shows (the newest)."""
+    return (
+        EngineSubscription.objects.filter(provider="sandbox", customer=customer)
+        .exclude(status__in=[EngineStatus.CANCELED, EngineStatus.INCOMPLETE])
+        .order_by("-created_at")
+        .first()
+    )
 
 
 def payment_method_update(*, subscription_id: str, card_number: str) -> str:
