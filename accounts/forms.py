@@ -34,6 +34,14 @@ class TenantSettingsForm(forms.Form):
         help_text="Printed under your business's name on every invoice PDF.",
     )
 
+    sandbox_fee_bps = forms.IntegerField(
+        min_value=0,
+        max_value=10_000,
+        required=False,  # left out: unchanged
+        label="Sandbox provider fee (basis points)",
+        help_text="What the sandbox keeps of each charge, as a real provider would (290 = 2.9 %); 0 for none.",
+    )
+
     logo = forms.FileField(
         required=False,
         label="Logo on invoices",

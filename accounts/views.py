@@ -85,6 +85,7 @@ def tenant_settings(request):
             "rate_limit_failure_mode": request.tenant.rate_limit_failure_mode,
             "unknown_usage_customer": request.tenant.unknown_usage_customer,
             "invoice_address": request.tenant.invoice_address,
+            "sandbox_fee_bps": request.tenant.sandbox_fee_bps,
         },
     )
     if request.method == "POST" and form.is_valid():

@@ -1,3 +1,4 @@
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
@@ -40,6 +41,12 @@ class Tenant(TenantMixin):
     )
     invoice_address = models.TextField(
         blank=True, max_length=500, help_text="The business's billing address, printed on its invoices."
+    )
+    sandbox_fee_bps = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(10_000)],
+        help_text="The fee the sandbox provider keeps of each charge, in basis points (0: none), so "
+        "demos and tests see provider fees as a real provider reports them.",
     )
 
     class Meta:

@@ -205,6 +205,7 @@ def tenant_settings_update(
     rate_limit_failure_mode: str,
     unknown_usage_customer: str | None = None,
     invoice_address: str | None = None,
+    sandbox_fee_bps: int | None = None,
 ) -> Tenant:
     """Settings a tenant's owner controls (the row lives in the public schema)."""
     from tenants.middleware import tenant_cache_clear
@@ -223,6 +224,17 @@ def tenant_settings_update(
         changes["unknown_usage_customer"] = unknown_usage_customer
     if invoice_address is not None:
         changes["invoice_address"] = invoice_address.strip()[:500]
+    if sandbox_fee_bps is not None:
+        if (
+            isinstance(sandbox_fee_bps, bool)
+            or not isinstance(sandbox_fee_bps, int)
+            or not 0 <= sandbox_fee_bps <= 10_000
+        ):
+            raise ApplicationError(
+                "The sandbox fee is 0 to 10,000 basis points.", code="invalid_settings",
+                details={"field": "sandbox_fee_bps"},
+            )  # fmt: skip
+        changes["sandbox_fee_bps"] = sandbox_fee_bps
     Tenant.objects.filter(pk=tenant.pk).update(**changes)
     for field, value in changes.items():
         setattr(tenant, field, value)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import replace
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -25,8 +26,15 @@ from psycopg.types.json import Jsonb
 from billing.inbox.models import InboxEvent, InboxStatus
 from billing.inbox.signals import provider_invoice_reported
 from billing.memberships.exceptions import InvalidProviderEvent
+from billing.memberships.models import Payment, PaymentKind
 from billing.memberships.services import checkout_complete, membership_sync_from_provider, payment_record
-from billing.providers.base import NormalizedEvent, WebhookIgnored, WebhookVerificationFailed
+from billing.providers.base import (
+    EventType,
+    NormalizedEvent,
+    PaymentState,
+    WebhookIgnored,
+    WebhookVerificationFailed,
+)
 from billing.providers.registry import provider_for
 from billing.providers.selectors import provider_accounts_for_webhook
 from kernel.enqueue import enqueue
@@ -100,7 +108,8 @@ def _apply(event: InboxEvent) -> InboxStatus:
     accounts = provider_accounts_for_webhook(provider=event.provider)
     if not accounts:
         raise WebhookVerificationFailed(f"No {event.provider} account to parse this event.")
-    normalized: NormalizedEvent = provider_for(accounts[0]).parse_event(event.payload)
+    adapter = provider_for(accounts[0])
+    normalized: NormalizedEvent = adapter.parse_event(event.payload)
     if normalized.subscription is not None:
         membership_sync_from_provider(
             provider=event.provider,
@@ -128,7 +137,7 @@ def _apply(event: InboxEvent) -> InboxStatus:
         recorded = payment_record(
             provider=event.provider,
             event_type=normalized.type,
-            payment=payment,
+            payment=_with_fee(adapter, provider=event.provider, event_type=normalized.type, payment=payment),
             occurred_at=normalized.occurred_at,
             event_id=event.event_id,
         )
@@ -143,6 +152,23 @@ def _apply(event: InboxEvent) -> InboxStatus:
         )
         applied = applied or any(answer for _, answer in answers)
     return InboxStatus.APPLIED if applied else InboxStatus.IGNORED
+
+
+def _with_fee(adapter, *, provider: str, event_type: str, payment: PaymentState) -> PaymentState:
+    """A charge whose event did not carry the provider's fee, with the fee the adapter fetches
+    (Stripe's balance transaction), once: a charge already recorded is not asked about again."""
+    fetch = getattr(adapter, "payment_fee", None)
+    if (
+        fetch is None
+        or payment.fee is not None
+        or payment.amount <= 0
+        or event_type not in (EventType.PAYMENT_SUCCEEDED, EventType.ORDER_PAID)
+        or Payment.objects.filter(
+            provider=provider, provider_payment_id=payment.payment_id, kind=PaymentKind.CHARGE
+        ).exists()
+    ):
+        return payment
+    return replace(payment, fee=fetch(payment))
 
 
 def _replay_unmatched(*, provider: str, named: str) -> None:

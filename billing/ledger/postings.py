@@ -2,6 +2,7 @@
 
     invoice finalized (total > 0)   Dr receivable total; Cr deferred_revenue total - tax, Cr tax_payable tax
     charge                          Dr cash:<provider>; Cr receivable
+      with a provider fee           + Dr provider_fees fee; Cr cash:<provider> fee (same transaction)
     refund                          Dr refunds; Cr cash:<provider>
     dispute lost                    Dr chargebacks; Cr cash:<provider>
 
@@ -63,6 +64,11 @@ def payment_posting(payment: Payment) -> Posting | None:
     debit = _PAYMENT_DEBITS[payment.kind]
     if debit is None:
         entries = [(cash, currency, payment.amount), ("receivable", currency, -payment.amount)]
+        if payment.fee_amount > 0:  # what the provider kept never reached our cash there
+            entries += [
+                ("provider_fees", currency, payment.fee_amount),
+                (cash, currency, -payment.fee_amount),
+            ]
     else:
         entries = [(debit, currency, payment.amount), (cash, currency, -payment.amount)]
     return Posting(
@@ -74,6 +80,6 @@ def payment_posting(payment: Payment) -> Posting | None:
         metadata={
             "payment": payment.pk, "kind": payment.kind, "provider": payment.provider,
             "provider_payment_id": payment.provider_payment_id, "customer": payment.customer.external_id,
-            "invoice_ref": payment.invoice_ref,
+            "invoice_ref": payment.invoice_ref, "fee_amount": payment.fee_amount,
         },
     )  # fmt: skip

@@ -172,7 +172,8 @@ class Payment(models.Model):
     orders are ever recorded as charges (never `order.created`). `reference` is the provider's id of
     the money movement (Stripe's payment intent or charge) that refunds and disputes name;
     `disputed` is the charge a dispute is about; `invoice_ref` the invoice the money is for, as the
-    provider names it (see PaymentState.invoice), so an invoice that arrives later still finds it."""
+    provider names it (see PaymentState.invoice), so an invoice that arrives later still finds it.
+    `fee_amount` is what the provider kept of a charge (minor units of `currency`; 0: none reported)."""
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
     membership = models.ForeignKey(
@@ -182,6 +183,7 @@ class Payment(models.Model):
     provider_payment_id = models.CharField(max_length=255)
     kind = models.CharField(max_length=12, choices=PaymentKind.choices)
     amount = models.BigIntegerField()
+    fee_amount = models.BigIntegerField(default=0)
     currency = models.CharField(max_length=3)
     occurred_at = models.DateTimeField()
     event_id = models.CharField(max_length=255, blank=True)
@@ -197,6 +199,7 @@ class Payment(models.Model):
             models.UniqueConstraint(
                 fields=["provider", "provider_payment_id", "kind"], name="memberships_payment_unique"
             ),
+            models.CheckConstraint(condition=models.Q(fee_amount__gte=0), name="memberships_payment_fee"),
         ]
 
     def __str__(self) -> str:

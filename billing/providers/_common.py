@@ -115,6 +115,18 @@ def engine_event(provider: str, payload: dict, *, when=timestamp) -> NormalizedE
             subscription_id=str(data.get("subscription_id") or ""),
             invoice=str(data.get("invoice") or ""),
             reference=str(data.get("reference") or ""),  # a refund's charge
+            fee=_fee(data.get("fee")),  # the sandbox's simulated fee (tenant setting sandbox_fee_bps)
         )
         return NormalizedEvent(type=ENGINE_PAYMENT_TYPES[raw_type], payment=payment, **common)
     return NormalizedEvent(type=EventType.IGNORED, **common)
+
+
+def _fee(value) -> int | None:
+    """A fee an engine event reports: a non-negative integer of minor units, else none reported."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        fee = int(value)
+    except ValueError:
+        return None
+    return fee if fee >= 0 else None

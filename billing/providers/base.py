@@ -123,6 +123,9 @@ class PaymentState:
     # a refund known only as a cumulative figure: everything refunded so far on `reference` (Polar's
     # order.refunded names no refund, only the order's refunded amount); recorded for what is missing
     refunded_total: int | None = None
+    # what the provider kept of this charge, in minor units of `currency` (Stripe's balance
+    # transaction fee, Polar's platform fee, the sandbox's simulated one); None: not reported
+    fee: int | None = None
 
 
 class InvoiceStatus(enum.StrEnum):
@@ -338,6 +341,16 @@ class PaymentProvider(Protocol):
 
     # --- refunds (credit notes) -----------------------------------------------------------------
 
+    # --- fees and reconciliation (issue 12 item 7) ------------------------------------------------
+
+    def payment_fee(self, payment: PaymentState) -> int | None:
+        """The fee the provider kept of a charge its webhook did not carry the fee of (Stripe names
+        the charge, not its balance transaction): fetched, in the payment's currency; None when the
+        provider has not settled it yet or reports it in another currency."""
+
+    def balance_transactions(self, *, since: dt.datetime, until: dt.datetime) -> list[BalanceEntry]:
+        """The provider's own record of money movements created in [since, until)."""
+
     def refund(
         self, *, payment_id: str, amount: int, currency: str, idempotency_key: str, reason: str
     ) -> RefundResult:
@@ -360,6 +373,21 @@ class SubscriptionEngine(Protocol):
     ) -> str: ...
 
     def subscription_pause(self, *, subscription_id: str, paused: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class BalanceEntry:
+    """One money movement in a provider's own books (Stripe's balance transaction): `source` is the
+    provider's id of the charge or refund it settles, `amount` is signed (a refund negative), `fee`
+    what the provider kept, both in minor units of `currency`."""
+
+    entry_id: str
+    type: str  # charge | refund | adjustment | other
+    source: str
+    amount: int
+    fee: int
+    currency: str
+    created: dt.datetime
 
 
 @dataclass(frozen=True)

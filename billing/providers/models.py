@@ -253,6 +253,7 @@ class EngineCharge(models.Model):
         max_length=8, choices=EngineChargeStatus.choices, default=EngineChargeStatus.PENDING
     )
     payment_key = models.CharField(max_length=200, blank=True, db_index=True)
+    fee_amount = models.BigIntegerField(default=0)  # what the sandbox kept of it (its simulated fee)
     failure_code = models.CharField(max_length=64, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
     # the invoice this charge collects (invoicing's id: no foreign key up the layers) and whether it
@@ -274,3 +275,20 @@ class EngineCharge(models.Model):
 
     def __str__(self) -> str:
         return self.order_id
+
+
+class SandboxRefund(models.Model):
+    """A refund the sandbox made (its own record, as a provider's books would hold it; reconciliation
+    compares ours with it): once per refund id, which derives from the caller's idempotency key."""
+
+    refund_id = models.CharField(max_length=64, unique=True)
+    payment_id = models.CharField(max_length=255)  # the sandbox charge it refunds
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.refund_id

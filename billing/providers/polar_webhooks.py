@@ -122,7 +122,7 @@ class PolarWebhooks:
                     payment_id=str(data["id"]), amount=int(data.get("total_amount") or 0),
                     email=str(customer.get("email") or ""),
                     checkout_id=str(metadata.get("monetize_checkout") or ""),  # a one-time purchase completes it
-                    **who,
+                    fee=_platform_fee(data), **who,
                 )  # fmt: skip
                 return NormalizedEvent(type=EventType.ORDER_PAID, payment=payment, invoice=invoice, **common)
             if invoice is None:
@@ -166,3 +166,13 @@ class PolarWebhooks:
         with self._sdk() as sdk:
             self._call(sdk.events.ingest, events=[event])
         return report.report_id
+
+
+def _platform_fee(order: dict) -> int | None:
+    """What Polar kept of an order: its `platform_fee_amount` (minor units), when in the order's
+    currency (`platform_fee_currency` absent means the same); None when the payload has none."""
+    fee = order.get("platform_fee_amount")
+    if isinstance(fee, bool) or not isinstance(fee, int) or fee < 0:
+        return None
+    fee_currency = str(order.get("platform_fee_currency") or order.get("currency") or "").lower()
+    return fee if fee_currency == str(order.get("currency") or "").lower() else None

@@ -39,6 +39,7 @@ from billing.providers.base import (
     UsageReport,
     WebhookVerificationFailed,
 )
+from billing.providers.stripe_balance import StripeBalance
 from billing.providers.stripe_engine import StripeEngineMode
 from billing.providers.stripe_events import parse_stripe_event
 
@@ -47,7 +48,7 @@ ENGINE_SUBSCRIPTION_PREFIX = "msub_"  # our engine's subscriptions (Stripe's own
 _ADDRESS = re.compile(r"https?://[^\s'\")]+|\(host='[^']*', port=\d+\)")
 
 
-class StripeProvider(StripeEngineMode):
+class StripeProvider(StripeEngineMode, StripeBalance):
     name = "stripe"
     # stripe's own HTTP client unless set: tests put a stripe.HTTPClient here (the network edge)
     http_client = None

@@ -129,6 +129,13 @@ def _payment_data(sub: EngineSubscription, charge: EngineCharge, *, payment_id: 
             "subscription_id": sub.id, "invoice": _invoice_ref(charge)}  # fmt: skip
 
 
+def _sandbox_fee(amount: int) -> int:
+    """The fee the sandbox keeps of a charge: the tenant's `sandbox_fee_bps` of it, rounded half up
+    in integers (0 unless the tenant simulates one)."""
+    bps = int(getattr(connection.tenant, "sandbox_fee_bps", 0) or 0)
+    return (amount * bps + 5_000) // 10_000 if amount > 0 and bps > 0 else 0
+
+
 def _invoice_ref(charge: EngineCharge) -> str:
     return f"{ENGINE_REF_PREFIX}{charge.invoice_id}" if charge.invoice_id else ""
 
@@ -236,8 +243,13 @@ def _paid(
 ) -> None:
     charge.status, charge.payment_key = EngineChargeStatus.DONE, payment_id
     charge.failure_code, charge.failure_message = "", ""
-    charge.save(update_fields=["status", "payment_key", "failure_code", "failure_message", "updated_at"])
+    charge.fee_amount = _sandbox_fee(amount) if sub.provider == "sandbox" else 0
+    charge.save(
+        update_fields=["status", "payment_key", "fee_amount", "failure_code", "failure_message", "updated_at"]
+    )
     paid = _payment_data(sub, charge, payment_id=charge.payment_key, amount=amount)
+    if charge.fee_amount:
+        paid["fee"] = charge.fee_amount
     if charge.kind == EngineChargeKind.PRORATION:  # an upgrade's difference: the period does not move
         if amount:
             _emit(adapter, sub, "payment.succeeded", paid, at=at)

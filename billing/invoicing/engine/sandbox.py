@@ -38,6 +38,7 @@ from billing.providers.models import (
     EngineSubscription,
     ProviderAccount,
     SandboxClock,
+    SandboxRefund,
 )
 
 __all__ = [
@@ -170,8 +171,8 @@ def usage_report(report: UsageReport) -> str:
 
 
 def refund_create(*, payment_id: str, amount: int, currency: str, idempotency_key: str) -> RefundResult:
-    """The sandbox's refund API: a `refund.created` event naming the charge (`reference`). The
-    sandbox keeps no refund rows: the refund's id and its event's id derive from the idempotency key,
+    """The sandbox's refund API: a `refund.created` event naming the charge (`reference`), and a
+    SandboxRefund row, the sandbox's own record of it (reconciliation reads it). The refund's id and its event's id derive from the idempotency key,
     so the same key again is the same refund (the inbox stores its event once)."""
     from billing.providers.sandbox import SandboxProvider
 
@@ -186,7 +187,14 @@ def refund_create(*, payment_id: str, amount: int, currency: str, idempotency_ke
         raise ProviderError(
             "The sandbox provider is not configured for this tenant.", code="provider_not_configured"
         )
-    payload = {"id": "evt_" + digest[24:48], "type": "refund.created", "created_at": sandbox_now().isoformat(),
+    now = sandbox_now()
+    # the sandbox's own books (reconciliation reads them): once per refund id
+    SandboxRefund.objects.bulk_create(
+        [SandboxRefund(refund_id=refund_id, payment_id=payment_id, amount=amount, currency=currency.lower(),
+                       created_at=now)],
+        ignore_conflicts=True,
+    )  # fmt: skip
+    payload = {"id": "evt_" + digest[24:48], "type": "refund.created", "created_at": now.isoformat(),
                "data": data}  # fmt: skip
     body, headers = SandboxProvider(webhook_secret=account.webhook_secret).sign(payload=payload)
     deliver_on_commit("sandbox", body, headers)

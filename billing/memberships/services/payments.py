@@ -135,6 +135,7 @@ def payment_record(
             kind=kind,
             defaults={
                 "customer": customer, "membership": membership, "amount": payment.amount,
+                "fee_amount": max(payment.fee or 0, 0) if kind == PaymentKind.CHARGE else 0,
                 "currency": payment.currency, "occurred_at": occurred_at, "event_id": event_id,
                 "reference": payment.reference or payment.intent, "invoice_ref": payment.invoice,
                 "disputed": charge if kind in (PaymentKind.DISPUTE, PaymentKind.DISPUTE_WON, PaymentKind.DISPUTE_LOST) else None,
