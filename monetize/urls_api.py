@@ -1,12 +1,12 @@
 """`/api/v1/` routes of the billing apps (wiring: the only module that sees every API view)."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from billing.discounts import api as discounts_api
 from billing.entitlements import api as ent
 from billing.events import api as webhooks_api
 from billing.invoicing import api as invoicing_api
-from billing.invoicing import credit_notes_api, taxes_api
+from billing.invoicing import credit_notes_api, credit_values_api, taxes_api
 from billing.ledger import api as ledger_api
 from billing.memberships import api as memberships_api
 from billing.memberships import discounts_api as customer_discounts_api
@@ -63,6 +63,12 @@ urlpatterns = [
         name="customer-discount",
     ),
     path("tax-rates", taxes_api.TaxRateListCreateView.as_view(), name="tax-rates"),
+    path("credit-values", credit_values_api.CreditValueListView.as_view(), name="credit-values"),
+    re_path(
+        r"^credit-values/(?P<currency>[A-Za-z]{3})$",
+        credit_values_api.CreditValueDetailView.as_view(),
+        name="credit-value",
+    ),
     path(
         "tax-rates/<int:tax_rate_id>/deactivate",
         taxes_api.TaxRateDeactivateView.as_view(),

@@ -11,6 +11,11 @@ The rules, line by line:
   another currency applies nothing.
 - A discount never takes more than its lines come to, nor more than the invoice has left: the
   discount is never negative and never exceeds the subtotal, so the total is never negative.
+- Credits pay for usage (where the tenant gave credits a value in the invoice's currency, Stripe's
+  billing credits, Lago's wallets): after coupons, before tax, on usage lines only. They take
+  min(what the usable balance is worth, rounded down; what the usage lines have left), spread over
+  the usage lines in proportion (largest remainder), and use ceil(amount / value of a credit)
+  micro-credits, never more than the balance. A line's `discount` share includes its credits.
 - Taxes per line on the line's amount after discounts, each rounded once, half-up. With inclusive
   rates totalling R, a rate r takes `net × r / (100 + R)`: an inclusive rate's tax is carved out of
   the amount and changes no total; an exclusive rate's is added (with R = 0: `net × r / 100`).
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 HUNDRED = Decimal(100)
 
@@ -33,6 +38,15 @@ class Line:
 
     amount: int
     tier_id: int | None = None
+    usage: bool = False  # a usage charge: credits may pay for it
+
+
+@dataclass(frozen=True)
+class Credits:
+    """A customer's usable credits and what one credit is worth in the invoice's currency."""
+
+    balance: int  # micro-credits
+    unit_amount: Decimal  # minor units per credit, > 0
 
 
 @dataclass(frozen=True)
@@ -59,7 +73,7 @@ class Rate:
 
 @dataclass(frozen=True)
 class LineAdjustment:
-    discount: int
+    discount: int  # coupons' and credits' share
     taxes: tuple[int, ...]  # per rate, in the order of the rates
 
     @property
@@ -86,10 +100,27 @@ class Adjusted:
     discount: int
     tax: int  # every rate's, inclusive ones included
     tax_inclusive: int  # the part of `tax` already inside the amounts
-    total: int  # subtotal - discount + exclusive tax
+    total: int  # subtotal - discount - credits_applied + exclusive tax
     lines: tuple[LineAdjustment, ...]
     discounts: tuple[AppliedDiscount, ...]
     taxes: tuple[AppliedTax, ...]
+    credits_applied: int = 0  # minor units the customer's credits paid (not part of `discount`)
+    credits_used: int = 0  # micro-credits that took
+
+
+MICROS = Decimal(1_000_000)
+
+
+def credits_value(credits: Credits, limit: int) -> tuple[int, int]:
+    """(amount, micro-credits): what the credits pay of `limit` minor units, and what that uses."""
+    if credits.balance <= 0 or credits.unit_amount <= 0 or limit <= 0:
+        return 0, 0
+    worth = int(Decimal(credits.balance) * credits.unit_amount / MICROS)  # rounded down
+    amount = min(worth, limit)
+    if amount <= 0:
+        return 0, 0
+    used = (Decimal(amount) * MICROS / credits.unit_amount).to_integral_value(rounding=ROUND_CEILING)
+    return amount, min(int(used), credits.balance)
 
 
 def half_up(value: Decimal) -> int:
@@ -111,7 +142,12 @@ def _allocate(target: int, weights: dict[int, int]) -> dict[int, int]:
 
 
 def adjust(
-    *, currency: str, lines: Sequence[Line], discounts: Sequence[Discount] = (), rates: Sequence[Rate] = ()
+    *,
+    currency: str,
+    lines: Sequence[Line],
+    discounts: Sequence[Discount] = (),
+    rates: Sequence[Rate] = (),
+    credits: Credits | None = None,
 ) -> Adjusted:
     amounts = [int(line.amount) for line in lines]
     raw = sum(amounts)
@@ -142,9 +178,17 @@ def adjust(
             taken[i] += share
         applied.append(AppliedDiscount(discount, sum(shares.values())))
     discount_total = sum(taken)
+    credits_applied = credits_used = 0
+    if credits is not None:
+        usage_left = {i: amounts[i] - taken[i] for i, line in enumerate(lines) if line.usage}
+        positive = {i: left for i, left in usage_left.items() if left > 0}
+        limit = min(sum(positive.values()), raw - discount_total)
+        credits_applied, credits_used = credits_value(credits, limit)
+        for i, share in _allocate(credits_applied, positive).items():
+            taken[i] += share
 
     nets = [a - t for a, t in zip(amounts, taken, strict=True)]
-    if raw - discount_total <= 0:
+    if raw - discount_total - credits_applied <= 0:
         rates = ()
     inclusive_percent = sum((r.percent for r in rates if r.inclusive), Decimal(0))
     per_rate: list[list[int]] = []
@@ -161,17 +205,19 @@ def adjust(
         per_rate.append(taxes)
     tax_inclusive = sum(sum(t) for r, t in zip(rates, per_rate, strict=True) if r.inclusive)
     tax_exclusive = sum(sum(t) for r, t in zip(rates, per_rate, strict=True) if not r.inclusive)
-    taxable = subtotal - discount_total - tax_inclusive
+    taxable = subtotal - discount_total - credits_applied - tax_inclusive
     return Adjusted(
         subtotal=subtotal,
         discount=discount_total,
         tax=tax_inclusive + tax_exclusive,
         tax_inclusive=tax_inclusive,
-        total=subtotal - discount_total + tax_exclusive,
+        total=subtotal - discount_total - credits_applied + tax_exclusive,
         lines=tuple(
             LineAdjustment(discount=taken[i], taxes=tuple(t[i] for t in per_rate))
             for i in range(len(amounts))
         ),
         discounts=tuple(applied),
         taxes=tuple(AppliedTax(r, taxable, sum(t)) for r, t in zip(rates, per_rate, strict=True)),
+        credits_applied=credits_applied,
+        credits_used=credits_used,
     )

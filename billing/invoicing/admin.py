@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from billing.invoicing.models import (
     TAX_RATE_TERMS,
     CreditNote,
+    CreditValue,
     Invoice,
     InvoiceLine,
     InvoiceNumbering,
@@ -116,3 +117,10 @@ class TaxRateAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(CreditValue)
+class CreditValueAdmin(admin.ModelAdmin):
+    """Where credits pay for usage: what one credit pays in each currency (minor units)."""
+
+    list_display = ["currency", "unit_amount_decimal", "updated_at"]

@@ -20,6 +20,7 @@ from billing.invoicing.selectors import invoice_get, invoice_list, price_quote
 from billing.invoicing.services import invoice_mark_uncollectible, invoice_void
 from billing.invoicing.upcoming import invoice_upcoming
 from billing.memberships.selectors import customer_get
+from billing.metering.credit_models import credits_text
 from kernel.api.pagination import PAGE_PARAMETERS, page_schema, paginated_response
 from kernel.decimals import decimal_text
 
@@ -130,9 +131,13 @@ class InvoiceOutput(serializers.Serializer):
     customer = serializers.CharField(source="customer.external_id")
     currency = serializers.CharField()
     subtotal = serializers.IntegerField()
-    discount = serializers.IntegerField()
+    discount = serializers.IntegerField(help_text="What its coupons took off.")
+    credits_applied = serializers.IntegerField(
+        help_text="What the customer's credits paid of its usage lines (minor units; not in `discount`)."
+    )
+    credits_used = serializers.SerializerMethodField(help_text="Credits that took (decimal string).")
     tax = serializers.IntegerField()
-    total = serializers.IntegerField()
+    total = serializers.IntegerField(help_text="subtotal - discount - credits_applied + exclusive tax.")
     amount_paid = serializers.IntegerField()
     amount_credited = serializers.IntegerField(help_text="The total of its credit notes.")
     amount_due = serializers.IntegerField()
@@ -157,6 +162,9 @@ class InvoiceOutput(serializers.Serializer):
     taxes = InvoiceTaxOutput(
         many=True, help_text="Each tax rate charged (inclusive ones already in the amounts)."
     )
+
+    def get_credits_used(self, invoice) -> str:
+        return credits_text(invoice.credits_used)
 
     def to_representation(self, invoice):
         data = super().to_representation(invoice)
@@ -250,6 +258,9 @@ class UpcomingInvoiceOutput(serializers.Serializer):
     period_end = serializers.DateTimeField()
     subtotal = serializers.IntegerField()
     discount = serializers.IntegerField()
+    credits_applied = serializers.IntegerField(
+        help_text="What the customer's credits would pay of the usage now (they are spent at close)."
+    )
     tax = serializers.IntegerField()
     total = serializers.IntegerField()
     lines = UpcomingLineOutput(many=True)
@@ -281,6 +292,7 @@ class UpcomingInvoiceView(APIView):
                     "period_end": charges.period_end,
                     "subtotal": charges.subtotal,
                     "discount": charges.discount,
+                    "credits_applied": adjusted.credits_applied,
                     "tax": charges.tax,
                     "total": charges.total,
                     "lines": [

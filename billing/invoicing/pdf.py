@@ -20,6 +20,7 @@ from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
 from billing.invoicing.models import Invoice, InvoiceStatus
+from billing.metering.credit_models import credits_display
 from kernel.decimals import decimal_text, grouped
 from kernel.money import exponent, format_amount, format_unit_amount
 
@@ -188,6 +189,13 @@ def invoice_pdf(
     totals += [(f"Discount ({d.coupon_code})", -d.amount) for d in discounts]
     if invoice.discount and not discounts:  # a provider's invoice: its discount as reported
         totals.append(("Discount", -invoice.discount))
+    if invoice.credits_applied:
+        totals.append(
+            (
+                f"Credits applied ({grouped(Decimal(credits_display(invoice.credits_used)))} credits)",
+                -invoice.credits_applied,
+            )
+        )
     for tax in taxes:
         included = ", included" if tax.inclusive else ""
         totals.append((f"Tax ({tax.name}, {decimal_text(tax.percent)}%{included})", tax.amount))

@@ -74,6 +74,7 @@ def invoice_payload(invoice: Invoice) -> dict:
         "customer": invoice.customer.external_id,
         "currency": invoice.currency,
         "total": invoice.total,
+        "credits_applied": invoice.credits_applied,
         "amount_paid": invoice.amount_paid,
         "amount_due": invoice.amount_due,
         "period_start": invoice.period_start,
@@ -130,7 +131,9 @@ def invoice_draft_create(
             return Invoice.objects.get(**unique), False
         InvoiceLine.objects.bulk_create([_line_row(invoice, line) for line in lines])
         _totals(invoice)
-        invoice.save(update_fields=["subtotal", "discount", "tax", "total"])
+        invoice.save(
+            update_fields=["subtotal", "discount", "tax", "total", "credits_applied", "credits_used"]
+        )
         _publish("invoice.created", invoice)
     return invoice, True
 
@@ -184,7 +187,7 @@ def invoices_issue_many(specs: list[InvoiceSpec]) -> list[Invoice]:
                 billing_reason=spec.billing_reason, collected_by=CollectedBy.ENGINE,
                 period_start=spec.period_start, period_end=spec.period_end, period_key=spec.period_key,
                 customer_details=customer_details(spec.customer), subtotal=a.subtotal, discount=a.discount,
-                tax=a.tax, total=a.total,
+                tax=a.tax, total=a.total, credits_applied=a.credits_applied, credits_used=a.credits_used,
                 number=f"{numbering.prefix}-{numbering.next_number:06d}", finalized_at=now, due_at=now,
                 status=InvoiceStatus.OPEN if a.total else InvoiceStatus.PAID, paid_at=None if a.total else now,
             )  # fmt: skip

@@ -5,6 +5,11 @@ redemptions' locks and counts one period of each redemption that discounted the 
 `once` coupon discounts one finalized invoice even when two drafts were made while it was live.
 The upcoming invoice runs the same code on the same lines, so preview and invoice agree to the cent.
 
+Credits pay for usage where the tenant gave a credit a value in the invoice's currency
+(`CreditValue`): a draft and the upcoming invoice show what the usable balance would pay now;
+finalizing locks the balance (after the redemptions, before the numbering row) and spends exactly
+what the invoice applied (billing.metering.credit_spend), once per invoice.
+
 Invoices collected by a provider (mirrored from Stripe, Polar, Lemon Squeezy) are never adjusted
 here: the provider computed their discount and tax (merchant-of-record providers their own tax).
 """
@@ -12,14 +17,51 @@ here: the provider computed their discount and tax (merchant-of-record providers
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 
 from django.utils import timezone
 
-from billing.invoicing.adjustments import Adjusted, Discount, Line, Rate, adjust
-from billing.invoicing.models import Invoice, InvoiceDiscount, InvoiceLine, InvoiceTax, TaxRate
+from billing.invoicing.adjustments import Adjusted, Credits, Discount, Line, Rate, adjust
+from billing.invoicing.models import (
+    CreditValue,
+    Invoice,
+    InvoiceDiscount,
+    InvoiceLine,
+    InvoiceTax,
+    LineKind,
+    TaxRate,
+)
 from billing.invoicing.taxes import tax_rates_for
 from billing.memberships.models import CouponRedemption, Customer
+from billing.metering.credit_spend import InvoiceSpend, credits_spend_on_invoices, credits_usable
 from billing.tiers.models import Price
+
+
+def credit_values() -> dict[str, Decimal]:
+    """What one credit pays per currency (minor units), where credits pay for usage."""
+    return dict(CreditValue.objects.values_list("currency", "unit_amount_decimal"))
+
+
+def _line(line, tier_of: dict) -> Line:
+    return Line(amount=line.amount, tier_id=tier_of.get(line.price_id), usage=line.kind == LineKind.USAGE)
+
+
+def _spend(invoice: Invoice, micros: int) -> InvoiceSpend:
+    customer = invoice.customer
+    return InvoiceSpend(
+        customer_id=customer.pk, external_id=customer.external_id, invoice_id=invoice.pk, micros=micros
+    )
+
+
+def _credits(*, customer: Customer, currency: str, lines: Sequence, lock: bool = False) -> Credits | None:
+    """The customer's credits as they may pay these lines (None: they pay nothing here)."""
+    if not any(line.kind == LineKind.USAGE and line.amount > 0 for line in lines):
+        return None
+    value = credit_values().get(currency.lower())
+    if value is None:
+        return None
+    balance = credits_usable(customer_ids=[customer.pk], lock=lock)[customer.pk]
+    return Credits(balance=balance, unit_amount=value)
 
 
 def live_redemptions(*, customer: Customer, lock: bool = False) -> list[CouponRedemption]:
@@ -50,9 +92,15 @@ def _discount(redemption: CouponRedemption) -> Discount:
 
 
 def adjustments_for(
-    *, customer: Customer, currency: str, lines: Sequence, redemptions: list[CouponRedemption] | None = None
+    *,
+    customer: Customer,
+    currency: str,
+    lines: Sequence,
+    redemptions: list[CouponRedemption] | None = None,
+    lock_credits: bool = False,
 ) -> Adjusted:
-    """The adjustments of `lines` (invoice lines or line drafts: `amount`, `price_id`) for `customer`."""
+    """The adjustments of `lines` (invoice lines or line drafts: `kind`, `amount`, `price_id`) for
+    `customer`; `lock_credits`: lock its credits (a spend follows)."""
     if redemptions is None:
         redemptions = live_redemptions(customer=customer)
     discounts = [_discount(r) for r in redemptions]
@@ -64,12 +112,13 @@ def adjustments_for(
     )
     return adjust(
         currency=currency,
-        lines=[Line(amount=line.amount, tier_id=tier_of.get(line.price_id)) for line in lines],
+        lines=[_line(line, tier_of) for line in lines],
         discounts=discounts,
         rates=[
             Rate(key=r.pk, name=r.name, percent=r.percent, inclusive=r.inclusive, country=r.country)
             for r in tax_rates_for(customer=customer)
         ],
+        credits=_credits(customer=customer, currency=currency, lines=lines, lock=lock_credits),
     )
 
 
@@ -80,10 +129,12 @@ def invoice_adjust(*, invoice: Invoice, consume: bool = False) -> Adjusted:
     redemptions = live_redemptions(customer=invoice.customer, lock=consume)
     lines = list(invoice.lines.order_by("id"))
     adjusted = adjustments_for(
-        customer=invoice.customer, currency=invoice.currency, lines=lines, redemptions=redemptions
-    )
+        customer=invoice.customer, currency=invoice.currency, lines=lines, redemptions=redemptions,
+        lock_credits=consume,
+    )  # fmt: skip
     invoice.subtotal, invoice.discount = adjusted.subtotal, adjusted.discount
     invoice.tax, invoice.total = adjusted.tax, adjusted.total
+    invoice.credits_applied, invoice.credits_used = adjusted.credits_applied, adjusted.credits_used
     for line, share in zip(lines, adjusted.lines, strict=True):
         line.discount_amount, line.tax_amount = share.discount, share.tax
     InvoiceLine.objects.bulk_update(lines, ["discount_amount", "tax_amount"])
@@ -119,6 +170,9 @@ def invoice_adjust(*, invoice: Invoice, consume: bool = False) -> Adjusted:
         ]
     )
     if consume:
+        credits_spend_on_invoices(
+            spends=[_spend(invoice, adjusted.credits_used)] if adjusted.credits_used else []
+        )
         now = timezone.now()
         for applied in adjusted.discounts:
             if applied.amount <= 0:
@@ -149,6 +203,13 @@ class BatchAdjuster:
         ):
             self._redemptions.setdefault(redemption.customer_id, []).append(redemption)
         self._rates = list(TaxRate.objects.filter(active=True).order_by("id"))
+        self._values = credit_values()
+        # credits lock after the redemptions and before the numbering row, as a finalization does
+        self._credits = (
+            credits_usable(customer_ids=[c.pk for c in customers], lock=True)
+            if self._values and any(line.kind == LineKind.USAGE and line.amount > 0 for line in lines)
+            else {}
+        )
         price_ids = {line.price_id for line in lines if line.price_id}
         self._tier_of = (
             dict(Price.objects.filter(pk__in=price_ids).values_list("pk", "tier_id")) if price_ids else {}
@@ -163,15 +224,24 @@ class BatchAdjuster:
             if r.periods_remaining is None or r.periods_remaining > 0
         ]
         rates = [] if customer.tax_exempt else [r for r in self._rates if r.country in ("", customer.country)]
+        value = self._values.get(currency.lower())
+        credits = (
+            Credits(balance=self._credits.get(customer.pk, 0), unit_amount=value)
+            if value is not None
+            else None
+        )
         adjusted = adjust(
             currency=currency,
-            lines=[Line(amount=line.amount, tier_id=self._tier_of.get(line.price_id)) for line in lines],
+            lines=[_line(line, self._tier_of) for line in lines],
             discounts=[_discount(r) for r in live],
             rates=[
                 Rate(key=r.pk, name=r.name, percent=r.percent, inclusive=r.inclusive, country=r.country)
                 for r in rates
             ],
+            credits=credits,
         )
+        if adjusted.credits_used:  # a second invoice of the customer in this batch draws on what is left
+            self._credits[customer.pk] -= adjusted.credits_used
         by_pk = {r.pk: r for r in live}
         for applied in adjusted.discounts:
             if applied.amount > 0:
@@ -181,7 +251,15 @@ class BatchAdjuster:
         return adjusted
 
     def save(self, *, issued: Sequence[tuple[Invoice, Adjusted]]) -> None:
-        """Write the invoices' discount and tax records (the invoices exist) and the periods used."""
+        """Write the invoices' discount and tax records (the invoices exist), the periods used and
+        the credits spent."""
+        credits_spend_on_invoices(
+            spends=[
+                _spend(invoice, adjusted.credits_used)
+                for invoice, adjusted in issued
+                if adjusted.credits_used
+            ]
+        )
         InvoiceDiscount.objects.bulk_create(
             [
                 InvoiceDiscount(

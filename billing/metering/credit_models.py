@@ -112,6 +112,7 @@ class LedgerKind(models.TextChoices):
     BURN = "burn", "Burn"
     EXPIRE = "expire", "Expire"
     ADJUST = "adjust", "Adjust"
+    INVOICE = "invoice", "Paid usage on an invoice"
 
 
 @pgtrigger.register(
@@ -148,6 +149,12 @@ class CreditLedgerEntry(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["grant"], condition=Q(kind="grant"), name="metering_credit_ledger_one_grant"
+            ),
+            # an invoice takes from each grant once (reference `invoice:<id>`)
+            models.UniqueConstraint(
+                fields=["grant", "reference"],
+                condition=Q(kind="invoice"),
+                name="metering_credit_ledger_one_per_invoice",
             ),
         ]
 

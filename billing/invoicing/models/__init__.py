@@ -1,7 +1,13 @@
 """Invoicing's models: invoices and their lines and payments (invoices.py), credit notes
 (credit_notes.py), tax rates and the discounts and taxes recorded on invoices (adjustments.py)."""
 
-from billing.invoicing.models.adjustments import TAX_RATE_TERMS, InvoiceDiscount, InvoiceTax, TaxRate
+from billing.invoicing.models.adjustments import (
+    TAX_RATE_TERMS,
+    CreditValue,
+    InvoiceDiscount,
+    InvoiceTax,
+    TaxRate,
+)
 from billing.invoicing.models.credit_notes import (
     CREDIT_NOTE_FROZEN,
     CreditNote,
@@ -23,7 +29,7 @@ from billing.invoicing.models.invoices import (
 )
 
 __all__ = [
-    "CREDIT_NOTE_FROZEN", "FROZEN", "TAX_RATE_TERMS", "BillingReason", "CollectedBy", "CreditNote",
+    "CREDIT_NOTE_FROZEN", "FROZEN", "TAX_RATE_TERMS", "BillingReason", "CollectedBy", "CreditNote", "CreditValue",
     "CreditNoteLine", "CreditNoteOrigin", "CreditNoteReason", "CreditNoteStatus", "Invoice", "InvoiceDiscount",
     "InvoiceLine", "InvoiceNumbering", "InvoicePayment", "InvoiceStatus", "InvoiceTax", "LineKind", "TaxRate",
 ]  # fmt: skip

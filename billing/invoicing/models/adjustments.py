@@ -112,3 +112,30 @@ class InvoiceTax(models.Model):
 
     def __str__(self) -> str:
         return f"Tax ({self.name}, {self.percent}%)"
+
+
+class CreditValue(models.Model):
+    """What one credit pays, in minor units of `currency`, when credits pay for usage: the tenant's
+    say-so (Stripe's billing credits, Lago's wallets). At close, a customer's usable credits pay
+    the usage lines of its invoices in that currency; a currency without a row: credits pay for
+    nothing there. Changing the value changes only invoices finalized afterwards."""
+
+    currency = models.CharField(max_length=3, unique=True)
+    unit_amount_decimal = models.DecimalField(
+        max_digits=20, decimal_places=12, help_text="Minor units of the currency one credit pays."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["currency"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(unit_amount_decimal__gt=0), name="invoicing_credit_value_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(currency__regex=r"^[a-z]{3}$"), name="invoicing_credit_value_currency"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"1 credit = {self.unit_amount_decimal.normalize()} {self.currency} minor units"

@@ -51,7 +51,7 @@ class InvoiceNumbering(models.Model):
 
 FROZEN = (
     "number", "customer_id", "currency", "subtotal", "discount", "tax", "total", "period_start",
-    "period_end", "collected_by", "billing_reason",
+    "period_end", "collected_by", "billing_reason", "credits_applied", "credits_used",
 )  # fmt: skip
 
 
@@ -90,6 +90,10 @@ class Invoice(models.Model):
     discount = models.BigIntegerField(default=0)
     tax = models.BigIntegerField(default=0)
     total = models.BigIntegerField(default=0)
+    # what the customer's credits paid of the usage lines (minor units; not in `discount`), and the
+    # micro-credits that took (billing.invoicing.adjustments)
+    credits_applied = models.BigIntegerField(default=0)
+    credits_used = models.BigIntegerField(default=0)
     amount_paid = models.BigIntegerField(default=0)
     amount_credited = models.BigIntegerField(default=0)
     billing_reason = models.CharField(
@@ -127,7 +131,12 @@ class Invoice(models.Model):
                 name="invoicing_invoice_provider_id",
             ),
             models.CheckConstraint(
-                condition=Q(subtotal__gte=0) & Q(discount__gte=0) & Q(tax__gte=0) & Q(total__gte=0),
+                condition=Q(subtotal__gte=0)
+                & Q(discount__gte=0)
+                & Q(tax__gte=0)
+                & Q(total__gte=0)
+                & Q(credits_applied__gte=0)
+                & Q(credits_used__gte=0),
                 name="invoicing_invoice_amounts_non_negative",
             ),
             models.CheckConstraint(
@@ -185,7 +194,8 @@ class InvoiceLine(models.Model):
     period_end = models.DateTimeField(null=True, blank=True)
     proration = models.BooleanField(default=False)
     breakdown = models.JSONField(default=list, blank=True)
-    # set by billing.invoicing.totals: this line's share of the invoice's discounts, and its tax
+    # set by billing.invoicing.totals: this line's share of the invoice's discounts and of the credits
+    # that paid it (a usage line), and its tax
     discount_amount = models.BigIntegerField(default=0)
     tax_amount = models.BigIntegerField(default=0)
 

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from billing.invoicing.models import Invoice
 from billing.memberships.models import PaymentKind
-from kernel.decimals import decimal_text
+from billing.metering.credit_models import credits_display
+from kernel.decimals import decimal_text, grouped
 from kernel.errors import ApplicationError
 from kernel.money import format_amount
 
@@ -28,6 +30,15 @@ def _tax_label(name: str, percent, inclusive: bool) -> str:
     return f"{name} {decimal_text(percent)}%" + (" (included)" if inclusive else "")
 
 
+def _credits_row(amount: int, used: int) -> AmountRow:
+    return AmountRow(
+        "Credits applied",
+        amount,
+        minus=True,
+        note=f"{grouped(Decimal(credits_display(used)))} credits on usage",
+    )
+
+
 def amount_rows(invoice: Invoice) -> list[AmountRow]:
     """Subtotal, each coupon's discount, each tax, total, then what was paid, credited and is due."""
     rows = [AmountRow("Subtotal", invoice.subtotal)]
@@ -35,6 +46,8 @@ def amount_rows(invoice: Invoice) -> list[AmountRow]:
     rows += [
         AmountRow(f"Discount ({d.coupon_code})", d.amount, minus=True, note=d.coupon_name) for d in discounts
     ] or [AmountRow("Discount", invoice.discount, minus=True)]
+    if invoice.credits_applied:
+        rows.append(_credits_row(invoice.credits_applied, invoice.credits_used))
     taxes = list(invoice.taxes.all())
     rows += [AmountRow(_tax_label(t.name, t.percent, t.inclusive), t.amount) for t in taxes] or [
         AmountRow("Tax", invoice.tax)
@@ -57,6 +70,8 @@ def upcoming_rows(charges) -> list[AmountRow]:
             for d in adjusted.discounts
             if d.amount > 0
         ]
+        if adjusted.credits_applied:
+            rows.append(_credits_row(adjusted.credits_applied, adjusted.credits_used))
         rows += [
             AmountRow(_tax_label(t.rate.name, t.rate.percent, t.rate.inclusive), t.amount)
             for t in adjusted.taxes
