@@ -13,6 +13,7 @@ from billing.memberships import discounts_api as customer_discounts_api
 from billing.metering import api as metering_api
 from billing.metering import credits_api
 from billing.tiers import api as tiers_api
+from console import api as console_api
 
 customer = "customers/<str:external_id>"
 
@@ -162,6 +163,7 @@ urlpatterns = [
     path("usage", metering_api.TenantUsageView.as_view(), name="usage"),
     path("usage/unsynced", metering_api.UnsyncedUsageView.as_view(), name="usage-unsynced"),
     path(f"{customer}/usage", metering_api.CustomerUsageView.as_view(), name="customer-usage"),
+    path("reports/overview", console_api.OverviewReportView.as_view(), name="reports-overview"),
     path("entitlements/check", ent.EntitlementCheckView.as_view(), name="entitlements-check"),
     path("keys/verify", ent.KeyVerifyView.as_view(), name="keys-verify"),
 ]

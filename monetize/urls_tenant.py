@@ -11,6 +11,7 @@ from billing.invoicing import views as provider_views
 from billing.memberships import views as membership_views
 from billing.metering import views as metering_views
 from billing.tiers import views as tier_views
+from console import views as console_views
 from monetize.api import views as api_views
 
 api_v1 = [
@@ -21,7 +22,7 @@ api_v1 = [
 
 urlpatterns = [
     path("", account_views.home, name="home"),
-    path("dashboard/", account_views.dashboard, name="dashboard"),
+    path("dashboard/", console_views.overview, name="dashboard"),
     path("settings/api-keys/", account_views.api_keys, name="api-keys"),
     path("settings/", account_views.tenant_settings, name="tenant-settings"),
     path("pricing/", tier_views.pricing, name="pricing"),

@@ -1,0 +1,56 @@
+"""Net revenue from the ledger (one query), per currency and UTC day:
+
+    charges      debits to `cash:<provider>` posted by provider charges (source `payment`)
+    refunds      the entries of the `refunds` account (debit positive; a reversal counts negative)
+    chargebacks  the entries of the `chargebacks` account (disputes lost)
+    net          charges - refunds - chargebacks
+
+So over any range, `refunds` is ledger_balance("refunds") at its end less at its start, the same
+for `chargebacks`, and `net` is the change of the `cash:*` balances made by payment postings.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.db import connection
+
+from console.overview.range import DateRange
+
+KINDS = ("charges", "refunds", "chargebacks")
+
+_SQL = """
+SELECT CASE WHEN a.code IN ('refunds', 'chargebacks') THEN a.code ELSE 'charges' END,
+       e.currency, (e.occurred_at AT TIME ZONE 'UTC')::date, SUM(e.amount)
+  FROM ledger_journalentry e
+  JOIN ledger_ledgeraccount a ON a.id = e.account_id
+  JOIN ledger_journaltransaction t ON t.id = e.transaction_id
+ WHERE e.occurred_at >= %(since)s AND e.occurred_at < %(until)s
+   AND (a.code IN ('refunds', 'chargebacks')
+        OR (a.code LIKE 'cash:%%' AND e.amount > 0 AND t.source = 'payment'))
+ GROUP BY 1, 2, 3
+"""
+
+
+def revenue_figures(*, period: DateRange) -> list[dict]:
+    """Per currency: charges, refunds, chargebacks and net over `period`, and net each day."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SQL, {"since": period.since, "until": period.until})
+        rows = cursor.fetchall()
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(KINDS, 0))
+    daily: dict[str, dict] = defaultdict(lambda: defaultdict(int))
+    for kind, currency, day, amount in rows:
+        totals[currency][kind] += int(amount)
+        daily[currency][day] += int(amount) if kind == "charges" else -int(amount)
+    dates = period.dates()
+    return [
+        {
+            "currency": currency,
+            **totals[currency],
+            "net": totals[currency]["charges"]
+            - totals[currency]["refunds"]
+            - totals[currency]["chargebacks"],
+            "series": [{"date": d, "net": daily[currency].get(d, 0)} for d in dates],
+        }
+        for currency in sorted(totals)
+    ]

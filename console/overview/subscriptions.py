@@ -1,0 +1,128 @@
+"""Subscriptions over time, from the membership history (one query): MRR per currency, how many
+are active / trialing / past due on each day, and the new and churned ones each day.
+
+MRR, as Stripe counts it: the memberships that are `active` or `past_due` (not trialing, paused
+or canceled), each at its membership's current price and its quantity (seats) at that time,
+normalized to a month (a yearly price / 12), summed per currency and rounded half-up once per
+currency and day. Prices that are not recurring or bill usage (`one_time`, a meter, graduated,
+volume or package models) and memberships without a price (granted by hand) count 0. ARR is
+MRR x 12. A membership that changed price shows at its current price over its whole history (the
+history keeps its tier and quantity, not its price).
+
+New: a membership that became trialing, active or past due from nothing (or incomplete). Churned:
+one that became canceled or expired from trialing, active, past due or paused. Days are UTC days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import connection
+
+from console.overview.range import DateRange
+
+COUNTED_STATUSES = ("active", "trialing", "past_due", "paused")
+
+_SQL = """
+WITH base AS (
+    SELECT h.id, h.membership_id, h.at, h.status, p.currency,
+           CASE WHEN h.status IN ('active', 'past_due') AND p.meter = ''
+                     AND p.interval IN ('month', 'year') AND p.model IN ('flat', 'per_seat')
+                THEN COALESCE(p.unit_amount_decimal, p.unit_amount) * h.quantity
+                     / CASE p.interval WHEN 'year' THEN 12 ELSE 1 END
+                ELSE 0 END AS mrr
+      FROM memberships_membershiphistory h
+      JOIN memberships_membership m ON m.id = h.membership_id
+      LEFT JOIN tiers_price p ON p.id = m.price_id
+     WHERE h.at < %(until)s
+), changes AS (
+    SELECT GREATEST((at AT TIME ZONE 'UTC')::date, %(start)s::date) AS day, at, status, currency, mrr,
+           LAG(status) OVER w AS prev_status, COALESCE(LAG(mrr) OVER w, 0) AS prev_mrr
+      FROM base
+    WINDOW w AS (PARTITION BY membership_id ORDER BY at, id)
+)
+SELECT 'mrr', currency, day, SUM(mrr - prev_mrr)
+  FROM changes WHERE currency IS NOT NULL AND mrr <> prev_mrr GROUP BY 2, 3
+UNION ALL
+SELECT 'status', v.s, day, SUM(v.n)
+  FROM changes CROSS JOIN LATERAL (VALUES (status, 1), (prev_status, -1)) AS v(s, n)
+ WHERE v.s IS NOT NULL AND status IS DISTINCT FROM prev_status GROUP BY 2, 3
+UNION ALL
+SELECT 'new', '', day, COUNT(*)
+  FROM changes
+ WHERE at >= %(since)s AND status IN ('trialing', 'active', 'past_due')
+   AND (prev_status IS NULL OR prev_status = 'incomplete')
+ GROUP BY 3
+UNION ALL
+SELECT 'churned', '', day, COUNT(*)
+  FROM changes
+ WHERE at >= %(since)s AND status IN ('canceled', 'expired')
+   AND prev_status IN ('trialing', 'active', 'past_due', 'paused')
+ GROUP BY 3
+"""
+
+
+def _running(deltas: dict[dt.date, Decimal], dates: list[dt.date]) -> list[Decimal]:
+    """The running total on each date (the first date carries everything before the range)."""
+    total, values = Decimal(0), []
+    for day in dates:
+        total += deltas.get(day, 0)
+        values.append(total)
+    return values
+
+
+def _minor(value: Decimal) -> int:
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def subscription_figures(*, period: DateRange) -> dict:
+    """MRR per currency and subscription counts on each day of `period`, and the new and churned
+    memberships each day. See the module's docstring for what counts."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SQL, {"start": period.start, "since": period.since, "until": period.until})
+        rows = cursor.fetchall()
+    mrr: dict[str, dict] = defaultdict(dict)
+    status: dict[str, dict] = defaultdict(dict)
+    moves: dict[str, dict] = defaultdict(dict)
+    for metric, key, day, value in rows:
+        if metric == "mrr":
+            mrr[key][day] = Decimal(value)
+        elif metric == "status":
+            status[key][day] = Decimal(value)
+        else:
+            moves[metric][day] = int(value)
+    dates = period.dates()
+    mrr_series = {
+        currency: [_minor(v) for v in _running(deltas, dates)] for currency, deltas in sorted(mrr.items())
+    }
+    counts = {s: [int(v) for v in _running(status.get(s, {}), dates)] for s in COUNTED_STATUSES}
+    new = [moves["new"].get(day, 0) for day in dates]
+    churned = [moves["churned"].get(day, 0) for day in dates]
+    return {
+        "mrr": [
+            {
+                "currency": currency,
+                "amount": series[-1],
+                "arr": series[-1] * 12,
+                "series": [{"date": d, "amount": a} for d, a in zip(dates, series, strict=True)],
+            }
+            for currency, series in mrr_series.items()
+            if any(series)
+        ],
+        "subscriptions": {
+            **{s: counts[s][-1] for s in COUNTED_STATUSES},
+            "new": sum(new),
+            "churned": sum(churned),
+            "series": [
+                {
+                    "date": d,
+                    **{s: counts[s][i] for s in COUNTED_STATUSES},
+                    "new": new[i],
+                    "churned": churned[i],
+                }
+                for i, d in enumerate(dates)
+            ],
+        },
+    }
