@@ -58,7 +58,8 @@ class OverviewRevenueOutput(_S.Serializer):
     charges = _S.IntegerField(help_text="Debits to cash:<provider> by provider charges.")
     refunds = _S.IntegerField(help_text="Entries of the ledger's `refunds` account.")
     chargebacks = _S.IntegerField(help_text="Entries of the ledger's `chargebacks` account.")
-    net = _S.IntegerField(help_text="charges - refunds - chargebacks.")
+    net = _S.IntegerField(help_text="charges - refunds - chargebacks (fees not taken off).")
+    fees = _S.IntegerField(help_text="Entries of the ledger's `provider_fees` account.")
     series = OverviewNetPoint(many=True)
 
 

@@ -138,7 +138,8 @@ def overview_cards(figures: dict) -> list[dict]:
             "note": " · ".join(
                 f"{format_amount(r['charges'], r['currency'])} charged − "
                 f"{format_amount(r['refunds'], r['currency'])} refunded − "
-                f"{format_amount(r['chargebacks'], r['currency'])} charged back"
+                f"{format_amount(r['chargebacks'], r['currency'])} charged back "
+                f"({format_amount(r['fees'], r['currency'])} provider fees)"
                 for r in revenue
             ),
             "empty": None

@@ -3,10 +3,12 @@
     charges      debits to `cash:<provider>` posted by provider charges (source `payment`)
     refunds      the entries of the `refunds` account (debit positive; a reversal counts negative)
     chargebacks  the entries of the `chargebacks` account (disputes lost)
-    net          charges - refunds - chargebacks
+    net          charges - refunds - chargebacks (Stripe's "net volume": fees are not taken off)
+    fees         the entries of the `provider_fees` account (what the providers kept of charges)
 
 So over any range, `refunds` is ledger_balance("refunds") at its end less at its start, the same
-for `chargebacks`, and `net` is the change of the `cash:*` balances made by payment postings.
+for `chargebacks` and `fees`, and `net - fees` is the change of the `cash:*` balances made by
+payment postings.
 """
 
 from __future__ import annotations
@@ -17,16 +19,17 @@ from django.db import connection
 
 from console.overview.range import DateRange
 
-KINDS = ("charges", "refunds", "chargebacks")
+KINDS = ("charges", "refunds", "chargebacks", "fees")
+ACCOUNTS = {"refunds": "refunds", "chargebacks": "chargebacks", "provider_fees": "fees"}
 
 _SQL = """
-SELECT CASE WHEN a.code IN ('refunds', 'chargebacks') THEN a.code ELSE 'charges' END,
+SELECT CASE WHEN a.code LIKE 'cash:%%' THEN 'charges' ELSE a.code END,
        e.currency, (e.occurred_at AT TIME ZONE 'UTC')::date, SUM(e.amount)
   FROM ledger_journalentry e
   JOIN ledger_ledgeraccount a ON a.id = e.account_id
   JOIN ledger_journaltransaction t ON t.id = e.transaction_id
  WHERE e.occurred_at >= %(since)s AND e.occurred_at < %(until)s
-   AND (a.code IN ('refunds', 'chargebacks')
+   AND (a.code IN ('refunds', 'chargebacks', 'provider_fees')
         OR (a.code LIKE 'cash:%%' AND e.amount > 0 AND t.source = 'payment'))
  GROUP BY 1, 2, 3
 """
@@ -39,9 +42,11 @@ def revenue_figures(*, period: DateRange) -> list[dict]:
         rows = cursor.fetchall()
     totals: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(KINDS, 0))
     daily: dict[str, dict] = defaultdict(lambda: defaultdict(int))
-    for kind, currency, day, amount in rows:
+    for code, currency, day, amount in rows:
+        kind = ACCOUNTS.get(code, code)
         totals[currency][kind] += int(amount)
-        daily[currency][day] += int(amount) if kind == "charges" else -int(amount)
+        if kind != "fees":
+            daily[currency][day] += int(amount) if kind == "charges" else -int(amount)
     dates = period.dates()
     return [
         {

@@ -60,13 +60,13 @@ def _history(membership, at):
     MembershipHistory.objects.filter(pk=row.pk).update(at=at)
 
 
-def pay(kind, payment_id, amount, customer, *, at, currency="usd", invoice="", reference=""):
+def pay(kind, payment_id, amount, customer, *, at, currency="usd", invoice="", reference="", fee=None):
     return payment_record(
         provider="sandbox",
         event_type=kind,
         payment=PaymentState(
             payment_id=payment_id, amount=amount, currency=currency, customer=customer,
-            invoice=invoice, reference=reference or payment_id,
+            invoice=invoice, reference=reference or payment_id, fee=fee,
         ),
         occurred_at=at,
         event_id=f"evt_{payment_id}",
@@ -104,7 +104,7 @@ def tenant(ci_catalog):
 
         paid = invoice("ann", 5700)
         pay("payment.succeeded", "ch_old", 500, "ann", at=day(15))  # before the range
-        pay("payment.succeeded", "ch_ann", 5700, "ann", at=day(8), invoice=engine_invoice_ref(paid))
+        pay("payment.succeeded", "ch_ann", 5700, "ann", at=day(8), invoice=engine_invoice_ref(paid), fee=195)
         pay("refund.created", "re_ann", 1000, "ann", at=day(6), reference="ch_ann")
         pay("dispute.lost", "dp_ann", 700, "ann", at=day(1), reference="ch_ann")
         pay("payment.succeeded", "ch_gus", 3000, "gus", at=day(2), currency="eur")
@@ -152,8 +152,8 @@ def test_the_figures_match_hand_computed_values(tenant):
 
     # net revenue: charges - refunds - chargebacks in the range (the 5.00 before it left out)
     revenue = {row["currency"]: row for row in overview["revenue"]}
-    assert {k: revenue["usd"][k] for k in ("charges", "refunds", "chargebacks", "net")} == {
-        "charges": 5700, "refunds": 1000, "chargebacks": 700, "net": 4000,
+    assert {k: revenue["usd"][k] for k in ("charges", "refunds", "chargebacks", "net", "fees")} == {
+        "charges": 5700, "refunds": 1000, "chargebacks": 700, "net": 4000, "fees": 195,
     }  # fmt: skip
     assert revenue["eur"]["net"] == revenue["eur"]["charges"] == 3000
     assert _series(revenue["usd"], "net") == [0, 5700, 0, -1000, 0, 0, 0, 0, -700, 0]
@@ -189,12 +189,17 @@ def test_revenue_reconciles_with_the_ledger_balances(tenant):
 
                 assert row["refunds"] == moved("refunds")
                 assert row["chargebacks"] == moved("chargebacks")
-                # only payment postings touch cash here: its change is the net revenue
-                assert row["net"] == moved("cash:sandbox")
+                assert row["fees"] == moved("provider_fees")
+                # only payment postings touch cash here: its change is net revenue less fees
+                assert row["net"] - row["fees"] == moved("cash:sandbox")
                 assert row["net"] == sum(p["net"] for p in row["series"])
         everything = overview_get(period=DateRange(TODAY - dt.timedelta(days=60), TODAY))
         usd = next(row for row in everything["revenue"] if row["currency"] == "usd")
-        assert usd["net"] == ledger_balance(account="cash:sandbox", currency="usd") == 500 + 4000
+        assert (
+            usd["net"] - usd["fees"]
+            == ledger_balance(account="cash:sandbox", currency="usd")
+            == 500 + 4000 - 195
+        )
 
 
 def test_todays_figures_match_the_memberships_as_they_are(tenant):
