@@ -352,11 +352,20 @@ class PaymentProvider(Protocol):
         """The provider's own record of money movements created in [since, until)."""
 
     def refund(
-        self, *, payment_id: str, amount: int, currency: str, idempotency_key: str, reason: str
+        self,
+        *,
+        payment_id: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        reason: str,
+        refunded_before: int = 0,
     ) -> RefundResult:
         """Refund `amount` of the provider's charge `payment_id` (its id of the money movement: what
         Payment.reference or provider_payment_id holds). The same `idempotency_key` twice is one
-        refund. `reason` is one of CreditNoteReason's values."""
+        refund. `reason` is one of CreditNoteReason's values. `refunded_before`: what our earlier
+        refunds of this charge came to (a provider without idempotency keys, Lemon Squeezy, tells a
+        retry from a new refund by the charge's refunded total)."""
 
 
 class SubscriptionEngine(Protocol):

@@ -28,6 +28,7 @@ from billing.providers.base import (
     ProviderNotConfigured,
     ProviderNotSupported,
     ProviderUnavailable,
+    RefundResult,
 )
 from billing.providers.discounts import lemonsqueezy_discount, lemonsqueezy_refuse
 from billing.providers.lemonsqueezy_webhooks import LemonSqueezyWebhooks
@@ -251,6 +252,37 @@ class LemonSqueezyProvider(LemonSqueezyWebhooks):
                 "subscription-items", item["id"], {"quantity": quantity, "invoice_immediately": upgrade}
             )
         return "now"
+
+    def refund(
+        self,
+        *,
+        payment_id: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        reason: str,
+        refunded_before: int = 0,
+    ) -> RefundResult:
+        """A (partial) refund of an order (`order:<id>`) or a subscription invoice (`invoice:<id>`):
+        `POST /v1/orders/{id}/refund` or `/v1/subscription-invoices/{id}/refund`. Lemon Squeezy takes
+        no idempotency key and names no refund: the object's cumulative `refunded_amount` is read
+        first, and a retry whose money is already in it (what our earlier refunds of this charge
+        came to, plus this one) refunds nothing more. Its webhook reports the new cumulative figure,
+        the id returned here (`refunded_total:<charge>:<total>`)."""
+        kind, _, object_id = payment_id.partition(":")
+        resource = {"order": "orders", "invoice": "subscription-invoices"}.get(kind)
+        if resource is None or not object_id.isdigit():
+            raise ProviderError(
+                f"Lemon Squeezy refunds an order or a subscription invoice, not '{payment_id}'.",
+                code="not_refundable",
+            )
+        current = _attributes(self._request("GET", f"/{resource}/{object_id}"))
+        refunded = int(current.get("refunded_amount") or 0)
+        if refunded < refunded_before + amount:
+            body = {"data": {"type": resource, "id": object_id, "attributes": {"amount": amount}}}
+            current = _attributes(self._request("POST", f"/{resource}/{object_id}/refund", body=body))
+            refunded = int(current.get("refunded_amount") or refunded + amount)
+        return RefundResult(refund_id=f"refunded_total:{payment_id}:{refunded}", amount=amount)
 
     def portal_url(self, *, customer: str, provider_customer_id: str = "") -> str:
         if not provider_customer_id:

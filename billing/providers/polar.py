@@ -26,6 +26,7 @@ from billing.providers.base import (
     ProviderError,
     ProviderNotConfigured,
     ProviderUnavailable,
+    RefundResult,
 )
 from billing.providers.discounts import polar_discount_body, polar_discount_matches, polar_refuse
 from billing.providers.polar_webhooks import PolarWebhooks
@@ -255,6 +256,36 @@ class PolarProvider(PolarWebhooks):
             )
         return "now"
 
+    def refund(
+        self,
+        *,
+        payment_id: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        reason: str,
+        refunded_before: int = 0,
+    ) -> RefundResult:
+        """A Polar refund of the order `payment_id`. Polar takes no idempotency key: the refund carries
+        ours in its metadata (`monetize_refund`) and a retry finds it among the order's refunds
+        instead of refunding twice. Its `refund.created` webhook names it `refund:<id>`."""
+        with self._sdk() as sdk:
+            listed = self._call(sdk.refunds.list, order_id=payment_id, limit=100).items
+            ours = [r for r in listed if (r.metadata or {}).get("monetize_refund") == idempotency_key]
+            refund = ours[0] if ours else self._call(
+                sdk.refunds.create, order_id=payment_id, amount=amount, reason=POLAR_REASONS.get(reason, "other"),
+                metadata={"monetize_refund": idempotency_key},
+            )  # fmt: skip
+        if refund.status in ("failed", "canceled"):
+            raise ProviderError(
+                f"Polar did not refund order {payment_id} (refund {refund.status}).", code="refund_failed"
+            )
+        return RefundResult(
+            refund_id=f"refund:{refund.id}",
+            amount=int(refund.amount or amount),
+            status="pending" if refund.status == "pending" else "succeeded",
+        )
+
     def portal_url(self, *, customer: str, provider_customer_id: str = "") -> str:
         who = (
             {"customer_id": provider_customer_id}
@@ -266,6 +297,16 @@ class PolarProvider(PolarWebhooks):
         return session.customer_portal_url
 
     # --- webhooks ------------------------------------------------------------------------------
+
+
+# our credit-note reasons as Polar's refund reasons
+POLAR_REASONS = {
+    "duplicate": "duplicate",
+    "fraudulent": "fraudulent",
+    "order_change": "customer_request",
+    "product_unsatisfactory": "satisfaction_guarantee",
+    "other": "other",
+}
 
 
 def _product_body(price: CatalogPrice, metadata: dict) -> dict:

@@ -90,7 +90,14 @@ class SandboxProvider:
         self._engine().subscription_pause(subscription_id=subscription_id, paused=paused)
 
     def refund(
-        self, *, payment_id: str, amount: int, currency: str, idempotency_key: str, reason: str
+        self,
+        *,
+        payment_id: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        reason: str,
+        refunded_before: int = 0,
     ) -> RefundResult:
         """Refunded by the engine, which reports it as a signed `refund.created` event."""
         return self._engine().refund_create(

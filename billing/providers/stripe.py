@@ -332,7 +332,14 @@ class StripeProvider(StripeEngineMode, StripeBalance):
         return session.url
 
     def refund(
-        self, *, payment_id: str, amount: int, currency: str, idempotency_key: str, reason: str
+        self,
+        *,
+        payment_id: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        reason: str,
+        refunded_before: int = 0,
     ) -> RefundResult:
         """A Stripe Refund of a payment intent (`pi_…`) or a charge (`ch_…`, `py_…`), keyed by our
         credit note (`creditnote-<id>`: a retry is answered with the first refund). Our duplicate

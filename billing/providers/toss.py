@@ -226,7 +226,14 @@ class TossProvider(TossWebhooks):
         return self._request("GET", f"/v1/payments/orders/{quote(order_id, safe='')}")
 
     def refund(
-        self, *, payment_id: str, amount: int, currency: str, idempotency_key: str, reason: str
+        self,
+        *,
+        payment_id: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        reason: str,
+        refunded_before: int = 0,
     ) -> RefundResult:
         """`POST /v1/payments/{paymentKey}/cancel` (a partial cancel when `amount` is below what is
         left) with `Idempotency-Key`: Toss answers a repeated key with its first answer, so a retry

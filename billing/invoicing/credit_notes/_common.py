@@ -110,6 +110,11 @@ def _publish(kind: str, note: CreditNote) -> None:
 
 def _call_refund(note: CreditNote, adapter) -> RefundResult:
     charge = note.payment
+    earlier = CreditNote.objects.filter(
+        payment=charge,
+        pk__lt=note.pk,
+        status__in=(CreditNoteStatus.REFUNDED, CreditNoteStatus.REFUND_PENDING),
+    ).aggregate(total=Sum("refund_amount"))["total"]
     with transaction.atomic():  # a savepoint: an engine's own writes roll back alone if it fails
         return adapter.refund(
             payment_id=charge.reference or charge.provider_payment_id,
@@ -117,6 +122,7 @@ def _call_refund(note: CreditNote, adapter) -> RefundResult:
             currency=note.currency,
             idempotency_key=note.refund_key,
             reason=note.reason,
+            refunded_before=earlier or 0,
         )
 
 
