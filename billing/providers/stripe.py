@@ -353,13 +353,17 @@ class StripeProvider(StripeEngineMode, StripeBalance):
             raise ProviderError(
                 f"Stripe refunds a payment intent or a charge, not '{payment_id}'.", code="not_refundable"
             )
+        # Stripe keeps an idempotency key 24 hours: a retry after that (the provider down a day, the
+        # first answer lost) finds the refund by our key in its metadata instead of refunding twice
+        listed = self._call(self._client().v1.refunds.list, params={**target, "limit": 100})
+        ours = [r for r in listed.data if _metadata(r).get("monetize_refund") == idempotency_key]
         if reason in ("duplicate", "fraudulent"):
             target["reason"] = reason
-        refund = self._call(
+        refund = ours[0] if ours else self._call(
             self._client().v1.refunds.create,
             params={**target, "amount": amount, "metadata": {"monetize_refund": idempotency_key}},
             options={"idempotency_key": idempotency_key},
-        )
+        )  # fmt: skip
         if getattr(refund, "status", "") in ("failed", "canceled"):
             raise ProviderError(
                 f"Stripe did not refund {payment_id} (refund {refund.status}).", code="refund_failed"
@@ -428,3 +432,8 @@ def _coupon_or_none(client, coupon_id: str):
 
 def _decimal(value) -> Decimal | None:
     return None if value is None else Decimal(str(value))
+
+
+def _metadata(stripe_object) -> dict:
+    metadata = getattr(stripe_object, "metadata", None)
+    return metadata.to_dict() if hasattr(metadata, "to_dict") else dict(metadata or {})
