@@ -36,3 +36,9 @@ REDIS_INVALIDATIONS_DEFERRED = Counter(
 )
 for _reason in ("ok", "not_in_tier", "limit_reached", "rate_limited", "insufficient_credits"):
     ENTITLEMENT_CHECKS.labels(reason=_reason)
+RECONCILIATION_DIFFERENCES = Gauge(
+    "monetize_reconciliation_differences",
+    "Unexplained differences between the ledger and a provider's books, as of the latest reconciliation run.",
+    ["tenant", "provider"],
+    multiprocess_mode="mostrecent",
+)

@@ -122,6 +122,7 @@ TENANT_APPS = [
     "billing.inbox",
     "billing.invoicing",
     "billing.ledger",
+    "billing.ledger.reconciliation",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -317,6 +318,10 @@ CELERY_BEAT_SCHEDULE = {
     "meter-sync": {  # nightly at 02:00 UTC, every tenant (billing.metering.sync)
         "task": "metering.meter_sync",
         "schedule": __import__("celery.schedules", fromlist=["crontab"]).crontab(minute=0, hour=2),
+    },
+    "reconciliation-daily": {  # daily at 03:00 UTC, every tenant: yesterday's books (billing.ledger.reconciliation)
+        "task": "reconciliation.daily",
+        "schedule": __import__("celery.schedules", fromlist=["crontab"]).crontab(minute=0, hour=3),
     },
     # cache invalidations Redis did not take (kernel.invalidations): seconds after it answers again
     "cache-invalidations-replay": {

@@ -391,7 +391,7 @@ class BalanceEntry:
     what the provider kept, both in minor units of `currency`."""
 
     entry_id: str
-    type: str  # charge | refund | adjustment | other
+    type: str  # charge | payment | refund | adjustment | other
     source: str
     amount: int
     fee: int

@@ -254,6 +254,7 @@ class EngineCharge(models.Model):
     )
     payment_key = models.CharField(max_length=200, blank=True, db_index=True)
     fee_amount = models.BigIntegerField(default=0)  # what the sandbox kept of it (its simulated fee)
+    paid_at = models.DateTimeField(null=True, blank=True)  # on the provider's clock (the sandbox's own)
     failure_code = models.CharField(max_length=64, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
     # the invoice this charge collects (invoicing's id: no foreign key up the layers) and whether it

@@ -19,6 +19,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from billing.providers._common import engine_event
 from billing.providers.base import (
+    BalanceEntry,
     CheckoutRequest,
     CheckoutSession,
     NormalizedEvent,
@@ -137,6 +138,12 @@ class SandboxProvider:
             "webhook-timestamp": str(int(at.timestamp())),
             "webhook-signature": signature,
         }
+
+    # --- its books (reconciliation) -------------------------------------------------------------
+
+    def balance_transactions(self, *, since: dt.datetime, until: dt.datetime) -> list[BalanceEntry]:
+        """The sandbox's charges and refunds in [since, until) on its clock (kept by the engine)."""
+        return self._engine().balance_transactions(since=since, until=until)
 
     # --- usage (metering) ------------------------------------------------------------------------
 

@@ -46,3 +46,12 @@ def provider_account_for_checkout(*, provider: str | None = None) -> ProviderAcc
             f"No {provider or 'default'} payment provider is configured for this tenant."
         )
     return account
+
+
+def provider_accounts_per_provider() -> list[ProviderAccount]:
+    """One account per configured provider (live before test), by provider name: the books
+    reconciliation compares with."""
+    accounts: dict[str, ProviderAccount] = {}
+    for account in ProviderAccount.objects.order_by("provider", "mode"):
+        accounts.setdefault(account.provider, account)
+    return list(accounts.values())

@@ -15,12 +15,6 @@ logger = logging.getLogger(__name__)
 
 
 class StripeBalance:
-    def _balance_transaction(self, client, txn_id: str) -> dict:
-        # /v1/balance/history is Stripe's own (older) path of the balance transactions, the one
-        # localstripe serves too
-        response = self._call(client.raw_request, "get", f"/v1/balance/history/{txn_id}")
-        return client.deserialize(response, api_mode="V1").to_dict()
-
     def payment_fee(self, payment: PaymentState) -> int | None:
         """What Stripe kept of a charge: its balance transaction's fee. A webhook names the charge
         (or only its payment intent), never the fee, so it is fetched: the charge, then its
@@ -47,7 +41,11 @@ class StripeBalance:
             txn = charge.get("balance_transaction")
             if not txn:
                 return None
-            txn = txn if isinstance(txn, dict) else self._balance_transaction(client, str(txn))
+            txn = (
+                txn
+                if isinstance(txn, dict)
+                else self._call(client.v1.balance_transactions.retrieve, str(txn)).to_dict()
+            )
         except ProviderUnavailable:
             raise
         except ProviderError as exc:
@@ -62,16 +60,15 @@ class StripeBalance:
         return int(txn.get("fee") or 0)
 
     def balance_transactions(self, *, since: dt.datetime, until: dt.datetime) -> list[BalanceEntry]:
-        """Stripe's balance transactions created in [since, until), newest first as Stripe lists
-        them: pages are read until one reaches past `since` (no `created` filter, which
-        localstripe refuses; Stripe lists newest first either way)."""
+        """Stripe's balance transactions created in [since, until): pages (newest first, as Stripe
+        lists them) are read until one reaches past `since` (no `created` filter: localstripe
+        refuses one, and Stripe lists newest first either way)."""
         client = self._client()
         found: list[BalanceEntry] = []
         after = None
         while True:
             params = {"limit": 100, **({"starting_after": after} if after else {})}
-            response = self._call(client.raw_request, "get", "/v1/balance/history", **params)
-            page = client.deserialize(response, api_mode="V1").to_dict()
+            page = self._call(client.v1.balance_transactions.list, params=params).to_dict()
             rows = page.get("data") or []
             for row in rows:
                 created = timestamp(row.get("created"))
@@ -83,7 +80,7 @@ class StripeBalance:
                 found.append(
                     BalanceEntry(
                         entry_id=str(row["id"]),
-                        type=kind if kind in ("charge", "refund", "adjustment") else "other",
+                        type=kind if kind in ("charge", "payment", "refund", "adjustment") else "other",
                         source=_id_of(row.get("source")),
                         amount=int(row.get("amount") or 0),
                         fee=int(row.get("fee") or 0),

@@ -116,7 +116,7 @@ class FakeStripeBalance(stripe.HTTPClient):
             charge = {"id": "ch_sub_1", "object": "charge", "amount": 4900, "currency": "usd",
                       "balance_transaction": "txn_1"}  # fmt: skip
             return json.dumps(charge), 200, {}
-        if path == "/v1/balance/history/txn_1":
+        if path == "/v1/balance_transactions/txn_1":
             txn = {"id": "txn_1", "object": "balance_transaction", "amount": 4900, "fee": self.fee,
                    "net": 4900 - self.fee, "currency": self.currency, "source": "ch_sub_1", "type": "charge"}  # fmt: skip
             return json.dumps(txn), 200, {}
@@ -155,7 +155,7 @@ def test_a_stripe_invoice_paid_twice_records_the_balance_transactions_fee_once(s
         ("receivable", "usd", -4900),
     ]
     # asked once: the second event found the charge recorded
-    assert fake.calls == [("get", "/v1/charges/ch_sub_1"), ("get", "/v1/balance/history/txn_1")]
+    assert fake.calls == [("get", "/v1/charges/ch_sub_1"), ("get", "/v1/balance_transactions/txn_1")]
 
 
 def test_a_stripe_fee_in_another_currency_is_not_posted_as_this_one(stripe_fees):

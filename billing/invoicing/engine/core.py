@@ -244,9 +244,12 @@ def _paid(
     charge.status, charge.payment_key = EngineChargeStatus.DONE, payment_id
     charge.failure_code, charge.failure_message = "", ""
     charge.fee_amount = _sandbox_fee(amount) if sub.provider == "sandbox" else 0
+    charge.paid_at = at
     charge.save(
-        update_fields=["status", "payment_key", "fee_amount", "failure_code", "failure_message", "updated_at"]
-    )
+        update_fields=[
+            "status", "payment_key", "fee_amount", "paid_at", "failure_code", "failure_message", "updated_at",
+        ]
+    )  # fmt: skip
     paid = _payment_data(sub, charge, payment_id=charge.payment_key, amount=amount)
     if charge.fee_amount:
         paid["fee"] = charge.fee_amount

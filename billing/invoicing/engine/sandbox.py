@@ -31,8 +31,17 @@ from billing.invoicing.engine.core import (
     engine_now,
 )
 from billing.invoicing.engine.start import subscription_first_charge, subscription_start
-from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderError, RefundResult, UsageReport
+from billing.providers.base import (
+    BalanceEntry,
+    CheckoutRequest,
+    CheckoutSession,
+    ProviderError,
+    RefundResult,
+    UsageReport,
+)
 from billing.providers.models import (
+    EngineCharge,
+    EngineChargeStatus,
     EngineCheckout,
     EngineStatus,
     EngineSubscription,
@@ -44,6 +53,7 @@ from billing.providers.models import (
 __all__ = [
     "checkout_create", "checkout_pay", "clock_advance", "payment_method_subscription", "payment_method_update",
     "refund_create", "sandbox_now", "subscription_cancel", "subscription_change", "subscription_pause", "usage_report",
+    "balance_transactions",
 ]  # fmt: skip
 
 CARDS = {"4242424242424242": "ok", "4000000000000341": "fails_at_renewal", "4000000000000002": "declined"}
@@ -199,3 +209,40 @@ def refund_create(*, payment_id: str, amount: int, currency: str, idempotency_ke
     body, headers = SandboxProvider(webhook_secret=account.webhook_secret).sign(payload=payload)
     deliver_on_commit("sandbox", body, headers)
     return RefundResult(refund_id=refund_id, amount=amount)
+
+
+def balance_transactions(*, since: dt.datetime, until: dt.datetime) -> list[BalanceEntry]:
+    """The sandbox's own books over [since, until) on its clock, as a provider's balance
+    transactions: each paid charge (with the fee it kept) and each refund (negative)."""
+    charges = (
+        EngineCharge.objects.filter(subscription__provider="sandbox", status=EngineChargeStatus.DONE, amount__gt=0)
+        .filter(Q(paid_at__gte=since, paid_at__lt=until) | Q(paid_at__isnull=True, updated_at__gte=since, updated_at__lt=until))
+        .select_related("subscription")
+        .order_by("id")
+    )  # fmt: skip
+    entries = [
+        BalanceEntry(
+            entry_id=f"sbt_ch_{charge.pk}",
+            type="charge",
+            source=charge.payment_key,
+            amount=charge.amount,
+            fee=charge.fee_amount,
+            currency=charge.currency.lower(),
+            created=charge.paid_at or charge.updated_at,
+        )  # fmt: skip
+        for charge in charges
+    ]
+    refunds = SandboxRefund.objects.filter(created_at__gte=since, created_at__lt=until).order_by("id")
+    entries += [
+        BalanceEntry(
+            entry_id=f"sbt_re_{refund.pk}",
+            type="refund",
+            source=refund.refund_id,
+            amount=-refund.amount,
+            fee=0,
+            currency=refund.currency,
+            created=refund.created_at,
+        )  # fmt: skip
+        for refund in refunds
+    ]
+    return entries
