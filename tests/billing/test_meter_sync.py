@@ -22,6 +22,7 @@ from billing.memberships.models import Customer, Membership
 from billing.metering import sync as sync_module
 from billing.metering.selectors import month_start
 from billing.metering.sync import SyncAlreadyRunning, meter_sync_run, usage_unsynced
+from billing.metering.sync import run as sync_run
 from billing.metering.sync_models import MeterSyncReport, MeterSyncRun, MeterSyncState, SandboxUsageReport
 from billing.metering.tasks import meter_sync_task
 from billing.providers.polar import PolarProvider
@@ -115,7 +116,7 @@ def test_sandbox_sync_reports_each_customers_period_usage_once(shop):
 def test_a_crash_after_the_provider_accepted_resends_the_same_report_and_records_it_once(shop, monkeypatch):
     # given: the process dies between the provider's acceptance and our commit, for c2's first report
     ingest(shop, ev("a1", properties={"minutes": 3}), ev("b1", customer="c2", properties={"minutes": 4}))
-    real_apply = sync_module._apply
+    real_apply = sync_run._apply
     crashed = []
 
     def crash_once(*, report, ref):
@@ -124,7 +125,7 @@ def test_a_crash_after_the_provider_accepted_resends_the_same_report_and_records
             raise RuntimeError("worker killed")
         return real_apply(report=report, ref=ref)
 
-    monkeypatch.setattr(sync_module, "_apply", crash_once)
+    monkeypatch.setattr(sync_run, "_apply", crash_once)
     with pytest.raises(RuntimeError):
         run(shop)
     with tenant_context(shop.tenant):
