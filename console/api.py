@@ -150,6 +150,7 @@ class OverviewWebhooksOutput(_S.Serializer):
 class OverviewOutput(_S.Serializer):
     from_ = _S.DateField()
     to = _S.DateField()
+    as_of = _S.DateTimeField(help_text="When the figures were computed (they are kept up to a minute).")
     mrr = OverviewMrrOutput(many=True)
     subscriptions = OverviewSubscriptionsOutput()
     revenue = OverviewRevenueOutput(many=True)
@@ -165,7 +166,7 @@ class OverviewOutput(_S.Serializer):
 
 class OverviewReportView(APIView):
     """The overview's figures over whole UTC days `from`..`to` (both included; default the last 30
-    days), each with a point per day."""
+    days), each with a point per day. Computed at most a minute ago (`as_of`)."""
 
     @extend_schema(
         operation_id="reports_overview",

@@ -34,7 +34,7 @@ def overview(request):
     if not (user.is_superuser or user.role in STAFF_ROLES):
         return account_dashboard(request)
     preset, period, error = _period(request.GET)
-    figures = overview_get(period=period)
+    figures = overview_get(period=period, fresh=request.GET.get("fresh") == "1")
     charts = overview_charts(figures)
     cards = [
         {**card, "chart": charts[card["key"]], "chart_id": f"chart-{card['key']}"}

@@ -1,6 +1,6 @@
 """Net revenue from the ledger (one query), per currency and UTC day:
 
-    charges      debits to `cash:<provider>` posted by provider charges (source `payment`)
+    charges      debits to `cash:<provider>` (money in: provider charges; a provider fee is a credit)
     refunds      the entries of the `refunds` account (debit positive; a reversal counts negative)
     chargebacks  the entries of the `chargebacks` account (disputes lost)
     net          charges - refunds - chargebacks (Stripe's "net volume": fees are not taken off)
@@ -23,14 +23,13 @@ KINDS = ("charges", "refunds", "chargebacks", "fees")
 ACCOUNTS = {"refunds": "refunds", "chargebacks": "chargebacks", "provider_fees": "fees"}
 
 _SQL = """
-SELECT CASE WHEN a.code LIKE 'cash:%%' THEN 'charges' ELSE a.code END,
-       e.currency, (e.occurred_at AT TIME ZONE 'UTC')::date, SUM(e.amount)
+SELECT a.code, e.currency, (e.occurred_at AT TIME ZONE 'UTC')::date, SUM(e.amount)
   FROM ledger_journalentry e
   JOIN ledger_ledgeraccount a ON a.id = e.account_id
-  JOIN ledger_journaltransaction t ON t.id = e.transaction_id
- WHERE e.occurred_at >= %(since)s AND e.occurred_at < %(until)s
-   AND (a.code IN ('refunds', 'chargebacks', 'provider_fees')
-        OR (a.code LIKE 'cash:%%' AND e.amount > 0 AND t.source = 'payment'))
+ WHERE e.account_id IN (SELECT id FROM ledger_ledgeraccount
+                         WHERE code LIKE 'cash:%%' OR code IN ('refunds', 'chargebacks', 'provider_fees'))
+   AND e.occurred_at >= %(since)s AND e.occurred_at < %(until)s
+   AND (e.amount > 0 OR a.code NOT LIKE 'cash:%%')
  GROUP BY 1, 2, 3
 """
 
@@ -43,7 +42,7 @@ def revenue_figures(*, period: DateRange) -> list[dict]:
     totals: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(KINDS, 0))
     daily: dict[str, dict] = defaultdict(lambda: defaultdict(int))
     for code, currency, day, amount in rows:
-        kind = ACCOUNTS.get(code, code)
+        kind = ACCOUNTS.get(code, "charges")
         totals[currency][kind] += int(amount)
         if kind != "fees":
             daily[currency][day] += int(amount) if kind == "charges" else -int(amount)

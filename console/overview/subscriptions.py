@@ -24,6 +24,9 @@ from django.db import connection
 from console.overview.range import DateRange
 
 COUNTED_STATUSES = ("active", "trialing", "past_due", "paused")
+NEW_FROM = ("trialing", "active", "past_due")
+CHURNED_TO = ("canceled", "expired")
+CHURNED_FROM = ("trialing", "active", "past_due", "paused")
 
 _SQL = """
 WITH base AS (
@@ -43,24 +46,10 @@ WITH base AS (
       FROM base
     WINDOW w AS (PARTITION BY membership_id ORDER BY at, id)
 )
-SELECT 'mrr', currency, day, SUM(mrr - prev_mrr)
-  FROM changes WHERE currency IS NOT NULL AND mrr <> prev_mrr GROUP BY 2, 3
-UNION ALL
-SELECT 'status', v.s, day, SUM(v.n)
-  FROM changes CROSS JOIN LATERAL (VALUES (status, 1), (prev_status, -1)) AS v(s, n)
- WHERE v.s IS NOT NULL AND status IS DISTINCT FROM prev_status GROUP BY 2, 3
-UNION ALL
-SELECT 'new', '', day, COUNT(*)
+SELECT day, currency, status, prev_status, at >= %(since)s, SUM(mrr - prev_mrr), COUNT(*)
   FROM changes
- WHERE at >= %(since)s AND status IN ('trialing', 'active', 'past_due')
-   AND (prev_status IS NULL OR prev_status = 'incomplete')
- GROUP BY 3
-UNION ALL
-SELECT 'churned', '', day, COUNT(*)
-  FROM changes
- WHERE at >= %(since)s AND status IN ('canceled', 'expired')
-   AND prev_status IN ('trialing', 'active', 'past_due', 'paused')
- GROUP BY 3
+ WHERE mrr <> prev_mrr OR status IS DISTINCT FROM prev_status
+ GROUP BY 1, 2, 3, 4, 5
 """
 
 
@@ -83,16 +72,20 @@ def subscription_figures(*, period: DateRange) -> dict:
     with connection.cursor() as cursor:
         cursor.execute(_SQL, {"start": period.start, "since": period.since, "until": period.until})
         rows = cursor.fetchall()
-    mrr: dict[str, dict] = defaultdict(dict)
-    status: dict[str, dict] = defaultdict(dict)
-    moves: dict[str, dict] = defaultdict(dict)
-    for metric, key, day, value in rows:
-        if metric == "mrr":
-            mrr[key][day] = Decimal(value)
-        elif metric == "status":
-            status[key][day] = Decimal(value)
-        else:
-            moves[metric][day] = int(value)
+    mrr: dict[str, dict] = defaultdict(lambda: defaultdict(Decimal))
+    status: dict[str, dict] = defaultdict(lambda: defaultdict(int))
+    moves: dict[str, dict] = defaultdict(lambda: defaultdict(int))
+    for day, currency, now, before, in_range, mrr_delta, n in rows:
+        if currency is not None and mrr_delta:
+            mrr[currency][day] += Decimal(mrr_delta)
+        if now != before:
+            status[now][day] += n
+            if before is not None:
+                status[before][day] -= n
+        if in_range and now in NEW_FROM and (before is None or before == "incomplete"):
+            moves["new"][day] += n
+        elif in_range and now in CHURNED_TO and before in CHURNED_FROM:
+            moves["churned"][day] += n
     dates = period.dates()
     mrr_series = {
         currency: [_minor(v) for v in _running(deltas, dates)] for currency, deltas in sorted(mrr.items())

@@ -308,3 +308,20 @@ def test_a_customer_does_not_see_the_overview(tenant):
     fixture, _ = tenant
     text = _client(fixture, Role.CUSTOMER).get("/dashboard/").content.decode()
     assert "MRR" not in text
+
+
+def test_the_figures_are_kept_a_minute_and_refresh_recomputes_them(tenant):
+    fixture, _ = tenant
+    with tenant_context(fixture.tenant):
+        first = overview_get(period=PERIOD)
+        subscribe("ivy", Price.objects.get(code="team-monthly"), at=day(0))
+        assert overview_get(period=PERIOD) == first  # from the cache
+        fresh = overview_get(period=PERIOD, fresh=True)
+        assert fresh["subscriptions"]["active"] == first["subscriptions"]["active"] + 1
+        assert fresh["as_of"] > first["as_of"]
+        assert overview_get(period=PERIOD)["subscriptions"]["active"] == fresh["subscriptions"]["active"]
+    # the page's "Refresh now" recomputes too; another range is computed on its own
+    client = _client(fixture, Role.OWNER)
+    assert (
+        "Refresh now" in client.get(f"/dashboard/?range=custom&from={FROM}&to={TO}&fresh=1").content.decode()
+    )
