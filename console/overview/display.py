@@ -165,7 +165,9 @@ def overview_cards(figures: dict) -> list[dict]:
         {
             "key": "sync",
             "title": "Unsynced usage",
-            "value": f"{sync['pending_units']:,} unit{'s' if sync['pending_units'] != 1 else ''} pending",
+            "value": f"{sync['pending_units']:,} unit{'s' if sync['pending_units'] != 1 else ''} pending"
+            if sync["pending_units"] or not (last and last["failures"])
+            else f"{last['failures']:,} failure{'s' if last['failures'] != 1 else ''} in the last sync",
             "note": (
                 f"{sync['pending_reports']:,} report{'s' if sync['pending_reports'] != 1 else ''} waiting · "
                 f"{sync['refused_reports']:,} refused in this period · last sync "

@@ -81,11 +81,11 @@ def invoice(external_id, amount, currency="usd"):
     return invoice_finalize(invoice_id=draft.pk)
 
 
-@pytest.fixture
-def tenant(ci_catalog):
+def seed_overview(tenant) -> dict:
     """Memberships, invoices, payments, refunds, a lost dispute, a failed charge, a dead provider
-    event, a failing endpoint and a meter sync run with failures, dated around the last 10 days."""
-    with tenant_context(ci_catalog.tenant):
+    event, a failing endpoint and a meter sync run with failures, dated around the last 10 days
+    (the tenant has the CI catalog)."""
+    with tenant_context(tenant):
         team, pro = Price.objects.get(code="team-monthly"), Price.objects.get(code="pro-yearly")
         pro_monthly = Price.objects.get(code="pro-monthly")
         team_eur = Price.objects.create(
@@ -120,7 +120,12 @@ def tenant(ci_catalog):
         )
         WebhookEndpoint.objects.create(url="https://ok.example.com/", secret_encrypted="x")
         MeterSyncRun.objects.create(started_at=day(1), status="partial", customers=10, units=120, failures=2)
-        yield ci_catalog, {"paid": paid, "due": due}
+        return {"paid": paid, "due": due}
+
+
+@pytest.fixture
+def tenant(ci_catalog):
+    return ci_catalog, seed_overview(ci_catalog.tenant)
 
 
 def _series(figure, key):
