@@ -311,6 +311,8 @@ CELERY_BEAT_SCHEDULE = {
     "checkouts-expire": {"task": "memberships.checkouts_expire", "schedule": 3600.0},
     "engine-charge-due": {"task": "invoicing.engine_charge_due", "schedule": 3600.0},
     "credit-notes-sweep": {"task": "invoicing.credit_notes_sweep", "schedule": 3600.0},
+    # every tenant; each UTC day recognized once (billing.ledger.recognition), re-runs post nothing
+    "revenue-recognition": {"task": "ledger.recognition_daily", "schedule": 3600.0},
     "credits-expire": {"task": "metering.credits_expire", "schedule": 3600.0},
     "credits-allowances": {"task": "metering.credits_allowances", "schedule": 3600.0},
     "metering-partitions": {"task": "metering.partitions_ahead", "schedule": 86400.0},

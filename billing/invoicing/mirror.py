@@ -36,7 +36,7 @@ from billing.invoicing.models import (
     LineKind,
 )
 from billing.invoicing.services import customer_details, invoice_payload, invoice_payment_link
-from billing.invoicing.signals import invoice_voided, invoices_finalized
+from billing.invoicing.signals import invoice_marked_uncollectible, invoice_voided, invoices_finalized
 from billing.memberships.exceptions import CustomerUnmatched, PaymentCustomerUnknown
 from billing.memberships.models import Customer, Membership, Payment, PaymentKind
 from billing.memberships.services import customer_upsert
@@ -230,5 +230,7 @@ def _advance(invoice_id: int, *, status: str, occurred_at: dt.datetime) -> bool:
     invoice.save(update_fields=["status", "paid_at", "voided_at"])
     if status == InvoiceStatus.VOID:
         invoice_voided.send(sender=Invoice, invoice=invoice)
+    elif status == InvoiceStatus.UNCOLLECTIBLE:
+        invoice_marked_uncollectible.send(sender=Invoice, invoice=invoice)
     _publish(_EVENTS[status], invoice)
     return True

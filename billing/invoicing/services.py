@@ -28,7 +28,7 @@ from billing.invoicing.models import (
     InvoicePayment,
     InvoiceStatus,
 )
-from billing.invoicing.signals import invoice_voided, invoices_finalized
+from billing.invoicing.signals import invoice_marked_uncollectible, invoice_voided, invoices_finalized
 from billing.invoicing.totals import BatchAdjuster, invoice_adjust
 from billing.memberships.models import Customer, Membership, Payment, PaymentKind
 
@@ -399,5 +399,7 @@ def _close(invoice_id: int, status: str, event: str, *, from_: tuple) -> Invoice
         invoice.save(update_fields=["status", "voided_at"])
         if status == InvoiceStatus.VOID:
             invoice_voided.send(sender=Invoice, invoice=invoice)
+        elif status == InvoiceStatus.UNCOLLECTIBLE:
+            invoice_marked_uncollectible.send(sender=Invoice, invoice=invoice)
         _publish(event, invoice)
     return invoice

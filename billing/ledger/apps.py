@@ -10,10 +10,19 @@ class LedgerConfig(AppConfig):
     verbose_name = "Ledger"
 
     def ready(self) -> None:
-        from billing.invoicing.signals import invoice_voided, invoices_finalized
+        from billing.invoicing.signals import (
+            credit_note_issued,
+            invoice_marked_uncollectible,
+            invoice_voided,
+            invoices_finalized,
+        )
         from billing.ledger import receivers
         from billing.memberships.signals import payment_recorded
 
         invoices_finalized.connect(receivers.on_invoices_finalized, dispatch_uid="ledger.invoices")
         invoice_voided.connect(receivers.on_invoice_voided, dispatch_uid="ledger.invoice_voided")
+        credit_note_issued.connect(receivers.on_credit_note_issued, dispatch_uid="ledger.credit_note")
+        invoice_marked_uncollectible.connect(
+            receivers.on_invoice_marked_uncollectible, dispatch_uid="ledger.uncollectible"
+        )
         payment_recorded.connect(receivers.on_payment_recorded, dispatch_uid="ledger.payment")

@@ -9,6 +9,7 @@ a code the chart does not know is refused (a typo must not open an account).
     refunds                    revenue    contra-revenue: money returned to customers
     chargebacks                expense    disputes lost
     provider_fees              expense    what providers keep
+    bad_debt                   expense    receivables written off (invoices marked uncollectible)
     platform_fees              revenue    the tenant's cut of creator earnings
     payable:creator:<handle>   liability  owed to a creator
     equity                     equity     opening balances and owner's adjustments
@@ -28,6 +29,7 @@ FIXED = {
     "refunds": (AccountKind.REVENUE, "Refunds (contra-revenue)"),
     "chargebacks": (AccountKind.EXPENSE, "Chargebacks"),
     "provider_fees": (AccountKind.EXPENSE, "Provider fees"),
+    "bad_debt": (AccountKind.EXPENSE, "Bad debt"),
     "platform_fees": (AccountKind.REVENUE, "Platform fees"),
     "equity": (AccountKind.EQUITY, "Equity"),
 }

@@ -128,3 +128,69 @@ class AccountBalance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.balance} {self.currency}"
+
+
+class RecognitionSchedule(models.Model):
+    """How one invoice line's share of the deferred revenue its invoice posted is recognized: `amount`
+    (less what credit notes took back unrecognized) from `basis_start` to `period_end`, straight-line
+    and cumulative (billing.ledger.recognition). `recognized` (never above `amount`) is what the daily
+    runs posted through `recognized_through`; `base` is what was recognized when the basis last
+    moved (a credit note re-spreads the remainder from there)."""
+
+    invoice = models.ForeignKey("invoicing.Invoice", on_delete=models.PROTECT, related_name="+")
+    line = models.ForeignKey(
+        "invoicing.InvoiceLine", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    currency = models.CharField(max_length=3)
+    amount = models.BigIntegerField()
+    recognized = models.BigIntegerField(default=0)
+    base = models.BigIntegerField(default=0)
+    basis_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    recognized_through = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice", "line"], name="ledger_recognition_line", nulls_distinct=False
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gte=0)
+                & Q(recognized__gte=0)
+                & Q(recognized__lte=models.F("amount"))
+                & Q(base__gte=0)
+                & Q(base__lte=models.F("recognized")),
+                name="ledger_recognition_amounts",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["basis_start"],
+                condition=Q(recognized__lt=models.F("amount")),
+                name="ledger_recognition_open",
+            ),
+            models.Index(fields=["invoice"], name="ledger_recognition_invoice"),
+        ]
+
+    def __str__(self) -> str:
+        return f"invoice {self.invoice_id} line {self.line_id}: {self.recognized}/{self.amount}"
+
+
+class RecognitionRun(models.Model):
+    """One day's recognition, claimed before it runs: unique per day, so a re-run or a concurrent run
+    of the same day posts nothing. `transaction` is its journal posting (None: nothing was due)."""
+
+    day = models.DateField(unique=True)
+    transaction = models.OneToOneField(
+        JournalTransaction, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    lines = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return f"recognition {self.day}"

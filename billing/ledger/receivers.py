@@ -9,7 +9,10 @@ from billing.ledger.services import ledger_post_many
 
 
 def on_invoices_finalized(sender, *, invoices, **kwargs) -> None:
-    ledger_post_many([p for invoice in invoices if (p := postings.invoice_posting(invoice)) is not None])
+    from billing.ledger.recognition import recognition_schedules_create
+
+    posted = [p for invoice in invoices if (p := postings.invoice_posting(invoice)) is not None]
+    ledger_post_many(posted + recognition_schedules_create(invoices=invoices))
 
 
 def on_invoice_voided(sender, *, invoice, **kwargs) -> None:
@@ -20,6 +23,22 @@ def on_invoice_voided(sender, *, invoice, **kwargs) -> None:
     txn = JournalTransaction.objects.filter(source=postings.INVOICE_SOURCE, source_id=str(invoice.pk)).first()
     if txn is not None:
         ledger_reverse(txn=txn, reason=f"invoice {invoice.number} voided", occurred_at=invoice.voided_at)
+    from billing.ledger.corrections import invoice_void_post
+
+    invoice_void_post(invoice=invoice)
+
+
+def on_credit_note_issued(sender, *, credit_note, **kwargs) -> None:
+    """A credit note reverses what its invoice has not recognized yet first (billing.ledger.corrections)."""
+    from billing.ledger.corrections import credit_note_post
+
+    credit_note_post(note=credit_note)
+
+
+def on_invoice_marked_uncollectible(sender, *, invoice, **kwargs) -> None:
+    from billing.ledger.corrections import uncollectible_post
+
+    uncollectible_post(invoice=invoice)
 
 
 def on_payment_recorded(sender, *, payment, charge=None, **kwargs) -> None:

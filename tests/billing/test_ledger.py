@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 
 from billing.ledger.chart import account_kind
 from billing.ledger.exceptions import PostingInvalid
-from billing.ledger.models import AccountBalance, JournalEntry, JournalTransaction, LedgerAccount
+from billing.ledger.models import (
+    AccountBalance,
+    JournalEntry,
+    JournalTransaction,
+    LedgerAccount,
+    RecognitionSchedule,
+)
 from billing.ledger.selectors import ledger_balance, ledger_balances
 from billing.ledger.services import Posting, ledger_post, ledger_post_many, ledger_reverse
 from tests.helpers import committed, run_parallel
@@ -439,11 +445,17 @@ def test_invoice_then_payment_then_refund_then_lost_dispute_post_the_expected_en
         ("cash:sandbox", "usd", -3900),
         ("chargebacks", "usd", 3900),
     ]
-    assert JournalTransaction.objects.count() == 4
+    # and, since revenue recognition: the one-off line recognized at finalization, and the refund's
+    # credit note (Dr revenue / Cr refunds, which the provider's refund then clears)
+    assert sorted(JournalTransaction.objects.values_list("source", flat=True)) == [
+        "credit_note", "invoice", "payment", "payment", "payment", "recognition",
+    ]  # fmt: skip
     assert ledger_balance(account="receivable", currency="usd") == 0
     assert ledger_balance(account="cash:sandbox", currency="usd") == 0
     assert ledger_balance(account="cash:sandbox", currency="usd", at=NOW + dt.timedelta(days=5)) == 3900
-    assert ledger_balance(account="deferred_revenue", currency="usd") == -4900
+    assert ledger_balance(account="deferred_revenue", currency="usd") == 0
+    assert ledger_balance(account="revenue", currency="usd") == -3900
+    assert ledger_balance(account="refunds", currency="usd") == 0
     check_deferred_constraints()
 
 
@@ -456,9 +468,15 @@ def test_a_voided_invoice_is_reversed_once(in_alpha):
     original = JournalTransaction.objects.get(source="invoice", source_id=str(invoice.pk))
     reversal = JournalTransaction.objects.get(reverses=original)
     assert _entries(reversal) == [("deferred_revenue", "usd", 4900), ("receivable", "usd", -4900)]
-    assert "voided" in reversal.description and JournalTransaction.objects.count() == 2
+    assert "voided" in reversal.description
+    # its one-off line was recognized at finalization: the void takes that revenue back, once
+    assert sorted(JournalTransaction.objects.values_list("source", "source_id")) == [
+        ("invoice", str(invoice.pk)), ("recognition", f"invoice-{invoice.pk}"),
+        ("recognition", f"void-{invoice.pk}"), ("reversal", str(original.pk)),
+    ]  # fmt: skip
     assert ledger_balance(account="receivable", currency="usd") == 0
     assert ledger_balance(account="deferred_revenue", currency="usd") == 0
+    assert ledger_balance(account="revenue", currency="usd") == 0
     check_deferred_constraints()
 
 
@@ -506,7 +524,10 @@ def test_a_billing_run_posts_each_issued_invoice_once_in_bulk(in_alpha):
     invoices_issue_many(specs)  # the run again: nothing new
     billed = [invoice for invoice in invoices if invoice.total]
     assert len(billed) == 20
-    assert set(JournalTransaction.objects.values_list("source_id", flat=True)) == {str(i.pk) for i in billed}
+    assert set(JournalTransaction.objects.filter(source="invoice").values_list("source_id", flat=True)) == {
+        str(i.pk) for i in billed
+    }
+    assert JournalTransaction.objects.filter(source="recognition").count() == 20  # one-off fees: at once
     assert ledger_balance(account="receivable", currency="usd") == sum(i.total for i in billed) == 3000
     check_deferred_constraints()
 
@@ -691,11 +712,13 @@ def test_the_backfill_posts_what_the_ledger_missed_once(alpha):
             lines=[LineDraft(kind="fee", description="x", amount=2500)],
         )
         invoice_void(invoice_id=invoice_finalize(invoice_id=draft.pk).pk)
-        assert JournalTransaction.objects.count() == 4  # the voided one's posting and its reversal
+        # the voided one's posting and its reversal; both one-off lines recognized, one taken back
+        assert JournalTransaction.objects.count() == 7
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(
-                "TRUNCATE ledger_journalentry, ledger_accountbalance, ledger_journaltransaction, ledger_ledgeraccount"
+                "TRUNCATE ledger_journalentry, ledger_accountbalance, ledger_journaltransaction, ledger_ledgeraccount,"
+                " ledger_recognitionrun, ledger_recognitionschedule"
             )
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
@@ -705,7 +728,7 @@ def test_the_backfill_posts_what_the_ledger_missed_once(alpha):
         return out.getvalue()
 
     # when it runs (one posting per batch), and again
-    assert "2 transaction(s) posted" in backfill(batch=1)
+    assert "3 transaction(s) posted" in backfill(batch=1)
     assert "0 transaction(s) posted" in backfill()
 
     # then the paid invoice and its charge are posted once each, the void invoice not at all
@@ -713,7 +736,9 @@ def test_the_backfill_posts_what_the_ledger_missed_once(alpha):
         assert set(JournalTransaction.objects.values_list("source", "source_id")) == {
             ("invoice", str(paid.pk)),
             ("payment", str(charge.pk)),
+            ("recognition", f"invoice-{paid.pk}"),  # its one-off line, with its schedule
         }
+        assert RecognitionSchedule.objects.filter(invoice=paid).count() == 1
         assert ledger_balance(account="cash:sandbox", currency="usd") == 4900
         assert ledger_balance(account="receivable", currency="usd") == 0
         check_deferred_constraints()

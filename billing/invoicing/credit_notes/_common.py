@@ -16,6 +16,7 @@ from billing.invoicing.models import (
     Invoice,
     InvoiceStatus,
 )
+from billing.invoicing.signals import credit_note_issued
 from billing.providers.base import ProviderError, ProviderNotSupported, ProviderUnavailable, RefundResult
 from kernel.enqueue import enqueue
 
@@ -101,6 +102,7 @@ def _issue(invoice: Invoice, *, amount: int, **fields) -> CreditNote:
     note.invoice = invoice
     invoice.amount_credited += amount
     invoice.save(update_fields=["amount_credited"])
+    credit_note_issued.send(sender=CreditNote, credit_note=note)
     return note
 
 
