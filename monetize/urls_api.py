@@ -8,6 +8,7 @@ from billing.events import api as webhooks_api
 from billing.invoicing import api as invoicing_api
 from billing.invoicing import credit_notes_api, credit_values_api, taxes_api
 from billing.ledger import api as ledger_api
+from billing.ledger import reports_api
 from billing.memberships import api as memberships_api
 from billing.memberships import discounts_api as customer_discounts_api
 from billing.metering import api as metering_api
@@ -44,6 +45,7 @@ urlpatterns = [
         credit_notes_api.CreditNoteDetailView.as_view(),
         name="credit-note",
     ),
+    path("reports/revenue", reports_api.RevenueReportView.as_view(), name="reports-revenue"),
     path("ledger/accounts", ledger_api.LedgerAccountListView.as_view(), name="ledger-accounts"),
     path("ledger/transactions", ledger_api.LedgerTransactionListView.as_view(), name="ledger-transactions"),
     path(

@@ -22,3 +22,10 @@ class LedgerQueryInvalid(LedgerError):
     """A malformed filter: a date that is not RFC 3339 with an offset, `to` not after `from`."""
 
     code = "invalid_ledger_query"
+
+
+class ReportQueryInvalid(LedgerError):
+    """A malformed report query: a date that is not YYYY-MM-DD, `to` before `from`, a range of too many
+    periods, an unknown interval or currency code."""
+
+    code = "invalid_report_query"

@@ -6,9 +6,23 @@
     refund                          Dr refunds; Cr cash:<provider>
     dispute lost                    Dr chargebacks; Cr cash:<provider>
 
-Revenue recognition (deferred_revenue -> revenue over each line's service period) comes next
-(issue 12 item 2). A charge no invoice of ours names still credits `receivable` (money received in
-advance shows as a negative receivable until its invoice is finalized).
+A charge no invoice of ours names still credits `receivable` (money received in advance shows as a
+negative receivable until its invoice is finalized).
+
+Revenue recognition and corrections (billing.ledger.recognition, billing.ledger.corrections):
+
+    recognized (daily, one-off)     Dr deferred_revenue; Cr revenue
+    credit note (amount A, tax t)   Dr tax_payable t; Dr deferred_revenue u = min(A - t, unrecognized);
+                                    Dr revenue A - t - u;
+                                    Cr receivable (what was due, and credit given out of band),
+                                    or Cr bad_debt (what was due on a written-off invoice),
+                                    Cr refunds (the refund part: the provider's refund then posts
+                                    Dr refunds / Cr cash, so `refunds` nets to zero for it)
+    uncollectible                   Dr bad_debt; Cr receivable (what was still due)
+    void                            its finalization, credit notes and write-off reversed, and its
+                                    recognized revenue taken back: Dr revenue; Cr deferred_revenue
+The deferred revenue of an invoice never goes negative: a credit note takes back at most what is
+left unrecognized, and recognition afterwards recognizes only what remains.
 """
 
 from __future__ import annotations
