@@ -1,6 +1,6 @@
 """The ledger: posting throughput and balance reads.
 
-    .venv/bin/python bench/ledger.py [--postings 5000] [--entries 200000] [--reads 2000]
+    .venv/bin/python bench/ledger.py [--postings 5000] [--entries 200000] [--reads 2000] [--lines 100000]
 
 Same run, same machine:
   - postings/s through `ledger_post` (validation, idempotency key, entries, running balances, the
@@ -9,7 +9,11 @@ Same run, same machine:
   - the same postings in batches of 500 through `ledger_post_many` (what a billing run does);
   - balance of an account that holds `--entries` entries: now (the running balance row) and at a past
     date (the running balance minus the entries dated after it), p50/p99 over `--reads` reads.
-Targets (issue 12): a balance with 1 M entries p99 <= 20 ms (run with --entries 1000000).
+  - daily revenue recognition of `--lines` open invoice lines (one run of a day: every line moves,
+    one posting), beside a plain UPDATE of the same rows and a plain INSERT of as many entries;
+    then the same day again (posts nothing).
+Targets (issue 12): a balance with 1 M entries p99 <= 20 ms (run with --entries 1000000); daily
+recognition for 100,000 invoice lines <= 60 s.
 """
 
 import argparse
@@ -121,16 +125,95 @@ def bench_balance(entries: int, reads: int) -> None:
     )
 
 
+def bench_recognition(lines: int) -> None:
+    from django.db.models import F, Max
+
+    from billing.invoicing.models import InvoiceLine
+    from billing.invoicing.services import invoice_draft_create
+    from billing.ledger.models import RecognitionRun, RecognitionSchedule
+    from billing.ledger.recognition import recognition_run
+    from billing.memberships.services import customer_upsert
+
+    last = RecognitionRun.objects.aggregate(last=Max("day"))["last"]
+    day = max(last + dt.timedelta(days=1) if last else EPOCH.date(), EPOCH.date() + dt.timedelta(days=40))
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC) - dt.timedelta(days=10)
+    print(f"\nsetting up {lines:,} invoice lines (drafts' lines, 1,000 per invoice) ...", flush=True)
+    RecognitionSchedule.objects.filter(recognized__lt=F("amount")).update(amount=F("recognized"))
+    customer, _ = customer_upsert(external_id="bench-recognition")
+    per_invoice = 1000
+    for first in range(0, lines, per_invoice):
+        with transaction.atomic():
+            invoice, _ = invoice_draft_create(customer=customer, currency="usd", lines=[])
+            made = InvoiceLine.objects.bulk_create(
+                [
+                    InvoiceLine(invoice=invoice, kind="fee", description="bench", amount=1000 + i % 9000)
+                    for i in range(first, min(first + per_invoice, lines))
+                ]
+            )
+            RecognitionSchedule.objects.bulk_create(
+                [
+                    RecognitionSchedule(
+                        invoice=invoice,
+                        line=line,
+                        currency="usd" if i % 10 else "eur",
+                        amount=line.amount,
+                        basis_start=start + dt.timedelta(minutes=i % 1440),
+                        period_end=start + dt.timedelta(days=30),
+                    )  # fmt: skip
+                    for i, line in enumerate(made)
+                ],
+                batch_size=5000,
+            )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE ledger_recognitionschedule")
+
+    started = time.perf_counter()
+    run = recognition_run(day=day)
+    took = time.perf_counter() - started
+    started = time.perf_counter()
+    recognition_run(day=day)
+    again = time.perf_counter() - started
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        started = time.perf_counter()
+        cursor.execute(
+            "UPDATE ledger_recognitionschedule SET recognized_through = recognized_through"
+            " WHERE recognized < amount AND basis_start < %s",
+            [start + dt.timedelta(days=11)],
+        )
+        updated = cursor.rowcount
+        update_s = time.perf_counter() - started
+        cursor.execute("CREATE TEMP TABLE bench_entries (LIKE ledger_journalentry) ON COMMIT DROP")
+        started = time.perf_counter()
+        cursor.execute(
+            "INSERT INTO bench_entries (id, transaction_id, account_id, currency, amount, balance_after,"
+            " occurred_at) SELECT g, 1, 1, 'usd', g, g, now() FROM generate_series(1, %s) g",
+            [lines],
+        )
+        insert_s = time.perf_counter() - started
+    print(f"\ndaily recognition, {run.lines:,} open invoice lines, one day (UTC)")
+    print(f"  recognition_run (lines moved, one posting)  {took:8.2f} s   target <= 60 s")
+    print(f"  the same day again (posts nothing)           {again * 1000:8.1f} ms")
+    print(f"  baseline: plain UPDATE of the same {updated:,} rows  {update_s:8.2f} s")
+    print(f"  baseline: plain INSERT of {lines:,} entries        {insert_s:8.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--postings", type=int, default=5000)
     parser.add_argument("--entries", type=int, default=200_000)
     parser.add_argument("--reads", type=int, default=2000)
+    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--only", choices=["postings", "balance", "recognition"])
     args = parser.parse_args()
     tenant, _, _ = bench_tenant("bench-ledger")
     with tenant_context(tenant):
-        bench_postings(args.postings)
-        bench_balance(args.entries, args.reads)
+        if args.only in (None, "postings"):
+            bench_postings(args.postings)
+        if args.only in (None, "balance"):
+            bench_balance(args.entries, args.reads)
+        if args.only in (None, "recognition"):
+            bench_recognition(args.lines)
 
 
 if __name__ == "__main__":
