@@ -254,6 +254,8 @@ SPECTACULAR_SETTINGS = {
         ],
         "CreditNoteStatusEnum": ["issued", "refund_pending", "refunded", "refund_failed"],
         "CheckReasonEnum": ["ok", "not_in_tier", "limit_reached", "rate_limited", "insufficient_credits"],
+        "ReconciliationRunStatusEnum": "billing.ledger.reconciliation.models.RunStatus",
+        "ReconciliationItemKindEnum": "billing.ledger.reconciliation.models.ItemKind",
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES

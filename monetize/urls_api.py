@@ -9,6 +9,7 @@ from billing.invoicing import api as invoicing_api
 from billing.invoicing import credit_notes_api, credit_values_api, taxes_api
 from billing.ledger import api as ledger_api
 from billing.ledger import reports_api
+from billing.ledger.reconciliation import api as reconciliation_api
 from billing.memberships import api as memberships_api
 from billing.memberships import discounts_api as customer_discounts_api
 from billing.metering import api as metering_api
@@ -52,6 +53,16 @@ urlpatterns = [
         "ledger/transactions/<int:transaction_id>",
         ledger_api.LedgerTransactionDetailView.as_view(),
         name="ledger-transaction",
+    ),
+    path(
+        "reconciliation/runs",
+        reconciliation_api.ReconciliationRunListView.as_view(),
+        name="reconciliation-runs",
+    ),
+    path(
+        "reconciliation/runs/<int:run_id>",
+        reconciliation_api.ReconciliationRunDetailView.as_view(),
+        name="reconciliation-run",
     ),
     path("coupons", discounts_api.CouponListCreateView.as_view(), name="coupons"),
     path("coupons/<str:code>", discounts_api.CouponDetailView.as_view(), name="coupon"),

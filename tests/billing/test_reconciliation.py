@@ -276,3 +276,120 @@ def test_stripe_balance_transactions_at_localstripe_reconcile_then_show_injected
     assert [kind for kind, _ in _kinds(rerun)] == ["fee_mismatch", "missing_in_ledger"]
     missing = ReconciliationItem.objects.get(kind="missing_in_ledger")
     assert (missing.provider_amount, missing.provider_entry.startswith("txn_")) == (2500, True)
+
+
+# --- the API and the staff pages ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def runs(sandbox_books):
+    """A balanced run of the sandbox's day, and the day after with a difference injected."""
+    from billing.invoicing.engine.sandbox import sandbox_now
+    from billing.memberships.services import payment_record
+
+    fixture, _charge = sandbox_books
+    day = _sandbox_day(fixture)
+    with tenant_context(fixture.tenant):
+        balanced = reconciliation_run(provider="sandbox", day=day)
+        payment_record(
+            provider="sandbox", event_type="payment.succeeded", occurred_at=sandbox_now() + dt.timedelta(days=1),
+            event_id="evt_ghost", payment=PaymentState(payment_id="pay_ghost", amount=700, currency="usd", customer="c1"),
+        )  # fmt: skip
+        off = reconciliation_run(provider="sandbox", day=day + dt.timedelta(days=1))
+    assert (balanced.status, off.status) == ("balanced", "differences")
+    return fixture, balanced, off
+
+
+def test_the_api_lists_runs_and_shows_one_with_its_differences(runs, beta):
+    fixture, balanced, off = runs
+    api = fixture.api()
+    body = api.get("/api/v1/reconciliation/runs").json()
+    assert [run["id"] for run in body["results"]] == [off.pk, balanced.pk]
+    assert set(body) == {"results", "next", "previous"}
+    assert body["results"][1] | {"started_at": None, "finished_at": None, "window_start": None, "window_end": None} == {
+        "id": balanced.pk, "provider": "sandbox", "day": balanced.day.isoformat(), "status": "balanced",
+        "provider_count": 2, "ledger_count": 2, "matched_count": 2, "difference_count": 0, "error": "",
+        "started_at": None, "finished_at": None, "window_start": None, "window_end": None,
+    }  # fmt: skip
+    differences = api.get("/api/v1/reconciliation/runs?status=differences").json()["results"]
+    assert [run["id"] for run in differences] == [off.pk]
+    assert api.get("/api/v1/reconciliation/runs?provider=stripe").json()["results"] == []
+    detail = api.get(f"/api/v1/reconciliation/runs/{off.pk}").json()
+    [item] = detail["items"]
+    assert (item["kind"], item["provider_ref"], item["our_amount"], item["provider_amount"], item["currency"]) == (
+        "missing_at_provider", "pay_ghost", 700, None, "usd",
+    )  # fmt: skip
+    assert api.get(f"/api/v1/reconciliation/runs/{off.pk}?kind=fee_mismatch").json()["items"] == []
+    # bad input: a clear 4xx
+    bad = api.get("/api/v1/reconciliation/runs?status=lost")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_reconciliation_query"
+    assert api.get(f"/api/v1/reconciliation/runs/{off.pk}?kind=odd").status_code == 400
+    missing = api.get("/api/v1/reconciliation/runs/999999")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_reconciliation_run"
+    assert api.get(f"/api/v1/reconciliation/runs/{2**70}").status_code == 404
+    # another tenant sees none of it
+    assert beta.api().get(f"/api/v1/reconciliation/runs/{off.pk}").status_code == 404
+    assert beta.api().get("/api/v1/reconciliation/runs").json()["results"] == []
+
+
+def _login(fixture, email):
+    from tests.conftest import PASSWORD
+
+    client = fixture.client()
+    assert client.post("/accounts/login/", {"login": email, "password": PASSWORD}).status_code == 302
+    return client
+
+
+def _user(fixture, email, role):
+    from accounts.services import user_create
+    from tests.conftest import PASSWORD
+
+    with tenant_context(fixture.tenant):
+        user_create(email=email, password=PASSWORD, role=role)
+    return _login(fixture, email)
+
+
+def test_staff_see_runs_and_differences_and_compare_a_day_again(runs):
+    fixture, balanced, off = runs
+    owner = _login(fixture, fixture.owner_email)
+    page = owner.get("/reconciliation/").content.decode()
+    assert f'data-run="{balanced.pk}"' in page and f'data-run="{off.pk}"' in page
+    assert 'data-provider="sandbox"' in page  # the latest run's figure
+    filtered = owner.get("/reconciliation/?status=balanced").content.decode()
+    assert f'data-run="{balanced.pk}"' in filtered and f'data-run="{off.pk}"' not in filtered
+    assert 'data-testid="no-match"' in owner.get("/reconciliation/?provider=polar").content.decode()
+    assert owner.get("/reconciliation/?status=odd").status_code == 200  # an odd filter is ignored
+    detail = owner.get(f"/reconciliation/{off.pk}/").content.decode()
+    assert 'data-kind="missing_at_provider"' in detail and "pay_ghost" in detail and "$7.00" in detail
+    assert 'data-testid="balanced"' in owner.get(f"/reconciliation/{balanced.pk}/").content.decode()
+    assert owner.get("/reconciliation/999999/").status_code == 404
+    # compare again after the fix: feedback, and the run balances
+    with tenant_context(fixture.tenant):
+        Payment.objects.filter(provider_payment_id="pay_ghost").update(
+            occurred_at=balanced.window_start - dt.timedelta(days=3)
+        )
+    response = owner.post(f"/reconciliation/{off.pk}/again/", follow=True)
+    assert response.status_code == 200 and "balances" in response.content.decode()
+    with tenant_context(fixture.tenant):
+        off.refresh_from_db()
+    assert (off.status, off.difference_count) == ("balanced", 0)
+
+
+def test_reconciliation_pages_are_for_staff_only(runs, beta):
+    from accounts.roles import Role
+
+    fixture, balanced, _off = runs
+    support = _user(fixture, "support@alpha.test", Role.SUPPORT)
+    assert support.get(f"/reconciliation/{balanced.pk}/").status_code == 200
+    assert "Compare again" not in support.get(f"/reconciliation/{balanced.pk}/").content.decode()
+    assert support.post(f"/reconciliation/{balanced.pk}/again/").status_code == 403
+    customer = _user(fixture, "customer@alpha.test", Role.CUSTOMER)
+    assert customer.get("/reconciliation/").status_code == 403
+    assert fixture.client().get("/reconciliation/").status_code == 302  # anonymous: log in first
+    # another tenant's owner: no such run there
+    assert _login(beta, beta.owner_email).get(f"/reconciliation/{balanced.pk}/").status_code == 404
+
+
+def test_an_empty_reconciliation_page_says_what_will_appear(alpha):
+    page = _login(alpha, alpha.owner_email).get("/reconciliation/").content.decode()
+    assert 'data-testid="no-runs"' in page and "03:00 UTC" in page
