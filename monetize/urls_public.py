@@ -10,6 +10,11 @@ admin.site.site_header = "Monetize administration"
 
 urlpatterns = [
     path("", tenant_views.console, name="console"),
+    path(
+        "tenants/<slug:slug>/<slug:action>/",
+        tenant_views.tenant_action,
+        name="tenant-action",
+    ),
     path("admin/", admin.site.urls),
     path("metrics", metrics, name="metrics"),
 ]

@@ -3,13 +3,15 @@
 django-tenants' middleware with two changes: the host is matched case-insensitively, the domain lookup is cached in-process for
 TENANT_CACHE_SECONDS (it runs on every request, hot paths included), and an unknown host gets a
 404 straight away -- JSON under /api/, plain text elsewhere -- instead of falling through to
-another tenant's URLs.
+another tenant's URLs. A suspended tenant's host answers 403 `tenant_suspended` (JSON under /api/,
+a page elsewhere), except provider webhooks, which still land in its inbox.
 """
 
 import time
 
 from django.conf import settings
-from django.http import HttpResponseNotFound, JsonResponse
+from django.http import HttpResponse, HttpResponseNotFound, JsonResponse
+from django.template.loader import render_to_string
 from django_tenants.middleware.main import TenantMainMiddleware
 
 _cache: dict[str, tuple[float, object]] = {}
@@ -33,6 +35,24 @@ class TenantMiddleware(TenantMainMiddleware):
         tenant = super().get_tenant(domain_model, hostname)
         _cache[hostname] = (now + settings.TENANT_CACHE_SECONDS, tenant)
         return tenant
+
+    def process_request(self, request):
+        response = super().process_request(request)
+        if response is not None:
+            return response
+        tenant = getattr(request, "tenant", None)
+        if (
+            tenant is not None
+            and getattr(tenant, "suspended_at", None)
+            and not request.path.startswith("/webhooks/")
+        ):
+            message = f"{tenant.name} is suspended by the operator of this Monetize installation."
+            if request.path.startswith("/api/"):
+                return JsonResponse(
+                    {"error": {"code": "tenant_suspended", "message": message, "details": {}}}, status=403
+                )
+            return HttpResponse(render_to_string("tenants/suspended.html", {"message": message}), status=403)
+        return None
 
     def no_tenant_found(self, request, hostname):
         message = "No tenant is served at this host."

@@ -39,6 +39,11 @@ class Tenant(TenantMixin):
         default=UnknownUsageCustomer.REJECT,
         help_text="What event ingestion does with a customer id it does not know.",
     )
+    suspended_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set: its site and API answer 403 `tenant_suspended` (webhooks still land).",
+    )
     invoice_address = models.TextField(
         blank=True, max_length=500, help_text="The business's billing address, printed on its invoices."
     )

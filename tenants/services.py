@@ -199,6 +199,33 @@ def tenant_delete(*, tenant: Tenant) -> None:
     logger.info("tenant deleted slug=%s schema=%s", tenant.slug, tenant.schema_name)
 
 
+def tenant_suspend(*, tenant: Tenant) -> Tenant:
+    """Its site and API answer 403 `tenant_suspended` until resumed (within TENANT_CACHE_SECONDS in
+    every process: the host lookup is cached). Nothing is deleted; provider webhooks still land in
+    its inbox, so nothing a provider sends meanwhile is lost. Suspending twice keeps the first time."""
+    from django.utils import timezone
+
+    from tenants.middleware import tenant_cache_clear
+
+    if tenant.is_public:
+        raise ApplicationError("The operator's own schema cannot be suspended.", code="tenant_protected")
+    Tenant.objects.filter(pk=tenant.pk, suspended_at__isnull=True).update(suspended_at=timezone.now())
+    tenant.refresh_from_db(fields=["suspended_at"])
+    tenant_cache_clear()
+    logger.info("tenant suspended slug=%s", tenant.slug)
+    return tenant
+
+
+def tenant_resume(*, tenant: Tenant) -> Tenant:
+    from tenants.middleware import tenant_cache_clear
+
+    Tenant.objects.filter(pk=tenant.pk).update(suspended_at=None)
+    tenant.suspended_at = None
+    tenant_cache_clear()
+    logger.info("tenant resumed slug=%s", tenant.slug)
+    return tenant
+
+
 def tenant_settings_update(
     *,
     tenant: Tenant,
