@@ -28,7 +28,12 @@ from billing.invoicing.models import (
     InvoicePayment,
     InvoiceStatus,
 )
-from billing.invoicing.signals import invoice_marked_uncollectible, invoice_voided, invoices_finalized
+from billing.invoicing.signals import (
+    invoice_marked_uncollectible,
+    invoice_payment_applied,
+    invoice_voided,
+    invoices_finalized,
+)
 from billing.invoicing.totals import BatchAdjuster, invoice_adjust
 from billing.memberships.models import Customer, Membership, Payment, PaymentKind
 
@@ -302,10 +307,14 @@ def invoice_payment_apply(*, invoice_id: int, amount: int) -> Invoice:
                 f"Invoice {invoice} is {invoice.status}: it takes no payment.",
                 details={"status": invoice.status},
             )
+        previous_status = invoice.status
         invoice.amount_paid += amount
         if invoice.amount_paid + invoice.amount_credited >= invoice.total:
             invoice.status, invoice.paid_at = InvoiceStatus.PAID, timezone.now()
         invoice.save(update_fields=["amount_paid", "status", "paid_at"])
+        invoice_payment_applied.send(
+            sender=Invoice, invoice=invoice, amount=amount, previous_status=previous_status
+        )
         if invoice.status == InvoiceStatus.PAID:
             _publish("invoice.paid", invoice)
     return invoice

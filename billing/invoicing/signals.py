@@ -13,3 +13,6 @@ credit_note_issued = Signal()
 # Sent inside the transaction that marked an invoice uncollectible (ours, or a mirrored one); kwargs:
 # invoice. The ledger writes off what was still due.
 invoice_marked_uncollectible = Signal()
+# Sent inside the transaction that applied a collected amount to an invoice; kwargs: invoice (after),
+# amount, previous_status. The ledger recovers what it wrote off when an uncollectible invoice is paid.
+invoice_payment_applied = Signal()

@@ -13,6 +13,7 @@ class LedgerConfig(AppConfig):
         from billing.invoicing.signals import (
             credit_note_issued,
             invoice_marked_uncollectible,
+            invoice_payment_applied,
             invoice_voided,
             invoices_finalized,
         )
@@ -25,4 +26,5 @@ class LedgerConfig(AppConfig):
         invoice_marked_uncollectible.connect(
             receivers.on_invoice_marked_uncollectible, dispatch_uid="ledger.uncollectible"
         )
+        invoice_payment_applied.connect(receivers.on_invoice_payment_applied, dispatch_uid="ledger.applied")
         payment_recorded.connect(receivers.on_payment_recorded, dispatch_uid="ledger.payment")

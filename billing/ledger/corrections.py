@@ -4,15 +4,17 @@ transaction that made the change."""
 
 from __future__ import annotations
 
+from django.db.models import Sum
 from django.utils import timezone
 
 from billing.invoicing.models import CreditNote, Invoice, InvoiceStatus
-from billing.ledger.models import JournalTransaction
+from billing.ledger.models import JournalEntry, JournalTransaction
 from billing.ledger.recognition import RECOGNITION_SOURCE, recognition_stop, recognition_take_back
 from billing.ledger.services import Posting, ledger_post_many, ledger_reverse
 
 CREDIT_NOTE_SOURCE = "credit_note"
 UNCOLLECTIBLE_SOURCE = "uncollectible"
+RECOVERY_SOURCE = "bad_debt_recovery"
 
 
 def _tax_through(invoice: Invoice, credited: int) -> int:
@@ -87,6 +89,32 @@ def uncollectible_post(*, invoice: Invoice) -> JournalTransaction | None:
                 source=UNCOLLECTIBLE_SOURCE, source_id=str(invoice.pk), occurred_at=timezone.now(),
                 description=f"Invoice {invoice.number} written off (uncollectible)",
                 entries=[("bad_debt", currency, due), ("receivable", currency, -due)],
+                metadata={"invoice": invoice.pk, "number": invoice.number},
+            )
+        ]
+    )[0]  # fmt: skip
+
+
+def bad_debt_recover(*, invoice: Invoice, amount: int) -> JournalTransaction | None:
+    """A payment on a written-off invoice: what it pays of the write-off comes back (Dr receivable /
+    Cr bad_debt), so the charge's Cr receivable leaves the invoice's receivable at zero. Keyed by the
+    invoice's paid amount after it (one posting per application)."""
+    written_off = (
+        JournalEntry.objects.filter(
+            account__code="bad_debt", transaction__metadata__invoice=invoice.pk
+        ).aggregate(total=Sum("amount"))["total"]
+        or 0
+    )
+    recovered = min(amount, written_off)
+    if recovered <= 0:
+        return None
+    currency = invoice.currency.lower()
+    return ledger_post_many(
+        [
+            Posting(
+                source=RECOVERY_SOURCE, source_id=f"{invoice.pk}-{invoice.amount_paid}", occurred_at=timezone.now(),
+                description=f"Invoice {invoice.number}: written-off amount paid after all",
+                entries=[("receivable", currency, recovered), ("bad_debt", currency, -recovered)],
                 metadata={"invoice": invoice.pk, "number": invoice.number},
             )
         ]

@@ -19,6 +19,7 @@ Revenue recognition and corrections (billing.ledger.recognition, billing.ledger.
                                     Cr refunds (the refund part: the provider's refund then posts
                                     Dr refunds / Cr cash, so `refunds` nets to zero for it)
     uncollectible                   Dr bad_debt; Cr receivable (what was still due)
+    paid after a write-off          Dr receivable; Cr bad_debt (what the payment covers of it)
     void                            its finalization, credit notes and write-off reversed, and its
                                     recognized revenue taken back: Dr revenue; Cr deferred_revenue
 The deferred revenue of an invoice never goes negative: a credit note takes back at most what is

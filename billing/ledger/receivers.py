@@ -45,3 +45,11 @@ def on_payment_recorded(sender, *, payment, charge=None, **kwargs) -> None:
     posting = postings.payment_posting(payment)
     if posting is not None:
         ledger_post_many([posting])
+
+
+def on_invoice_payment_applied(sender, *, invoice, amount, previous_status, **kwargs) -> None:
+    from billing.invoicing.models import InvoiceStatus
+    from billing.ledger.corrections import bad_debt_recover
+
+    if previous_status == InvoiceStatus.UNCOLLECTIBLE:
+        bad_debt_recover(invoice=invoice, amount=amount)

@@ -327,3 +327,61 @@ def test_uncollectible_writes_off_the_receivable_and_leaves_recognition_alone(in
     run_days(0, 40)
     assert revenue() == 1_500 and deferred() == 0
     check_constraints()
+
+
+def test_a_refund_through_the_sandbox_posts_once_and_refunds_nets_to_zero(
+    in_alpha, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A credit note refunded through the sandbox engine: the note credits `refunds`, the refund's
+    signed event (applied twice) debits it once; cash goes down by the refund, nothing else moves twice."""
+    from billing.events.services import endpoint_create
+    from billing.invoicing.credit_notes import credit_note_create
+    from billing.providers.services import provider_account_upsert
+    from tests.billing.test_credit_notes import charge, process_inbox
+
+    monkeypatch.setattr("billing.inbox.services._enqueue", lambda inbox_id, countdown=None: None)
+    provider_account_upsert(provider="sandbox")
+    endpoint_create(url="https://hooks.example.test/in")
+    invoice = invoice_of((4_900, 0, 30))
+    charge(invoice, "pay_1", 4_900)
+    run_days(0, 9)
+    with django_capture_on_commit_callbacks(execute=True):
+        note = credit_note_create(invoice_id=invoice.pk, amount=1_000, refund=True)
+    process_inbox()
+    process_inbox()
+    assert dict(
+        JournalTransaction.objects.get(source="credit_note", source_id=str(note.pk)).entries.values_list(
+            "account__code", "amount"
+        )
+    ) == {"deferred_revenue": 1_000, "refunds": -1_000}
+    assert JournalTransaction.objects.filter(source="payment").count() == 2  # the charge, the refund
+    assert ledger_balance(account="refunds", currency="usd") == 0
+    assert ledger_balance(account="cash:sandbox", currency="usd") == 3_900
+    assert deferred() == 4_900 - 1_633 - 1_000
+    run_days(10, 40)
+    assert revenue() == 3_900 and deferred() == 0
+    check_constraints()
+
+
+def test_a_written_off_invoice_paid_after_all_recovers_the_bad_debt(in_alpha):
+    from billing.invoicing.services import engine_invoice_ref, invoice_mark_uncollectible
+    from billing.memberships.services import payment_record
+    from billing.providers.base import PaymentState
+
+    invoice = invoice_of((3_000, 0, 30))
+    invoice_mark_uncollectible(invoice_id=invoice.pk)
+    assert ledger_balance(account="bad_debt", currency="usd") == 3_000
+    for pid, amount in (("pay_1", 1_000), ("pay_2", 2_000), ("pay_2", 2_000)):  # the last one replayed
+        payment_record(
+            provider="sandbox", event_type="payment.succeeded",
+            payment=PaymentState(payment_id=pid, amount=amount, currency="usd", customer="ada",
+                                 invoice=engine_invoice_ref(invoice)),
+            occurred_at=at(3), event_id=f"evt_{pid}",
+        )  # fmt: skip
+    invoice.refresh_from_db()
+    assert invoice.status == "paid"
+    assert JournalTransaction.objects.filter(source="bad_debt_recovery").count() == 2
+    assert ledger_balance(account="bad_debt", currency="usd") == 0
+    assert ledger_balance(account="receivable", currency="usd") == 0
+    assert ledger_balance(account="cash:sandbox", currency="usd") == 3_000
+    check_constraints()
