@@ -1,14 +1,16 @@
-"""Net revenue from the ledger (one query), per currency and UTC day:
+"""Net revenue from the ledger (one query), per currency and UTC day, from the postings of the
+money the providers moved (source `payment`: charges, refunds, lost disputes):
 
-    charges      debits to `cash:<provider>` (money in: provider charges; a provider fee is a credit)
-    refunds      the entries of the `refunds` account (debit positive; a reversal counts negative)
-    chargebacks  the entries of the `chargebacks` account (disputes lost)
+    charges      their debits to `cash:<provider>` (money in)
+    refunds      their debits to `refunds` (a refund of an invoiced charge also gets a credit note,
+                 which credits `refunds` back and takes the amount off revenue: the `refunds`
+                 account then nets to zero, so its balance is not the money refunded)
+    chargebacks  their debits to `chargebacks` (disputes lost)
+    fees         their debits to `provider_fees` (what the providers kept of charges)
     net          charges - refunds - chargebacks (Stripe's "net volume": fees are not taken off)
-    fees         the entries of the `provider_fees` account (what the providers kept of charges)
 
-So over any range, `refunds` is ledger_balance("refunds") at its end less at its start, the same
-for `chargebacks` and `fees`, and `net - fees` is the change of the `cash:*` balances made by
-payment postings.
+So over any range `net - fees` is the change of the `cash:*` balances made by payment postings,
+and `chargebacks` and `fees` the change of those accounts' balances.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ _SQL = """
 SELECT a.code, e.currency, (e.occurred_at AT TIME ZONE 'UTC')::date, SUM(e.amount)
   FROM ledger_journalentry e
   JOIN ledger_ledgeraccount a ON a.id = e.account_id
- WHERE e.account_id IN (SELECT id FROM ledger_ledgeraccount
-                         WHERE code LIKE 'cash:%%' OR code IN ('refunds', 'chargebacks', 'provider_fees'))
+ WHERE e.transaction_id IN (SELECT id FROM ledger_journaltransaction
+                             WHERE source = 'payment' AND occurred_at >= %(since)s AND occurred_at < %(until)s)
    AND e.occurred_at >= %(since)s AND e.occurred_at < %(until)s
-   AND (e.amount > 0 OR a.code NOT LIKE 'cash:%%')
+   AND e.amount > 0
+   AND (a.code LIKE 'cash:%%' OR a.code IN ('refunds', 'chargebacks', 'provider_fees'))
  GROUP BY 1, 2, 3
 """
 
