@@ -397,6 +397,7 @@ class BalanceEntry:
     fee: int
     currency: str
     created: dt.datetime
+    related: tuple[str, ...] = ()  # other ids of the same money movement (a charge's payment intent)
 
 
 @dataclass(frozen=True)

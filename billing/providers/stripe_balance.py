@@ -67,7 +67,9 @@ class StripeBalance:
         found: list[BalanceEntry] = []
         after = None
         while True:
-            params = {"limit": 100, **({"starting_after": after} if after else {})}
+            # the source expanded: a charge names its payment intent, which is all that a one-time
+            # purchase's payment (recorded from its checkout session) knows it by
+            params = {"limit": 100, "expand": ["data.source"], **({"starting_after": after} if after else {})}
             page = self._call(client.v1.balance_transactions.list, params=params).to_dict()
             rows = page.get("data") or []
             for row in rows:
@@ -77,6 +79,8 @@ class StripeBalance:
                 if created < since:
                     return found
                 kind = str(row.get("type") or "")
+                source = row.get("source")
+                intent = _id_of(source.get("payment_intent")) if isinstance(source, dict) else ""
                 found.append(
                     BalanceEntry(
                         entry_id=str(row["id"]),
@@ -86,6 +90,7 @@ class StripeBalance:
                         fee=int(row.get("fee") or 0),
                         currency=str(row.get("currency") or "").lower(),
                         created=created,
+                        related=(intent,) if intent and kind in ("charge", "payment") else (),
                     )
                 )
             if not rows or not page.get("has_more"):

@@ -258,15 +258,22 @@ def test_stripe_balance_transactions_at_localstripe_reconcile_then_show_injected
         payment=PaymentState(payment_id=refund.refund_id, amount=1500, currency="usd", customer="",
                              reference=charge_id, intent=intent.id),
     )  # fmt: skip
+    # a one-time purchase, known to us by its payment intent alone (as its checkout session names it)
+    one_time = pay(1200)
+    payment_record(
+        provider="stripe", event_type="order.paid", occurred_at=dt.datetime.now(dt.UTC), event_id="evt_cs",
+        payment=PaymentState(payment_id=one_time.id, amount=1200, currency="usd", customer="c1", intent=one_time.id),
+    )  # fmt: skip
     entries = adapter.balance_transactions(
         since=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
         until=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
     )
-    assert sorted((e.type, e.source, e.amount) for e in entries) == sorted(
-        [("charge", charge_id, 4900), ("refund", refund.refund_id, -1500)]
-    )
+    assert sorted((e.type, e.amount, e.related) for e in entries) == [
+        ("charge", 1200, (one_time.id,)), ("charge", 4900, (intent.id,)), ("refund", -1500, ()),
+    ]  # fmt: skip
+    assert {e.source for e in entries} >= {charge_id, refund.refund_id}
     run = reconciliation_run(provider="stripe", day=today)
-    assert (run.status, run.provider_count, run.ledger_count, run.matched_count) == ("balanced", 2, 2, 2)
+    assert (run.status, run.provider_count, run.ledger_count, run.matched_count) == ("balanced", 3, 3, 3)
 
     # injected: a charge at Stripe we never recorded, and a fee we recorded that Stripe did not keep
     pay(2500)

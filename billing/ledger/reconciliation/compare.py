@@ -75,7 +75,9 @@ def compare(
         kind = COMPARED_TYPES.get(entry.type)
         if kind is None:
             continue
-        ours_for_it = index.get((kind, entry.source))
+        ours_for_it = next(
+            (index[(kind, ref)] for ref in (entry.source, *entry.related) if (kind, ref) in index), None
+        )
         if ours_for_it is not None:
             paired.add(ours_for_it.payment_id)
         if not since <= entry.created < until:

@@ -116,7 +116,10 @@ def reconciliation_run(
             return _finish(run, status=RunStatus.FAILED, error=str(exc), say=say)
         say(f"{provider} {day}: {len(theirs)} provider entries around the day; reading ours")
         ours = _movements(
-            provider=provider, since=since, until=until, refs={e.source for e in theirs if e.source}
+            provider=provider,
+            since=since,
+            until=until,
+            refs={ref for e in theirs for ref in (e.source, *e.related) if ref},
         )
         outcome = compare(theirs=theirs, ours=ours, since=since, until=until)
         run.items.all().delete()
