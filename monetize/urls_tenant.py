@@ -31,6 +31,7 @@ urlpatterns = [
     path("account/plan/", entitlement_views.plan, name="plan"),
     path("", include("billing.invoicing.pages.urls")),  # /account/billing/, staff /invoices/
     path("reconciliation/", include("billing.ledger.reconciliation.urls")),  # staff
+    path("", include("console.customers.urls")),  # staff /customers/
     path("usage/", metering_views.tenant_usage, name="tenant-usage"),
     path("usage/ai/", metering_views.tenant_ai_costs, name="tenant-ai-costs"),
     path("webhooks/<slug:provider>/", webhook_views.receive, name="webhooks"),

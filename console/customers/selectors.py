@@ -1,0 +1,176 @@
+"""Reads behind the customer list: one queryset that carries each customer's tier, membership
+status, MRR and usage this month as columns, so the database filters, sorts and pages them
+(a page of 25 is two queries, a count and the rows, whatever the tenant's size).
+
+- tier: the tier of the customer's live membership (at most one: trialing, active, past due,
+  paused or incomplete), else the tenant's default tier;
+- status: that live membership's status, else the status its latest membership ended in
+  (canceled, expired), else "none" (never subscribed);
+- MRR, as the overview counts it (console.overview.subscriptions): an active or past-due
+  membership at its recurring flat or per-seat price x quantity, a yearly price / 12, in the
+  price's currency (minor units, rounded half-up once); 0 for everything else. Sorting by MRR
+  compares amounts across currencies as numbers;
+- usage: one meter's total in the current calendar month (UTC), read from the monthly rollup
+  (`metering_rollup_month`, one indexed row per meter, customer and month; deltas not folded yet
+  -- at most about a second of ingestion -- are not in it). unique_count meters have no monthly
+  total there and are not offered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import (
+    Case,
+    CharField,
+    DecimalField,
+    F,
+    FilteredRelation,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast, Coalesce, Round
+from django.utils import timezone
+
+from billing.memberships.models import LIVE_STATUSES, Customer, Membership, MembershipStatus
+from billing.metering.models import Aggregation, Meter
+from billing.metering.selectors import month_start
+from billing.tiers.models import Feature, Tier
+
+NO_MEMBERSHIP = "none"
+STATUS_CHOICES = [*MembershipStatus.choices, (NO_MEMBERSHIP, "No subscription")]
+SORTS = {
+    "created": "created_at",
+    "tier": "tier_order",
+    "status": "membership_status",
+    "mrr": "mrr",
+    "usage": "usage",
+}
+DEFAULT_SORT = "-created"
+# the monthly rollup's column for each aggregation (a single row per meter, customer and month)
+_MONTH_COLUMN = {
+    Aggregation.COUNT: "count",
+    Aggregation.SUM: "sum",
+    Aggregation.MAX: "max",
+    Aggregation.MIN: "min",
+    Aggregation.LATEST: "latest",
+}
+
+
+@dataclass(frozen=True)
+class CustomerFilters:
+    search: str = ""
+    tier: str = ""
+    status: str = ""
+    sort: str = DEFAULT_SORT
+    meter: Meter | None = None
+
+
+def list_meters() -> list[Meter]:
+    """The meters whose monthly usage the list can show and sort by (active, not unique_count)."""
+    return list(
+        Meter.objects.filter(active=True).exclude(aggregation=Aggregation.UNIQUE_COUNT).order_by("code")
+    )
+
+
+def list_features() -> list[Feature]:
+    return list(Feature.objects.order_by("code"))
+
+
+def list_tiers() -> list[Tier]:
+    return list(Tier.objects.order_by("sort_order", "code"))
+
+
+def _mrr():
+    live = Q(live__status__in=(MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE))
+    recurring = (
+        Q(live__price__meter="")
+        & Q(live__price__interval__in=("month", "year"))
+        & Q(live__price__model__in=("flat", "per_seat"))
+    )
+    unit = Coalesce(
+        "live__price__unit_amount_decimal",
+        Cast("live__price__unit_amount", DecimalField(max_digits=38, decimal_places=9)),
+    )
+    months = Case(When(live__price__interval="year", then=Value(12)), default=Value(1))
+    monthly = unit * F("live__quantity") / months
+    return Case(
+        When(live & recurring, then=Cast(Round(monthly), IntegerField())),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
+def _usage(meter: Meter):
+    column = _MONTH_COLUMN[meter.aggregation]  # one of five fixed names; the values are parameters
+    return RawSQL(  # noqa: S611
+        f"SELECT m.{column} FROM metering_rollup_month m WHERE m.meter_id = %s AND m.month = %s "
+        'AND m.customer = "memberships_customer"."external_id"',
+        [meter.pk, month_start(timezone.now())],
+        output_field=DecimalField(max_digits=38, decimal_places=9),
+    )
+
+
+def customer_rows(*, default_tier: Tier | None = None) -> QuerySet[Customer]:
+    """Every customer with `tier_code`, `tier_name`, `tier_order`, `membership_status`, `mrr` and
+    `mrr_currency` (see the module docstring)."""
+    ended = Membership.objects.filter(customer=OuterRef("pk")).order_by("-id").values("status")[:1]
+    fallback = default_tier
+    return Customer.objects.annotate(
+        live=FilteredRelation("memberships", condition=Q(memberships__status__in=LIVE_STATUSES))
+    ).annotate(
+        tier_code=Coalesce(
+            F("live__tier__code"), Value(fallback.code if fallback else ""), output_field=CharField()
+        ),
+        tier_name=Coalesce(
+            F("live__tier__name"), Value(fallback.name if fallback else ""), output_field=CharField()
+        ),
+        tier_order=Coalesce(
+            F("live__tier__sort_order"),
+            Value(fallback.sort_order if fallback else -1),
+            output_field=IntegerField(),
+        ),
+        membership_status=Coalesce(
+            F("live__status"), Subquery(ended), Value(NO_MEMBERSHIP), output_field=CharField()
+        ),
+        mrr=_mrr(),
+        mrr_currency=F("live__price__currency"),
+        live_membership_id=F("live__id"),
+    )
+
+
+def default_tier(tiers: list[Tier]) -> Tier | None:
+    return next((tier for tier in tiers if tier.is_default), None)
+
+
+def customer_search(*, filters: CustomerFilters, tiers: list[Tier]) -> QuerySet[Customer]:
+    """The list: customers matching the filters (search in the external id, email and name, case
+    insensitive; a tier code; a membership status), sorted by `filters.sort` (a key of SORTS, "-"
+    for descending; newest first by default), with `usage` of `filters.meter` when given. `tiers`
+    is the catalog (list_tiers), read once by the caller."""
+    rows = customer_rows(default_tier=default_tier(tiers))
+    if term := filters.search.strip():
+        rows = rows.filter(
+            Q(external_id__icontains=term) | Q(email__icontains=term) | Q(name__icontains=term)
+        )
+    if filters.tier:
+        rows = rows.filter(tier_code=filters.tier)
+    if filters.status:
+        rows = rows.filter(membership_status=filters.status)
+    if filters.meter is not None:
+        rows = rows.annotate(usage=_usage(filters.meter))
+    key = filters.sort.lstrip("-")
+    if key not in SORTS or (key == "usage" and filters.meter is None):
+        key, descending = "created", True
+    else:
+        descending = filters.sort.startswith("-")
+    column = F(SORTS[key])
+    order = column.desc(nulls_last=True) if descending else column.asc(nulls_first=True)
+    tie = F("id").desc() if descending else F("id").asc()
+    return rows.order_by(order, tie)
