@@ -5,10 +5,12 @@ import json
 import time
 
 from django.conf import settings
+from django.core.exceptions import MiddlewareNotUsed
 from django.db import connection
 from django.http import HttpResponseBadRequest, JsonResponse
 
 from kernel.api.errors import api_error_response, error_body, wants_json
+from kernel.requestlog import request_log_append, request_log_entry
 
 
 def _timed(check) -> dict:
@@ -200,3 +202,30 @@ class PagesMessageMiddleware(_PagesOnly, MessageMiddleware):
 
 class PagesXFrameOptionsMiddleware(_PagesOnly, XFrameOptionsMiddleware):
     pass
+
+
+class ApiRequestLogMiddleware:
+    """Record each integrator API call (`/api/v1/…`) in the tenant's bounded request log
+    (kernel/requestlog.py): a buffered append, no I/O on the request's path."""
+
+    PREFIX = "/api/v1/"
+
+    def __init__(self, get_response):
+        if not settings.REQUEST_LOG_ENABLED:
+            raise MiddlewareNotUsed
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path.startswith(self.PREFIX):
+            return self.get_response(request)
+        started, clock = time.time(), time.perf_counter()
+        response = self.get_response(request)
+        tenant = getattr(request, "tenant", None)
+        schema = getattr(tenant, "schema_name", "public")
+        if schema != "public":
+            elapsed = (time.perf_counter() - clock) * 1000
+            request_log_append(
+                schema=schema,
+                entry=request_log_entry(request, response, started=started, elapsed_ms=elapsed),
+            )
+        return response

@@ -72,6 +72,12 @@ WEBHOOK_SWEEP_AFTER_SECONDS = env_int(
     "WEBHOOK_SWEEP_AFTER_SECONDS", 120
 )  # prefix of new integrator keys: test|live
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 5 * 1024 * 1024)
+# the Developers page's log of recent /api/v1/ calls (kernel/requestlog.py): entries per tenant kept,
+# how often each process writes its buffer to Redis, and how many a process buffers at most
+REQUEST_LOG_ENABLED = env_str("REQUEST_LOG_ENABLED", "1") == "1"
+REQUEST_LOG_MAX = env_int("REQUEST_LOG_MAX", 500)
+REQUEST_LOG_FLUSH_SECONDS = env_int("REQUEST_LOG_FLUSH_SECONDS", 1)
+REQUEST_LOG_BUFFER_MAX = env_int("REQUEST_LOG_BUFFER_MAX", 5000)
 API_KEY_ROTATION_GRACE_SECONDS = env_int("API_KEY_ROTATION_GRACE_SECONDS", 24 * 3600)
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 300)
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
@@ -141,6 +147,7 @@ MIDDLEWARE = [
     "monetize.middleware.HealthCheckMiddleware",
     "monetize.middleware.NulRejectMiddleware",
     "tenants.middleware.TenantMiddleware",
+    "monetize.middleware.ApiRequestLogMiddleware",
     "monetize.middleware.ApiBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # the Pages* subclasses skip /api/v1/ and /webhooks/ (see monetize/middleware.py)

@@ -19,3 +19,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 DEBUG = False
 TENANT_SPARE_SCHEMAS = 0  # tests fill the spare pool explicitly (tests/tenants/test_provisioning.py)
+# tests flush the request log explicitly (kernel.requestlog.request_log_flush); the background
+# writer would race their assertions
+REQUEST_LOG_FLUSH_SECONDS = 3600

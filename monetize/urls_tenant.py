@@ -12,6 +12,7 @@ from billing.memberships import views as membership_views
 from billing.metering import views as metering_views
 from billing.tiers import views as tier_views
 from console import views as console_views
+from console.developers import views as developer_views
 from monetize.api import views as api_views
 
 api_v1 = [
@@ -23,7 +24,8 @@ api_v1 = [
 urlpatterns = [
     path("", account_views.home, name="home"),
     path("dashboard/", console_views.overview, name="dashboard"),
-    path("settings/api-keys/", account_views.api_keys, name="api-keys"),
+    path("developers/", include("console.developers.urls")),
+    path("settings/api-keys/", developer_views.legacy_api_keys, name="api-keys"),
     path("settings/", account_views.tenant_settings, name="tenant-settings"),
     path("pricing/", tier_views.pricing, name="pricing"),
     path("billing/checkout/", membership_views.start_checkout, name="start-checkout"),

@@ -105,6 +105,22 @@ def endpoint_delete(*, endpoint_id: int) -> bool:
     return True
 
 
+def endpoint_set_active(*, endpoint_id: int, active: bool) -> WebhookEndpoint | None:
+    """Pause an endpoint (its deliveries wait in the table) or enable it again, which clears its
+    failure streak and admits what waited; None if it is gone. Setting the state it has is a no-op."""
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
+        if endpoint is None or endpoint.is_active == active:
+            return endpoint
+        endpoint.is_active = active
+        endpoint.consecutive_failures = 0 if active else endpoint.consecutive_failures
+        endpoint.disabled_reason = "" if active else "disabled by hand"
+        endpoint.save(update_fields=["is_active", "consecutive_failures", "disabled_reason"])
+        if active:
+            _admit_on_commit()
+    return endpoint
+
+
 def active_endpoints() -> list[WebhookEndpoint]:
     return list(WebhookEndpoint.objects.filter(is_active=True))
 

@@ -21,7 +21,17 @@ from billing.metering.selectors import WINDOWS, month_start, usage_series, usage
 from billing.metering.services import meter_create
 from kernel.api.fields import StrictCharField
 from kernel.api.pagination import PAGE_PARAMETERS, page_schema, paginated_response, single_page
+from kernel.requestlog import request_log_note
 from kernel.timestamps import TimestampError, timestamp_parse
+
+
+def _outcome(inserted: int, duplicates: int, rejected: list[dict]) -> dict:
+    """The request log's note for one ingestion call: counts and the rejection codes (never the
+    events themselves, nor the messages, which may quote them)."""
+    codes: dict[str, int] = {}
+    for row in rejected:
+        codes[row["code"]] = codes.get(row["code"], 0) + 1
+    return {"inserted": inserted, "duplicates": duplicates, "rejected": len(rejected), "codes": codes}
 
 
 class EventsView(LeanJSONView):
@@ -44,6 +54,7 @@ class EventsView(LeanJSONView):
             raise InvalidBatch('Send one event object or {"events": [...]}.')
         create = getattr(connection.tenant, "unknown_usage_customer", "reject") == "create"
         result = events_ingest(events=events, create_customers=create)
+        request_log_note(request, _outcome(result.inserted, result.duplicates, result.rejected))
         return result.as_dict(), status.HTTP_202_ACCEPTED, None
 
     @extend_schema(

@@ -68,34 +68,34 @@ def test_totp_mfa_is_enforced_at_login(alpha):
     assert client.get("/dashboard/").status_code == 200
 
 
-def test_owner_manages_keys_on_settings_page(alpha):
+def test_owner_manages_keys_on_the_developers_page(alpha):
     client = _login(alpha)
-    response = client.post("/settings/api-keys/", {"action": "create", "name": "deploy", "scopes": ["read"]})
+    response = client.post("/developers/keys/", {"action": "create", "name": "deploy", "scopes": ["read"]})
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     secret = re.search(rb"mk_test_[A-Za-z0-9]{40}", response.content).group().decode()
     with tenant_context(alpha.tenant):
         key = IntegratorApiKey.objects.get(key_hash=key_hash(secret))
         assert key.scopes == ["read"] and key.name == "deploy"
     # shown once: the next page load lists only the prefix
-    page = client.get("/settings/api-keys/").content.decode()
+    page = client.get("/developers/keys/").content.decode()
     assert secret not in page and secret[:12] in page
 
-    response = client.post("/settings/api-keys/", {"action": "rotate", "key_id": key.pk})
+    response = client.post("/developers/keys/", {"action": "rotate", "key_id": key.pk})
     rotated = re.search(rb"mk_test_[A-Za-z0-9]{40}", response.content).group().decode()
     assert rotated != secret
-    client.post("/settings/api-keys/", {"action": "revoke", "key_id": key.pk})
+    client.post("/developers/keys/", {"action": "revoke", "key_id": key.pk})
     with tenant_context(alpha.tenant):
         key.refresh_from_db()
         assert key.revoked_at is not None and key.rotated_to.key_hash == key_hash(rotated)
 
 
 def test_keys_page_is_for_owners_only(beta):
-    assert beta.client().get("/settings/api-keys/").status_code == 302  # anonymous → login
+    assert beta.client().get("/developers/keys/").status_code == 302  # anonymous → login
     client = _login(beta, "customer@beta.test")
-    assert client.get("/settings/api-keys/").status_code == 403
+    assert client.get("/developers/keys/").status_code == 403
     with tenant_context(beta.tenant):
         user_create(email="admin@beta.test", password=PASSWORD, role=Role.ADMIN)
-    assert _login(beta, "admin@beta.test").get("/settings/api-keys/").status_code == 403
+    assert _login(beta, "admin@beta.test").get("/developers/keys/").status_code == 403
 
 
 def test_tenant_admin_by_role(beta):
