@@ -400,3 +400,21 @@ def test_reconciliation_pages_are_for_staff_only(runs, beta):
 def test_an_empty_reconciliation_page_says_what_will_appear(alpha):
     page = _login(alpha, alpha.owner_email).get("/reconciliation/").content.decode()
     assert 'data-testid="no-runs"' in page and "03:00 UTC" in page
+
+
+def test_a_provider_without_books_or_account_is_unsupported_not_failed(in_alpha):
+    from billing.providers.services import provider_account_upsert
+
+    day = dt.date(2026, 11, 30)
+    run = reconciliation_run(provider="polar", day=day)
+    assert (run.status, run.error) == ("unsupported", "No polar account is configured for this tenant.")
+    provider_account_upsert(
+        provider="polar", credentials={"access_token": "polar_oat_x"}, webhook_secret="whsec_x"
+    )
+    again = reconciliation_run(provider="polar", day=day, force=True)
+    assert (again.pk, again.status, again.error) == (
+        run.pk,
+        "unsupported",
+        "polar offers no books to reconcile with.",
+    )
+    assert reconciliation_run(provider="polar", day=day).pk == run.pk  # finished: answered as it stands

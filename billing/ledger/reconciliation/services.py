@@ -105,6 +105,8 @@ def reconciliation_run(
         fetch = getattr(adapter, "balance_transactions", None)
         since, until = run.window_start, run.window_end
         try:
+            if adapter is None:
+                raise ProviderNotSupported(f"No {provider} account is configured for this tenant.")
             if fetch is None:
                 raise ProviderNotSupported(f"{provider} offers no books to reconcile with.")
             say(f"{provider} {day}: reading the provider's books")

@@ -92,5 +92,5 @@ def run_again(request, run_id: int):
     elif run.status == RunStatus.DIFFERENCES:
         messages.warning(request, f"Compared again: {run.difference_count} unexplained difference(s) remain.")
     else:
-        messages.error(request, f"Not compared: {run.error or run.get_status_display()}.")
+        messages.error(request, f"Not compared: {(run.error or run.get_status_display()).rstrip('.')}.")
     return redirect("staff-reconciliation-run", run_id=run.pk)
