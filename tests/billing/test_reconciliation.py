@@ -418,3 +418,33 @@ def test_a_provider_without_books_or_account_is_unsupported_not_failed(in_alpha)
         "polar offers no books to reconcile with.",
     )
     assert reconciliation_run(provider="polar", day=day).pk == run.pk  # finished: answered as it stands
+
+
+def test_the_same_day_reconciled_concurrently_is_one_run_with_its_items_once(live_tenant):
+    from billing.providers.models import SandboxRefund
+    from billing.providers.services import provider_account_upsert
+    from tests.helpers import committed, run_parallel
+
+    day = dt.date(2026, 11, 30)
+
+    def seed():
+        with tenant_context(live_tenant.tenant):
+            provider_account_upsert(provider="sandbox")
+            SandboxRefund.objects.create(refund_id="re_lost", payment_id="pay_x", amount=500, currency="usd",
+                                         created_at=dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC))  # fmt: skip
+
+    committed(seed)
+
+    def work(i):
+        with tenant_context(live_tenant.tenant):
+            return reconciliation_run(provider="sandbox", day=day, force=i % 2 == 1).pk
+
+    assert len(set(run_parallel(work, 6))) == 1
+
+    def state():
+        with tenant_context(live_tenant.tenant):
+            return ReconciliationRun.objects.count(), list(
+                ReconciliationItem.objects.values_list("kind", "provider_ref")
+            )
+
+    assert committed(state) == (1, [("missing_in_ledger", "re_lost")])
