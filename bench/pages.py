@@ -1,4 +1,4 @@
-"""Server time of the staff overview on a big tenant, beside /healthz in the same run.
+"""Server time of the staff overview and customer pages on a big tenant, beside /healthz in the same run.
 
     .venv/bin/python bench/pages.py [--customers 10000] [--rollup-hours 240] [--requests 200] [--keep]
 
@@ -14,9 +14,10 @@ A fresh tenant (dropped at the end unless --keep) gets, in bulk SQL (a few state
     inbox (some dead), 20,000 outbound deliveries (some dead), a failing endpoint.
 Then gunicorn serves it (2 workers) and `/healthz`, the owner's overview (`/dashboard/`, 30 and 90
 days, as served: figures kept up to 60 s; and 90 days recomputed on every request with `fresh=1`)
-and the API's `/api/v1/reports/overview` (90 days) are requested in turn; p50/p95/p99 of the
+the API's `/api/v1/reports/overview` (90 days), the customer list (`/customers/`: newest first, by MRR
+on page 40, by usage this month, a search with filters) and a customer's page are requested in turn; p50/p95/p99 of the
 server time (gunicorn's access log %(D)s) per path, and the selector's own time in-process.
-Target (issue 13): overview p95 <= 100 ms.
+Target (issue 13): overview, customer list and customer page p95 <= 100 ms.
 """
 
 from __future__ import annotations
@@ -139,6 +140,11 @@ SELECT 'cust-' || c, date_trunc('hour', now()) - h * interval '1 hour', 3 + (c +
        (3 + (c + h) %% 3) * 7, 1, 12, 5, date_trunc('hour', now()) - h * interval '1 hour', %(meter)s
   FROM generate_series(1, %(n)s) c, generate_series(0, %(hours)s - 1) h;
 
+INSERT INTO metering_rollup_month (meter_id, customer, month, count, sum, min, max, latest, latest_ts)
+SELECT meter_id, customer, date_trunc('month', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', sum(count), sum(sum),
+       min(min), max(max), max(latest), max(latest_ts)
+  FROM metering_rollup GROUP BY 1, 2, 3;
+
 INSERT INTO metering_sync_state (period_start, period_end, usage, covered, reported, reports, customer_id, meter_id,
     synced_at)
 SELECT date_trunc('month', now()), date_trunc('month', now()) + interval '1 month', 100, 100, 100, 1, id,
@@ -242,6 +248,11 @@ def measure(base: str, host: str, key: str, session: str, requests: int) -> list
         ("overview 90 days, recomputed", "/dashboard/?range=90d&fresh=1", cookie),
         ("API overview 90 days, cached", f"/api/v1/reports/overview?from={today - dt.timedelta(days=89)}&to={today}",
          {"Host": host, "Authorization": f"Bearer {key}"}),
+        ("customers, newest first", "/customers/", cookie),
+        ("customers by MRR, page 40", "/customers/?sort=-mrr&page=40", cookie),
+        ("customers by usage this month", "/customers/?sort=-usage", cookie),
+        ("customers: search + tier + status", "/customers/?q=cust-12&tier=team&status=active", cookie),
+        ("customer page", "/customers/cust-1234/", cookie),
     ]  # fmt: skip
     port = int(base.rsplit(":", 1)[1])
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -315,7 +326,9 @@ def main() -> None:
             got = samples.get(path, [])[10:]
             print(f"  {label:<36} p50 {percentile(got, 50):7.2f} ms   p95 {percentile(got, 95):7.2f} ms   "
                   f"p99 {percentile(got, 99):7.2f} ms   (n={len(got)})")  # fmt: skip
-        print("target: overview p95 <= 100 ms at 10,000 customers and 10 M events")
+        print(
+            "target: overview, customers list and customer page p95 <= 100 ms at 10,000 customers and 10 M events"
+        )
         os.unlink(log)
     finally:
         if not args.keep:

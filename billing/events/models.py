@@ -38,6 +38,8 @@ class OutboundEvent(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+        # a customer's newest events (the console's customer page), without scanning every event
+        indexes = [models.Index(fields=["customer", "-created_at"], name="events_outbound_customer")]
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"

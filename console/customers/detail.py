@@ -173,12 +173,21 @@ def _timeline(customer: Customer, history: list[MembershipHistory], payments: li
 def customer_page(*, customer: Customer, tiers: list, now: dt.datetime) -> CustomerPage:
     """Everything the customer page shows (see the module docstring). `customer` comes from
     customer_row; `tiers` is the catalog it was read with."""
-    memberships = Membership.objects.filter(customer=customer).select_related("tier", "price")
-    membership = memberships.filter(status__in=LIVE_STATUSES).first() or memberships.order_by("-id").first()
-    history = list(
-        MembershipHistory.objects.filter(membership__customer=customer)
-        .select_related("tier")
-        .order_by("-at", "-id")[:RECENT]
+    # a customer has a handful of memberships: read them all (by the customer index), pick here
+    memberships = sorted(
+        Membership.objects.filter(customer_id=customer.pk).select_related("tier", "price").order_by(),
+        key=lambda m: (m.status in LIVE_STATUSES, m.pk),
+        reverse=True,
+    )
+    membership = memberships[0] if memberships else None
+    history = (
+        list(
+            MembershipHistory.objects.filter(membership_id__in=[m.pk for m in memberships])
+            .select_related("tier")
+            .order_by("-at", "-id")[:RECENT]
+        )
+        if memberships
+        else []
     )
     start, end = current_period(customer=customer)
     invoices = list(Invoice.objects.filter(customer=customer).order_by("-id")[:RECENT])

@@ -46,13 +46,26 @@ from console.customers.forms import (
     RefundForm,
     TierForm,
 )
-from console.customers.selectors import customer_search, list_features, list_meters, list_tiers
+from console.customers.selectors import (
+    customer_search,
+    list_features,
+    list_meters,
+    list_tiers,
+)
 from kernel.decimals import grouped
 from kernel.errors import ApplicationError
 from kernel.money import format_amount
 
 ACTION_ROLES = (Role.OWNER, Role.ADMIN, Role.FINANCE)
 PAGE_SIZE = 25
+
+
+class CountedPaginator(Paginator):
+    """A paginator told its count by a cheaper query than COUNT(*) over the annotated rows."""
+
+    def __init__(self, object_list, per_page, *, count: int):
+        super().__init__(object_list, per_page)
+        self.__dict__["count"] = count  # Paginator.count is a cached_property
 
 
 def _credits_text(micros: int) -> str:
