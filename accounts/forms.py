@@ -50,5 +50,22 @@ class TenantSettingsForm(forms.Form):
     )
     logo_remove = forms.BooleanField(required=False, label="Remove the logo")
 
+    creator_fee_bps = forms.IntegerField(
+        min_value=0, max_value=10_000, required=False, label="Platform fee on creators' sales and tips (basis points)",
+        help_text="1000 = 10 %. Applies to earnings from now on; past earnings keep their rate.",
+    )  # fmt: skip
+    earnings_hold_days = forms.IntegerField(
+        min_value=0, max_value=365, required=False, label="Days an earning is held before it is available"
+    )
+    tip_min_amount = forms.IntegerField(min_value=0, required=False, label="Smallest tip (minor units)")
+    tip_max_amount = forms.IntegerField(min_value=0, required=False, label="Largest tip (minor units)")
+
+    def clean(self):
+        data = super().clean()
+        low, high = data.get("tip_min_amount"), data.get("tip_max_amount")
+        if low is not None and high is not None and low > high:
+            self.add_error("tip_min_amount", "The smallest tip is above the largest.")
+        return data
+
     def clean_unknown_usage_customer(self):
         return self.cleaned_data["unknown_usage_customer"] or None

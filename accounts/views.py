@@ -36,7 +36,16 @@ def tenant_settings(request):
             "rate_limit_failure_mode": request.tenant.rate_limit_failure_mode,
             "unknown_usage_customer": request.tenant.unknown_usage_customer,
             "invoice_address": request.tenant.invoice_address,
-            "sandbox_fee_bps": request.tenant.sandbox_fee_bps,
+            **{
+                name: getattr(request.tenant, name)
+                for name in (
+                    "creator_fee_bps",
+                    "earnings_hold_days",
+                    "tip_min_amount",
+                    "tip_max_amount",
+                    "sandbox_fee_bps",
+                )
+            },  # fmt: skip
         },
     )
     if request.method == "POST" and form.is_valid():

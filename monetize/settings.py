@@ -129,6 +129,7 @@ TENANT_APPS = [
     "billing.invoicing",
     "billing.ledger",
     "billing.ledger.reconciliation",
+    "billing.ledger.creators",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -333,6 +334,10 @@ CELERY_BEAT_SCHEDULE = {
     "reconciliation-daily": {  # daily at 03:00 UTC, every tenant: yesterday's books (billing.ledger.reconciliation)
         "task": "reconciliation.daily",
         "schedule": __import__("celery.schedules", fromlist=["crontab"]).crontab(minute=0, hour=3),
+    },
+    "creator-earnings-release": {  # daily at 00:30 UTC, every tenant (billing.ledger.creators)
+        "task": "creators.earnings_release",
+        "schedule": __import__("celery.schedules", fromlist=["crontab"]).crontab(minute=30, hour=0),
     },
     # cache invalidations Redis did not take (kernel.invalidations): seconds after it answers again
     "cache-invalidations-replay": {

@@ -9,6 +9,7 @@ from billing.invoicing import api as invoicing_api
 from billing.invoicing import credit_notes_api, credit_values_api, taxes_api
 from billing.ledger import api as ledger_api
 from billing.ledger import reports_api
+from billing.ledger.creators import api as creators_api
 from billing.ledger.reconciliation import api as reconciliation_api
 from billing.memberships import api as memberships_api
 from billing.memberships import discounts_api as customer_discounts_api
@@ -64,6 +65,21 @@ urlpatterns = [
         reconciliation_api.ReconciliationRunDetailView.as_view(),
         name="reconciliation-run",
     ),
+    path("creators", creators_api.CreatorListCreateView.as_view(), name="creators"),
+    path("creators/<str:handle>", creators_api.CreatorDetailView.as_view(), name="creator"),
+    path(
+        "creators/<str:handle>/onboarding",
+        creators_api.CreatorOnboardingView.as_view(),
+        name="creator-onboarding",
+    ),
+    path("creators/<str:handle>/tiers", creators_api.CreatorTiersView.as_view(), name="creator-tiers"),
+    path(
+        "creators/<str:handle>/tiers/<str:code>",
+        creators_api.CreatorTierDetailView.as_view(),
+        name="creator-tier",
+    ),
+    path("channels/<str:handle>/tiers", creators_api.ChannelTiersView.as_view(), name="channel-tiers"),
+    path("tips/checkouts", creators_api.TipCheckoutCreateView.as_view(), name="tip-checkouts"),
     path("coupons", discounts_api.CouponListCreateView.as_view(), name="coupons"),
     path("coupons/<str:code>", discounts_api.CouponDetailView.as_view(), name="coupon"),
     path(

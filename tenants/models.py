@@ -47,6 +47,24 @@ class Tenant(TenantMixin):
     invoice_address = models.TextField(
         blank=True, max_length=500, help_text="The business's billing address, printed on its invoices."
     )
+    # creators (billing.ledger.creators): what the platform keeps, how long earnings are held, tips
+    creator_fee_bps = models.PositiveIntegerField(
+        default=1000,
+        validators=[MaxValueValidator(10_000)],
+        help_text="The platform's fee on creators' sales and tips, in basis points (1000 = 10 %); "
+        "each earning records the rate it was split at, so a change never rewrites history.",
+    )
+    earnings_hold_days = models.PositiveIntegerField(
+        default=7,
+        validators=[MaxValueValidator(365)],
+        help_text="Days a creator's earning stays pending before it becomes available.",
+    )
+    tip_min_amount = models.PositiveBigIntegerField(
+        default=100, help_text="The smallest tip, in minor units of its currency."
+    )
+    tip_max_amount = models.PositiveBigIntegerField(
+        default=50_000, help_text="The largest tip, in minor units of its currency."
+    )
     sandbox_fee_bps = models.PositiveIntegerField(
         default=0,
         validators=[MaxValueValidator(10_000)],
@@ -56,6 +74,16 @@ class Tenant(TenantMixin):
 
     class Meta:
         ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(creator_fee_bps__lte=10_000),
+                name="tenants_creator_fee_at_most_100_percent",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(tip_min_amount__lte=models.F("tip_max_amount")),
+                name="tenants_tip_min_not_above_max",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.slug

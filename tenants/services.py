@@ -232,9 +232,15 @@ def tenant_settings_update(
     rate_limit_failure_mode: str,
     unknown_usage_customer: str | None = None,
     invoice_address: str | None = None,
+    creator_fee_bps: int | None = None,
+    earnings_hold_days: int | None = None,
+    tip_min_amount: int | None = None,
+    tip_max_amount: int | None = None,
     sandbox_fee_bps: int | None = None,
 ) -> Tenant:
-    """Settings a tenant's owner controls (the row lives in the public schema)."""
+    """Settings a tenant's owner controls (the row lives in the public schema). A creator setting
+    left None is unchanged; a new platform fee applies to earnings from now on (each earning
+    keeps the rate it was split at)."""
     from tenants.middleware import tenant_cache_clear
     from tenants.models import FailureMode, UnknownUsageCustomer
 
@@ -251,17 +257,30 @@ def tenant_settings_update(
         changes["unknown_usage_customer"] = unknown_usage_customer
     if invoice_address is not None:
         changes["invoice_address"] = invoice_address.strip()[:500]
-    if sandbox_fee_bps is not None:
-        if (
-            isinstance(sandbox_fee_bps, bool)
-            or not isinstance(sandbox_fee_bps, int)
-            or not 0 <= sandbox_fee_bps <= 10_000
-        ):
+    limits = {"creator_fee_bps": 10_000, "sandbox_fee_bps": 10_000, "earnings_hold_days": 365,
+              "tip_min_amount": 10**12, "tip_max_amount": 10**12}  # fmt: skip
+    for field, value in (
+        ("creator_fee_bps", creator_fee_bps), ("earnings_hold_days", earnings_hold_days),
+        ("tip_min_amount", tip_min_amount), ("tip_max_amount", tip_max_amount),
+        ("sandbox_fee_bps", sandbox_fee_bps),
+    ):  # fmt: skip
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limits[field]:
             raise ApplicationError(
-                "The sandbox fee is 0 to 10,000 basis points.", code="invalid_settings",
-                details={"field": "sandbox_fee_bps"},
-            )  # fmt: skip
-        changes["sandbox_fee_bps"] = sandbox_fee_bps
+                f"{field} is a whole number from 0 to {limits[field]}.",
+                code="invalid_settings",
+                details={"field": field},
+            )
+        changes[field] = value
+    low = changes.get("tip_min_amount", tenant.tip_min_amount)
+    high = changes.get("tip_max_amount", tenant.tip_max_amount)
+    if low > high:
+        raise ApplicationError(
+            "The smallest tip is above the largest.",
+            code="invalid_settings",
+            details={"field": "tip_min_amount"},
+        )
     Tenant.objects.filter(pk=tenant.pk).update(**changes)
     for field, value in changes.items():
         setattr(tenant, field, value)

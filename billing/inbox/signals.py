@@ -6,3 +6,8 @@ from django.dispatch import Signal
 # AppConfig.ready: the inbox sits below invoicing and cannot call it); a receiver returns True when
 # it applied something. Errors propagate, so the inbox retries or parks the event.
 provider_invoice_reported = Signal()
+# Sent inside the transaction that applies a provider event about a creator's connected account
+# (providers.base.ConnectedAccountState; Stripe's `account.updated`); kwargs: provider, account,
+# occurred_at, event_id. The creators app (billing.ledger.creators) updates the payout status; a
+# receiver returns True when it applied something.
+provider_account_reported = Signal()

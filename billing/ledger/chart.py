@@ -11,7 +11,10 @@ a code the chart does not know is refused (a typo must not open an account).
     provider_fees              expense    what providers keep
     bad_debt                   expense    receivables written off (invoices marked uncollectible)
     platform_fees              revenue    the tenant's cut of creator earnings
-    payable:creator:<handle>   liability  owed to a creator
+    creator_share              expense    creators' part of their sales and tips (gross, before fees)
+    tips                       revenue    tips paid to creators (gross)
+    payable:creator:<handle>   liability  owed to a creator, available
+    payable:creator_pending:<handle>  liability  owed to a creator, still in the hold period
     equity                     equity     opening balances and owner's adjustments
 """
 
@@ -31,11 +34,14 @@ FIXED = {
     "provider_fees": (AccountKind.EXPENSE, "Provider fees"),
     "bad_debt": (AccountKind.EXPENSE, "Bad debt"),
     "platform_fees": (AccountKind.REVENUE, "Platform fees"),
+    "creator_share": (AccountKind.EXPENSE, "Creators' share of sales and tips"),
+    "tips": (AccountKind.REVENUE, "Tips"),
     "equity": (AccountKind.EQUITY, "Equity"),
 }
 PREFIXED = {
     "cash": (AccountKind.ASSET, "Cash at {}"),
     "payable:creator": (AccountKind.LIABILITY, "Payable to creator {}"),
+    "payable:creator_pending": (AccountKind.LIABILITY, "Payable to creator {} (held)"),
 }
 _PART = re.compile(r"^[a-z0-9_.-]{1,80}$")
 

@@ -8,6 +8,6 @@ membership_changed = Signal()
 clock_changed = Signal()
 # Sent inside the transaction that recorded a new provider-reported Payment (a charge, failed
 # charge, refund or dispute; never for a redelivery); kwargs: payment, charge (the charge a refund
-# or dispute concerns, when recorded). Invoicing links it to the invoice it names (Payment.invoice_ref)
+# or dispute concerns, when recorded), checkout_id (our checkout a charge paid, or ""). Invoicing links it to the invoice it names (Payment.invoice_ref)
 # and turns a refund of an invoice's charge into a credit note.
 payment_recorded = Signal()

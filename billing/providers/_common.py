@@ -116,6 +116,7 @@ def engine_event(provider: str, payload: dict, *, when=timestamp) -> NormalizedE
             invoice=str(data.get("invoice") or ""),
             reference=str(data.get("reference") or ""),  # a refund's charge
             fee=_fee(data.get("fee")),  # the sandbox's simulated fee (tenant setting sandbox_fee_bps)
+            checkout_id=str(data.get("checkout_id") or ""),  # a one-time payment's checkout
         )
         return NormalizedEvent(type=ENGINE_PAYMENT_TYPES[raw_type], payment=payment, **common)
     return NormalizedEvent(type=EventType.IGNORED, **common)

@@ -80,6 +80,7 @@ class EventType(enum.StrEnum):
     DISPUTE_WON = "dispute.won"  # closed in our favour (or an inquiry closed without a chargeback)
     DISPUTE_LOST = "dispute.lost"
     INVOICE = "invoice"  # a provider's invoice (or order) to mirror, with no money movement of its own
+    ACCOUNT_UPDATED = "account.updated"  # a creator's connected account changed (Connect)
     IGNORED = "ignored"  # a provider event we do not act on (e.g. order.created)
 
 
@@ -204,6 +205,7 @@ class NormalizedEvent:
     more_payments: tuple[PaymentState, ...] = ()
     checkout: CheckoutState | None = None  # our Checkout this event completes
     invoice: InvoiceState | None = None  # the provider's invoice to mirror (after any payment it carries)
+    account: ConnectedAccountState | None = None  # a creator's connected account (ACCOUNT_UPDATED)
 
 
 @dataclass(frozen=True)
@@ -290,6 +292,35 @@ class UsageReport:
 
 
 @dataclass(frozen=True)
+class ConnectOnboardingRequest:
+    """A creator's way to a payout account at the provider (its connected-account flow)."""
+
+    creator: str  # our Creator.handle (kept in the provider's metadata)
+    creator_key: str  # from our row id: the idempotency key of the account's creation
+    email: str
+    display_name: str
+    account_id: str  # the provider account made before, "" the first time (then it is made)
+    return_url: str
+    refresh_url: str
+
+
+@dataclass(frozen=True)
+class ConnectOnboarding:
+    account_id: str  # the provider's connected account
+    url: str  # where the creator goes next (the provider's hosted onboarding)
+
+
+@dataclass(frozen=True)
+class ConnectedAccountState:
+    """A connected account as the provider reports it (`account.updated`): `status` is pending
+    (details still due), active (charges and payouts enabled) or restricted (disabled)."""
+
+    account_id: str
+    status: str
+    creator: str = ""  # our Creator.handle, when the provider carries our metadata
+
+
+@dataclass(frozen=True)
 class Transfer:
     """Money moved to a creator's connected account (payouts)."""
 
@@ -334,6 +365,10 @@ class PaymentProvider(Protocol):
 
     def report_usage(self, report: UsageReport) -> str:
         """The provider's id of the recorded usage; the same report twice records it once."""
+
+    def connect_onboarding(self, request: ConnectOnboardingRequest) -> ConnectOnboarding:
+        """Make the creator's connected account (once: `creator_key`) unless `account_id` names
+        it, and a link to the provider's onboarding for it."""
 
     def payout_account_link(self, *, account_id: str, return_url: str) -> str: ...
 

@@ -22,6 +22,8 @@ from billing.providers.base import (
     BalanceEntry,
     CheckoutRequest,
     CheckoutSession,
+    ConnectOnboarding,
+    ConnectOnboardingRequest,
     NormalizedEvent,
     ProviderNotSupported,
     RefundResult,
@@ -31,6 +33,8 @@ from billing.providers.base import (
     WebhookVerificationFailed,
 )
 
+CONNECT_SALT = "sandbox-connect"
+CONNECT_LINK_SECONDS = 24 * 3600
 # test cards: what charging each saved card does
 CARD_BEHAVIOUR = {"ok": "pays", "fails_at_renewal": "pays at checkout, then is declined"}
 
@@ -122,6 +126,17 @@ class SandboxProvider:
             )
         payment_id = "pay_" + hashlib.sha256(key.encode()).hexdigest()[:20]
         return SavedMethodCharge(True, payment_id=payment_id, amount=amount)
+
+    def connect_onboarding(self, request: ConnectOnboardingRequest) -> ConnectOnboarding:
+        """The sandbox's connected accounts: the id derives from the creator's key (the same
+        creator, the same account); its onboarding page (a signed link: no open redirect to a
+        return URL nobody gave) activates the account with one click."""
+        from django.core import signing
+
+        digest = hashlib.sha256(request.creator_key.encode()).hexdigest()[:16]
+        account_id = request.account_id or f"acct_sbx_{digest}"
+        token = signing.dumps({"account": account_id, "return_url": request.return_url}, salt=CONNECT_SALT)
+        return ConnectOnboarding(account_id=account_id, url=f"/sandbox/connect/{token}/")
 
     # --- emitting (the sandbox is also the provider) ------------------------------------------
 

@@ -40,6 +40,7 @@ from billing.providers.base import (
     WebhookVerificationFailed,
 )
 from billing.providers.stripe_balance import StripeBalance
+from billing.providers.stripe_connect import StripeConnect
 from billing.providers.stripe_engine import StripeEngineMode
 from billing.providers.stripe_events import parse_stripe_event
 
@@ -48,7 +49,7 @@ ENGINE_SUBSCRIPTION_PREFIX = "msub_"  # our engine's subscriptions (Stripe's own
 _ADDRESS = re.compile(r"https?://[^\s'\")]+|\(host='[^']*', port=\d+\)")
 
 
-class StripeProvider(StripeEngineMode, StripeBalance):
+class StripeProvider(StripeEngineMode, StripeBalance, StripeConnect):
     name = "stripe"
     # stripe's own HTTP client unless set: tests put a stripe.HTTPClient here (the network edge)
     http_client = None

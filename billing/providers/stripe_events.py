@@ -18,6 +18,7 @@ from billing.providers.base import (
     SubscriptionState,
 )
 from billing.providers.invoices import stripe_invoice, stripe_invoice_metadata, stripe_invoice_subscription
+from billing.providers.stripe_connect import stripe_account_state
 
 INVOICE_EVENTS = (
     "invoice.finalized", "invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed",
@@ -37,6 +38,8 @@ def parse_stripe_event(name: str, payload: dict) -> NormalizedEvent:
         "occurred_at": timestamp(payload["created"]),
         "raw_type": kind,
     }
+    if kind == "account.updated":  # a creator's connected account (Connect)
+        return NormalizedEvent(type=EventType.ACCOUNT_UPDATED, account=stripe_account_state(obj), **common)
     if kind.startswith("customer.subscription."):
         item = obj["items"]["data"][0]
         metadata = obj.get("metadata") or {}

@@ -532,7 +532,7 @@ def catalog_apply(*, catalog: dict) -> ImportReport:
                 features[code] = Feature.objects.create(code=code, **values)
                 report.created["features"] += 1
 
-        tiers = {t.code: t for t in Tier.objects.select_for_update()}
+        tiers = {t.code: t for t in Tier.objects.filter(creator__isnull=True).select_for_update()}
         new_default = next((t["code"] for t in catalog["tiers"] if t["is_default"]), None)
         if new_default:  # clear the old default first: one default tier is a database constraint
             report.updated["tiers"] += (
@@ -611,8 +611,10 @@ def catalog_export() -> str:
     }
     kinds = {code: spec["kind"] for code, spec in features.items()}
     tiers = []
-    for tier in Tier.objects.prefetch_related("prices", "tier_features__feature").order_by(
-        "sort_order", "id"
+    for tier in (
+        Tier.objects.filter(creator__isnull=True)  # creators' channel tiers are theirs, not the catalog's
+        .prefetch_related("prices", "tier_features__feature")
+        .order_by("sort_order", "id")
     ):
         item = {"code": tier.code, "name": tier.name}
         if tier.description:

@@ -1,5 +1,4 @@
 import pgtrigger
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -18,8 +17,9 @@ class Tier(models.Model):
         null=True, blank=True,
         help_text="Credits granted each billing period, in micro-credits (1 credit = 1,000,000); they expire with the period.",
     )  # fmt: skip
+    # a reference by name only: the creators app (billing.ledger.creators) sits above this one
     creator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="creator_tiers",
+        "creators.Creator", null=True, blank=True, on_delete=models.PROTECT, related_name="tiers",
         help_text="Set for a creator's channel tier.",
     )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)

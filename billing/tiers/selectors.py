@@ -5,17 +5,23 @@ from billing.tiers.models import Price, Tier, TierFeature
 
 
 def tier_list(*, public_only: bool = True) -> QuerySet[Tier]:
-    """Tiers with their active prices and features, in display order."""
-    qs = Tier.objects.prefetch_related(
-        Prefetch(
-            "prices",
-            queryset=Price.objects.filter(active=True).order_by("unit_amount", "id"),
-            to_attr="active_prices",
-        ),
-        Prefetch(
-            "tier_features", queryset=TierFeature.objects.select_related("feature").order_by("feature__code")
-        ),
-    ).order_by("sort_order", "id")
+    """The platform's tiers (not creators' channel tiers) with their active prices and features,
+    in display order."""
+    qs = (
+        Tier.objects.prefetch_related(
+            Prefetch(
+                "prices",
+                queryset=Price.objects.filter(active=True).order_by("unit_amount", "id"),
+                to_attr="active_prices",
+            ),
+            Prefetch(
+                "tier_features",
+                queryset=TierFeature.objects.select_related("feature").order_by("feature__code"),
+            ),
+        )
+        .filter(creator__isnull=True)
+        .order_by("sort_order", "id")
+    )
     return qs.filter(is_public=True) if public_only else qs
 
 

@@ -26,6 +26,8 @@ from billing.invoicing.engine.changes import (
 )
 from billing.invoicing.engine.core import (
     EngineCheckoutNotFound,
+    _adapter,
+    _sandbox_fee,
     charges_due_run,
     deliver_on_commit,
     engine_now,
@@ -106,12 +108,40 @@ def checkout_pay(*, checkout_id: str, card_number: str) -> EngineCheckout:
             return checkout
         if card == "declined":  # refused before anything is saved, like a card network would
             raise CardDeclined("Your card was declined.")
+        if checkout.interval == "one_time":
+            _pay_once(checkout, card=card, now=now)
+            return checkout
         subscription_start(
             checkout, method=card, card_company="Sandbox", card_number=f"•••• {digits[-4:]}",
             digest=hashlib.sha256(digits.encode()).hexdigest(), now=now,
         )  # fmt: skip
     subscription_first_charge(checkout, now=now, declined=CardDeclined)
     return checkout
+
+
+def _pay_once(checkout: EngineCheckout, *, card: str, now: dt.datetime) -> None:
+    """A one-time payment (a tip, a one-time price): the card is charged once under a key from the
+    checkout's id, and the sandbox reports the paid order (`order.paid`, naming the checkout) as a
+    signed event whose id derives from the checkout too (a redelivery is the same event)."""
+    adapter = _adapter("sandbox", checkout.mode)
+    amount = checkout.unit_amount * checkout.quantity
+    result = adapter.charge_saved_method(
+        method=card, customer_key=checkout.customer_key, amount=amount, currency=checkout.currency,
+        key=f"checkout-{checkout.pk}", description=checkout.price, email=checkout.email,
+        metadata={"monetize_at_checkout": True},
+    )  # fmt: skip
+    if not result.succeeded:
+        raise CardDeclined(result.failure_message or "Your card was declined.")
+    checkout.completed_at = now
+    checkout.save(update_fields=["completed_at"])
+    digest = hashlib.sha256(f"order.paid\0{checkout.pk}".encode()).hexdigest()
+    payload = {
+        "id": "evt_" + digest[:24], "type": "order.paid", "created_at": now.isoformat(),
+        "data": {"payment_id": result.payment_id, "amount": amount, "currency": checkout.currency,
+                 "customer": checkout.customer, "checkout_id": checkout.pk, "fee": _sandbox_fee(amount)},
+    }  # fmt: skip
+    body, headers = adapter.sign(payload=payload)
+    deliver_on_commit("sandbox", body, headers)
 
 
 def payment_method_subscription(*, customer: str) -> EngineSubscription | None:

@@ -160,7 +160,7 @@ def payment_record(
         if announce != 0:
             event_publish(type=_PAYMENT_EVENTS[kind], payload=data, customer=customer.external_id)
         if notify:
-            payment_recorded.send(sender=Payment, payment=row, charge=charge)
+            payment_recorded.send(sender=Payment, payment=row, charge=charge, checkout_id=payment.checkout_id)
         if kind == PaymentKind.CHARGE and membership is not None:
             _recover(membership, occurred_at=occurred_at, event_id=event_id)
         if payment.checkout_id and kind == PaymentKind.CHARGE:

@@ -1,0 +1,89 @@
+"""Creators' reads: profiles, channel tiers, balances (pending / available / paid out / lifetime)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.db.models import Prefetch, QuerySet, Sum
+
+from billing.ledger.creators.exceptions import CreatorNotFound, CreatorTierNotFound
+from billing.ledger.creators.models import Creator, Earning, EarningReversal
+from billing.ledger.models import AccountBalance, JournalEntry
+from billing.tiers.models import Price, Tier, TierFeature
+
+PAYOUT_SOURCE = "payout"  # what payouts (issue 12 item 6) will post from the available account
+
+
+def creator_get(*, handle: str) -> Creator:
+    creator = Creator.objects.filter(handle=handle).first()
+    if creator is None:
+        raise CreatorNotFound(f"No creator '{handle}'.", details={"handle": handle})
+    return creator
+
+
+def creator_list() -> QuerySet[Creator]:
+    return Creator.objects.all()
+
+
+def creator_tiers(*, creator: Creator) -> QuerySet[Tier]:
+    """The creator's published channel tiers with their active prices, in display order."""
+    return (
+        Tier.objects.filter(creator=creator, is_public=True)
+        .prefetch_related(
+            Prefetch(
+                "prices",
+                queryset=Price.objects.filter(active=True).order_by("unit_amount", "id"),
+                to_attr="active_prices",
+            ),
+            Prefetch(
+                "tier_features",
+                queryset=TierFeature.objects.select_related("feature").order_by("feature__code"),
+            ),
+        )
+        .order_by("sort_order", "id")
+    )
+
+
+def creator_tier_get(*, creator: Creator, code: str, for_update: bool = False) -> Tier:
+    """A published tier of the creator's, by its code (`<handle>-<code>`, or just `<code>`)."""
+    full = code if code.startswith(f"{creator.handle}-") else f"{creator.handle}-{code}"
+    qs = Tier.objects.select_for_update() if for_update else Tier.objects
+    tier = qs.filter(creator=creator, code=full, is_public=True).first()
+    if tier is None:
+        raise CreatorTierNotFound(f"{creator.handle} has no tier '{code}'.", details={"tier": code})
+    return tier
+
+
+def creator_balance(*, creator: Creator) -> dict[str, dict[str, int]]:
+    """{currency: {pending, available, paid_out, lifetime}} in minor units. Pending and available
+    are the creator's two ledger accounts (running balances: one row each, however many entries);
+    paid out is what payouts took from the available account; lifetime is the net of every earning
+    less what refunds and lost disputes took back, independently summed, so lifetime = paid out +
+    available + pending holds whenever the ledger agrees with the earnings."""
+    from billing.ledger.creators.earnings import available_account, pending_account
+
+    pending, available = pending_account(creator.handle), available_account(creator.handle)
+    result: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"pending": 0, "available": 0, "paid_out": 0, "lifetime": 0}
+    )
+    for code, currency, balance in AccountBalance.objects.filter(
+        account__code__in=[pending, available]
+    ).values_list("account__code", "currency", "balance"):
+        result[currency]["pending" if code == pending else "available"] = -balance  # liabilities: credit
+    for currency, total in (
+        JournalEntry.objects.filter(account__code=available, transaction__source=PAYOUT_SOURCE)
+        .values_list("currency")
+        .annotate(total=Sum("amount"))
+    ):
+        result[currency]["paid_out"] = total
+    for currency, total in (
+        Earning.objects.filter(creator=creator).values_list("currency").annotate(total=Sum("net"))
+    ):
+        result[currency]["lifetime"] += total
+    for currency, total in (
+        EarningReversal.objects.filter(earning__creator=creator)
+        .values_list("earning__currency")
+        .annotate(total=Sum("net"))
+    ):
+        result[currency]["lifetime"] -= total
+    return {currency: result[currency] for currency in sorted(result)}

@@ -1,0 +1,79 @@
+"""Tips: a fan's one-time payment to a creator through the provider's hosted checkout. Only the
+provider's report of the paid order credits anyone (earnings.earning_record); creating the
+checkout, or a provider's `order.created`, credits nothing."""
+
+from __future__ import annotations
+
+import re
+
+from django.db import connection, transaction
+
+from billing.ledger.creators.exceptions import TipAmountOutOfRange, TipInvalid
+from billing.ledger.creators.models import Creator, Tip
+from billing.memberships.models import Customer
+from billing.tiers.models import Interval
+
+_CURRENCY = re.compile(r"^[a-z]{3}$")
+
+
+def tip_checkout_create(
+    *,
+    creator: Creator,
+    customer: Customer,
+    amount: int,
+    currency: str,
+    success_url: str,
+    cancel_url: str,
+    item_id: str = "",
+    provider: str | None = None,
+) -> Tip:
+    """Start a tip's checkout at the tenant's provider (the default unless `provider` is named):
+    the amount must lie within the tenant's tip range (422 otherwise, before any provider call).
+    The tip's row id is the checkout's id at the provider (its idempotency key)."""
+    from billing.providers.base import CheckoutRequest, ProviderNotSupported
+    from billing.providers.registry import provider_for
+    from billing.providers.selectors import provider_account_for_checkout
+
+    currency = (currency or "").lower()
+    if not _CURRENCY.match(currency):
+        raise TipInvalid("A currency is a three-letter ISO 4217 code.", details={"field": "currency"})
+    tenant = connection.tenant
+    low, high = int(tenant.tip_min_amount), int(tenant.tip_max_amount)
+    if not low <= amount <= high:
+        raise TipAmountOutOfRange(
+            f"A tip is between {low} and {high} (minor units of {currency}).",
+            details={"amount": amount, "min": low, "max": high},
+        )
+    account = provider_account_for_checkout(provider=provider)
+    if account.provider != "sandbox":
+        # a tip's amount is the fan's: Stripe and the others need a product and an ad-hoc price made
+        # for it first (issue 12 item 4), which is not built yet
+        raise ProviderNotSupported(
+            f"Tips through {account.get_provider_display()} are not available yet; use the sandbox.",
+            details={"provider": account.provider},
+        )
+    adapter = provider_for(account)
+    with transaction.atomic():
+        tip = Tip.objects.create(
+            creator=creator, customer=customer, amount=amount, currency=currency, item_id=item_id,
+            provider=account.provider, success_url=success_url, cancel_url=cancel_url,
+        )  # fmt: skip
+        session = adapter.create_checkout(
+            CheckoutRequest(
+                checkout_id=str(tip.pk),
+                customer=customer.external_id,
+                email=customer.email,
+                # what the fan pays for, by name: the provider makes its product from it (never our id)
+                price_ref=f"tip-{creator.handle}",
+                unit_amount=amount,
+                currency=currency,
+                interval=Interval.ONE_TIME,
+                quantity=1,
+                trial_days=0,
+                success_url=success_url,
+                cancel_url=cancel_url,
+            )
+        )
+        tip.provider_checkout_id, tip.url = session.provider_checkout_id, session.url
+        tip.save(update_fields=["provider_checkout_id", "url"])
+    return tip
