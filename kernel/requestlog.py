@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 
 import orjson
 from django.conf import settings
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 NOTE_ATTRIBUTE = "request_log_note"
 TTL_SECONDS = 7 * 24 * 3600
 
-_buffer: list[tuple[str, bytes]] = []
+_buffer: deque[tuple[str, bytes]] = deque()
 _lock = threading.Lock()
 _flush_lock = threading.Lock()  # one flush at a time: a flush that returns has written all before it
 _flusher_pid: int | None = None
@@ -48,9 +48,8 @@ def request_log_append(*, schema: str, entry: dict) -> None:
     data = orjson.dumps(entry)
     with _lock:
         _buffer.append((schema, data))
-        overflow = len(_buffer) > settings.REQUEST_LOG_BUFFER_MAX
-        if overflow:  # Redis is slow or down: keep the newest, never grow without bound
-            del _buffer[: len(_buffer) - settings.REQUEST_LOG_BUFFER_MAX]
+        while len(_buffer) > settings.REQUEST_LOG_BUFFER_MAX:  # Redis slow or down: keep the newest
+            _buffer.popleft()
     _flusher_ensure()
 
 
@@ -83,7 +82,7 @@ def request_log_flush() -> int:
 
 def _flush() -> int:
     with _lock:
-        batch = _buffer[:]
+        batch = list(_buffer)
         _buffer.clear()
     if not batch:
         return 0
@@ -94,7 +93,9 @@ def _flush() -> int:
         pipe = get_redis().pipeline(transaction=False)
         for schema, entries in per_schema.items():
             key = _key(schema)
-            pipe.lpush(key, *entries)  # newest first
+            # only the newest REQUEST_LOG_MAX can survive the trim: send no more (a busy second
+            # costs the flusher a bounded amount of work)
+            pipe.lpush(key, *entries[-settings.REQUEST_LOG_MAX :])  # newest first
             pipe.ltrim(key, 0, settings.REQUEST_LOG_MAX - 1)
             pipe.expire(key, TTL_SECONDS)
         pipe.execute()

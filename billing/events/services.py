@@ -106,8 +106,9 @@ def endpoint_delete(*, endpoint_id: int) -> bool:
 
 
 def endpoint_set_active(*, endpoint_id: int, active: bool) -> WebhookEndpoint | None:
-    """Pause an endpoint (its deliveries wait in the table) or enable it again, which clears its
-    failure streak and admits what waited; None if it is gone. Setting the state it has is a no-op."""
+    """Pause an endpoint (it gets no new events; its pending deliveries wait in the table) or enable
+    it again, which clears its failure streak and admits what waited; None if it is gone. Setting
+    the state it already has is a no-op."""
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
         if endpoint is None or endpoint.is_active == active:

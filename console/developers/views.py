@@ -210,7 +210,7 @@ def endpoint_action(request, endpoint_id: int, action: str):
         request,
         f"Enabled {endpoint.url}: waiting deliveries go out now."
         if action == "enable"
-        else f"Disabled {endpoint.url}: its deliveries wait until you enable it.",
+        else f"Disabled {endpoint.url}: it gets no new events; pending deliveries wait until you enable it.",
     )
     return redirect("developers-endpoint", endpoint_id=endpoint.pk)
 

@@ -188,3 +188,27 @@ def test_frozen_broker_costs_a_committed_tier_change_seconds_not_a_500(
     # and the deliveries wait, pending, for events.sweep; the failed publishes were counted
     assert {d.status for d in deliveries(ci_catalog, event__type="membership.updated")} == {"pending"}
     assert ENQUEUE_FAILURES.labels(task="webhooks.deliver")._value.get() > failures
+
+
+def test_a_disabled_endpoint_holds_its_deliveries_and_enabling_admits_them(
+    in_alpha, django_capture_on_commit_callbacks, monkeypatch
+):
+    from billing.events import services
+
+    sent = []
+    monkeypatch.setattr(services, "_enqueue", lambda delivery_id, countdown=None: sent.append(delivery_id))
+    endpoint, _ = services.endpoint_create(url="https://hooks.example.com/in")
+    with django_capture_on_commit_callbacks(execute=False):  # published, not yet admitted
+        event = services.event_publish(type="payment.succeeded", payload={"amount": 1}, customer="c1")
+    assert services.endpoint_set_active(endpoint_id=endpoint.pk, active=False).is_active is False
+    assert services.deliveries_admit() == [] and sent == []  # a disabled endpoint's delivery waits
+    assert services.event_publish(type="payment.succeeded", payload={}, customer="c1") is None  # no new ones
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(consecutive_failures=9)
+    with django_capture_on_commit_callbacks(execute=True):
+        enabled = services.endpoint_set_active(endpoint_id=endpoint.pk, active=True)
+    assert (enabled.is_active, enabled.consecutive_failures, enabled.disabled_reason) == (True, 0, "")
+    assert sent == [Delivery.objects.get(event=event).pk]
+    with django_capture_on_commit_callbacks(execute=True):  # already enabled: nothing happens again
+        services.endpoint_set_active(endpoint_id=endpoint.pk, active=True)
+    assert len(sent) == 1
+    assert services.endpoint_set_active(endpoint_id=endpoint.pk + 1000, active=True) is None
