@@ -39,6 +39,8 @@ urlpatterns = [
     path("usage/ai/", metering_views.tenant_ai_costs, name="tenant-ai-costs"),
     path("webhooks/<slug:provider>/", webhook_views.receive, name="webhooks"),
     path("sandbox/checkout/<str:checkout_id>/", provider_views.sandbox_checkout, name="sandbox-checkout"),
+    path("creator/", creator_views.creator_dashboard, name="creator-dashboard"),
+    path("creator/onboarding/", creator_views.creator_onboard, name="creator-onboarding"),
     path("sandbox/connect/<str:token>/", creator_views.sandbox_connect, name="sandbox-connect"),
     path("sandbox/payment-method/", provider_views.sandbox_payment_method, name="sandbox-payment-method"),
     path("toss/", include("billing.invoicing.toss_views")),  # checkout, success and fail pages

@@ -1,14 +1,29 @@
-"""The sandbox's connected-account onboarding page (what Stripe's hosted Connect onboarding would
-be): one click activates the creator's sandbox payout account and returns to the integrator."""
+"""Creator pages: the creator's dashboard (/creator/), and the sandbox's connected-account
+onboarding page (what Stripe's hosted Connect onboarding would be): one click activates the
+creator's sandbox payout account and returns to the integrator."""
 
+import csv
+
+from django.contrib import messages
 from django.core import signing
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.permissions import role_required
+from accounts.roles import Role
+from billing.ledger.creators.dashboard import (
+    creator_ledger_lines,
+    creator_monthly_earnings,
+    creator_tier_members,
+    creator_tips_by_item,
+)
 from billing.ledger.creators.models import Creator, PayoutStatus
+from billing.ledger.creators.selectors import creator_balance
 from billing.ledger.creators.services import creator_account_update
+from billing.metering.charts import bar_chart
 from billing.providers.sandbox import CONNECT_LINK_SECONDS, CONNECT_SALT
+from kernel.errors import ApplicationError
 
 
 @require_http_methods(["GET", "POST"])
@@ -24,3 +39,68 @@ def sandbox_connect(request, token: str):
         creator_account_update(provider="sandbox", account_id=link["account"], status=PayoutStatus.ACTIVE)
         return redirect(link["return_url"])
     return render(request, "sandbox/connect.html", {"creator": creator})
+
+
+def _own_creator(request):
+    from billing.ledger.creators.services import creator_for_user
+
+    return creator_for_user(user=request.user)
+
+
+@require_GET
+@role_required(Role.CREATOR)
+def creator_dashboard(request):
+    """The creator's dashboard: balances, monthly earnings, members per tier, tips per item, the
+    ledger (CSV with ?format=csv) and payout onboarding."""
+    creator = _own_creator(request)
+    lines = creator_ledger_lines(creator=creator)
+    if request.GET.get("format") == "csv":
+        return _ledger_csv(creator, lines)
+    balances = creator_balance(creator=creator)
+    currency = next(iter(balances), "usd")
+    series = creator_monthly_earnings(creator=creator, currency=currency)
+    context = {
+        "creator": creator,
+        "balances": balances,
+        "currency": currency,
+        "chart": bar_chart(series, label_format="%b %Y") if any(item["value"] for item in series) else None,
+        "tiers": creator_tier_members(creator=creator),
+        "tips": creator_tips_by_item(creator=creator),
+        # amounts as the creator reads them: what we owe them is positive
+        "lines": [(line, -line.amount) for line in lines[:50]],
+    }
+    return render(request, "creators/dashboard.html", context)
+
+
+def _ledger_csv(creator, lines) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{creator.handle}-ledger.csv"'
+    writer = csv.writer(response)
+    writer.writerow(
+        ["occurred_at", "account", "currency", "amount", "balance_after", "source", "description"]
+    )
+    for line in lines.iterator(chunk_size=2000):
+        # amounts as the creator reads them: what we owe them is positive
+        writer.writerow([
+            line.occurred_at.isoformat(), line.account.code, line.currency, -line.amount, -line.balance_after,
+            line.transaction.source, line.transaction.description,
+        ])  # fmt: skip
+    return response
+
+
+@require_POST
+@role_required(Role.CREATOR)
+def creator_onboard(request):
+    """Start payout onboarding at the tenant's provider for creators (the sandbox in demos)."""
+    from billing.ledger.creators.services import creator_onboarding_start
+
+    creator = _own_creator(request)
+    provider = request.POST.get("provider") or "sandbox"
+    try:
+        url = creator_onboarding_start(
+            creator=creator, provider=provider, return_url=request.build_absolute_uri("/creator/")
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("creator-dashboard")
+    return redirect(url)
