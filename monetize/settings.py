@@ -339,6 +339,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "creators.earnings_release",
         "schedule": __import__("celery.schedules", fromlist=["crontab"]).crontab(minute=30, hour=0),
     },
+    "creator-payouts": {  # daily at 01:00 UTC, after the release: scheduled payouts, lost transfers
+        "task": "creators.payouts_scheduled",
+        "schedule": __import__("celery.schedules", fromlist=["crontab"]).crontab(minute=0, hour=1),
+    },
     # cache invalidations Redis did not take (kernel.invalidations): seconds after it answers again
     "cache-invalidations-replay": {
         "task": "kernel.invalidations_replay",

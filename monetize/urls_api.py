@@ -10,6 +10,7 @@ from billing.invoicing import credit_notes_api, credit_values_api, taxes_api
 from billing.ledger import api as ledger_api
 from billing.ledger import reports_api
 from billing.ledger.creators import api as creators_api
+from billing.ledger.creators import payouts_api
 from billing.ledger.reconciliation import api as reconciliation_api
 from billing.memberships import api as memberships_api
 from billing.memberships import discounts_api as customer_discounts_api
@@ -77,6 +78,12 @@ urlpatterns = [
         "creators/<str:handle>/tiers/<str:code>",
         creators_api.CreatorTierDetailView.as_view(),
         name="creator-tier",
+    ),
+    path("creators/<str:handle>/payouts", payouts_api.CreatorPayoutsView.as_view(), name="creator-payouts"),
+    path(
+        "creators/<str:handle>/payouts/<int:payout_id>",
+        payouts_api.CreatorPayoutDetailView.as_view(),
+        name="creator-payout",
     ),
     path("channels/<str:handle>/tiers", creators_api.ChannelTiersView.as_view(), name="channel-tiers"),
     path("tips/checkouts", creators_api.TipCheckoutCreateView.as_view(), name="tip-checkouts"),

@@ -65,6 +65,19 @@ class Tenant(TenantMixin):
     tip_max_amount = models.PositiveBigIntegerField(
         default=50_000, help_text="The largest tip, in minor units of its currency."
     )
+    payout_min_amount = models.PositiveBigIntegerField(
+        default=1000, help_text="The smallest payout to a creator, in minor units of its currency."
+    )
+    payout_schedule = models.CharField(
+        max_length=8,
+        choices=[
+            ("manual", "Manual (creators request)"),
+            ("weekly", "Weekly (Mondays)"),
+            ("monthly", "Monthly (the 1st)"),
+        ],
+        default="manual",
+        help_text="When creators' available balances are paid out by themselves.",
+    )
     sandbox_fee_bps = models.PositiveIntegerField(
         default=0,
         validators=[MaxValueValidator(10_000)],

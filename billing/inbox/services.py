@@ -24,7 +24,11 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from billing.inbox.models import InboxEvent, InboxStatus
-from billing.inbox.signals import provider_account_reported, provider_invoice_reported
+from billing.inbox.signals import (
+    provider_account_reported,
+    provider_invoice_reported,
+    provider_payout_reported,
+)
 from billing.memberships.exceptions import InvalidProviderEvent
 from billing.memberships.models import Payment, PaymentKind
 from billing.memberships.services import checkout_complete, membership_sync_from_provider, payment_record
@@ -147,6 +151,15 @@ def _apply(event: InboxEvent) -> InboxStatus:
             sender=InboxEvent,
             provider=event.provider,
             account=normalized.account,
+            occurred_at=normalized.occurred_at,
+            event_id=event.event_id,
+        )
+        applied = applied or any(answer for _, answer in answers)
+    if normalized.payout is not None:
+        answers = provider_payout_reported.send(
+            sender=InboxEvent,
+            provider=event.provider,
+            payout=normalized.payout,
             occurred_at=normalized.occurred_at,
             event_id=event.event_id,
         )

@@ -11,3 +11,8 @@ provider_invoice_reported = Signal()
 # occurred_at, event_id. The creators app (billing.ledger.creators) updates the payout status; a
 # receiver returns True when it applied something.
 provider_account_reported = Signal()
+# Sent inside the transaction that applies a provider event about a payout to a creator's connected
+# account (providers.base.PayoutReport; Stripe's `payout.paid` / `payout.failed` of a Connect
+# account); kwargs: provider, payout, occurred_at, event_id. The creators app marks its Payout paid or
+# failed; a receiver returns True when it applied something.
+provider_payout_reported = Signal()

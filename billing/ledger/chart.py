@@ -13,6 +13,7 @@ a code the chart does not know is refused (a typo must not open an account).
     platform_fees              revenue    the tenant's cut of creator earnings
     creator_share              expense    creators' part of their sales and tips (gross, before fees)
     tips                       revenue    tips paid to creators (gross)
+    payouts_in_transit         liability  creators' payouts requested, not yet reported paid
     payable:creator:<handle>   liability  owed to a creator, available
     payable:creator_pending:<handle>  liability  owed to a creator, still in the hold period
     equity                     equity     opening balances and owner's adjustments
@@ -36,6 +37,7 @@ FIXED = {
     "platform_fees": (AccountKind.REVENUE, "Platform fees"),
     "creator_share": (AccountKind.EXPENSE, "Creators' share of sales and tips"),
     "tips": (AccountKind.REVENUE, "Tips"),
+    "payouts_in_transit": (AccountKind.LIABILITY, "Payouts in transit"),
     "equity": (AccountKind.EQUITY, "Equity"),
 }
 PREFIXED = {

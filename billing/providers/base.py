@@ -81,6 +81,7 @@ class EventType(enum.StrEnum):
     DISPUTE_LOST = "dispute.lost"
     INVOICE = "invoice"  # a provider's invoice (or order) to mirror, with no money movement of its own
     ACCOUNT_UPDATED = "account.updated"  # a creator's connected account changed (Connect)
+    PAYOUT_UPDATED = "payout.updated"  # a payout to a creator's connected account was paid or failed
     IGNORED = "ignored"  # a provider event we do not act on (e.g. order.created)
 
 
@@ -206,6 +207,7 @@ class NormalizedEvent:
     checkout: CheckoutState | None = None  # our Checkout this event completes
     invoice: InvoiceState | None = None  # the provider's invoice to mirror (after any payment it carries)
     account: ConnectedAccountState | None = None  # a creator's connected account (ACCOUNT_UPDATED)
+    payout: PayoutReport | None = None  # a payout to a creator's connected account (PAYOUT_UPDATED)
 
 
 @dataclass(frozen=True)
@@ -328,6 +330,29 @@ class Transfer:
     account_id: str
     amount: int
     currency: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """What the provider made of a Transfer: its transfer and payout ids, and `status`: `paid` (the
+    money reached the creator: the sandbox) or `processing` (the provider reports the payout later)."""
+
+    transfer_id: str
+    payout_id: str = ""
+    status: str = "processing"
+
+
+@dataclass(frozen=True)
+class PayoutReport:
+    """A provider's word on a payout to a connected account (Stripe's `payout.paid` / `.failed`):
+    `status` paid or failed; `reference` our payout's key when the provider carries our metadata."""
+
+    payout_id: str
+    status: str
+    account_id: str = ""
+    reference: str = ""
+    failure_message: str = ""
 
 
 class PaymentProvider(Protocol):
@@ -372,7 +397,9 @@ class PaymentProvider(Protocol):
 
     def payout_account_link(self, *, account_id: str, return_url: str) -> str: ...
 
-    def transfer(self, transfer: Transfer) -> str: ...
+    def transfer(self, transfer: Transfer) -> TransferResult:
+        """Move money to the creator's connected account and pay it out there; the same
+        `transfer_id` twice is one transfer."""
 
     # --- refunds (credit notes) -----------------------------------------------------------------
 

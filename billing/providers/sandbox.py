@@ -25,10 +25,13 @@ from billing.providers.base import (
     ConnectOnboarding,
     ConnectOnboardingRequest,
     NormalizedEvent,
+    ProviderError,
     ProviderNotSupported,
     RefundResult,
     SavedMethodCharge,
     SubscriptionEngine,
+    Transfer,
+    TransferResult,
     UsageReport,
     WebhookVerificationFailed,
 )
@@ -137,6 +140,16 @@ class SandboxProvider:
         account_id = request.account_id or f"acct_sbx_{digest}"
         token = signing.dumps({"account": account_id, "return_url": request.return_url}, salt=CONNECT_SALT)
         return ConnectOnboarding(account_id=account_id, url=f"/sandbox/connect/{token}/")
+
+    def transfer(self, transfer: Transfer) -> TransferResult:
+        """The sandbox pays a connected account at once: paid, ids derived from our key (the same
+        payout, the same ids)."""
+        if not transfer.account_id.startswith("acct_sbx_"):
+            raise ProviderError(
+                f"'{transfer.account_id}' is not a sandbox connected account.", code="unknown_account"
+            )
+        digest = hashlib.sha256(transfer.transfer_id.encode()).hexdigest()[:20]
+        return TransferResult(transfer_id=f"tr_sbx_{digest}", payout_id=f"po_sbx_{digest}", status="paid")
 
     # --- emitting (the sandbox is also the provider) ------------------------------------------
 

@@ -4,7 +4,15 @@ to Stripe's hosted onboarding. Stripe reports what the account may do in `accoun
 
 from __future__ import annotations
 
-from billing.providers.base import ConnectedAccountState, ConnectOnboarding, ConnectOnboardingRequest
+from billing.providers.base import (
+    ConnectedAccountState,
+    ConnectOnboarding,
+    ConnectOnboardingRequest,
+    PayoutReport,
+    ProviderError,
+    Transfer,
+    TransferResult,
+)
 
 
 class StripeConnect:
@@ -32,6 +40,52 @@ class StripeConnect:
             },
         )
         return ConnectOnboarding(account_id=str(account_id), url=str(link.url))
+
+    def transfer(self, transfer: Transfer) -> TransferResult:
+        """A Transfer from the platform's balance to the connected account (idempotency key
+        `payout-<id>`), then a Payout of it from that account to the creator's bank (key
+        `payout-<id>-payout`, on the account); Stripe reports the payout's fate in `payout.paid` /
+        `payout.failed` (Connect events, carrying our metadata `monetize_payout`)."""
+        client = self._client()
+        metadata = {"monetize_payout": transfer.transfer_id}
+        moved = self._call(
+            client.v1.transfers.create,
+            params={
+                "amount": transfer.amount, "currency": transfer.currency, "destination": transfer.account_id,
+                "metadata": metadata, **({"description": transfer.description} if transfer.description else {}),
+            },
+            options={"idempotency_key": transfer.transfer_id},
+        )  # fmt: skip
+        payout = self._call(
+            client.v1.payouts.create,
+            params={"amount": transfer.amount, "currency": transfer.currency, "metadata": metadata},
+            options={
+                "idempotency_key": f"{transfer.transfer_id}-payout",
+                "stripe_account": transfer.account_id,
+            },
+        )
+        status = getattr(payout, "status", "")
+        if status in ("failed", "canceled"):
+            raise ProviderError(
+                f"Stripe did not pay out {transfer.transfer_id} ({status}).", code="payout_failed"
+            )
+        return TransferResult(
+            transfer_id=str(moved.id),
+            payout_id=str(payout.id),
+            status="paid" if status == "paid" else "processing",
+        )
+
+
+def stripe_payout_report(obj: dict, *, account: str = "") -> PayoutReport:
+    """A Payout object (a Connect event's) as our report: paid, or failed (canceled too)."""
+    status = {"paid": "paid", "failed": "failed", "canceled": "failed"}.get(str(obj.get("status") or ""), "")
+    return PayoutReport(
+        payout_id=str(obj.get("id") or ""),
+        status=status,
+        account_id=account,
+        reference=str((obj.get("metadata") or {}).get("monetize_payout") or ""),
+        failure_message=str(obj.get("failure_message") or obj.get("failure_code") or ""),
+    )
 
 
 def stripe_account_state(obj: dict) -> ConnectedAccountState:

@@ -18,7 +18,7 @@ from billing.providers.base import (
     SubscriptionState,
 )
 from billing.providers.invoices import stripe_invoice, stripe_invoice_metadata, stripe_invoice_subscription
-from billing.providers.stripe_connect import stripe_account_state
+from billing.providers.stripe_connect import stripe_account_state, stripe_payout_report
 
 INVOICE_EVENTS = (
     "invoice.finalized", "invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed",
@@ -40,6 +40,10 @@ def parse_stripe_event(name: str, payload: dict) -> NormalizedEvent:
     }
     if kind == "account.updated":  # a creator's connected account (Connect)
         return NormalizedEvent(type=EventType.ACCOUNT_UPDATED, account=stripe_account_state(obj), **common)
+    if kind in ("payout.paid", "payout.failed", "payout.canceled") and payload.get("account"):
+        # a payout from a creator's connected account (Connect); the platform's own payouts are not ours
+        report = stripe_payout_report(obj, account=str(payload["account"]))
+        return NormalizedEvent(type=EventType.PAYOUT_UPDATED, payout=report, **common)
     if kind.startswith("customer.subscription."):
         item = obj["items"]["data"][0]
         metadata = obj.get("metadata") or {}

@@ -12,10 +12,11 @@ class CreatorsConfig(AppConfig):
     verbose_name = "Creators"
 
     def ready(self) -> None:
-        from billing.inbox.signals import provider_account_reported
+        from billing.inbox.signals import provider_account_reported, provider_payout_reported
         from billing.ledger.creators import receivers
         from billing.memberships.signals import clock_changed, payment_recorded
 
         payment_recorded.connect(receivers.on_payment_recorded, dispatch_uid="creators.payment")
         clock_changed.connect(receivers.on_clock_changed, dispatch_uid="creators.clock")
         provider_account_reported.connect(receivers.on_provider_account, dispatch_uid="creators.account")
+        provider_payout_reported.connect(receivers.on_provider_payout, dispatch_uid="creators.payout")

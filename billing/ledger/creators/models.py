@@ -173,3 +173,54 @@ class EarningReversal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.earning_id} -{self.net}"
+
+
+class PayoutState(models.TextChoices):
+    REQUESTED = "requested", "Requested"
+    PROCESSING = "processing", "Processing"
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Failed"
+
+
+class Payout(models.Model):
+    """Money paid out of a creator's available balance to their connected account: requested (the
+    amount leaves `available` for `payouts_in_transit` at once, so two requests cannot spend it
+    twice) -> processing (the provider took the transfer, keyed `payout-<id>`) -> paid (it leaves
+    the provider's cash) | failed (it returns to `available`). `schedule_key` makes a scheduled
+    run's payout once per creator, currency and run."""
+
+    creator = models.ForeignKey(Creator, on_delete=models.PROTECT, related_name="payouts")
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=12, choices=PayoutState.choices, default=PayoutState.REQUESTED)
+    provider = models.CharField(max_length=16)
+    account_id = models.CharField(max_length=255)
+    provider_transfer_id = models.CharField(max_length=255, blank=True)
+    provider_payout_id = models.CharField(max_length=255, blank=True, db_index=True)
+    failure_message = models.CharField(max_length=500, blank=True)
+    schedule_key = models.CharField(max_length=40, blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    processing_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="creators_payout_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(currency__regex=r"^[a-z]{3}$"), name="creators_payout_currency"
+            ),
+            models.UniqueConstraint(
+                fields=["creator", "currency", "schedule_key"],
+                condition=~Q(schedule_key=""),
+                name="creators_payout_once_per_schedule",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"payout-{self.pk}"
+
+    @property
+    def key(self) -> str:
+        return f"payout-{self.pk}"

@@ -26,3 +26,10 @@ def on_provider_account(sender, *, provider, account, occurred_at=None, **kwargs
         provider=provider, account_id=account.account_id, status=account.status, occurred_at=occurred_at
     )
     return updated is not None
+
+
+def on_provider_payout(sender, *, provider, payout, occurred_at=None, **kwargs) -> bool:
+    """A provider reported a payout to a creator's connected account (Stripe's `payout.paid`)."""
+    from billing.ledger.creators.payouts import payout_reported
+
+    return payout_reported(provider=provider, report=payout) is not None
