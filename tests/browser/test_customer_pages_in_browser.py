@@ -49,7 +49,12 @@ def customers(live_tenant):
             )
             price = Price.objects.get(code="pro-monthly")
             Membership.objects.create(
-                customer=grace, tier=price.tier, price=price, status="active", quantity=3, started_at=timezone.now()
+                customer=grace,
+                tier=price.tier,
+                price=price,
+                status="active",
+                quantity=3,
+                started_at=timezone.now(),
             )
             now = timezone.now()
             events_ingest(
@@ -57,7 +62,9 @@ def customers(live_tenant):
                          "timestamp": now.isoformat(), "properties": {"minutes": 1250 * (i + 1)}} for i in range(3)]
             )  # fmt: skip
             draft, _ = invoice_draft_create(
-                customer=grace, currency="usd", lines=[LineDraft(kind="fee", description="Pro × 3", amount=14_700)]
+                customer=grace,
+                currency="usd",
+                lines=[LineDraft(kind="fee", description="Pro × 3", amount=14_700)],
             )
             invoice_finalize(invoice_id=draft.pk)
             customer_key_create(customer=grace, name="CI runner")
