@@ -373,9 +373,81 @@ def test_a_creator_tier_membership_invoice_is_split_and_its_renewal_too(
         assert not Earning.objects.filter(creator__isnull=True).exists()
 
 
-def test_tips_through_a_provider_without_tips_yet_are_refused(studio):
+def test_a_tip_through_an_unconfigured_provider_is_refused(studio):
     response = tip_checkout(studio, 1000, provider="stripe")
-    assert response.status_code == 409
+    assert response.status_code == 409 and response.json()["error"]["code"] == "provider_not_configured"
+    with tenant_context(studio.tenant):
+        assert not Tip.objects.exists()
+
+
+def test_a_stripe_tip_makes_its_product_and_price_first_and_credits_once_when_paid(studio, monkeypatch):
+    from billing.providers.services import provider_account_upsert
+    from billing.providers.stripe import StripeProvider
+    from tests.billing.test_stripe_adapter import FakeStripe
+    from tests.billing.test_stripe_events import deliver as stripe_deliver
+    from tests.billing.test_stripe_events import process as stripe_process
+
+    fake = FakeStripe()
+    monkeypatch.setattr(StripeProvider, "http_client", fake)
+    with tenant_context(studio.tenant):
+        provider_account_upsert(
+            provider="stripe", credentials={"api_key": "sk_test_1"}, webhook_secret="whsec_t"
+        )
+    started = tip_checkout(studio, 1500, provider="stripe", item_id="video-7")
+    assert started.status_code == 201, started.content
+    tip_id = started.json()["id"]
+    assert started.json()["url"] == "https://checkout.stripe.test/c/pay/cs_test_1"
+    paths = [call["path"] for call in fake.calls if call["method"] == "post"]
+    assert paths == ["/v1/products", "/v1/prices", "/v1/checkout/sessions"]  # made before the checkout
+    price_call, session_call = [
+        c
+        for c in fake.calls
+        if c["path"] in ("/v1/prices", "/v1/checkout/sessions") and c["method"] == "post"
+    ]
+    assert price_call["form"]["lookup_key"] == ["tip-ann-usd-1500"] and price_call["form"]["unit_amount"] == [
+        "1500"
+    ]
+    assert session_call["form"]["mode"] == ["payment"]
+    assert session_call["form"]["line_items[0][price]"] == ["price_tip-ann-usd-1500"]  # Stripe's id, not ours
+    assert session_call["form"]["metadata[monetize_checkout]"] == [tip_id]
+    assert session_call["headers"]["Idempotency-Key"] == f"checkout-{tip_id}"
+
+    # the paid session, delivered three times, and the payment intent's own event: one earning
+    session = {"id": "evt_cs_1", "object": "event", "type": "checkout.session.completed", "created": 1_800_000_000,
+               "data": {"object": {"id": "cs_test_1", "object": "checkout.session", "mode": "payment",
+                                   "payment_status": "paid", "amount_total": 1500, "currency": "usd",
+                                   "payment_intent": "pi_tip_1", "customer": "cus_1", "client_reference_id": tip_id,
+                                   "metadata": {"monetize_customer": "fan1", "monetize_checkout": tip_id}}}}  # fmt: skip
+    intent = {"id": "evt_pi_1", "object": "event", "type": "payment_intent.succeeded", "created": 1_800_000_001,
+              "data": {"object": {"id": "pi_tip_1", "object": "payment_intent", "amount_received": 1500,
+                                  "currency": "usd", "latest_charge": "ch_tip_1", "customer": "cus_1",
+                                  "metadata": {"monetize_customer": "fan1", "monetize_checkout": tip_id}}}}  # fmt: skip
+    stripe_deliver(studio, "whsec_t", session, session, intent, session)
+    stripe_process(studio)
+    with tenant_context(studio.tenant):
+        earning = Earning.objects.get()
+        assert (earning.kind, earning.gross, earning.platform_fee, earning.net, earning.item_id) == (
+            "tip", 1500, 150, 1350, "video-7",
+        )  # fmt: skip
+        assert Tip.objects.get(pk=tip_id).status == "paid"
+        assert JournalTransaction.objects.filter(source="earning").count() == 1
+    assert balance(studio)["pending"] == 1350
+    # a second tip of the same amount reuses the price Stripe has (found by its lookup key)
+    assert tip_checkout(studio, 1500, provider="stripe").status_code == 201
+    assert [c["path"] for c in fake.calls if c["method"] == "post"][3:] == ["/v1/checkout/sessions"]
+
+
+def test_a_tip_through_stripe_engine_mode_is_refused(studio, monkeypatch):
+    from billing.providers.services import provider_account_upsert
+
+    with tenant_context(studio.tenant):
+        provider_account_upsert(
+            provider="stripe",
+            credentials={"api_key": "sk_test_1", "billing": "engine"},
+            webhook_secret="whsec_t",
+        )
+    response = tip_checkout(studio, 1500, provider="stripe")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "provider_not_supported"
 
 
 # --- property: random sequences of charges, refunds, fee changes and releases ------------------------

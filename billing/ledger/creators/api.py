@@ -219,7 +219,11 @@ class TipCheckoutInput(serializers.Serializer):
     amount = AmountField(min_value=1, max_value=BIGINT_MAX)
     currency = StrictRegexField(r"^[a-z]{3}$")
     item_id = StrictCharField(required=False, allow_blank=True, max_length=255, default="")
-    provider = StrictCharField(required=False, max_length=16)
+    provider = StrictCharField(
+        required=False,
+        max_length=16,
+        help_text="`sandbox` or `stripe` (Checkout in payment mode); default: the tenant's.",
+    )
     success_url = serializers.URLField(max_length=2000)
     cancel_url = serializers.URLField(max_length=2000)
 

@@ -1,6 +1,8 @@
-"""Tips: a fan's one-time payment to a creator through the provider's hosted checkout. Only the
-provider's report of the paid order credits anyone (earnings.earning_record); creating the
-checkout, or a provider's `order.created`, credits nothing."""
+"""Tips: a fan's one-time payment to a creator through the provider's hosted checkout (the
+sandbox's; Stripe Checkout in payment mode, on a product and price Stripe has for this creator,
+currency and amount, made before the checkout). Only the provider's report of the paid order
+credits anyone (earnings.earning_record); creating the checkout, or an `order.created`, credits
+nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from billing.memberships.models import Customer
 from billing.tiers.models import Interval
 
 _CURRENCY = re.compile(r"^[a-z]{3}$")
+TIP_PROVIDERS = ("sandbox", "stripe")
 
 
 def tip_checkout_create(
@@ -45,14 +48,15 @@ def tip_checkout_create(
             details={"amount": amount, "min": low, "max": high},
         )
     account = provider_account_for_checkout(provider=provider)
-    if account.provider != "sandbox":
-        # a tip's amount is the fan's: Stripe and the others need a product and an ad-hoc price made
-        # for it first (issue 12 item 4), which is not built yet
+    adapter = provider_for(account)
+    stripe_engine_mode = account.provider == "stripe" and getattr(adapter, "engine", None) is not None
+    if account.provider not in TIP_PROVIDERS or stripe_engine_mode:
+        # a one-time payment at the provider's hosted checkout: the sandbox's, and Stripe Checkout
+        # in payment mode (not engine mode, whose checkout only saves a card for subscriptions)
         raise ProviderNotSupported(
-            f"Tips through {account.get_provider_display()} are not available yet; use the sandbox.",
+            f"Tips through {account.get_provider_display()} are not available yet.",
             details={"provider": account.provider},
         )
-    adapter = provider_for(account)
     with transaction.atomic():
         tip = Tip.objects.create(
             creator=creator, customer=customer, amount=amount, currency=currency, item_id=item_id,
@@ -63,8 +67,9 @@ def tip_checkout_create(
                 checkout_id=str(tip.pk),
                 customer=customer.external_id,
                 email=customer.email,
-                # what the fan pays for, by name: the provider makes its product from it (never our id)
-                price_ref=f"tip-{creator.handle}",
+                # what the fan pays for, by name: the provider finds or makes a product and price for
+                # this creator, currency and amount before the checkout (never our row id)
+                price_ref=f"tip-{creator.handle}-{currency}-{amount}",
                 unit_amount=amount,
                 currency=currency,
                 interval=Interval.ONE_TIME,
