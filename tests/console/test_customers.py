@@ -384,3 +384,41 @@ def test_override_a_feature_and_remove_it(shop):
     assert "Override removed" in _text(response)
     with tenant_context(shop.tenant):
         assert not EntitlementOverride.objects.exists()
+
+
+# --- a provider's subscription: changed at the provider, its webhook updates the page -------------
+
+
+@pytest.fixture
+def sandbox_shop(ci_catalog, monkeypatch):
+    """alpha with the CI catalog, the sandbox provider and customer c1 (as test_sandbox_checkout)."""
+    from billing.providers.services import provider_account_upsert
+    from tests.billing.test_entitlements import make_customer
+
+    with tenant_context(ci_catalog.tenant):
+        provider_account_upsert(provider="sandbox")
+    monkeypatch.setattr("billing.inbox.services._enqueue", lambda inbox_id, countdown=None: None)
+    make_customer(ci_catalog)
+    return ci_catalog
+
+
+def test_provider_subscription_is_changed_and_canceled_through_the_provider(
+    sandbox_shop, django_capture_on_commit_callbacks
+):
+    from tests.billing.test_sandbox_checkout import membership, pay, start_checkout
+    from tests.billing.test_webhooks_in import process_all
+
+    shop = sandbox_shop
+    url = start_checkout(shop, price="pro-yearly").json()["url"]
+    pay(shop, url, "4242424242424242", django_capture_on_commit_callbacks)
+    process_all(shop)
+    assert membership(shop).status == "active" and membership(shop).tier.code == "pro"
+    client = _login(shop, shop.owner_email)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/customers/c1/tier/", {"tier": "team"}, follow=True)
+    assert "c1 moves to Team" in _text(response) and "(through sandbox)" in _text(response)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/customers/c1/cancel/", {"when": "period_end"}, follow=True)
+    assert "Cancellation sent to sandbox" in _text(response)
+    process_all(shop)
+    assert membership(shop).cancel_at_period_end is True and membership(shop).status == "active"
