@@ -14,6 +14,7 @@ from django.db.models import Count, Q
 from django.http import Http404
 from django.utils import timezone
 
+from accounts.models import IntegratorApiKey
 from accounts.selectors import api_key_list
 from billing.events.models import Delivery, DeliveryStatus, WebhookEndpoint
 from billing.inbox.models import InboxEvent, InboxStatus
@@ -68,6 +69,13 @@ def developers_summary() -> dict:
         unmatched=Count("pk", filter=Q(status=InboxStatus.UNMATCHED)),
     )
     return {"active_keys": keys, "endpoints": endpoints, "deliveries_dead": deliveries_dead, "inbox": inbox}
+
+
+def api_key_get(*, key_id: int) -> IntegratorApiKey:
+    key = api_key_list().filter(pk=_checked(key_id, "No such key.")).first()
+    if key is None:
+        raise Http404("No such key.")
+    return key
 
 
 def endpoint_list() -> list[dict]:

@@ -21,7 +21,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.exceptions import AccountsError
 from accounts.forms import ApiKeyCreateForm
-from accounts.models import IntegratorApiKey
 from accounts.permissions import role_required
 from accounts.roles import Role
 from accounts.selectors import api_key_list
@@ -110,9 +109,7 @@ def keys(request):
                 messages.success(request, f"Created {key.prefix}…: copy the secret now.")
                 form = ApiKeyCreateForm()
         elif action in {"revoke", "rotate"}:
-            key = IntegratorApiKey.objects.filter(pk=_id(request.POST.get("key_id"))).first()
-            if key is None:
-                raise Http404("No such key.")
+            key = selectors.api_key_get(key_id=_id(request.POST.get("key_id")))
             try:
                 if action == "revoke":
                     api_key_revoke(api_key=key)
