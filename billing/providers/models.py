@@ -217,6 +217,10 @@ class EngineCheckout(models.Model):
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # a one-time payment's (interval one_time: a tip) own record at the sandbox: its payment id and
+    # the fee kept, so the sandbox's books (balance_transactions) list it like a subscription charge
+    payment_key = models.CharField(max_length=200, blank=True)
+    fee_amount = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

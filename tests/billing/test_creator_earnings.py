@@ -550,3 +550,25 @@ def test_the_daily_beat_job_releases_what_is_due_in_every_tenant(
         assert earnings_release_due() == 1
         assert earnings_release_due() == 0
     assert balance(studio)["available"] == 900
+
+
+def test_a_sandbox_tip_and_its_refund_reconcile_with_the_sandboxs_books(
+    studio, tenant_set, django_capture_on_commit_callbacks
+):
+    from billing.invoicing.engine.sandbox import sandbox_now
+    from billing.ledger.reconciliation.models import ReconciliationItem
+    from billing.ledger.reconciliation.services import reconciliation_run
+
+    tenant_set(studio, sandbox_fee_bps=290)
+    tip_paid(studio, django_capture_on_commit_callbacks, 2000)
+    refund(studio, django_capture_on_commit_callbacks, 500)
+    with tenant_context(studio.tenant):
+        assert Payment.objects.get(kind="charge").fee_amount == 58
+        run = reconciliation_run(provider="sandbox", day=sandbox_now().date())
+        assert (run.status, run.provider_count, run.matched_count, run.difference_count) == (
+            "balanced",
+            2,
+            2,
+            0,
+        )
+        assert not ReconciliationItem.objects.exists()

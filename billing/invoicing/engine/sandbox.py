@@ -132,13 +132,17 @@ def _pay_once(checkout: EngineCheckout, *, card: str, now: dt.datetime) -> None:
     )  # fmt: skip
     if not result.succeeded:
         raise CardDeclined(result.failure_message or "Your card was declined.")
-    checkout.completed_at = now
-    checkout.save(update_fields=["completed_at"])
+    checkout.completed_at, checkout.payment_key, checkout.fee_amount = (
+        now,
+        result.payment_id,
+        _sandbox_fee(amount),
+    )
+    checkout.save(update_fields=["completed_at", "payment_key", "fee_amount"])
     digest = hashlib.sha256(f"order.paid\0{checkout.pk}".encode()).hexdigest()
     payload = {
         "id": "evt_" + digest[:24], "type": "order.paid", "created_at": now.isoformat(),
         "data": {"payment_id": result.payment_id, "amount": amount, "currency": checkout.currency,
-                 "customer": checkout.customer, "checkout_id": checkout.pk, "fee": _sandbox_fee(amount)},
+                 "customer": checkout.customer, "checkout_id": checkout.pk, "fee": checkout.fee_amount},
     }  # fmt: skip
     body, headers = adapter.sign(payload=payload)
     deliver_on_commit("sandbox", body, headers)
@@ -243,7 +247,8 @@ def refund_create(*, payment_id: str, amount: int, currency: str, idempotency_ke
 
 def balance_transactions(*, since: dt.datetime, until: dt.datetime) -> list[BalanceEntry]:
     """The sandbox's own books over [since, until) on its clock, as a provider's balance
-    transactions: each paid charge (with the fee it kept) and each refund (negative)."""
+    transactions: each paid charge (with the fee it kept; one-time payments too) and each refund
+    (negative)."""
     charges = (
         EngineCharge.objects.filter(subscription__provider="sandbox", status=EngineChargeStatus.DONE, amount__gt=0)
         .filter(Q(paid_at__gte=since, paid_at__lt=until) | Q(paid_at__isnull=True, updated_at__gte=since, updated_at__lt=until))
@@ -261,6 +266,21 @@ def balance_transactions(*, since: dt.datetime, until: dt.datetime) -> list[Bala
             created=charge.paid_at or charge.updated_at,
         )  # fmt: skip
         for charge in charges
+    ]
+    one_time = EngineCheckout.objects.filter(
+        provider="sandbox", interval="one_time", completed_at__gte=since, completed_at__lt=until
+    ).exclude(payment_key="")
+    entries += [
+        BalanceEntry(
+            entry_id=f"sbt_co_{checkout.pk}",
+            type="charge",
+            source=checkout.payment_key,
+            amount=checkout.unit_amount * checkout.quantity,
+            fee=checkout.fee_amount,
+            currency=checkout.currency.lower(),
+            created=checkout.completed_at,
+        )  # a one-time payment (a tip)
+        for checkout in one_time.order_by("completed_at", "id")
     ]
     refunds = SandboxRefund.objects.filter(created_at__gte=since, created_at__lt=until).order_by("id")
     entries += [
