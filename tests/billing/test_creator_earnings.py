@@ -572,3 +572,57 @@ def test_a_sandbox_tip_and_its_refund_reconcile_with_the_sandboxs_books(
             0,
         )
         assert not ReconciliationItem.objects.exists()
+
+
+def test_a_lost_dispute_takes_the_earning_back(studio, django_capture_on_commit_callbacks):
+    from billing.memberships.services import payment_record
+    from billing.providers.base import PaymentState
+
+    tip_paid(studio, django_capture_on_commit_callbacks, 1000)
+    with tenant_context(studio.tenant):
+        charge = Payment.objects.get(kind="charge")
+        for event_type, event_id in (
+            ("dispute.created", "evt_d1"),
+            ("dispute.lost", "evt_d2"),
+            ("dispute.lost", "evt_d2"),
+        ):
+            payment_record(
+                provider="sandbox", event_type=event_type, event_id=event_id, occurred_at=charge.occurred_at,
+                payment=PaymentState(payment_id="dp_1", amount=1000, currency="usd", customer="",
+                                     reference=charge.provider_payment_id),
+            )  # fmt: skip
+        reversal = EarningReversal.objects.get()
+        assert (reversal.gross, reversal.net, reversal.payment.kind) == (1000, 900, "dispute_lost")
+    assert balance(studio) == {"currency": "usd", "pending": 0, "available": 0, "paid_out": 0, "lifetime": 0}
+
+
+def test_the_same_charge_split_concurrently_is_one_earning(live_tenant):
+    from billing.ledger.creators.earnings import earning_record
+    from billing.ledger.creators.services import creator_create
+    from billing.memberships.services import customer_upsert
+    from tests.helpers import committed, run_parallel
+
+    def seed():
+        with tenant_context(live_tenant.tenant):
+            creator = creator_create(handle="conc", display_name="Conc")
+            fan, _ = customer_upsert(external_id="fan-conc")
+            tip = Tip.objects.create(creator=creator, customer=fan, amount=1000, currency="usd", provider="sandbox",
+                                     success_url="https://a.test", cancel_url="https://a.test")  # fmt: skip
+            charge = Payment.objects.create(customer=fan, provider="sandbox", provider_payment_id="pay_conc",
+                                            kind="charge", amount=1000, currency="usd",
+                                            occurred_at=dt.datetime.now(dt.UTC))  # fmt: skip
+            return charge.pk, str(tip.pk)
+
+    charge_id, tip_id = committed(seed)
+
+    def split(_):
+        with tenant_context(live_tenant.tenant):
+            return earning_record(payment=Payment.objects.get(pk=charge_id), checkout_id=tip_id).pk
+
+    assert len(set(run_parallel(split, 4))) == 1
+
+    def counts():
+        with tenant_context(live_tenant.tenant):
+            return Earning.objects.count(), JournalTransaction.objects.filter(source="earning").count()
+
+    assert committed(counts) == (1, 1)

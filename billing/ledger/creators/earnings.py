@@ -120,6 +120,9 @@ def earning_record(*, payment: Payment, checkout_id: str = "") -> Earning | None
         if found is None:
             return None
         creator, kind, tip = found
+        # the same charge split twice at once (a redelivered event applied concurrently): the
+        # second waits here for the first, then finds its earning
+        Payment.objects.select_for_update().filter(pk=payment.pk).first()
         existing = Earning.objects.filter(payment=payment).first()
         if existing is not None:
             return existing
