@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one entry point behind `make run` / `make test` (see README).
-#   scripts/dev.sh install   create .venv and install the pinned requirements
+#   scripts/dev.sh install   create .venv and install the pinned requirements, and the pinned
+#                            front-end libraries (package-lock.json: npm ci into node_modules/)
 #   scripts/dev.sh services  make sure PostgreSQL and Redis answer; print the URLs in use
 #   scripts/dev.sh migrate   services + tenants_migrate
 #   scripts/dev.sh run       migrate + demo tenant + web, worker and beat (honcho)
@@ -67,6 +68,22 @@ install() {
     say "installing pinned requirements"
     "$PY" -m pip install -q --disable-pip-version-check -r requirements-dev.txt
     echo "$stamp" >"$VENV/.requirements-stamp"
+  fi
+  assets
+}
+
+assets() {
+  # the pages' CSS framework, htmx, Chart.js (and axe-core for the tests) from the npm registry,
+  # exactly as package-lock.json pins them; whitenoise serves the files kernel/assets.py lists
+  if ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+  fi
+  local stamp
+  stamp="$(cat package.json package-lock.json | sha256sum | cut -c1-16)"
+  if [ "$(cat node_modules/.monetize-stamp 2>/dev/null)" != "$stamp" ]; then
+    say "installing front-end libraries (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error >&2
+    echo "$stamp" >node_modules/.monetize-stamp
   fi
 }
 
@@ -268,11 +285,12 @@ cmd="${1:-}"
 shift || true
 case "$cmd" in
   install) install ;;
+  assets) assets ;;
   services) install; services; echo "DATABASE_URL=$DATABASE_URL"; echo "REDIS_URL=$REDIS_URL" ;;
   migrate) install; migrate ;;
   run) install; run ;;
   stop) stop ;;
   test) install; test_ "$@" ;;
   bench) install; bench "$@" ;;
-  *) die "usage: scripts/dev.sh install|services|migrate|run|stop|test|bench" ;;
+  *) die "usage: scripts/dev.sh install|assets|services|migrate|run|stop|test|bench" ;;
 esac

@@ -99,3 +99,41 @@ def ai_costs(
          "credits": str((Decimal(t["micros"]) / MICROS).quantize(Decimal("0.000001"))), "unpriced_events": t["unpriced"]}
         for t in totals
     ]  # fmt: skip
+
+
+def ai_credits_by_day(
+    *, start: dt.datetime, end: dt.datetime, top: int = 5
+) -> tuple[list[dt.date], list[dict]]:
+    """Credits burned per day by the `top` models (the rest summed as "Other") in [start, end), from
+    the hourly AI rollup: (days, [{"label", "values"}]) aligned for a chart. One query."""
+    from django.db.models.functions import TruncDate
+
+    from billing.metering.credit_models import AiUsage
+
+    low, high = _hours(start, end)
+    rows = (
+        AiUsage.objects.filter(hour__gte=low, hour__lt=high)
+        .annotate(day=TruncDate("hour", tzinfo=dt.UTC))
+        .values("day", "provider", "model")
+        .annotate(micros=models.Sum("credits"))
+    )
+    days = [low.date() + dt.timedelta(days=i) for i in range((high - low).days + 1)]
+    days = [d for d in days if dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC) < high]
+    totals: dict[str, Decimal] = {}
+    cells: dict[tuple[str, dt.date], Decimal] = {}
+    for row in rows:
+        name = f"{row['provider']}/{row['model']}" if row["provider"] else row["model"]
+        credits = Decimal(row["micros"] or 0) / MICROS
+        totals[name] = totals.get(name, Decimal(0)) + credits
+        cells[(name, row["day"])] = cells.get((name, row["day"]), Decimal(0)) + credits
+    ranked = sorted(totals, key=lambda name: (-totals[name], name))
+    shown, rest = ranked[:top], ranked[top:]
+    series = [{"label": name, "values": [cells.get((name, d), Decimal(0)) for d in days]} for name in shown]
+    if rest:
+        series.append(
+            {
+                "label": "Other",
+                "values": [sum((cells.get((n, d), Decimal(0)) for n in rest), Decimal(0)) for d in days],
+            }
+        )
+    return days, series

@@ -10,9 +10,9 @@ from django.views.decorators.http import require_GET
 
 from accounts.permissions import role_required
 from accounts.roles import STAFF_ROLES
-from billing.metering.charts import bar_chart
 from billing.metering.models import Meter
 from billing.metering.selectors import current_period, month_start, top_customers, usage_series, usage_total
+from kernel.charts import time_chart, usage_chart
 
 
 def usage_charts(*, customer) -> list[dict]:
@@ -26,7 +26,9 @@ def usage_charts(*, customer) -> list[dict]:
             {
                 "meter": meter,
                 "total": usage_total(meter=meter, start=start, end=end, customer=customer.external_id),
-                "chart": bar_chart(series),
+                "chart": usage_chart(
+                    chart_id=f"usage-{meter.code}", series=series, label=meter.name, unit=meter.unit
+                ),
             }
         )
     return charts
@@ -45,7 +47,13 @@ def tenant_usage(request):
     if selected is not None:
         series = usage_series(meter=selected, start=start, end=now, window=window)
         context.update(
-            chart=bar_chart(series, label_format="%H:00" if window == "hour" else "%b %d"),
+            chart=usage_chart(
+                chart_id=f"tenant-usage-{selected.code}",
+                series=series,
+                label=selected.name,
+                unit=selected.unit,
+                granularity=window,
+            ),
             total=usage_total(meter=selected, start=start, end=now),
             top=top_customers(meter=selected, month=month_start(now)),
         )
@@ -56,7 +64,7 @@ def tenant_usage(request):
 @role_required(*STAFF_ROLES)
 def tenant_ai_costs(request):
     """AI cost per model this month, and the customers it comes from (from the hourly AI rollup)."""
-    from billing.metering.credit_selectors import ai_costs
+    from billing.metering.credit_selectors import ai_costs, ai_credits_by_day
 
     now = timezone.now()
     start = month_start(now)
@@ -65,6 +73,10 @@ def tenant_ai_costs(request):
     peak = max((float(row["credits"]) for row in by_model), default=0) or 1
     for row in by_model:
         row["share"] = round(100 * float(row["credits"]) / peak, 1)
+    days, series = ai_credits_by_day(start=start, end=now)
+    chart = time_chart(chart_id="ai-credits", points=days, series=series, unit="credit", stacked=True)
     return render(
-        request, "billing/ai_costs.html", {"start": start, "by_model": by_model, "by_customer": by_customer}
+        request,
+        "billing/ai_costs.html",
+        {"start": start, "by_model": by_model, "by_customer": by_customer, "chart": chart},
     )

@@ -39,3 +39,11 @@ def browser():
 @pytest.fixture
 def page(browser):
     return browser.new_page()
+
+
+def click_confirmed(page, selector: str) -> None:
+    """Click a destructive action and accept the layout's confirmation <dialog> (data-confirm)."""
+    with page.expect_navigation():
+        page.click(selector)
+        page.locator("#confirm-dialog").wait_for(state="visible")
+        page.click("#confirm-dialog button[value=confirm]")

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.browser.conftest import needs_chromium
+from tests.browser.conftest import click_confirmed, needs_chromium
 from tests.conftest import PASSWORD
 
 pytestmark = [
@@ -51,8 +51,6 @@ def test_pricing_to_paid_membership_and_back_to_free(server, worker, page):
     _until(page, f"{server}/account/plan/", r'data-testid="tier">Pro<')
     assert "Membership active" in page.content()
 
-    page.on("dialog", lambda dialog: dialog.accept())
-    with page.expect_navigation():
-        page.click("button[value=cancel_now]")  # a form posting to /billing/membership/
+    click_confirmed(page, "button[value=cancel_now]")  # a form posting to /billing/membership/
     _until(page, f"{server}/account/plan/", r'data-testid="tier">Community<')
     assert "Membership canceled" in page.content()

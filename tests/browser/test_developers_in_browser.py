@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import needs_chromium
+from tests.browser.conftest import click_confirmed, needs_chromium
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -147,8 +147,7 @@ def test_owner_works_the_developers_page(server, browser, seeded, shots, size):
     with page.expect_navigation():
         page.click(f"a[href='/developers/inbox/{seeded['dead']}/']")
     assert "price_9" in page.locator("[data-testid=error]").inner_text()
-    with page.expect_navigation():
-        page.click("[data-testid=replay] button")
+    click_confirmed(page, "[data-testid=replay] button")
     assert "Replaying stripe event" in page.locator(".messages").inner_text()
     _fits(page, "a provider event")
     page.screenshot(path=str(shots / f"developers-inbox-event-{size}.png"), full_page=True)

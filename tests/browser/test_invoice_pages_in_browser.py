@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import needs_chromium
+from tests.browser.conftest import click_confirmed, needs_chromium
 from tests.conftest import PASSWORD
 
 SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
@@ -199,25 +199,21 @@ def test_owner_filters_opens_and_voids_an_invoice(server, browser, billed, shots
     _fits(paid, "the paid invoice page")
     paid.screenshot(path=str(shots / f"staff-invoice-paid-{size}.png"), full_page=True)
 
-    page.on("dialog", lambda dialog: dialog.accept())
     page.click("[data-action=open-credit]")
     page.fill("#credit input[name=amount]", "141.50")
     page.select_option("#credit select[name=reason]", "order_change")
     page.fill("#credit input[name=memo]", "Minutes of a failed build")
-    with page.expect_navigation():
-        page.click("[data-action=credit]")
+    click_confirmed(page, "[data-action=credit]")
     assert "$141.50 off what is due" in page.locator(".messages").inner_text()
     assert page.locator("[data-testid=amount-due]").inner_text() == "$1,000.00"
     assert "Minutes of a failed build" in page.locator("[data-testid=credit-notes]").inner_text()
     _fits(page, "the credited invoice page")
     page.screenshot(path=str(shots / f"staff-invoice-credited-{size}.png"), full_page=True)
 
-    with page.expect_navigation():
-        page.click("[data-action=mark-uncollectible]")
+    click_confirmed(page, "[data-action=mark-uncollectible]")
     assert "is now uncollectible" in page.locator(".messages").inner_text()
     assert page.locator("h1 [data-status]").inner_text() == "Uncollectible"
-    with page.expect_navigation():
-        page.click("[data-action=void]")
+    click_confirmed(page, "[data-action=void]")
     assert "is now void" in page.locator(".messages").inner_text()
     assert page.locator("h1 [data-status]").inner_text() == "Void"
     assert page.locator("[data-action]").count() == 0
