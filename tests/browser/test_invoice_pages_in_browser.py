@@ -161,6 +161,8 @@ def test_owner_filters_opens_and_voids_an_invoice(server, browser, billed, shots
     page = browser.new_page(viewport=SIZES[size])
     _login(page, server, "owner@live.test")
     page.goto(f"{server}/dashboard/")
+    if size == "phone":
+        page.click("[data-nav-toggle]")  # the navigation folds behind "Menu" on a phone
     with page.expect_navigation():
         page.click("header nav >> text=Invoices")
     assert page.locator("[data-testid=invoices] tbody tr").count() == 5
