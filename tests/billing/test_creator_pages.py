@@ -73,7 +73,7 @@ def test_the_dashboard_shows_figures_members_tips_and_exports_the_ledger(
     html = client.get("/creator/").content.decode()
     assert "$13.50" in html  # pending: 4.50 + 9.00
     assert "video-42" in html and "$9.00" in html and "Gold" in html
-    assert "<svg" in html  # the monthly chart
+    assert '<canvas data-chart="chart-creator-earnings"' in html  # the monthly chart (Chart.js)
     export = client.get("/creator/?format=csv")
     assert export.status_code == 200 and export["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(export.content.decode())))

@@ -94,6 +94,8 @@ def test_a_creator_reads_the_dashboard_and_sets_up_payouts(
 ):
     page = browser.new_page(viewport=SIZES[size])
     _login(page, server, "ann@live.test")
+    if size == "phone":
+        page.click("[data-nav-toggle]")  # the navigation folds behind "Menu" on a phone
     with page.expect_navigation():
         page.click("header nav a[href='/creator/']")
     figures = page.locator("[data-testid=balance-usd]").inner_text()

@@ -21,8 +21,8 @@ from billing.ledger.creators.dashboard import (
 from billing.ledger.creators.models import Creator, PayoutStatus
 from billing.ledger.creators.selectors import creator_balance
 from billing.ledger.creators.services import creator_account_update
-from billing.metering.charts import bar_chart
 from billing.providers.sandbox import CONNECT_LINK_SECONDS, CONNECT_SALT
+from kernel.charts import time_chart
 from kernel.errors import ApplicationError
 
 
@@ -63,7 +63,13 @@ def creator_dashboard(request):
         "creator": creator,
         "balances": balances,
         "currency": currency,
-        "chart": bar_chart(series, label_format="%b %Y") if any(item["value"] for item in series) else None,
+        "chart": time_chart(
+            chart_id="creator-earnings",
+            points=[item["start"] for item in series],
+            series=[{"label": "Net earnings", "values": [item["value"] or 0 for item in series]}],
+            granularity="month",
+            currency=currency,
+        ),
         "tiers": creator_tier_members(creator=creator),
         "tips": creator_tips_by_item(creator=creator),
         # amounts as the creator reads them: what we owe them is positive
