@@ -529,6 +529,10 @@ def _property_run(monkeypatch, ops):
     figures = creator_balance(creator=creator_get(handle="prop")).get("usd")
     if figures is not None:
         assert figures["lifetime"] == figures["paid_out"] + figures["available"] + figures["pending"]
+    if figures is not None:  # the running lifetime is the earnings' net less what was taken back
+        earned = Earning.objects.aggregate(net=Sum("net"))["net"] or 0
+        taken_back = EarningReversal.objects.aggregate(net=Sum("net"))["net"] or 0
+        assert figures["lifetime"] == earned - taken_back
     for earning in Earning.objects.all():
         taken = earning.reversals.aggregate(gross=Sum("gross"), net=Sum("net"))
         assert (taken["gross"] or 0) <= earning.gross and (taken["net"] or 0) <= earning.net

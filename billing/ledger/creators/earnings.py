@@ -26,6 +26,7 @@ from django.utils import timezone
 from billing.invoicing.engine.core import engine_now
 from billing.ledger.creators.models import (
     Creator,
+    CreatorTotal,
     Earning,
     EarningKind,
     EarningReversal,
@@ -139,6 +140,7 @@ def earning_record(*, payment: Payment, checkout_id: str = "") -> Earning | None
             earned_at=payment.occurred_at, available_at=payment.occurred_at + hold,
             item_id=tip.item_id if tip is not None else "",
         )  # fmt: skip
+        _add_totals(creator_id=creator.pk, currency=currency, earned=net)
         if tip is not None:
             if tip.status != TipStatus.PAID:
                 tip.status, tip.payment, tip.paid_at = TipStatus.PAID, payment, payment.occurred_at
@@ -169,6 +171,18 @@ def earning_record(*, payment: Payment, checkout_id: str = "") -> Earning | None
                       "fee_bps": fee_bps, "net": net, "available_at": earning.available_at.isoformat()},
         )  # fmt: skip
     return earning
+
+
+def _add_totals(*, creator_id: int, currency: str, earned: int = 0, reversed_: int = 0) -> None:
+    """Add to the creator's running totals (one statement: a concurrent writer queues on the row)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {CreatorTotal._meta.db_table} (creator_id, currency, earned, reversed) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (creator_id, currency) DO UPDATE SET "
+            f"earned = {CreatorTotal._meta.db_table}.earned + EXCLUDED.earned, "
+            f"reversed = {CreatorTotal._meta.db_table}.reversed + EXCLUDED.reversed",
+            [creator_id, currency, earned, reversed_],
+        )
 
 
 def _proportional(total: int, part: int, whole: int) -> int:
@@ -210,6 +224,7 @@ def earning_reverse(*, earning_payment: Payment, payment: Payment) -> EarningRev
             earning=earning, payment=payment, gross=gross, provider_fee=provider_fee, platform_fee=platform_fee,
             net=net, from_status=earning.status, occurred_at=payment.occurred_at,
         )  # fmt: skip
+        _add_totals(creator_id=earning.creator_id, currency=earning.currency, reversed_=net)
         handle, currency = earning.creator.handle, earning.currency
         payable = (
             pending_account(handle) if earning.status == EarningStatus.PENDING else available_account(handle)

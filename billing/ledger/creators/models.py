@@ -224,3 +224,22 @@ class Payout(models.Model):
     @property
     def key(self) -> str:
         return f"payout-{self.pk}"
+
+
+class CreatorTotal(models.Model):
+    """A creator's running totals in one currency, kept in the transaction of each earning and
+    reversal (so reading a lifetime is one row, however many earnings): `earned` is the sum of
+    their earnings' net, `reversed` the sum of what refunds and lost disputes took back."""
+
+    creator = models.ForeignKey(Creator, on_delete=models.PROTECT, related_name="totals")
+    currency = models.CharField(max_length=3)
+    earned = models.BigIntegerField(default=0)
+    reversed = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["creator", "currency"], name="creators_total_creator_currency"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.creator_id} {self.currency} {self.earned - self.reversed}"

@@ -7,7 +7,7 @@ from collections import defaultdict
 from django.db.models import Prefetch, QuerySet, Sum
 
 from billing.ledger.creators.exceptions import CreatorNotFound, CreatorTierNotFound
-from billing.ledger.creators.models import Creator, Earning, EarningReversal
+from billing.ledger.creators.models import Creator, CreatorTotal
 from billing.ledger.models import AccountBalance, JournalEntry
 from billing.tiers.models import Price, Tier, TierFeature
 
@@ -58,8 +58,9 @@ def creator_balance(*, creator: Creator) -> dict[str, dict[str, int]]:
     """{currency: {pending, available, paid_out, lifetime}} in minor units. Pending and available
     are the creator's two ledger accounts (running balances: one row each, however many entries);
     paid out is what payouts took from the available account; lifetime is the net of every earning
-    less what refunds and lost disputes took back, independently summed, so lifetime = paid out +
-    available + pending holds whenever the ledger agrees with the earnings."""
+    less what refunds and lost disputes took back (the creator's running totals, kept apart from the
+    ledger), so lifetime = paid out + available + pending holds whenever the ledger agrees with the
+    earnings. A handful of rows whatever the number of earnings."""
     from billing.ledger.creators.earnings import available_account, pending_account
 
     pending, available = pending_account(creator.handle), available_account(creator.handle)
@@ -76,14 +77,8 @@ def creator_balance(*, creator: Creator) -> dict[str, dict[str, int]]:
         .annotate(total=Sum("amount"))
     ):
         result[currency]["paid_out"] = total
-    for currency, total in (
-        Earning.objects.filter(creator=creator).values_list("currency").annotate(total=Sum("net"))
+    for currency, earned, reversed_ in CreatorTotal.objects.filter(creator=creator).values_list(
+        "currency", "earned", "reversed"
     ):
-        result[currency]["lifetime"] += total
-    for currency, total in (
-        EarningReversal.objects.filter(earning__creator=creator)
-        .values_list("earning__currency")
-        .annotate(total=Sum("net"))
-    ):
-        result[currency]["lifetime"] -= total
+        result[currency]["lifetime"] = earned - reversed_
     return {currency: result[currency] for currency in sorted(result)}
