@@ -32,6 +32,23 @@ class AccountAdapter(DefaultAccountAdapter):
             return super().format_email_subject(subject)
         return f"[{TenantSite(context.request).name}] {subject}"
 
+    def get_from_email(self) -> str:
+        """The tenant's name on the sender ("Demo Co <no-reply@…>"), the address the installation's."""
+        from email.utils import formataddr, parseaddr
+
+        name = TenantSite(None).name
+        _, address = parseaddr(super().get_from_email())
+        return formataddr((name, address)) if address else super().get_from_email()
+
+    def render_mail(self, template_prefix: str, email: str, context: dict, headers: dict | None = None):
+        """Replies go to the tenant's support address when it has one."""
+        message = super().render_mail(template_prefix, email, context, headers=headers)
+        tenant = getattr(connection, "tenant", None)
+        support = getattr(tenant, "support_email", "") if tenant is not None else ""
+        if support and connection.schema_name != get_public_schema_name():
+            message.reply_to = [support]
+        return message
+
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
         from allauth.core import context as allauth_context
 

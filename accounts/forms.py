@@ -60,6 +60,30 @@ class TenantSettingsForm(forms.Form):
     tip_min_amount = forms.IntegerField(min_value=0, required=False, label="Smallest tip (minor units)")
     tip_max_amount = forms.IntegerField(min_value=0, required=False, label="Largest tip (minor units)")
 
+    payout_min_amount = forms.IntegerField(
+        min_value=1, required=False, label="Smallest payout to a creator (minor units)",
+        help_text="Requests below it are refused; scheduled runs skip smaller balances.",
+    )  # fmt: skip
+    payout_schedule = forms.ChoiceField(
+        choices=[("manual", "Manual (creators request)"), ("weekly", "Weekly, on Mondays"),
+                 ("monthly", "Monthly, on the 1st")],
+        required=False, label="Creators are paid out",
+    )  # fmt: skip
+
+    brand_color = forms.RegexField(
+        regex=r"^#[0-9a-fA-F]{6}$", required=False, label="Brand colour",
+        widget=forms.TextInput(attrs={"placeholder": "#2563eb", "pattern": "#[0-9a-fA-F]{6}", "size": 8}),
+        error_messages={"invalid": "A colour is #RRGGBB (six hex digits)."},
+        help_text="Buttons and links on your pages and the hosted checkout.",
+    )  # fmt: skip
+    support_email = forms.EmailField(
+        required=False, label="Support email",
+        help_text="Shown on your pages; replies to your emails go there. Leave empty for none.",
+    )  # fmt: skip
+
+    def clean_payout_schedule(self):
+        return self.cleaned_data["payout_schedule"] or None
+
     def clean(self):
         data = super().clean()
         low, high = data.get("tip_min_amount"), data.get("tip_max_amount")

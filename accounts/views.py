@@ -44,6 +44,10 @@ def tenant_settings(request):
                     "tip_min_amount",
                     "tip_max_amount",
                     "sandbox_fee_bps",
+                    "payout_min_amount",
+                    "payout_schedule",
+                    "brand_color",
+                    "support_email",
                 )
             },  # fmt: skip
         },

@@ -173,6 +173,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "monetize.navigation.navigation",
+                "tenants.branding.branding",
             ],
         },
     },

@@ -15,6 +15,7 @@ from billing.tiers import views as tier_views
 from console import views as console_views
 from console.developers import views as developer_views
 from monetize.api import views as api_views
+from tenants import views as tenant_views
 
 api_v1 = [
     path("me", api_views.MeView.as_view(), name="me"),
@@ -28,6 +29,7 @@ urlpatterns = [
     path("developers/", include("console.developers.urls")),
     path("settings/api-keys/", developer_views.legacy_api_keys, name="api-keys"),
     path("settings/", account_views.tenant_settings, name="tenant-settings"),
+    path("brand/logo.png", tenant_views.tenant_logo, name="tenant-logo"),
     path("pricing/", tier_views.pricing, name="pricing"),
     path("billing/checkout/", membership_views.start_checkout, name="start-checkout"),
     path("billing/membership/", membership_views.manage_membership, name="manage-membership"),

@@ -1,4 +1,4 @@
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
@@ -46,6 +46,15 @@ class Tenant(TenantMixin):
     )
     invoice_address = models.TextField(
         blank=True, max_length=500, help_text="The business's billing address, printed on its invoices."
+    )
+    # branding: on its pages, the hosted sandbox checkout and its emails (tenants.branding)
+    brand_color = models.CharField(
+        max_length=7, blank=True, default="",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "A colour is #RRGGBB.")],
+        help_text="The business's colour (#RRGGBB): buttons and links on its pages.",
+    )  # fmt: skip
+    support_email = models.EmailField(
+        blank=True, help_text="Where customers write: shown on its pages and the Reply-To of its emails."
     )
     # creators (billing.ledger.creators): what the platform keeps, how long earnings are held, tips
     creator_fee_bps = models.PositiveIntegerField(

@@ -16,9 +16,12 @@ since they are clones of the old template. With no usable spare, the tenant is c
 from __future__ import annotations
 
 import logging
+import re
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
 from django_tenants.clone import CloneSchema
 from django_tenants.utils import get_public_schema_name, schema_exists
@@ -237,9 +240,13 @@ def tenant_settings_update(
     tip_min_amount: int | None = None,
     tip_max_amount: int | None = None,
     sandbox_fee_bps: int | None = None,
+    payout_min_amount: int | None = None,
+    payout_schedule: str | None = None,
+    brand_color: str | None = None,
+    support_email: str | None = None,
 ) -> Tenant:
-    """Settings a tenant's owner controls (the row lives in the public schema). A creator setting
-    left None is unchanged; a new platform fee applies to earnings from now on (each earning
+    """Settings a tenant's owner controls (the row lives in the public schema). A setting left None
+    is unchanged; a new platform fee applies to earnings from now on (each earning
     keeps the rate it was split at)."""
     from tenants.middleware import tenant_cache_clear
     from tenants.models import FailureMode, UnknownUsageCustomer
@@ -258,11 +265,11 @@ def tenant_settings_update(
     if invoice_address is not None:
         changes["invoice_address"] = invoice_address.strip()[:500]
     limits = {"creator_fee_bps": 10_000, "sandbox_fee_bps": 10_000, "earnings_hold_days": 365,
-              "tip_min_amount": 10**12, "tip_max_amount": 10**12}  # fmt: skip
+              "tip_min_amount": 10**12, "tip_max_amount": 10**12, "payout_min_amount": 10**12}  # fmt: skip
     for field, value in (
         ("creator_fee_bps", creator_fee_bps), ("earnings_hold_days", earnings_hold_days),
         ("tip_min_amount", tip_min_amount), ("tip_max_amount", tip_max_amount),
-        ("sandbox_fee_bps", sandbox_fee_bps),
+        ("sandbox_fee_bps", sandbox_fee_bps), ("payout_min_amount", payout_min_amount),
     ):  # fmt: skip
         if value is None:
             continue
@@ -273,6 +280,33 @@ def tenant_settings_update(
                 details={"field": field},
             )
         changes[field] = value
+    if payout_schedule is not None:
+        if payout_schedule not in ("manual", "weekly", "monthly"):
+            raise ApplicationError(
+                "The payout schedule is manual, weekly or monthly.", code="invalid_settings",
+                details={"field": "payout_schedule"},
+            )  # fmt: skip
+        changes["payout_schedule"] = payout_schedule
+    if brand_color is not None:
+        brand_color = brand_color.strip().lower()
+        if brand_color and not re.fullmatch(r"#[0-9a-f]{6}", brand_color):
+            raise ApplicationError(
+                "A colour is #RRGGBB (six hex digits).",
+                code="invalid_settings",
+                details={"field": "brand_color"},
+            )
+        changes["brand_color"] = brand_color
+    if support_email is not None:
+        support_email = support_email.strip()
+        try:
+            if support_email:
+                validate_email(support_email)
+        except ValidationError as exc:
+            raise ApplicationError(
+                "The support address is not an email address.", code="invalid_settings",
+                details={"field": "support_email"},
+            ) from exc  # fmt: skip
+        changes["support_email"] = support_email[:254]
     low = changes.get("tip_min_amount", tenant.tip_min_amount)
     high = changes.get("tip_max_amount", tenant.tip_max_amount)
     if low > high:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -88,3 +88,16 @@ def tenant_action(request, slug: str, action: str):
     else:
         raise Http404("No such action.")
     return redirect("console")
+
+
+def tenant_logo(request):
+    """The tenant's logo (the PNG we re-encoded at upload) for its pages' header; 404 without one."""
+    from tenants.models import TenantLogo
+
+    logo = TenantLogo.objects.filter(tenant_id=request.tenant.pk).only("png").first()
+    if logo is None:
+        raise Http404("No logo.")
+    response = HttpResponse(bytes(logo.png), content_type="image/png")
+    response["Cache-Control"] = "public, max-age=86400"  # the layout's URL changes with the logo
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
