@@ -17,14 +17,19 @@ from kernel.money import format_amount, parse_amount
 
 MAX_BIGINT = 2**63 - 1
 MAX_CREDITS = Decimal(MAX_BIGINT // MICROS)
-SORT_CHOICES = [(f"{sign}{key}", f"{key} {sign}") for key in SORTS for sign in ("", "-")]
+SORT_LABELS = {
+    "-created": "Newest first", "created": "Oldest first", "-mrr": "MRR, highest first", "mrr": "MRR, lowest first",
+    "-usage": "Usage, most first", "usage": "Usage, least first", "tier": "Tier, lowest first",
+    "-tier": "Tier, highest first", "status": "Status (A–Z)", "-status": "Status (Z–A)",
+}  # fmt: skip
+SORT_CHOICES = [(f"{sign}{key}", SORT_LABELS[f"{sign}{key}"]) for key in SORTS for sign in ("-", "")]
 
 
 class CustomerFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=200, label="Search")
     tier = forms.ChoiceField(required=False, label="Tier")
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *STATUS_CHOICES], label="Status")
-    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, label="Sort")
+    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, label="Sort by")
     meter = forms.ChoiceField(required=False, label="Usage of")
 
     def __init__(self, *args, tiers: list[Tier], meters: list[Meter], **kwargs):

@@ -161,6 +161,14 @@ def _matching(rows: QuerySet[Customer], filters: CustomerFilters) -> QuerySet[Cu
     return rows
 
 
+def sort_of(filters: CustomerFilters) -> tuple[str, bool]:
+    """(key of SORTS, descending) the list is sorted by: newest first when `filters.sort` is not one."""
+    key = filters.sort.lstrip("-")
+    if key not in SORTS or (key == "usage" and filters.meter is None):
+        return "created", True
+    return key, filters.sort.startswith("-")
+
+
 def customer_search(*, filters: CustomerFilters, tiers: list[Tier]) -> QuerySet[Customer]:
     """The list: customers matching the filters (search in the external id, email and name, case
     insensitive; a tier code; a membership status), sorted by `filters.sort` (a key of SORTS, "-"
@@ -173,11 +181,7 @@ def customer_search(*, filters: CustomerFilters, tiers: list[Tier]) -> QuerySet[
     rows = _matching(customer_rows(default_tier=default_tier(tiers)), filters)
     if filters.meter is not None:
         rows = rows.annotate(usage=_usage(filters.meter))
-    key = filters.sort.lstrip("-")
-    if key not in SORTS or (key == "usage" and filters.meter is None):
-        key, descending = "created", True
-    else:
-        descending = filters.sort.startswith("-")
+    key, descending = sort_of(filters)
     column = F(SORTS[key])
     if key == "usage":  # no usage (NULL) counts as the least
         order = column.desc(nulls_last=True) if descending else column.asc(nulls_first=True)

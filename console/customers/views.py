@@ -37,6 +37,7 @@ from billing.memberships.services import membership_cancel, membership_change, m
 from billing.metering.credit_adjustments import credits_adjust
 from billing.metering.credit_models import MICROS
 from console.customers.detail import creditable_invoices, customer_page, customer_row
+from console.customers.display import customer_table, usage_charts
 from console.customers.forms import (
     CancelForm,
     CreditsForm,
@@ -85,15 +86,6 @@ def customer_list(request):
     page = Paginator(customer_search(filters=filters, tiers=tiers), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    query = request.GET.copy()
-    query.pop("page", None)
-    sort_query = query.copy()
-    sort_query.pop("sort", None)
-    sort_key = filters.sort.lstrip("-")
-    headers = [("tier", "Tier", False), ("status", "Status", False), ("mrr", "MRR", True)]
-    if filters.meter is not None:
-        headers.append(("usage", f"Usage ({filters.meter.name})", True))
-    headers.append(("created", "Created", False))
     return render(
         request,
         "console/customers/list.html",
@@ -101,12 +93,7 @@ def customer_list(request):
             "form": form,
             "filters": filters,
             "filtered": bool(filters.search or filters.tier or filters.status),
-            "page": page,
-            "query": query.urlencode(),
-            "sort_query": sort_query.urlencode(),
-            "headers": headers,
-            "sort_key": sort_key,
-            "sort_desc": filters.sort.startswith("-"),
+            "table": customer_table(page=page, filters=filters),
             "meters": meters,
             "month": timezone.now(),
         },
@@ -130,6 +117,7 @@ def _detail(request, customer, tiers, *, forms: dict | None = None, status: int 
         "console/customers/detail.html",
         {
             "page": data,
+            "usage": usage_charts(data.usage),
             "customer": customer,
             "membership": membership,
             "live": live,

@@ -131,7 +131,7 @@ def test_list_page_for_staff(shop, django_assert_max_num_queries):
         response = client.get("/customers/?q=ann&sort=-mrr")
     assert response.status_code == 200
     text = _text(response)
-    assert 'data-customer="ann"' in text and 'data-customer="bob"' not in text
+    assert 'href="/customers/ann/"' in text and 'href="/customers/bob/"' not in text
     assert "$57.00" in text and "120" in text
 
 
@@ -143,14 +143,14 @@ def test_list_query_count_does_not_grow_with_customers(shop, django_assert_max_n
     with django_assert_max_num_queries(12):
         response = client.get("/customers/?sort=-usage")
     assert response.status_code == 200
-    assert _text(response).count("data-customer=") == 25
+    assert len(re.findall(r'href="/customers/[^"/]+/"', _text(response))) == 25
     assert "Page 1 of 3" in _text(response)
 
 
 def test_list_empty_states(ci_catalog):
     client = _login(ci_catalog, ci_catalog.owner_email)
-    assert 'data-testid="no-customers"' in _text(client.get("/customers/"))
-    assert 'data-testid="no-match"' in _text(client.get("/customers/?q=nobody"))
+    assert "No customers yet" in _text(client.get("/customers/"))
+    assert "No customers match these filters" in _text(client.get("/customers/?q=nobody"))
 
 
 @pytest.mark.parametrize(
