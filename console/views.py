@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET
 from accounts.roles import STAFF_ROLES
 from accounts.views import dashboard as account_dashboard
 from console.exceptions import ReportRangeInvalid
-from console.overview.display import open_invoice_rows, overview_cards, overview_charts
+from console.overview.display import overview_attention, overview_charts
 from console.overview.range import PRESETS, range_parse, range_preset
 from console.overview.selectors import overview_get
 
@@ -35,18 +35,17 @@ def overview(request):
         return account_dashboard(request)
     preset, period, error = _period(request.GET)
     figures = overview_get(period=period, fresh=request.GET.get("fresh") == "1")
-    charts = overview_charts(figures)
-    cards = [
-        {**card, "chart": charts[card["key"]], "chart_id": f"chart-{card['key']}"}
-        for card in overview_cards(figures)
-    ]
     return render(
         request,
         "console/overview.html",
         {
             "figures": figures,
-            "cards": cards,
-            "open_invoices": open_invoice_rows(figures),
+            "charts": overview_charts(figures),
+            "attention": overview_attention(figures),
+            "anything": any(
+                figures["subscriptions"][s]
+                for s in ("active", "trialing", "past_due", "paused", "new", "churned")
+            ),
             "period": period,
             "preset": preset,
             "presets": PRESETS,

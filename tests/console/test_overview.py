@@ -339,3 +339,19 @@ def test_the_figures_are_kept_a_minute_and_refresh_recomputes_them(tenant):
     assert (
         "Refresh now" in client.get(f"/dashboard/?range=custom&from={FROM}&to={TO}&fresh=1").content.decode()
     )
+
+
+def test_the_page_charts_draw_the_apis_series(tenant):
+    fixture, _ = tenant
+    body = fixture.api().get(f"/api/v1/reports/overview?from={FROM}&to={TO}").json()
+    page = _client(fixture, Role.OWNER).get(f"/dashboard/?range=custom&from={FROM}&to={TO}")
+    charts = page.context["charts"]
+    usd = next(row for row in body["mrr"] if row["currency"] == "usd")
+    mrr = next(chart for chart in charts["mrr"] if chart["currency"] == "usd")
+    assert mrr["series"][0]["values"] == [point["amount"] for point in usd["series"]]
+    assert mrr["labels"] == [point["date"] for point in usd["series"]]
+    revenue = next(chart for chart in charts["revenue"] if chart["currency"] == "usd")
+    assert sum(revenue["series"][0]["values"]) == 4000
+    active = charts["subscriptions"]["series"][0]
+    assert active["label"] == "Active" and active["values"][-1] == body["subscriptions"]["active"]
+    assert f'id="{mrr["id"]}"' in page.content.decode()  # its data is on the page for Chart.js
