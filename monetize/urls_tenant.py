@@ -36,6 +36,7 @@ urlpatterns = [
     path("account/plan/", entitlement_views.plan, name="plan"),
     path("", include("billing.invoicing.pages.urls")),  # /account/billing/, staff /invoices/
     path("reconciliation/", include("billing.ledger.reconciliation.urls")),  # staff
+    path("", include("console.creators.urls")),  # staff: /creators/, /creators/payouts/
     path("", include("console.customers.urls")),  # staff /customers/
     path("usage/", metering_views.tenant_usage, name="tenant-usage"),
     path("usage/ai/", metering_views.tenant_ai_costs, name="tenant-ai-costs"),
@@ -43,6 +44,8 @@ urlpatterns = [
     path("sandbox/checkout/<str:checkout_id>/", provider_views.sandbox_checkout, name="sandbox-checkout"),
     path("creator/", creator_views.creator_dashboard, name="creator-dashboard"),
     path("creator/onboarding/", creator_views.creator_onboard, name="creator-onboarding"),
+    path("creator/payouts/", creator_views.creator_payout, name="creator-payout"),
+    path("account/supporting/", creator_views.fan_supporting, name="fan-supporting"),
     path("sandbox/connect/<str:token>/", creator_views.sandbox_connect, name="sandbox-connect"),
     path("sandbox/payment-method/", provider_views.sandbox_payment_method, name="sandbox-payment-method"),
     path("toss/", include("billing.invoicing.toss_views")),  # checkout, success and fail pages

@@ -5,6 +5,7 @@ creator's sandbox payout account and returns to the integrator."""
 import csv
 
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -19,6 +20,7 @@ from billing.ledger.creators.dashboard import (
     creator_tips_by_item,
 )
 from billing.ledger.creators.models import Creator, PayoutStatus
+from billing.ledger.creators.payouts import payout_list, payout_request
 from billing.ledger.creators.selectors import creator_balance
 from billing.ledger.creators.services import creator_account_update
 from billing.providers.sandbox import CONNECT_LINK_SECONDS, CONNECT_SALT
@@ -72,6 +74,8 @@ def creator_dashboard(request):
         ),
         "tiers": creator_tier_members(creator=creator),
         "tips": creator_tips_by_item(creator=creator),
+        "payouts": list(payout_list(creator=creator)[:20]),
+        "payout_min": getattr(request.tenant, "payout_min_amount", 0),
         # amounts as the creator reads them: what we owe them is positive
         "lines": [(line, -line.amount) for line in lines[:50]],
     }
@@ -110,3 +114,55 @@ def creator_onboard(request):
         messages.error(request, exc.message)
         return redirect("creator-dashboard")
     return redirect(url)
+
+
+@require_POST
+@role_required(Role.CREATOR)
+def creator_payout(request):
+    """The creator asks for their available balance in one currency (or part of it) to be paid out."""
+    creator = _own_creator(request)
+    currency = (request.POST.get("currency") or "").strip().lower()
+    raw = (request.POST.get("amount") or "").strip()
+    amount = None
+    if raw:
+        try:
+            amount = int(raw)
+        except ValueError:
+            messages.error(request, "The amount is a whole number of minor units (cents).")
+            return redirect("creator-dashboard")
+    try:
+        payout = payout_request(creator=creator, currency=currency, amount=amount)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("creator-dashboard")
+    from kernel.money import format_amount
+
+    messages.success(
+        request,
+        f"Payout of {format_amount(payout.amount, payout.currency)} requested: it is on its way to your "
+        f"{payout.provider} account.",
+    )
+    return redirect("creator-dashboard")
+
+
+@require_GET
+@login_required
+def fan_supporting(request):
+    """The fan's "my memberships and tips": the creators' tiers they are (or were) a member of and
+    the tips they paid, newest first."""
+    from billing.ledger.creators.models import Tip, TipStatus
+    from billing.memberships.models import Membership
+    from billing.memberships.services import customer_for_user
+
+    customer = customer_for_user(user=request.user)
+    memberships = (
+        Membership.objects.filter(customer=customer, tier__creator__isnull=False)
+        .select_related("tier__creator", "price")
+        .order_by("-created_at")[:50]
+    )
+    tips = (
+        Tip.objects.filter(customer=customer, status=TipStatus.PAID)
+        .select_related("creator")
+        .order_by("-paid_at")[:50]
+    )
+    return render(request, "creators/supporting.html", {"memberships": memberships, "tips": tips})

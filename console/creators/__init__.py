@@ -1,0 +1,1 @@
+"""Staff pages about creators: who they are, what the platform owes them, their payouts."""
