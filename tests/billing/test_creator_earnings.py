@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from billing.inbox.models import InboxEvent
 from billing.inbox.services import inbox_receive
 from billing.ledger.creators.earnings import earnings_release
-from billing.ledger.creators.models import Earning, EarningReversal, Tip
+from billing.ledger.creators.models import Creator, Earning, EarningReversal, Tip
 from billing.ledger.creators.selectors import creator_balance, creator_get
 from billing.ledger.models import JournalEntry, JournalTransaction
 from billing.ledger.selectors import ledger_balance
@@ -459,6 +459,7 @@ OPS = st.lists(
         st.tuples(st.just("fee"), st.integers(min_value=0, max_value=10_000)),
         st.tuples(st.just("sandbox_fee"), st.integers(min_value=0, max_value=1_000)),
         st.tuples(st.just("release"), st.just(0)),
+        st.tuples(st.just("payout"), st.integers(min_value=1, max_value=60_000)),  # odd: it fails
     ),
     min_size=1,
     max_size=12,
@@ -481,13 +482,27 @@ def test_property_balances_add_up_whatever_the_sequence(in_alpha, monkeypatch, o
 
 def _property_run(monkeypatch, ops):
     from billing.ledger.creators.earnings import earning_record, earning_reverse
+    from billing.ledger.creators.payouts import (
+        PayoutRefused,
+        available_balance,
+        payout_reported,
+        payout_request,
+        payout_transfer,
+    )
     from billing.ledger.creators.services import creator_create
     from billing.memberships.services import customer_upsert
+    from billing.providers.base import PayoutReport
+    from billing.providers.services import provider_account_upsert
 
     tenant = connection.tenant
     monkeypatch.setattr(tenant, "creator_fee_bps", 1000)
+    monkeypatch.setattr(tenant, "payout_min_amount", 1)
+    provider_account_upsert(provider="sandbox")
     provider_bps = 0
     creator = creator_create(handle="prop", display_name="Prop")
+    Creator.objects.filter(pk=creator.pk).update(
+        payout_status="active", payout_provider="sandbox", provider_account_id="acct_sbx_prop"
+    )
     customer, _ = customer_upsert(external_id="fan-prop")
     now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
     charges = []
@@ -515,6 +530,24 @@ def _property_run(monkeypatch, ops):
             provider_bps = value
         elif op == "release":
             earnings_release(provider="sandbox", now=now)
+        elif op == "payout":
+            creator.refresh_from_db()
+            amount = min(value, available_balance(creator=creator, currency="usd"))
+            if amount <= 0:
+                with pytest.raises(PayoutRefused):
+                    payout_request(creator=creator, currency="usd", amount=value)
+                continue
+            payout = payout_transfer(
+                payout_id=payout_request(creator=creator, currency="usd", amount=amount).pk
+            )
+            assert payout.status == "paid"
+            if value % 2:  # the money came back: the payout failed after all, and returns to available
+                payout_reported(
+                    provider="sandbox",
+                    report=PayoutReport(payout_id=payout.provider_payout_id, status="failed"),
+                )
+    # payouts: nothing left in transit, a failed one returned everything
+    assert ledger_balance(account="payouts_in_transit", currency="usd") == 0
     # every transaction balances; balances are the sum of their entries
     for total in (
         JournalEntry.objects.values("transaction_id", "currency")
