@@ -34,6 +34,7 @@ urlpatterns = [
     path("billing/checkout/", membership_views.start_checkout, name="start-checkout"),
     path("billing/membership/", membership_views.manage_membership, name="manage-membership"),
     path("account/plan/", entitlement_views.plan, name="plan"),
+    path("account/plan/state/", membership_views.plan_state, name="plan-state"),
     path("", include("billing.invoicing.pages.urls")),  # /account/billing/, staff /invoices/
     path("reconciliation/", include("billing.ledger.reconciliation.urls")),  # staff
     path("", include("console.creators.urls")),  # staff: /creators/, /creators/payouts/

@@ -10,6 +10,7 @@ from billing.entitlements.models import CustomerApiKey
 from billing.entitlements.selectors import entitlement_snapshot, feature_usage
 from billing.entitlements.services import customer_key_create, customer_key_revoke, customer_key_rotate
 from billing.memberships.exceptions import MembershipsError
+from billing.memberships.portal import membership_fingerprint, membership_state
 from billing.memberships.selectors import membership_current
 from billing.memberships.services import customer_for_user
 from billing.metering.credit_models import credits_display
@@ -69,12 +70,31 @@ def plan(request):
             messages.error(request, exc.message)
             return redirect("plan")
     snapshot = entitlement_snapshot(external_id=customer.external_id)
+    membership = membership_current(customer=customer)
+    state = membership_state(membership=membership)
+    fingerprint = membership_fingerprint(membership=membership)
+    # after an action or a checkout, the page the customer came back to: until the provider's webhook
+    # lands the membership looks as it did (`pending` is what it was): the page waits and polls
+    pending = request.GET.get("pending")
+    waiting = (
+        pending == fingerprint
+        or (
+            pending is None
+            and request.GET.get("checkout") == "done"
+            and state["state"] not in ("active", "trialing", "past_due")
+        )
+        or (request.GET.get("checkout") == "done" and state["state"] == "incomplete")
+    )
     response = render(
         request,
         "billing/plan.html",
         {
             "customer": customer,
-            "membership": membership_current(customer=customer),
+            "membership": membership,
+            "state": state,
+            "fingerprint": fingerprint,
+            "waiting": waiting,
+            "checkout_done": request.GET.get("checkout") == "done",
             "change_prices": Price.objects.filter(active=True, tier__is_public=True, tier__is_default=False)
             .exclude(code="")
             .exclude(interval="one_time")

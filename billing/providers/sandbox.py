@@ -80,6 +80,9 @@ class SandboxProvider:
     def cancel_subscription(self, *, subscription_id: str, at_period_end: bool) -> None:
         self._engine().subscription_cancel(subscription_id=subscription_id, at_period_end=at_period_end)
 
+    def uncancel_subscription(self, *, subscription_id: str) -> None:
+        self._engine().subscription_uncancel(subscription_id=subscription_id)
+
     def change_subscription(
         self, *, subscription_id: str, price_ref: str, unit_amount: int, interval: str, quantity: int
     ) -> str:

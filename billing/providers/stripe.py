@@ -257,6 +257,14 @@ class StripeProvider(StripeEngineMode, StripeBalance, StripeConnect):
         else:
             self._call(client.v1.subscriptions.cancel, subscription_id)
 
+    def uncancel_subscription(self, *, subscription_id: str) -> None:
+        """Undo a cancellation scheduled for the period end; Stripe's webhook then reports it."""
+        if self._engine_runs(subscription_id):
+            return self.engine.subscription_uncancel(subscription_id=subscription_id)
+        self._call(
+            self._client().v1.subscriptions.update, subscription_id, params={"cancel_at_period_end": False}
+        )
+
     def change_subscription(
         self, *, subscription_id: str, price_ref: str, unit_amount: int, interval: str, quantity: int
     ) -> str:

@@ -284,6 +284,9 @@ class TossProvider(TossWebhooks):
     def pause_subscription(self, *, subscription_id: str, paused: bool) -> None:
         self._engine().subscription_pause(subscription_id=subscription_id, paused=paused)
 
+    def uncancel_subscription(self, *, subscription_id: str) -> None:
+        self._engine().subscription_uncancel(subscription_id=subscription_id)
+
     # --- webhooks ---------------------------------------------------------------------------------
 
 

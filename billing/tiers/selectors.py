@@ -42,3 +42,46 @@ def tier_feature_value(tf: TierFeature):
     if kind == "rate":
         return {"limit": tf.rate_limit, "window_seconds": tf.rate_window_seconds}
     return "unlimited" if tf.limit_value is None else tf.limit_value
+
+
+def _subscribable(price: Price) -> bool:
+    return bool(price.code) and price.interval != "one_time" and price.model not in ("graduated", "volume")
+
+
+def pricing_cards(*, tiers: list[Tier], interval: str) -> dict:
+    """The pricing page's cards for `interval` ("month" | "year"): per tier its price at that
+    interval (else its other recurring price), the tier's other prices, and what paying yearly saves
+    against twelve monthly payments in the same currency and model (minor units, and a whole
+    percent rounded down). `yearly_saving_percent` is the best saving of any tier (for the toggle)."""
+    cards, best = [], 0
+    for tier in tiers:
+        recurring = [p for p in tier.active_prices if _subscribable(p) and p.interval in ("month", "year")]
+        monthly = next((p for p in recurring if p.interval == "month"), None)
+        yearly = next(
+            (
+                p
+                for p in recurring
+                if p.interval == "year"
+                and (monthly is None or (p.currency == monthly.currency and p.model == monthly.model))
+            ),
+            None,
+        )
+        saving = saving_percent = 0
+        if monthly and yearly and monthly.unit_amount > 0:
+            saving = max(0, monthly.unit_amount * 12 - yearly.unit_amount)
+            saving_percent = saving * 100 // (monthly.unit_amount * 12)
+            best = max(best, saving_percent)
+        chosen = (yearly or monthly) if interval == "year" else (monthly or yearly)
+        cards.append(
+            {
+                "tier": tier,
+                "price": chosen,
+                "others": [p for p in tier.active_prices if p not in (monthly, yearly)],
+                "saving": saving if chosen is yearly else 0,
+                "saving_percent": saving_percent if chosen is yearly else 0,
+                "monthly_equivalent": yearly.unit_amount // 12 if chosen is yearly and yearly else None,
+            }
+        )
+    intervals = {p.interval for t in tiers for p in t.active_prices if _subscribable(p)}
+    has_both = {"month", "year"} <= intervals
+    return {"cards": cards, "yearly_saving_percent": best, "has_toggle": has_both}

@@ -1,10 +1,15 @@
+from urllib.parse import urlencode
+
 from django.shortcuts import render
 
-from billing.tiers.selectors import tier_feature_value, tier_list
+from billing.tiers.selectors import pricing_cards, tier_feature_value, tier_list
 
 
 def pricing(request):
-    """Public pricing page: public tiers, their active prices and features."""
+    """Public pricing page: public tiers, their price for the chosen interval (monthly or yearly,
+    with what yearly saves), their other prices and features. Signed out, "Subscribe" goes through
+    sign-up (or log-in) and back to the checkout of the chosen price."""
+    interval = "year" if request.GET.get("interval") == "year" else "month"
     tiers = list(tier_list(public_only=True))
     feature_rows = {}
     for tier in tiers:
@@ -16,4 +21,12 @@ def pricing(request):
         {"feature": row["feature"], "cells": [row["values"].get(tier.pk, False) for tier in tiers]}
         for row in sorted(feature_rows.values(), key=lambda r: r["feature"].name)
     ]
-    return render(request, "billing/pricing.html", {"tiers": tiers, "rows": rows})
+    cards = pricing_cards(tiers=tiers, interval=interval)
+    for card in cards["cards"]:
+        if card["price"] is not None:
+            card["next"] = urlencode({"next": f"/billing/checkout/?price={card['price'].code}"})
+    return render(
+        request,
+        "billing/pricing.html",
+        {"tiers": tiers, "rows": rows, "interval": interval, **cards},
+    )

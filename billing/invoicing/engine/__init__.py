@@ -7,6 +7,7 @@ from billing.invoicing.engine.changes import (
     subscription_cancel,
     subscription_change,
     subscription_pause,
+    subscription_uncancel,
 )
 from billing.invoicing.engine.core import charges_due_run
 
@@ -16,4 +17,5 @@ __all__ = [
     "subscription_cancel",
     "subscription_change",
     "subscription_pause",
+    "subscription_uncancel",
 ]

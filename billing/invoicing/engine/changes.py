@@ -62,6 +62,19 @@ def subscription_cancel(*, subscription_id: str, at_period_end: bool, now: dt.da
         _emit(adapter, sub, "subscription.canceled", _subscription_data(sub), at=now)
 
 
+def subscription_uncancel(*, subscription_id: str, now: dt.datetime | None = None) -> None:
+    """Undo a cancellation scheduled for the period end: the subscription renews again. Nothing
+    to undo (not scheduled) is a no-op, so a second click changes nothing."""
+    with transaction.atomic():
+        sub = _locked(subscription_id)
+        if not sub.cancel_at_period_end:
+            return
+        now = now or engine_now(sub.provider)
+        sub.cancel_at_period_end = False
+        sub.save()
+        _emit(_adapter(sub.provider, sub.mode), sub, "subscription.updated", _subscription_data(sub), at=now)
+
+
 def subscription_pause(*, subscription_id: str, paused: bool, now: dt.datetime | None = None) -> None:
     """Paused: no charges. Resumed: a period that ended while paused is charged at the next run,
     from the resume on (the paused time is not billed)."""

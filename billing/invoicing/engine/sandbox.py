@@ -23,6 +23,7 @@ from billing.invoicing.engine.changes import (
     subscription_change,
     subscription_method_update,
     subscription_pause,
+    subscription_uncancel,
 )
 from billing.invoicing.engine.core import (
     EngineCheckoutNotFound,
@@ -54,7 +55,7 @@ from billing.providers.models import (
 
 __all__ = [
     "checkout_create", "checkout_pay", "clock_advance", "payment_method_subscription", "payment_method_update",
-    "refund_create", "sandbox_now", "subscription_cancel", "subscription_change", "subscription_pause", "usage_report",
+    "refund_create", "sandbox_now", "subscription_cancel", "subscription_change", "subscription_pause", "subscription_uncancel", "usage_report",
     "balance_transactions",
 ]  # fmt: skip
 

@@ -19,6 +19,7 @@ from billing.invoicing.engine.changes import (
     subscription_cancel,
     subscription_change,
     subscription_pause,
+    subscription_uncancel,
 )
 from billing.invoicing.engine.core import (
     EngineCheckoutNotFound,
@@ -29,7 +30,7 @@ from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderErr
 from billing.providers.models import EngineCheckout
 
 __all__ = ["checkout_create", "checkout_complete", "checkout_method_saved", "setup_session_url",
-           "subscription_cancel", "subscription_change", "subscription_pause"]  # fmt: skip
+           "subscription_cancel", "subscription_change", "subscription_pause", "subscription_uncancel"]  # fmt: skip
 
 
 class CardDeclined(ProviderError):

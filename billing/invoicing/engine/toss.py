@@ -19,6 +19,7 @@ from billing.invoicing.engine.changes import (
     subscription_cancel,
     subscription_change,
     subscription_pause,
+    subscription_uncancel,
 )
 from billing.invoicing.engine.core import (
     EngineCheckoutMismatch,
@@ -31,7 +32,7 @@ from billing.providers.models import EngineCheckout, TossCustomer
 from billing.providers.toss import TossCardDeclined, customer_key_generate
 
 __all__ = ["charge_owner", "checkout_create", "checkout_complete", "subscription_cancel",
-           "subscription_change", "subscription_pause"]  # fmt: skip
+           "subscription_change", "subscription_pause", "subscription_uncancel"]  # fmt: skip
 
 
 def checkout_create(request: CheckoutRequest, *, mode: str) -> CheckoutSession:

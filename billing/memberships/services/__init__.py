@@ -3,6 +3,7 @@ services are re-exported here, so callers import them from `billing.memberships.
 
 from billing.memberships.services.checkout import (
     CHECKOUT_LIFETIME,
+    MAX_SEATS,
     checkout_complete,
     checkout_create,
     checkout_mark_completed,
@@ -25,12 +26,14 @@ from billing.memberships.services.lifecycle import (
     membership_pause,
     membership_portal_url,
     membership_set_tier,
+    membership_uncancel,
 )
 from billing.memberships.services.payments import payment_record
 from billing.memberships.services.provider_sync import membership_sync_from_provider
 
 __all__ = [
     "CHECKOUT_LIFETIME",
+    "MAX_SEATS",
     "checkout_complete",
     "checkout_coupon_redeem",
     "checkout_create",
@@ -48,5 +51,6 @@ __all__ = [
     "membership_portal_url",
     "membership_set_tier",
     "membership_sync_from_provider",
+    "membership_uncancel",
     "payment_record",
 ]

@@ -25,6 +25,7 @@ from billing.tiers.models import Interval, Price
 from billing.tiers.selectors import tier_get
 
 CHECKOUT_LIFETIME = dt.timedelta(hours=24)
+MAX_SEATS = 10_000  # the API's bound on a checkout's quantity, kept by the pages too
 
 
 def checkout_create(
@@ -52,6 +53,10 @@ def checkout_create(
     from billing.providers.selectors import provider_account_for_checkout
 
     price = _checkout_price(price_code=price_code, tier_code=tier_code)
+    if not 1 <= quantity <= MAX_SEATS:
+        raise CheckoutInvalid(
+            f"Choose between 1 and {MAX_SEATS:,} seats.", details={"quantity": quantity, "max": MAX_SEATS}
+        )
     coupon = None
     if coupon_code is not None:
         coupon = coupon_get(code=coupon_code)

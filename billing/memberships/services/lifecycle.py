@@ -72,6 +72,24 @@ def membership_cancel(*, membership: Membership, at_period_end: bool) -> Members
     )
 
 
+def membership_uncancel(*, membership: Membership) -> Membership:
+    """Undo a cancellation scheduled for the period end: the membership renews again. A provider
+    membership is changed at the provider, whose webhook then updates it; a manual one here. Not
+    scheduled to end: nothing to undo (a second click changes nothing)."""
+    if membership.status not in (MembershipStatus.ACTIVE, MembershipStatus.TRIALING):
+        raise MembershipNotLive(
+            "Only an active or trialing membership can be kept.", details={"status": membership.status}
+        )
+    if not membership.cancel_at_period_end:
+        return membership
+    if membership.provider != "manual":
+        _adapter_call(
+            membership, "uncancel_subscription", subscription_id=membership.provider_subscription_id
+        )
+        return membership
+    return _change_locally(membership, reason="uncanceled", cancel_at_period_end=False)
+
+
 def _provider(membership: Membership):
     from billing.providers.registry import provider_for
     from billing.providers.selectors import provider_account_for_checkout

@@ -43,6 +43,9 @@ class PaymentProvider(Protocol):
 
     def cancel_subscription(self, *, subscription_id: str, at_period_end: bool) -> None: ...
 
+    def uncancel_subscription(self, *, subscription_id: str) -> None:
+        """Undo a cancellation scheduled for the period end (the subscription renews again)."""
+
     def change_subscription(
         self, *, subscription_id: str, price_ref: str, unit_amount: int, interval: str, quantity: int
     ) -> str:
@@ -110,6 +113,8 @@ class SubscriptionEngine(Protocol):
     ) -> str: ...
 
     def subscription_pause(self, *, subscription_id: str, paused: bool) -> None: ...
+
+    def subscription_uncancel(self, *, subscription_id: str) -> None: ...
 
 
 class ProviderCatalog(Protocol):
