@@ -295,9 +295,21 @@ def test_a_refund_after_a_payout_leaves_a_negative_balance_later_earnings_make_u
     capture = django_capture_on_commit_callbacks
     tip_paid(studio, capture, 1000)
     advance(studio, 8, capture)
-    with tenant_context(studio.tenant):  # paid out (as item 6's payouts will post it)
-        ledger_post(source="payout", source_id="po-1", occurred_at=dt.datetime.now(dt.UTC), description="payout",
-                    entries=[("payable:creator:ann", "usd", 900), ("cash:sandbox", "usd", -900)])  # fmt: skip
+    with tenant_context(studio.tenant):  # paid out (as payouts post it: a Payout row and its posting)
+        from billing.ledger.creators.models import Payout
+
+        payout = Payout.objects.create(
+            creator=creator_get(handle="ann"),
+            amount=900,
+            currency="usd",
+            status="paid",
+            provider="sandbox",
+            account_id="acct_sbx",
+        )
+        ledger_post(source="payout", source_id=str(payout.pk), occurred_at=dt.datetime.now(dt.UTC),
+                    description="payout", entries=[("payable:creator:ann", "usd", 900),
+                                                   ("payouts_in_transit", "usd", -900)])  # fmt: skip
+
     assert balance(studio) == {
         "currency": "usd",
         "pending": 0,

@@ -7,8 +7,8 @@ from collections import defaultdict
 from django.db.models import Prefetch, QuerySet, Sum
 
 from billing.ledger.creators.exceptions import CreatorNotFound, CreatorTierNotFound
-from billing.ledger.creators.models import Creator, CreatorTotal
-from billing.ledger.models import AccountBalance, JournalEntry
+from billing.ledger.creators.models import Creator, CreatorTotal, Payout, PayoutState
+from billing.ledger.models import AccountBalance
 from billing.tiers.models import Price, Tier, TierFeature
 
 PAYOUT_SOURCE = "payout"  # what payouts (issue 12 item 6) will post from the available account
@@ -71,8 +71,10 @@ def creator_balance(*, creator: Creator) -> dict[str, dict[str, int]]:
         account__code__in=[pending, available]
     ).values_list("account__code", "currency", "balance"):
         result[currency]["pending" if code == pending else "available"] = -balance  # liabilities: credit
+    # the payouts' own rows (a few per creator), not the available account's entries (one per release)
     for currency, total in (
-        JournalEntry.objects.filter(account__code=available, transaction__source=PAYOUT_SOURCE)
+        Payout.objects.filter(creator=creator)
+        .exclude(status=PayoutState.FAILED)
         .values_list("currency")
         .annotate(total=Sum("amount"))
     ):
