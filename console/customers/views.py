@@ -31,7 +31,7 @@ from billing.entitlements.services import override_delete, override_set
 from billing.invoicing.credit_notes import credit_note_create
 from billing.invoicing.models import CreditNoteStatus
 from billing.invoicing.pages.display import credit_error_text
-from billing.memberships.models import ENTITLED_STATUSES, LIVE_STATUSES
+from billing.memberships.models import LIVE_STATUSES
 from billing.memberships.selectors import membership_get
 from billing.memberships.services import membership_cancel, membership_change, membership_set_tier
 from billing.metering.credit_adjustments import credits_adjust
@@ -155,10 +155,11 @@ def _tier(request, customer, tiers):
     if not form.is_valid():
         return _invalid(request, customer, tiers, "tier", form)
     tier = form.cleaned_data["tier"]
-    live = customer.live_membership_id and customer.membership_status in ENTITLED_STATUSES
-    membership = membership_get(membership_id=customer.live_membership_id) if live else None
+    live = customer.live_membership_id
+    membership = membership_get(membership_id=live) if live else None
     if membership is not None and membership.provider != "manual":
-        # a paid subscription changes at its provider (upgrades now, downgrades at period end)
+        # a paid subscription changes at its provider (upgrades now, downgrades at period end);
+        # ending it here would leave the provider charging (a paused one is refused, readably)
         applies = membership_change(membership=membership, tier_code=tier.code)
         when = "now" if applies == "now" else "at the end of the period"
         messages.success(request, f"{customer} moves to {tier.name} {when} (through {membership.provider}).")

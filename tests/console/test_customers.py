@@ -422,3 +422,19 @@ def test_provider_subscription_is_changed_and_canceled_through_the_provider(
     assert "Cancellation sent to sandbox" in _text(response)
     process_all(shop)
     assert membership(shop).cancel_at_period_end is True and membership(shop).status == "active"
+
+
+def test_a_paused_provider_subscription_is_not_ended_by_a_tier_grant(sandbox_shop):
+    with tenant_context(sandbox_shop.tenant):
+        c1 = Customer.objects.get(external_id="c1")
+        price = Price.objects.get(code="pro-yearly")
+        paused = Membership.objects.create(
+            customer=c1, tier=price.tier, price=price, status="paused", provider="sandbox",
+            provider_subscription_id="sub_paused", started_at=timezone.now(),
+        )  # fmt: skip
+    client = _login(sandbox_shop, sandbox_shop.owner_email)
+    response = client.post("/customers/c1/tier/", {"tier": "team"}, follow=True)
+    assert "Nothing was changed" in _text(response)
+    with tenant_context(sandbox_shop.tenant):
+        paused.refresh_from_db()
+        assert paused.status == "paused" and paused.tier.code == "pro"
