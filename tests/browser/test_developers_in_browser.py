@@ -1,7 +1,7 @@
 """The Developers page in a real browser (Debian's chromium driven by Playwright) at 1280 px and
 390 px, against gunicorn on committed data: the home's figures, a webhook endpoint's delivery log
 and a resend, the inbox filtered to dead events and a replay, the explorer, a new key shown once;
-no horizontal scroll anywhere. Screenshots go to test-artifacts/ (or $SCREENSHOT_DIR)."""
+no horizontal scroll and no serious axe-core violation anywhere. Screenshots go to test-artifacts/ (or $SCREENSHOT_DIR)."""
 
 import datetime as dt
 import os
@@ -14,6 +14,7 @@ from tests.browser.conftest import click_confirmed, needs_chromium
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 pytestmark = [pytest.mark.server, pytest.mark.timeout(300), needs_chromium]
 OWNER = "owner@developers.test"
@@ -104,12 +105,21 @@ def _login(page, server, email):
 
 
 def _fits(page, what):
+    """No horizontal scroll, and no serious or critical axe-core violation (axe-core from npm)."""
     width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
     assert width[0] <= width[1], f"{what} is {width[0]} px wide in a {width[1]} px window"
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+             .filter(v => v.impact === "serious" || v.impact === "critical")
+             .map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", ")}`)"""
+    )
+    assert violations == [], f"{what}: {violations}"
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_owner_works_the_developers_page(server, browser, seeded, shots, size):
+    assert AXE.exists(), "node_modules/axe-core is missing: run `make install` (npm ci)"
     page = browser.new_page(viewport=SIZES[size])
     page.on("dialog", lambda dialog: dialog.accept())
     _login(page, server, OWNER)
