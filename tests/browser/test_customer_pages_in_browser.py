@@ -1,14 +1,15 @@
 """The customer pages in a real browser (Debian's chromium driven by Playwright) at 1280 px and
 390 px, against gunicorn on committed data: the owner opens the customer list, searches, opens a
-customer, adds credits and sees the new balance and the ledger entry. Every step is screenshotted
-to test-artifacts/ (or $SCREENSHOT_DIR) and no page may be wider than the window."""
+customer, adds credits and sees the new balance and the ledger entry, then cancels the subscription
+through the confirmation dialog. Every step is screenshotted to test-artifacts/ (or $SCREENSHOT_DIR)
+and no page may be wider than the window."""
 
 import os
 from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import needs_chromium
+from tests.browser.conftest import click_confirmed, needs_chromium
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -125,3 +126,15 @@ def test_owner_adds_credits_to_a_customer(server, browser, customers, shots, siz
     assert "Goodwill after the outage" in page.locator("[data-testid=credit-ledger]").inner_text()
     _fits(page, "the customer page after adding credits")
     page.screenshot(path=str(shots / f"customer-credits-added-{size}.png"), full_page=True)
+
+    page.click("text=Cancel subscription")
+    form = page.locator("[data-testid=cancel-form]")
+    form.locator("select[name=when]").select_option("now")
+    click_confirmed(page, "[data-testid=cancel-form] button[type=submit]")
+    assert "subscription is canceled" in page.locator(".messages").inner_text()
+    assert (
+        page.locator("[data-testid=customer-head] [data-status]").first.get_attribute("data-status")
+        == "canceled"
+    )
+    _fits(page, "the customer page after canceling")
+    page.screenshot(path=str(shots / f"customer-canceled-{size}.png"), full_page=True)
