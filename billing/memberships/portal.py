@@ -16,20 +16,33 @@ PAYMENT_METHOD_PROVIDERS = frozenset({"sandbox", "stripe", "polar", "lemonsqueez
 
 
 def membership_state(*, membership: Membership | None) -> dict:
-    state = _state(membership)
-    price = membership.price if membership is not None else None
-    state["amount"] = price.unit_amount * membership.quantity if price is not None else None
-    state["currency"] = price.currency if price is not None else ""
-    return state
-
-
-def _state(membership: Membership | None) -> dict:
-    """{"state", "badge", "date", "actions"} of the customer's current membership.
+    """{"state", "badge", "date", "actions", "amount", "currency", "payment_method_url"} of the
+    customer's current membership.
 
     state: none | trialing | trial_ending | active | cancel_scheduled | past_due | paused |
     incomplete | canceled | expired. `date` is the one date the sentence names (trial end, renewal,
     cancellation, failure, end). `actions` the buttons the state offers: change, cancel,
-    cancel_now, uncancel, pause, resume, payment_method. `amount`/`currency`: what a period costs."""
+    cancel_now, uncancel, pause, resume, payment_method. `amount`/`currency`: what a period costs.
+    `payment_method_url`: a page of ours that replaces the card (else the provider's portal)."""
+    state = _state(membership)
+    price = membership.price if membership is not None else None
+    state["amount"] = price.unit_amount * membership.quantity if price is not None else None
+    state["currency"] = price.currency if price is not None else ""
+    state["payment_method_url"] = _payment_method_url(membership)
+    return state
+
+
+def _payment_method_url(membership: Membership | None) -> str | None:
+    if membership is None:
+        return None
+    if membership.provider == "sandbox":
+        return "/sandbox/payment-method/"
+    if membership.provider == "stripe" and membership.provider_subscription_id.startswith("msub_"):
+        return "/stripe/method/"  # our engine runs it: a setup session replaces the engine's card
+    return None
+
+
+def _state(membership: Membership | None) -> dict:
     if membership is None:
         return {"state": "none", "badge": "", "date": None, "actions": set()}
     status, end = membership.status, membership.current_period_end

@@ -267,3 +267,58 @@ def test_a_declined_card_at_the_return_says_why_and_offers_another_card(
     bad = fixture.client().get(f"/stripe/setup/{body['id']}/done/", {"session_id": "nope"})
     assert bad.status_code == 400
     assert fixture.client().get("/stripe/setup/unknown/").status_code == 404
+
+
+def test_the_plan_page_replaces_the_card_of_a_stripe_engine_subscription(
+    setup_shop, django_capture_on_commit_callbacks
+):
+    """ "Update payment method" on a Stripe engine membership opens a setup-mode Checkout Session on
+    the customer's Stripe Customer; Stripe's return puts the new card on the engine's subscription."""
+    from billing.memberships.models import Customer
+    from tests.conftest import PASSWORD
+
+    fixture, fake = setup_shop
+    client = fixture.client()
+    client.post(
+        "/accounts/signup/", {"email": "card@alpha.test", "password1": PASSWORD, "password2": PASSWORD}
+    )
+    with tenant_context(fixture.tenant):
+        external = Customer.objects.get(email="card@alpha.test").external_id
+    body = fixture.api().post(
+        "/api/v1/checkouts",
+        {"customer": external, "price": "pro-monthly", "success_url": "https://app.test/ok", "cancel_url": "https://app.test/no"},
+        content_type="application/json",
+    ).json()  # fmt: skip
+    client.get(f"/stripe/setup/{body['id']}/")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.get(f"/stripe/setup/{body['id']}/done/", {"session_id": "cs_test_setup"})
+    process_all(fixture)
+    with tenant_context(fixture.tenant):
+        EngineSubscription.objects.update(card_number="•••• 0000")
+    assert 'href="/stripe/method/"' in client.get("/account/plan/").content.decode()
+
+    opened = client.get("/stripe/method/")
+    assert (
+        opened.status_code == 302
+        and opened["Location"] == "https://checkout.stripe.test/c/setup/cs_test_setup"
+    )
+    session = [c for c in fake.calls if c["path"] == "/v1/checkout/sessions" and c["method"] == "post"][-1]
+    assert session["form"]["mode"] == ["setup"] and session["form"]["customer"] == ["cus_setup"]
+    assert session["form"]["success_url"] == [
+        "http://alpha.test/stripe/method/done/?session_id={CHECKOUT_SESSION_ID}"
+    ]
+    assert session["headers"]["Idempotency-Key"].startswith("setup-method-msub_")
+    refused = client.get("/stripe/method/done/", {"session_id": "nope"}, follow=True)
+    assert "The card was not saved." in refused.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        back = client.get("/stripe/method/done/", {"session_id": "cs_test_setup"}, follow=True)
+    assert "Card updated." in back.content.decode()
+    with tenant_context(fixture.tenant):
+        assert EngineSubscription.objects.get().card_number == "•••• 4242"
+
+    stranger = fixture.client()
+    stranger.post(
+        "/accounts/signup/", {"email": "none@alpha.test", "password1": PASSWORD, "password2": PASSWORD}
+    )
+    nothing = stranger.get("/stripe/method/", follow=True)
+    assert "You have no Stripe subscription with a saved card." in nothing.content.decode()

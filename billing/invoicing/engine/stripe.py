@@ -18,6 +18,7 @@ from django.utils import timezone
 from billing.invoicing.engine.changes import (
     subscription_cancel,
     subscription_change,
+    subscription_method_update,
     subscription_pause,
     subscription_uncancel,
 )
@@ -27,9 +28,10 @@ from billing.invoicing.engine.core import (
 )
 from billing.invoicing.engine.start import subscription_first_charge, subscription_start
 from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderError
-from billing.providers.models import EngineCheckout
+from billing.providers.models import EngineCheckout, EngineStatus, EngineSubscription
 
-__all__ = ["checkout_create", "checkout_complete", "checkout_method_saved", "setup_session_url",
+__all__ = ["checkout_create", "checkout_complete", "checkout_method_saved", "method_session_complete",
+           "method_session_url", "setup_session_url",
            "subscription_cancel", "subscription_change", "subscription_pause", "subscription_uncancel"]  # fmt: skip
 
 
@@ -125,3 +127,43 @@ def checkout_method_saved(
             )  # fmt: skip
     subscription_first_charge(checkout, now=now, declined=CardDeclined)
     return checkout
+
+
+def _method_subscription(customer: str) -> EngineSubscription:
+    """The customer's live engine subscription at Stripe whose saved card the customer replaces."""
+    sub = (
+        EngineSubscription.objects.filter(provider="stripe", customer=customer)
+        .exclude(status__in=[EngineStatus.CANCELED, EngineStatus.INCOMPLETE])
+        .order_by("-created_at")
+        .first()
+    )
+    if sub is None:
+        raise ProviderError(
+            "You have no Stripe subscription with a saved card.", code="subscription_not_found"
+        )
+    return sub
+
+
+def method_session_url(*, customer: str, attempt: str, return_url: str, cancel_url: str) -> str:
+    """A setup-mode Checkout Session on the customer's Stripe Customer that saves another card for
+    their subscription (keyed by the subscription and this `attempt`)."""
+    sub = _method_subscription(customer)
+    _, _, url = _adapter("stripe", sub.mode).setup_session_create(
+        checkout_id=f"method-{sub.pk}-{attempt}", customer=sub.customer, email=sub.email,
+        stripe_customer=sub.customer_key, success_url=return_url, cancel_url=cancel_url,
+    )  # fmt: skip
+    return url
+
+
+def method_session_complete(*, customer: str, session_id: str) -> str:
+    """Stripe's return from that session: the saved card replaces the subscription's, and a past-due
+    subscription is charged again at once with it (subscription_method_update's outcome: "updated",
+    "paid", "failed" or "unavailable"). Safe to reload: the same card again is the same card."""
+    sub = _method_subscription(customer)
+    saved = _adapter("stripe", sub.mode).setup_session_method(session_id=session_id)
+    if saved["customer"] != sub.customer_key:
+        raise ProviderError("This card was saved for another customer.", code="customer_mismatch")
+    return subscription_method_update(
+        subscription_id=sub.pk, method=saved["method"], card_company=saved["brand"],
+        card_number=f"•••• {saved['last4']}" if saved["last4"] else "",
+    )  # fmt: skip
