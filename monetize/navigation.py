@@ -37,6 +37,7 @@ _TENANT_LINKS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("Billing", "customer-billing", frozenset({Role.CUSTOMER, Role.CREATOR})),
     ("Supporting", "fan-supporting", frozenset({Role.CUSTOMER})),
     ("Pricing", "pricing", frozenset({_STAFF, Role.CUSTOMER, Role.CREATOR, "anonymous"})),
+    ("Catalog", "catalog", frozenset({Role.OWNER, Role.ADMIN, "superuser"})),
     ("Developers", "developers", frozenset({Role.OWNER, Role.ADMIN, Role.SUPPORT, "superuser"})),
     ("Settings", "tenant-settings", frozenset({_OWNER})),
     ("API docs", "api-docs", frozenset({_STAFF, "anonymous"})),

@@ -39,6 +39,7 @@ urlpatterns = [
     path("reconciliation/", include("billing.ledger.reconciliation.urls")),  # staff
     path("", include("console.creators.urls")),  # staff: /creators/, /creators/payouts/
     path("", include("console.customers.urls")),  # staff /customers/
+    path("catalog/", include("console.catalog.urls")),  # owner/admin: the catalog editor
     path("usage/", metering_views.tenant_usage, name="tenant-usage"),
     path("usage/ai/", metering_views.tenant_ai_costs, name="tenant-ai-costs"),
     path("webhooks/<slug:provider>/", webhook_views.receive, name="webhooks"),

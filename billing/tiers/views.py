@@ -5,12 +5,11 @@ from django.shortcuts import render
 from billing.tiers.selectors import pricing_cards, tier_feature_value, tier_list
 
 
-def pricing(request):
-    """Public pricing page: public tiers, their price for the chosen interval (monthly or yearly,
-    with what yearly saves), their other prices and features. Signed out, "Subscribe" goes through
-    sign-up (or log-in) and back to the checkout of the chosen price."""
-    interval = "year" if request.GET.get("interval") == "year" else "month"
-    tiers = list(tier_list(public_only=True))
+def pricing_context(tiers, *, interval: str = "month") -> dict:
+    """What the pricing template shows of `tiers` (public tiers with their active prices): a card
+    per tier with its price for `interval`, and the feature comparison rows. The catalog editor's
+    preview renders it too."""
+    tiers = list(tiers)
     feature_rows = {}
     for tier in tiers:
         for tf in tier.tier_features.all():
@@ -25,8 +24,14 @@ def pricing(request):
     for card in cards["cards"]:
         if card["price"] is not None:
             card["next"] = urlencode({"next": f"/billing/checkout/?price={card['price'].code}"})
+    return {"tiers": tiers, "rows": rows, "interval": interval, **cards}
+
+
+def pricing(request):
+    """Public pricing page: public tiers, their price for the chosen interval (monthly or yearly,
+    with what yearly saves), their other prices and features. Signed out, "Subscribe" goes through
+    sign-up (or log-in) and back to the checkout of the chosen price."""
+    interval = "year" if request.GET.get("interval") == "year" else "month"
     return render(
-        request,
-        "billing/pricing.html",
-        {"tiers": tiers, "rows": rows, "interval": interval, **cards},
+        request, "billing/pricing.html", pricing_context(tier_list(public_only=True), interval=interval)
     )

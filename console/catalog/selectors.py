@@ -1,0 +1,39 @@
+"""Reads of the catalog editor: the platform's tiers (creators' channel tiers are theirs), the
+features and meters a form offers, one price."""
+
+from __future__ import annotations
+
+from django.http import Http404
+
+from billing.metering.models import Meter
+from billing.tiers.models import Feature, Price, Tier
+from billing.tiers.selectors import tier_list
+
+
+def catalog_tiers() -> list[Tier]:
+    """Every platform tier, public or not, with its active prices and features (two prefetches)."""
+    return list(tier_list(public_only=False))
+
+
+def catalog_features() -> list[Feature]:
+    return list(Feature.objects.order_by("code"))
+
+
+def catalog_meters() -> list[Meter]:
+    return list(Meter.objects.order_by("code"))
+
+
+def catalog_price_get(*, price_id) -> Price:
+    """A platform tier's price by id (404 for an unknown id, a creator's price or a bad number)."""
+    try:
+        price_id = int(price_id)
+    except (TypeError, ValueError):
+        raise Http404 from None
+    price = (
+        Price.objects.select_related("tier").filter(pk=price_id, tier__creator__isnull=True).first()
+        if 0 < price_id < 2**63
+        else None
+    )
+    if price is None:
+        raise Http404
+    return price

@@ -1,0 +1,17 @@
+"""Routes of the catalog editor (included by monetize/urls_tenant.py under /catalog/)."""
+
+from django.urls import path
+
+from console.catalog import views
+
+urlpatterns = [
+    path("", views.catalog_home, name="catalog"),
+    path("preview/", views.catalog_preview, name="catalog-preview"),
+    path("export.yaml", views.catalog_export_download, name="catalog-export"),
+    path("import/", views.catalog_import_page, name="catalog-import"),
+    path("tiers/new/", views.tier_new, name="catalog-tier-new"),
+    path("tiers/<slug:code>/", views.tier_edit, name="catalog-tier"),
+    path("tiers/<slug:code>/prices/new/", views.price_new, name="catalog-price-new"),
+    path("prices/<str:price_id>/", views.price_detail, name="catalog-price"),
+    path("prices/<str:price_id>/deactivate/", views.price_deactivate, name="catalog-price-deactivate"),
+]
