@@ -267,14 +267,18 @@ class QuoteForm(forms.Form):
     quantity = forms.CharField(max_length=40, initial="1", label="Quantity")
 
 
+def catalog_error_text(error: CatalogError) -> str:
+    """The import's message without the "file:line: path: " it starts with (shown beside them)."""
+    field_path = (error.details or {}).get("field") or ""
+    parts = error.message.split(": ", 2)
+    return parts[2] if len(parts) == 3 and parts[1] == field_path else error.message
+
+
 def form_errors_from(form: forms.Form, error: CatalogError, *, prefix: str | None) -> None:
     """Put the import's error beside the field its path names (after `prefix`, the path of what
     the form edits), else at the top of the form; the message without file and line."""
     field_path = (error.details or {}).get("field") or ""
-    message = str(error.message) if hasattr(error, "message") else str(error)
-    parts = message.split(": ", 2)
-    if len(parts) == 3 and parts[1] == field_path:
-        message = parts[2]
+    message = catalog_error_text(error)
     target = None
     if prefix and field_path.startswith(prefix) and hasattr(form, "error_field"):
         target = form.error_field(field_path[len(prefix) :])

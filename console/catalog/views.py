@@ -35,7 +35,14 @@ from billing.tiers.services import (
     tier_index,
 )
 from billing.tiers.views import pricing_context
-from console.catalog.forms import PriceForm, QuoteForm, TierForm, YamlForm, form_errors_from
+from console.catalog.forms import (
+    PriceForm,
+    QuoteForm,
+    TierForm,
+    YamlForm,
+    catalog_error_text,
+    form_errors_from,
+)
 from console.catalog.selectors import catalog_features, catalog_meters, catalog_price_get, catalog_tiers
 
 EDITOR_ROLES = (Role.OWNER, Role.ADMIN)
@@ -240,12 +247,19 @@ def catalog_import_page(request):
         else:
             status = 400
     lines = []
-    if error is not None and form.initial.get("text"):
-        bad = (error.details or {}).get("line")
-        lines = [(n, line, n == bad) for n, line in enumerate(form.initial["text"].splitlines(), start=1)]
+    if error is not None and form.initial.get("text") and (error.details or {}).get("line"):
+        bad = error.details["line"]  # the lines around it, that one marked
+        source = form.initial["text"].splitlines()
+        lines = [(n, source[n - 1], n == bad) for n in range(max(1, bad - 4), min(len(source), bad + 4) + 1)]
     return render(
         request,
         "console/catalog/import.html",
-        {"form": form, "preview": preview, "error": error, "lines": lines},
+        {
+            "form": form,
+            "preview": preview,
+            "error": error,
+            "error_text": catalog_error_text(error) if error is not None else "",
+            "lines": lines,
+        },
         status=status,
     )
