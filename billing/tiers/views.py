@@ -27,11 +27,22 @@ def pricing_context(tiers, *, interval: str = "month") -> dict:
     return {"tiers": tiers, "rows": rows, "interval": interval, **cards}
 
 
+def _current_membership(request):
+    """The signed-in customer's membership that a plan change (not a second checkout) applies to."""
+    if not request.user.is_authenticated:
+        return None
+    from billing.memberships.models import ENTITLED_STATUSES
+    from billing.memberships.selectors import membership_current
+    from billing.memberships.services import customer_for_user
+
+    membership = membership_current(customer=customer_for_user(user=request.user))
+    return membership if membership is not None and membership.status in ENTITLED_STATUSES else None
+
+
 def pricing(request):
     """Public pricing page: public tiers, their price for the chosen interval (monthly or yearly,
     with what yearly saves), their other prices and features. Signed out, "Subscribe" goes through
     sign-up (or log-in) and back to the checkout of the chosen price."""
     interval = "year" if request.GET.get("interval") == "year" else "month"
-    return render(
-        request, "billing/pricing.html", pricing_context(tier_list(public_only=True), interval=interval)
-    )
+    context = pricing_context(tier_list(public_only=True), interval=interval)
+    return render(request, "billing/pricing.html", context | {"current": _current_membership(request)})

@@ -147,3 +147,26 @@ def test_a_manual_membership_undo_is_applied_at_once(ci_catalog):
     done = client.post("/billing/membership/", {"action": "uncancel"})
     page = client.get(done["Location"]).content.decode()
     assert "data-poll=" not in page and "Your plan will renew again." in page and "renews on" in page
+
+
+def test_a_subscribed_customer_switches_plan_from_the_pricing_page(shop, django_capture_on_commit_callbacks):  # noqa: F811
+    """A second checkout would start a second subscription at the provider: with a live membership
+    the pricing page offers "Switch to …" (a plan change) and marks the current plan."""
+    capture = django_capture_on_commit_callbacks
+    client, _ = _signed_up(shop)
+    free = client.get("/pricing/").content.decode()
+    assert re.search(r'data-tier="community".*?data-testid="your-plan"', free, re.S)
+    response = client.post("/billing/checkout/", {"price": "team-monthly"})
+    with capture(execute=True):
+        client.post(response["Location"], {"card": "4242 4242 4242 4242"})
+    process_all(shop)
+    page = client.get("/pricing/").content.decode()
+    assert re.search(r'data-tier="team".*?data-testid="your-plan"', page, re.S)
+    assert 'value="change" data-price="pro-monthly">Switch to Pro<' in page
+    assert "/billing/checkout/?price=" not in page
+    with capture(execute=True):
+        client.post("/billing/membership/", {"action": "change", "price": "pro-monthly"})
+    process_all(shop)
+    with tenant_context(shop.tenant):
+        assert Membership.objects.get(status__in=["active", "trialing"]).tier.code == "pro"
+        assert Checkout.objects.count() == 1
