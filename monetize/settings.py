@@ -68,6 +68,10 @@ WEBHOOK_OUT_DISABLE_AFTER = env_int("WEBHOOK_OUT_DISABLE_AFTER", 50)
 # queue at once (the rest wait in the table and are admitted as those finish: fair across tenants)
 WEBHOOK_ENDPOINTS_MAX = env_int("WEBHOOK_ENDPOINTS_MAX", 20)
 WEBHOOK_OUT_TENANT_IN_FLIGHT = env_int("WEBHOOK_OUT_TENANT_IN_FLIGHT", 20)
+# the inbox worker applies a tenant's waiting provider events in batches of this many, one transaction
+# each (billing.inbox.drain), and at most WEBHOOK_DRAIN_MAX_EVENTS per task; 0: one event per task
+WEBHOOK_DRAIN_BATCH = env_int("WEBHOOK_DRAIN_BATCH", 100)
+WEBHOOK_DRAIN_MAX_EVENTS = env_int("WEBHOOK_DRAIN_MAX_EVENTS", 2000)
 WEBHOOK_SWEEP_AFTER_SECONDS = env_int(
     "WEBHOOK_SWEEP_AFTER_SECONDS", 120
 )  # prefix of new integrator keys: test|live

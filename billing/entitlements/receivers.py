@@ -13,8 +13,8 @@ def on_clock_changed(sender, **kwargs) -> None:
     cache.invalidate_all()
 
 
-def on_membership_changed(sender, external_id: str, **kwargs) -> None:
-    cache.invalidate(external_id)
+def on_membership_changed(sender, external_id: str | None, external_ids=None, **kwargs) -> None:
+    cache.invalidate_many(external_ids if external_ids is not None else [external_id])
 
 
 def on_snapshots_stale(sender, customers=None, **kwargs) -> None:

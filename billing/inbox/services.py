@@ -49,9 +49,19 @@ BACKOFF_SECONDS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
 
 
 def _enqueue(inbox_id: int, *, countdown: int | None = None) -> None:
+    """Ask a worker to apply the event -- and, with it, every event of this tenant waiting then
+    (billing.inbox.drain): a message is published only when no drain of this tenant is due already,
+    so a burst of events costs one task, not one each. A retry (countdown) is always published."""
+    from billing.inbox.drain import drain_flag_clear, drain_request
     from billing.inbox.tasks import process_inbox_event
 
-    enqueue(process_inbox_event, args=(inbox_id,), countdown=countdown, fallback="webhooks.sweep will")
+    if countdown is None and not drain_request():
+        return  # a drain is due: it will claim this event (it re-checks after clearing the flag)
+    if not enqueue(
+        process_inbox_event, args=(inbox_id,), countdown=countdown, fallback="webhooks.sweep will"
+    ):
+        if countdown is None:
+            drain_flag_clear()  # the next event (or the sweeper) asks again
 
 
 def adapter_event_type(adapter, payload: dict) -> str:
@@ -206,7 +216,8 @@ def _replay_unmatched(*, provider: str, named: str) -> None:
 
 
 def inbox_process(*, inbox_id: int) -> str:
-    """Apply one stored event; returns its status afterwards. Safe to call twice or concurrently."""
+    """Apply one stored event; returns its status afterwards. Safe to call twice or concurrently.
+    (The worker applies bursts with billing.inbox.drain.inbox_drain, the same steps per event.)"""
     with transaction.atomic():
         event = InboxEvent.objects.select_for_update().filter(pk=inbox_id).first()
         if event is None or event.status in (
@@ -216,28 +227,41 @@ def inbox_process(*, inbox_id: int) -> str:
             InboxStatus.UNMATCHED,
         ):
             return event.status if event else "missing"
-        event.attempts += 1
-        try:
-            with transaction.atomic():  # a failure rolls back the application, not the bookkeeping
-                event.status = _apply(event)
-            event.processed_at, event.last_error, event.next_attempt_at = timezone.now(), "", None
-        except InvalidProviderEvent as exc:  # permanent: retrying cannot help, staff must act
-            logger.warning("inbox event %s unmatched: %s", event.pk, exc)
-            event.last_error = f"{exc.code}: {exc}"[:2000]
-            event.status, event.next_attempt_at = InboxStatus.UNMATCHED, None
-        except Exception as exc:  # recorded and retried; after the last attempt the row is dead
-            logger.warning("inbox event %s failed (attempt %s): %r", event.pk, event.attempts, exc)
-            event.last_error = f"{exc.__class__.__name__}: {exc}"[:2000]
-            if event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
-                event.status, event.next_attempt_at = InboxStatus.DEAD, None
-            else:
-                delay = BACKOFF_SECONDS[min(event.attempts, len(BACKOFF_SECONDS)) - 1]
-                event.status = InboxStatus.FAILED
-                event.next_attempt_at = timezone.now() + dt.timedelta(seconds=delay)
-                transaction.on_commit(lambda: _enqueue(event.pk, countdown=delay))
+        _attempt(event)
         # the bookkeeping only: rewriting the stored payload cost as much as the rest of the row
-        event.save(update_fields=["status", "attempts", "processed_at", "last_error", "next_attempt_at"])
+        event.save(update_fields=BOOKKEEPING_FIELDS)
     return event.status
+
+
+BOOKKEEPING_FIELDS = ["status", "attempts", "processed_at", "last_error", "next_attempt_at"]
+
+
+def _attempt(event: InboxEvent) -> bool:
+    """Apply a locked, not yet settled event in a savepoint and set its bookkeeping fields (not
+    saved). True when it applied (or was ignored); a failure rolls back the application, not the
+    caller's transaction, and is recorded: unmatched at once when permanent, else retried later."""
+    event.attempts += 1
+    try:
+        with transaction.atomic():  # a failure rolls back the application, not the bookkeeping
+            event.status = _apply(event)
+        event.processed_at, event.last_error, event.next_attempt_at = timezone.now(), "", None
+        return True
+    except InvalidProviderEvent as exc:  # permanent: retrying cannot help, staff must act
+        logger.warning("inbox event %s unmatched: %s", event.pk, exc)
+        event.last_error = f"{exc.code}: {exc}"[:2000]
+        event.status, event.next_attempt_at = InboxStatus.UNMATCHED, None
+    except Exception as exc:  # recorded and retried; after the last attempt the row is dead
+        logger.warning("inbox event %s failed (attempt %s): %r", event.pk, event.attempts, exc)
+        event.last_error = f"{exc.__class__.__name__}: {exc}"[:2000]
+        if event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+            event.status, event.next_attempt_at = InboxStatus.DEAD, None
+        else:
+            delay = BACKOFF_SECONDS[min(event.attempts, len(BACKOFF_SECONDS)) - 1]
+            event.status = InboxStatus.FAILED
+            event.next_attempt_at = timezone.now() + dt.timedelta(seconds=delay)
+            pk = event.pk
+            transaction.on_commit(lambda: _enqueue(pk, countdown=delay))
+    return False
 
 
 def inbox_sweep(*, now: dt.datetime | None = None) -> int:
@@ -249,7 +273,11 @@ def inbox_sweep(*, now: dt.datetime | None = None) -> int:
         | Q(status=InboxStatus.FAILED, next_attempt_at__lte=now)
     ).values_list("pk", flat=True)[:1000]
     ids = list(due)
-    for inbox_id in ids:
+    if ids:
+        from billing.inbox.drain import drain_flag_clear
+
+        drain_flag_clear()  # a drain flagged as due whose message was lost: ask again now
+    for inbox_id in ids:  # (with drains, the first publishes one and the others find it due)
         _enqueue(inbox_id)
     return len(ids)
 

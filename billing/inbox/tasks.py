@@ -1,12 +1,14 @@
 from celery import shared_task
 
-from billing.inbox.services import inbox_process, inbox_sweep
+from billing.inbox.drain import inbox_drain
+from billing.inbox.services import inbox_sweep
 
 
 @shared_task(name="webhooks.process", acks_late=True, ignore_result=True)
-def process_inbox_event(inbox_id: int) -> str:
-    """Apply one stored provider event (retries are scheduled by the service, from the inbox row)."""
-    return inbox_process(inbox_id=inbox_id)
+def process_inbox_event(inbox_id: int | None = None) -> int:
+    """Apply a stored provider event -- and every other event of the tenant waiting then, in
+    batches (billing.inbox.drain). Retries are scheduled by the service, from the inbox row."""
+    return inbox_drain(inbox_id=inbox_id)
 
 
 @shared_task(name="webhooks.sweep", acks_late=True, ignore_result=True)

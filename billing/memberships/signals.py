@@ -1,7 +1,9 @@
 from django.dispatch import Signal
 
 # Sent when a customer's membership changed, inside the transaction and again on commit (then with
-# committed=True); kwargs: external_id. Entitlement caches and credit allowances listen.
+# committed=True); kwargs: external_id, or external_ids (a list, external_id None) when a batch of
+# changes is told at once (the inbox applying a burst of provider events). Entitlement caches and
+# credit allowances listen.
 membership_changed = Signal()
 # Sent after the tenant's billing clock moved (the sandbox clock): time-bound entitlements
 # (dunning grace periods) must be judged again.

@@ -2,9 +2,13 @@
 the beat entry `"credits-expire": {"task": "metering.credits_expire", "schedule": 3600.0}` (no
 `tenant_schemas`: fanned out to every tenant) sits in CELERY_BEAT_SCHEDULE."""
 
+import logging
+
 from celery import shared_task
 
 from billing.metering.credits import credits_expire
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="metering.credits_expire", acks_late=True)
@@ -29,3 +33,21 @@ def credits_allowance_for_task(external_id: str) -> bool:
 
     customer = Customer.objects.filter(external_id=external_id).first()
     return customer is not None and credits_allowance_for(customer=customer) is not None
+
+
+@shared_task(name="metering.credits_allowance_for_many", acks_late=True, ignore_result=True)
+def credits_allowance_for_many_task(external_ids: list[str]) -> int:
+    """credits_allowance_for_task for many customers at once (a batch of provider events changed
+    their memberships); returns the number granted."""
+    from billing.memberships.models import Customer
+    from billing.metering.credits import credits_allowance_for
+
+    granted = 0
+    for customer in Customer.objects.filter(external_id__in=external_ids).order_by("pk"):
+        try:
+            granted += credits_allowance_for(customer=customer) is not None
+        except Exception:  # one customer's failure is not the others': the hourly job retries it
+            logger.warning(
+                "allowance of %s failed; the hourly job will retry", customer.external_id, exc_info=True
+            )
+    return granted

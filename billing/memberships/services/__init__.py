@@ -1,6 +1,7 @@
 """Writes for customers and memberships (a package: one module per sub-domain). The public
 services are re-exported here, so callers import them from `billing.memberships.services`."""
 
+from billing.memberships.services._common import memberships_batch
 from billing.memberships.services.checkout import (
     CHECKOUT_LIFETIME,
     MAX_SEATS,
@@ -52,5 +53,6 @@ __all__ = [
     "membership_set_tier",
     "membership_sync_from_provider",
     "membership_uncancel",
+    "memberships_batch",
     "payment_record",
 ]

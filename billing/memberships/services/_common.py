@@ -1,8 +1,13 @@
-"""Internals the membership services share: ending live memberships, history, publishing changes."""
+"""Internals the membership services share: ending live memberships, history, publishing changes,
+and the batch scope the inbox applies a burst of provider events in."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 from django.db import transaction
 
@@ -16,12 +21,68 @@ from billing.memberships.models import (
 from billing.memberships.signals import membership_changed
 
 
+@dataclass
+class _Batch:
+    prices: dict = field(default_factory=dict)  # price code -> Price (with its tier) or None
+    endpoints: list | None = None  # the integrator's active endpoints, read once
+    changed: dict = field(default_factory=dict)  # external ids whose memberships changed, in order
+
+
+_batch: ContextVar[_Batch | None] = ContextVar("memberships_batch", default=None)
+
+
+@contextlib.contextmanager
+def memberships_batch() -> Iterator[None]:
+    """Apply many provider events inside one transaction (the inbox's drain), each in its own
+    savepoint: the catalog's prices and the integrator's endpoints are read once for the batch, and
+    `membership_changed` is sent once for all the customers that changed -- inside the transaction
+    when the block ends, and again on commit -- instead of twice per event. Must be entered inside
+    the transaction that applies the events; a customer of an event rolled back in its savepoint is
+    notified all the same (an invalidation too many is harmless, one too few is not)."""
+    scope = _Batch()
+    token = _batch.set(scope)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+    if scope.changed:
+        external_ids = list(scope.changed)
+        membership_changed.send(sender=Membership, external_id=None, external_ids=external_ids)
+        transaction.on_commit(
+            lambda: membership_changed.send(
+                sender=Membership, external_id=None, external_ids=external_ids, committed=True
+            )
+        )
+
+
+def _price_by_code(code: str):
+    """The catalog's price of that code (the active one first), with its tier; read once a batch."""
+    from billing.tiers.models import Price
+
+    scope = _batch.get()
+    if scope is not None and code in scope.prices:
+        return scope.prices[code]
+    price = Price.objects.filter(code=code).select_related("tier").order_by("-active", "-id").first()
+    if scope is not None:
+        scope.prices[code] = price
+    return price
+
+
 def _end_live(
-    customer: Customer, *, at: dt.datetime, reason: str, keep: Membership | None = None, event_id: str = ""
+    customer: Customer,
+    *,
+    at: dt.datetime,
+    reason: str,
+    keep: Membership | None = None,
+    event_id: str = "",
+    locked: list[Membership] | None = None,
 ) -> list[Membership]:
-    """End the customer's live memberships (but `keep`): at most one live membership per customer."""
+    """End the customer's live memberships (but `keep`): at most one live membership per customer.
+    `locked`: the customer's live memberships, already read and locked by the caller."""
     ended = []
-    for other in Membership.objects.select_for_update().filter(customer=customer, status__in=LIVE_STATUSES):
+    if locked is None:
+        locked = Membership.objects.select_for_update().filter(customer=customer, status__in=LIVE_STATUSES)
+    for other in locked:
         if keep is None or other.pk != keep.pk:
             other.status, other.ended_at = MembershipStatus.CANCELED, at
             other.save(update_fields=["status", "ended_at", "updated_at"])
@@ -50,7 +111,13 @@ def _publish(memberships: list[Membership], *, customer: str) -> None:
     then one `entitlements.changed` (billing.events.services; endpoints are read once)."""
     from billing.events.services import active_endpoints, event_publish
 
-    endpoints = active_endpoints()
+    scope = _batch.get()
+    if scope is None:
+        endpoints = active_endpoints()
+    else:
+        if scope.endpoints is None:
+            scope.endpoints = active_endpoints()
+        endpoints = scope.endpoints
     if not endpoints or not memberships:
         return
     for membership in memberships:
@@ -72,7 +139,12 @@ def _publish(memberships: list[Membership], *, customer: str) -> None:
 
 def _notify_changed(external_id: str) -> None:
     """Tell listeners now (readers inside this transaction see the change) and again on commit
-    (readers that rebuilt a cache from pre-commit data in between are invalidated)."""
+    (readers that rebuilt a cache from pre-commit data in between are invalidated). In a batch
+    (memberships_batch), once for the whole batch when it ends."""
+    scope = _batch.get()
+    if scope is not None:
+        scope.changed[external_id] = None
+        return
     membership_changed.send(sender=Membership, external_id=external_id)
     transaction.on_commit(
         lambda: membership_changed.send(sender=Membership, external_id=external_id, committed=True)

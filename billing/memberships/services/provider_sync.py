@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
+from django.db.models import Q
 
 from billing.memberships.exceptions import (
     CustomerUnmatched,
@@ -18,11 +19,15 @@ from billing.memberships.models import (
     Membership,
     MembershipStatus,
 )
-from billing.memberships.services._common import _end_live, _notify_changed, _publish, _record
+from billing.memberships.services._common import (
+    _end_live,
+    _notify_changed,
+    _price_by_code,
+    _publish,
+    _record,
+)
 from billing.memberships.services.checkout import checkout_mark_completed
-from billing.memberships.services.customers import customer_upsert
 from billing.providers.base import SubscriptionState
-from billing.tiers.models import Price
 
 
 def _customer_of_provider(
@@ -117,27 +122,41 @@ def membership_sync_from_provider(
         raise InvalidProviderEvent(
             f"Unknown subscription status '{state.status}'.", details={"status": state.status}
         )
-    price = (
-        Price.objects.filter(code=state.price_ref).select_related("tier").order_by("-active", "-id").first()
-    )
+    price = _price_by_code(state.price_ref)
     if price is None:
         raise InvalidProviderEvent(
             f"No price '{state.price_ref}' in the catalog.", details={"price": state.price_ref}
         )
-    with transaction.atomic():
+    # no savepoint of its own: a failure propagates and rolls back the caller's block (the inbox
+    # applies each event in its savepoint); called outside a transaction, this is the transaction
+    with transaction.atomic(savepoint=False):
         external_id = state.customer or _customer_of_subscription(provider, state).external_id
-        customer, _ = customer_upsert(external_id=external_id)  # locks the customer row: one change at a time
-        membership = (
+        # locks the customer row: one change at a time (customer_upsert with no fields, one statement)
+        customer, _ = Customer.objects.select_for_update().get_or_create(external_id=external_id)
+        # this subscription's membership and the customer's live ones, read and locked in one statement
+        rows = list(
             Membership.objects.select_for_update()
-            .filter(provider=provider, provider_subscription_id=state.subscription_id)
-            .first()
+            .filter(
+                Q(provider=provider, provider_subscription_id=state.subscription_id)
+                | Q(customer=customer, status__in=LIVE_STATUSES)
+            )
+            .order_by("id")
+        )
+        membership = next(
+            (
+                row
+                for row in rows
+                if row.provider == provider and row.provider_subscription_id == state.subscription_id
+            ),
+            None,
         )
         if _stale(membership, status=state.status, occurred_at=occurred_at):
             return None
         replaced = []
         if state.status in LIVE_STATUSES:
+            live = [row for row in rows if row.customer_id == customer.pk and row.status in LIVE_STATUSES]
             replaced = _end_live(
-                customer, at=occurred_at, reason="replaced", keep=membership, event_id=event_id
+                customer, at=occurred_at, reason="replaced", keep=membership, event_id=event_id, locked=live
             )
         if membership is None:
             membership = Membership(
