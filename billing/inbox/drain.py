@@ -85,11 +85,12 @@ def inbox_drain(*, inbox_id: int | None = None) -> int:
             if settled >= settings.WEBHOOK_DRAIN_MAX_EVENTS:
                 _publish()  # the rest in another task, after other tenants' work
                 return settled
+            if count == size:  # a full batch: there may be more
+                continue
         elif cleared:
             return settled
-        else:
-            drain_flag_clear()  # then look once more: see the module's docstring
-            cleared = True
+        drain_flag_clear()  # then look once more: see the module's docstring
+        cleared = True
 
 
 def _publish() -> None:
@@ -133,7 +134,7 @@ def _drain_batch_pass(*, size: int, inbox_id: int | None, savepoints: bool) -> i
         if not events:
             return 0
         done: dict[str, list[int]] = {}
-        with memberships_batch():
+        with memberships_batch(kept=not savepoints):
             for event in events:
                 if not savepoints:
                     try:

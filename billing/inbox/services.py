@@ -31,7 +31,12 @@ from billing.inbox.signals import (
 )
 from billing.memberships.exceptions import InvalidProviderEvent
 from billing.memberships.models import Payment, PaymentKind
-from billing.memberships.services import checkout_complete, membership_sync_from_provider, payment_record
+from billing.memberships.services import (
+    checkout_complete,
+    membership_sync_from_provider,
+    memberships_batch_forget,
+    payment_record,
+)
 from billing.providers.base import (
     EventType,
     NormalizedEvent,
@@ -132,6 +137,9 @@ def _apply(event: InboxEvent) -> InboxStatus:
             event_id=event.event_id,
         )
         return InboxStatus.APPLIED
+    # payments, checkouts and invoices change memberships their own way: a batch's knowledge of
+    # them is read again (billing.inbox.drain applies events in batches)
+    memberships_batch_forget()
     applied = False
     if normalized.checkout is not None:
         applied = (

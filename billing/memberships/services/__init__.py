@@ -1,7 +1,7 @@
 """Writes for customers and memberships (a package: one module per sub-domain). The public
 services are re-exported here, so callers import them from `billing.memberships.services`."""
 
-from billing.memberships.services._common import memberships_batch
+from billing.memberships.services._common import memberships_batch, memberships_batch_forget
 from billing.memberships.services.checkout import (
     CHECKOUT_LIFETIME,
     MAX_SEATS,
@@ -54,5 +54,6 @@ __all__ = [
     "membership_sync_from_provider",
     "membership_uncancel",
     "memberships_batch",
+    "memberships_batch_forget",
     "payment_record",
 ]

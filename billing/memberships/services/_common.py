@@ -10,6 +10,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import Q
 
 from billing.memberships.models import (
     LIVE_STATUSES,
@@ -26,25 +27,39 @@ class _Batch:
     prices: dict = field(default_factory=dict)  # price code -> Price (with its tier) or None
     endpoints: list | None = None  # the integrator's active endpoints, read once
     changed: dict = field(default_factory=dict)  # external ids whose memberships changed, in order
+    # with `kept` (a batch applied with no savepoint per event, rolled back whole on any failure):
+    kept: bool = False
+    history: list = field(default_factory=list)  # MembershipHistory rows written when the batch ends
+    customers: dict = field(default_factory=dict)  # external id -> (locked Customer, membership pks)
+    memberships: dict = field(default_factory=dict)  # pk -> the batch's one (locked) Membership object
 
 
 _batch: ContextVar[_Batch | None] = ContextVar("memberships_batch", default=None)
 
 
 @contextlib.contextmanager
-def memberships_batch() -> Iterator[None]:
-    """Apply many provider events inside one transaction (the inbox's drain), each in its own
-    savepoint: the catalog's prices and the integrator's endpoints are read once for the batch, and
-    `membership_changed` is sent once for all the customers that changed -- inside the transaction
-    when the block ends, and again on commit -- instead of twice per event. Must be entered inside
-    the transaction that applies the events; a customer of an event rolled back in its savepoint is
-    notified all the same (an invalidation too many is harmless, one too few is not)."""
-    scope = _Batch()
+def memberships_batch(*, kept: bool = False) -> Iterator[None]:
+    """Apply many provider events inside one transaction (the inbox's drain): the catalog's prices
+    and the integrator's endpoints are read once for the batch, and `membership_changed` is sent
+    once for all the customers that changed -- inside the transaction when the block ends, and
+    again on commit -- instead of twice per event. Must be entered inside the transaction that
+    applies the events; a customer of an event rolled back in its savepoint is notified all the same
+    (an invalidation too many is harmless, one too few is not).
+
+    `kept=True` when no event of the batch is rolled back alone (no savepoint each: a failure rolls
+    the whole batch back, and this scope with it): then a customer locked by one event stays locked
+    and known for the next ones (its memberships read once, kept as the batch's own objects), and
+    the history rows are written in one statement when the block ends. Whatever changes memberships
+    other than the provider sync (payments, checkouts, invoices) calls memberships_batch_forget()
+    first."""
+    scope = _Batch(kept=kept)
     token = _batch.set(scope)
     try:
         yield
     finally:
         _batch.reset(token)
+    if scope.history:
+        MembershipHistory.objects.bulk_create(scope.history)
     if scope.changed:
         external_ids = list(scope.changed)
         membership_changed.send(sender=Membership, external_id=None, external_ids=external_ids)
@@ -53,6 +68,57 @@ def memberships_batch() -> Iterator[None]:
                 sender=Membership, external_id=None, external_ids=external_ids, committed=True
             )
         )
+
+
+def memberships_batch_forget() -> None:
+    """Something other than the provider sync may change memberships next: the batch forgets the
+    customers and memberships it knows (they are read and locked again when next needed)."""
+    scope = _batch.get()
+    if scope is not None:
+        scope.customers.clear()
+        scope.memberships.clear()
+
+
+def _locked_memberships(
+    *, external_id: str, provider: str, subscription_id: str
+) -> tuple[Customer, dict[int, Membership]]:
+    """The customer (created if new) locked -- one change at a time -- with this subscription's
+    membership and the customer's live ones, read and locked in one statement: {pk: membership}.
+    In a kept batch, a customer already locked is not read again, nor the memberships it knows."""
+    scope = _batch.get()
+    kept = scope if scope is not None and scope.kept else None
+    known = kept.customers.get(external_id) if kept is not None else None
+    if known is not None:
+        customer, pks = known
+        rows = {pk: kept.memberships[pk] for pk in pks}
+        if any(
+            row.provider == provider and row.provider_subscription_id == subscription_id
+            for row in rows.values()
+        ):
+            return customer, rows
+    else:
+        customer, _ = Customer.objects.select_for_update().get_or_create(external_id=external_id)
+        rows = {}
+    for row in (
+        Membership.objects.select_for_update()
+        .filter(
+            Q(provider=provider, provider_subscription_id=subscription_id)
+            | Q(customer=customer, status__in=LIVE_STATUSES)
+        )
+        .order_by("id")
+    ):
+        rows[row.pk] = kept.memberships.setdefault(row.pk, row) if kept is not None else row
+    if kept is not None:
+        kept.customers[external_id] = (customer, set(rows))
+    return customer, rows
+
+
+def _keep(customer: Customer, membership: Membership) -> None:
+    """A membership the sync created belongs to the batch's knowledge of its customer."""
+    scope = _batch.get()
+    if scope is not None and scope.kept and customer.external_id in scope.customers:
+        scope.memberships[membership.pk] = membership
+        scope.customers[customer.external_id][1].add(membership.pk)
 
 
 def _price_by_code(code: str):
@@ -152,7 +218,7 @@ def _notify_changed(external_id: str) -> None:
 
 
 def _record(membership: Membership, *, reason: str, event_id: str = "") -> None:
-    MembershipHistory.objects.create(
+    row = MembershipHistory(
         membership=membership,
         status=membership.status,
         tier_id=membership.tier_id,
@@ -160,3 +226,8 @@ def _record(membership: Membership, *, reason: str, event_id: str = "") -> None:
         reason=reason,
         event_id=event_id,
     )
+    scope = _batch.get()
+    if scope is not None and scope.kept:
+        scope.history.append(row)  # written with the batch's others (memberships_batch)
+    else:
+        row.save()

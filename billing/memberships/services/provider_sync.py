@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
-from django.db.models import Q
 
 from billing.memberships.exceptions import (
     CustomerUnmatched,
@@ -21,6 +20,8 @@ from billing.memberships.models import (
 )
 from billing.memberships.services._common import (
     _end_live,
+    _keep,
+    _locked_memberships,
     _notify_changed,
     _price_by_code,
     _publish,
@@ -131,21 +132,13 @@ def membership_sync_from_provider(
     # applies each event in its savepoint); called outside a transaction, this is the transaction
     with transaction.atomic(savepoint=False):
         external_id = state.customer or _customer_of_subscription(provider, state).external_id
-        # locks the customer row: one change at a time (customer_upsert with no fields, one statement)
-        customer, _ = Customer.objects.select_for_update().get_or_create(external_id=external_id)
-        # this subscription's membership and the customer's live ones, read and locked in one statement
-        rows = list(
-            Membership.objects.select_for_update()
-            .filter(
-                Q(provider=provider, provider_subscription_id=state.subscription_id)
-                | Q(customer=customer, status__in=LIVE_STATUSES)
-            )
-            .order_by("id")
+        customer, rows = _locked_memberships(
+            external_id=external_id, provider=provider, subscription_id=state.subscription_id
         )
         membership = next(
             (
                 row
-                for row in rows
+                for row in rows.values()
                 if row.provider == provider and row.provider_subscription_id == state.subscription_id
             ),
             None,
@@ -154,7 +147,9 @@ def membership_sync_from_provider(
             return None
         replaced = []
         if state.status in LIVE_STATUSES:
-            live = [row for row in rows if row.customer_id == customer.pk and row.status in LIVE_STATUSES]
+            live = [
+                row for row in rows.values() if row.customer_id == customer.pk and row.status in LIVE_STATUSES
+            ]
             replaced = _end_live(
                 customer, at=occurred_at, reason="replaced", keep=membership, event_id=event_id, locked=live
             )
@@ -180,7 +175,10 @@ def membership_sync_from_provider(
             and membership.ended_at is None
         ):
             membership.ended_at = occurred_at
+        created = membership.pk is None
         membership.save()
+        if created:
+            _keep(customer, membership)
         _record(membership, reason=f"provider:{provider}", event_id=event_id)
         _publish([*replaced, membership], customer=customer.external_id)
         if state.checkout_id:
