@@ -162,7 +162,8 @@ def test_customer_sees_the_upcoming_invoice(alpha, customer_client):
     upcoming = page.split('data-testid="upcoming"')[1].split("</section>")[0]
     # 12,501 tokens: 1,000 free + 9,000 × 2 + 2,501 × 0.25 + 500 = 19,125.25 → $191.25; fee $29.00
     assert 'data-testid="upcoming-total">$220.25<' in upcoming
-    assert f'data-testid="upcoming-date">{end:%b} {end.day}, {end.year}<' in upcoming
+    # a <time> the browser shows in the viewer's format; the server's text until then
+    assert f'data-format="date">{end:%b} {end.day}, {end.year}</time></strong>' in upcoming
     assert "Tokens: 12,501<" in upcoming and "$191.25" in upcoming and "$29.00" in upcoming
     assert "Tier breakdown (3 tiers)" in upcoming and "10,001 and up" in upcoming
     assert "$0.0025" in upcoming  # a quarter of a cent per token, as a unit price
@@ -422,7 +423,7 @@ def test_invoice_page_lists_payment_attempts_and_activity(alpha, book):
     assert ">Failed<" in declined and "$1,500.00" in declined and declined.endswith("–</td> ")
     assert "Charge" in ok and ok.count("$1,500.00") == 2  # amount, applied
     assert 'data-status="paid">Paid<' in page and 'data-testid="amount-due">$0.00<' in page
-    activity = re.findall(r'<span class="when">[^<]+</span> ([^<]+)</li>', page)
+    activity = re.findall(r'<span class="when"><time [^>]+>[^<]+</time></span> ([^<]+)</li>', page)
     assert activity[:3] == [
         "Paid in full",
         "Charge of $1,500.00 (sandbox)",
