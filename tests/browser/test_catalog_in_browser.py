@@ -3,7 +3,7 @@ against gunicorn: the owner opens Catalog from the navigation, creates a tier (t
 preview refreshes as they type, through htmx), adds a graduated usage price through the tiers
 table, quotes it, sees it on /pricing/, and previews a YAML change as a diff before applying it.
 Every step is screenshotted to test-artifacts/ (or $SCREENSHOT_DIR); no page is wider than the
-window."""
+window or has a serious axe-core violation."""
 
 import os
 from pathlib import Path
@@ -14,6 +14,7 @@ from tests.browser.conftest import needs_chromium
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 pytestmark = [pytest.mark.server, pytest.mark.timeout(300), needs_chromium]
 
@@ -49,8 +50,16 @@ def _login(page, server, email):
 
 
 def _fits(page, what):
+    """No horizontal scroll, and no serious or critical axe-core violation."""
     width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
     assert width[0] <= width[1], f"{what} is {width[0]} px wide in a {width[1]} px window"
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+             .filter(v => v.impact === "serious" || v.impact === "critical")
+             .map(v => `${v.id}: ${v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", ")}`)"""
+    )
+    assert not violations, f"{what}: {violations}"
 
 
 @pytest.mark.parametrize("size", SIZES)
