@@ -11,6 +11,7 @@ from django_tenants.utils import tenant_context
 
 from accounts.roles import Role
 from billing.tiers.catalog import catalog_export
+from billing.tiers.exceptions import CatalogError
 from billing.tiers.models import Price, Tier, TierFeature
 from tests.console.test_customers import _login
 
@@ -340,3 +341,30 @@ def test_hostile_input_is_never_a_500(ci_catalog, owner):
         after = _snapshot()
     # only tiers "h" and "1e309" (valid codes) may have been created; nothing else changed
     assert [t for t in after[0] if t[0] not in {"h", "1e309"}] == before[0]
+
+
+def test_the_same_price_added_twice_at_once_is_added_once(live_tenant):
+    """Two editors (or a double-clicked Save) add the same price concurrently: the catalog is locked
+    while a change is made, so the second sees the first's price and is refused; one price."""
+    from billing.tiers.services import catalog_edit, document_price_add
+    from tests.helpers import committed, run_parallel
+
+    price = {"code": "pro-weekly-ish", "unit_amount": 1500, "interval": "month"}
+
+    def add(_):
+        with tenant_context(live_tenant.tenant):
+            try:
+                catalog_edit(edit=lambda doc: document_price_add(doc, tier_code="pro", price=dict(price)))
+            except CatalogError as error:
+                return error.message
+            return "added"
+
+    outcomes = run_parallel(add, 4)
+    assert outcomes.count("added") == 1, outcomes
+    assert all("duplicate price code" in o for o in outcomes if o != "added"), outcomes
+
+    def count():
+        with tenant_context(live_tenant.tenant):
+            return Price.objects.filter(code="pro-weekly-ish").count()
+
+    assert committed(count) == 1
