@@ -101,6 +101,7 @@ def test_create_tier_and_graduated_price_shows_on_pricing_and_in_export(ci_catal
     quote = owner.get(f"/catalog/prices/{price.pk}/", {"quantity": "3000"})
     assert quote.status_code == 200
     assert "$21.00" in _text(quote)  # 2000 x 0.8 cents + $5 flat
+    assert "up to 1,000: $0.00 a unit" in _text(quote) and "beyond: $0.008 a unit + $5.00" in _text(quote)
     assert "$21.00" in _text(
         owner.get(f"/catalog/prices/{price.pk}/", {"quantity": "3000"}, HTTP_HX_REQUEST="true")
     )
