@@ -3,6 +3,7 @@ Playwright, headless, every host name resolved to this machine."""
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +48,34 @@ def click_confirmed(page, selector: str) -> None:
         page.click(selector)
         page.locator("#confirm-dialog").wait_for(state="visible")
         page.click("#confirm-dialog button[value=confirm]")
+
+
+# --- what the page tests share ----------------------------------------------------------------------
+
+SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@pytest.fixture
+def shots() -> Path:
+    """Where screenshots go: SCREENSHOT_DIR, else test-artifacts/ at the repository's root (gitignored)."""
+    folder = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "test-artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def login(page, server, email):
+    """Log in through the site's own form."""
+    from tests.conftest import PASSWORD
+
+    page.goto(f"{server}/accounts/login/")
+    page.fill("input[name=login]", email)
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+
+
+def fits(page, what):
+    """No horizontal scroll: the document is no wider than the window."""
+    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"{what} is {width[0]} px wide in a {width[1]} px window"

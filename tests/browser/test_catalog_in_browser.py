@@ -5,25 +5,17 @@ table, quotes it, sees it on /pricing/, and previews a YAML change as a diff bef
 Every step is screenshotted to test-artifacts/ (or $SCREENSHOT_DIR); no page is wider than the
 window or has a serious axe-core violation."""
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import needs_chromium
+from tests.browser.conftest import SIZES, needs_chromium
+from tests.browser.conftest import login as _login
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 pytestmark = [pytest.mark.server, pytest.mark.timeout(300), needs_chromium]
-
-
-@pytest.fixture
-def shots() -> Path:
-    folder = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "test-artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture
@@ -39,14 +31,6 @@ def owner(live_tenant):
             user_create(email="owner@live.test", password=PASSWORD, role=Role.OWNER)
 
     committed(seed)
-
-
-def _login(page, server, email):
-    page.goto(f"{server}/accounts/login/")
-    page.fill("input[name=login]", email)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
 
 
 def _fits(page, what):

@@ -4,23 +4,15 @@
 through the sandbox's page and comes back active. No page may be wider than the window."""
 
 import datetime as dt
-import os
-from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import needs_chromium
+from tests.browser.conftest import SIZES, needs_chromium
+from tests.browser.conftest import fits as _fits
+from tests.browser.conftest import login as _login
 from tests.conftest import PASSWORD
 
-SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 pytestmark = [pytest.mark.server, pytest.mark.timeout(240), needs_chromium]
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture
@@ -73,19 +65,6 @@ def creator_with_earnings(live_tenant):
             earnings_release(provider="sandbox")
 
     committed(seed)
-
-
-def _login(page, server, email):
-    page.goto(f"{server}/accounts/login/")
-    page.fill("input[name=login]", email)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
-
-
-def _fits(page, what):
-    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-    assert width[0] <= width[1], f"{what} is {width[0]} px wide in a {width[1]} px window"
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -4,24 +4,17 @@ customer, adds credits and sees the new balance and the ledger entry, then cance
 through the confirmation dialog. Every step is screenshotted to test-artifacts/ (or $SCREENSHOT_DIR)
 and no page may be wider than the window."""
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import click_confirmed, needs_chromium
+from tests.browser.conftest import SIZES, click_confirmed, needs_chromium
+from tests.browser.conftest import fits as _fits
+from tests.browser.conftest import login as _login
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 pytestmark = [pytest.mark.server, pytest.mark.timeout(240), needs_chromium]
-
-
-@pytest.fixture
-def shots() -> Path:
-    folder = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "test-artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture
@@ -73,19 +66,6 @@ def customers(live_tenant):
                 customer_upsert(external_id=f"user-{i}", email=f"user{i}@example.com", name=name)
 
     committed(seed)
-
-
-def _login(page, server, email):
-    page.goto(f"{server}/accounts/login/")
-    page.fill("input[name=login]", email)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
-
-
-def _fits(page, what):
-    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-    assert width[0] <= width[1], f"{what} is {width[0]} px wide in a {width[1]} px window"
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -4,27 +4,19 @@ and a resend, the inbox filtered to dead events and a replay, the explorer, a ne
 no horizontal scroll and no serious axe-core violation anywhere. Screenshots go to test-artifacts/ (or $SCREENSHOT_DIR)."""
 
 import datetime as dt
-import os
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import click_confirmed, needs_chromium
+from tests.browser.conftest import SIZES, click_confirmed, needs_chromium
+from tests.browser.conftest import login as _login
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 pytestmark = [pytest.mark.server, pytest.mark.timeout(300), needs_chromium]
 OWNER = "owner@developers.test"
-
-
-@pytest.fixture
-def shots() -> Path:
-    folder = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "test-artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture
@@ -94,14 +86,6 @@ def seeded(live_tenant):
         request_log_append(schema=schema, entry=entry)
     request_log_flush()
     return ids
-
-
-def _login(page, server, email):
-    page.goto(f"{server}/accounts/login/")
-    page.fill("input[name=login]", email)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
 
 
 def _fits(page, what):

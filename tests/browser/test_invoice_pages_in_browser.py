@@ -5,28 +5,21 @@ uncollectible and voids it. Each step is screenshotted (to $SCREENSHOT_DIR, else
 and no page may be wider than the window."""
 
 import datetime as dt
-import os
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import click_confirmed, needs_chromium
+from tests.browser.conftest import SIZES, click_confirmed, needs_chromium
+from tests.browser.conftest import fits as _fits
+from tests.browser.conftest import login as _login
 from tests.conftest import PASSWORD
 
-SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 pytestmark = [
     pytest.mark.server,
     pytest.mark.timeout(240),
     needs_chromium,
 ]
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture
@@ -111,26 +104,13 @@ def billed(live_tenant):
     return committed(seed)
 
 
-def _login(page, server, email):
-    page.goto(f"{server}/accounts/login/")
-    page.fill("input[name=login]", email)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
-
-
-def _fits(page, what):
-    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-    assert width[0] <= width[1], f"{what} is {width[0]} px wide in a {width[1]} px window"
-
-
 @pytest.mark.parametrize("size", SIZES)
 def test_customer_finds_invoices_and_downloads_a_pdf(server, browser, billed, shots, size):
     page = browser.new_page(viewport=SIZES[size], accept_downloads=True)
     _login(page, server, "buyer@live.test")
     page.goto(f"{server}/account/plan/")
     with page.expect_navigation():
-        page.click("text=Invoices & billing")
+        page.click("text=Invoices & receipts")
     assert page.url.endswith("/account/billing/")
     assert page.locator("[data-testid=upcoming-total]").inner_text() == "$1,099.00"  # $999 + 10,000 × 1¢
     rows = page.locator("[data-testid=invoices] tbody tr")

@@ -10,14 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.browser.conftest import click_confirmed, needs_chromium
+from tests.browser.conftest import fits as _fits
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(300), needs_chromium]
-
-
-def _fits(page, what):
-    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-    assert width[0] <= width[1], f"{what} is {width[0]} px wide in a {width[1]} px window"
 
 
 @pytest.mark.parametrize("size", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}])

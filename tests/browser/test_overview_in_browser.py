@@ -3,24 +3,17 @@
 a custom range, the invoice needing attention one click away, no horizontal scroll; a new tenant's
 empty states. Screenshots go to test-artifacts/ (or $SCREENSHOT_DIR)."""
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import needs_chromium
+from tests.browser.conftest import SIZES, needs_chromium
+from tests.browser.conftest import fits as _fits
+from tests.browser.conftest import login as _login
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 pytestmark = [pytest.mark.server, pytest.mark.timeout(240), needs_chromium]
-
-
-@pytest.fixture
-def shots() -> Path:
-    folder = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "test-artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _owner(live_tenant, email):
@@ -35,19 +28,6 @@ def _owner(live_tenant, email):
             user_create(email=email, password=PASSWORD, role=Role.OWNER)
 
     committed(make)
-
-
-def _login(page, server, email):
-    page.goto(f"{server}/accounts/login/")
-    page.fill("input[name=login]", email)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
-
-
-def _fits(page, what):
-    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-    assert width[0] <= width[1], f"{what} is {width[0]} px wide in a {width[1]} px window"
 
 
 @pytest.fixture

@@ -4,29 +4,16 @@ and a Celery worker, at 1280 and 390 px: pricing → yearly → sign up with tha
 the webhook lands) → cancel (scheduled, with its date) → undo. No horizontal scroll; screenshots in
 test-artifacts/."""
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import click_confirmed, needs_chromium
+from tests.browser.conftest import SIZES, click_confirmed, needs_chromium
+from tests.browser.conftest import fits as _fits
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 pytestmark = [pytest.mark.worker, pytest.mark.server, pytest.mark.timeout(300), needs_chromium]
-
-
-@pytest.fixture
-def shots() -> Path:
-    folder = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "test-artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _fits(page, what):
-    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-    assert width[0] <= width[1], f"{what} is {width[0]} px wide in a {width[1]} px window"
 
 
 def _shot(page, shots, name, size):

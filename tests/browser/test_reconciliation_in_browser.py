@@ -5,23 +5,15 @@ Each step is screenshotted (to $SCREENSHOT_DIR, else the test's tmp dir) and no 
 than the window."""
 
 import datetime as dt
-import os
-from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import needs_chromium
+from tests.browser.conftest import SIZES, needs_chromium
+from tests.browser.conftest import fits as _fits
+from tests.browser.conftest import login as _login
 from tests.conftest import PASSWORD
 
-SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 pytestmark = [pytest.mark.server, pytest.mark.timeout(240), needs_chromium]
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture
@@ -69,19 +61,6 @@ def reconciled(live_tenant):
             return run.pk
 
     return committed(seed)
-
-
-def _login(page, server, email):
-    page.goto(f"{server}/accounts/login/")
-    page.fill("input[name=login]", email)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
-
-
-def _fits(page, what):
-    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-    assert width[0] <= width[1], f"{what} is {width[0]} px wide in a {width[1]} px window"
 
 
 @pytest.mark.parametrize("size", SIZES)
