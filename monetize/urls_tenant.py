@@ -11,7 +11,6 @@ from billing.invoicing import views as provider_views
 from billing.ledger.creators import views as creator_views
 from billing.memberships import views as membership_views
 from billing.metering import views as metering_views
-from billing.tiers import views as tier_views
 from console import views as console_views
 from console.developers import views as developer_views
 from monetize.api import views as api_views
@@ -30,7 +29,7 @@ urlpatterns = [
     path("settings/api-keys/", developer_views.legacy_api_keys, name="api-keys"),
     path("settings/", account_views.tenant_settings, name="tenant-settings"),
     path("brand/logo.png", tenant_views.tenant_logo, name="tenant-logo"),
-    path("pricing/", tier_views.pricing, name="pricing"),
+    path("pricing/", membership_views.pricing, name="pricing"),
     path("billing/checkout/", membership_views.start_checkout, name="start-checkout"),
     path("billing/membership/", membership_views.manage_membership, name="manage-membership"),
     path("account/plan/", entitlement_views.plan, name="plan"),

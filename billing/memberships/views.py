@@ -10,6 +10,7 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from billing.memberships.models import ENTITLED_STATUSES
 from billing.memberships.portal import membership_fingerprint, membership_state
 from billing.memberships.selectors import membership_current
 from billing.memberships.services import (
@@ -23,6 +24,8 @@ from billing.memberships.services import (
     membership_uncancel,
 )
 from billing.tiers.models import Price
+from billing.tiers.selectors import tier_list
+from billing.tiers.views import pricing_context
 from kernel.errors import ApplicationError
 
 
@@ -149,3 +152,20 @@ def plan_state(request):
     )
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _current_membership(request):
+    """The signed-in customer's membership that a plan change (not a second checkout) applies to."""
+    if not request.user.is_authenticated:
+        return None
+    membership = membership_current(customer=customer_for_user(user=request.user))
+    return membership if membership is not None and membership.status in ENTITLED_STATUSES else None
+
+
+def pricing(request):
+    """Public pricing page: public tiers, their price for the chosen interval (monthly or yearly,
+    with what yearly saves), their other prices and features. Signed out, "Subscribe" goes through
+    sign-up (or log-in) and back to the checkout of the chosen price."""
+    interval = "year" if request.GET.get("interval") == "year" else "month"
+    context = pricing_context(tier_list(public_only=True), interval=interval)
+    return render(request, "billing/pricing.html", context | {"current": _current_membership(request)})
