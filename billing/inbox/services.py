@@ -164,33 +164,18 @@ def _apply(event: InboxEvent) -> InboxStatus:
             event_id=event.event_id,
         )
         applied = applied or recorded is not None
-    if normalized.account is not None:
-        answers = provider_account_reported.send(
-            sender=InboxEvent,
-            provider=event.provider,
-            account=normalized.account,
-            occurred_at=normalized.occurred_at,
-            event_id=event.event_id,
-        )
-        applied = applied or any(answer for _, answer in answers)
-    if normalized.payout is not None:
-        answers = provider_payout_reported.send(
-            sender=InboxEvent,
-            provider=event.provider,
-            payout=normalized.payout,
-            occurred_at=normalized.occurred_at,
-            event_id=event.event_id,
-        )
-        applied = applied or any(answer for _, answer in answers)
-    if normalized.invoice is not None:  # mirrored after its payments, which it then links
-        answers = provider_invoice_reported.send(
-            sender=InboxEvent,
-            provider=event.provider,
-            invoice=normalized.invoice,
-            occurred_at=normalized.occurred_at,
-            event_id=event.event_id,
-        )
-        applied = applied or any(answer for _, answer in answers)
+    # what apps above the inbox act on; the invoice last: it is mirrored after its payments, which it links
+    for name, signal in (
+        ("account", provider_account_reported), ("payout", provider_payout_reported),
+        ("invoice", provider_invoice_reported),
+    ):  # fmt: skip
+        reported = getattr(normalized, name)
+        if reported is not None:
+            answers = signal.send(
+                sender=InboxEvent, provider=event.provider, occurred_at=normalized.occurred_at,
+                event_id=event.event_id, **{name: reported},
+            )  # fmt: skip
+            applied = applied or any(answer for _, answer in answers)
     return InboxStatus.APPLIED if applied else InboxStatus.IGNORED
 
 
