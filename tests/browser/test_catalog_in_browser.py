@@ -33,6 +33,12 @@ def owner(live_tenant):
     committed(seed)
 
 
+def _settled(page):
+    """No htmx request in flight (the live preview), so a save is not raced by a late swap."""
+    page.wait_for_function("() => !document.querySelector('.htmx-request')", timeout=15_000)
+    page.wait_for_timeout(300)
+
+
 def _fits(page, what):
     """No horizontal scroll, and no serious or critical axe-core violation."""
     width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
@@ -72,6 +78,7 @@ def test_owner_edits_the_catalog(server, browser, owner, shots, size):
     assert "+- code: scale" in page.locator("[data-testid=diff]").inner_text()
     _fits(page, "the tier form")
     page.screenshot(path=str(shots / f"catalog-tier-form-{size}.png"), full_page=True)
+    _settled(page)
     with page.expect_navigation():
         form.locator("[data-testid=save]").click()
     assert "Tier created" in page.locator(".messages").inner_text()
@@ -90,6 +97,7 @@ def test_owner_edits_the_catalog(server, browser, owner, shots, size):
     page.locator("[data-testid=pricing-preview] [data-tier=scale] .price").wait_for(timeout=10_000)
     _fits(page, "the price form")
     page.screenshot(path=str(shots / f"catalog-price-form-{size}.png"), full_page=True)
+    _settled(page)
     with page.expect_navigation():
         form.locator("[data-testid=save]").click()
     assert "Price added" in page.locator(".messages").inner_text()
@@ -102,6 +110,7 @@ def test_owner_edits_the_catalog(server, browser, owner, shots, size):
     form = page.locator("[data-testid=price-form]")
     form.locator("input[name=code]").fill("scale-minutes")
     form.locator("input[name=amount]").fill("10")
+    _settled(page)
     with page.expect_navigation():
         form.locator("[data-testid=save]").click()
     assert "duplicate price code" in page.locator("[data-testid=error-code]").inner_text()
