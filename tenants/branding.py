@@ -78,9 +78,9 @@ def branding(request) -> dict:
     tenant = getattr(request, "tenant", None)
     if tenant is None or getattr(tenant, "is_public", True):
         return {"brand": {"name": "Monetize", "css": "", "logo_url": "", "support_email": ""}}
-    from tenants.models import TenantLogo
+    from tenants.selectors import tenant_logo_meta
 
-    logo = TenantLogo.objects.filter(tenant_id=tenant.pk).values_list("updated_at", "width", "height").first()
+    logo = tenant_logo_meta(tenant=tenant)
     return {
         "brand": {
             "name": tenant.name,

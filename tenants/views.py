@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from kernel.errors import ApplicationError
-from tenants.selectors import tenant_get_by_slug, tenant_list
+from tenants.selectors import tenant_get_by_slug, tenant_list, tenant_logo_png
 from tenants.services import tenant_create, tenant_delete, tenant_resume, tenant_suspend
 
 
@@ -92,12 +92,10 @@ def tenant_action(request, slug: str, action: str):
 
 def tenant_logo(request):
     """The tenant's logo (the PNG we re-encoded at upload) for its pages' header; 404 without one."""
-    from tenants.models import TenantLogo
-
-    logo = TenantLogo.objects.filter(tenant_id=request.tenant.pk).only("png").first()
-    if logo is None:
+    png = tenant_logo_png(tenant=request.tenant)
+    if png is None:
         raise Http404("No logo.")
-    response = HttpResponse(bytes(logo.png), content_type="image/png")
+    response = HttpResponse(png, content_type="image/png")
     response["Cache-Control"] = "public, max-age=86400"  # the layout's URL changes with the logo
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -84,3 +84,21 @@ def creator_balance(*, creator: Creator) -> dict[str, dict[str, int]]:
     ):
         result[currency]["lifetime"] = earned - reversed_
     return {currency: result[currency] for currency in sorted(result)}
+
+
+def fan_supporting(*, customer, limit: int = 50) -> tuple[list, list]:
+    """A fan's channel memberships (any status) and paid tips, newest first."""
+    from billing.ledger.creators.models import Tip, TipStatus
+    from billing.memberships.models import Membership
+
+    memberships = list(
+        Membership.objects.filter(customer=customer, tier__creator__isnull=False)
+        .select_related("tier__creator", "price")
+        .order_by("-created_at")[:limit]
+    )
+    tips = list(
+        Tip.objects.filter(customer=customer, status=TipStatus.PAID)
+        .select_related("creator")
+        .order_by("-paid_at")[:limit]
+    )
+    return memberships, tips

@@ -150,19 +150,8 @@ def creator_payout(request):
 def fan_supporting(request):
     """The fan's "my memberships and tips": the creators' tiers they are (or were) a member of and
     the tips they paid, newest first."""
-    from billing.ledger.creators.models import Tip, TipStatus
-    from billing.memberships.models import Membership
+    from billing.ledger.creators.selectors import fan_supporting as supporting
     from billing.memberships.services import customer_for_user
 
-    customer = customer_for_user(user=request.user)
-    memberships = (
-        Membership.objects.filter(customer=customer, tier__creator__isnull=False)
-        .select_related("tier__creator", "price")
-        .order_by("-created_at")[:50]
-    )
-    tips = (
-        Tip.objects.filter(customer=customer, status=TipStatus.PAID)
-        .select_related("creator")
-        .order_by("-paid_at")[:50]
-    )
+    memberships, tips = supporting(customer=customer_for_user(user=request.user))
     return render(request, "creators/supporting.html", {"memberships": memberships, "tips": tips})
