@@ -34,9 +34,26 @@ def owner(live_tenant):
 
 
 def _settled(page):
-    """No htmx request in flight (the live preview), so a save is not raced by a late swap."""
+    """No htmx request in flight (the live preview), so a save is not raced by a late swap. The field
+    being edited is blurred first: its change event fires the preview now, not as the save is clicked."""
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.wait_for_timeout(100)
     page.wait_for_function("() => !document.querySelector('.htmx-request')", timeout=15_000)
     page.wait_for_timeout(300)
+
+
+def _save(page, form, expected):
+    """Saves the form (a full page load) and reads the confirmation; if there is none, says what the
+    page shows instead (its URL and any form errors), so a failure explains itself."""
+    _settled(page)
+    with page.expect_navigation():
+        form.locator("[data-testid=save]").click()
+    page.wait_for_load_state()
+    messages = page.locator(".messages")
+    if messages.count() == 0:
+        errors = page.locator(".errors, [role=alert], [data-testid^=error]").all_inner_texts()
+        raise AssertionError(f"no confirmation after saving; at {page.url}; errors: {errors}")
+    assert expected in messages.inner_text()
 
 
 def _fits(page, what):
@@ -78,10 +95,7 @@ def test_owner_edits_the_catalog(server, browser, owner, shots, size):
     assert "+- code: scale" in page.locator("[data-testid=diff]").inner_text()
     _fits(page, "the tier form")
     page.screenshot(path=str(shots / f"catalog-tier-form-{size}.png"), full_page=True)
-    _settled(page)
-    with page.expect_navigation():
-        form.locator("[data-testid=save]").click()
-    assert "Tier created" in page.locator(".messages").inner_text()
+    _save(page, form, "Tier created")
 
     # a graduated usage price through the tiers table
     with page.expect_navigation():
@@ -97,10 +111,7 @@ def test_owner_edits_the_catalog(server, browser, owner, shots, size):
     page.locator("[data-testid=pricing-preview] [data-tier=scale] .price").wait_for(timeout=10_000)
     _fits(page, "the price form")
     page.screenshot(path=str(shots / f"catalog-price-form-{size}.png"), full_page=True)
-    _settled(page)
-    with page.expect_navigation():
-        form.locator("[data-testid=save]").click()
-    assert "Price added" in page.locator(".messages").inner_text()
+    _save(page, form, "Price added")
     price = page.locator("[data-testid=price-scale-minutes]")
     assert "graduated" in price.inner_text() and "build-minutes" in price.inner_text()
 
