@@ -104,3 +104,17 @@ def credit_note_get(*, credit_note_id) -> CreditNote:
 
 def _credit_notes() -> QuerySet[CreditNote]:
     return CreditNote.objects.select_related("invoice__customer").prefetch_related("lines")
+
+
+def charge_tax_share(*, provider: str, invoice_ref: str, amount: int) -> int:
+    """The part of a charge of `amount` that is tax: its invoice's tax in proportion to what the
+    charge paid of the invoice's total (rounded half up, never more than the charge). 0 when the
+    charge names no invoice, the invoice is not here (yet), or it has no tax."""
+    from billing.invoicing.services import _invoice_of_ref
+
+    if not invoice_ref or amount <= 0:
+        return 0
+    invoice = _invoice_of_ref(provider=provider, ref=invoice_ref)
+    if invoice is None or invoice.tax <= 0 or invoice.total <= 0:
+        return 0
+    return min((invoice.tax * amount * 2 + invoice.total) // (2 * invoice.total), amount)

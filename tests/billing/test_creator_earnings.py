@@ -385,6 +385,38 @@ def test_a_creator_tier_membership_invoice_is_split_and_its_renewal_too(
         assert not Earning.objects.filter(creator__isnull=True).exists()
 
 
+def test_the_tax_on_a_membership_charge_is_no_creators_share_and_a_refund_takes_back_its_part(
+    studio, django_capture_on_commit_callbacks
+):
+    # a 10 % exclusive tax on every invoice: the fan pays 550 for the 500 tier
+    capture = django_capture_on_commit_callbacks
+    levy = studio.api().post("/api/v1/tax-rates", {"name": "Levy", "percent": 10}, content_type=JSON)
+    assert levy.status_code == 201, levy.content
+    assert tier(studio, "gold", 500).status_code == 201
+    started = studio.api().post(
+        "/api/v1/checkouts", {"customer": "fan1", "tier": "ann-gold", **URLS}, content_type=JSON
+    )
+    pay(studio, started.json()["url"], "4242424242424242", capture)
+    process_all(studio)
+    with tenant_context(studio.tenant):
+        charge = Payment.objects.get(kind="charge")
+        earning = Earning.objects.get()
+        assert charge.amount == 550
+        assert (earning.gross, earning.platform_fee, earning.net) == (500, 50, 450)
+        assert entries(JournalTransaction.objects.get(source="earning")) == [
+            ("creator_share", 500), ("payable:creator_pending:ann", -450), ("platform_fees", -50),
+        ]  # fmt: skip
+    refund(studio, capture, 220)  # 40 % of the charge, tax included: 40 % of the earning
+    with tenant_context(studio.tenant):
+        reversal = EarningReversal.objects.get()
+        assert (reversal.gross, reversal.platform_fee, reversal.net) == (200, 20, 180)
+    refund(studio, capture, 330)  # the rest: exactly the earning, nothing more
+    with tenant_context(studio.tenant):
+        taken = Earning.objects.get().reversals.aggregate(gross=Sum("gross"), net=Sum("net"))
+        assert taken == {"gross": 500, "net": 450}
+    assert balance(studio)["lifetime"] == 0
+
+
 def test_a_tip_through_an_unconfigured_provider_is_refused(studio):
     response = tip_checkout(studio, 1000, provider="stripe")
     assert response.status_code == 409 and response.json()["error"]["code"] == "provider_not_configured"

@@ -7,7 +7,8 @@
     refund / lost dispute  the earning's components in proportion to the money returned, negated, from
                            the account that holds the net then (pending or available)
 
-The platform fee is `gross * fee_bps / 10000` rounded half up, at the tenant's rate when the charge
+Gross is the charge less the tax it collected (its invoice's tax in proportion; the creator gets no
+share of the tax). The platform fee is `gross * fee_bps / 10000` rounded half up, at the tenant's rate when the charge
 was paid (recorded on the Earning and the transaction's metadata: a later change of the rate never
 rewrites it). The provider fee is the one the provider reported (Payment.fee_amount; the sandbox's
 is the tenant's `sandbox_fee_bps`, none by default); the creator bears it: its credit to
@@ -24,6 +25,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from billing.invoicing.engine.core import engine_now
+from billing.invoicing.selectors import charge_tax_share
 from billing.ledger.creators.models import (
     Creator,
     CreatorTotal,
@@ -131,11 +133,16 @@ def earning_record(*, payment: Payment, checkout_id: str = "") -> Earning | None
         fee_bps = int(getattr(tenant, "creator_fee_bps", 1000))
         hold = dt.timedelta(days=int(getattr(tenant, "earnings_hold_days", 7)))
         currency = payment.currency.lower()
+        # the tax collected with a membership's charge is the tax authority's, not the creator's
+        tax = charge_tax_share(
+            provider=payment.provider, invoice_ref=payment.invoice_ref or "", amount=payment.amount
+        )
+        gross = payment.amount - tax
         provider_fee, platform_fee, net = fee_split(
-            gross=payment.amount, provider_fee=_provider_fee(payment), fee_bps=fee_bps
+            gross=gross, provider_fee=_provider_fee(payment), fee_bps=fee_bps
         )
         earning = Earning.objects.create(
-            creator=creator, payment=payment, kind=kind, currency=currency, gross=payment.amount,
+            creator=creator, payment=payment, kind=kind, currency=currency, gross=gross,
             provider_fee=provider_fee, platform_fee=platform_fee, fee_bps=fee_bps, net=net,
             earned_at=payment.occurred_at, available_at=payment.occurred_at + hold,
             item_id=tip.item_id if tip is not None else "",
@@ -152,7 +159,7 @@ def earning_record(*, payment: Payment, checkout_id: str = "") -> Earning | None
                 metadata={"tip": str(tip.pk), "creator": creator.handle, "item_id": tip.item_id,
                           "customer": payment.customer.external_id},
             )  # fmt: skip
-        entries = [("creator_share", currency, payment.amount)]
+        entries = [("creator_share", currency, gross)]
         entries += [
             (code, currency, -amount)
             for code, amount in (
@@ -167,7 +174,7 @@ def earning_record(*, payment: Payment, checkout_id: str = "") -> Earning | None
             description=f"{kind.label} earning of {creator.handle}: {payment.provider_payment_id}",
             entries=entries,
             metadata={"earning": earning.pk, "creator": creator.handle, "kind": kind, "payment": payment.pk,
-                      "gross": payment.amount, "provider_fee": provider_fee, "platform_fee": platform_fee,
+                      "gross": gross, "tax": tax, "provider_fee": provider_fee, "platform_fee": platform_fee,
                       "fee_bps": fee_bps, "net": net, "available_at": earning.available_at.isoformat()},
         )  # fmt: skip
     return earning
@@ -213,7 +220,11 @@ def earning_reverse(*, earning_payment: Payment, payment: Payment) -> EarningRev
             net=Sum("net"),
         )
         done = {key: value or 0 for key, value in done.items()}
-        returned = min(done["gross"] + payment.amount, earning.gross)
+        # the money returned so far, charge's units; its share of the earning's gross (which left
+        # the charge's tax out) in proportion -- exact when the whole charge is returned
+        charged = earning_payment.amount
+        money = earning.reversals.aggregate(money=Sum("payment__amount"))["money"] or 0
+        returned = _proportional(earning.gross, min(money + payment.amount, charged), charged)
         gross = returned - done["gross"]
         if gross <= 0:
             return None
