@@ -1,10 +1,12 @@
 """The revenue report, read from the ledger: per UTC day or calendar month and currency,
 
-    billed      invoices finalized in the period (total, tax included) and not voided since
+    billed      invoices finalized in the period (total, tax included) and not voided since, and
+                tips paid in the period (a tip is billed and paid at once)
     collected   charges received in the period (what they took off `receivable`)
     deferred    deferred revenue at the period's end (not yet recognized)
     recognized  revenue recognized in the period (billing.ledger.recognition; a voided invoice's
-                recognized revenue taken back counts negative on the day it was voided)
+                recognized revenue taken back counts negative on the day it was voided), and tips,
+                recognized when paid (nothing is owed for them later)
 
 All figures are positive minor units. One query over the entries from the first period on (the
 deferred balance at each period's end is the running balance less what was posted after it).
@@ -53,15 +55,16 @@ def report_periods(*, start: dt.date, end: dt.date, interval: str) -> list[tuple
 
 _SQL = """
 SELECT (e.occurred_at AT TIME ZONE 'UTC')::date AS day, e.currency,
-    COALESCE(SUM(e.amount) FILTER (WHERE a.code = 'receivable' AND t.source = 'invoice'
+    COALESCE(SUM(e.amount) FILTER (WHERE a.code = 'receivable' AND t.source IN ('invoice', 'tip')
         AND NOT EXISTS (SELECT 1 FROM ledger_journaltransaction r WHERE r.reverses_id = t.id)), 0),
     COALESCE(-SUM(e.amount) FILTER (WHERE a.code = 'receivable' AND t.source = 'payment' AND e.amount < 0), 0),
     COALESCE(-SUM(e.amount) FILTER (WHERE a.code = 'deferred_revenue'), 0),
-    COALESCE(-SUM(e.amount) FILTER (WHERE a.code = 'revenue' AND t.source = 'recognition'), 0)
+    COALESCE(-SUM(e.amount) FILTER (WHERE (a.code = 'revenue' AND t.source = 'recognition')
+        OR a.code = 'tips'), 0)
 FROM ledger_journalentry e
 JOIN ledger_ledgeraccount a ON a.id = e.account_id
 JOIN ledger_journaltransaction t ON t.id = e.transaction_id
-WHERE e.occurred_at >= %(since)s AND a.code IN ('receivable', 'deferred_revenue', 'revenue')
+WHERE e.occurred_at >= %(since)s AND a.code IN ('receivable', 'deferred_revenue', 'revenue', 'tips')
     AND (%(currency)s::text IS NULL OR e.currency = %(currency)s::text)
 GROUP BY 1, 2
 """

@@ -83,6 +83,24 @@ def test_a_monthly_report_reconciles_with_invoices_and_balances(books):
     assert (krw["billed"], krw["recognized"], krw["deferred"]) == (30_000, 30_000, 0)
 
 
+def test_a_paid_tip_is_billed_collected_and_recognized_on_its_day(books):
+    from billing.ledger.services import ledger_post
+
+    day = dt.datetime(2026, 1, 3, 12, tzinfo=dt.UTC)
+    with tenant_context(books.tenant):
+        # as the creators' earnings post a paid tip, then its payment clears the receivable
+        ledger_post(source="tip", source_id="tip-1", occurred_at=day, description="Tip to ann",
+                    entries=[("receivable", "usd", 1_000), ("tips", "usd", -1_000)])  # fmt: skip
+        payment_record(
+            provider="sandbox", event_type="payment.succeeded",
+            payment=PaymentState(payment_id="pay_tip", amount=1_000, currency="usd", customer="ada"),
+            occurred_at=day, event_id="evt_pay_tip",
+        )  # fmt: skip
+    body = books.api().get(URL, {"from": "2026-01-03", "to": "2026-01-03", "currency": "usd"}).json()
+    (row,) = body["periods"]
+    assert (row["billed"], row["collected"], row["recognized"]) == (1_000, 31_000 + 1_000, 1_000 + 1_000)
+
+
 def test_a_daily_report_in_one_currency_and_its_csv(books):
     query = {"from": "2026-01-01", "to": "2026-01-03", "currency": "usd"}
     body = books.api().get(URL, query).json()
