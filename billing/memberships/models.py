@@ -49,17 +49,25 @@ class MembershipStatus(models.TextChoices):
 
 # statuses whose tier grants entitlements (past_due: during the dunning grace period)
 ENTITLED_STATUSES = (MembershipStatus.TRIALING, MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE)
-# at most one membership per customer in these statuses
+# at most one membership per customer and owner (the platform, or one creator) in these statuses
 LIVE_STATUSES = (*ENTITLED_STATUSES, MembershipStatus.PAUSED, MembershipStatus.INCOMPLETE)
 
 
 class Membership(models.Model):
-    """A customer's subscription to a tier. At most one live membership per customer; a customer
-    without an entitled one is on the default tier. `provider` is `manual` for memberships granted
-    by staff or the API without a payment."""
+    """A customer's subscription to a tier. At most one live membership per customer and owner: the
+    platform's own tiers (`creator` empty) make the customer's plan -- what entitlements, quotas and
+    usage prices read; a customer without an entitled platform membership is on the default tier --
+    and each creator's channel tiers make one more membership per creator the fan supports, beside
+    the plan (joining a channel never replaces the plan, nor another creator's membership).
+    `creator` is the tier's owner, copied from the tier when saved so the database can hold the
+    rule. `provider` is `manual` for memberships granted by staff or the API without a payment."""
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="memberships")
     tier = models.ForeignKey("tiers.Tier", on_delete=models.PROTECT, related_name="memberships")
+    # the tier's owner (a reference by name only: the creators app sits above this one); None: the platform
+    creator = models.ForeignKey(
+        "creators.Creator", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     price = models.ForeignKey(
         "tiers.Price", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -87,8 +95,13 @@ class Membership(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["customer"],
-                condition=models.Q(status__in=LIVE_STATUSES),
-                name="memberships_one_live_per_customer",
+                condition=models.Q(status__in=LIVE_STATUSES, creator__isnull=True),
+                name="memberships_one_live_plan_per_customer",
+            ),
+            models.UniqueConstraint(
+                fields=["customer", "creator"],
+                condition=models.Q(status__in=LIVE_STATUSES, creator__isnull=False),
+                name="memberships_one_live_per_customer_creator",
             ),
             models.UniqueConstraint(
                 fields=["provider", "provider_subscription_id"],
@@ -99,6 +112,23 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer} on {self.tier} ({self.status})"
+
+    def save(self, *args, **kwargs):
+        """The owner follows the tier: read from the tier object at hand (no query), else from the
+        database; a save whose update_fields leave the tier out leaves the owner alone."""
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "tier" in update_fields:
+            tier = self._state.fields_cache.get("tier")
+            if tier is not None and tier.pk == self.tier_id:
+                self.creator_id = tier.creator_id
+            else:
+                from billing.tiers.models import Tier
+
+                owner = Tier.objects.filter(pk=self.tier_id).values_list("creator_id", flat=True)
+                self.creator_id = owner.first()
+            if update_fields is not None and "creator" not in update_fields:
+                kwargs["update_fields"] = [*update_fields, "creator"]
+        super().save(*args, **kwargs)
 
 
 class MembershipHistory(models.Model):

@@ -78,10 +78,11 @@ def clock_offset() -> dt.timedelta:
 
 
 def entitled_membership(*, customer: Customer) -> Membership | None:
-    """The membership whose tier the customer has now: trialing or active, or past due within the
-    dunning grace period (DUNNING_GRACE_DAYS from the failed renewal)."""
+    """The plan membership whose tier the customer has now: trialing or active, or past due within
+    the dunning grace period (DUNNING_GRACE_DAYS from the failed renewal). Only the platform's own
+    tiers make a plan; a creator's channel membership beside it grants no entitlements here."""
     membership = (
-        Membership.objects.filter(customer=customer, status__in=ENTITLED_STATUSES)
+        Membership.objects.filter(customer=customer, status__in=ENTITLED_STATUSES, creator__isnull=True)
         .select_related("tier")
         .first()
     )
@@ -114,17 +115,18 @@ def customer_tier(*, customer: Customer) -> Tier | None:
 
 
 def membership_current(*, customer: Customer) -> Membership | None:
-    """The customer's live membership (at most one), else the most recent one."""
+    """The customer's live plan membership (at most one), else the most recent plan membership;
+    a creator's channel memberships are not the plan (creators.selectors.fan_memberships reads them)."""
     from billing.memberships.models import LIVE_STATUSES
 
     live = (
-        Membership.objects.filter(customer=customer, status__in=LIVE_STATUSES)
+        Membership.objects.filter(customer=customer, status__in=LIVE_STATUSES, creator__isnull=True)
         .select_related("tier", "price")
         .first()
     )
     return (
         live
-        or Membership.objects.filter(customer=customer)
+        or Membership.objects.filter(customer=customer, creator__isnull=True)
         .select_related("tier", "price")
         .order_by("-id")
         .first()

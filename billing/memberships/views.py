@@ -67,16 +67,22 @@ def start_checkout(request):
                 status=400,
             )
     customer = customer_for_user(user=request.user)
-    since = membership_fingerprint(membership=membership_current(customer=customer))
+    if price.tier.creator_id is None:
+        # the plan page waits until the plan it showed before (`pending`) has changed
+        since = membership_fingerprint(membership=membership_current(customer=customer))
+        success = "/account/plan/?" + urlencode({"checkout": "done", "pending": since})
+        cancel = f"/pricing/?interval={price.interval}"
+    else:
+        # a creator's channel tier joins beside the plan: the fan's supporting page shows it
+        success = "/account/supporting/?" + urlencode({"checkout": "done"})
+        cancel = "/account/supporting/"
     try:
         checkout = checkout_create(
             customer=customer,
             price_code=price.code,
             quantity=seats,
-            success_url=request.build_absolute_uri(
-                "/account/plan/?" + urlencode({"checkout": "done", "pending": since})
-            ),
-            cancel_url=request.build_absolute_uri(f"/pricing/?interval={price.interval}"),
+            success_url=request.build_absolute_uri(success),
+            cancel_url=request.build_absolute_uri(cancel),
         )
     except ApplicationError as exc:
         messages.error(request, exc.message)

@@ -179,7 +179,8 @@ def customer_page(*, customer: Customer, tiers: list, now: dt.datetime) -> Custo
         key=lambda m: (m.status in LIVE_STATUSES, m.pk),
         reverse=True,
     )
-    membership = memberships[0] if memberships else None
+    # the plan is the platform's membership; creators' channel memberships show in the history
+    membership = next((m for m in memberships if m.creator_id is None), None)
     history = (
         list(
             MembershipHistory.objects.filter(membership_id__in=[m.pk for m in memberships])

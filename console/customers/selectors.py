@@ -120,10 +120,18 @@ def _usage(meter: Meter):
 def customer_rows(*, default_tier: Tier | None = None) -> QuerySet[Customer]:
     """Every customer with `tier_code`, `tier_name`, `tier_order`, `membership_status`, `mrr` and
     `mrr_currency` (see the module docstring)."""
-    ended = Membership.objects.filter(customer=OuterRef("pk")).order_by("-id").values("status")[:1]
+    ended = (
+        Membership.objects.filter(customer=OuterRef("pk"), creator__isnull=True)
+        .order_by("-id")
+        .values("status")[:1]
+    )
     fallback = default_tier
+    # the plan (one live per customer); creators' channel memberships would repeat the row
     return Customer.objects.annotate(
-        live=FilteredRelation("memberships", condition=Q(memberships__status__in=LIVE_STATUSES))
+        live=FilteredRelation(
+            "memberships",
+            condition=Q(memberships__status__in=LIVE_STATUSES, memberships__creator__isnull=True),
+        )
     ).annotate(
         tier_code=Coalesce(
             F("live__tier__code"), Value(fallback.code if fallback else ""), output_field=CharField()

@@ -154,4 +154,9 @@ def fan_supporting(request):
     from billing.memberships.services import customer_for_user
 
     memberships, tips = supporting(customer=customer_for_user(user=request.user))
+    if request.GET.get("checkout") == "done":
+        messages.info(
+            request,
+            "Thank you! Your membership shows here as soon as the payment is confirmed (reload in a moment).",
+        )
     return render(request, "creators/supporting.html", {"memberships": memberships, "tips": tips})

@@ -139,16 +139,21 @@ def _end_live(
     *,
     at: dt.datetime,
     reason: str,
+    creator: int | None,
     keep: Membership | None = None,
     event_id: str = "",
     locked: list[Membership] | None = None,
 ) -> list[Membership]:
-    """End the customer's live memberships (but `keep`): at most one live membership per customer.
-    `locked`: the customer's live memberships, already read and locked by the caller."""
+    """End the customer's live memberships of one owner (`creator`: None for the platform's plan,
+    else that creator's id) but `keep`: at most one live membership per customer and owner, so a
+    new plan replaces the plan and a channel tier replaces that channel's tier, never the other.
+    `locked`: the customer's live memberships (of any owner), already read and locked by the caller."""
     ended = []
     if locked is None:
         locked = Membership.objects.select_for_update().filter(customer=customer, status__in=LIVE_STATUSES)
     for other in locked:
+        if other.creator_id != creator:
+            continue
         if keep is None or other.pk != keep.pk:
             other.status, other.ended_at = MembershipStatus.CANCELED, at
             other.save(update_fields=["status", "ended_at", "updated_at"])

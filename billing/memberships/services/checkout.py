@@ -204,7 +204,10 @@ def checkout_complete(
         if checkout.price.interval == Interval.ONE_TIME:
             customer = checkout.customer
             Customer.objects.select_for_update().filter(pk=customer.pk).first()
-            changed = _end_live(customer, at=occurred_at, reason="replaced", event_id=event_id)
+            changed = _end_live(
+                customer, at=occurred_at, reason="replaced", creator=checkout.price.tier.creator_id,
+                event_id=event_id,
+            )  # fmt: skip
             membership = Membership.objects.create(
                 customer=customer, tier=checkout.price.tier, price=checkout.price, provider=provider,
                 provider_customer_id=provider_customer_id, status=MembershipStatus.ACTIVE,

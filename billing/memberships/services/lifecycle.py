@@ -28,18 +28,21 @@ from billing.memberships.services.checkout import _checkout_price
 def membership_set_tier(*, customer: Customer, tier) -> Membership | None:
     """Put the customer on `tier` now, without a payment (staff grant, API, enterprise deal).
 
-    The current live membership ends; the default tier needs no membership (returns None).
+    The current live membership of the tier's owner ends (a plan replaces the plan; a creator's tier
+    that creator's tier); the default tier needs no membership (returns None).
     Provider-driven changes (checkout, upgrades, dunning) arrive with the payments issue.
     """
     now = timezone.now()
     with transaction.atomic():
         Customer.objects.select_for_update().filter(pk=customer.pk).first()
         live = (
-            Membership.objects.select_for_update().filter(customer=customer, status__in=LIVE_STATUSES).first()
+            Membership.objects.select_for_update()
+            .filter(customer=customer, status__in=LIVE_STATUSES, creator_id=tier.creator_id)
+            .first()
         )
         if live is not None and live.tier_id == tier.pk and live.status in ENTITLED_STATUSES:
             return live
-        changed = _end_live(customer, at=now, reason="manual")
+        changed = _end_live(customer, at=now, reason="manual", creator=tier.creator_id)
         membership = None
         if not tier.is_default:
             membership = Membership.objects.create(

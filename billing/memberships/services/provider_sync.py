@@ -116,7 +116,8 @@ def membership_sync_from_provider(
     within the same timestamp the status decides (a subscription never goes back from active to
     incomplete), never the arrival order. A subscription that names none of our customers
     (CustomerUnmatched) is parked by the inbox for staff, never given an empty customer id.
-    A subscription that becomes live ends the customer's other live membership.
+    A subscription that becomes live ends the customer's other live membership of the same owner
+    (a plan replaces the plan; a creator's tier that creator's tier).
     Returns None for a stale event.
     """
     if state.status not in MembershipStatus.values:
@@ -151,8 +152,9 @@ def membership_sync_from_provider(
                 row for row in rows.values() if row.customer_id == customer.pk and row.status in LIVE_STATUSES
             ]
             replaced = _end_live(
-                customer, at=occurred_at, reason="replaced", keep=membership, event_id=event_id, locked=live
-            )
+                customer, at=occurred_at, reason="replaced", creator=price.tier.creator_id, keep=membership,
+                event_id=event_id, locked=live,
+            )  # fmt: skip
         if membership is None:
             membership = Membership(
                 customer=customer,

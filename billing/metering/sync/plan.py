@@ -184,7 +184,10 @@ def _load(*, customer_ids: list[int], now: dt.datetime, late_since: dt.datetime 
 
     grace_from = timezone.now() + clock_offset() - dt.timedelta(days=settings.DUNNING_GRACE_DAYS)
     memberships = {}
-    for membership in Membership.objects.filter(customer_id__in=customer_ids, status__in=ENTITLED_STATUSES):
+    plans = Membership.objects.filter(
+        customer_id__in=customer_ids, status__in=ENTITLED_STATUSES, creator__isnull=True
+    )  # the plan only: a creator's channel membership prices no usage
+    for membership in plans:
         # as memberships.selectors.entitled_membership: past due only within the grace period
         if not (
             membership.status == MembershipStatus.PAST_DUE
