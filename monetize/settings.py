@@ -325,6 +325,7 @@ CELERY_BEAT_SCHEDULE = {
     "webhooks-sweep": {"task": "webhooks.sweep", "schedule": 60.0},
     "events-sweep": {"task": "events.sweep", "schedule": 60.0},
     "checkouts-expire": {"task": "memberships.checkouts_expire", "schedule": 3600.0},
+    "replaced-subscriptions-sweep": {"task": "memberships.replaced_sweep", "schedule": 3600.0},
     "engine-charge-due": {"task": "invoicing.engine_charge_due", "schedule": 3600.0},
     "credit-notes-sweep": {"task": "invoicing.credit_notes_sweep", "schedule": 3600.0},
     # every tenant; each UTC day recognized once (billing.ledger.recognition), re-runs post nothing

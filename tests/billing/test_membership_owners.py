@@ -3,6 +3,8 @@ channel tier are separate memberships. A fan on a paid plan who joins a channel 
 its entitlements; joining a second creator keeps the first; a new tier of the same creator replaces
 that creator's tier only; the database refuses a second live membership of the same owner."""
 
+import datetime as dt
+
 import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -43,7 +45,8 @@ def join(fixture, capture, customer, tier):
     )  # fmt: skip
     assert started.status_code == 201, started.content
     pay(fixture, started.json()["url"], "4242424242424242", capture)
-    process_all(fixture)
+    with capture(execute=True):  # what the applied events do once committed
+        process_all(fixture)
 
 
 def live(fixture, customer="fan1"):
@@ -118,3 +121,61 @@ def test_the_database_holds_one_live_membership_per_customer_and_owner(shop):
         with pytest.raises(IntegrityError), transaction.atomic():
             row.save()
         assert row.creator_id == tiers["bob-silver"].creator_id
+
+
+def engine_status(fixture, tier):
+    from billing.providers.models import EngineSubscription
+
+    with tenant_context(fixture.tenant):
+        membership = Membership.objects.get(customer__external_id="fan1", tier__code=tier)
+        return EngineSubscription.objects.get(pk=membership.provider_subscription_id).status
+
+
+def test_a_new_plan_cancels_the_replaced_subscription_at_the_provider_once(
+    shop, django_capture_on_commit_callbacks, monkeypatch
+):
+    ran = []
+
+    def run_now(task, *, args=(), countdown=None, fallback=""):
+        ran.append(task.name)
+        task.apply(args=list(args)).get()
+        return True
+
+    monkeypatch.setattr("kernel.enqueue.enqueue", run_now)
+    make_customer(shop, "fan1")
+    join(shop, django_capture_on_commit_callbacks, "fan1", "team")
+    join(shop, django_capture_on_commit_callbacks, "fan1", "ann-gold")  # beside the plan: nothing canceled
+    assert ran == [] and engine_status(shop, "team") in ("trialing", "active")
+    join(shop, django_capture_on_commit_callbacks, "fan1", "pro")
+    assert ran == ["memberships.cancel_replaced"]
+    # the old plan will not renew (no second bill), and its cancellation, confirmed by the
+    # provider's webhook, revives nothing
+    with django_capture_on_commit_callbacks(execute=True):
+        process_all(shop)
+    assert engine_status(shop, "team") == "canceled"
+    assert live(shop) == ["ann-gold", "pro"]
+    from billing.memberships.services._common import memberships_replaced_sweep
+
+    with tenant_context(shop.tenant):
+        later = timezone.now() + dt.timedelta(hours=1)
+        assert memberships_replaced_sweep(now=later) == 0  # the provider confirmed it
+
+
+def test_a_lost_cancel_task_is_swept_and_asked_again(shop, django_capture_on_commit_callbacks, monkeypatch):
+    from billing.memberships.services._common import memberships_replaced_sweep
+
+    monkeypatch.setattr("kernel.enqueue.enqueue", lambda task, **kwargs: False)  # the broker lost it
+    make_customer(shop, "fan1")
+    join(shop, django_capture_on_commit_callbacks, "fan1", "team")
+    join(shop, django_capture_on_commit_callbacks, "fan1", "pro")
+    assert engine_status(shop, "team") in ("trialing", "active")
+    with tenant_context(shop.tenant):
+        assert memberships_replaced_sweep() == 0  # too soon: the task may still run
+        later = timezone.now() + dt.timedelta(minutes=11)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert memberships_replaced_sweep(now=later) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        process_all(shop)
+    assert engine_status(shop, "team") == "canceled" and live(shop) == ["pro"]
+    with tenant_context(shop.tenant):
+        assert memberships_replaced_sweep(now=later) == 0

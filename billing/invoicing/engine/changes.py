@@ -46,6 +46,9 @@ def subscription_cancel(*, subscription_id: str, at_period_end: bool, now: dt.da
     """At period end: no renewal (canceled when the period ends); now: canceled at once. A
     subscription that is past due or paused has no running period and ends at once."""
     with transaction.atomic():
+        ended = EngineSubscription.objects.filter(pk=subscription_id, status=EngineStatus.CANCELED).exists()
+        if ended:
+            return  # already ended: a second cancel (a retried task, a second click) changes nothing
         sub = _locked(subscription_id)
         now = now or engine_now(sub.provider)
         adapter = _adapter(sub.provider, sub.mode)

@@ -1,7 +1,11 @@
 """Writes for customers and memberships (a package: one module per sub-domain). The public
 services are re-exported here, so callers import them from `billing.memberships.services`."""
 
-from billing.memberships.services._common import memberships_batch, memberships_batch_forget
+from billing.memberships.services._common import (
+    membership_cancel_replaced,
+    memberships_batch,
+    memberships_batch_forget,
+)
 from billing.memberships.services.checkout import (
     CHECKOUT_LIFETIME,
     MAX_SEATS,
@@ -47,6 +51,7 @@ __all__ = [
     "customer_update",
     "customer_upsert",
     "membership_cancel",
+    "membership_cancel_replaced",
     "membership_change",
     "membership_pause",
     "membership_portal_url",

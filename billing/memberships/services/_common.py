@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
+from django.utils import timezone
 
 from billing.memberships.models import (
     LIVE_STATUSES,
@@ -20,6 +22,8 @@ from billing.memberships.models import (
     MembershipStatus,
 )
 from billing.memberships.signals import membership_changed
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -159,7 +163,80 @@ def _end_live(
             other.save(update_fields=["status", "ended_at", "updated_at"])
             _record(other, reason=reason, event_id=event_id)
             ended.append(other)
+            if other.provider != "manual" and other.provider_subscription_id:
+                _cancel_at_provider_on_commit(other.provider, other.provider_subscription_id)
     return ended
+
+
+def _cancel_at_provider_on_commit(provider: str, subscription_id: str) -> None:
+    """Once the replacement is committed, the replaced subscription is canceled at its provider too
+    (memberships.cancel_replaced, retried): else it would renew, billing the customer twice, and its
+    renewal's webhook would bring it back over its replacement."""
+
+    def enqueue():
+        from billing.memberships.tasks import cancel_replaced_task
+        from kernel.enqueue import enqueue as publish
+
+        publish(
+            cancel_replaced_task,
+            args=(provider, subscription_id),
+            fallback="memberships.replaced_sweep retries it",
+        )
+
+    transaction.on_commit(enqueue)
+
+
+REPLACED_SWEEP_AFTER = dt.timedelta(minutes=10)
+REPLACED_SWEEP_WITHIN = dt.timedelta(days=7)
+
+
+def memberships_replaced_sweep(*, now: dt.datetime | None = None) -> int:
+    """The replaced subscriptions whose cancellation the provider has not confirmed yet (the newest
+    history row is still the replacement, 10 minutes to 7 days old: a lost or failed task) are asked
+    to cancel again; returns how many were asked."""
+    now = now or timezone.now()
+    newest = MembershipHistory.objects.filter(membership=OuterRef("pk")).order_by("-id").values("reason")[:1]
+    due = (
+        Membership.objects.exclude(provider="manual")
+        .exclude(provider_subscription_id="")
+        .filter(status=MembershipStatus.CANCELED, ended_at__gte=now - REPLACED_SWEEP_WITHIN,
+                ended_at__lte=now - REPLACED_SWEEP_AFTER)
+        .annotate(last_reason=Subquery(newest))
+        .filter(last_reason="replaced")
+        .values_list("provider", "provider_subscription_id")
+    )  # fmt: skip
+    asked = 0
+    for provider, subscription_id in due:
+        try:
+            asked += membership_cancel_replaced(provider=provider, subscription_id=subscription_id)
+        except Exception:  # one provider's failure must not stop the others; the next sweep retries
+            logger.warning(
+                "could not cancel replaced %s subscription %s", provider, subscription_id, exc_info=True
+            )
+    return asked
+
+
+def membership_cancel_replaced(*, provider: str, subscription_id: str) -> bool:
+    """Cancel now, at the provider, a replaced membership's subscription; nothing when the membership
+    is live again or the provider cannot (its own cancellation or expiry then ends it). True when
+    asked of the provider. The provider's webhook then confirms the end, as for any cancellation."""
+    from billing.providers.base import ProviderNotSupported
+    from billing.providers.registry import provider_for
+    from billing.providers.selectors import provider_account_for_checkout
+
+    membership = Membership.objects.filter(
+        provider=provider, provider_subscription_id=subscription_id
+    ).first()
+    if membership is None or membership.status in LIVE_STATUSES:
+        return False
+    adapter = provider_for(provider_account_for_checkout(provider=provider))
+    if not hasattr(adapter, "cancel_subscription"):
+        return False
+    try:
+        adapter.cancel_subscription(subscription_id=subscription_id, at_period_end=False)
+    except ProviderNotSupported:
+        return False
+    return True
 
 
 def _change_locally(membership: Membership, *, reason: str, **fields) -> Membership:
