@@ -50,10 +50,13 @@ def sandbox_checkout(request, checkout_id: str):
 def sandbox_payment_method(request):
     """The sandbox's customer portal: the signed-in customer's saved test card, and a form to
     replace it; a past-due subscription is charged again at once with the new card."""
+    from billing.memberships.selectors import membership_current
     from billing.memberships.services import customer_for_user
 
     customer = customer_for_user(user=request.user)
-    subscription = payment_method_subscription(customer=customer.external_id)
+    plan = membership_current(customer=customer)  # beside it, channel memberships may have their own
+    prefer = plan.provider_subscription_id if plan is not None and plan.provider == "sandbox" else ""
+    subscription = payment_method_subscription(customer=customer.external_id, prefer=prefer)
     error = None
     if request.method == "POST" and subscription is not None:
         try:

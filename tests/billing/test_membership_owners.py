@@ -179,3 +179,20 @@ def test_a_lost_cancel_task_is_swept_and_asked_again(shop, django_capture_on_com
     assert engine_status(shop, "team") == "canceled" and live(shop) == ["pro"]
     with tenant_context(shop.tenant):
         assert memberships_replaced_sweep(now=later) == 0
+
+
+def test_the_sandbox_portal_updates_the_plans_card_not_a_newer_channels(
+    shop, django_capture_on_commit_callbacks
+):
+    from billing.invoicing.engine.sandbox import payment_method_subscription
+
+    make_customer(shop, "fan1")
+    join(shop, django_capture_on_commit_callbacks, "fan1", "team")
+    join(shop, django_capture_on_commit_callbacks, "fan1", "ann-gold")
+    with tenant_context(shop.tenant):
+        plan, channel = (
+            Membership.objects.get(customer__external_id="fan1", tier__code=code).provider_subscription_id
+            for code in ("team", "ann-gold")
+        )
+        assert payment_method_subscription(customer="fan1").pk == channel  # the newest
+        assert payment_method_subscription(customer="fan1", prefer=plan).pk == plan

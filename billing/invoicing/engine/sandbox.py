@@ -149,12 +149,23 @@ def _pay_once(checkout: EngineCheckout, *, card: str, now: dt.datetime) -> None:
     deliver_on_commit("sandbox", body, headers)
 
 
-def payment_method_subscription(*, customer: str) -> EngineSubscription | None:
-    """The customer's live sandbox subscription whose saved card the portal shows (the newest)."""
+def payment_method_subscription(*, customer: str, prefer: str = "") -> EngineSubscription | None:
+    """The customer's live sandbox subscription whose saved card the portal shows: `prefer` (the
+    plan's subscription id) when it is live, else a past-due one, else the newest."""
+    from django.db.models import Case, IntegerField, Value, When
+
     return (
         EngineSubscription.objects.filter(provider="sandbox", customer=customer)
         .exclude(status__in=[EngineStatus.CANCELED, EngineStatus.INCOMPLETE])
-        .order_by("-created_at")
+        .order_by(
+            Case(
+                When(pk=prefer or None, then=Value(0)),
+                When(status=EngineStatus.PAST_DUE, then=Value(1)),
+                default=Value(2),
+                output_field=IntegerField(),
+            ),
+            "-created_at",
+        )
         .first()
     )
 
