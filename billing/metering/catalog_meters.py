@@ -5,18 +5,11 @@ from __future__ import annotations
 
 from billing.metering.models import Aggregation, Meter
 from billing.metering.services import meter_create
-from billing.tiers.catalog import (
-    CODE_RE,
-    CatalogError,
-    CatalogSection,
-    ImportReport,
-    LineDict,
-    _bool,
-    _check_keys,
-    _mapping,
-    _str,
-)
+from billing.tiers.catalog.parse import CODE_RE, _bool, _check_keys, _mapping, _str
+from billing.tiers.catalog.sections import CatalogSection, ImportReport
+from billing.tiers.exceptions import CatalogError
 from billing.tiers.models import Feature, FeatureKind
+from billing.tiers.yamlload import LineDict
 
 METER_KEYS = {
     "name",

@@ -68,7 +68,7 @@ def catalog_dry_run(
     try:
         with transaction.atomic():
             before = catalog_export()
-            holder["report"] = catalog_import(text=text, filename=filename)
+            holder["report"] = catalog_import(text=text, filename=filename, notify=False)
             after = catalog_export()
             holder["diff"] = "".join(
                 difflib.unified_diff(

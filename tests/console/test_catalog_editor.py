@@ -178,6 +178,15 @@ def test_catalog_rule_violations_land_beside_their_fields(ci_catalog, owner):
 
 
 def test_preview_renders_the_pricing_page_with_the_change_and_saves_nothing(ci_catalog, owner):
+    from billing.tiers.signals import catalog_changed
+
+    told = []
+
+    def heard(**kwargs):
+        told.append(kwargs)
+
+    # a preview changes nothing for anyone: no cache is invalidated (it refreshes per keystroke)
+    catalog_changed.connect(heard, dispatch_uid="test-preview-silent")
     with tenant_context(ci_catalog.tenant):
         before = _snapshot()
     response = owner.post("/catalog/tiers/new/", {**_tier_post(), "preview": "1"})
@@ -190,6 +199,8 @@ def test_preview_renders_the_pricing_page_with_the_change_and_saves_nothing(ci_c
     assert 'data-tier="scale"' in _text(partial) and "<html" not in _text(partial)
     price = owner.post("/catalog/tiers/pro/prices/new/", {**GRADUATED, "preview": "1"})
     assert price.status_code == 200 and "scale-minutes" in _text(price)
+    catalog_changed.disconnect(dispatch_uid="test-preview-silent")
+    assert told == []
     with tenant_context(ci_catalog.tenant):
         assert _snapshot() == before
 
