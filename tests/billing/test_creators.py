@@ -14,6 +14,7 @@ from billing.ledger.creators.models import Creator, PayoutStatus
 from billing.memberships.models import Membership
 from billing.providers.services import provider_account_upsert
 from billing.providers.stripe import StripeProvider
+from billing.tiers.models import Tier
 from tests.billing.test_entitlements import make_customer
 from tests.billing.test_sandbox_checkout import pay
 from tests.billing.test_stripe_events import deliver as stripe_deliver
@@ -302,3 +303,19 @@ def test_the_owner_sets_the_creator_settings_on_the_settings_page(alpha):
         900,
     )
     assert row.sandbox_fee_bps == 0  # left empty: unchanged
+
+
+def test_the_api_refuses_a_code_too_long_for_the_handle_with_a_400(alpha):
+    # a 61-character tier code made a 67-character price code: a DataError (500) before
+    made = alpha.api().post("/api/v1/creators", {"handle": "h" * 40, "display_name": "H"},
+                            content_type="application/json")  # fmt: skip
+    assert made.status_code == 201
+    response = alpha.api().post(f"/api/v1/creators/{'h' * 40}/tiers", {"code": "c" * 20, "name": "C", "amount": 500,
+                                "currency": "usd"}, content_type="application/json")  # fmt: skip
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_tier"
+    assert (
+        response.json()["error"]["message"]
+        == f"With the handle '{'h' * 40}', a tier code is at most 14 characters."
+    )
+    with tenant_context(alpha.tenant):
+        assert not Tier.objects.filter(creator__isnull=False).exists()

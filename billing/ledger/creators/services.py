@@ -23,7 +23,12 @@ from billing.memberships.models import LIVE_STATUSES, Membership
 from billing.tiers.models import Interval, Price, Tier
 
 _HANDLE = re.compile(HANDLE_PATTERN)
+_CURRENCY = re.compile(r"^[a-z]{3}$")
 CREATOR_TIER_INTERVALS = (Interval.MONTH, Interval.YEAR)
+PRICE_CODE_MAX = 64  # Price.code
+TIER_CODE_MAX = PRICE_CODE_MAX - len("-month-99")
+DESCRIPTION_MAX = 2000
+BIGINT_MAX = 2**63 - 1  # a larger amount is refused, never a DataError
 
 
 def creator_create(*, handle: str, display_name: str, email: str = "", user=None) -> Creator:
@@ -133,6 +138,48 @@ def creator_account_update(
     return creator
 
 
+def _tier_code(creator: Creator, code: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,19}", code or ""):
+        raise CreatorTierInvalid(
+            "A tier code is 1-20 lowercase letters, digits or '-'.", details={"field": "code"}
+        )
+    tier_code = f"{creator.handle}-{code}"
+    if len(tier_code) > TIER_CODE_MAX:
+        # its prices' codes (`<tier>-month`, a changed price's `<tier>-month-2`) must fit in 64 too
+        raise CreatorTierInvalid(
+            f"With the handle '{creator.handle}', a tier code is at most "
+            f"{TIER_CODE_MAX - len(creator.handle) - 1} characters.",
+            details={"field": "code", "max_length": TIER_CODE_MAX - len(creator.handle) - 1},
+        )
+    return tier_code
+
+
+def _check_amount(amount: int, field: str) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise CreatorTierInvalid("A channel tier costs something.", details={"field": field})
+    if amount > BIGINT_MAX:
+        raise CreatorTierInvalid("That amount is too large.", details={"field": field})
+
+
+def _price_add(*, tier: Tier, interval: str, amount: int, currency: str) -> Price:
+    """A new price of the tier's: `<tier>-<interval>` the first time, `<tier>-<interval>-<n>` after a
+    change (a code is never reused: subscriptions and invoices name their price by code)."""
+    taken = set(Price.objects.filter(tier=tier).values_list("code", flat=True))
+    base, n = f"{tier.code}-{interval}", 1
+    code = base
+    while code in taken:
+        n += 1
+        code = f"{base}-{n}"
+    if len(code) > PRICE_CODE_MAX:
+        raise CreatorTierInvalid(
+            "This tier's price has changed too many times: publish a new tier instead.",
+            details={"field": "yearly_amount" if interval == Interval.YEAR else "amount"},
+        )
+    return Price.objects.create(
+        tier=tier, code=code, currency=currency, unit_amount=amount, interval=interval
+    )
+
+
 def creator_tier_create(
     *,
     creator: Creator,
@@ -142,34 +189,100 @@ def creator_tier_create(
     currency: str,
     interval: str = Interval.MONTH,
     description: str = "",
+    yearly_amount: int | None = None,
 ) -> Tier:
     """A channel tier of the creator's, with one flat recurring price: tier code `<handle>-<code>`,
-    price code `<handle>-<code>-<interval>` (fans check out with either, through the checkout)."""
+    price code `<handle>-<code>-<interval>` (fans check out with either, through the checkout).
+    A monthly tier may have a yearly price too (`yearly_amount`, same currency)."""
     if interval not in CREATOR_TIER_INTERVALS:
         raise CreatorTierInvalid("A channel tier is billed monthly or yearly.", details={"field": "interval"})
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,19}", code or ""):
+    tier_code = _tier_code(creator, code)
+    _check_amount(amount, "amount")
+    if yearly_amount is not None:
+        if interval != Interval.MONTH:
+            raise CreatorTierInvalid(
+                "A yearly price goes beside a monthly one.", details={"field": "yearly_amount"}
+            )
+        _check_amount(yearly_amount, "yearly_amount")
+    currency = (currency or "").lower()
+    if not _CURRENCY.match(currency):
         raise CreatorTierInvalid(
-            "A tier code is 1-20 lowercase letters, digits or '-'.", details={"field": "code"}
+            "A currency is a three-letter ISO 4217 code, such as usd.", details={"field": "currency"}
         )
-    if amount <= 0:
-        raise CreatorTierInvalid("A channel tier costs something.", details={"field": "amount"})
-    tier_code = f"{creator.handle}-{code}"
+    name = (name or "").strip()[:200] or code
+    if len(description or "") > DESCRIPTION_MAX:
+        raise CreatorTierInvalid(
+            f"A description is at most {DESCRIPTION_MAX:,} characters.", details={"field": "description"}
+        )
     try:
         with transaction.atomic():
             sort = Tier.objects.filter(creator=creator).count()
             tier = Tier.objects.create(
-                code=tier_code, name=name.strip()[:200] or code, description=description, is_public=True,
-                sort_order=sort, creator=creator,
+                code=tier_code, name=name, description=description, is_public=True, sort_order=sort,
+                creator=creator,
             )  # fmt: skip
-            Price.objects.create(
-                tier=tier, code=f"{tier_code}-{interval}", currency=currency.lower(), unit_amount=amount,
-                interval=interval,
-            )  # fmt: skip
+            _price_add(tier=tier, interval=interval, amount=amount, currency=currency)
+            if yearly_amount is not None:
+                _price_add(tier=tier, interval=Interval.YEAR, amount=yearly_amount, currency=currency)
     except IntegrityError:
         raise CreatorTierInvalid(
             f"The tier '{tier_code}' exists already.", code="tier_exists", details={"tier": tier_code}
         ) from None
     return tier
+
+
+def creator_tier_update(
+    *,
+    creator: Creator,
+    code: str,
+    name: str,
+    description: str = "",
+    amounts: dict[str, int | None] | None = None,
+) -> tuple[Tier, list[Price]]:
+    """Rename a published channel tier of the creator's, change its description, and (`amounts`:
+    interval -> amount, None for no price at that interval) its prices. A price's terms never
+    change: a new amount is a new price (a new code), the old one is made inactive, and members
+    who joined at it keep paying it. At least one price stays. Returns the tier and its new prices."""
+    name = (name or "").strip()
+    if not name:
+        raise CreatorTierInvalid("A tier needs a name.", details={"field": "name"})
+    if len(name) > 200:
+        raise CreatorTierInvalid("A name is at most 200 characters.", details={"field": "name"})
+    if len(description or "") > DESCRIPTION_MAX:
+        raise CreatorTierInvalid(
+            f"A description is at most {DESCRIPTION_MAX:,} characters.", details={"field": "description"}
+        )
+    amounts = amounts or {}
+    for interval, amount in amounts.items():
+        if interval not in CREATOR_TIER_INTERVALS:
+            raise CreatorTierInvalid(
+                "A channel tier is billed monthly or yearly.", details={"field": "interval"}
+            )
+        if amount is not None:
+            _check_amount(amount, "yearly_amount" if interval == Interval.YEAR else "amount")
+    with transaction.atomic():
+        tier = creator_tier_get(creator=creator, code=code, for_update=True)
+        active = {price.interval: price for price in tier.prices.filter(active=True).order_by("id")}
+        currency = next(iter(active.values())).currency if active else None
+        if currency is None:
+            currency = tier.prices.order_by("-id").values_list("currency", flat=True).first() or "usd"
+        wanted = {interval: price.unit_amount for interval, price in active.items()} | amounts
+        if not any(amount is not None for amount in wanted.values()):
+            raise CreatorTierInvalid(
+                "A tier keeps at least one price (monthly or yearly).", details={"field": "amount"}
+            )
+        added = []
+        for interval, amount in amounts.items():
+            current = active.get(interval)
+            if current is not None and current.unit_amount == amount:
+                continue
+            if current is not None:
+                Price.objects.filter(pk=current.pk).update(active=False)
+            if amount is not None:
+                added.append(_price_add(tier=tier, interval=interval, amount=amount, currency=currency))
+        tier.name, tier.description = name, description or ""
+        tier.save(update_fields=["name", "description", "updated_at"])
+    return tier, added
 
 
 def creator_tier_delete(*, creator: Creator, code: str) -> Tier:
