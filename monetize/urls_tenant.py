@@ -8,7 +8,6 @@ from accounts import views as account_views
 from billing.entitlements import views as entitlement_views
 from billing.inbox import views as webhook_views
 from billing.invoicing import views as provider_views
-from billing.ledger.creators import views as creator_views
 from billing.memberships import views as membership_views
 from billing.metering import views as metering_views
 from console import views as console_views
@@ -43,11 +42,7 @@ urlpatterns = [
     path("usage/ai/", metering_views.tenant_ai_costs, name="tenant-ai-costs"),
     path("webhooks/<slug:provider>/", webhook_views.receive, name="webhooks"),
     path("sandbox/checkout/<str:checkout_id>/", provider_views.sandbox_checkout, name="sandbox-checkout"),
-    path("creator/", creator_views.creator_dashboard, name="creator-dashboard"),
-    path("creator/onboarding/", creator_views.creator_onboard, name="creator-onboarding"),
-    path("creator/payouts/", creator_views.creator_payout, name="creator-payout"),
-    path("account/supporting/", creator_views.fan_supporting, name="fan-supporting"),
-    path("sandbox/connect/<str:token>/", creator_views.sandbox_connect, name="sandbox-connect"),
+    path("", include("billing.ledger.creators.urls")),  # /creator/…, /channels/…, /account/supporting/
     path("sandbox/payment-method/", provider_views.sandbox_payment_method, name="sandbox-payment-method"),
     path("toss/", include("billing.invoicing.toss_views")),  # checkout, success and fail pages
     path("stripe/", include("billing.invoicing.stripe_views")),  # engine mode: the card-saving checkout

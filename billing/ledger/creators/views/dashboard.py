@@ -1,6 +1,6 @@
-"""Creator pages: the creator's dashboard (/creator/), and the sandbox's connected-account
-onboarding page (what Stripe's hosted Connect onboarding would be): one click activates the
-creator's sandbox payout account and returns to the integrator."""
+"""The creator's dashboard (/creator/), the fan's supporting page, and the sandbox's
+connected-account onboarding page (what Stripe's hosted Connect onboarding would be): one click
+activates the creator's sandbox payout account and returns to the integrator."""
 
 import csv
 

@@ -1,0 +1,13 @@
+"""Routes of the creator pages (included by monetize/urls_tenant.py)."""
+
+from django.urls import path
+
+from billing.ledger.creators.views import dashboard
+
+urlpatterns = [
+    path("creator/", dashboard.creator_dashboard, name="creator-dashboard"),
+    path("creator/onboarding/", dashboard.creator_onboard, name="creator-onboarding"),
+    path("creator/payouts/", dashboard.creator_payout, name="creator-payout"),
+    path("account/supporting/", dashboard.fan_supporting, name="fan-supporting"),
+    path("sandbox/connect/<str:token>/", dashboard.sandbox_connect, name="sandbox-connect"),
+]
