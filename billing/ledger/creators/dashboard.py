@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
@@ -13,7 +13,7 @@ from billing.ledger.creators.earnings import available_account, pending_account
 from billing.ledger.creators.models import Creator, Earning, EarningKind
 from billing.ledger.models import JournalEntry
 from billing.memberships.models import LIVE_STATUSES, Membership
-from billing.tiers.models import Tier
+from billing.tiers.models import Price, Tier
 
 MONTHS = 12
 
@@ -46,10 +46,18 @@ def creator_monthly_earnings(
 
 
 def creator_tier_members(*, creator: Creator) -> QuerySet[Tier]:
-    """The creator's published tiers with their live members counted."""
+    """The creator's published tiers with their live members counted and their active prices
+    (`active_prices`, monthly first)."""
     return (
         Tier.objects.filter(creator=creator, is_public=True)
         .annotate(members=Count("memberships", filter=Q(memberships__status__in=LIVE_STATUSES)))
+        .prefetch_related(
+            Prefetch(
+                "prices",
+                queryset=Price.objects.filter(active=True).order_by("-interval", "id"),
+                to_attr="active_prices",
+            )
+        )
         .order_by("sort_order", "id")
     )
 

@@ -2,12 +2,15 @@
 
 from django.urls import path
 
-from billing.ledger.creators.views import dashboard
+from billing.ledger.creators.views import dashboard, tiers
 
 urlpatterns = [
     path("creator/", dashboard.creator_dashboard, name="creator-dashboard"),
     path("creator/onboarding/", dashboard.creator_onboard, name="creator-onboarding"),
     path("creator/payouts/", dashboard.creator_payout, name="creator-payout"),
+    path("creator/tiers/new/", tiers.tier_new, name="creator-tier-new"),
+    path("creator/tiers/<slug:code>/", tiers.tier_edit, name="creator-tier-edit"),
+    path("creator/tiers/<slug:code>/delete/", tiers.tier_delete, name="creator-tier-delete"),
     path("account/supporting/", dashboard.fan_supporting, name="fan-supporting"),
     path("sandbox/connect/<str:token>/", dashboard.sandbox_connect, name="sandbox-connect"),
 ]
