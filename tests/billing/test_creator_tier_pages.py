@@ -51,6 +51,7 @@ def test_a_creator_publishes_a_tier_through_the_dashboard_form(alpha, ann):
     # given an empty dashboard that says what to do
     html = ann.get("/creator/").content.decode()
     assert "No tiers yet" in html and 'href="/creator/tiers/new/"' in html
+    assert 'href="/channels/ann/"' in html and "Your channel page" in html
     form = ann.get("/creator/tiers/new/")
     assert form.status_code == 200 and 'name="monthly"' in form.content.decode()
 
@@ -188,6 +189,7 @@ def test_a_creator_deletes_a_tier_unless_it_has_live_members(alpha, ann):
     assert gold[1] is False and all(not p[3] for p in gold[2])
     page = ann.get("/creator/").content.decode()
     assert "Gold fans is deleted" in page and 'data-tier="ann-gold"' not in page
+    assert "ann-gold" not in alpha.client().get("/channels/ann/").content.decode()
     assert ann.get("/creator/tiers/gold/").status_code == 404  # unpublished: gone from the pages
 
     kept = ann.post("/creator/tiers/silver/delete/")

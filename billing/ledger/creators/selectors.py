@@ -44,6 +44,29 @@ def creator_tiers(*, creator: Creator) -> QuerySet[Tier]:
     )
 
 
+def channel_tiers(*, creator: Creator) -> list[Tier]:
+    """What the public channel page lists: the creator's published tiers that have a price to join
+    at (monthly first), each with `benefits` (its description's non-blank lines)."""
+    tiers = [tier for tier in creator_tiers(creator=creator) if tier.active_prices]
+    for tier in tiers:
+        tier.active_prices.sort(key=lambda price: (price.interval != "month", price.unit_amount, price.id))
+        tier.benefits = [line.strip() for line in tier.description.splitlines() if line.strip()]
+    return tiers
+
+
+def fan_live_tier_ids(*, user, creator: Creator) -> set[int]:
+    """The creator's tiers the signed-in person is a live member of (none for a visitor)."""
+    from billing.memberships.models import LIVE_STATUSES, Membership
+
+    if not getattr(user, "is_authenticated", False):
+        return set()
+    return set(
+        Membership.objects.filter(
+            customer__user=user, tier__creator=creator, status__in=LIVE_STATUSES
+        ).values_list("tier_id", flat=True)
+    )
+
+
 def creator_tier_get(*, creator: Creator, code: str, for_update: bool = False) -> Tier:
     """A published tier of the creator's, by its code (`<handle>-<code>`, or just `<code>`)."""
     full = code if code.startswith(f"{creator.handle}-") else f"{creator.handle}-{code}"

@@ -1,6 +1,6 @@
-"""The creator's dashboard (/creator/), the fan's supporting page, and the sandbox's
-connected-account onboarding page (what Stripe's hosted Connect onboarding would be): one click
-activates the creator's sandbox payout account and returns to the integrator."""
+"""The creator's dashboard (/creator/: figures, their tiers, payouts), the fan's supporting page,
+and the sandbox's connected-account onboarding page (what Stripe's hosted Connect onboarding would
+be): one click activates the creator's sandbox payout account and returns to the integrator."""
 
 import csv
 
@@ -159,4 +159,6 @@ def fan_supporting(request):
             request,
             "Thank you! Your membership shows here as soon as the payment is confirmed (reload in a moment).",
         )
+    elif request.GET.get("tipped") is not None:
+        messages.info(request, "Thank you for your tip! It shows here as soon as the payment is confirmed.")
     return render(request, "creators/supporting.html", {"memberships": memberships, "tips": tips})
