@@ -54,7 +54,7 @@ def creator_tier_members(*, creator: Creator) -> QuerySet[Tier]:
         .prefetch_related(
             Prefetch(
                 "prices",
-                queryset=Price.objects.filter(active=True).order_by("-interval", "id"),
+                queryset=Price.objects.filter(active=True).order_by("interval", "id"),
                 to_attr="active_prices",
             )
         )

@@ -49,7 +49,7 @@ class TierForm(forms.Form):
     )
     monthly = forms.CharField(required=False, max_length=30, label="Monthly price", help_text="e.g. 5.00")
     yearly = forms.CharField(
-        required=False, max_length=30, label="Yearly price (optional)", help_text="Blank: monthly only."
+        required=False, max_length=30, label="Yearly price", help_text="Optional; blank: monthly only."
     )
 
     # a service error's `details.field` -> the form's field
