@@ -79,3 +79,19 @@ def fits(page, what):
     """No horizontal scroll: the document is no wider than the window."""
     width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
     assert width[0] <= width[1], f"{what} is {width[0]} px wide in a {width[1]} px window"
+
+
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def accessible(page, what):
+    """No horizontal scroll, and no serious or critical axe-core violation (axe-core from npm)."""
+    fits(page, what)
+    assert AXE.exists(), "node_modules/axe-core is missing: run `make install` (npm ci)"
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+             .filter(v => v.impact === "serious" || v.impact === "critical")
+             .map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", ")}`)"""
+    )
+    assert violations == [], f"{what}: {violations}"

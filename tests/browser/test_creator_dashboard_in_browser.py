@@ -1,18 +1,20 @@
 """The creator dashboard in a real browser (Debian's chromium driven by Playwright) at 1280 px and
 390 px against gunicorn on committed data: a creator with two tiers, a member, tips on two videos
 (one long item id) and a released earning reads their figures, tables and ledger; sets up payouts
-through the sandbox's page and comes back active. No page may be wider than the window."""
+through the sandbox's page and comes back active; a creator publishes, edits and deletes tiers
+through the dashboard's forms and sees their channel page as fans do. No page may be wider than the
+window, nor have a serious axe-core violation (the tier pages)."""
 
 import datetime as dt
 
 import pytest
 
-from tests.browser.conftest import SIZES, needs_chromium
+from tests.browser.conftest import SIZES, accessible, click_confirmed, needs_chromium
 from tests.browser.conftest import fits as _fits
 from tests.browser.conftest import login as _login
 from tests.conftest import PASSWORD
 
-pytestmark = [pytest.mark.server, pytest.mark.timeout(240), needs_chromium]
+pytestmark = [pytest.mark.server, pytest.mark.timeout(300), needs_chromium]
 
 
 @pytest.fixture
@@ -91,3 +93,87 @@ def test_a_creator_reads_the_dashboard_and_sets_up_payouts(
         page.click("text=Activate payouts")
     assert page.locator("[data-testid=payout-status]").inner_text() == "Active"
     _fits(page, "the dashboard after onboarding")
+
+
+@pytest.fixture
+def creator_without_tiers(live_tenant):
+    from django_tenants.utils import tenant_context
+
+    from accounts.roles import Role
+    from accounts.services import user_create
+    from billing.ledger.creators.services import creator_for_user
+    from tests.helpers import committed
+
+    def seed():
+        with tenant_context(live_tenant.tenant):
+            creator_for_user(user=user_create(email="ann@live.test", password=PASSWORD, role=Role.CREATOR))
+
+    committed(seed)
+
+
+def _publish(page, **fields):
+    for name, value in fields.items():
+        page.fill(f"[name={name}]", value)
+    with page.expect_navigation():
+        page.click("[data-testid=save]")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_creator_publishes_edits_and_deletes_tiers_and_fans_see_the_channel(
+    server, browser, creator_without_tiers, shots, size
+):
+    page = browser.new_page(viewport=SIZES[size])
+    _login(page, server, "ann@live.test")
+    page.goto(f"{server}/creator/")
+    tiers = page.locator("[data-testid=tiers]")
+    assert "No tiers yet" in tiers.inner_text()
+    with page.expect_navigation():
+        tiers.locator("text=New tier").click()
+
+    # a price that is no amount: the error beside the field, nothing published
+    _publish(page, name="Gold", description="Early videos\nA monthly Q&A", monthly="five")
+    assert page.locator("[data-testid=error-monthly]").inner_text() == "Enter an amount such as 12.50."
+    assert page.input_value("[name=name]") == "Gold"  # what was typed stays
+    accessible(page, "the tier form with an error")
+    page.screenshot(path=str(shots / f"creator-tier-form-error-{size}.png"), full_page=True)
+
+    _publish(page, monthly="5", yearly="50")
+    assert "Gold is published" in page.locator(".messages").inner_text()
+    with page.expect_navigation():
+        page.click("[data-testid=tiers] >> text=New tier")
+    _publish(page, name="Bronze", monthly="1")
+    assert "Bronze is published" in page.locator(".messages").inner_text()
+    row = page.locator("tr[data-tier=ann-gold]")
+    assert "$5.00 / month" in row.inner_text() and "$50.00 / year" in row.inner_text()
+    accessible(page, "the dashboard with two tiers")
+    page.screenshot(path=str(shots / f"creator-tiers-{size}.png"), full_page=True)
+
+    # edit Gold: a new name and a new monthly price
+    with page.expect_navigation():
+        page.click("[data-testid=edit-ann-gold]")
+    assert page.input_value("[name=monthly]") == "5.00"
+    _publish(page, name="Gold+", monthly="6")
+    assert "Gold+ saved: new price $6.00 a month" in page.locator(".messages").inner_text()
+    assert "$6.00 / month" in page.locator("tr[data-tier=ann-gold]").inner_text()
+
+    # delete Bronze behind the layout's confirmation
+    click_confirmed(page, "[data-testid=delete-ann-bronze]")
+    assert "Bronze is deleted" in page.locator(".messages").inner_text()
+    assert page.locator("tr[data-tier=ann-bronze]").count() == 0
+
+    # the channel page, from the dashboard: what fans see
+    with page.expect_navigation():
+        page.click("[data-testid=channel-link]")
+    assert page.url.endswith("/channels/ann/")
+    cards = page.locator("[data-testid=channel-tiers] article")
+    assert cards.count() == 1 and "$6.00 / month" in cards.first.inner_text()
+    assert "Early videos" in cards.first.inner_text()
+    accessible(page, "the channel page (its creator)")
+
+    visitor = browser.new_page(viewport=SIZES[size])
+    visitor.goto(f"{server}/channels/ann/")
+    assert visitor.locator("[data-testid=channel-tiers] >> text=Join Gold+ monthly").count() == 1
+    accessible(visitor, "the channel page (a visitor)")
+    visitor.screenshot(path=str(shots / f"channel-page-visitor-{size}.png"), full_page=True)
+    missing = visitor.goto(f"{server}/channels/nobody/")
+    assert missing.status == 404 and "We could not find that page" in visitor.content()
