@@ -166,3 +166,28 @@ def test_a_visitor_cannot_tip_or_join_without_logging_in(channel):
     assert join.status_code == 302 and join["Location"].startswith("/accounts/login/")
     with tenant_context(channel.tenant):
         assert not Tip.objects.exists() and not Checkout.objects.exists()
+
+
+def test_the_channel_page_and_the_dashboard_query_as_often_whatever_the_number_of_tiers(channel):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from billing.ledger.creators.services import creator_tier_create
+
+    fan = login(channel, "fan@alpha.test", Role.CUSTOMER)
+    with tenant_context(channel.tenant):
+        ann = Client(HTTP_HOST=channel.host)
+        ann.force_login(Creator.objects.get(handle="ann").user)
+
+    def queries(client, url) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    before = (queries(fan, "/channels/ann/"), queries(ann, "/creator/"))
+    with tenant_context(channel.tenant):
+        creator = Creator.objects.get(handle="ann")
+        for n in range(6):
+            creator_tier_create(creator=creator, code=f"t{n}", name=f"T{n}", amount=100 + n, currency="usd",
+                                yearly_amount=1000 + n)  # fmt: skip
+    assert (queries(fan, "/channels/ann/"), queries(ann, "/creator/")) == before
