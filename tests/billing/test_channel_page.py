@@ -99,7 +99,9 @@ def test_a_fan_joins_a_tier_from_the_channel_page(channel, django_capture_on_com
     html = fan.get("/channels/ann/").content.decode()
     gold = html[html.index('data-tier="ann-gold"') : html.index('data-tier="ann-silver"')]
     assert "Your tier" in gold and "Join" not in gold
-    assert "Join Silver" in html
+    # another of ann's tiers replaces Gold (one live membership per customer and creator): it says so
+    assert "Switch to Silver</button>" in html and "Join Silver" not in html
+    assert 'data-confirm="Switch to Silver ($15.00 / month)? Your current tier with Ann B ends' in html
 
 
 @pytest.mark.parametrize("price", ["", "ann-bronze-month", "nope", "ann-gold"])
