@@ -37,26 +37,21 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from billing.memberships.models import Customer
 from billing.metering.credit_models import (
     MICROS,
-    AiPrice,
-    BurnRate,
     CreditAccount,
     CreditAlert,
     CreditGrant,
     CreditLedgerEntry,
-    CreditRequirement,
-    GrantSource,
     LedgerKind,
     credits_text,
 )
-from billing.metering.credit_pricing import BURNABLE, EXACT, Prices, event_cost
-from billing.metering.exceptions import MeteringError, UnknownMeter
-from billing.metering.models import Meter
+from billing.metering.credit_pricing import EXACT, Prices, event_cost
+from billing.metering.exceptions import MeteringError
 from billing.metering.signals import snapshots_stale
 from kernel.db import rows_update
 
@@ -265,204 +260,3 @@ def credits_burn(*, fresh: list, prices: Prices) -> set[str]:
     if moved:
         _invalidate(moved)
     return moved
-
-
-# --- grants, expiry, allowances -------------------------------------------------------------------
-
-
-def credit_grant_create(
-    *,
-    customer: Customer,
-    amount: int,
-    priority: int = 100,
-    effective_at: dt.datetime | None = None,
-    expires_at: dt.datetime | None = None,
-    source: str = GrantSource.MANUAL,
-    reference: str = "",
-) -> tuple[CreditGrant, bool]:
-    """Grant `amount` micro-credits; (grant, created). The same `reference` again returns the
-    first grant (same amount and source) or raises GrantReferenceReused."""
-    if not isinstance(amount, int) or amount <= 0:
-        raise InvalidCredits("'amount' must be positive.", details={"field": "amount"})
-    if source not in GrantSource.values:
-        raise InvalidCredits(
-            f"'source' is one of {', '.join(GrantSource.values)}.", details={"field": "source"}
-        )
-    effective_at = effective_at or timezone.now()
-    if expires_at is not None and expires_at <= effective_at:
-        raise InvalidCredits("'expires_at' must be after 'effective_at'.", details={"field": "expires_at"})
-    reference = reference or f"grant:{uuid.uuid4().hex}"
-    with transaction.atomic():
-        account = _accounts_for_update([customer.pk])[customer.pk]
-        existing = CreditGrant.objects.filter(customer=customer, reference=reference).first()
-        if existing is not None:
-            if existing.amount != amount or existing.source != source:
-                raise GrantReferenceReused(
-                    f"Grant reference '{reference}' was used for different terms.",
-                    details={"reference": reference},
-                )
-            return existing, False
-        grant = CreditGrant.objects.create(
-            customer=customer, amount=amount, remaining=amount, priority=priority, effective_at=effective_at,
-            expires_at=expires_at, source=source, reference=reference,
-        )  # fmt: skip
-        account.balance += amount
-        account.save(update_fields=["balance", "updated_at"])
-        CreditLedgerEntry.objects.create(
-            customer=customer, kind=LedgerKind.GRANT, amount=amount, grant=grant, balance_after=account.balance,
-            reference=reference, details={"source": source},
-        )  # fmt: skip
-        _invalidate({customer.external_id})
-    return grant, True
-
-
-def credits_allowance_renew(
-    *, customer: Customer, period_start: dt.datetime, amount: int, period_end: dt.datetime | None = None
-) -> tuple[CreditGrant, bool]:
-    """The tier allowance of one period, granted once (reference from customer + period); it
-    burns first (priority 0) and expires at `period_end`."""
-    return credit_grant_create(
-        customer=customer, amount=amount, priority=0, effective_at=period_start, expires_at=period_end,
-        source=GrantSource.TIER_ALLOWANCE, reference=f"allowance:{customer.pk}:{period_start.isoformat()}",
-    )  # fmt: skip
-
-
-def credits_allowance_for(*, customer: Customer) -> CreditGrant | None:
-    """Grant the customer's tier allowance for the current billing period (its membership's
-    period, else the calendar month) unless it was granted already; None when the tier has none."""
-    from billing.memberships.selectors import customer_tier
-    from billing.metering.selectors import current_period
-
-    tier = customer_tier(customer=customer)
-    if tier is None or not tier.credit_allowance:
-        return None
-    start, end = current_period(customer=customer)
-    grant, _ = credits_allowance_renew(
-        customer=customer, period_start=start, period_end=end, amount=tier.credit_allowance
-    )
-    return grant
-
-
-def credits_allowances_renew(*, chunk: int = 500) -> int:
-    """Every customer on a tier with an allowance gets this period's grant once (beat, hourly:
-    periods start at different times per membership). Returns the number of new grants."""
-    from billing.tiers.models import Tier
-
-    tiers = set(Tier.objects.filter(credit_allowance__gt=0).values_list("pk", flat=True))
-    if not tiers:
-        return 0
-    before = CreditGrant.objects.filter(source=GrantSource.TIER_ALLOWANCE).count()
-    ids = list(Customer.objects.order_by("pk").values_list("pk", flat=True))
-    for offset in range(0, len(ids), chunk):
-        for customer in Customer.objects.filter(pk__in=ids[offset : offset + chunk]).order_by("pk"):
-            credits_allowance_for(customer=customer)
-    return CreditGrant.objects.filter(source=GrantSource.TIER_ALLOWANCE).count() - before
-
-
-def credits_expire(*, now: dt.datetime | None = None) -> int:
-    """Write an `expire` entry for every grant past its expiry with credits left (idempotent: an
-    expired grant is left at zero and one expire entry per grant is a unique constraint)."""
-    now = now or timezone.now()
-    due = set(
-        CreditGrant.objects.filter(remaining__gt=0, expires_at__lte=now).values_list("customer_id", flat=True)
-    )
-    expired = 0
-    for customer_id in sorted(due):
-        with transaction.atomic():
-            account = _accounts_for_update([customer_id])[customer_id]
-            grants = list(
-                CreditGrant.objects.select_for_update()
-                .filter(customer_id=customer_id, remaining__gt=0, expires_at__lte=now)
-                .order_by("pk")
-            )
-            if not grants:
-                continue
-            before = account.balance
-            for grant in grants:
-                account.balance -= grant.remaining
-                CreditLedgerEntry.objects.create(
-                    customer_id=customer_id, kind=LedgerKind.EXPIRE, amount=-grant.remaining, grant=grant,
-                    balance_after=account.balance, reference=f"expire:{grant.pk}",
-                )  # fmt: skip
-                grant.remaining = 0
-                expired += 1
-            rows_update(CreditGrant._meta.db_table, {"remaining": "bigint"}, [(g.pk, 0) for g in grants])
-            account.save(update_fields=["balance", "updated_at"])
-            external_id = Customer.objects.values_list("external_id", flat=True).get(pk=customer_id)
-            _announce(external_id=external_id, before=before, after=account.balance)
-            _invalidate({external_id})
-    return expired
-
-
-# --- price tables, requirements, alerts -------------------------------------------------------------
-
-
-def burn_rate_create(
-    *, meter_code: str, credits_per_unit: Decimal, effective_from: dt.datetime | None = None
-) -> BurnRate:
-    """A new burn rate for a count/sum meter from `effective_from` (default now); history is kept."""
-    meter = Meter.objects.filter(code=meter_code).first()
-    if meter is None:
-        raise UnknownMeter(f"No meter '{meter_code}'.", details={"meter": meter_code})
-    if meter.aggregation not in BURNABLE:
-        raise InvalidCredits("Burn rates apply to count and sum meters.", details={"field": "meter"})
-    if credits_per_unit < 0:
-        raise InvalidCredits("'credits_per_unit' cannot be negative.", details={"field": "credits_per_unit"})
-    try:
-        with transaction.atomic():
-            return BurnRate.objects.create(
-                meter=meter,
-                credits_per_unit=credits_per_unit,
-                effective_from=effective_from or timezone.now(),
-            )
-    except IntegrityError:
-        raise InvalidCredits(
-            "A rate for this meter starts at that time already.",
-            code="rate_exists",
-            details={"meter": meter_code},
-        ) from None
-
-
-def ai_price_create(
-    *,
-    provider: str,
-    model: str,
-    input_per_1k: Decimal,
-    output_per_1k: Decimal,
-    effective_from: dt.datetime | None = None,
-) -> AiPrice:
-    """A new price of a provider's model from `effective_from` (default now); history is kept."""
-    if input_per_1k < 0 or output_per_1k < 0:
-        raise InvalidCredits("Prices cannot be negative.", details={"field": "input_per_1k"})
-    try:
-        with transaction.atomic():
-            return AiPrice.objects.create(
-                provider=provider, model=model, input_per_1k=input_per_1k, output_per_1k=output_per_1k,
-                effective_from=effective_from or timezone.now(),
-            )  # fmt: skip
-    except IntegrityError:
-        raise InvalidCredits(
-            "A price for this model starts at that time already.",
-            code="price_exists",
-            details={"model": model},
-        ) from None
-
-
-def credit_requirement_set(*, feature_code: str, minimum: int) -> CreditRequirement:
-    """Make a feature require at least `minimum` micro-credits (every snapshot is rebuilt)."""
-    from billing.tiers.models import Feature
-
-    feature = Feature.objects.filter(code=feature_code).first()
-    if feature is None:
-        raise InvalidCredits(f"No feature '{feature_code}'.", details={"field": "feature"})
-    with transaction.atomic():
-        requirement, _ = CreditRequirement.objects.update_or_create(
-            feature=feature, defaults={"minimum": minimum}
-        )
-        snapshots_stale.send(sender=CreditRequirement, customers=None)  # now and on commit
-    return requirement
-
-
-def credit_alert_create(*, threshold: int) -> CreditAlert:
-    alert, _ = CreditAlert.objects.get_or_create(threshold=threshold)
-    return alert
