@@ -1,12 +1,14 @@
 """TossPayments checkout pages on the tenant site: our page opens Toss's billing-auth window
 (JS SDK v2); its successUrl and failUrl come back here."""
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_GET
 
-from billing.invoicing.engine.toss import checkout_complete
+from billing.invoicing.engine.toss import checkout_complete, method_subscription, method_update
 from billing.providers.base import ProviderError, ProviderUnavailable
 from billing.providers.models import EngineCheckout
 from kernel.money import format_amount
@@ -83,8 +85,87 @@ def toss_fail(request, checkout_id: str):
     )
 
 
+def _method_subscription(request):
+    """The signed-in customer's TossPayments subscription whose card is replaced (the plan's first)."""
+    from billing.memberships.selectors import membership_current
+    from billing.memberships.services import customer_for_user
+
+    customer = customer_for_user(user=request.user)
+    plan = membership_current(customer=customer)
+    prefer = plan.provider_subscription_id if plan is not None and plan.provider == "toss" else ""
+    return method_subscription(customer=customer.external_id, prefer=prefer)
+
+
+@login_required
+@require_GET
+def toss_method(request):
+    """`/toss/method/` ("Update payment method"): Toss's billing-auth window registers another card
+    for the same customerKey; its successUrl (`/toss/method/done/`) puts it on the subscription."""
+    from billing.providers.models import ProviderAccount
+    from billing.providers.registry import provider_for
+
+    sub = _method_subscription(request)
+    account = ProviderAccount.objects.filter(provider="toss", mode=sub.mode).first() if sub else None
+    if sub is None or account is None:
+        messages.error(request, "There is no TossPayments subscription to update.")
+        return redirect("plan")
+    return render(
+        request,
+        "toss/method.html",
+        {
+            "subscription": sub,
+            "client_key": provider_for(account).client_key,
+            "success_url": request.build_absolute_uri("/toss/method/done/"),
+            "fail_url": request.build_absolute_uri("/toss/method/fail/"),
+        },
+    )
+
+
+@login_required
+@require_GET
+def toss_method_done(request):
+    """Toss's successUrl (`?customerKey=…&authKey=…`): the new billing key replaces the old one (a
+    past-due period is charged again with it); back to the plan page with what happened."""
+    customer_key, auth_key = request.GET.get("customerKey", ""), request.GET.get("authKey", "")
+    sub = _method_subscription(request)
+    if sub is None or not customer_key or not auth_key or len(auth_key) > 300 or len(customer_key) > 300:
+        messages.error(request, "The card was not registered.")
+        return redirect("plan")
+    try:
+        outcome = method_update(subscription_id=sub.pk, customer_key=customer_key, auth_key=auth_key)
+    except ProviderUnavailable:
+        messages.error(request, "TossPayments did not answer. Try again in a minute.")
+        return redirect("plan")
+    except ProviderError as exc:
+        messages.error(request, exc.message)
+        return redirect("plan")
+    if outcome == "failed":
+        messages.error(request, "The new card was declined too; your plan stays past due.")
+    elif outcome == "paid":
+        messages.success(request, "Card updated; the overdue payment went through.")
+    else:
+        messages.success(request, "Card updated.")
+    return redirect("plan")
+
+
+@login_required
+@require_GET
+def toss_method_fail(request):
+    """Toss's failUrl: the window was closed or the card refused; the saved card stays."""
+    code = request.GET.get("code", "")[:64]
+    if code == "PAY_PROCESS_CANCELED":
+        messages.info(request, "Nothing changed: your saved card stays.")
+    else:
+        message = request.GET.get("message", "")[:300] or "The card was not registered."
+        messages.error(request, f"{message} Your saved card stays.")
+    return redirect("plan")
+
+
 # included by monetize/urls_tenant.py under `toss/`
 urlpatterns = [
+    path("method/", toss_method, name="toss-method"),
+    path("method/done/", toss_method_done, name="toss-method-done"),
+    path("method/fail/", toss_method_fail, name="toss-method-fail"),
     path("checkout/<str:checkout_id>/", toss_checkout, name="toss-checkout"),
     path("success/<str:checkout_id>/", toss_success, name="toss-success"),
     path("fail/<str:checkout_id>/", toss_fail, name="toss-fail"),

@@ -12,7 +12,7 @@ from billing.memberships.models import Membership, MembershipStatus
 
 # providers whose customers can change their saved payment method from our page: the sandbox's own
 # page, or the provider's hosted portal (membership_portal_url)
-PAYMENT_METHOD_PROVIDERS = frozenset({"sandbox", "stripe", "polar", "lemonsqueezy"})
+PAYMENT_METHOD_PROVIDERS = frozenset({"sandbox", "stripe", "polar", "lemonsqueezy", "toss"})
 
 
 def membership_state(*, membership: Membership | None) -> dict:
@@ -39,6 +39,8 @@ def _payment_method_url(membership: Membership | None) -> str | None:
         return "/sandbox/payment-method/"
     if membership.provider == "stripe" and membership.provider_subscription_id.startswith("msub_"):
         return "/stripe/method/"  # our engine runs it: a setup session replaces the engine's card
+    if membership.provider == "toss":
+        return "/toss/method/"  # Toss's billing-auth window registers another card (a new billing key)
     return None
 
 

@@ -766,3 +766,65 @@ def test_cancel_at_period_end_charges_the_last_periods_usage(toss_shop, django_c
         )
         assert EngineSubscription.objects.get().status == "canceled"
     assert membership(fixture).status == "canceled"
+
+
+def test_a_past_due_customer_registers_another_card_and_the_overdue_period_is_paid(
+    toss_shop, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The plan page's "Update payment method" for a TossPayments plan: Toss's billing-auth window
+    registers another card for the same customerKey; the new billing key replaces the old one and
+    the overdue period is charged again with it at once."""
+    from accounts.roles import Role
+    from accounts.services import user_create
+    from billing.memberships.portal import membership_state
+    from billing.memberships.services import customer_for_user
+
+    fixture, fake = toss_shop
+    capture = django_capture_on_commit_callbacks
+    with tenant_context(fixture.tenant):
+        user = user_create(email="kim@alpha.test", password=None, role=Role.CUSTOMER)
+        external_id = customer_for_user(user=user).external_id
+    body = {"customer": external_id, "price": "team-krw", "provider": "toss",
+            "success_url": "https://app.test/ok", "cancel_url": "https://app.test/no"}  # fmt: skip
+    checkout_id = fixture.api().post("/api/v1/checkouts", body, content_type="application/json").json()["id"]
+    assert come_back(fixture, checkout_id, capture).status_code == 302
+    process_all(fixture)
+    with tenant_context(fixture.tenant):
+        sub = EngineSubscription.objects.get(customer=external_id)
+        old_key = sub.billing_key
+    fake.decline = True
+    failed_at = sub.period_end + dt.timedelta(hours=1)
+    assert run_job(fixture, capture, failed_at) == 1
+    fake.decline = False
+    # a day later (the engine's clock for Toss is real time)
+    from django.utils import timezone
+
+    monkeypatch.setattr(timezone, "now", lambda: failed_at + dt.timedelta(days=1))
+    with tenant_context(fixture.tenant):
+        plan = Membership.objects.get(customer__external_id=external_id)
+        assert plan.status == "past_due"
+        assert membership_state(membership=plan)["payment_method_url"] == "/toss/method/"
+    client = fixture.client()
+    client.force_login(user)
+    page = client.get("/toss/method/")
+    assert page.status_code == 200 and sub.customer_key in page.content.decode()
+    # another customer's authorization is refused and changes nothing
+    refused = client.get(
+        "/toss/method/done/", {"customerKey": "someone-else", "authKey": "auth_x"}, follow=True
+    )
+    assert "another customer" in refused.content.decode()
+    with tenant_context(fixture.tenant):
+        sub.refresh_from_db()
+        assert sub.billing_key == old_key and sub.status == "past_due"
+    with capture(execute=True):
+        done = client.get("/toss/method/done/", {"customerKey": sub.customer_key, "authKey": "auth_2"})
+    assert done.status_code == 302 and done["Location"].endswith("/account/plan/")
+    process_all(fixture)
+    assert "overdue payment went through" in client.get("/account/plan/").content.decode()
+    with tenant_context(fixture.tenant):
+        sub.refresh_from_db()
+        assert sub.billing_key != old_key and sub.status == "active" and sub.failed_attempts == 0
+        assert Membership.objects.get(pk=plan.pk).status == "active"
+    # the window closed: nothing changes, the page says so
+    closed = client.get("/toss/method/fail/", {"code": "PAY_PROCESS_CANCELED", "message": "x"}, follow=True)
+    assert "your saved card stays" in closed.content.decode()

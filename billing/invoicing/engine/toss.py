@@ -18,6 +18,7 @@ from billing.invoicing.engine.changes import (
     charge_owner,
     subscription_cancel,
     subscription_change,
+    subscription_method_update,
     subscription_pause,
     subscription_uncancel,
 )
@@ -28,11 +29,11 @@ from billing.invoicing.engine.core import (
 )
 from billing.invoicing.engine.start import subscription_first_charge, subscription_start
 from billing.providers.base import CheckoutRequest, CheckoutSession, ProviderError
-from billing.providers.models import EngineCheckout, TossCustomer
+from billing.providers.models import EngineCheckout, EngineStatus, EngineSubscription, TossCustomer
 from billing.providers.toss import TossCardDeclined, customer_key_generate
 
-__all__ = ["charge_owner", "checkout_create", "checkout_complete", "subscription_cancel",
-           "subscription_change", "subscription_pause", "subscription_uncancel"]  # fmt: skip
+__all__ = ["charge_owner", "checkout_create", "checkout_complete", "method_subscription", "method_update",
+           "subscription_cancel", "subscription_change", "subscription_pause", "subscription_uncancel"]  # fmt: skip
 
 
 def checkout_create(request: CheckoutRequest, *, mode: str) -> CheckoutSession:
@@ -105,3 +106,46 @@ def checkout_complete(
     except TossCardDeclined as exc:
         raise TossCardDeclined(exc.message, details={"toss_code": checkout.error_code}) from None
     return checkout
+
+
+def method_subscription(*, customer: str, prefer: str = "") -> EngineSubscription | None:
+    """The customer's live TossPayments subscription whose card "update payment method" replaces:
+    `prefer` (the plan's subscription id) when it is live, else a past-due one, else the newest."""
+    from django.db.models import Case, IntegerField, Value, When
+
+    return (
+        EngineSubscription.objects.filter(provider="toss", customer=customer)
+        .exclude(status__in=[EngineStatus.CANCELED, EngineStatus.INCOMPLETE])
+        .order_by(
+            Case(
+                When(pk=prefer or None, then=Value(0)),
+                When(status=EngineStatus.PAST_DUE, then=Value(1)),
+                default=Value(2),
+                output_field=IntegerField(),
+            ),
+            "-created_at",
+        )
+        .first()
+    )
+
+
+def method_update(*, subscription_id: str, customer_key: str, auth_key: str) -> str:
+    """Toss's billing-auth window came back (successUrl: `customerKey`, `authKey`) from "update
+    payment method": issue the new billing key and put it on the subscription; a past-due one is
+    charged again at once (engine.changes.subscription_method_update). Returns its outcome:
+    "updated", "paid", "failed" or "unavailable"."""
+    sub = EngineSubscription.objects.filter(pk=subscription_id, provider="toss").first()
+    if sub is None:
+        raise EngineCheckoutNotFound("No such TossPayments subscription.")
+    if not hmac.compare_digest(sub.customer_key, customer_key):
+        raise EngineCheckoutMismatch("This authorization belongs to another customer.")
+    billing = _adapter("toss", sub.mode).issue_billing_key(auth_key=auth_key, customer_key=sub.customer_key)
+    billing_key = billing.get("billingKey")
+    if not isinstance(billing_key, str) or not billing_key:
+        raise ProviderError("TossPayments issued no billing key.", code="toss_no_billing_key")
+    card = billing.get("card") if isinstance(billing.get("card"), dict) else {}
+    return subscription_method_update(
+        subscription_id=sub.pk, method=billing_key,
+        card_company=str(billing.get("cardCompany") or card.get("issuerCode") or ""),
+        card_number=str(billing.get("cardNumber") or card.get("number") or ""),
+    )  # fmt: skip
