@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from django.db.models import Prefetch, QuerySet, Sum
+from django.db import connection
+from django.db.models import Prefetch, QuerySet
 
 from billing.ledger.creators.exceptions import CreatorNotFound, CreatorTierNotFound
 from billing.ledger.creators.models import Creator, CreatorTotal, Payout, PayoutState
-from billing.ledger.models import AccountBalance
+from billing.ledger.models import AccountBalance, LedgerAccount
 from billing.tiers.models import Price, Tier, TierFeature
 
 PAYOUT_SOURCE = "payout"  # what payouts (issue 12 item 6) will post from the available account
@@ -90,22 +91,25 @@ def creator_balance(*, creator: Creator) -> dict[str, dict[str, int]]:
     result: dict[str, dict[str, int]] = defaultdict(
         lambda: {"pending": 0, "available": 0, "paid_out": 0, "lifetime": 0}
     )
-    for code, currency, balance in AccountBalance.objects.filter(
-        account__code__in=[pending, available]
-    ).values_list("account__code", "currency", "balance"):
-        result[currency]["pending" if code == pending else "available"] = -balance  # liabilities: credit
-    # the payouts' own rows (a few per creator), not the available account's entries (one per release)
-    for currency, total in (
-        Payout.objects.filter(creator=creator)
-        .exclude(status=PayoutState.FAILED)
-        .values_list("currency")
-        .annotate(total=Sum("amount"))
-    ):
-        result[currency]["paid_out"] = total
-    for currency, earned, reversed_ in CreatorTotal.objects.filter(creator=creator).values_list(
-        "currency", "earned", "reversed"
-    ):
-        result[currency]["lifetime"] = earned - reversed_
+    # one round trip: the two running-balance rows, the payouts' own rows (a few per creator, not the
+    # available account's entries), the running totals row
+    sql = f"""
+        SELECT a.code, b.currency, b.balance FROM {AccountBalance._meta.db_table} b
+        JOIN {LedgerAccount._meta.db_table} a ON a.id = b.account_id WHERE a.code IN (%s, %s)
+        UNION ALL
+        SELECT 'paid_out', currency, SUM(amount) FROM {Payout._meta.db_table}
+        WHERE creator_id = %s AND status <> %s GROUP BY currency
+        UNION ALL
+        SELECT 'lifetime', currency, earned - reversed FROM {CreatorTotal._meta.db_table} WHERE creator_id = %s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pending, available, creator.pk, PayoutState.FAILED, creator.pk])
+        rows = cursor.fetchall()
+    for code, currency, amount in rows:
+        if code in (pending, available):  # liabilities: credit balances
+            result[currency]["pending" if code == pending else "available"] = -int(amount)
+        else:
+            result[currency][code] = int(amount)
     return {currency: result[currency] for currency in sorted(result)}
 
 
