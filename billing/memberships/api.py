@@ -1,12 +1,12 @@
 """Customers API: `/api/v1/customers` (upsert, list) and `/api/v1/customers/{external_id}`."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.idempotency import idempotent
-from billing.memberships.models import EXTERNAL_ID_PATTERN, Checkout, Customer, Membership
+from billing.memberships.models import ENTITLED_STATUSES, EXTERNAL_ID_PATTERN, Checkout, Customer, Membership
 from billing.memberships.selectors import (
     customer_get,
     customer_list,
@@ -236,20 +236,34 @@ class CheckoutCreateView(APIView):
 class MembershipOutput(serializers.ModelSerializer):
     tier = serializers.CharField(source="tier.code")
     price = serializers.CharField(source="price.code", allow_null=True, default=None)
+    creator = serializers.CharField(
+        source="creator.handle", allow_null=True, default=None,
+        help_text="The creator whose channel tier this is; null: the platform's plan.",
+    )  # fmt: skip
 
     class Meta:
         model = Membership
         fields = [
-            "id", "tier", "price", "status", "provider", "provider_subscription_id", "quantity", "started_at",
+            "id", "tier", "price", "creator", "status", "provider", "provider_subscription_id", "quantity", "started_at",
             "current_period_start", "current_period_end", "cancel_at_period_end", "ended_at",
         ]  # fmt: skip
 
 
 class CustomerMembershipView(APIView):
-    """The customer's live membership (or the latest ended one), with the tier it grants now."""
+    """The customer's live plan membership (or the latest ended one), with the tier it grants now;
+    with `?creator=<handle>`, their membership of that creator's channel instead (a customer holds
+    one live membership per owner: the plan, and one per creator they support)."""
 
     @extend_schema(
         operation_id="memberships_current",
+        parameters=[
+            OpenApiParameter(
+                "creator",
+                str,
+                required=False,
+                description="A creator's handle: the customer's membership of that creator's channel tiers.",
+            )  # fmt: skip
+        ],
         responses=inline_serializer(
             "CurrentMembership",
             {
@@ -262,8 +276,16 @@ class CustomerMembershipView(APIView):
     )
     def get(self, request, external_id: str):
         customer = customer_get(external_id=external_id)
-        membership = membership_current(customer=customer)
-        tier = customer_tier(customer=customer)
+        handle = request.query_params.get("creator")
+        if handle is not None:
+            if not handle or len(handle) > 40 or "\x00" in handle:
+                raise serializers.ValidationError({"creator": ["Give a creator's handle."]})
+            membership = membership_current(customer=customer, creator_handle=handle)
+            entitled = membership is not None and membership.status in ENTITLED_STATUSES
+            tier = membership.tier if entitled else None
+        else:
+            membership = membership_current(customer=customer)
+            tier = customer_tier(customer=customer)
         return Response(
             {
                 "membership": MembershipOutput(membership).data if membership else None,

@@ -114,20 +114,22 @@ def customer_tier(*, customer: Customer) -> Tier | None:
     return Tier.objects.filter(is_default=True).first()
 
 
-def membership_current(*, customer: Customer) -> Membership | None:
+def membership_current(*, customer: Customer, creator_handle: str | None = None) -> Membership | None:
     """The customer's live plan membership (at most one), else the most recent plan membership;
-    a creator's channel memberships are not the plan (creators.selectors.fan_memberships reads them)."""
+    with `creator_handle`, the same for that creator's channel tiers instead (a customer holds one
+    live membership per owner)."""
     from billing.memberships.models import LIVE_STATUSES
 
+    owner = {"creator__isnull": True} if creator_handle is None else {"creator__handle": creator_handle}
     live = (
-        Membership.objects.filter(customer=customer, status__in=LIVE_STATUSES, creator__isnull=True)
-        .select_related("tier", "price")
+        Membership.objects.filter(customer=customer, status__in=LIVE_STATUSES, **owner)
+        .select_related("tier", "price", "creator")
         .first()
     )
     return (
         live
-        or Membership.objects.filter(customer=customer, creator__isnull=True)
-        .select_related("tier", "price")
+        or Membership.objects.filter(customer=customer, **owner)
+        .select_related("tier", "price", "creator")
         .order_by("-id")
         .first()
     )

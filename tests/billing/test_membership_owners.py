@@ -196,3 +196,21 @@ def test_the_sandbox_portal_updates_the_plans_card_not_a_newer_channels(
         )
         assert payment_method_subscription(customer="fan1").pk == channel  # the newest
         assert payment_method_subscription(customer="fan1", prefer=plan).pk == plan
+
+
+def test_the_api_reads_the_plan_or_one_creators_membership(shop, django_capture_on_commit_callbacks):
+    make_customer(shop, "fan1")
+    join(shop, django_capture_on_commit_callbacks, "fan1", "team")
+    join(shop, django_capture_on_commit_callbacks, "fan1", "ann-gold")
+    plan = shop.api().get("/api/v1/customers/fan1/membership").json()
+    assert (plan["tier"], plan["membership"]["tier"], plan["membership"]["creator"]) == ("team", "team", None)
+    ann = shop.api().get("/api/v1/customers/fan1/membership", {"creator": "ann"}).json()
+    assert (ann["tier"], ann["membership"]["tier"], ann["membership"]["creator"]) == (
+        "ann-gold",
+        "ann-gold",
+        "ann",
+    )
+    bob = shop.api().get("/api/v1/customers/fan1/membership", {"creator": "bob"}).json()
+    assert bob == {"membership": None, "tier": None}  # a member of bob's channel never
+    bad = shop.api().get("/api/v1/customers/fan1/membership", {"creator": ""})
+    assert bad.status_code == 400 and bad.json()["error"]["code"]
