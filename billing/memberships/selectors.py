@@ -26,6 +26,12 @@ def customer_get(*, external_id: str) -> Customer:
     return customer
 
 
+def customer_of_user(*, user) -> Customer | None:
+    """The customer record of a person who signed up on the tenant's site, if they have one (read
+    only: a page a staff member merely looks at must not make them a customer)."""
+    return Customer.objects.filter(external_id=f"user_{user.pk}").first()
+
+
 def customer_get_for_update(*, external_id: str) -> Customer:
     """Lock the customer row for the rest of the caller's transaction."""
     customer = Customer.objects.select_for_update().filter(external_id=external_id).first()

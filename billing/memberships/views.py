@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing.memberships.models import ENTITLED_STATUSES
 from billing.memberships.portal import membership_fingerprint, membership_state
-from billing.memberships.selectors import membership_current
+from billing.memberships.selectors import customer_of_user, membership_current
 from billing.memberships.services import (
     MAX_SEATS,
     checkout_create,
@@ -164,7 +164,8 @@ def _current_membership(request):
     """The signed-in customer's membership that a plan change (not a second checkout) applies to."""
     if not request.user.is_authenticated:
         return None
-    membership = membership_current(customer=customer_for_user(user=request.user))
+    customer = customer_of_user(user=request.user)  # reading the prices never makes a customer
+    membership = membership_current(customer=customer) if customer is not None else None
     return membership if membership is not None and membership.status in ENTITLED_STATUSES else None
 
 

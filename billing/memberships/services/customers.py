@@ -96,6 +96,13 @@ def customer_patch(*, external_id: str, **changes) -> Customer:
 
 
 def customer_for_user(*, user) -> Customer:
-    """The customer record of a person who signed up on the tenant's site (created at sign-up)."""
+    """The customer record of a person who signed up on the tenant's site (created at sign-up, else
+    the first time they need one). An existing record is returned as it is: the pages that call
+    this on every visit must not write (the integrator may have set another billing email)."""
+    from billing.memberships.selectors import customer_of_user
+
+    customer = customer_of_user(user=user)
+    if customer is not None:
+        return customer
     customer, _ = customer_upsert(external_id=f"user_{user.pk}", email=user.email, user=user)
     return customer
