@@ -35,7 +35,8 @@ from billing.invoicing.models import (
     InvoiceStatus,
     LineKind,
 )
-from billing.invoicing.services import customer_details, invoice_payload, invoice_payment_link
+from billing.invoicing.payments import invoice_payment_link
+from billing.invoicing.services import customer_details, invoice_payload
 from billing.invoicing.signals import invoice_marked_uncollectible, invoice_voided, invoices_finalized
 from billing.memberships.exceptions import CustomerUnmatched, PaymentCustomerUnknown
 from billing.memberships.models import Customer, Membership, Payment, PaymentKind

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from billing.invoicing.credit_notes import credit_note_from_refund
 from billing.invoicing.mirror import invoice_mirror
-from billing.invoicing.services import invoice_payment_link
+from billing.invoicing.payments import invoice_payment_link
 
 
 def on_payment_recorded(sender, *, payment, charge=None, **kwargs) -> None:

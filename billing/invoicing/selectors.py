@@ -110,7 +110,7 @@ def charge_tax_share(*, provider: str, invoice_ref: str, amount: int) -> int:
     """The part of a charge of `amount` that is tax: its invoice's tax in proportion to what the
     charge paid of the invoice's total (rounded half up, never more than the charge). 0 when the
     charge names no invoice, the invoice is not here (yet), or it has no tax."""
-    from billing.invoicing.services import _invoice_of_ref
+    from billing.invoicing.payments import _invoice_of_ref
 
     if not invoice_ref or amount <= 0:
         return 0

@@ -8,12 +8,12 @@ import pytest
 
 from billing.events.models import OutboundEvent
 from billing.invoicing.models import InvoicePayment, InvoiceStatus
+from billing.invoicing.payments import invoice_payment_link
 from billing.invoicing.services import (
     LineDraft,
     engine_invoice_ref,
     invoice_draft_create,
     invoice_finalize,
-    invoice_payment_link,
 )
 from billing.memberships.models import Payment
 from billing.memberships.services import customer_upsert, payment_record
