@@ -9,7 +9,7 @@ from billing.invoicing.engine.changes import (
     subscription_pause,
     subscription_uncancel,
 )
-from billing.invoicing.engine.core import charges_due_run
+from billing.invoicing.engine.charging import charges_due_run
 
 __all__ = [
     "charge_owner",

@@ -9,17 +9,16 @@ from django.db import transaction
 from django.db.models import Q
 
 from billing.invoicing.close import proration_invoice
+from billing.invoicing.engine.charging import _claim, _settle
 from billing.invoicing.engine.core import (
     EngineSubscriptionInvalid,
     _adapter,
     _bill,
     _check_terms,
-    _claim,
     _emit,
     _esub,
     _invoice_ref,
     _order_id,
-    _settle,
     _subscription_data,
     engine_now,
 )

@@ -25,11 +25,11 @@ from billing.invoicing.engine.changes import (
     subscription_pause,
     subscription_uncancel,
 )
+from billing.invoicing.engine.charging import charges_due_run
 from billing.invoicing.engine.core import (
     EngineCheckoutNotFound,
     _adapter,
     _sandbox_fee,
-    charges_due_run,
     deliver_on_commit,
     engine_now,
 )

@@ -6,13 +6,13 @@ from __future__ import annotations
 import datetime as dt
 
 from billing.invoicing.close import first_invoice
+from billing.invoicing.engine.charging import _settle
 from billing.invoicing.engine.core import (
     _adapter,
     _bill,
     _emit,
     _esub,
     _order_id,
-    _settle,
     _step,
     _subscription_data,
     _subscription_id,
