@@ -130,6 +130,38 @@ class AccountBalance(models.Model):
         return f"{self.account_id} {self.balance} {self.currency}"
 
 
+class DailyTotal(models.Model):
+    """What one UTC day's postings from one source (`payment`, `invoice`, …) moved on one account in
+    one currency: `debits`, the sum of those entries' positive amounts, and `credits`, the sum of
+    their negative ones (<= 0). Written with the entries in the transaction of each posting, under
+    the account balance's row lock (services._write_entries), so it always equals those sums; a
+    report over days reads a row per account and day instead of every entry."""
+
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="+", db_index=False)
+    currency = models.CharField(max_length=3)
+    source = models.CharField(max_length=40)
+    day = models.DateField()
+    debits = models.BigIntegerField(default=0)
+    credits = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["day", "source", "account_id", "currency"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "day", "account", "currency"], name="ledger_daily_total_key"
+            ),
+            models.CheckConstraint(
+                condition=Q(currency__regex=r"^[a-z]{3}$"), name="ledger_daily_total_currency"
+            ),
+            models.CheckConstraint(
+                condition=Q(debits__gte=0, credits__lte=0), name="ledger_daily_total_signs"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.source} {self.account_id} +{self.debits} {self.credits} {self.currency}"
+
+
 class RecognitionSchedule(models.Model):
     """How one invoice line's share of the deferred revenue its invoice posted is recognized: `amount`
     (less what credit notes took back unrecognized) from `basis_start` to `period_end`, straight-line

@@ -8,7 +8,7 @@ from collections import defaultdict
 from django.db.models import Q, QuerySet, Sum
 
 from billing.ledger.exceptions import TransactionNotFound
-from billing.ledger.models import AccountBalance, JournalEntry, JournalTransaction, LedgerAccount
+from billing.ledger.models import AccountBalance, DailyTotal, JournalEntry, JournalTransaction, LedgerAccount
 
 
 def ledger_balance(*, account: LedgerAccount | str, currency: str, at: dt.datetime | None = None) -> int:
@@ -49,6 +49,24 @@ def ledger_balances(*, at: dt.datetime | None = None) -> dict[int, dict[str, int
         for account_id, currency, total in later:
             balances[account_id][currency] -= total
     return balances
+
+
+def ledger_daily_debits(
+    *, source: str, start: dt.date, end: dt.date, codes: tuple[str, ...] = (), prefixes: tuple[str, ...] = ()
+) -> list[tuple[str, str, dt.date, int]]:
+    """(account code, currency, UTC day, debits) for each day from `start` to `end` (both included)
+    on which postings from `source` debited an account named in `codes` or starting with one of
+    `prefixes`: the sum of those entries' positive amounts, read from the daily totals (a row per
+    account and day, however many entries)."""
+    accounts = Q(account__code__in=codes)
+    for prefix in prefixes:
+        accounts |= Q(account__code__startswith=prefix)
+    return list(
+        DailyTotal.objects.filter(accounts, source=source, day__gte=start, day__lte=end, debits__gt=0)
+        .values_list("account__code", "currency", "day")
+        .annotate(total=Sum("debits"))
+        .order_by()
+    )
 
 
 def ledger_account_list() -> QuerySet[LedgerAccount]:

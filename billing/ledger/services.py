@@ -4,7 +4,8 @@ Every posting validates before it touches the database (PostingInvalid), then, i
 transaction: inserts the transaction (its unique (source, source_id) makes a replay, even a
 concurrent one, return the first), adds its deltas to the accounts' running balances in one
 statement that locks the balance rows in (account id, currency) order -- so postings touching the
-same accounts queue instead of deadlocking -- and writes the entries with the balance after each.
+same accounts queue instead of deadlocking -- adds them to the accounts' daily totals per source
+(DailyTotal, under the same locks), and writes the entries with the balance after each.
 The database checks at commit that the entries sum to zero per currency.
 """
 
@@ -116,6 +117,7 @@ def _write_entries(postings: list[tuple[JournalTransaction, list[tuple[str, str,
             (account_id, currency): balance - deltas[(account_id, currency)]
             for account_id, currency, balance in cursor.fetchall()
         }
+    _add_daily_totals(postings, accounts)
     rows = []
     for txn, entries in postings:
         for code, currency, amount in entries:
@@ -128,6 +130,30 @@ def _write_entries(postings: list[tuple[JournalTransaction, list[tuple[str, str,
                 )
             )  # fmt: skip
     JournalEntry.objects.bulk_create(rows, batch_size=2000)
+
+
+def _add_daily_totals(
+    postings: list[tuple[JournalTransaction, list[tuple[str, str, int]]]], accounts: dict[str, LedgerAccount]
+) -> None:
+    """Add the entries to their (source, UTC day, account, currency) totals, one statement. Only a
+    posting that holds the balance row of (account, currency) -- locked just before, until commit --
+    writes that account's totals, so these rows add no lock wait and no deadlock of their own."""
+    sums: dict[tuple[str, dt.date, int, str], list[int]] = defaultdict(lambda: [0, 0])
+    for txn, entries in postings:
+        day = txn.occurred_at.astimezone(dt.UTC).date()
+        for code, currency, amount in entries:
+            sums[(txn.source, day, accounts[code].pk, currency)][0 if amount > 0 else 1] += amount
+    keys = sorted(sums)
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(keys))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO ledger_dailytotal (source, day, account_id, currency, debits, credits) VALUES "
+            + values
+            + " ON CONFLICT (source, day, account_id, currency) DO UPDATE SET"
+            " debits = ledger_dailytotal.debits + EXCLUDED.debits,"
+            " credits = ledger_dailytotal.credits + EXCLUDED.credits",
+            [p for key in keys for p in (*key, *sums[key])],
+        )
 
 
 def _row(posting: Posting, reverses: JournalTransaction | None = None) -> JournalTransaction:

@@ -1,7 +1,7 @@
 """The double-entry ledger (issue 12 item 1): postings validated before the database, balanced
 transactions enforced by the database at commit, append-only journal, idempotent (source,
 source_id) also under concurrency, reversals, running balances that equal the sum of their
-entries (now and at a past date)."""
+entries (now and at a past date), daily totals per source that equal the sums of their entries."""
 
 import datetime as dt
 from dataclasses import replace
@@ -18,12 +18,13 @@ from billing.ledger.chart import account_kind
 from billing.ledger.exceptions import PostingInvalid
 from billing.ledger.models import (
     AccountBalance,
+    DailyTotal,
     JournalEntry,
     JournalTransaction,
     LedgerAccount,
     RecognitionSchedule,
 )
-from billing.ledger.selectors import ledger_balance, ledger_balances
+from billing.ledger.selectors import ledger_balance, ledger_balances, ledger_daily_debits
 from billing.ledger.services import Posting, ledger_post, ledger_post_many, ledger_reverse
 from tests.helpers import committed, run_parallel
 
@@ -38,6 +39,27 @@ def post(source_id, entries, *, source="test", at=T0, **kwargs):
 
 def invoice_like(source_id, amount, *, currency="usd", at=T0):
     return post(source_id, [("receivable", currency, amount), ("deferred_revenue", currency, -amount)], at=at)
+
+
+def daily_sums():
+    """((source, UTC day, account code, currency): (debits, credits)) from the entries themselves,
+    and from the daily totals the writer keeps."""
+    from collections import defaultdict
+
+    sums = defaultdict(lambda: [0, 0])
+    for entry in JournalEntry.objects.select_related("transaction", "account"):
+        key = (
+            entry.transaction.source,
+            entry.occurred_at.astimezone(dt.UTC).date(),
+            entry.account.code,
+            entry.currency,
+        )
+        sums[key][0 if entry.amount > 0 else 1] += entry.amount
+    kept = {
+        (row.source, row.day, row.account.code, row.currency): (row.debits, row.credits)
+        for row in DailyTotal.objects.select_related("account")
+    }
+    return {key: tuple(value) for key, value in sums.items()}, kept
 
 
 def check_deferred_constraints():
@@ -249,6 +271,45 @@ def test_a_reversal_posts_the_negation_once(in_alpha):
     check_deferred_constraints()
 
 
+def test_postings_add_to_the_daily_totals_of_their_source_and_utc_day(in_alpha):
+    evening_in_new_york = dt.datetime(2026, 1, 1, 20, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    first = post("pay-1", [("cash:stripe", "usd", 1000), ("receivable", "usd", -1000)], source="payment")
+    post("pay-2", [("cash:stripe", "usd", 250), ("receivable", "usd", -250)], source="payment")
+    post(
+        "pay-3",
+        [("cash:stripe", "usd", 40), ("receivable", "usd", -40)],
+        source="payment",
+        at=evening_in_new_york,
+    )
+    post("inv-1", [("receivable", "usd", 700), ("deferred_revenue", "usd", -700)], source="invoice")
+    ledger_post_many(
+        [
+            Posting(source="payment", source_id=f"bulk-{i}", occurred_at=T0, description="",
+                    entries=[("cash:stripe", "eur", 10 * i), ("receivable", "eur", -10 * i)])
+            for i in (1, 2)
+        ]
+    )  # fmt: skip
+    ledger_reverse(txn=first, reason="test", occurred_at=T0 + dt.timedelta(days=3))
+
+    entries, kept = daily_sums()
+    assert kept == entries
+    jan1, jan2, jan4 = dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 4)
+    assert kept[("payment", jan1, "cash:stripe", "usd")] == (1250, 0)
+    assert kept[("payment", jan2, "cash:stripe", "usd")] == (40, 0)  # 01:30 UTC the next day
+    assert kept[("payment", jan1, "cash:stripe", "eur")] == (30, 0)
+    assert kept[("reversal", jan4, "cash:stripe", "usd")] == (0, -1000)
+    assert kept[("invoice", jan1, "receivable", "usd")] == (700, 0)
+    assert sorted(ledger_daily_debits(source="payment", start=jan1, end=jan1, prefixes=("cash:",))) == [
+        ("cash:stripe", "eur", jan1, 30),
+        ("cash:stripe", "usd", jan1, 1250),
+    ]
+    assert ledger_daily_debits(source="payment", start=jan2, end=jan4, codes=("receivable",)) == []
+    assert ledger_daily_debits(source="payment", start=jan2, end=jan4, codes=("cash:stripe",)) == [
+        ("cash:stripe", "usd", jan2, 40)
+    ]
+    check_deferred_constraints()
+
+
 # --- concurrency -------------------------------------------------------------------------------------------
 
 
@@ -286,11 +347,12 @@ def test_concurrent_postings_keep_the_running_balance_equal_to_the_sum_of_entrie
                 .balance_after
                 for key in sums
             }
-            return sums, balances, shared, last, JournalTransaction.objects.count()
+            return sums, balances, shared, last, JournalTransaction.objects.count(), daily_sums()
 
-    sums, balances, shared, last, count = committed(totals)
+    sums, balances, shared, last, count, (daily_entries, daily_kept) = committed(totals)
     assert shared == 1 and count == 31
     assert sums == balances == last
+    assert daily_kept == daily_entries
     assert balances[("cash:stripe", "usd")] == 5 * sum(100 + i for i in range(6))
     assert balances[("deferred_revenue", "usd")] == -7
 
@@ -372,6 +434,8 @@ def test_property_every_transaction_balances_and_balances_are_the_sum_of_their_e
             before = entries.filter(occurred_at__lte=at).aggregate(total=Sum("amount"))["total"] or 0
             assert ledger_balance(account=balance.account, currency=balance.currency, at=at) == before
             assert at_balances[balance.account_id][balance.currency] == before
+        entries, kept = daily_sums()
+        assert kept == entries
         transaction.set_rollback(True)
 
 
@@ -717,8 +781,8 @@ def test_the_backfill_posts_what_the_ledger_missed_once(alpha):
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(
-                "TRUNCATE ledger_journalentry, ledger_accountbalance, ledger_journaltransaction, ledger_ledgeraccount,"
-                " ledger_recognitionrun, ledger_recognitionschedule"
+                "TRUNCATE ledger_journalentry, ledger_accountbalance, ledger_dailytotal, ledger_journaltransaction,"
+                " ledger_ledgeraccount, ledger_recognitionrun, ledger_recognitionschedule"
             )
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
@@ -741,6 +805,8 @@ def test_the_backfill_posts_what_the_ledger_missed_once(alpha):
         assert RecognitionSchedule.objects.filter(invoice=paid).count() == 1
         assert ledger_balance(account="cash:sandbox", currency="usd") == 4900
         assert ledger_balance(account="receivable", currency="usd") == 0
+        entries, kept = daily_sums()
+        assert kept == entries
         check_deferred_constraints()
     with pytest.raises(CommandError):
         call_command("ledger_backfill", tenant="nope")
