@@ -28,26 +28,39 @@ NEW_FROM = ("trialing", "active", "past_due")
 CHURNED_TO = ("canceled", "expired")
 CHURNED_FROM = ("trialing", "active", "past_due", "paused")
 
+# The window walks the history alone (status and quantity, no join, no numbers); the changes are
+# then counted per membership's price, day and move, and each group priced once: a group's MRR
+# change is its count x (MRR after - MRR before), the same numeric value as adding each row's.
 _SQL = """
-WITH base AS (
-    SELECT h.id, h.membership_id, h.at, h.status, p.currency,
-           CASE WHEN h.status IN ('active', 'past_due') AND p.meter = ''
-                     AND p.interval IN ('month', 'year') AND p.model IN ('flat', 'per_seat')
-                THEN COALESCE(p.unit_amount_decimal, p.unit_amount) * h.quantity
-                     / CASE p.interval WHEN 'year' THEN 12 ELSE 1 END
-                ELSE 0 END AS mrr
-      FROM memberships_membershiphistory h
-      JOIN memberships_membership m ON m.id = h.membership_id
-      LEFT JOIN tiers_price p ON p.id = m.price_id
-     WHERE h.at < %(until)s
-), changes AS (
-    SELECT GREATEST((at AT TIME ZONE 'UTC')::date, %(start)s::date) AS day, at, status, currency, mrr,
-           LAG(status) OVER w AS prev_status, COALESCE(LAG(mrr) OVER w, 0) AS prev_mrr
-      FROM base
+WITH history AS (
+    SELECT membership_id, at, status, quantity,
+           LAG(status) OVER w AS prev_status, LAG(quantity) OVER w AS prev_quantity
+      FROM memberships_membershiphistory
+     WHERE at < %(until)s
     WINDOW w AS (PARTITION BY membership_id ORDER BY at, id)
+), moves AS (
+    SELECT m.price_id, GREATEST((h.at AT TIME ZONE 'UTC')::date, %(start)s::date) AS day, h.status,
+           h.prev_status, h.quantity, h.prev_quantity, h.at >= %(since)s AS in_range, COUNT(*) AS n
+      FROM history h
+      JOIN memberships_membership m ON m.id = h.membership_id
+     GROUP BY 1, 2, 3, 4, 5, 6, 7
+), priced AS (
+    SELECT mv.day, mv.status, mv.prev_status, mv.in_range, mv.n, p.currency,
+           CASE WHEN mv.status IN ('active', 'past_due') AND p.meter = ''
+                     AND p.interval IN ('month', 'year') AND p.model IN ('flat', 'per_seat')
+                THEN COALESCE(p.unit_amount_decimal, p.unit_amount) * mv.quantity
+                     / CASE p.interval WHEN 'year' THEN 12 ELSE 1 END
+                ELSE 0 END AS mrr,
+           CASE WHEN mv.prev_status IN ('active', 'past_due') AND p.meter = ''
+                     AND p.interval IN ('month', 'year') AND p.model IN ('flat', 'per_seat')
+                THEN COALESCE(p.unit_amount_decimal, p.unit_amount) * mv.prev_quantity
+                     / CASE p.interval WHEN 'year' THEN 12 ELSE 1 END
+                ELSE 0 END AS prev_mrr
+      FROM moves mv
+      LEFT JOIN tiers_price p ON p.id = mv.price_id
 )
-SELECT day, currency, status, prev_status, at >= %(since)s, SUM(mrr - prev_mrr), COUNT(*)
-  FROM changes
+SELECT day, currency, status, prev_status, in_range, SUM((mrr - prev_mrr) * n), SUM(n)::bigint
+  FROM priced
  WHERE mrr <> prev_mrr OR status IS DISTINCT FROM prev_status
  GROUP BY 1, 2, 3, 4, 5
 """
