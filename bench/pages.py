@@ -1,13 +1,14 @@
 """Server time of the staff overview and customer pages on a big tenant, beside /healthz in the same run.
 
     .venv/bin/python bench/pages.py [--customers 10000] [--rollup-hours 240] [--requests 200] [--keep]
+    .venv/bin/python bench/pages.py --reuse bench-pages-<n>   # a tenant an earlier --keep run seeded
 
-A fresh tenant (dropped at the end unless --keep) gets, in bulk SQL (a few statements, no ORM loop):
+A fresh tenant (dropped at the end unless --keep; --reuse measures a kept one again, without seeding) gets, in bulk SQL (a few statements, no ORM loop):
   - N customers, 90% with a membership on a CI-catalog price (monthly/yearly, 1-4 seats; active,
     trialing, past due or canceled) and its history (1-3 rows);
   - four months of charges (one per paying membership and month), a refund per 50 and a lost
     dispute per 500 customers, recorded as payments and posted to the ledger (balanced, with
-    running balances), a failed charge and an open invoice with that failed attempt per past-due one;
+    running balances and daily totals), a failed charge and an open invoice with that failed attempt per past-due one;
   - usage: hourly rollups of one meter for every customer over `--rollup-hours` hours, whose counts
     add up to about 10 M events (the overview, like every page, reads rollups, never raw events);
   - meter sync states and reports (a few pending), daily sync runs; 50,000 provider events in the
@@ -16,7 +17,8 @@ Then gunicorn serves it (2 workers) and `/healthz`, the owner's overview (`/dash
 days, as served: figures kept up to 60 s; and 90 days recomputed on every request with `fresh=1`)
 the API's `/api/v1/reports/overview` (90 days), the customer list (`/customers/`: newest first, by MRR
 on page 40, by usage this month, a search with filters) and a customer's page are requested in turn; p50/p95/p99 of the
-server time (gunicorn's access log %(D)s) per path, and the selector's own time in-process.
+server time (gunicorn's access log %(D)s) per path, and in-process (no server): the overview's
+selector, and each page through Django's test client with the queries it makes (--in-process N).
 Target (issue 13): overview, customer list and customer page p95 <= 100 ms.
 """
 
@@ -132,6 +134,12 @@ SELECT l.currency, l.amount,
 
 INSERT INTO ledger_accountbalance (currency, balance, updated_at, account_id)
 SELECT currency, SUM(amount), now(), account_id FROM ledger_journalentry GROUP BY account_id, currency;
+
+INSERT INTO ledger_dailytotal (account_id, currency, source, day, debits, credits)
+SELECT e.account_id, e.currency, t.source, (e.occurred_at AT TIME ZONE 'UTC')::date,
+       COALESCE(SUM(e.amount) FILTER (WHERE e.amount > 0), 0), COALESCE(SUM(e.amount) FILTER (WHERE e.amount < 0), 0)
+  FROM ledger_journalentry e JOIN ledger_journaltransaction t ON t.id = e.transaction_id
+ GROUP BY 1, 2, 3, 4;
 """
 
 SEED_OPS = """
@@ -189,7 +197,7 @@ SELECT e.customer, CASE WHEN w.consecutive_failures > 0 AND i %% 100 = 0 THEN 'd
 """
 
 
-def seed(tenant, owner, n: int, hours: int) -> dict:
+def seed(tenant, n: int, hours: int) -> dict:
     from billing.invoicing.models import Invoice, InvoicePayment, InvoiceStatus
     from billing.memberships.models import Membership, Payment
     from billing.metering.models import Meter
@@ -222,38 +230,91 @@ def seed(tenant, owner, n: int, hours: int) -> dict:
                           "ledger_journalentry", "webhooks_inboxevent", "webhooks_delivery"):  # fmt: skip
                 cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 - our own table names
                 counts[table] = cursor.fetchone()[0]
-        # autovacuum is off on these machines: give the planner its statistics
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+    analyze(tenant)
+    return {"seconds": time.perf_counter() - started, "events": int(events), "rollups": rollups, **counts}
+
+
+def analyze(tenant) -> None:
+    """Autovacuum is off on these machines: give the planner its statistics."""
+    with tenant_context(tenant), connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def reused(slug: str):
+    """(tenant, owner, a new integrator key) of a tenant seeded by an earlier run with --keep."""
+    from accounts.models import User
+    from accounts.roles import Role
+    from accounts.services import api_key_create
+    from tenants.selectors import tenant_get_by_slug
+
+    tenant = tenant_get_by_slug(slug=slug)
+    if tenant is None:
+        raise SystemExit(f"no tenant {slug!r}: seed one with --keep first")
+    with tenant_context(tenant):
+        owner = User.objects.filter(role=Role.OWNER).order_by("pk").first()
+        _, key = api_key_create(name="bench pages")
+    return tenant, owner, key
+
+
+def session_of(tenant, owner) -> str:
+    with tenant_context(tenant):
         client = Client(HTTP_HOST=tenant.get_primary_domain().domain)
         client.force_login(owner)
-        session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    return {
-        "seconds": time.perf_counter() - started,
-        "events": int(events),
-        "rollups": rollups,
-        "session": session,
-        **counts,
-    }
+        return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def pages(key: str) -> list[tuple[str, str, str]]:
+    """(label, path, credentials: "" none, "session" the owner's login, else an integrator key)."""
+    today = dt.datetime.now(dt.UTC).date()
+    return [
+        ("/healthz (baseline)", "/healthz", ""),
+        ("overview 30 days, cached (<= 60 s)", "/dashboard/?range=30d", "session"),
+        ("overview 90 days, cached", "/dashboard/?range=90d", "session"),
+        ("overview 90 days, recomputed", "/dashboard/?range=90d&fresh=1", "session"),
+        ("API overview 90 days, cached", f"/api/v1/reports/overview?from={today - dt.timedelta(days=89)}&to={today}",
+         key),
+        ("customers, newest first", "/customers/", "session"),
+        ("customers by MRR, page 40", "/customers/?sort=-mrr&page=40", "session"),
+        ("customers by usage this month", "/customers/?sort=-usage", "session"),
+        ("customers: search + tier + status", "/customers/?q=cust-12&tier=team&status=active", "session"),
+        ("customer page", "/customers/cust-1234/", "session"),
+    ]  # fmt: skip
+
+
+def in_process(tenant, owner, key: str, requests: int) -> None:
+    """Each page through Django's test client in this process (no server, no network): p50/p95 of
+    the whole request and the queries it makes."""
+    from django.test.utils import CaptureQueriesContext
+
+    with tenant_context(tenant):
+        client = Client(HTTP_HOST=tenant.get_primary_domain().domain)
+        client.force_login(owner)
+    print(f"\nin-process (Django test client, {requests} requests each after 3 warm-up):")
+    for label, path, credentials in pages(key):
+        headers = {"Authorization": f"Bearer {key}"} if credentials not in ("", "session") else {}
+        for _ in range(3):
+            client.get(path, headers=headers)
+        samples = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = client.get(path, headers=headers)
+            samples.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise SystemExit(f"{path}: {response.status_code}")
+        with CaptureQueriesContext(connection) as queries:
+            client.get(path, headers=headers)
+        print(f"  {label:<36} p50 {percentile(samples, 50):7.2f} ms   p95 {percentile(samples, 95):7.2f} ms   "
+              f"{len(queries):3d} queries")  # fmt: skip
 
 
 def measure(base: str, host: str, key: str, session: str, requests: int) -> list[tuple[str, str]]:
     """Request each path in turn (10 warm-up rounds, then `requests` rounds); returns (label, path)."""
-    today = dt.datetime.now(dt.UTC).date()
-    cookie = {"Host": host, "Cookie": f"{settings.SESSION_COOKIE_NAME}={session}"}
-    paths = [
-        ("/healthz (baseline)", "/healthz", {"Host": host}),
-        ("overview 30 days, cached (<= 60 s)", "/dashboard/?range=30d", cookie),
-        ("overview 90 days, cached", "/dashboard/?range=90d", cookie),
-        ("overview 90 days, recomputed", "/dashboard/?range=90d&fresh=1", cookie),
-        ("API overview 90 days, cached", f"/api/v1/reports/overview?from={today - dt.timedelta(days=89)}&to={today}",
-         {"Host": host, "Authorization": f"Bearer {key}"}),
-        ("customers, newest first", "/customers/", cookie),
-        ("customers by MRR, page 40", "/customers/?sort=-mrr&page=40", cookie),
-        ("customers by usage this month", "/customers/?sort=-usage", cookie),
-        ("customers: search + tier + status", "/customers/?q=cust-12&tier=team&status=active", cookie),
-        ("customer page", "/customers/cust-1234/", cookie),
-    ]  # fmt: skip
+    headers = {
+        "": {"Host": host},
+        "session": {"Host": host, "Cookie": f"{settings.SESSION_COOKIE_NAME}={session}"},
+        key: {"Host": host, "Authorization": f"Bearer {key}"},
+    }
+    paths = [(label, path, headers[credentials]) for label, path, credentials in pages(key)]
     port = int(base.rsplit(":", 1)[1])
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     for _ in range(requests + 10):
@@ -279,31 +340,43 @@ def logged_ms(log: str) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--rollup-hours", type=int, default=240)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the seeded tenant (its slug is printed)")
+    parser.add_argument(
+        "--reuse", metavar="SLUG", help="measure a tenant seeded by an earlier --keep run (kept)"
+    )
+    parser.add_argument("--in-process", type=int, default=20, metavar="N",
+                        help="requests per page through Django's test client, with its query count (0: none)")  # fmt: skip
     args = parser.parse_args()
 
-    slug = f"bench-pages-{int(time.time())}"
-    provisioned = tenant_provision(
-        slug=slug, name="Bench pages", domain=f"{slug}.localhost", owner_email=f"owner@{slug}.test"
-    )
-    tenant, host, key = provisioned.tenant, provisioned.domain, provisioned.api_key_secret
+    if args.reuse:
+        tenant, owner, key = reused(args.reuse)
+        print(f"reusing {args.reuse} (seeded earlier); ANALYZE ...", flush=True)
+        analyze(tenant)
+    else:
+        slug = f"bench-pages-{int(time.time())}"
+        provisioned = tenant_provision(
+            slug=slug, name="Bench pages", domain=f"{slug}.localhost", owner_email=f"owner@{slug}.test"
+        )
+        tenant, owner, key = provisioned.tenant, provisioned.owner, provisioned.api_key_secret
+    host = tenant.get_primary_domain().domain
     try:
-        print(
-            f"seeding {slug}: {args.customers:,} customers, rollups over {args.rollup_hours} hours ...",
-            flush=True,
-        )
-        data = seed(tenant, provisioned.owner, args.customers, args.rollup_hours)
-        print(
-            f"  {data['seconds']:.1f} s: {data['memberships_membership']:,} memberships "
-            f"({data['memberships_membershiphistory']:,} history rows), {data['memberships_payment']:,} payments, "
-            f"{data['ledger_journalentry']:,} ledger entries, {data['events']:,} events in {data['rollups']:,} "
-            f"hourly rollups (no raw event rows), {data['webhooks_inboxevent']:,} inbox events, "
-            f"{data['webhooks_delivery']:,} deliveries"
-        )
+        if not args.reuse:
+            print(
+                f"seeding {tenant.slug}: {args.customers:,} customers, rollups over {args.rollup_hours} hours ...",
+                flush=True,
+            )
+            data = seed(tenant, args.customers, args.rollup_hours)
+            print(
+                f"  {data['seconds']:.1f} s: {data['memberships_membership']:,} memberships "
+                f"({data['memberships_membershiphistory']:,} history rows), {data['memberships_payment']:,} payments, "
+                f"{data['ledger_journalentry']:,} ledger entries, {data['events']:,} events in {data['rollups']:,} "
+                f"hourly rollups (no raw event rows), {data['webhooks_inboxevent']:,} inbox events, "
+                f"{data['webhooks_delivery']:,} deliveries"
+            )
         with tenant_context(tenant):
             for preset in ("30d", "90d"):
                 samples = []
@@ -313,10 +386,12 @@ def main() -> None:
                     samples.append((time.perf_counter() - started) * 1000)
                 print(f"  in-process overview_get ({preset}, recomputed): p50 {percentile(samples, 50):6.1f} ms  "
                       f"p95 {percentile(samples, 95):6.1f} ms")  # fmt: skip
+        if args.in_process:
+            in_process(tenant, owner, key, args.in_process)
         log = tempfile.NamedTemporaryFile(suffix=".log", delete=False).name
         args_log = ["--access-logformat", "%(U)s?%(q)s %(s)s %(D)s"]
         with gunicorn(workers=2, access_log=log, args=args_log) as base:
-            paths = measure(base, host, key, data["session"], args.requests)
+            paths = measure(base, host, key, session_of(tenant, owner), args.requests)
             time.sleep(0.5)
         samples = logged_ms(log)
         print(
@@ -331,7 +406,9 @@ def main() -> None:
         )
         os.unlink(log)
     finally:
-        if not args.keep:
+        if args.keep and not args.reuse:
+            print(f"kept: measure it again with --reuse {tenant.slug}")
+        if not args.keep and not args.reuse:
             tenant_delete(tenant=tenant)
 
 
