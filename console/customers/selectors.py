@@ -1,6 +1,6 @@
 """Reads behind the customer list: one queryset that carries each customer's tier, membership
 status, MRR and usage this month as columns, so the database filters, sorts and pages them
-(a page of 25 is two queries, a count and the rows, whatever the tenant's size).
+(a page of 25 is two or three queries, a count and the rows, whatever the tenant's size).
 
 - tier: the tier of the customer's live membership (at most one: trialing, active, past due,
   paused or incomplete), else the tenant's default tier;
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import (
     Case,
     CharField,
@@ -177,18 +178,60 @@ def sort_of(filters: CustomerFilters) -> tuple[str, bool]:
     return key, filters.sort.startswith("-")
 
 
-def customer_search(*, filters: CustomerFilters, tiers: list[Tier]) -> QuerySet[Customer]:
+class SortedRows:
+    """The list sorted by a computed column (tier, status, MRR, usage), read a page at a time in
+    two queries: the page's ids from a narrow query that computes the sort key of every matching
+    customer and nothing else -- usage by one join of this month's rollup rows, not a lookup per
+    customer -- then those customers with every column. Sliced by the paginator like a queryset;
+    iterating reads every matching customer."""
+
+    def __init__(
+        self, *, matching: QuerySet[Customer], rows: QuerySet[Customer], order: tuple, descending: bool, meter
+    ):
+        self._matching, self._rows, self._order = matching, rows, order
+        self._descending, self._meter = descending, meter
+
+    def _ids(self, start: int, stop: int) -> list[int]:
+        descending = self._descending
+        if self._meter is None:  # a column of customer_rows
+            return list(self._matching.order_by(*self._order).values_list("pk", flat=True)[start:stop])
+        inner, params = self._matching.order_by().values_list("id", "external_id").query.sql_with_params()
+        column = _MONTH_COLUMN[self._meter.aggregation]  # one of five fixed names; the values are parameters
+        direction = "DESC NULLS LAST" if descending else "ASC NULLS FIRST"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT c.id FROM ({inner}) c LEFT JOIN metering_rollup_month m ON m.meter_id = %s "  # noqa: S608
+                f"AND m.month = %s AND m.customer = c.external_id "
+                f"ORDER BY m.{column} {direction}, c.id {'DESC' if descending else 'ASC'} LIMIT %s OFFSET %s",
+                [*params, self._meter.pk, month_start(timezone.now()), stop - start, start],
+            )
+            return [row[0] for row in cursor.fetchall()]
+
+    def __getitem__(self, index: slice) -> list[Customer]:
+        start, stop = index.start or 0, index.stop if index.stop is not None else len(self)
+        ids = self._ids(start, stop) if stop > start else []
+        found = {customer.pk: customer for customer in self._rows.filter(pk__in=ids)} if ids else {}
+        return [found[pk] for pk in ids if pk in found]
+
+    def __len__(self) -> int:
+        return self._matching.order_by().count()
+
+    def __iter__(self):
+        return iter(self[0 : len(self)])
+
+
+def customer_search(*, filters: CustomerFilters, tiers: list[Tier]) -> QuerySet[Customer] | SortedRows:
     """The list: customers matching the filters (search in the external id, email and name, case
     insensitive; a tier code; a membership status), sorted by `filters.sort` (a key of SORTS, "-"
     for descending; newest first by default), with `usage` of `filters.meter` when given. `tiers`
     is the catalog (list_tiers), read once by the caller.
 
     Sorted by a customer's own column (created), the database walks that column's index and
-    joins the membership of the 25 rows shown only; sorted by a computed column, it computes it
-    for every matching customer (one hash join, and one indexed rollup row per customer for usage)."""
-    rows = _matching(customer_rows(default_tier=default_tier(tiers)), filters)
-    if filters.meter is not None:
-        rows = rows.annotate(usage=_usage(filters.meter))
+    joins the membership of the 25 rows shown only; sorted by a computed column, it computes that
+    column alone for every matching customer (hash joins), then reads the 25 rows shown
+    (SortedRows)."""
+    matching = _matching(customer_rows(default_tier=default_tier(tiers)), filters)
+    rows = matching.annotate(usage=_usage(filters.meter)) if filters.meter is not None else matching
     key, descending = sort_of(filters)
     column = F(SORTS[key])
     if key == "usage":  # no usage (NULL) counts as the least
@@ -196,14 +239,25 @@ def customer_search(*, filters: CustomerFilters, tiers: list[Tier]) -> QuerySet[
     else:  # never NULL: a plain order, which an index on the column can give
         order = column.desc() if descending else column.asc()
     tie = F("id").desc() if descending else F("id").asc()
-    return rows.order_by(order, tie)
+    if key == "created":
+        return rows.order_by(order, tie)
+    return SortedRows(
+        matching=_plain(filters, tiers) if key == "usage" else matching,
+        rows=rows,
+        order=(order, tie),
+        descending=descending,
+        meter=filters.meter if key == "usage" else None,
+    )
+
+
+def _plain(filters: CustomerFilters, tiers: list[Tier]) -> QuerySet[Customer]:
+    """The matching customers, joining memberships only when a tier or status filter needs them."""
+    if filters.tier or filters.status:
+        return _matching(customer_rows(default_tier=default_tier(tiers)), filters)
+    return _matching(Customer.objects.all(), filters)
 
 
 def customer_count(*, filters: CustomerFilters, tiers: list[Tier]) -> int:
     """How many customers match (the list's pagination), joining memberships only when a tier or
     status filter needs them."""
-    if filters.tier or filters.status:
-        rows = customer_rows(default_tier=default_tier(tiers))
-    else:
-        rows = Customer.objects.all()
-    return _matching(rows, filters).order_by().count()
+    return _plain(filters, tiers).order_by().count()

@@ -48,6 +48,7 @@ from console.customers.forms import (
     TierForm,
 )
 from console.customers.selectors import (
+    customer_count,
     customer_search,
     list_features,
     list_meters,
@@ -83,9 +84,9 @@ def customer_list(request):
     tiers, meters = list_tiers(), list_meters()
     form = CustomerFilterForm(request.GET or None, tiers=tiers, meters=meters)
     filters = form.filters()
-    page = Paginator(customer_search(filters=filters, tiers=tiers), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    rows = customer_search(filters=filters, tiers=tiers)
+    count = customer_count(filters=filters, tiers=tiers)
+    page = CountedPaginator(rows, PAGE_SIZE, count=count).get_page(request.GET.get("page"))
     return render(
         request,
         "console/customers/list.html",
