@@ -76,7 +76,15 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["endpoint", "event"], name="webhooks_delivery_unique")]
-        indexes = [models.Index(fields=["endpoint", "customer", "status"], name="webhooks_delivery_order")]
+        indexes = [
+            models.Index(fields=["endpoint", "customer", "status"], name="webhooks_delivery_order"),
+            # the failing ones by day (the overview's webhook health)
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(status__in=("dead", "failed")),
+                name="webhooks_delivery_failing_at",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_id} → {self.endpoint_id} ({self.status})"

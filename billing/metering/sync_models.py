@@ -137,6 +137,12 @@ class MeterSyncReport(models.Model):
             # one report in flight per period: the next is planned after it is applied or refused
             models.UniqueConstraint(fields=["state"], condition=Q(status="pending"), name="metering_sync_one_pending"),
         ]  # fmt: skip
+        # the refused ones by day (the overview's usage a provider did not accept)
+        indexes = [
+            models.Index(
+                fields=["created_at"], condition=Q(status="refused"), name="metering_sync_refused_at"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.identifier

@@ -150,7 +150,13 @@ class Invoice(models.Model):
                 condition=Q(status="draft") | ~Q(number=""), name="invoicing_invoice_finalized_numbered"
             ),
         ]
-        indexes = [models.Index(fields=["customer", "-id"], name="invoicing_invoice_customer")]
+        indexes = [
+            models.Index(fields=["customer", "-id"], name="invoicing_invoice_customer"),
+            # the open ones, oldest due first (the overview's invoices that need attention)
+            models.Index(
+                fields=["due_at", "id"], condition=Q(status="open"), name="invoicing_invoice_open_due"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.number or f"draft {self.pk}"
