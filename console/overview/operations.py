@@ -1,13 +1,14 @@
 """What needs staff: failed payments (past-due memberships, open invoices with a failed attempt),
 usage not yet accepted by a provider (meter sync), and webhook health (provider events in the
-inbox that did not apply, our endpoints that fail). One or two queries each, daily counts grouped
+inbox that did not apply, our endpoints that fail). One to three queries each, daily counts grouped
 in the database."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 
-from django.db.models import Count, Exists, F, OuterRef, Q, Sum
+from django.db.models import Case, Count, DateField, Exists, F, OuterRef, Q, Sum, When
 from django.db.models.functions import TruncDate
 
 from billing.events.models import Delivery, DeliveryStatus, WebhookEndpoint
@@ -32,6 +33,26 @@ def _daily(queryset, field: str, period: DateRange, **filters) -> dict[dt.date, 
         .values_list("day", "n")
     )
     return dict(rows)
+
+
+def _problems(queryset, field: str, period: DateRange, statuses) -> tuple[dict[str, int], dict[dt.date, int]]:
+    """Rows of `queryset` in `statuses`: how many of each status (now), and how many per UTC day of
+    `field` within `period`, in one GROUP BY query (the day is NULL outside the range)."""
+    in_range = Q(**{f"{field}__gte": period.since, f"{field}__lt": period.until})
+    rows = (
+        queryset.filter(status__in=statuses)
+        .annotate(day=Case(When(in_range, then=TruncDate(field, tzinfo=dt.UTC)), output_field=DateField()))
+        .values("status", "day")
+        .annotate(n=Count("pk"))
+        .values_list("status", "day", "n")
+    )
+    totals: dict[str, int] = defaultdict(int)
+    daily: dict[dt.date, int] = defaultdict(int)
+    for status, day, n in rows:
+        totals[status] += n
+        if day is not None:
+            daily[day] += n
+    return totals, daily
 
 
 def failed_payment_figures(*, period: DateRange) -> dict:
@@ -80,12 +101,15 @@ def failed_payment_figures(*, period: DateRange) -> dict:
 def usage_sync_figures(*, period: DateRange) -> dict:
     """Usage reports still waiting for a provider (pending, now), those refused in `period`, the
     last meter sync run, and units reported and failures per day of `period` (by run start)."""
-    pending = MeterSyncReport.objects.filter(status=ReportStatus.PENDING).aggregate(
-        n=Count("pk"), units=Sum("quantity")
+    pending, refused = Q(status=ReportStatus.PENDING), Q(status=ReportStatus.REFUSED)
+    reports = MeterSyncReport.objects.filter(
+        pending | (refused & Q(created_at__gte=period.since, created_at__lt=period.until))
+    ).aggregate(
+        pending_n=Count("pk", filter=pending),
+        pending_units=Sum("quantity", filter=pending),
+        refused_n=Count("pk", filter=refused),
+        refused_units=Sum("quantity", filter=refused),
     )
-    refused = MeterSyncReport.objects.filter(
-        status=ReportStatus.REFUSED, created_at__gte=period.since, created_at__lt=period.until
-    ).aggregate(n=Count("pk"), units=Sum("quantity"))
     runs = (
         MeterSyncRun.objects.filter(started_at__gte=period.since, started_at__lt=period.until)
         .annotate(day=TruncDate("started_at", tzinfo=dt.UTC))
@@ -96,10 +120,10 @@ def usage_sync_figures(*, period: DateRange) -> dict:
     by_day = {day: (units or 0, failures or 0) for day, units, failures in runs}
     last = MeterSyncRun.objects.order_by("-started_at", "-pk").first()
     return {
-        "pending_reports": pending["n"],
-        "pending_units": pending["units"] or 0,
-        "refused_reports": refused["n"],
-        "refused_units": refused["units"] or 0,
+        "pending_reports": reports["pending_n"],
+        "pending_units": reports["pending_units"] or 0,
+        "refused_reports": reports["refused_n"],
+        "refused_units": reports["refused_units"] or 0,
         "last_run": None
         if last is None
         else {
@@ -120,20 +144,8 @@ def webhook_figures(*, period: DateRange) -> dict:
     """Provider events that did not apply (dead, failing, unmatched: now, and per day received),
     our deliveries that fail (now, and per day created), and the endpoints that fail or were
     disabled."""
-    inbox = dict(
-        InboxEvent.objects.filter(status__in=INBOX_PROBLEMS)
-        .values("status")
-        .annotate(n=Count("pk"))
-        .values_list("status", "n")
-    )
-    deliveries = dict(
-        Delivery.objects.filter(status__in=DELIVERY_PROBLEMS)
-        .values("status")
-        .annotate(n=Count("pk"))
-        .values_list("status", "n")
-    )
-    inbox_daily = _daily(InboxEvent.objects.all(), "received_at", period, status__in=INBOX_PROBLEMS)
-    delivery_daily = _daily(Delivery.objects.all(), "created_at", period, status__in=DELIVERY_PROBLEMS)
+    inbox, inbox_daily = _problems(InboxEvent.objects.all(), "received_at", period, INBOX_PROBLEMS)
+    deliveries, delivery_daily = _problems(Delivery.objects.all(), "created_at", period, DELIVERY_PROBLEMS)
     endpoints = WebhookEndpoint.objects.filter(Q(is_active=False) | Q(consecutive_failures__gt=0)).order_by(
         "-consecutive_failures", "pk"
     )

@@ -341,6 +341,20 @@ def test_the_figures_are_kept_a_minute_and_refresh_recomputes_them(tenant):
     )
 
 
+def test_the_figures_take_thirteen_queries_whatever_the_range(tenant, django_assert_num_queries):
+    from console.overview.selectors import overview_compute
+
+    fixture, _ = tenant
+    with tenant_context(fixture.tenant):
+        overview_compute(period=PERIOD)  # the connection's schema is set by the first query
+        for period in (PERIOD, range_preset("90d"), DateRange(TODAY - dt.timedelta(days=365), TODAY)):
+            # subscriptions 1, revenue 1 (the ledger's daily totals), failed payments 5, usage sync 3
+            # (pending and refused reports together), webhooks 3 (each source's problems now and
+            # per day together)
+            with django_assert_num_queries(13):
+                overview_compute(period=period)
+
+
 def test_the_page_charts_draw_the_apis_series(tenant):
     fixture, _ = tenant
     body = fixture.api().get(f"/api/v1/reports/overview?from={FROM}&to={TO}").json()
