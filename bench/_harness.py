@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,6 +77,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# gunicorn reads this instead of gunicorn.conf.py: the same settings, plus a hook that tells the
+# harness when each worker has loaded the app. The listening socket answers as soon as the master
+# binds it, seconds before a worker (busy importing Django on a loaded machine) serves anything; a
+# measurement started then times the import.
+_BENCH_CONFIG = """
+import pathlib
+
+exec(compile(pathlib.Path({conf!r}).read_text(), {conf!r}, "exec"))
+
+
+def post_worker_init(worker):
+    pathlib.Path({ready!r}, str(worker.pid)).touch()
+"""
+
+_SERVERS: dict[str, tuple[int, list[int]]] = {}  # base URL -> (master pid, worker pids)
+
+
 @contextlib.contextmanager
 def gunicorn(
     *,
@@ -83,9 +102,10 @@ def gunicorn(
     access_log: str | None = None,
     args: list[str] | None = None,
 ):
-    """Serve the app on a free port. With `access_log`, each request is logged as
-    "<path> <status> <microseconds spent in the server>" (gunicorn's %(D)s). BENCH_GUNICORN_ARGS adds
-    gunicorn options (e.g. "--worker-class gthread --threads 4") to compare server setups."""
+    """Serve the app on a free port; yields its base URL once every worker has loaded the app. With
+    `access_log`, each request is logged as "<path> <status> <microseconds spent in the server>"
+    (gunicorn's %(D)s). BENCH_GUNICORN_ARGS adds gunicorn options (e.g. "--worker-class gthread
+    --threads 4") to compare server setups. `server_cpu_seconds(base)` reads the server's CPU time."""
     port = free_port()
     log_args = (
         ["--access-logfile", access_log, "--access-logformat", "%(U)s %(s)s %(D)s"] if access_log else []
@@ -97,25 +117,49 @@ def gunicorn(
         "LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }
+    ready = tempfile.mkdtemp(prefix="bench-gunicorn-")
+    config = Path(ready) / "config.py"
+    config.write_text(_BENCH_CONFIG.format(conf=str(ROOT / "gunicorn.conf.py"), ready=ready))
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "monetize.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-         "--log-level", "warning", *log_args, *(args or []), *os.environ.get("BENCH_GUNICORN_ARGS", "").split()],
+        [sys.executable, "-m", "gunicorn", "monetize.wsgi", "--config", str(config), "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--log-level", "warning", *log_args, *(args or []),
+         *os.environ.get("BENCH_GUNICORN_ARGS", "").split()],
         cwd=ROOT, env=env,
     )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("gunicorn did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
+            pids = [int(name) for name in os.listdir(ready) if name.isdigit()]
+            if len(pids) >= workers:
+                break
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("gunicorn did not start")
+            time.sleep(0.1)
+        _SERVERS[base] = (process.pid, pids)
+        yield base
     finally:
+        _SERVERS.pop(base, None)
         process.terminate()
         process.wait(timeout=20)
+        shutil.rmtree(ready, ignore_errors=True)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (every thread), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(base: str) -> float:
+    """CPU time the server at `base` (gunicorn's master and its workers) has used so far. On a
+    shared machine, CPU time per request moves much less with the neighbours' load than
+    requests/s does."""
+    master, workers = _SERVERS[base]
+    return sum(_cpu_seconds(pid) for pid in (master, *workers))
 
 
 def ensure_wrk() -> str | None:
@@ -135,7 +179,8 @@ _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 def wrk(url: str, *, headers: dict[str, str], seconds: int = 5, connections: int = 8, threads: int = 1,
         lua: str | None = None) -> dict:  # fmt: skip
-    """Run wrk against url; returns requests/s, p50/p99 in ms and non-2xx count."""
+    """Run wrk against url; returns requests/s, p50/p99 in ms, non-2xx count, the number of
+    requests and wrk's CPU seconds."""
     binary = ensure_wrk()
     if binary is None:
         raise SystemExit("wrk is needed for the HTTP figures: apt-get install wrk")
@@ -144,8 +189,11 @@ def wrk(url: str, *, headers: dict[str, str], seconds: int = 5, connections: int
         command += ["-H", f"{name}: {value}"]
     if lua:
         command += ["-s", lua]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
     latencies = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", output, re.M))
 
     def ms(text: str) -> float:
@@ -158,6 +206,9 @@ def wrk(url: str, *, headers: dict[str, str], seconds: int = 5, connections: int
         "p50": ms(latencies["50"]),
         "p99": ms(latencies["99"]),
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "requests": requests,
+        # wrk's own CPU time (it shares the cores with the server in these benches)
+        "client_cpu": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
     }
 
 

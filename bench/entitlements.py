@@ -24,6 +24,7 @@ from _harness import (
     bench_tenant,
     fmt_http,
     gunicorn,
+    server_cpu_seconds,
     server_side_ms,
     setup_django,
     summary,
@@ -37,32 +38,55 @@ setup_django()
 from django_tenants.utils import tenant_context  # noqa: E402
 
 from billing.entitlements.models import CustomerApiKey  # noqa: E402
-from billing.entitlements.services import customer_key_create, entitlement_check, override_set  # noqa: E402
-from billing.memberships.models import Customer  # noqa: E402
+from billing.entitlements.services import (  # noqa: E402
+    customer_key_create,
+    customer_key_revoke,
+    entitlement_check,
+    override_set,
+)
+from billing.memberships.models import ENTITLED_STATUSES, Customer  # noqa: E402
 from billing.memberships.services import customer_upsert, membership_set_tier  # noqa: E402
 from billing.tiers.catalog import catalog_import  # noqa: E402
 from billing.tiers.models import Tier  # noqa: E402
 from kernel.redis import get_redis  # noqa: E402
 
+BENCH_RATE = 10_000_000  # a rate high enough that the bench measures the check, not refusals
+
 
 def seed(tenant, customers: int) -> list[str]:
+    """Customers bench-0 … bench-<customers-1> on the team tier with a high api_requests rate, and
+    fresh end-user keys for the first 200 of them. Idempotent: it looks at exactly these customers,
+    not at how many `bench-…` customers the (shared) bench tenant holds (other benches add their
+    own there), so a reused bench database seeds only what is missing."""
+    names = [f"bench-{i}" for i in range(customers)]
     with tenant_context(tenant):
         catalog_import(text=(ROOT / "config" / "tiers" / "ci-service.yaml").read_text())
         team = Tier.objects.get(code="team")
-        existing = Customer.objects.filter(external_id__startswith="bench-").count()
-        for i in range(existing, customers):
-            customer, _ = customer_upsert(external_id=f"bench-{i}")
+        ready = set(
+            Customer.objects.filter(
+                external_id__in=names,
+                memberships__tier=team,
+                memberships__status__in=ENTITLED_STATUSES,
+                overrides__feature__code="api_requests",
+                overrides__rate_limit=BENCH_RATE,
+                overrides__rate_window_seconds=60,
+            ).values_list("external_id", flat=True)
+        )
+        missing = [name for name in names if name not in ready]
+        for done, name in enumerate(missing):
+            customer, _ = customer_upsert(external_id=name)
             membership_set_tier(customer=customer, tier=team)
-            # a rate high enough that the bench measures the check, not refusals
             override_set(
-                customer=customer, feature="api_requests", rate_limit=10_000_000, rate_window_seconds=60
+                customer=customer, feature="api_requests", rate_limit=BENCH_RATE, rate_window_seconds=60
             )
-            if i % 100 == 0:
-                print(f"\rseeding customers {i}/{customers}", end="", flush=True)
-        print(f"\rseeding customers {customers}/{customers}")
-        CustomerApiKey.objects.filter(name="bench").update(revoked_at=None)
+            if done % 100 == 0:
+                print(f"\rseeding customers {done}/{len(missing)}", end="", flush=True)
+        print(f"\rcustomers: {len(ready)} already seeded, {len(missing)} seeded now")
+        # a key's secret is shown once: earlier runs' keys are revoked, fresh ones made
+        for key in CustomerApiKey.objects.filter(name="bench", revoked_at__isnull=True):
+            customer_key_revoke(key=key)
         keys = []
-        for customer in Customer.objects.filter(external_id__startswith="bench-").order_by("id")[:200]:
+        for customer in Customer.objects.filter(external_id__in=names[:200]).order_by("id"):
             keys.append(customer_key_create(customer=customer, name="bench")[1])
     return keys
 
@@ -74,6 +98,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("-n", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 2)))
+    parser.add_argument(
+        "--worker-classes", default="sync,gthread", help="comma-separated gunicorn worker classes to measure"
+    )
     args = parser.parse_args()
     tenant, host, api_key = bench_tenant()
     keys = seed(tenant, args.customers)
@@ -105,21 +132,23 @@ def main() -> None:
     # the same run measures both worker classes: sync (one connection per worker at a time; gunicorn's
     # close_graceful waits for the client to hang up) and gthread, which `make run`/the Procfile use
     results = {}
-    for label, server_args in (
-        ("sync", ["--worker-class", "sync"]),
-        ("gthread", ["--worker-class", "gthread", "--threads", os.environ.get("WEB_THREADS", "4")]),
-    ):
+    server_args = {
+        "sync": ["--worker-class", "sync"],
+        "gthread": ["--worker-class", "gthread", "--threads", os.environ.get("WEB_THREADS", "4")],
+    }
+    for label in args.worker_classes.split(","):
         results[label] = http_figures(
-            label, server_args, workers=args.workers, seconds=args.seconds, connections=args.connections,
+            label, server_args[label], workers=args.workers, seconds=args.seconds, connections=args.connections,
             auth=auth, check_lua=check_lua, verify_lua=verify_lua,
         )  # fmt: skip
-    sync, gthread = results["sync"], results["gthread"]
-    print("\ngthread / sync (same run)")
-    for name in ("checks", "verify", "me"):
-        print(f"  {name:<8} throughput x{gthread[name]['rps'] / max(sync[name]['rps'], 1e-9):.2f}")
-    for name in ("checks", "verify", "me"):
-        ratio = percentile(gthread["p99_" + name], 99) / max(percentile(sync["p99_" + name], 99), 1e-9)
-        print(f"  {name:<8} server-side p99 x{ratio:.2f}")
+    if {"sync", "gthread"} <= results.keys():
+        sync, gthread = results["sync"], results["gthread"]
+        print("\ngthread / sync (same run)")
+        for name in ("checks", "verify", "me"):
+            print(f"  {name:<8} throughput x{gthread[name]['rps'] / max(sync[name]['rps'], 1e-9):.2f}")
+        for name in ("checks", "verify", "me"):
+            ratio = percentile(gthread["p99_" + name], 99) / max(percentile(sync["p99_" + name], 99), 1e-9)
+            print(f"  {name:<8} server-side p99 x{ratio:.2f}")
     print("\n  targets (DESIGN.md, 2 cores, quiet machine): >= 4,000 checks/s; p99 <= 1 ms server-side")
     for path in (check_lua, verify_lua):
         os.unlink(path)
@@ -130,43 +159,76 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))] if ordered else float("nan")
 
 
+def _redis_cpu_seconds() -> float:
+    info = get_redis().info("cpu")
+    return info["used_cpu_user"] + info["used_cpu_sys"]
+
+
+def loaded(base: str, path: str, *, seconds: int, connections: int, headers: dict, lua: str | None) -> dict:
+    """wrk's figures, plus the CPU time each request cost the server (gunicorn's master and workers),
+    wrk and Redis (a server other users share: an upper bound)."""
+    server, redis_cpu = server_cpu_seconds(base), _redis_cpu_seconds()
+    result = wrk(f"{base}{path}", headers=headers, seconds=seconds, connections=connections, lua=lua)
+    requests = max(result["requests"], 1)
+    result["cpu_us"] = {
+        "server": (server_cpu_seconds(base) - server) / requests * 1e6,
+        "wrk": result["client_cpu"] / requests * 1e6,
+        "redis": (_redis_cpu_seconds() - redis_cpu) / requests * 1e6,
+    }
+    return result
+
+
+def fmt_cpu(name: str, result: dict) -> str:
+    cpu = result["cpu_us"]
+    total = sum(cpu.values())
+    return (
+        f"{name:<34} server {cpu['server']:6.0f} us   wrk {cpu['wrk']:4.0f} us   Redis {cpu['redis']:4.0f} us"
+        f"   => {2e6 / max(total, 1e-9):6.0f} req/s on 2 dedicated cores"
+    )
+
+
 def http_figures(label, server_args, *, workers, seconds, connections, auth, check_lua, verify_lua) -> dict:
     log = tempfile.NamedTemporaryFile(suffix=".log", delete=False).name
     print(f"\nHTTP: gunicorn, {workers} {label} workers, wrk {connections} connections, {seconds} s each")
+    endpoints = (
+        ("me", "/api/v1/me", auth, None),
+        ("checks", "/api/v1/entitlements/check", {}, check_lua),
+        ("verify", "/api/v1/keys/verify", {}, verify_lua),
+    )
+    figures = {}
     with gunicorn(workers=workers, args=server_args) as base:  # throughput: no access log to write
-        wrk(f"{base}/api/v1/me", headers=auth, seconds=1, connections=connections)  # warm-up
-        me = wrk(f"{base}/api/v1/me", headers=auth, seconds=seconds, connections=connections)
-        checks = wrk(
-            f"{base}/api/v1/entitlements/check",
-            headers={},
-            seconds=seconds,
-            connections=connections,
-            lua=check_lua,
-        )
-        verify = wrk(
-            f"{base}/api/v1/keys/verify", headers={}, seconds=seconds, connections=connections, lua=verify_lua
-        )
+        for _, path, headers, lua in endpoints:  # warm-up: every thread's first request of each kind
+            wrk(f"{base}{path}", headers=headers, seconds=1, connections=connections, lua=lua)
+        for name, path, headers, lua in endpoints:
+            figures[name] = loaded(
+                base, path, seconds=seconds, connections=connections, headers=headers, lua=lua
+            )
+    checks, verify, me = figures["checks"], figures["verify"], figures["me"]
     print("  " + fmt_http("POST /api/v1/entitlements/check", checks))
     print("  " + fmt_http("POST /api/v1/keys/verify", verify))
     print("  " + fmt_http("GET /api/v1/me (baseline)", me))
     print(
         f"  => checks/s = {checks['rps'] / max(me['rps'], 1e-9):.0%} and verifications/s = {verify['rps'] / max(me['rps'], 1e-9):.0%} of the trivial authenticated endpoint"
     )
+    print("  CPU time per request (steadier than req/s on a shared machine):")
+    print("  " + fmt_cpu("POST /api/v1/entitlements/check", checks))
+    print("  " + fmt_cpu("POST /api/v1/keys/verify", verify))
+    print("  " + fmt_cpu("GET /api/v1/me (baseline)", me))
+    print(
+        f"  => server CPU per check = {checks['cpu_us']['server'] / max(me['cpu_us']['server'], 1e-9):.0%} of /me's"
+    )
 
     # server-side latency: a second server that logs gunicorn's own per-request time, at a lower
     # load (2 connections) so that queueing behind the load generator does not count
     with gunicorn(workers=workers, access_log=log, args=server_args) as base:
-        wrk(f"{base}/api/v1/me", headers=auth, seconds=1, connections=2)
+        for _, path, headers, lua in endpoints:
+            wrk(f"{base}{path}", headers=headers, seconds=1, connections=2, lua=lua)
+        time.sleep(0.5)
         open(log, "w").close()
-        for path, lua in (
-            ("/api/v1/me", None),
-            ("/api/v1/entitlements/check", check_lua),
-            ("/api/v1/keys/verify", verify_lua),
-        ):
-            wrk(f"{base}{path}", headers=auth if lua is None else {}, seconds=seconds, connections=2, lua=lua)
+        for _, path, headers, lua in endpoints:
+            wrk(f"{base}{path}", headers=headers, seconds=seconds, connections=2, lua=lua)
         time.sleep(0.5)
     print(f"\n  server-side ({label}, gunicorn %(D)s, 2 connections)")
-    figures = {"checks": checks, "verify": verify, "me": me}
     for name, path in (
         ("checks", "/api/v1/entitlements/check"),
         ("verify", "/api/v1/keys/verify"),
