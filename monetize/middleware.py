@@ -229,3 +229,73 @@ class ApiRequestLogMiddleware:
                 entry=request_log_entry(request, response, started=started, elapsed_ms=elapsed),
             )
         return response
+
+
+# --- the integrator API's hot paths --------------------------------------------------------------
+
+from django.core.handlers.exception import response_for_exception  # noqa: E402
+from django.middleware.common import CommonMiddleware  # noqa: E402
+from django.middleware.security import SecurityMiddleware  # noqa: E402
+from django.urls import Resolver404, get_resolver, set_urlconf  # noqa: E402
+
+
+class ApiHotPathMiddleware:
+    """The entitlement check and key verification go straight to their view.
+
+    Both answer in about a millisecond, so the request's plumbing is most of their cost: resolving
+    their path walked the tenant URLconf (~100 patterns before `/api/v1/entitlements/check`, a
+    third of the check's Python time), and the middleware below this one serves pages (sessions,
+    CSRF, authentication, messages, static files, allauth) and passes API requests through. So for
+    HOT_PATHS this middleware runs the view itself, with the route it resolved once per URLconf,
+    wrapped in the two middleware below it that do apply to the API (SecurityMiddleware's headers
+    and redirect, CommonMiddleware's checks), in their order. Everything above it (health, NUL,
+    tenant routing and suspension, request log, body limit) runs as for every request, and so does
+    the view's own authentication and error handling. tests/api/test_hot_path.py pins the
+    middleware list below this one: a new middleware there must be applied here or shown to
+    pass the API through.
+    """
+
+    HOT_PATHS = frozenset({"/api/v1/entitlements/check", "/api/v1/keys/verify"})
+    APPLIED = (SecurityMiddleware, CommonMiddleware)
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.applied = [cls(get_response) for cls in self.APPLIED]
+        self._routes: dict[tuple[str, str], object] = {}  # (urlconf, path) -> ResolverMatch | None
+
+    def _route(self, request, path: str):
+        urlconf = getattr(request, "urlconf", None) or settings.ROOT_URLCONF
+        try:
+            return self._routes[urlconf, path]
+        except KeyError:
+            pass
+        try:
+            match = get_resolver(urlconf).resolve(path)
+        except Resolver404:  # e.g. the operator's bare host: no API there
+            match = None
+        self._routes[urlconf, path] = match
+        return match
+
+    def __call__(self, request):
+        path = request.path_info
+        if path not in self.HOT_PATHS:
+            return self.get_response(request)
+        match = self._route(request, path)
+        if match is None:
+            return self.get_response(request)
+        response, ran = None, 0
+        try:
+            for middleware in self.applied:  # as MiddlewareMixin: a response from one skips the rest
+                ran += 1
+                response = middleware.process_request(request)
+                if response is not None:
+                    break
+            if response is None:
+                set_urlconf(getattr(request, "urlconf", None) or settings.ROOT_URLCONF)
+                request.resolver_match = match
+                response = match.func(request, *match.args, **match.kwargs)
+        except Exception as exc:  # as Django's chain: the answer to it still passes the outer layers
+            response = response_for_exception(request, exc)
+        for middleware in reversed(self.applied[:ran]):
+            response = middleware.process_response(request, response)
+        return response

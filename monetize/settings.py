@@ -154,6 +154,9 @@ MIDDLEWARE = [
     "tenants.middleware.TenantMiddleware",
     "monetize.middleware.ApiRequestLogMiddleware",
     "monetize.middleware.ApiBodyLimitMiddleware",
+    # the check and key verification leave the chain here (see ApiHotPathMiddleware: it still applies
+    # Security and Common to them; what follows them only serves pages)
+    "monetize.middleware.ApiHotPathMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # the Pages* subclasses skip /api/v1/ and /webhooks/ (see monetize/middleware.py)
     "monetize.middleware.PagesWhiteNoiseMiddleware",
