@@ -101,8 +101,9 @@ def gunicorn(
     extra_env: dict | None = None,
     access_log: str | None = None,
     args: list[str] | None = None,
+    app: str = "monetize.wsgi",
 ):
-    """Serve the app on a free port; yields its base URL once every worker has loaded the app. With
+    """Serve the app (`app`: another WSGI module, e.g. bench._bare_wsgi) on a free port; yields its base URL once every worker has loaded the app. With
     `access_log`, each request is logged as "<path> <status> <microseconds spent in the server>"
     (gunicorn's %(D)s). BENCH_GUNICORN_ARGS adds gunicorn options (e.g. "--worker-class gthread
     --threads 4") to compare server setups. `server_cpu_seconds(base)` reads the server's CPU time."""
@@ -121,7 +122,7 @@ def gunicorn(
     config = Path(ready) / "config.py"
     config.write_text(_BENCH_CONFIG.format(conf=str(ROOT / "gunicorn.conf.py"), ready=ready))
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "monetize.wsgi", "--config", str(config), "--bind", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "gunicorn", app, "--config", str(config), "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--log-level", "warning", *log_args, *(args or []),
          *os.environ.get("BENCH_GUNICORN_ARGS", "").split()],
         cwd=ROOT, env=env,
