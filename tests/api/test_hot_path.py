@@ -134,3 +134,4 @@ def test_the_operator_s_bare_host_has_no_check(db):
     check = _check(bare)
     other = bare.post("/api/v1/customers", {}, content_type="application/json")
     assert check.status_code == other.status_code == 404
+    assert b"unknown_host" not in check.content  # the host is known: its URLconf has no such path
