@@ -16,7 +16,7 @@ import re
 from decimal import Decimal
 
 from kernel.money import exponent
-from kernel.templatetags.monetize import plural
+from kernel.words import plural
 
 GRANULARITIES = {"hour", "day", "week", "month"}
 

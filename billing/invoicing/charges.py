@@ -19,6 +19,7 @@ from billing.metering.models import Meter
 from billing.metering.selectors import period_usage_many
 from billing.tiers.models import Price, Tier
 from kernel.decimals import grouped
+from kernel.words import plural
 
 INTERVALS = {"month": relativedelta(months=1), "year": relativedelta(years=1)}
 INTERVAL_WORDS = {"month": "monthly", "year": "yearly"}
@@ -98,9 +99,7 @@ def usage_line(
 ) -> LineDraft:
     terms = price_terms(price)
     rated = rate(terms, quantity)
-    unit = meter.unit if meter is not None else ""
-    if unit and quantity != 1 and not unit.endswith("s"):
-        unit += "s"  # "12,501 tokens"; units are English nouns in the catalogs
+    unit = plural(meter.unit, quantity) if meter is not None and meter.unit else ""  # "12,501 tokens"
     name = meter.name if meter is not None else price.meter
     return LineDraft(
         kind=LineKind.USAGE,

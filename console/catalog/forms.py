@@ -14,13 +14,14 @@ from billing.tiers.exceptions import CatalogError
 from billing.tiers.models import Feature, FeatureKind, Interval, PackageRounding, PricingModel
 from kernel.decimals import decimal_text
 from kernel.money import exponent
+from kernel.words import plural
 
 TIER_ROWS = 5  # rows of a graduated/volume price's table in the form (blank rows are left out)
 MAX_YAML = 500_000
 
 
 def _feature_field(feature: Feature) -> forms.Field:
-    label = feature.name + (f" ({feature.unit}s)" if feature.unit else "")
+    label = feature.name + (f" ({plural(feature.unit, 2)})" if feature.unit else "")
     if feature.kind == FeatureKind.BOOLEAN:
         return forms.BooleanField(required=False, label=label)
     hint = (

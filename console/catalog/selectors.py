@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.http import Http404
 
 from billing.metering.models import Meter
-from billing.tiers.models import Feature, Price, Tier
+from billing.tiers.models import Feature, Price, PricingModel, Tier
 from billing.tiers.selectors import tier_list
 
 
@@ -37,3 +37,12 @@ def catalog_price_get(*, price_id) -> Price:
     if price is None:
         raise Http404
     return price
+
+
+def catalog_price_unit(*, price: Price) -> str:
+    """What one of the price's quantity is, singular: its meter's unit ("minute"), a seat, or a unit."""
+    if price.meter:
+        unit = Meter.objects.filter(code=price.meter).values_list("unit", flat=True).first()
+        if unit:
+            return unit
+    return "seat" if price.model == PricingModel.PER_SEAT else "unit"

@@ -43,7 +43,13 @@ from console.catalog.forms import (
     catalog_error_text,
     form_errors_from,
 )
-from console.catalog.selectors import catalog_features, catalog_meters, catalog_price_get, catalog_tiers
+from console.catalog.selectors import (
+    catalog_features,
+    catalog_meters,
+    catalog_price_get,
+    catalog_price_unit,
+    catalog_tiers,
+)
 
 EDITOR_ROLES = (Role.OWNER, Role.ADMIN)
 
@@ -220,7 +226,7 @@ def price_detail(request, price_id: str):
             form.add_error("quantity", error.message)
         else:
             quote = {"rated": rated, "rows": breakdown_rows(rated)}
-    context = {"price": price, "form": form, "quote": quote}
+    context = {"price": price, "form": form, "quote": quote, "unit": catalog_price_unit(price=price)}
     if _is_htmx(request):
         return render(request, "console/catalog/_quote.html", context)
     return render(request, "console/catalog/price.html", context, status=400 if form.errors else 200)

@@ -15,6 +15,7 @@ so no page formats a number by hand. README "Pages" lists them.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal, InvalidOperation
 
 from django import template
@@ -24,8 +25,10 @@ from django.utils.timesince import timesince, timeuntil
 
 from kernel.decimals import grouped
 from kernel.money import format_amount, format_unit_amount
+from kernel.words import plural
 
 register = template.Library()
+GROUPED = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")  # "5,700", "-1,234.5"
 
 
 def _empty(value) -> bool:
@@ -52,12 +55,18 @@ def unit_money(amount, currency):
 
 
 def _decimal(value) -> Decimal | None:
+    """A number from a number or its text; thousands separators are read ("5,700": a figure a
+    display helper has already formatted still gets its unit right)."""
     if _empty(value) or isinstance(value, bool):
         return None
+    text = str(value).strip()
+    if GROUPED.fullmatch(text):
+        text = text.replace(",", "")
     try:
-        return Decimal(str(value))
+        number = Decimal(text)
     except (InvalidOperation, ValueError):
         return None
+    return number if number.is_finite() else None
 
 
 @register.filter
@@ -67,29 +76,6 @@ def quantity(value):
     if number is None:
         return "" if _empty(value) else value
     return ("-" if number < 0 else "") + grouped(abs(number))
-
-
-def plural(unit: str, count: Decimal | None) -> str:
-    """English plural of a unit (the singular is expected; "minutes" is taken as already plural)."""
-    singular, _, explicit = unit.partition("|")
-    singular = singular.strip()
-    if count is not None and count == 1:
-        if not explicit and singular.endswith("s") and not singular.endswith(("ss", "us", "is")):
-            return singular[:-1]
-        return singular
-    if explicit:
-        return explicit.strip()
-    words = singular.rsplit(" ", 1)
-    last = words[-1]
-    if not last or (last.endswith("s") and not last.endswith(("ss", "us", "is"))):
-        return singular
-    if last.endswith(("ss", "us", "x", "ch", "sh")):
-        last += "es"
-    elif last.endswith("y") and last[-2:-1] not in tuple("aeiou"):
-        last = last[:-1] + "ies"
-    else:
-        last += "s"
-    return " ".join([*words[:-1], last])
 
 
 @register.filter

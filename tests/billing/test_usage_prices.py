@@ -252,3 +252,26 @@ def test_no_upcoming_invoice_without_fee_or_usage_prices(alpha, beta):
     assert alpha.api().get("/api/v1/customers/nobody/invoices/upcoming").status_code == 404
     _member(alpha, tokens=[1])
     assert beta.api().get("/api/v1/customers/ada/invoices/upcoming").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("unit", "quantity", "text"),
+    [("memory", 3, "Calls: 3 memories"), ("memory", 1, "Calls: 1 memory"), ("minutes", 1, "Calls: 1 minute"),
+     ("GB", 5_700, "Calls: 5,700 GB"), ("", 2, "Calls: 2")],
+)  # fmt: skip
+def test_a_usage_line_counts_its_unit_in_english(usage_catalog, unit, quantity, text):
+    import datetime as dt
+
+    from django_tenants.utils import tenant_context
+
+    from billing.invoicing.charges import usage_line
+    from billing.metering.models import Meter
+
+    with tenant_context(usage_catalog.tenant):
+        Meter.objects.filter(code="calls").update(unit=unit)
+        end = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+        line = usage_line(
+            price=Price.objects.get(code="pro-calls"), meter=Meter.objects.get(code="calls"),
+            quantity=Decimal(quantity), start=end - dt.timedelta(days=30), end=end,
+        )  # fmt: skip
+    assert line.description == text

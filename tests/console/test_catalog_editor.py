@@ -101,10 +101,11 @@ def test_create_tier_and_graduated_price_shows_on_pricing_and_in_export(ci_catal
     quote = owner.get(f"/catalog/prices/{price.pk}/", {"quantity": "3000"})
     assert quote.status_code == 200
     assert "$21.00" in _text(quote)  # 2000 x 0.8 cents + $5 flat
-    assert "up to 1,000: $0.00 a unit" in _text(quote) and "beyond: $0.008 a unit + $5.00" in _text(quote)
-    assert "$21.00" in _text(
-        owner.get(f"/catalog/prices/{price.pk}/", {"quantity": "3000"}, HTTP_HX_REQUEST="true")
-    )
+    # in the meter's unit, counted in English
+    assert "up to 1,000: $0.00 a minute" in _text(quote) and "beyond: $0.008 a minute + $5.00" in _text(quote)
+    partial = _text(owner.get(f"/catalog/prices/{price.pk}/", {"quantity": "3000"}, HTTP_HX_REQUEST="true"))
+    assert "3,000 minutes cost" in partial and "$21.00" in partial
+    assert "1 minute costs" in _text(owner.get(f"/catalog/prices/{price.pk}/", {"quantity": "1"}))
     # the catalog page lists both prices
     home = _text(owner.get("/catalog/"))
     assert 'data-testid="price-scale-minutes"' in home and 'data-testid="price-scale-monthly"' in home
@@ -380,3 +381,13 @@ def test_the_same_price_added_twice_at_once_is_added_once(live_tenant):
             return Price.objects.filter(code="pro-weekly-ish").count()
 
     assert committed(count) == 1
+
+
+def test_the_tier_form_names_each_features_unit_in_the_plural(alpha):
+    from billing.tiers.catalog import catalog_import
+    from tests.conftest import CATALOGS
+
+    with tenant_context(alpha.tenant):
+        catalog_import(text=(CATALOGS / "ai-memory-api.yaml").read_text())
+    page = _text(_login(alpha, "units-owner@alpha.test", Role.OWNER).get("/catalog/tiers/pro/"))
+    assert "Stored memories (memories)" in page and "Agents (agents)" in page and "memorys" not in page

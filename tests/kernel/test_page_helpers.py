@@ -46,14 +46,38 @@ def test_quantities_read_like_numbers(value, text):
     [(1, "build minute", "1 build minute"), (1234, "build minute", "1,234 build minutes"),
      (0, "seat", "0 seats"), (Decimal("2.5"), "credit", "2.5 credits"), (1, "minutes", "1 minute"),
      (7, "minutes", "7 minutes"), (3, "query", "3 queries"), (2, "box", "2 boxes"), (2, "person|people", "2 people"),
-     (1, "person|people", "1 person"), (None, "seat", "–")],
+     (1, "person|people", "1 person"), (None, "seat", "–"), (5700, "minute", "5,700 minutes"),
+     ("5,700", "minute", "5,700 minutes"), ("1", "minute", "1 minute"), (Decimal("1.000"), "seat", "1 seat"),
+     (1, "build minutes", "1 build minute"), (5, "GB", "5 GB"), (1, "ms", "1 ms"), (2, "kWh", "2 kWh"),
+     (3, "Request", "3 Requests"), (2, "analysis", "2 analyses"), ("1,2", "seat", "–"), ("NaN", "seat", "–")],
 )  # fmt: skip
 def test_units_are_pluralized(value, unit, text):
     assert units(value, unit) == text
+    assert render("{{ v|units:u }}", v=value, u=unit) == text
 
 
 def test_plural_of_words_ending_in_s_and_y():
     assert plural("status", Decimal(2)) == "statuses" and plural("day", Decimal(2)) == "days"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1, "credit"), ("2,500", "credits"), (0, "credits"), (None, "credits"), ("x", "credits")],
+)
+def test_a_unit_alone_agrees_with_its_number_even_a_formatted_one(value, text):
+    assert render('{{ "credit"|unit_for:v }}', v=value) == text
+
+
+@pytest.mark.parametrize(
+    ("template", "context", "text"),
+    [('{% include "_chart.html" with chart=chart title="Minutes" %}',
+      {"chart": time_chart(chart_id="one", points=[dt.date(2026, 3, 4)], series=[{"label": "m", "values": [5]}])},
+      ', 1 point"'),
+     ('{% include "503.html" %}', {"retry_after": 1}, "reloads itself in 1 second."),
+     ('{% include "503.html" %}', {"retry_after": 30}, "reloads itself in 30 seconds.")],
+)  # fmt: skip
+def test_the_includes_count_in_words(template, context, text):
+    assert text in Template(template).render(Context(context))
 
 
 def test_dates_are_time_elements_the_browser_localizes():
