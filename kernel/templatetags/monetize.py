@@ -6,7 +6,7 @@ so no page formats a number by hand. README "Pages" lists them.
     {{ value|quantity }}                                        12,501 · 2.5
     {{ value|units:"build minute" }}                            1 build minute · 1,234 build minutes
     {{ value|units:"person|people" }}                           explicit plural
-    {{ dt|when }} / {{ d|when:"date" }}                         <time> shown in the viewer's format
+    {{ dt|when }} / {{ d|when:"date" }} / {{ d|when:"month" }}  <time> shown in the viewer's format
     {{ dt|ago }}                                                <time> "3 days ago", kept fresh
     {% badge status %}                                          status → coloured badge
     {% cell row column %}                                       a _table.html cell by column kind
@@ -103,15 +103,22 @@ def _aware(value):
 @register.filter
 def when(value, style: str = "datetime"):
     """<time datetime="…"> with a readable UTC fallback; static/js/app.js rewrites it in the viewer's
-    locale and time zone. style: "datetime" (default) or "date"."""
+    locale and time zone. style: "datetime" (default), "date", or "month" ("December 2026": the
+    month of a UTC date, which no time zone moves)."""
     if _empty(value):
         return "–"
     if isinstance(value, dt.datetime):
         value = _aware(value).astimezone(dt.UTC)
-        if style == "date":
-            fallback = f"{value:%b} {value.day}, {value.year}"
-        else:
-            fallback = f"{value:%b} {value.day}, {value.year}, {value:%H:%M} UTC"
+        if style == "month":
+            value = value.date()
+    if style == "month" and isinstance(value, dt.date):
+        return format_html(
+            '<time datetime="{}" data-format="month">{}</time>', f"{value:%Y-%m}", f"{value:%B %Y}"
+        )
+    if isinstance(value, dt.datetime):
+        day = f"{value:%b} {value.day}, {value.year}"
+        style = "date" if style == "date" else "datetime"
+        fallback = day if style == "date" else f"{day}, {value:%H:%M} UTC"
         return format_html(
             '<time datetime="{}" data-format="{}">{}</time>', value.isoformat(), style, fallback
         )

@@ -15,7 +15,11 @@
       var style = el.getAttribute("data-format");
       var date;
       var options;
-      if (style === "date" && /^\d{4}-\d{2}-\d{2}$/.test(iso)) {
+      if (style === "month" && /^\d{4}-\d{2}$/.test(iso)) {
+        var month = iso.split("-");
+        date = new Date(+month[0], +month[1] - 1, 1);
+        options = { month: "long", year: "numeric" };
+      } else if (style === "date" && /^\d{4}-\d{2}-\d{2}$/.test(iso)) {
         var parts = iso.split("-");
         date = new Date(+parts[0], +parts[1] - 1, +parts[2]);
         options = { dateStyle: "medium" };

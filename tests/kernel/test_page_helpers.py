@@ -1,6 +1,7 @@
 """The pages' building blocks: number/date filters, tables, charts, the node_modules finder."""
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -91,6 +92,36 @@ def test_dates_are_time_elements_the_browser_localizes():
         str(when(dt.date(2026, 3, 4))) == '<time datetime="2026-03-04" data-format="date">Mar 4, 2026</time>'
     )
     assert when(None) == "–"
+
+
+def test_a_month_is_the_month_of_its_utc_date_in_the_viewers_words():
+    late = dt.datetime(2026, 11, 30, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))  # Dec 1 in UTC
+    assert str(when(late, "month")) == '<time datetime="2026-12" data-format="month">December 2026</time>'
+    assert (
+        str(when(dt.date(2026, 3, 4), "month"))
+        == '<time datetime="2026-03" data-format="month">March 2026</time>'
+    )
+    assert str(when(dt.datetime(2026, 3, 4, 15, 30, tzinfo=dt.UTC), "date")) == (
+        '<time datetime="2026-03-04T15:30:00+00:00" data-format="date">Mar 4, 2026</time>'
+    )
+
+
+def test_pages_show_dates_through_when_not_the_date_filter():
+    """`|date:` is for machines (a query string, an input's value) and for text that cannot hold a
+    <time> (a title, an attribute); a date a person reads goes through `when`, in their own format."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "templates"
+    shown = []
+    for path in sorted(root.rglob("*.html")):
+        text = path.read_text()
+        for match in re.finditer(r"\{\{[^}]*\|date:[^}]*\}\}", text):
+            before = text[: match.start()]
+            in_attribute = re.search(r'<[^<>]*\s[\w-]+="[^"]*$', before)
+            in_title = before.rfind("{% block title %}") > before.rfind("{% endblock %}")
+            if not (in_attribute or in_title):
+                shown.append(f"{path.relative_to(root)}: {match.group(0)}")
+    assert shown == []
 
 
 def test_relative_times_say_how_long_ago():
