@@ -40,11 +40,16 @@ def _entry(feature: Feature, tf: TierFeature | None, override: EntitlementOverri
     }
 
 
-def snapshot_build(*, customer: Customer) -> dict:
+_UNREAD = object()
+
+
+def snapshot_build(*, customer: Customer, membership=_UNREAD) -> dict:
     """Everything a check needs, from PostgreSQL: tier, each catalog feature's effective value
-    (tier + override), counter values and the expiry times of held leases."""
+    (tier + override), counter values and the expiry times of held leases. `membership`: the
+    customer's entitled membership (or None) when the caller has read it already."""
     now = timezone.now()
-    membership = entitled_membership(customer=customer)
+    if membership is _UNREAD:
+        membership = entitled_membership(customer=customer)
     tier = membership.tier if membership else customer_tier(customer=customer)
     tier_features = {tf.feature_id: tf for tf in TierFeature.objects.filter(tier=tier)} if tier else {}
     overrides = {
@@ -60,7 +65,7 @@ def snapshot_build(*, customer: Customer) -> dict:
     ).values_list("feature_id", "expires_at"):
         leases[feature_id].append(expires_at.timestamp())
     catalog = list(Feature.objects.all())
-    metered, period_end = _metered_usage(customer=customer, features=catalog)
+    metered, period_end = _metered_usage(customer=customer, membership=membership, features=catalog)
     features = {}
     for feature in catalog:
         entry = _entry(feature, tier_features.get(feature.pk), overrides.get(feature.pk))
@@ -91,7 +96,7 @@ def snapshot_build(*, customer: Customer) -> dict:
     }
 
 
-def _metered_usage(*, customer: Customer, features: list[Feature]) -> tuple[dict, object]:
+def _metered_usage(*, customer: Customer, membership, features: list[Feature]) -> tuple[dict, object]:
     """This period's usage of each metered feature that has a meter (features without one keep
     counting with counters), and the period's end."""
     from billing.metering.models import Meter
@@ -103,7 +108,7 @@ def _metered_usage(*, customer: Customer, features: list[Feature]) -> tuple[dict
     meters = list(Meter.objects.filter(feature_id__in=metered_ids, active=True))
     if not meters:
         return {}, None
-    start, end = current_period(customer=customer)
+    start, end = current_period(customer=customer, membership=membership)
     totals = period_usage(customer=customer.external_id, meters=meters, start=start, end=end)
     return {m.feature_id: totals.get(m.pk) or 0 for m in meters}, end
 

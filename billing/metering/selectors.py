@@ -229,13 +229,18 @@ def top_customers(*, meter: Meter, month: dt.datetime, limit: int = 10) -> list[
         return cursor.fetchall()
 
 
-def current_period(*, customer) -> tuple[dt.datetime, dt.datetime]:
+_UNREAD = object()
+
+
+def current_period(*, customer, membership=_UNREAD) -> tuple[dt.datetime, dt.datetime]:
     """The customer's billing period now: its membership's current period, else the calendar
-    month (UTC). Metered limits reset when it ends."""
+    month (UTC). Metered limits reset when it ends. `membership`: the customer's entitled
+    membership (or None) when the caller has read it already (entitled_membership)."""
     from billing.memberships.selectors import entitled_membership
 
     now = timezone.now()
-    membership = entitled_membership(customer=customer)
+    if membership is _UNREAD:
+        membership = entitled_membership(customer=customer)
     if (
         membership is not None
         and membership.current_period_start

@@ -20,6 +20,7 @@ from billing.inbox.models import InboxEvent
 from billing.invoicing.credit_notes import CREDITABLE
 from billing.invoicing.models import CreditNote, Invoice
 from billing.memberships.models import LIVE_STATUSES, Customer, Membership, MembershipHistory, Payment
+from billing.memberships.selectors import entitled_membership
 from billing.metering.credit_models import MICROS
 from billing.metering.credit_selectors import credit_balance, credit_ledger_recent
 from billing.metering.models import Aggregation, Meter
@@ -129,8 +130,8 @@ def _credits(customer: Customer) -> dict:
     return {key: _credits_of(balance[f"{key}_micros"]) for key in ("balance", "available", "overage")}
 
 
-def _entitlements(customer: Customer, features: list[Feature]) -> list[dict]:
-    snapshot = snapshot_build(customer=customer)
+def _entitlements(customer: Customer, features: list[Feature], entitled: Membership | None) -> list[dict]:
+    snapshot = snapshot_build(customer=customer, membership=entitled)
     overrides = {
         o.feature_id: o
         for o in EntitlementOverride.objects.filter(customer=customer).select_related("feature")
@@ -190,7 +191,8 @@ def customer_page(*, customer: Customer, tiers: list, now: dt.datetime) -> Custo
         if memberships
         else []
     )
-    start, end = current_period(customer=customer)
+    entitled = entitled_membership(customer=customer)  # read once: the period's and the snapshot's
+    start, end = current_period(customer=customer, membership=entitled)
     invoices = list(Invoice.objects.filter(customer=customer).order_by("-id")[:RECENT])
     payments = list(Payment.objects.filter(customer=customer).order_by("-occurred_at", "-id")[:RECENT])
     features = list_features()
@@ -223,7 +225,7 @@ def customer_page(*, customer: Customer, tiers: list, now: dt.datetime) -> Custo
         api_keys=list(
             CustomerApiKey.objects.filter(customer=customer).order_by("-created_at", "-id")[:RECENT]
         ),
-        entitlements=_entitlements(customer, features),
+        entitlements=_entitlements(customer, features, entitled),
         features=features,
         timeline=_timeline(customer, history, payments),
     )

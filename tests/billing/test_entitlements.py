@@ -54,6 +54,30 @@ def test_a_call_needing_a_paid_tier_fails_before_and_succeeds_after(ci_catalog):
     assert check(ci_catalog, feature="custom_runners").json()["allowed"] is False
 
 
+def _entitled_reads(queries) -> int:
+    """Reads of a customer's entitled plan membership (entitled_membership's query)."""
+    return sum(
+        1
+        for q in queries.captured_queries
+        if 'FROM "memberships_membership"' in q["sql"]
+        and "('trialing', 'active', 'past_due')" in q["sql"]
+        and '"creator_id" IS NULL' in q["sql"]
+    )
+
+
+def test_a_snapshot_build_reads_the_entitled_membership_once(ci_catalog):
+    from billing.entitlements.selectors import snapshot_build
+    from billing.memberships.models import Customer
+
+    make_customer(ci_catalog, tier="team")  # build minutes are metered: the period is read too
+    with tenant_context(ci_catalog.tenant):
+        customer = Customer.objects.get(external_id="c1")
+        with CaptureQueriesContext(connection) as queries:
+            snapshot = snapshot_build(customer=customer)
+        assert snapshot["tier"] == "team" and snapshot["features"]["build_minutes"]["used"] == 0
+        assert _entitled_reads(queries) == 1
+
+
 def test_snapshot_endpoint(ci_catalog):
     make_customer(ci_catalog, tier="team")
     body = ci_catalog.api().get("/api/v1/customers/c1/entitlements").json()

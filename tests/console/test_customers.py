@@ -307,6 +307,24 @@ def test_customer_page_shows_everything(shop, django_assert_max_num_queries):
     assert "Event sent" in text or "Nothing yet" in text
 
 
+def test_customer_page_reads_the_entitled_membership_once(shop):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = _login(shop, shop.owner_email)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/customers/ann/").status_code == 200
+    # the usage period's and the entitlement snapshot's, read once for both
+    entitled = [
+        q["sql"]
+        for q in queries.captured_queries
+        if 'FROM "memberships_membership"' in q["sql"]
+        and "('trialing', 'active', 'past_due')" in q["sql"]
+        and '"creator_id" IS NULL' in q["sql"]
+    ]
+    assert len(entitled) == 1
+
+
 def test_unknown_customer_is_404_and_other_tenants_customer_too(shop, beta):
     with tenant_context(beta.tenant):
         customer_upsert(external_id="only-in-beta")
