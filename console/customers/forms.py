@@ -90,8 +90,9 @@ class RefundForm(forms.Form):
     def __init__(self, *args, invoices: list[Invoice], **kwargs):
         super().__init__(*args, **kwargs)
         self.invoices = {invoice.pk: invoice for invoice in invoices}
+        # amount and status first: a long invoice number is what a narrow select cuts off
         self.fields["invoice"].choices = [
-            (i.pk, f"{i.number} · {format_amount(i.total, i.currency)} · {i.get_status_display()}")
+            (i.pk, f"{format_amount(i.total, i.currency)} {i.get_status_display().lower()} · {i.number}")
             for i in invoices
         ]
 
