@@ -5,9 +5,10 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monetize.settings")
 application = get_wsgi_application()
 
-from monetize.middleware import ChunkedBodyWSGI  # noqa: E402  (needs the settings configured)
+from monetize.hotpath import HotPathWSGI  # noqa: E402  (needs the settings configured)
+from monetize.middleware import ChunkedBodyWSGI  # noqa: E402
 
-application = ChunkedBodyWSGI(application)
+application = ChunkedBodyWSGI(HotPathWSGI(application))
 
 
 def _warm() -> None:

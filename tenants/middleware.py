@@ -21,6 +21,16 @@ def tenant_cache_clear() -> None:
     _cache.clear()
 
 
+def tenant_cached(hostname: str):
+    """The tenant this process routed `hostname` (lower case, no port) to within the last
+    TENANT_CACHE_SECONDS, or None: the fast lane (monetize/hotpath.py) serves only hosts the
+    middleware below has validated and looked up."""
+    hit = _cache.get(hostname)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    return None
+
+
 class TenantMiddleware(TenantMainMiddleware):
     @staticmethod
     def hostname_from_request(request):
