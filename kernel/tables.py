@@ -10,6 +10,12 @@
     {% include "_table.html" with table=table empty_title="No invoices yet" %}
 
 An unknown sort or page falls back to the default / nearest page: bad input never makes a 500.
+`sort` is an ORM path or an expression (`Coalesce("finalized_at", "created_at")`); the database
+orders by it, then by the primary key in the same direction, so pages never repeat or skip a row
+(an index on (expression, id) serves both directions). Numbers and dates sort highest/newest first
+on the first click, text A–Z; `table.sort_choices` offers the same orders as a "Sort by" select
+for phones, where the headers fold away. A page whose rows need their own markup passes
+`row_template` to _table.html (one `<tr>` for `row`); the columns still give the headers.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils.html import format_html
 
 KINDS = {"text", "number", "money", "quantity", "units", "date", "datetime", "ago", "badge", "code"}
+DATES = {"date", "datetime", "ago"}
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,7 @@ class Column:
     key: str
     label: str
     kind: str = "text"
-    sort: str | None = None
+    sort: Any = None
     link: str | None = None
     unit: str = ""
     currency: str = "currency"
@@ -46,6 +53,20 @@ class Column:
     def numeric(self) -> bool:
         return self.kind in {"number", "money", "quantity", "units"}
 
+    @property
+    def descending_first(self) -> bool:
+        """Numbers and dates are read highest / newest first; text A–Z."""
+        return self.numeric or self.kind in DATES
+
+    def sort_label(self, *, descending: bool) -> str:
+        if self.numeric:
+            way = "highest first" if descending else "lowest first"
+        elif self.kind in DATES:
+            way = "newest first" if descending else "oldest first"
+        else:
+            way = "Z–A" if descending else "A–Z"
+        return f"{self.label}, {way}"
+
 
 @dataclass
 class Table:
@@ -53,6 +74,7 @@ class Table:
     page: Any  # django.core.paginator.Page
     sort: str
     headers: list[dict] = field(default_factory=list)
+    sort_choices: list[dict] = field(default_factory=list)
 
     @property
     def rows(self):
@@ -73,28 +95,44 @@ def lookup(row, key: str):
 def table_from_request(
     request, *, rows, columns: list[Column], default_sort: str = "", per_page: int = 25
 ) -> Table:
-    sortable = {column.key: column.sort for column in columns if column.sort}
+    sortable = {column.key: column.sort for column in columns if column.sort is not None}
     wanted = request.GET.get("sort", "") or default_sort
     descending = wanted.startswith("-")
-    key = wanted.lstrip("-")
+    key = wanted[1:] if descending else wanted
     if key not in sortable:
         wanted, descending, key = default_sort, default_sort.startswith("-"), default_sort.lstrip("-")
     if key in sortable:
-        order = ("-" if descending else "") + sortable[key]
-        if isinstance(rows, QuerySet):
-            rows = rows.order_by(order, "-pk" if descending else "pk")
-        else:
-            rows = sorted(rows, key=lambda row: _sort_key(lookup(row, sortable[key])), reverse=descending)
+        rows = sort_rows(rows, sortable[key], descending=descending, fallback=key)
     page = Paginator(rows, per_page).get_page(request.GET.get("page"))
-    headers = []
+    headers, choices = [], []
     for column in columns:
         header = {"column": column, "sort": None, "state": None}
-        if column.sort:
+        if column.sort is not None:
             current = key == column.key
             header["state"] = ("descending" if descending else "ascending") if current else None
-            header["sort"] = (column.key if descending else f"-{column.key}") if current else column.key
+            first_descending = (not descending) if current else column.descending_first
+            header["sort"] = f"-{column.key}" if first_descending else column.key
+            for way in (column.descending_first, not column.descending_first):
+                value = f"-{column.key}" if way else column.key
+                selected = current and way == descending
+                choices.append(
+                    {"value": value, "label": column.sort_label(descending=way), "selected": selected}
+                )
         headers.append(header)
-    return Table(columns=columns, page=page, sort=wanted, headers=headers)
+    sort = (("-" if descending else "") + key) if key in sortable else wanted
+    return Table(columns=columns, page=page, sort=sort, headers=headers, sort_choices=choices)
+
+
+def sort_rows(rows, order, *, descending: bool, fallback: str = ""):
+    """A queryset ordered by `order` (an ORM path or an expression), then by its primary key in the
+    same direction; a list sorted in Python by the row's `order` (or `fallback`) attribute."""
+    if isinstance(rows, QuerySet):
+        expression = F(order) if isinstance(order, str) else order
+        if descending:
+            return rows.order_by(expression.desc(), F("pk").desc())
+        return rows.order_by(expression.asc(), F("pk").asc())
+    name = order if isinstance(order, str) else fallback
+    return sorted(rows, key=lambda row: _sort_key(lookup(row, name)), reverse=descending)
 
 
 def _sort_key(value):

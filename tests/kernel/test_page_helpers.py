@@ -171,6 +171,32 @@ def test_tables_ignore_bad_sort_and_page_values():
     assert table.sort == "name" and table.page.number == 1
 
 
+def test_tables_offer_their_orders_as_choices_numbers_and_dates_newest_first():
+    columns = [*COLUMNS, Column("joined", "Joined", kind="date", sort="joined")]
+    table = table_from_request(_request("sort=nope"), rows=ROWS, columns=columns, default_sort="-mrr")
+    assert table.sort == "-mrr" and [h["sort"] for h in table.headers] == ["name", "mrr", None, "-joined"]
+    assert [(c["value"], c["label"], c["selected"]) for c in table.sort_choices] == [
+        ("name", "Name, A–Z", False), ("-name", "Name, Z–A", False),
+        ("-mrr", "MRR, highest first", True), ("mrr", "MRR, lowest first", False),
+        ("-joined", "Joined, newest first", False), ("joined", "Joined, oldest first", False),
+    ]  # fmt: skip
+    html = Template('{% include "_sort_select.html" with table=table %}').render(Context({"table": table}))
+    assert (
+        '<select name="sort">' in html and '<option value="-mrr" selected>MRR, highest first</option>' in html
+    )
+
+
+def test_tables_render_rows_through_a_row_template(tmp_path, settings):
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}]
+    (tmp_path / "_row.html").write_text('<tr data-row="{{ row.name }}"><td>{{ row.mrr }}</td></tr>')
+    table = table_from_request(_request("sort=mrr"), rows=ROWS, columns=COLUMNS, per_page=2)
+    html = Template(
+        '{% include "_table.html" with table=table row_template="_row.html" card=True class="x" %}'
+    ).render(Context({"table": table, "request": _request("sort=mrr")}))
+    assert '<tr data-row="c1"><td>100</td></tr>' in html and '<tr data-row="c2">' in html
+    assert 'class="table-wrap card flush"' in html and 'class="table stack x"' in html
+
+
 def test_an_empty_table_shows_its_empty_state():
     table = table_from_request(_request(), rows=[], columns=COLUMNS)
     html = Template(
