@@ -17,7 +17,9 @@ from billing.invoicing.models.credit_notes import (
     CreditNoteStatus,
 )
 from billing.invoicing.models.invoices import (
+    AMOUNT_DUE,
     FROZEN,
+    ISSUED_AT,
     BillingReason,
     CollectedBy,
     Invoice,
@@ -29,7 +31,7 @@ from billing.invoicing.models.invoices import (
 )
 
 __all__ = [
-    "CREDIT_NOTE_FROZEN", "FROZEN", "TAX_RATE_TERMS", "BillingReason", "CollectedBy", "CreditNote", "CreditValue",
+    "AMOUNT_DUE", "CREDIT_NOTE_FROZEN", "FROZEN", "ISSUED_AT", "TAX_RATE_TERMS", "BillingReason", "CollectedBy", "CreditNote", "CreditValue",
     "CreditNoteLine", "CreditNoteOrigin", "CreditNoteReason", "CreditNoteStatus", "Invoice", "InvoiceDiscount",
     "InvoiceLine", "InvoiceNumbering", "InvoicePayment", "InvoiceStatus", "InvoiceTax", "LineKind", "TaxRate",
 ]  # fmt: skip

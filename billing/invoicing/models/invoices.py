@@ -8,7 +8,8 @@ change to a finalized invoice's lines. Corrections are credit notes.
 
 import pgtrigger
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce, Greatest
 
 
 class InvoiceStatus(models.TextChoices):
@@ -17,6 +18,16 @@ class InvoiceStatus(models.TextChoices):
     PAID = "paid", "Paid"
     VOID = "void", "Void"
     UNCOLLECTIBLE = "uncollectible", "Uncollectible"
+
+
+# the staff list's sort keys, in the database: the day an invoice was issued (finalized; created, for
+# drafts) and what is still owed on it (Invoice.amount_due); each has an index on (it, id)
+ISSUED_AT = Coalesce("finalized_at", "created_at")
+AMOUNT_DUE = Case(
+    When(status="open", then=Greatest(F("total") - F("amount_paid") - F("amount_credited"), Value(0))),
+    default=Value(0),
+    output_field=models.BigIntegerField(),
+)
 
 
 class BillingReason(models.TextChoices):
@@ -156,6 +167,12 @@ class Invoice(models.Model):
             models.Index(
                 fields=["due_at", "id"], condition=Q(status="open"), name="invoicing_invoice_open_due"
             ),
+            # the staff list's orders (billing.invoicing.pages): a page of 25 walks one index
+            models.Index(ISSUED_AT, F("id"), name="invoicing_invoice_issued"),
+            models.Index(fields=["number", "id"], name="invoicing_invoice_number_id"),
+            models.Index(fields=["total", "id"], name="invoicing_invoice_total_id"),
+            models.Index(AMOUNT_DUE, F("id"), name="invoicing_invoice_due_id"),
+            models.Index(fields=["status", "id"], name="invoicing_invoice_status_id"),
         ]
 
     def __str__(self) -> str:

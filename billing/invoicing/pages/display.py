@@ -1,5 +1,6 @@
-"""What the invoice pages show, worked out from the models: the activity list, the rows of totals
-(discounts by coupon, taxes by rate), the service's refusals in the invoice's money."""
+"""What the invoice pages show, worked out from the models: the staff list as a templates/_table.html
+table, the activity list, the rows of totals (discounts by coupon, taxes by rate), the service's
+refusals in the invoice's money."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from billing.invoicing.models import Invoice
+from billing.invoicing.pages.selectors import DEFAULT_INVOICE_SORT, INVOICE_SORTS
 from billing.memberships.models import PaymentKind
 from billing.metering.credit_models import credits_display
 from kernel.decimals import decimal_text, grouped
 from kernel.errors import ApplicationError
 from kernel.money import format_amount
+from kernel.tables import Column, Table, table_from_request
 
 
 @dataclass(frozen=True)
@@ -134,3 +137,17 @@ def credit_error_text(exc: ApplicationError, currency: str) -> str:
     }
     text = texts.get(exc.code)
     return text() if text else exc.message
+
+
+def invoice_table(request, *, invoices) -> Table:
+    """The staff list's page of invoices under sortable headers (?sort=, INVOICE_SORTS; anything else
+    is newest issued first), sorted and paged by the database."""
+    columns = [
+        Column("number", "Number", sort=INVOICE_SORTS["number"]),
+        Column("customer", "Customer", sort=INVOICE_SORTS["customer"]),
+        Column("issued", "Issued", kind="date", sort=INVOICE_SORTS["issued"]),
+        Column("status", "Status", kind="badge", sort=INVOICE_SORTS["status"]),
+        Column("total", "Total", kind="money", sort=INVOICE_SORTS["total"]),
+        Column("due", "Due", kind="money", sort=INVOICE_SORTS["due"]),
+    ]
+    return table_from_request(request, rows=invoices, columns=columns, default_sort=DEFAULT_INVOICE_SORT)

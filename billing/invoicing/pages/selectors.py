@@ -9,12 +9,27 @@ from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from billing.invoicing.models import Invoice, InvoicePayment, InvoiceStatus
-from billing.memberships.models import Customer
+from billing.invoicing.models import AMOUNT_DUE, ISSUED_AT, Invoice, InvoicePayment, InvoiceStatus
+from billing.memberships.models import Customer, customer_label
 
 # what is still owed, in the database (Invoice.amount_due, for sums)
 DUE = Greatest(F("total") - F("amount_paid") - F("amount_credited"), Value(0))
 INVOICED = ~Q(status__in=(InvoiceStatus.DRAFT, InvoiceStatus.VOID))
+# what the list shows as the customer: their name, else their email, else their id (as they are now)
+CUSTOMER_LABEL = customer_label("customer__")
+# the list's sort keys (?sort=key, -key for descending) and what the database orders by; the
+# invoice's own columns have an index on (column, id) each (invoicing 0009); the customer's name has
+# one on customers (memberships 0013): the database walks customers in that order, then each one's
+# invoices, and sorts only the invoices of customers of the same name by id
+INVOICE_SORTS = {
+    "number": F("number"),
+    "issued": ISSUED_AT,
+    "customer": CUSTOMER_LABEL,
+    "total": F("total"),
+    "due": AMOUNT_DUE,
+    "status": F("status"),
+}
+DEFAULT_INVOICE_SORT = "-issued"
 
 
 @dataclass(frozen=True)
@@ -30,10 +45,10 @@ def _day_start(day: dt.date) -> dt.datetime:
 
 
 def invoice_search(*, filters: InvoiceFilters, with_status: bool = True) -> QuerySet[Invoice]:
-    """Invoices matching the filters, newest first. `search` matches the number, the customer's id,
+    """Invoices matching the filters, newest first (the list orders them by INVOICE_SORTS). `search` matches the number, the customer's id,
     name or email (as they are now or as billed); the dates bound the day an invoice was issued
     (finalized; created, for drafts), both days included."""
-    invoices = Invoice.objects.annotate(issued_at=Coalesce("finalized_at", "created_at"))
+    invoices = Invoice.objects.annotate(issued_at=ISSUED_AT)
     if with_status and filters.status:
         invoices = invoices.filter(status=filters.status)
     if term := filters.search.strip():

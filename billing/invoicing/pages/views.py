@@ -1,5 +1,5 @@
 """Invoice pages. Customers: `/account/billing/` (their invoices with PDFs, the upcoming invoice).
-Staff: `/invoices/` (filters, figures per currency, pages of 25) and `/invoices/<id>/` (lines, totals,
+Staff: `/invoices/` (filters, figures per currency, sortable columns, pages of 25) and `/invoices/<id>/` (lines, totals,
 activity; void and mark uncollectible for the roles that change billing; the PDF)."""
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ from accounts.roles import STAFF_ROLES, Role
 from billing.invoicing.credit_notes import CREDITABLE, credit_note_create
 from billing.invoicing.exceptions import InvoiceNotFound, InvoiceStateError
 from billing.invoicing.models import CollectedBy, CreditNoteStatus, InvoiceStatus
-from billing.invoicing.pages.display import activity, amount_rows, credit_error_text, upcoming_rows
+from billing.invoicing.pages.display import (
+    activity,
+    amount_rows,
+    credit_error_text,
+    invoice_table,
+    upcoming_rows,
+)
 from billing.invoicing.pages.forms import CreditNoteForm, InvoiceFilterForm
 from billing.invoicing.pages.selectors import (
     customer_invoice,
@@ -104,9 +110,8 @@ def invoice_list(request):
             "filters": filters,
             "filtered": any((filters.search, filters.issued_from, filters.issued_to)),
             "tabs": tabs,
-            "page": _paged(request, invoices),
+            "table": invoice_table(request, invoices=invoices),
             "totals": invoice_totals_by_currency(invoices=invoices),
-            "query": query.urlencode(),
         },
     )
 
