@@ -104,3 +104,131 @@ def test_a_fan_sees_the_creators_they_support(studio, django_capture_on_commit_c
     page = client.get("/account/supporting/")
     text = _text(page)
     assert page.status_code == 200 and "video-7" in text and "$15.00" in text and "@ann" in text
+
+
+# --- staff lists: sorted by a column in the database ---------------------------------------------
+
+
+def _order(response, attribute: str) -> list[str]:
+    import re
+
+    assert response.status_code == 200
+    return re.findall(rf'<tr {attribute}="([^"]+)">', response.content.decode())
+
+
+@pytest.fixture
+def crowd(alpha):
+    """30 creators: handles c00…c29, names in another order, payout states and creation days mixed;
+    and 30 payouts of theirs, amounts and request times in other orders, statuses in turn."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    states = ["not_started", "pending", "active", "restricted"]
+    with tenant_context(alpha.tenant):
+        creators = []
+        for i in range(30):
+            creator = Creator.objects.create(
+                handle=f"c{i:02d}", display_name=f"Name {(i * 7) % 30:02d}", email=f"c{i:02d}@crowd.test",
+                payout_status=states[i % 4],
+            )  # fmt: skip
+            Creator.objects.filter(pk=creator.pk).update(created_at=now - dt.timedelta(days=(i * 11) % 30))
+            creators.append(Creator.objects.get(pk=creator.pk))
+        payouts = []
+        for i, creator in enumerate(creators):
+            payout = Payout.objects.create(
+                creator=creator, amount=100 + (i * 17) % 30, currency="usd", provider="sandbox",
+                account_id="acct", status=["requested", "processing", "paid", "failed"][i % 4],
+            )  # fmt: skip
+            Payout.objects.filter(pk=payout.pk).update(requested_at=now - dt.timedelta(hours=(i * 13) % 30))
+            payouts.append(Payout.objects.get(pk=payout.pk))
+    return creators, payouts
+
+
+CREATOR_KEYS = {
+    "handle": lambda c: c.handle,
+    "name": lambda c: c.display_name,
+    "payouts": lambda c: c.payout_status,
+    "created": lambda c: c.created_at,
+}
+
+
+@pytest.mark.parametrize("key", CREATOR_KEYS)
+def test_staff_sort_creators_by_each_column_both_ways_across_pages(alpha, crowd, key):
+    creators, _ = crowd
+    support = _as(alpha, "support@alpha.test", Role.SUPPORT)
+    ascending = [c.handle for c in sorted(creators, key=lambda c: (CREATOR_KEYS[key](c), c.pk))]
+    for sort, expected in ((key, ascending), (f"-{key}", ascending[::-1])):
+        first = support.get("/creators/", {"q": "crowd.test", "sort": sort})
+        assert _order(first, "data-creator") == expected[:25], sort
+        assert f'href="?q=crowd.test&amp;sort={sort}&amp;page=2" rel="next"' in first.content.decode()
+        assert f'<option value="{sort}" selected>' in first.content.decode()
+        second = support.get("/creators/", {"q": "crowd.test", "sort": sort, "page": 2})
+        assert _order(second, "data-creator") == expected[25:], sort
+    # a search narrows the sorted list
+    narrowed = [h for h in ascending if h.startswith("c1")]
+    assert _order(support.get("/creators/", {"q": "c1", "sort": key}), "data-creator") == narrowed
+
+
+def test_staff_creators_bogus_sort_falls_back_and_queries_do_not_grow(alpha, crowd):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    support = _as(alpha, "support@alpha.test", Role.SUPPORT)
+    by_handle = [f"c{i:02d}" for i in range(25)]
+    for bogus in ("balance", "-", "--name", "email", "handle;drop", "-pending"):
+        assert _order(support.get("/creators/", {"sort": bogus}), "data-creator") == by_handle, bogus
+    with CaptureQueriesContext(connection) as few:
+        support.get("/creators/", {"q": "c0", "sort": "-created"})  # 10 creators
+    with CaptureQueriesContext(connection) as many:
+        support.get("/creators/", {"sort": "-created"})  # a page of 25
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
+PAYOUT_KEYS = {
+    "requested": lambda p: p.requested_at,
+    "amount": lambda p: p.amount,
+    "status": lambda p: p.status,
+}
+
+
+@pytest.mark.parametrize("key", PAYOUT_KEYS)
+def test_staff_sort_payouts_by_each_column_both_ways_with_a_status(alpha, crowd, key):
+    _, payouts = crowd
+    support = _as(alpha, "support@alpha.test", Role.SUPPORT)
+    ascending = [str(p.pk) for p in sorted(payouts, key=lambda p: (PAYOUT_KEYS[key](p), p.pk))]
+    for sort, expected in ((key, ascending), (f"-{key}", ascending[::-1])):
+        first = support.get("/creators/payouts/", {"sort": sort})
+        assert _order(first, "data-payout") == expected[:25], sort
+        html = first.content.decode()
+        assert f'href="?sort={sort}&amp;page=2" rel="next"' in html
+        assert f'href="?sort={sort}&amp;status=paid"' in html  # the status tabs keep the sort
+        assert (
+            _order(support.get("/creators/payouts/", {"sort": sort, "page": 2}), "data-payout")
+            == expected[25:]
+        )
+        paid = [pk for pk in expected if any(str(p.pk) == pk and p.status == "paid" for p in payouts)]
+        assert (
+            _order(support.get("/creators/payouts/", {"status": "paid", "sort": sort}), "data-payout") == paid
+        )
+    one = payouts[3].creator.handle
+    mine = support.get("/creators/payouts/", {"creator": one, "sort": key})
+    assert _order(mine, "data-payout") == [str(payouts[3].pk)]
+
+
+def test_staff_payouts_bogus_sort_falls_back_newest_first_and_queries_do_not_grow(alpha, crowd):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _, payouts = crowd
+    support = _as(alpha, "support@alpha.test", Role.SUPPORT)
+    newest = [str(p.pk) for p in sorted(payouts, key=lambda p: (p.requested_at, p.pk), reverse=True)]
+    assert _order(support.get("/creators/payouts/"), "data-payout") == newest[:25]
+    for bogus in ("creator", "-", "--amount", "account_id", "amount;drop", "-id"):
+        assert _order(support.get("/creators/payouts/", {"sort": bogus}), "data-payout") == newest[:25], bogus
+    with CaptureQueriesContext(connection) as few:
+        support.get("/creators/payouts/", {"status": "paid", "sort": "amount"})  # 7 payouts
+    with CaptureQueriesContext(connection) as many:
+        support.get("/creators/payouts/", {"sort": "amount"})  # a page of 25
+    assert len(many.captured_queries) == len(few.captured_queries)

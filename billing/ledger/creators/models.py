@@ -217,6 +217,12 @@ class Payout(models.Model):
                 name="creators_payout_once_per_schedule",
             ),
         ]
+        # the staff list's orders (console.creators): a page of 25 walks one index
+        indexes = [
+            models.Index(fields=["requested_at", "id"], name="creators_payout_requested_id"),
+            models.Index(fields=["amount", "id"], name="creators_payout_amount_id"),
+            models.Index(fields=["status", "id"], name="creators_payout_status_id"),
+        ]
 
     def __str__(self) -> str:
         return f"payout-{self.pk}"
