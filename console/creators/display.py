@@ -13,7 +13,7 @@ from console.creators.selectors import (
 from kernel.tables import Column, Table, table_from_request
 
 
-def creator_table(request, *, creators) -> Table:
+def creator_table(request, *, creators, per_page: int = 25) -> Table:
     """A page of creators (the columns' keys are the ?sort= keys; the row template draws the cells), each with `balances` ([{currency, pending, available}]) read for that
     page alone in one query."""
     columns = [
@@ -25,7 +25,9 @@ def creator_table(request, *, creators) -> Table:
         Column("created", "Created", kind="date", sort=CREATOR_SORTS["created"]),
         Column("links", ""),
     ]
-    table = table_from_request(request, rows=creators, columns=columns, default_sort=DEFAULT_CREATOR_SORT)
+    table = table_from_request(
+        request, rows=creators, columns=columns, default_sort=DEFAULT_CREATOR_SORT, per_page=per_page
+    )
     rows = list(table.page.object_list)
     balances = balances_for(rows)
     for creator in rows:
@@ -34,7 +36,7 @@ def creator_table(request, *, creators) -> Table:
     return table
 
 
-def payout_table(request, *, payouts) -> Table:
+def payout_table(request, *, payouts, per_page: int = 25) -> Table:
     columns = [
         Column("requested", "Requested", kind="datetime", sort=PAYOUT_SORTS["requested"]),
         Column("creator", "Creator"),
@@ -42,4 +44,6 @@ def payout_table(request, *, payouts) -> Table:
         Column("status", "Status", kind="badge", sort=PAYOUT_SORTS["status"]),
         Column("provider", "At the provider"),
     ]
-    return table_from_request(request, rows=payouts, columns=columns, default_sort=DEFAULT_PAYOUT_SORT)
+    return table_from_request(
+        request, rows=payouts, columns=columns, default_sort=DEFAULT_PAYOUT_SORT, per_page=per_page
+    )

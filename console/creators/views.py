@@ -13,12 +13,14 @@ from accounts.roles import STAFF_ROLES
 from console.creators.display import creator_table, payout_table
 from console.creators.selectors import PAYOUT_STATUSES, creator_search, payout_search
 
+PAGE_SIZE = 25
+
 
 @require_GET
 @role_required(*STAFF_ROLES)
 def creator_list(request):
     q = request.GET.get("q", "")
-    table = creator_table(request, creators=creator_search(q=q))
+    table = creator_table(request, creators=creator_search(q=q), per_page=PAGE_SIZE)
     return render(request, "console/creators/list.html", {"table": table, "q": q})
 
 
@@ -27,7 +29,7 @@ def creator_list(request):
 def payout_list(request):
     status = request.GET.get("status", "")
     handle = request.GET.get("creator", "")
-    table = payout_table(request, payouts=payout_search(status=status, handle=handle))
+    table = payout_table(request, payouts=payout_search(status=status, handle=handle), per_page=PAGE_SIZE)
     return render(
         request,
         "console/creators/payouts.html",

@@ -34,7 +34,7 @@ PERSONAS = {
     "owner": ("owner@live.test", ["/dashboard/", "/customers/", "/customers/{buyer}/", "/invoices/", "/usage/",
                                   "/usage/ai/", "/usage/?window=hour", "/reconciliation/", "/developers/",
                                   "/developers/keys/", "/developers/webhooks/", "/developers/inbox/", "/settings/",
-                                  "/pricing/"],
+                                  "/pricing/", "/creators/", "/creators/payouts/?sort=-amount"],
               ["Overview", "Customers", "Invoices", "Usage", "Developers", "Settings"], []),
 }  # fmt: skip
 
@@ -54,6 +54,7 @@ def people(live_tenant):
 
     from accounts.roles import Role
     from accounts.services import user_create
+    from billing.ledger.creators.models import Creator, Payout
     from billing.memberships.services import customer_for_user
     from billing.metering.ingest import events_ingest
     from tests.helpers import committed
@@ -71,6 +72,13 @@ def people(live_tenant):
                          "timestamp": (now - dt.timedelta(hours=1 + 20 * i)).isoformat(),
                          "properties": {"minutes": 1200 + 700 * i}} for i in range(3)]
             )  # fmt: skip
+            # two sellers with a payout each (the staff's sorted creator and payout lists)
+            for handle, name, amount in (("ann", "Ann Archer", 9_000), ("bob-builds", "Bob Builder", 12_500)):
+                creator = Creator.objects.create(
+                    handle=handle, display_name=name, email=f"{handle}@live.test"
+                )
+                Payout.objects.create(creator=creator, amount=amount, currency="usd", provider="sandbox",
+                                      account_id=f"acct_{handle}", status="paid", provider_payout_id=f"po_{handle}_1")  # fmt: skip
             return buyer.external_id
 
     return committed(seed)

@@ -365,7 +365,7 @@ def small_pages(monkeypatch):
 
     monkeypatch.setattr(invoice_pages._paged, "__defaults__", (2,))
     for module in ("billing.ledger.reconciliation.views", "console.developers.selectors",
-                   "console.customers.views", "console.creators.views"):  # fmt: skip
+                   "console.customers.views", "console.creators.views", "billing.invoicing.pages.views"):  # fmt: skip
         monkeypatch.setattr(f"{module}.PAGE_SIZE", 1)
 
 

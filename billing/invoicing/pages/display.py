@@ -139,7 +139,7 @@ def credit_error_text(exc: ApplicationError, currency: str) -> str:
     return text() if text else exc.message
 
 
-def invoice_table(request, *, invoices) -> Table:
+def invoice_table(request, *, invoices, per_page: int = 25) -> Table:
     """The staff list's page of invoices under sortable headers (?sort=, INVOICE_SORTS; anything else
     is newest issued first), sorted and paged by the database."""
     columns = [
@@ -150,4 +150,6 @@ def invoice_table(request, *, invoices) -> Table:
         Column("total", "Total", kind="money", sort=INVOICE_SORTS["total"]),
         Column("due", "Due", kind="money", sort=INVOICE_SORTS["due"]),
     ]
-    return table_from_request(request, rows=invoices, columns=columns, default_sort=DEFAULT_INVOICE_SORT)
+    return table_from_request(
+        request, rows=invoices, columns=columns, default_sort=DEFAULT_INVOICE_SORT, per_page=per_page
+    )

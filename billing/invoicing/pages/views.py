@@ -110,7 +110,7 @@ def invoice_list(request):
             "filters": filters,
             "filtered": any((filters.search, filters.issued_from, filters.issued_to)),
             "tabs": tabs,
-            "table": invoice_table(request, invoices=invoices),
+            "table": invoice_table(request, invoices=invoices, per_page=PAGE_SIZE),
             "totals": invoice_totals_by_currency(invoices=invoices),
         },
     )
