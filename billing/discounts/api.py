@@ -10,12 +10,10 @@ from rest_framework.views import APIView
 from accounts.api.idempotency import idempotent
 from billing.discounts.models import CouponDuration
 from billing.discounts.selectors import coupon_get, coupon_list
-from billing.discounts.services import coupon_create, coupon_deactivate
+from billing.discounts.services import MAX_AMOUNT_OFF, MAX_PERIODS, coupon_create, coupon_deactivate
 from kernel.api.fields import INT_MAX, StrictCharField, StrictRegexField
 from kernel.api.pagination import PAGE_PARAMETERS, page_schema, paginated_response
 from kernel.decimals import decimal_text
-
-MAX_AMOUNT_OFF = 10**15
 
 
 class CouponOutput(serializers.Serializer):
@@ -56,7 +54,7 @@ class CouponCreateInput(serializers.Serializer):
     currency = StrictRegexField(r"^[A-Za-z]{3}$", required=False, help_text="With amount_off.")
     duration = serializers.ChoiceField(choices=CouponDuration.values)
     duration_in_periods = serializers.IntegerField(
-        required=False, min_value=1, max_value=1200, help_text="With duration `repeating`."
+        required=False, min_value=1, max_value=MAX_PERIODS, help_text="With duration `repeating`."
     )
     max_redemptions = serializers.IntegerField(required=False, min_value=1, max_value=INT_MAX)
     expires_at = serializers.DateTimeField(required=False)

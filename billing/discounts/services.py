@@ -8,6 +8,7 @@ took commit or roll back together.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -23,9 +24,67 @@ from billing.discounts.exceptions import (
     CouponNotApplicable,
     DiscountsError,
 )
-from billing.discounts.models import Coupon, CouponDuration
+from billing.discounts.models import CODE_PATTERN, Coupon, CouponDuration
 from billing.discounts.selectors import code_normalize
 from billing.tiers.models import Tier
+
+MAX_AMOUNT_OFF = 10**15  # minor units; far above any real discount, far below bigint
+MAX_PERIODS = 1200  # a hundred years of monthly invoices
+INT_MAX = 2**31 - 1  # PostgreSQL integer (max_redemptions)
+
+
+def _invalid(message: str, field: str) -> DiscountsError:
+    return DiscountsError(message, details={"field": field})
+
+
+def coupon_terms_check(
+    *,
+    code: str,
+    duration: str,
+    name: str,
+    percent_off: Decimal | None,
+    amount_off: int | None,
+    currency: str,
+    duration_in_periods: int | None,
+    max_redemptions: int | None,
+) -> None:
+    """Raise DiscountsError (details["field"] names the term) unless the terms make a coupon the
+    database takes: every caller (the API, the console's form) is refused the same way, never with
+    an IntegrityError."""
+    if not isinstance(code, str) or not re.fullmatch(CODE_PATTERN, code_normalize(code)):
+        raise _invalid("A code is 1-64 letters, digits, - and _, starting with a letter or digit.", "code")
+    if not isinstance(name, str) or len(name) > 200 or "\x00" in name:
+        raise _invalid("A name is at most 200 characters of text.", "name")
+    if duration not in CouponDuration.values:
+        raise _invalid(f"The duration is one of {', '.join(CouponDuration.values)}.", "duration")
+    if (percent_off is None) == (amount_off is None):
+        raise _invalid("Give exactly one of percent_off or amount_off.", "percent_off")
+    if percent_off is not None:
+        if not isinstance(percent_off, Decimal) or not percent_off.is_finite():
+            raise _invalid("percent_off is a decimal number.", "percent_off")
+        if not Decimal(0) < percent_off <= Decimal(100):
+            raise _invalid("percent_off is above 0 and at most 100.", "percent_off")
+        if percent_off != percent_off.quantize(Decimal("0.0001")):
+            raise _invalid("percent_off has at most 4 decimal places.", "percent_off")
+    if amount_off is not None:
+        if isinstance(amount_off, bool) or not isinstance(amount_off, int):
+            raise _invalid("amount_off is a whole number of minor units.", "amount_off")
+        if not 0 < amount_off <= MAX_AMOUNT_OFF:
+            raise _invalid(f"amount_off is above 0 and at most {MAX_AMOUNT_OFF:,} minor units.", "amount_off")
+        if not currency:
+            raise DiscountsError(
+                "amount_off needs a currency.", details={"currency": currency, "field": "currency"}
+            )
+        if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
+            raise _invalid("A currency is a three-letter ISO 4217 code (usd).", "currency")
+    if (duration == CouponDuration.REPEATING) != (duration_in_periods is not None):
+        raise _invalid(
+            "duration_in_periods is given for, and only for, a repeating coupon.", "duration_in_periods"
+        )
+    if duration_in_periods is not None and not 1 <= duration_in_periods <= MAX_PERIODS:
+        raise _invalid(f"duration_in_periods is 1 to {MAX_PERIODS:,}.", "duration_in_periods")
+    if max_redemptions is not None and not 1 <= max_redemptions <= INT_MAX:
+        raise _invalid(f"max_redemptions is 1 to {INT_MAX:,}.", "max_redemptions")
 
 
 def coupon_create(
@@ -41,18 +100,24 @@ def coupon_create(
     expires_at: dt.datetime | None = None,
     tier_codes: Iterable[str] = (),
 ) -> Coupon:
-    """A new coupon; an unknown tier or a taken code changes nothing."""
-    if (percent_off is None) == (amount_off is None):
-        raise DiscountsError("Give exactly one of percent_off or amount_off.")
-    if amount_off is not None and not currency:
-        raise DiscountsError("amount_off needs a currency.", details={"currency": currency})
-    if (duration == CouponDuration.REPEATING) != (duration_in_periods is not None):
-        raise DiscountsError("duration_in_periods is given for, and only for, a repeating coupon.")
+    """A new coupon; bad terms (coupon_terms_check), an unknown tier or a taken code change nothing."""
+    coupon_terms_check(
+        code=code,
+        duration=duration,
+        name=name,
+        percent_off=percent_off,
+        amount_off=amount_off,
+        currency=currency,
+        duration_in_periods=duration_in_periods,
+        max_redemptions=max_redemptions,
+    )
     tier_codes = sorted(set(tier_codes))
     tiers = list(Tier.objects.filter(code__in=tier_codes))
     if len(tiers) != len(tier_codes):
         unknown = sorted(set(tier_codes) - {t.code for t in tiers})
-        raise CouponNotApplicable(f"No tier {', '.join(unknown)}.", details={"tiers": unknown})
+        raise CouponNotApplicable(
+            f"No tier {', '.join(unknown)}.", details={"tiers": unknown, "field": "tiers"}
+        )
     code = code_normalize(code)
     try:
         with transaction.atomic():
@@ -70,7 +135,9 @@ def coupon_create(
             coupon.tiers.set(tiers)
     except IntegrityError as exc:
         if Coupon.objects.filter(code=code).exists():
-            raise CouponExists(f"A coupon '{code}' exists.", details={"coupon": code}) from exc
+            raise CouponExists(
+                f"A coupon '{code}' exists.", details={"coupon": code, "field": "code"}
+            ) from exc
         raise
     return coupon
 

@@ -13,7 +13,7 @@ from django_tenants.utils import tenant_context
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.discounts.exceptions import CouponExhausted
+from billing.discounts.exceptions import CouponExhausted, DiscountsError
 from billing.discounts.models import Coupon
 from billing.discounts.services import coupon_create
 from billing.invoicing.adjustments import Discount, Line, Rate, adjust
@@ -212,6 +212,43 @@ def test_bad_coupons_are_refused(ci_catalog, body, status, code):
     assert response.status_code == status and response.json()["error"]["code"] == code, response.content
     with tenant_context(ci_catalog.tenant):
         assert not Coupon.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "terms, field",
+    [
+        ({"code": "no spaces", "percent_off": Decimal(10)}, "code"),
+        ({"code": "NUL\x00", "percent_off": Decimal(10)}, "code"),
+        ({"code": "X" * 65, "percent_off": Decimal(10)}, "code"),
+        ({"name": "n" * 201, "percent_off": Decimal(10)}, "name"),
+        ({"name": "a\x00b", "percent_off": Decimal(10)}, "name"),
+        ({"percent_off": Decimal(0)}, "percent_off"),
+        ({"percent_off": Decimal("100.01")}, "percent_off"),
+        ({"percent_off": Decimal("-5")}, "percent_off"),
+        ({"percent_off": Decimal("Infinity")}, "percent_off"),
+        ({"percent_off": Decimal("10.00001")}, "percent_off"),
+        ({}, "percent_off"),
+        ({"percent_off": Decimal(10), "amount_off": 100, "currency": "usd"}, "percent_off"),
+        ({"amount_off": 0, "currency": "usd"}, "amount_off"),
+        ({"amount_off": -100, "currency": "usd"}, "amount_off"),
+        ({"amount_off": 10**16, "currency": "usd"}, "amount_off"),
+        ({"amount_off": 500}, "currency"),
+        ({"amount_off": 500, "currency": "us$"}, "currency"),
+        ({"percent_off": Decimal(10), "duration": "weekly"}, "duration"),
+        ({"percent_off": Decimal(10), "duration": "repeating"}, "duration_in_periods"),
+        ({"percent_off": Decimal(10), "duration": "repeating", "duration_in_periods": 0}, "duration_in_periods"),
+        ({"percent_off": Decimal(10), "duration_in_periods": 3}, "duration_in_periods"),
+        ({"percent_off": Decimal(10), "max_redemptions": 0}, "max_redemptions"),
+        ({"percent_off": Decimal(10), "max_redemptions": 2**31}, "max_redemptions"),
+    ],
+)  # fmt: skip
+def test_the_service_refuses_terms_the_database_would_with_the_field_named(in_alpha, terms, field):
+    """The console's form has no serializer in front: the service says which term is wrong (never an
+    IntegrityError), and creates nothing."""
+    with pytest.raises(DiscountsError) as refused:
+        coupon_create(**{"code": "X", "duration": "once", **terms})
+    assert refused.value.code == "invalid_coupon" and refused.value.details["field"] == field
+    assert not Coupon.objects.exists()
 
 
 def test_coupon_terms_are_immutable_in_the_database(in_alpha):

@@ -10,6 +10,7 @@ from django_tenants.utils import tenant_context
 
 from billing.discounts.services import coupon_create
 from billing.invoicing.adjustments import Discount, Line, Rate, adjust
+from billing.invoicing.exceptions import InvoicingError
 from billing.invoicing.models import InvoiceTax, TaxRate
 from billing.invoicing.services import LineDraft, invoice_draft_create, invoice_finalize
 from billing.invoicing.taxes import tax_rate_create
@@ -115,6 +116,28 @@ def test_bad_tax_rates_are_refused(alpha, body):
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
     with tenant_context(alpha.tenant):
         assert not TaxRate.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "terms, field",
+    [
+        ({"name": "", "percent": Decimal(5)}, "name"),
+        ({"name": "V" * 101, "percent": Decimal(5)}, "name"),
+        ({"name": "V\x00AT", "percent": Decimal(5)}, "name"),
+        ({"name": "VAT", "percent": Decimal("-1")}, "percent"),
+        ({"name": "VAT", "percent": Decimal("100.01")}, "percent"),
+        ({"name": "VAT", "percent": Decimal("NaN")}, "percent"),
+        ({"name": "VAT", "percent": Decimal("5.00001")}, "percent"),
+        ({"name": "VAT", "percent": Decimal(5), "country": "DEU"}, "country"),
+        ({"name": "VAT", "percent": Decimal(5), "country": "D\x00"}, "country"),
+    ],
+)
+def test_the_service_refuses_terms_the_database_would_with_the_field_named(in_alpha, terms, field):
+    """The console's form has no serializer in front: the service says which term is wrong."""
+    with pytest.raises(InvoicingError) as refused:
+        tax_rate_create(**terms)
+    assert refused.value.code == "invalid_tax_rate" and refused.value.details["field"] == field
+    assert not TaxRate.objects.exists()
 
 
 def test_tax_rate_terms_are_immutable_in_the_database(in_alpha):
