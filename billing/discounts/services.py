@@ -61,30 +61,36 @@ def coupon_terms_check(
         raise _invalid("Give exactly one of percent_off or amount_off.", "percent_off")
     if percent_off is not None:
         if not isinstance(percent_off, Decimal) or not percent_off.is_finite():
-            raise _invalid("percent_off is a decimal number.", "percent_off")
+            raise _invalid("The percent off (percent_off) is a decimal number.", "percent_off")
         if not Decimal(0) < percent_off <= Decimal(100):
-            raise _invalid("percent_off is above 0 and at most 100.", "percent_off")
+            raise _invalid("The percent off (percent_off) is above 0 and at most 100.", "percent_off")
         if percent_off != percent_off.quantize(Decimal("0.0001")):
-            raise _invalid("percent_off has at most 4 decimal places.", "percent_off")
+            raise _invalid("The percent off (percent_off) has at most 4 decimal places.", "percent_off")
     if amount_off is not None:
         if isinstance(amount_off, bool) or not isinstance(amount_off, int):
-            raise _invalid("amount_off is a whole number of minor units.", "amount_off")
+            raise _invalid("The amount off (amount_off) is a whole number of minor units.", "amount_off")
         if not 0 < amount_off <= MAX_AMOUNT_OFF:
-            raise _invalid(f"amount_off is above 0 and at most {MAX_AMOUNT_OFF:,} minor units.", "amount_off")
+            raise _invalid(
+                f"The amount off (amount_off) is above 0 and at most {MAX_AMOUNT_OFF:,} minor units.",
+                "amount_off",
+            )
         if not currency:
             raise DiscountsError(
                 "amount_off needs a currency.", details={"currency": currency, "field": "currency"}
             )
         if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
-            raise _invalid("A currency is a three-letter ISO 4217 code (usd).", "currency")
+            raise _invalid("A currency is a three-letter ISO 4217 code, such as usd.", "currency")
     if (duration == CouponDuration.REPEATING) != (duration_in_periods is not None):
         raise _invalid(
             "duration_in_periods is given for, and only for, a repeating coupon.", "duration_in_periods"
         )
     if duration_in_periods is not None and not 1 <= duration_in_periods <= MAX_PERIODS:
-        raise _invalid(f"duration_in_periods is 1 to {MAX_PERIODS:,}.", "duration_in_periods")
+        raise _invalid(
+            f"A repeating coupon discounts 1 to {MAX_PERIODS:,} invoices (duration_in_periods).",
+            "duration_in_periods",
+        )
     if max_redemptions is not None and not 1 <= max_redemptions <= INT_MAX:
-        raise _invalid(f"max_redemptions is 1 to {INT_MAX:,}.", "max_redemptions")
+        raise _invalid(f"The redemption limit (max_redemptions) is 1 to {INT_MAX:,}.", "max_redemptions")
 
 
 def coupon_create(

@@ -1,10 +1,18 @@
 """Reads of the catalog editor: the platform's tiers (creators' channel tiers are theirs), the
-features and meters a form offers, one price."""
+features and meters a form offers, one price; coupons and tax rates."""
 
 from __future__ import annotations
 
+import re
+
+from django.db.models import QuerySet
 from django.http import Http404
 
+from billing.discounts.exceptions import CouponNotFound
+from billing.discounts.models import CODE_PATTERN, Coupon
+from billing.discounts.selectors import code_normalize, coupon_get, coupon_list
+from billing.invoicing.models import TaxRate
+from billing.invoicing.taxes import TaxRateNotFound, tax_rate_get, tax_rate_list
 from billing.metering.models import Meter
 from billing.tiers.models import Feature, Price, PricingModel, Tier
 from billing.tiers.selectors import tier_list
@@ -46,3 +54,29 @@ def catalog_price_unit(*, price: Price) -> str:
         if unit:
             return unit
     return "seat" if price.model == PricingModel.PER_SEAT else "unit"
+
+
+def catalog_coupons() -> QuerySet[Coupon]:
+    """Every coupon, active or not, with its tiers (one prefetch: a page's rows in two queries)."""
+    return coupon_list()
+
+
+def catalog_coupon_get(*, code: str) -> Coupon:
+    """A coupon by code (404 for a code this tenant lacks, or one that is no code at all)."""
+    if not re.fullmatch(CODE_PATTERN, code_normalize(code)):
+        raise Http404
+    try:
+        return coupon_get(code=code)
+    except CouponNotFound:
+        raise Http404 from None
+
+
+def catalog_tax_rates() -> QuerySet[TaxRate]:
+    return tax_rate_list()
+
+
+def catalog_tax_rate_get(*, tax_rate_id) -> TaxRate:
+    try:
+        return tax_rate_get(tax_rate_id=tax_rate_id)
+    except TaxRateNotFound:
+        raise Http404 from None

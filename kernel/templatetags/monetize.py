@@ -177,7 +177,18 @@ TONES = {
     "info": {"trialing", "open", "pending", "scheduled", "processing", "received", "test"},
     "warning": {"past_due", "rotating", "incomplete", "paused", "retrying", "cancel_scheduled", "unsynced"},
     "danger": {"failed", "uncollectible", "revoked", "dead", "unpaid", "disputed", "suspended", "error"},
-    "muted": {"canceled", "cancelled", "void", "draft", "expired", "churned", "inactive", "disabled"},
+    "muted": {
+        "canceled",
+        "cancelled",
+        "void",
+        "draft",
+        "expired",
+        "churned",
+        "inactive",
+        "disabled",
+        "deactivated",
+        "used_up",
+    },
 }
 _TONE_OF = {status: tone for tone, statuses in TONES.items() for status in statuses}
 
