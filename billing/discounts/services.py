@@ -33,8 +33,22 @@ MAX_PERIODS = 1200  # a hundred years of monthly invoices
 INT_MAX = 2**31 - 1  # PostgreSQL integer (max_redemptions)
 
 
-def _invalid(message: str, field: str) -> DiscountsError:
-    return DiscountsError(message, details={"field": field})
+def _percent_problem(percent_off) -> str | None:
+    if not isinstance(percent_off, Decimal) or not percent_off.is_finite():
+        return "The percent off (percent_off) is a decimal number."
+    if not Decimal(0) < percent_off <= Decimal(100):
+        return "The percent off (percent_off) is above 0 and at most 100."
+    if percent_off != percent_off.quantize(Decimal("0.0001")):
+        return "The percent off (percent_off) has at most 4 decimal places."
+    return None
+
+
+def _amount_problem(amount_off) -> str | None:
+    if isinstance(amount_off, bool) or not isinstance(amount_off, int):
+        return "The amount off (amount_off) is a whole number of minor units."
+    if not 0 < amount_off <= MAX_AMOUNT_OFF:
+        return f"The amount off (amount_off) is above 0 and at most {MAX_AMOUNT_OFF:,} minor units."
+    return None
 
 
 def coupon_terms_check(
@@ -48,49 +62,41 @@ def coupon_terms_check(
     duration_in_periods: int | None,
     max_redemptions: int | None,
 ) -> None:
-    """Raise DiscountsError (details["field"] names the term) unless the terms make a coupon the
-    database takes: every caller (the API, the console's form) is refused the same way, never with
-    an IntegrityError."""
+    """Raise DiscountsError unless the terms make a coupon the database takes: every caller (the
+    API, the console's form) is refused the same way, never with an IntegrityError. Its message is
+    the first problem; details["field"] names that term, details["errors"] every term's problem."""
+    errors: dict[str, str] = {}
     if not isinstance(code, str) or not re.fullmatch(CODE_PATTERN, code_normalize(code)):
-        raise _invalid("A code is 1-64 letters, digits, - and _, starting with a letter or digit.", "code")
+        errors["code"] = "A code is 1-64 letters, digits, - and _, starting with a letter or digit."
     if not isinstance(name, str) or len(name) > 200 or "\x00" in name:
-        raise _invalid("A name is at most 200 characters of text.", "name")
+        errors["name"] = "A name is at most 200 characters of text."
     if duration not in CouponDuration.values:
-        raise _invalid(f"The duration is one of {', '.join(CouponDuration.values)}.", "duration")
+        errors["duration"] = f"The duration is one of {', '.join(CouponDuration.values)}."
     if (percent_off is None) == (amount_off is None):
-        raise _invalid("Give exactly one of percent_off or amount_off.", "percent_off")
-    if percent_off is not None:
-        if not isinstance(percent_off, Decimal) or not percent_off.is_finite():
-            raise _invalid("The percent off (percent_off) is a decimal number.", "percent_off")
-        if not Decimal(0) < percent_off <= Decimal(100):
-            raise _invalid("The percent off (percent_off) is above 0 and at most 100.", "percent_off")
-        if percent_off != percent_off.quantize(Decimal("0.0001")):
-            raise _invalid("The percent off (percent_off) has at most 4 decimal places.", "percent_off")
-    if amount_off is not None:
-        if isinstance(amount_off, bool) or not isinstance(amount_off, int):
-            raise _invalid("The amount off (amount_off) is a whole number of minor units.", "amount_off")
-        if not 0 < amount_off <= MAX_AMOUNT_OFF:
-            raise _invalid(
-                f"The amount off (amount_off) is above 0 and at most {MAX_AMOUNT_OFF:,} minor units.",
-                "amount_off",
-            )
+        errors["percent_off"] = "Give exactly one of percent_off or amount_off."
+    elif percent_off is not None and (problem := _percent_problem(percent_off)):
+        errors["percent_off"] = problem
+    elif amount_off is not None:
+        if problem := _amount_problem(amount_off):
+            errors["amount_off"] = problem
         if not currency:
-            raise DiscountsError(
-                "amount_off needs a currency.", details={"currency": currency, "field": "currency"}
-            )
-        if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
-            raise _invalid("A currency is a three-letter ISO 4217 code, such as usd.", "currency")
+            errors["currency"] = "amount_off needs a currency."
+        elif not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
+            errors["currency"] = "A currency is a three-letter ISO 4217 code, such as usd."
     if (duration == CouponDuration.REPEATING) != (duration_in_periods is not None):
-        raise _invalid(
-            "duration_in_periods is given for, and only for, a repeating coupon.", "duration_in_periods"
-        )
-    if duration_in_periods is not None and not 1 <= duration_in_periods <= MAX_PERIODS:
-        raise _invalid(
-            f"A repeating coupon discounts 1 to {MAX_PERIODS:,} invoices (duration_in_periods).",
-            "duration_in_periods",
+        errors["duration_in_periods"] = "duration_in_periods is given for, and only for, a repeating coupon."
+    elif duration_in_periods is not None and not 1 <= duration_in_periods <= MAX_PERIODS:
+        errors["duration_in_periods"] = (
+            f"A repeating coupon discounts 1 to {MAX_PERIODS:,} invoices (duration_in_periods)."
         )
     if max_redemptions is not None and not 1 <= max_redemptions <= INT_MAX:
-        raise _invalid(f"The redemption limit (max_redemptions) is 1 to {INT_MAX:,}.", "max_redemptions")
+        errors["max_redemptions"] = f"The redemption limit (max_redemptions) is 1 to {INT_MAX:,}."
+    if errors:
+        field, message = next(iter(errors.items()))
+        details = {"field": field, "errors": errors}
+        if field == "currency":
+            details["currency"] = currency
+        raise DiscountsError(message, details=details)
 
 
 def coupon_create(

@@ -17,25 +17,24 @@ class TaxRateNotFound(InvoicingError):
     status_code = 404
 
 
-def _invalid(message: str, field: str) -> InvoicingError:
-    return InvoicingError(message, code="invalid_tax_rate", details={"field": field})
-
-
 def tax_rate_create(*, name: str, percent: Decimal, inclusive: bool = False, country: str = "") -> TaxRate:
-    """A new rate; terms the database would refuse are an invalid_tax_rate error naming the field
-    (details["field"]), the same for the API and the console's form."""
+    """A new rate; terms the database would refuse are an invalid_tax_rate error (message: the first
+    problem; details["field"] its term, details["errors"] every term's problem), the same for the
+    API and the console's form."""
+    errors: dict[str, str] = {}
     if not isinstance(name, str) or not name.strip() or len(name) > 100 or "\x00" in name:
-        raise _invalid("A tax rate's name is 1-100 characters of text.", "name")
+        errors["name"] = "A tax rate's name is 1-100 characters of text."
     if not isinstance(percent, Decimal) or not percent.is_finite():
-        raise _invalid("A tax rate's percent is a decimal number.", "percent")
-    if not Decimal(0) < percent <= Decimal(100):
-        raise _invalid("A tax rate's percent is above 0 and at most 100.", "percent")
-    if percent != percent.quantize(Decimal("0.0001")):
-        raise _invalid("A tax rate's percent has at most 4 decimal places.", "percent")
+        errors["percent"] = "A tax rate's percent is a decimal number."
+    elif not Decimal(0) < percent <= Decimal(100):
+        errors["percent"] = "A tax rate's percent is above 0 and at most 100."
+    elif percent != percent.quantize(Decimal("0.0001")):
+        errors["percent"] = "A tax rate's percent has at most 4 decimal places."
     if not isinstance(country, str) or not re.fullmatch(r"([A-Za-z]{2})?", country):
-        raise _invalid(
-            "A country is a two-letter ISO 3166 code (DE), or blank for every customer.", "country"
-        )
+        errors["country"] = "A country is a two-letter ISO 3166 code (DE), or blank for every customer."
+    if errors:
+        field, message = next(iter(errors.items()))
+        raise InvoicingError(message, code="invalid_tax_rate", details={"field": field, "errors": errors})
     return TaxRate.objects.create(name=name, percent=percent, inclusive=inclusive, country=country.upper())
 
 

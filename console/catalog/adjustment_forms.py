@@ -15,9 +15,9 @@ from kernel.errors import ApplicationError
 
 PERCENT, AMOUNT = "percent", "amount"
 DURATIONS = [
-    (CouponDuration.ONCE, "Once (the next invoice)"),
-    (CouponDuration.REPEATING, "Repeating (a number of invoices)"),
-    (CouponDuration.FOREVER, "Forever (every invoice)"),
+    (CouponDuration.ONCE, "Once"),
+    (CouponDuration.REPEATING, "Repeating"),
+    (CouponDuration.FOREVER, "Forever"),
 ]
 
 
@@ -38,7 +38,11 @@ class CouponForm(forms.Form):
     currency = forms.CharField(
         required=False, max_length=3, label="Currency", help_text="With an amount: usd."
     )
-    duration = forms.ChoiceField(choices=DURATIONS, initial=CouponDuration.ONCE)
+    duration = forms.ChoiceField(
+        choices=DURATIONS,
+        initial=CouponDuration.ONCE,
+        help_text="Once: one invoice. Repeating: the number beside. Forever: every invoice.",
+    )
     duration_in_periods = forms.IntegerField(
         required=False, label="Number of invoices", help_text="For a repeating coupon."
     )
@@ -137,12 +141,10 @@ class TaxRateForm(forms.Form):
         }
 
 
-# the service's term → the form's field (an amount's bounds are in minor units: shown at the amount)
-_FIELDS = {"percent_off": "percent_off", "amount_off": "amount_off", "tiers": "tiers"}
-
-
 def form_error_from(form: forms.Form, error: ApplicationError) -> None:
-    """The service's refusal beside the field it names (details["field"]), else above the form."""
-    field = (error.details or {}).get("field")
-    field = _FIELDS.get(field, field)
-    form.add_error(field if field in form.fields else None, error.message)
+    """The service's refusal beside each field it names (details["errors"], else details["field"]),
+    else above the form."""
+    details = error.details or {}
+    problems = details.get("errors") or {details.get("field"): error.message}
+    for field, message in problems.items():  # the form's fields are named after the service's terms
+        form.add_error(field if field in form.fields else None, message)

@@ -19,12 +19,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.permissions import role_required
 from billing.discounts.exceptions import DiscountsError
-from billing.discounts.models import Coupon, CouponDuration
+from billing.discounts.models import Coupon
 from billing.discounts.services import coupon_create, coupon_deactivate
 from billing.invoicing.exceptions import InvoicingError
 from billing.invoicing.models import TaxRate
 from billing.invoicing.taxes import tax_rate_create, tax_rate_deactivate
 from console.catalog.adjustment_forms import CouponForm, TaxRateForm, form_error_from
+from console.catalog.display import coupon_duration, coupon_off, coupon_status
 from console.catalog.selectors import (
     catalog_coupon_get,
     catalog_coupons,
@@ -34,37 +35,10 @@ from console.catalog.selectors import (
 )
 from console.catalog.views import EDITOR_ROLES
 from kernel.decimals import decimal_text
-from kernel.money import format_amount
 from kernel.tables import Column, table_from_request
-from kernel.templatetags.monetize import quantity, units
+from kernel.templatetags.monetize import quantity
 
 # --- what a coupon and a rate show ------------------------------------------------------------------
-
-
-def coupon_off(coupon: Coupon) -> str:
-    """ "20%", "12.5%", "$5.00", "₩5,000"."""
-    if coupon.percent_off is not None:
-        return f"{decimal_text(coupon.percent_off)}%"
-    return format_amount(coupon.amount_off, coupon.currency)
-
-
-def coupon_duration(coupon: Coupon) -> str:
-    """In words: once, for 3 invoices, forever (a period is an invoice: a month on a monthly price)."""
-    if coupon.duration == CouponDuration.REPEATING:
-        return f"for {units(coupon.duration_in_periods, 'invoice')}"
-    return "once" if coupon.duration == CouponDuration.ONCE else "forever"
-
-
-def coupon_status(coupon: Coupon, now=None) -> str:
-    """active, deactivated, expired or used_up (whichever stops a redemption first)."""
-    now = now or timezone.now()
-    if not coupon.active:
-        return "deactivated"
-    if coupon.expires_at is not None and coupon.expires_at <= now:
-        return "expired"
-    if coupon.max_redemptions is not None and coupon.times_redeemed >= coupon.max_redemptions:
-        return "used_up"
-    return "active"
 
 
 def _coupon_shown(coupon: Coupon, now) -> Coupon:

@@ -248,7 +248,16 @@ def test_the_service_refuses_terms_the_database_would_with_the_field_named(in_al
     with pytest.raises(DiscountsError) as refused:
         coupon_create(**{"code": "X", "duration": "once", **terms})
     assert refused.value.code == "invalid_coupon" and refused.value.details["field"] == field
+    assert refused.value.details["errors"][field] == refused.value.message
     assert not Coupon.objects.exists()
+
+
+def test_the_service_names_every_bad_term_at_once(in_alpha):
+    with pytest.raises(DiscountsError) as refused:
+        coupon_create(code="no spaces", duration="repeating", amount_off=-1, currency="", max_redemptions=0)
+    assert set(refused.value.details["errors"]) == {
+        "code", "amount_off", "currency", "duration_in_periods", "max_redemptions"
+    }  # fmt: skip
 
 
 def test_coupon_terms_are_immutable_in_the_database(in_alpha):
