@@ -1,6 +1,6 @@
 """Reads behind one customer's page: its header figures (the list's own columns, so the two agree),
 membership and history, usage per meter this period with a daily series, credits and their ledger,
-invoices, payments and credit notes, end-user API keys, the entitlement snapshot with overrides,
+invoices, payments and credit notes, its discount, end-user API keys, the entitlement snapshot with overrides,
 and a timeline of the outbound events about it and the provider webhooks that changed it. About
 twenty queries whatever the customer's history (every list is bounded; nothing per row)."""
 
@@ -19,8 +19,15 @@ from billing.events.models import OutboundEvent
 from billing.inbox.models import InboxEvent
 from billing.invoicing.credit_notes import CREDITABLE
 from billing.invoicing.models import CreditNote, Invoice
-from billing.memberships.models import LIVE_STATUSES, Customer, Membership, MembershipHistory, Payment
-from billing.memberships.selectors import entitled_membership
+from billing.memberships.models import (
+    LIVE_STATUSES,
+    CouponRedemption,
+    Customer,
+    Membership,
+    MembershipHistory,
+    Payment,
+)
+from billing.memberships.selectors import customer_discount, entitled_membership
 from billing.metering.credit_models import MICROS
 from billing.metering.credit_selectors import credit_balance, credit_ledger_recent
 from billing.metering.models import Aggregation, Meter
@@ -51,6 +58,7 @@ class CustomerPage:
     entitlements: list[dict]
     features: list[Feature]
     timeline: list[dict] = field(default_factory=list)
+    discount: CouponRedemption | None = None
 
 
 def customer_row(*, external_id: str, tiers: list | None = None) -> Customer | None:
@@ -228,6 +236,7 @@ def customer_page(*, customer: Customer, tiers: list, now: dt.datetime) -> Custo
         entitlements=_entitlements(customer, features, entitled),
         features=features,
         timeline=_timeline(customer, history, payments),
+        discount=customer_discount(customer=customer),
     )
 
 

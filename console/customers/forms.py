@@ -12,6 +12,7 @@ from billing.invoicing.models import CreditNoteReason, Invoice
 from billing.metering.credit_models import MICROS
 from billing.metering.models import Meter
 from billing.tiers.models import Feature, Tier
+from console.catalog.display import coupon_duration, coupon_off
 from console.customers.selectors import DEFAULT_SORT, SORTS, STATUS_CHOICES, CustomerFilters
 from kernel.money import format_amount, parse_amount
 
@@ -191,3 +192,15 @@ class OverrideForm(forms.Form):
 
 class OverrideRemoveForm(forms.Form):
     feature = forms.CharField(max_length=64)
+
+
+class DiscountForm(forms.Form):
+    """A coupon to give the customer (it replaces the discount the customer has)."""
+
+    coupon = forms.ChoiceField(label="Coupon")
+
+    def __init__(self, *args, coupons: list, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["coupon"].choices = [("", "Choose a coupon")] + [
+            (c.code, f"{c.code}: {coupon_off(c)} off, {coupon_duration(c)}") for c in coupons
+        ]

@@ -8,6 +8,7 @@ Who may do what (accounts/roles.py: finance changes billing, support only looks)
 | grant / change a tier, cancel           | yes   | yes   | yes     | -       |
 | refund (credit note), add credits       | yes   | yes   | yes     | -       |
 | override a feature                      | yes   | yes   | yes     | -       |
+| apply or end a discount (a coupon)      | yes   | yes   | -       | -       |
 
 Other roles get a 403 (a visitor who is not logged in goes to the login page). Every action is a
 POST that calls one service, then redirects to the customer with a flash message saying what
@@ -19,6 +20,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -33,15 +35,23 @@ from billing.invoicing.models import CreditNoteStatus
 from billing.invoicing.pages.display import credit_error_text
 from billing.memberships.models import LIVE_STATUSES
 from billing.memberships.selectors import membership_get
-from billing.memberships.services import membership_cancel, membership_change, membership_set_tier
+from billing.memberships.services import (
+    customer_discount_apply,
+    customer_discount_remove,
+    membership_cancel,
+    membership_change,
+    membership_set_tier,
+)
 from billing.metering.credit_adjustments import credits_adjust
 from billing.metering.credit_models import MICROS
+from console.catalog.display import coupon_duration, coupon_off
 from console.customers.detail import creditable_invoices, customer_page, customer_row
 from console.customers.display import customer_table, usage_charts
 from console.customers.forms import (
     CancelForm,
     CreditsForm,
     CustomerFilterForm,
+    DiscountForm,
     OverrideForm,
     OverrideRemoveForm,
     RefundForm,
@@ -53,12 +63,14 @@ from console.customers.selectors import (
     list_features,
     list_meters,
     list_tiers,
+    redeemable_coupons,
 )
 from kernel.decimals import grouped
 from kernel.errors import ApplicationError
 from kernel.money import format_amount
 
 ACTION_ROLES = (Role.OWNER, Role.ADMIN, Role.FINANCE)
+DISCOUNT_ROLES = (Role.OWNER, Role.ADMIN)  # coupons are the catalog's: its editors give them
 PAGE_SIZE = 25
 
 
@@ -76,6 +88,10 @@ def _credits_text(micros: int) -> str:
 
 def may_act(user) -> bool:
     return user.is_superuser or user.role in ACTION_ROLES
+
+
+def may_discount(user) -> bool:
+    return user.is_superuser or user.role in DISCOUNT_ROLES
 
 
 @require_GET
@@ -113,6 +129,11 @@ def _detail(request, customer, tiers, *, forms: dict | None = None, status: int 
     membership = data.membership
     live = membership is not None and membership.status in LIVE_STATUSES
     forms = forms or {}
+    discounting = may_discount(request.user)
+    if data.discount is not None:
+        coupon = data.discount.coupon
+        coupon.off, coupon.duration_words = coupon_off(coupon), coupon_duration(coupon)
+    coupons = redeemable_coupons() if discounting else []
     return render(
         request,
         "console/customers/detail.html",
@@ -123,6 +144,8 @@ def _detail(request, customer, tiers, *, forms: dict | None = None, status: int 
             "membership": membership,
             "live": live,
             "may_act": may_act(request.user),
+            "may_discount": discounting,
+            "discount_form": forms.get("discount") or DiscountForm(coupons=coupons),
             "may_cancel": live and not membership.cancel_at_period_end,
             "tier_form": forms.get("tier") or TierForm(tiers=tiers, initial={"tier": customer.tier_code}),
             "cancel_form": forms.get("cancel") or CancelForm(),
@@ -262,6 +285,36 @@ def _override_remove(request, customer, tiers):
     return _done(customer)
 
 
+def _discount(request, customer, tiers):
+    if not may_discount(request.user):
+        raise PermissionDenied
+    form = DiscountForm(request.POST, coupons=redeemable_coupons())
+    if not form.is_valid():
+        return _invalid(request, customer, tiers, "discount", form)
+    redemption, created = customer_discount_apply(customer=customer, coupon_code=form.cleaned_data["coupon"])
+    coupon = redemption.coupon
+    if created:
+        messages.success(
+            request, f"{customer} now has {coupon.code}: {coupon_off(coupon)} off, {coupon_duration(coupon)}."
+        )
+    else:
+        messages.info(request, f"{customer} already has {coupon.code}: nothing was counted twice.")
+    return _done(customer)
+
+
+def _discount_remove(request, customer, tiers):
+    if not may_discount(request.user):
+        raise PermissionDenied
+    ended = customer_discount_remove(customer=customer)
+    if ended is None:
+        messages.info(request, f"{customer} had no discount.")
+    else:
+        messages.success(
+            request, f"{customer}'s discount ({ended.coupon.code}) ended: next invoices are full price."
+        )
+    return _done(customer)
+
+
 ACTIONS = {
     "tier": _tier,
     "cancel": _cancel,
@@ -269,6 +322,8 @@ ACTIONS = {
     "credits": _credits,
     "override": _override,
     "override-remove": _override_remove,
+    "discount": _discount,
+    "discount-remove": _discount_remove,
 }
 
 

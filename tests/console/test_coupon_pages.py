@@ -192,6 +192,22 @@ def test_each_bad_coupon_is_a_form_error_beside_its_field_and_creates_nothing(
         assert _coupons() == []
 
 
+def test_every_refused_term_is_shown_at_once(ci_catalog, owner):
+    response = owner.post(
+        "/catalog/coupons/new/", _coupon_post(code="two words", percent_off="150", max_redemptions="-1")
+    )
+    assert response.status_code == 400
+    text = _text(response)
+    for field in ("code", "percent_off", "max_redemptions"):
+        assert f'data-testid="error-{field}"' in text, field
+    response = owner.post("/catalog/tax-rates/new/", {"name": "VAT", "percent": "150", "country": "D1"})
+    assert 'data-testid="error-percent"' in _text(response) and 'data-testid="error-country"' in _text(
+        response
+    )
+    with tenant_context(ci_catalog.tenant):
+        assert _coupons() == [] and _rates() == []
+
+
 def test_a_duplicate_code_is_a_form_error_and_changes_nothing(ci_catalog, owner):
     with tenant_context(ci_catalog.tenant):
         coupon_create(code="LAUNCH20", percent_off=Decimal(10), duration="once")
@@ -374,3 +390,60 @@ def test_other_tenants_coupons_and_rates_are_a_404(ci_catalog, beta, owner):
     assert owner.post("/catalog/tax-rates/abc/deactivate/").status_code == 404
     with tenant_context(beta.tenant):
         assert Coupon.objects.get(code="BETAONLY").active and TaxRate.objects.get(pk=theirs.pk).active
+
+
+# --- a customer's discount on the customer page -----------------------------------------------------
+
+
+def test_owner_applies_and_ends_a_customers_discount(ci_catalog, owner):
+    from billing.memberships.models import CouponRedemption
+
+    with tenant_context(ci_catalog.tenant):
+        customer_upsert(external_id="ada", email="ada@example.com")
+        coupon_create(code="TEAM20", percent_off=Decimal(20), duration="repeating", duration_in_periods=3)
+        coupon_create(code="OLD", percent_off=Decimal(5), duration="once",
+                      expires_at=timezone.now() - dt.timedelta(days=1))  # fmt: skip
+    page = _text(owner.get("/customers/ada/"))
+    form = re.search(r'<form[^>]*data-testid="discount-form".*?</form>', page).group(0)
+    assert "TEAM20: 20% off, for 3 invoices" in form and "OLD" not in form  # only redeemable coupons
+
+    response = owner.post("/customers/ada/discount/", {"coupon": "TEAM20"}, follow=True)
+    text = _text(response)
+    assert "now has TEAM20: 20% off, for 3 invoices." in text
+    assert re.search(r'data-testid="discount">Discount: <a href="/catalog/coupons/TEAM20/"><code>TEAM20</code></a>, '
+                     r"20% off, for 3 invoices · 3 invoices left", text)  # fmt: skip
+    again = owner.post("/customers/ada/discount/", {"coupon": "TEAM20"}, follow=True)
+    assert "nothing was counted twice" in _text(again)
+    with tenant_context(ci_catalog.tenant):
+        assert Coupon.objects.get(code="TEAM20").times_redeemed == 1
+
+    for bad in ("OLD", "NOPE", "", "\x00", "x" * 10_000):
+        refused = owner.post("/customers/ada/discount/", {"coupon": bad})
+        assert refused.status_code == 400, bad
+        form = re.search(r'<form[^>]*data-testid="discount-form".*?</form>', _text(refused)).group(0)
+        expected = "This field is required" if bad == "" else "Select a valid choice"
+        assert f'<small class="errors" role="alert">{expected}' in form, bad
+        assert "Nothing was changed: check the form below." in _text(refused)
+    ended = owner.post("/customers/ada/discount-remove/", follow=True)
+    assert "discount (TEAM20) ended" in _text(ended) and 'data-testid="discount"' not in _text(ended)
+    with tenant_context(ci_catalog.tenant):
+        assert CouponRedemption.objects.get(customer__external_id="ada").ended_at is not None
+        assert Coupon.objects.get(code="OLD").times_redeemed == 0
+
+
+@pytest.mark.parametrize("role", [Role.FINANCE, Role.SUPPORT])
+def test_finance_and_support_see_a_discount_but_do_not_change_it(ci_catalog, role):
+    with tenant_context(ci_catalog.tenant):
+        ada = customer_upsert(external_id="ada")[0]
+        coupon_create(code="TEAM20", percent_off=Decimal(20), duration="forever")
+        coupon_create(code="MORE", percent_off=Decimal(30), duration="forever")
+        customer_discount_apply(customer=ada, coupon_code="TEAM20")
+    client = _login(ci_catalog, f"discount-{role}@alpha.test", role)
+    page = _text(client.get("/customers/ada/"))
+    assert 'data-testid="discount">Discount: <code>TEAM20</code>, 20% off, forever' in page
+    assert 'data-testid="discount-form"' not in page and 'data-testid="discount-remove"' not in page
+    assert client.post("/customers/ada/discount/", {"coupon": "MORE"}).status_code == 403
+    assert client.post("/customers/ada/discount-remove/").status_code == 403
+    with tenant_context(ci_catalog.tenant):
+        assert Coupon.objects.get(code="MORE").times_redeemed == 0
+        assert Coupon.objects.get(code="TEAM20").times_redeemed == 1
