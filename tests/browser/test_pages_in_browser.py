@@ -6,6 +6,7 @@ Screenshots go to test-artifacts/pages/ (or $SCREENSHOT_DIR)."""
 import datetime as dt
 import os
 import secrets
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,10 @@ PERSONAS = {
     "owner": ("owner@live.test", ["/dashboard/", "/customers/", "/customers/{buyer}/", "/invoices/", "/usage/",
                                   "/usage/ai/", "/usage/?window=hour", "/reconciliation/", "/developers/",
                                   "/developers/keys/", "/developers/webhooks/", "/developers/inbox/", "/settings/",
-                                  "/pricing/", "/creators/", "/creators/payouts/?sort=-amount"],
-              ["Overview", "Customers", "Invoices", "Usage", "Developers", "Settings"], []),
+                                  "/pricing/", "/creators/", "/creators/payouts/?sort=-amount", "/catalog/coupons/",
+                                  "/catalog/coupons/new/", "/catalog/coupons/TEAM20/", "/catalog/coupons/new/?invalid",
+                                  "/catalog/tax-rates/", "/catalog/tax-rates/new/", "/catalog/tax-rates/{tax_rate}/"],
+              ["Overview", "Customers", "Invoices", "Usage", "Catalog", "Developers", "Settings"], []),
 }  # fmt: skip
 
 
@@ -48,14 +51,17 @@ def shots() -> Path:
 
 @pytest.fixture
 def people(live_tenant):
-    """Staff, a creator and a customer with build minutes on three days of this period."""
+    """Staff, a creator and a customer with build minutes on three days of this period; coupons and
+    tax rates. The ids pages need ({buyer}, {tax_rate})."""
     from django.utils import timezone
     from django_tenants.utils import tenant_context
 
     from accounts.roles import Role
     from accounts.services import user_create
+    from billing.discounts.services import coupon_create
+    from billing.invoicing.taxes import tax_rate_create
     from billing.ledger.creators.models import Creator, Payout
-    from billing.memberships.services import customer_for_user
+    from billing.memberships.services import customer_discount_apply, customer_for_user
     from billing.metering.ingest import events_ingest
     from tests.helpers import committed
 
@@ -79,7 +85,14 @@ def people(live_tenant):
                 )
                 Payout.objects.create(creator=creator, amount=amount, currency="usd", provider="sandbox",
                                       account_id=f"acct_{handle}", status="paid", provider_payout_id=f"po_{handle}_1")  # fmt: skip
-            return buyer.external_id
+            coupon_create(code="TEAM20", name="Team launch offer", percent_off=Decimal(20), duration="repeating",
+                          duration_in_periods=3, max_redemptions=100, tier_codes=["team", "pro"],
+                          expires_at=now + dt.timedelta(days=30))  # fmt: skip
+            coupon_create(code="WELCOME5", amount_off=500, currency="usd", duration="once")
+            customer_discount_apply(customer=buyer, coupon_code="TEAM20")
+            rate = tax_rate_create(name="VAT", percent=Decimal(19), inclusive=True, country="DE")
+            tax_rate_create(name="Sales tax", percent=Decimal("8.875"))
+            return {"buyer": buyer.external_id, "tax_rate": rate.pk}
 
     return committed(seed)
 
@@ -111,6 +124,24 @@ def _login(page, server, email):
 def _check(page, url, name, shots, problems):
     """Visit `url`: record a horizontal scroll or serious axe violations in `problems`; screenshot."""
     page.goto(url)
+    _inspect(page, name, shots, problems)
+
+
+def _check_refused(page, url, name, shots, problems):
+    """The coupon form at `url` sent with hostile values: the refusal (errors beside the fields) is
+    checked like any other page."""
+    page.goto(url)
+    page.fill("input[name=code]", "two words")
+    page.fill("input[name=percent_off]", "150")
+    page.fill("input[name=max_redemptions]", "-1")
+    with page.expect_navigation():
+        page.click("[data-testid=save]")
+    if page.locator("[data-testid^=error-]").count() < 2:
+        problems.append(f"{name}: the form errors are not shown beside their fields")
+    _inspect(page, name, shots, problems)
+
+
+def _inspect(page, name, shots, problems):
     page.wait_for_load_state("networkidle")
     width = page.evaluate("() => [document.scrollingElement.scrollWidth, window.innerWidth]")
     if width[0] > width[1]:
@@ -144,7 +175,12 @@ def test_every_page_as_every_persona(browser, server, people, shots, size):
         if email:
             _login(page, server, email)
         for path in paths:
-            path = path.format(buyer=people)
+            path = path.format(**people)
+            if path.endswith("?invalid"):  # the form as a refusal shows it: errors beside the fields
+                _check_refused(
+                    page, f"{server}{path.split('?')[0]}", f"{persona}-{_slug(path)}-{size}", shots, problems
+                )
+                continue
             _check(page, f"{server}{path}", f"{persona}-{_slug(path)}-{size}", shots, problems)
         page.goto(f"{server}{paths[0]}")  # the last page may be a 403 (no navigation there)
         nav = page.locator("#site-nav")

@@ -19,6 +19,7 @@ import datetime as dt
 import re
 from collections import deque
 from dataclasses import dataclass, field
+from decimal import Decimal
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
@@ -241,6 +242,7 @@ def site(earned, django_capture_on_commit_callbacks):
     sandbox, with usage, a paid (partly refunded: a credit note), an open and a void invoice, credits,
     an API key and an override; customers trialing, past due, canceled and never subscribed; dead and
     applied inbox events; a webhook endpoint with deliveries; reconciliation runs with differences."""
+    from billing.discounts.services import coupon_create
     from billing.entitlements.services import customer_key_create, override_set
     from billing.inbox.models import InboxEvent, InboxStatus
     from billing.invoicing.credit_notes import credit_note_create
@@ -251,13 +253,14 @@ def site(earned, django_capture_on_commit_callbacks):
         invoice_finalize,
         invoice_void,
     )
+    from billing.invoicing.taxes import tax_rate_create
     from billing.ledger.creators.models import Creator
     from billing.ledger.creators.payouts import payout_request
     from billing.ledger.creators.services import creator_tier_create
     from billing.ledger.reconciliation.models import ReconciliationItem, ReconciliationRun
     from billing.ledger.reconciliation.services import day_window
     from billing.memberships.models import Customer, Membership
-    from billing.memberships.services import customer_upsert, payment_record
+    from billing.memberships.services import customer_discount_apply, customer_upsert, payment_record
     from billing.metering.credit_adjustments import credits_adjust
     from billing.metering.ingest import events_ingest
     from billing.metering.rollups import rollups_fold
@@ -302,6 +305,11 @@ def site(earned, django_capture_on_commit_callbacks):
                 ended_at=now if status == "canceled" else None,
             )  # fmt: skip
         customer_upsert(external_id="kim", email="minji@example.kr", name="Kim Min-ji")
+        coupon_create(code="TEAM20", name="Team launch", percent_off=Decimal(20), duration="repeating",
+                      duration_in_periods=3, max_redemptions=100, tier_codes=["team"])  # fmt: skip
+        coupon_create(code="FIVEOFF", amount_off=500, currency="usd", duration="once")
+        customer_discount_apply(customer=Customer.objects.get(external_id="kim"), coupon_code="TEAM20")
+        tax_rate_create(name="VAT", percent=Decimal(19), inclusive=True, country="DE")
         events_ingest(
             events=[{"id": f"m{i}", "customer": fan.external_id, "type": "build.finished",
                      "timestamp": (now - dt.timedelta(hours=1 + 20 * i)).isoformat(),
@@ -395,9 +403,11 @@ PERSONAS = {
     "owner": ("site", "owner@alpha.test", ["/customers/{id}/", "/invoices/{id}/", "/invoices/{id}/pdf/",
                                            "/catalog/prices/{id}/", "/developers/inbox/{id}/",
                                            "/developers/webhooks/{id}/deliveries/{id}/", "/reconciliation/{id}/",
-                                           "/creators/payouts/", "/settings/", "/admin/"]),
+                                           "/creators/payouts/", "/settings/", "/catalog/coupons/TEAM20/",
+                                           "/catalog/tax-rates/{id}/", "/admin/"]),
     "admin": ("site", "admin@alpha.test", ["/customers/{id}/", "/catalog/tiers/pro/", "/developers/webhooks/{id}/",
-                                           "/admin/"]),
+                                           "/catalog/coupons/FIVEOFF/", "/catalog/coupons/new/", "/catalog/tax-rates/{id}/",
+                                           "/catalog/tax-rates/new/", "/admin/"]),
     "finance": ("site", "finance@alpha.test", ["/customers/{id}/", "/invoices/{id}/", "/reconciliation/{id}/",
                                                "/creators/"]),
     "support": ("site", "support@alpha.test", ["/customers/{id}/", "/developers/inbox/{id}/", "/usage/ai/"]),
@@ -405,7 +415,8 @@ PERSONAS = {
     "customer": ("site", "fan@alpha.test", ["/account/plan/", "/account/billing/invoices/{id}/pdf/",
                                             "/account/supporting/", "/sandbox/payment-method/"]),
     "anonymous": ("site", None, ["/pricing/", "/accounts/signup/", "/accounts/login/"]),
-    "new-owner": ("beta", "owner@beta.test", ["/dashboard/", "/customers/", "/catalog/", "/developers/inbox/"]),
+    "new-owner": ("beta", "owner@beta.test", ["/dashboard/", "/customers/", "/catalog/", "/developers/inbox/",
+                                              "/catalog/coupons/new/", "/catalog/tax-rates/new/"]),
     "new-customer": ("beta", "customer@beta.test", ["/account/plan/", "/account/billing/", "/pricing/"]),
 }  # fmt: skip
 
