@@ -7,7 +7,8 @@ Same run, same machine:
   - HTTP under gunicorn (2 workers, one per core), once with sync workers and once with gthread workers
     (what the Procfile serves with), with wrk: POST /api/v1/entitlements/check (a limit
     feature), POST /api/v1/keys/verify (a rate feature: key lookup + snapshot + GCRA script) and
-    the trivial authenticated GET /api/v1/me, and the same check POSTs to a WSGI app that does
+    the trivial authenticated GET /api/v1/me, the same checks with the fast lane off
+    (API_FAST_LANE=0: through Django's whole request cycle), and the same check POSTs to a WSGI app that does
     nothing (bench/_bare_wsgi.py: the floor of gunicorn, loopback and wrk); client-side figures from
     wrk, CPU time per request of the server, wrk and Redis (steadier than req/s when the machine is
     shared), server-side p50/p99 from gunicorn's per-request timing (%(D)s).
@@ -217,6 +218,13 @@ def http_figures(label, server_args, *, workers, seconds, connections, auth, che
             figures[name] = loaded(
                 base, path, seconds=seconds, connections=connections, headers=headers, lua=lua
             )
+    # the same checks through Django's whole request cycle (API_FAST_LANE=0): what the fast lane saves
+    with gunicorn(workers=workers, args=server_args, extra_env={"API_FAST_LANE": "0"}) as base:
+        path = "/api/v1/entitlements/check"
+        wrk(f"{base}{path}", headers={}, seconds=1, connections=connections, lua=check_lua)
+        figures["chain"] = loaded(
+            base, path, seconds=seconds, connections=connections, headers={}, lua=check_lua
+        )
     # the floor: the same requests to a WSGI app that does nothing, under the same gunicorn settings
     with gunicorn(workers=workers, args=server_args, app="bench._bare_wsgi") as base:
         path = "/api/v1/entitlements/check"
@@ -228,6 +236,7 @@ def http_figures(label, server_args, *, workers, seconds, connections, auth, che
     print("  " + fmt_http("POST /api/v1/entitlements/check", checks))
     print("  " + fmt_http("POST /api/v1/keys/verify", verify))
     print("  " + fmt_http("GET /api/v1/me (baseline)", me))
+    print("  " + fmt_http("checks, fast lane off", figures["chain"]))
     print("  " + fmt_http("same POSTs, bare WSGI app (floor)", bare))
     print(
         f"  => checks/s = {checks['rps'] / max(me['rps'], 1e-9):.0%} and verifications/s = {verify['rps'] / max(me['rps'], 1e-9):.0%} of the trivial authenticated endpoint"
@@ -236,6 +245,7 @@ def http_figures(label, server_args, *, workers, seconds, connections, auth, che
     print("  " + fmt_cpu("POST /api/v1/entitlements/check", checks))
     print("  " + fmt_cpu("POST /api/v1/keys/verify", verify))
     print("  " + fmt_cpu("GET /api/v1/me (baseline)", me))
+    print("  " + fmt_cpu("checks, fast lane off", figures["chain"]))
     print("  " + fmt_cpu("same POSTs, bare WSGI app (floor)", bare))
     print(
         f"  => server CPU per check = {checks['cpu_us']['server'] / max(me['cpu_us']['server'], 1e-9):.0%} of /me's,"

@@ -76,6 +76,9 @@ WEBHOOK_SWEEP_AFTER_SECONDS = env_int(
     "WEBHOOK_SWEEP_AFTER_SECONDS", 120
 )  # prefix of new integrator keys: test|live
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 5 * 1024 * 1024)
+# the entitlement check and key verification answered at the WSGI layer (monetize/hotpath.py); 0 sends
+# them through Django's whole request cycle like every other call (same answers, more CPU)
+API_FAST_LANE = env_str("API_FAST_LANE", "1") == "1"
 # the Developers page's log of recent /api/v1/ calls (kernel/requestlog.py): entries per tenant kept,
 # how often each process writes its buffer to Redis, and how many a process buffers at most
 REQUEST_LOG_ENABLED = env_str("REQUEST_LOG_ENABLED", "1") == "1"

@@ -5,10 +5,12 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monetize.settings")
 application = get_wsgi_application()
 
+from django.conf import settings  # noqa: E402
+
 from monetize.hotpath import HotPathWSGI  # noqa: E402  (needs the settings configured)
 from monetize.middleware import ChunkedBodyWSGI  # noqa: E402
 
-application = ChunkedBodyWSGI(HotPathWSGI(application))
+application = ChunkedBodyWSGI(HotPathWSGI(application) if settings.API_FAST_LANE else application)
 
 
 def _warm() -> None:
