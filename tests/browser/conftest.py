@@ -95,3 +95,20 @@ def accessible(page, what):
              .map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", ")}`)"""
     )
     assert violations == [], f"{what}: {violations}"
+
+
+@pytest.fixture
+def owner(live_tenant):
+    """owner@live.test, an owner of the live tenant (PASSWORD)."""
+    from django_tenants.utils import tenant_context
+
+    from accounts.roles import Role
+    from accounts.services import user_create
+    from tests.conftest import PASSWORD
+    from tests.helpers import committed
+
+    def seed():
+        with tenant_context(live_tenant.tenant):
+            user_create(email="owner@live.test", password=PASSWORD, role=Role.OWNER)
+
+    committed(seed)

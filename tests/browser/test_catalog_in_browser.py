@@ -11,26 +11,10 @@ import pytest
 
 from tests.browser.conftest import SIZES, needs_chromium
 from tests.browser.conftest import login as _login
-from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 pytestmark = [pytest.mark.server, pytest.mark.timeout(300), needs_chromium]
-
-
-@pytest.fixture
-def owner(live_tenant):
-    from django_tenants.utils import tenant_context
-
-    from accounts.roles import Role
-    from accounts.services import user_create
-    from tests.helpers import committed
-
-    def seed():
-        with tenant_context(live_tenant.tenant):
-            user_create(email="owner@live.test", password=PASSWORD, role=Role.OWNER)
-
-    committed(seed)
 
 
 def _settled(page):

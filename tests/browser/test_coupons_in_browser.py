@@ -9,24 +9,8 @@ import pytest
 from tests.browser.conftest import SIZES, click_confirmed, needs_chromium
 from tests.browser.conftest import login as _login
 from tests.browser.test_catalog_in_browser import _fits
-from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(300), needs_chromium]
-
-
-@pytest.fixture
-def owner(live_tenant):
-    from django_tenants.utils import tenant_context
-
-    from accounts.roles import Role
-    from accounts.services import user_create
-    from tests.helpers import committed
-
-    def seed():
-        with tenant_context(live_tenant.tenant):
-            user_create(email="owner@live.test", password=PASSWORD, role=Role.OWNER)
-
-    committed(seed)
 
 
 def _submit(page, form):
