@@ -153,7 +153,7 @@ def _apply(event: InboxEvent) -> InboxStatus:
             is not None
         )
         if applied and normalized.checkout.provider_customer_id:
-            _replay_unmatched(provider=event.provider, named=normalized.checkout.provider_customer_id)
+            _replay_unmatched(provider=event.provider, named=(normalized.checkout.provider_customer_id,))
     payments = [normalized.payment] if normalized.payment is not None else []
     for payment in [*payments, *normalized.more_payments]:
         recorded = payment_record(
@@ -164,6 +164,11 @@ def _apply(event: InboxEvent) -> InboxStatus:
             event_id=event.event_id,
         )
         applied = applied or recorded is not None
+        if recorded is not None and recorded.kind == PaymentKind.CHARGE:
+            # refunds and disputes parked while they waited for this charge apply now
+            _replay_unmatched(
+                provider=event.provider, named=(payment.payment_id, payment.reference, payment.intent)
+            )
     # what apps above the inbox act on; the invoice last: it is mirrored after its payments, which it links
     for name, signal in (
         ("account", provider_account_reported), ("payout", provider_payout_reported),
@@ -196,13 +201,20 @@ def _with_fee(adapter, *, provider: str, event_type: str, payment: PaymentState)
     return replace(payment, fee=fetch(payment))
 
 
-def _replay_unmatched(*, provider: str, named: str) -> None:
-    """A checkout just linked a provider customer to ours: events parked because they named that
-    customer alone (a subscription that arrived before its checkout's completion) apply again."""
+def _replay_unmatched(*, provider: str, named: tuple[str, ...]) -> None:
+    """An event just brought what parked events named: a checkout linked a provider customer to ours
+    (a subscription that arrived before its checkout's completion), or a charge was recorded that a
+    refund or dispute had waited for past its retries. Those events apply again."""
+    names = [name for name in named if name]
+    if not names:
+        return
+    mentions = Q()
+    for name in names:
+        mentions |= Q(last_error__contains=f"'{name}'")
     ids = list(
-        InboxEvent.objects.filter(
-            provider=provider, status=InboxStatus.UNMATCHED, last_error__contains=f"'{named}'"
-        ).values_list("pk", flat=True)[:100]
+        InboxEvent.objects.filter(mentions, provider=provider, status=InboxStatus.UNMATCHED).values_list(
+            "pk", flat=True
+        )[:100]
     )
     if ids:
         inbox_replay(inbox_ids=ids)
@@ -246,7 +258,13 @@ def _attempt(event: InboxEvent) -> bool:
     except Exception as exc:  # recorded and retried; after the last attempt the row is dead
         logger.warning("inbox event %s failed (attempt %s): %r", event.pk, event.attempts, exc)
         event.last_error = f"{exc.__class__.__name__}: {exc}"[:2000]
-        if event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+        awaits = getattr(exc, "awaits", "")
+        if event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS and awaits:
+            # it waits for another event (a refund for its charge) that never came: parked for
+            # staff with what it waits for, and applied again by itself if that event comes
+            event.last_error = f"awaiting '{awaits}': {exc}"[:2000]
+            event.status, event.next_attempt_at = InboxStatus.UNMATCHED, None
+        elif event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
             event.status, event.next_attempt_at = InboxStatus.DEAD, None
         else:
             delay = BACKOFF_SECONDS[min(event.attempts, len(BACKOFF_SECONDS)) - 1]

@@ -49,10 +49,17 @@ class MembershipNotFound(MembershipsError):
 
 class PaymentCustomerUnknown(MembershipsError):
     """A provider payment names only the provider's customer or subscription, and no membership
-    links it to ours yet (its subscription event is still on the way): the inbox retries it."""
+    links it to ours yet (its subscription event is still on the way): the inbox retries it, and after
+    its last attempt it is dead. `awaits`, when set, is the provider's id of a charge a refund or
+    dispute waits for: once the retries are spent the inbox parks it `unmatched` naming that charge,
+    and applies it again when the charge is recorded."""
 
     code = "payment_customer_unknown"
     status_code = 409
+
+    def __init__(self, message: str, *, awaits: str = "", **kwargs):
+        super().__init__(message, **kwargs)
+        self.awaits = awaits
 
 
 class NoDiscount(MembershipsError):

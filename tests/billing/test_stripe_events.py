@@ -288,6 +288,36 @@ def test_refund_before_its_charge_is_retried(stripe_hooks):
         assert Payment.objects.get(kind="refund").amount == 500
 
 
+def test_a_refund_whose_charge_never_comes_is_parked_naming_it_then_applies_when_it_comes(
+    stripe_hooks, settings
+):
+    """A refund or dispute waiting for its charge is retried; once its attempts are spent it is
+    `unmatched` (not `dead`), saying which charge it waits for, and applies by itself if the charge
+    is recorded later."""
+    fixture, secret = stripe_hooks
+    settings.WEBHOOK_MAX_ATTEMPTS = 2
+    refund = event(
+        "refund.created", obj("refund", id="re_late", amount=700, charge="ch_sub_1", payment_intent=None)
+    )
+    deliver(fixture, secret, refund)
+    with tenant_context(fixture.tenant):
+        parked = InboxEvent.objects.get()
+        assert inbox_process(inbox_id=parked.pk) == InboxStatus.FAILED
+        InboxEvent.objects.filter(pk=parked.pk).update(status=InboxStatus.PENDING)
+        assert inbox_process(inbox_id=parked.pk) == InboxStatus.UNMATCHED
+        parked.refresh_from_db()
+        assert "awaiting 'ch_sub_1'" in parked.last_error and parked.next_attempt_at is None
+    _membership_c1(fixture, secret)
+    deliver(fixture, secret, event("invoice.paid", _invoice(1900)))
+    with tenant_context(fixture.tenant):
+        for inbox_id in InboxEvent.objects.exclude(pk=parked.pk).order_by("id").values_list("id", flat=True):
+            inbox_process(inbox_id=inbox_id)
+        parked.refresh_from_db()
+        assert parked.status == InboxStatus.PENDING and parked.attempts == 0  # replayed, queued again
+        assert inbox_process(inbox_id=parked.pk) == InboxStatus.APPLIED
+        assert Payment.objects.get(kind="refund").amount == 700
+
+
 def test_subscription_checkout_completes_our_checkout(stripe_hooks):
     """Item 4: checkout.session.completed completes our Checkout row (and remembers the customer)."""
     fixture, secret = stripe_hooks

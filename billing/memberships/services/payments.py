@@ -119,7 +119,8 @@ def payment_record(
             if customer is None:
                 if payment.reference and kind not in (PaymentKind.CHARGE, PaymentKind.FAILED):
                     raise PaymentCustomerUnknown(  # its charge's event is still on the way: retried
-                        f"No {provider} charge '{payment.reference}' recorded yet for {payment.payment_id}."
+                        f"No {provider} charge '{payment.reference}' recorded yet for {payment.payment_id}.",
+                        awaits=payment.reference,
                     )
                 if payment.provider_customer_id:
                     raise PaymentCustomerUnknown(
