@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import datetime as dt
+
+from django.db.models import F, Q, QuerySet
 
 from billing.discounts.exceptions import CouponNotFound
 from billing.discounts.models import Coupon
@@ -14,6 +16,15 @@ def code_normalize(code: str) -> str:
 
 def coupon_list() -> QuerySet[Coupon]:
     return Coupon.objects.prefetch_related("tiers")
+
+
+NOT_USED_UP = Q(max_redemptions__isnull=True) | Q(times_redeemed__lt=F("max_redemptions"))
+
+
+def redeemable_q(now: dt.datetime) -> Q:
+    """Coupons that may be redeemed at `now`: active, not expired, not used up (what coupon_check
+    accepts before a tier or currency is known)."""
+    return NOT_USED_UP & Q(active=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
 
 
 def coupon_get(*, code: str) -> Coupon:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from billing.discounts.exceptions import (
@@ -25,7 +25,7 @@ from billing.discounts.exceptions import (
     DiscountsError,
 )
 from billing.discounts.models import CODE_PATTERN, Coupon, CouponDuration
-from billing.discounts.selectors import code_normalize
+from billing.discounts.selectors import NOT_USED_UP, code_normalize, redeemable_q
 from billing.tiers.models import Tier
 
 MAX_AMOUNT_OFF = 10**15  # minor units; far above any real discount, far below bigint
@@ -201,9 +201,7 @@ def coupon_take(*, coupon: Coupon, honor_begun: bool = False, now: dt.datetime |
     records the redemption. `honor_begun`: a checkout that validated the coupon when it began keeps
     it though the coupon has since expired or been deactivated (only the count is a hard limit)."""
     now = now or timezone.now()
-    takeable = Q(max_redemptions__isnull=True) | Q(times_redeemed__lt=F("max_redemptions"))
-    if not honor_begun:
-        takeable &= Q(active=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+    takeable = NOT_USED_UP if honor_begun else redeemable_q(now)
     if Coupon.objects.filter(takeable, pk=coupon.pk).update(times_redeemed=F("times_redeemed") + 1):
         coupon.refresh_from_db(fields=["times_redeemed"])
         return coupon

@@ -7,7 +7,9 @@ import datetime as dt
 
 from django.utils import timezone
 
+from billing.discounts.exceptions import CouponExhausted, CouponExpired, CouponInactive
 from billing.discounts.models import Coupon, CouponDuration
+from billing.discounts.services import coupon_check
 from kernel.decimals import decimal_text
 from kernel.money import format_amount
 from kernel.templatetags.monetize import units
@@ -28,12 +30,13 @@ def coupon_duration(coupon: Coupon) -> str:
 
 
 def coupon_status(coupon: Coupon, now: dt.datetime | None = None) -> str:
-    """active, deactivated, expired or used_up (whichever stops a redemption first)."""
-    now = now or timezone.now()
-    if not coupon.active:
+    """active, deactivated, expired or used_up: the reason coupon_check gives first, in a word."""
+    try:
+        coupon_check(coupon=coupon, now=now or timezone.now())
+    except CouponInactive:
         return "deactivated"
-    if coupon.expires_at is not None and coupon.expires_at <= now:
+    except CouponExpired:
         return "expired"
-    if coupon.max_redemptions is not None and coupon.times_redeemed >= coupon.max_redemptions:
+    except CouponExhausted:
         return "used_up"
     return "active"

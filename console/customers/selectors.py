@@ -40,7 +40,7 @@ from django.db.models.functions import Cast, Coalesce, Round
 from django.utils import timezone
 
 from billing.discounts.models import Coupon
-from billing.discounts.selectors import coupon_list
+from billing.discounts.selectors import coupon_list, redeemable_q
 from billing.memberships.models import LIVE_STATUSES, Customer, Membership, MembershipStatus
 from billing.metering.models import Aggregation, Meter
 from billing.metering.selectors import month_start
@@ -269,10 +269,4 @@ def redeemable_coupons(*, limit: int = 200) -> list[Coupon]:
     """Coupons a customer can be given now (active, not expired, not used up), newest first: the
     choices of the customer page's "Apply a coupon" (the service checks again when applying)."""
     now = timezone.now()
-    return list(
-        coupon_list()
-        .filter(active=True)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .filter(Q(max_redemptions__isnull=True) | Q(times_redeemed__lt=F("max_redemptions")))
-        .order_by("-id")[:limit]
-    )
+    return list(coupon_list().filter(redeemable_q(now)).order_by("-id")[:limit])
