@@ -28,7 +28,6 @@ import re
 import time
 
 from django.conf import settings
-from django.core.handlers.exception import response_for_exception
 from django.core.handlers.wsgi import WSGIRequest
 from django.db import close_old_connections, connections
 from django.urls import Resolver404, get_resolver
@@ -36,7 +35,7 @@ from django.utils.log import log_response
 from django_tenants.utils import get_public_schema_name
 
 from kernel.requestlog import request_log_append, request_log_entry
-from monetize.middleware import ApiHotPathMiddleware
+from monetize.middleware import ApiHotPathMiddleware, run_applied
 from tenants.middleware import tenant_cached
 
 _PLAIN_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?\Z")
@@ -106,19 +105,7 @@ class HotPathWSGI:
         request = WSGIRequest(environ)
         request.tenant = tenant
         request.urlconf = settings.ROOT_URLCONF
-        response, ran = None, 0
-        try:
-            for middleware in self.applied:
-                ran += 1
-                response = middleware.process_request(request)
-                if response is not None:
-                    break
-            if response is None:
-                response = view(request)
-        except Exception as exc:
-            response = response_for_exception(request, exc)
-        for middleware in reversed(self.applied[:ran]):
-            response = middleware.process_response(request, response)
+        response = run_applied(self.applied, request, view)
         if settings.REQUEST_LOG_ENABLED:
             elapsed = (time.perf_counter() - clock) * 1000
             request_log_append(

@@ -239,6 +239,27 @@ from django.middleware.security import SecurityMiddleware  # noqa: E402
 from django.urls import Resolver404, get_resolver, set_urlconf  # noqa: E402
 
 
+def run_applied(applied: list, request, view):
+    """`view` wrapped in the middleware instances `applied` (outermost first), as Django's chain would
+    run them: a response from one's process_request skips the rest and the view, an exception
+    becomes Django's answer to it, and every middleware that ran sees the response on the way out.
+    Shared by ApiHotPathMiddleware and the WSGI fast lane (monetize/hotpath.py)."""
+    response, ran = None, 0
+    try:
+        for middleware in applied:  # as MiddlewareMixin: a response from one skips the rest
+            ran += 1
+            response = middleware.process_request(request)
+            if response is not None:
+                break
+        if response is None:
+            response = view(request)
+    except Exception as exc:  # as Django's chain: the answer to it still passes the outer layers
+        response = response_for_exception(request, exc)
+    for middleware in reversed(applied[:ran]):
+        response = middleware.process_response(request, response)
+    return response
+
+
 class ApiHotPathMiddleware:
     """The entitlement check and key verification go straight to their view.
 
@@ -283,19 +304,10 @@ class ApiHotPathMiddleware:
         match = self._route(request, path)
         if match is None:
             return self.get_response(request)
-        response, ran = None, 0
-        try:
-            for middleware in self.applied:  # as MiddlewareMixin: a response from one skips the rest
-                ran += 1
-                response = middleware.process_request(request)
-                if response is not None:
-                    break
-            if response is None:
-                set_urlconf(getattr(request, "urlconf", None) or settings.ROOT_URLCONF)
-                request.resolver_match = match
-                response = match.func(request, *match.args, **match.kwargs)
-        except Exception as exc:  # as Django's chain: the answer to it still passes the outer layers
-            response = response_for_exception(request, exc)
-        for middleware in reversed(self.applied[:ran]):
-            response = middleware.process_response(request, response)
-        return response
+
+        def view(request):
+            set_urlconf(getattr(request, "urlconf", None) or settings.ROOT_URLCONF)
+            request.resolver_match = match
+            return match.func(request, *match.args, **match.kwargs)
+
+        return run_applied(self.applied, request, view)
