@@ -163,6 +163,11 @@ def server_cpu_seconds(base: str) -> float:
     return sum(_cpu_seconds(pid) for pid in (master, *workers))
 
 
+def worker_cpu_seconds(base: str) -> list[float]:
+    """CPU time each worker of the server at `base` has used so far (how evenly they shared the load)."""
+    return [_cpu_seconds(pid) for pid in _SERVERS[base][1]]
+
+
 def ensure_wrk() -> str | None:
     path = shutil.which("wrk")
     if path is None and os.geteuid() == 0:

@@ -4,15 +4,17 @@
 
 Same run, same machine:
   - in-process: the service call `entitlement_check` (cached snapshot) beside a raw Redis GET;
-  - HTTP under gunicorn (2 workers, one per core), once with sync workers and once with gthread workers
-    (what the Procfile serves with), with wrk: POST /api/v1/entitlements/check (a limit
+  - HTTP under gunicorn (2 workers, one per core), with sync workers, gunicorn's gthread workers and
+    BalancedThreadWorker (monetize/gunicorn_worker.py: gthread that shares connections out evenly,
+    what the Procfile serves with), with wrk: POST /api/v1/entitlements/check (a limit
     feature), POST /api/v1/keys/verify (a rate feature: key lookup + snapshot + GCRA script) and
     the trivial authenticated GET /api/v1/me, the same checks with the fast lane off
     (API_FAST_LANE=0: through Django's whole request cycle), and the same check POSTs to a WSGI app that does
     nothing (bench/_bare_wsgi.py: the floor of gunicorn, loopback and wrk); client-side figures from
     wrk, CPU time per request of the server, wrk and Redis (steadier than req/s when the machine is
     shared), server-side p50/p99 from gunicorn's per-request timing (%(D)s).
-  and the gthread/sync ratios of each figure.
+  and the ratios of each figure to sync's; how the workers split the CPU (an uneven split is one
+  worker holding most connections).
 Targets (DESIGN.md): p99 <= 1 ms server-side, >= 4,000 checks/s on 2 cores (a quiet machine).
 """
 
@@ -32,6 +34,7 @@ from _harness import (
     setup_django,
     summary,
     timed,
+    worker_cpu_seconds,
     wrk,
     wrk_post_lua,
 )
@@ -114,7 +117,9 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 2)))
     parser.add_argument(
-        "--worker-classes", default="sync,gthread", help="comma-separated gunicorn worker classes to measure"
+        "--worker-classes",
+        default="sync,gthread,balanced",
+        help="comma-separated gunicorn worker classes to measure (sync, gthread, balanced)",
     )
     args = parser.parse_args()
     tenant, host, api_key = bench_tenant()
@@ -148,22 +153,25 @@ def main() -> None:
     results = {}
     server_args = {
         "sync": ["--worker-class", "sync"],
-        "gthread": ["--worker-class", "gthread", "--threads", os.environ.get("WEB_THREADS", "4")],
-    }
+        "gthread": ["--worker-class", "gthread", "--threads", os.environ.get("WEB_THREADS", "2")],
+        "balanced": ["--worker-class", "monetize.gunicorn_worker.BalancedThreadWorker",
+                     "--threads", os.environ.get("WEB_THREADS", "2")],
+    }  # fmt: skip
     for label in args.worker_classes.split(","):
         warm(tenant, args.customers)
         results[label] = http_figures(
             label, server_args[label], workers=args.workers, seconds=args.seconds, connections=args.connections,
             auth=auth, check_lua=check_lua, verify_lua=verify_lua,
         )  # fmt: skip
-    if {"sync", "gthread"} <= results.keys():
-        sync, gthread = results["sync"], results["gthread"]
-        print("\ngthread / sync (same run)")
-        for name in ("checks", "verify", "me"):
-            print(f"  {name:<8} throughput x{gthread[name]['rps'] / max(sync[name]['rps'], 1e-9):.2f}")
-        for name in ("checks", "verify", "me"):
-            ratio = percentile(gthread["p99_" + name], 99) / max(percentile(sync["p99_" + name], 99), 1e-9)
-            print(f"  {name:<8} server-side p99 x{ratio:.2f}")
+    for label in ("gthread", "balanced"):
+        if {"sync", label} <= results.keys():
+            sync, other = results["sync"], results[label]
+            print(f"\n{label} / sync (same run)")
+            for name in ("checks", "verify", "me"):
+                print(f"  {name:<8} throughput x{other[name]['rps'] / max(sync[name]['rps'], 1e-9):.2f}")
+            for name in ("checks", "verify", "me"):
+                ratio = percentile(other["p99_" + name], 99) / max(percentile(sync["p99_" + name], 99), 1e-9)
+                print(f"  {name:<8} server-side p99 x{ratio:.2f}")
     print("\n  targets (DESIGN.md, 2 cores, quiet machine): >= 4,000 checks/s; p99 <= 1 ms server-side")
     for path in (check_lua, verify_lua):
         os.unlink(path)
@@ -182,9 +190,11 @@ def _redis_cpu_seconds() -> float:
 def loaded(base: str, path: str, *, seconds: int, connections: int, headers: dict, lua: str | None) -> dict:
     """wrk's figures, plus the CPU time each request cost the server (gunicorn's master and workers),
     wrk and Redis (a server other users share: an upper bound)."""
-    server, redis_cpu = server_cpu_seconds(base), _redis_cpu_seconds()
+    server, redis_cpu, split = server_cpu_seconds(base), _redis_cpu_seconds(), worker_cpu_seconds(base)
     result = wrk(f"{base}{path}", headers=headers, seconds=seconds, connections=connections, lua=lua)
     requests = max(result["requests"], 1)
+    used = [after - before for before, after in zip(split, worker_cpu_seconds(base), strict=True)]
+    result["split"] = [x / max(sum(used), 1e-9) for x in used]
     result["cpu_us"] = {
         "server": (server_cpu_seconds(base) - server) / requests * 1e6,
         "wrk": result["client_cpu"] / requests * 1e6,
@@ -199,6 +209,7 @@ def fmt_cpu(name: str, result: dict) -> str:
     return (
         f"{name:<34} server {cpu['server']:6.0f} us   wrk {cpu['wrk']:4.0f} us   Redis {cpu['redis']:4.0f} us"
         f"   => {2e6 / max(total, 1e-9):6.0f} req/s on 2 dedicated cores"
+        f"   workers' CPU split {'/'.join(f'{x:.0%}' for x in result['split'])}"
     )
 
 

@@ -214,7 +214,23 @@ def worker(django_db_setup, tmp_path_factory):
     """A real Celery worker process on the test database and the test broker (every queue)."""
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     with celery_worker(queues="inbox,deliveries,housekeeping", name="pytest", log=log) as process:
+        process.log = log  # shown under a failed test that used it (pytest_runtest_makereport)
         yield process
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that used the session's Celery worker shows the end of the worker's log: what it
+    was busy with is usually why an event was late."""
+    outcome = yield
+    report = outcome.get_result()
+    process = getattr(item, "funcargs", {}).get("worker")
+    if report.failed and process is not None and getattr(process, "log", None):
+        try:
+            tail = process.log.read_text()[-6000:]
+        except OSError:
+            return
+        report.sections.append(("celery worker log (last 6,000 characters)", tail))
 
 
 def _test_database_url() -> str:
