@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.permissions import role_required
+from billing.discounts.display import coupon_duration, coupon_off
 from billing.discounts.exceptions import DiscountsError
 from billing.discounts.models import Coupon
 from billing.discounts.services import coupon_create, coupon_deactivate
@@ -25,7 +26,7 @@ from billing.invoicing.exceptions import InvoicingError
 from billing.invoicing.models import TaxRate
 from billing.invoicing.taxes import tax_rate_create, tax_rate_deactivate
 from console.catalog.adjustment_forms import CouponForm, TaxRateForm, form_error_from
-from console.catalog.display import coupon_duration, coupon_off, coupon_status
+from console.catalog.display import coupon_status
 from console.catalog.selectors import (
     catalog_coupon_get,
     catalog_coupons,

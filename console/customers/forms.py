@@ -8,11 +8,11 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 
+from billing.discounts.display import coupon_duration, coupon_off
 from billing.invoicing.models import CreditNoteReason, Invoice
 from billing.metering.credit_models import MICROS
 from billing.metering.models import Meter
 from billing.tiers.models import Feature, Tier
-from console.catalog.display import coupon_duration, coupon_off
 from console.customers.selectors import DEFAULT_SORT, SORTS, STATUS_CHOICES, CustomerFilters
 from kernel.money import format_amount, parse_amount
 

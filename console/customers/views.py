@@ -29,6 +29,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.permissions import role_required
 from accounts.roles import STAFF_ROLES, Role
+from billing.discounts.display import coupon_duration, coupon_off
 from billing.entitlements.services import override_delete, override_set
 from billing.invoicing.credit_notes import credit_note_create
 from billing.invoicing.models import CreditNoteStatus
@@ -44,7 +45,6 @@ from billing.memberships.services import (
 )
 from billing.metering.credit_adjustments import credits_adjust
 from billing.metering.credit_models import MICROS
-from console.catalog.display import coupon_duration, coupon_off
 from console.customers.detail import creditable_invoices, customer_page, customer_row
 from console.customers.display import customer_table, usage_charts
 from console.customers.forms import (

@@ -97,6 +97,32 @@ def test_customer_sees_their_invoices_formatted_with_pdf_links(alpha, customer_c
     assert 'href="/account/billing/"' in _text(client.get("/account/plan/"))
 
 
+def test_customer_sees_their_own_discount_and_no_one_elses(alpha, customer_client):
+    from billing.discounts.services import coupon_create
+    from billing.memberships.models import CouponRedemption
+    from billing.memberships.services import customer_discount_apply, customer_discount_remove
+
+    client, customer = customer_client
+    assert 'data-testid="discount"' not in _text(client.get("/account/billing/"))
+    with tenant_context(alpha.tenant):
+        coupon_create(code="TEAM20", percent_off=Decimal(20), duration="repeating", duration_in_periods=3)
+        coupon_create(code="FRIEND", percent_off=Decimal(50), duration="forever")
+        other, _ = customer_upsert(external_id="someone-else")
+        customer_discount_apply(customer=other, coupon_code="FRIEND")
+    assert "FRIEND" not in _text(client.get("/account/billing/"))
+    with tenant_context(alpha.tenant):
+        customer_discount_apply(customer=customer, coupon_code="TEAM20")
+    page = _text(client.get("/account/billing/"))
+    found = re.search(r'data-testid="discount">(.*?)</p>', page)
+    assert found and found.group(1) == "Your discount: <code>TEAM20</code>, 20% off, for 3 invoices."
+    with tenant_context(alpha.tenant):  # one of its invoices used: what is left is said
+        CouponRedemption.objects.filter(customer=customer).update(periods_applied=1)
+    assert "for 3 invoices · 2 invoices left." in _text(client.get("/account/billing/"))
+    with tenant_context(alpha.tenant):
+        customer_discount_remove(customer=customer)
+    assert 'data-testid="discount"' not in _text(client.get("/account/billing/"))
+
+
 def test_customer_downloads_their_pdf_and_no_one_elses(alpha, beta, customer_client):
     client, customer = customer_client
     with tenant_context(alpha.tenant):

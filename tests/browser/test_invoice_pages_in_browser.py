@@ -25,12 +25,13 @@ pytestmark = [
 @pytest.fixture
 def billed(live_tenant):
     """An owner, a customer on Enterprise with 60,000 build minutes this period and three invoices
-    (paid, open, void), a customer with none, and other customers' invoices in usd and krw."""
+    (paid, open, void), a customer with none yet but a discount, and other customers' invoices in usd and krw."""
     from django.utils import timezone
     from django_tenants.utils import tenant_context
 
     from accounts.roles import Role
     from accounts.services import user_create
+    from billing.discounts.services import coupon_create
     from billing.invoicing.rating import breakdown_rows, rate
     from billing.invoicing.selectors import price_terms
     from billing.invoicing.services import (
@@ -41,7 +42,12 @@ def billed(live_tenant):
         invoice_void,
     )
     from billing.memberships.models import Membership
-    from billing.memberships.services import customer_for_user, customer_upsert, payment_record
+    from billing.memberships.services import (
+        customer_discount_apply,
+        customer_for_user,
+        customer_upsert,
+        payment_record,
+    )
     from billing.metering.ingest import events_ingest
     from billing.providers.base import PaymentState
     from billing.tiers.models import Price
@@ -51,7 +57,11 @@ def billed(live_tenant):
         with tenant_context(live_tenant.tenant):
             user_create(email="owner@live.test", password=PASSWORD, role=Role.OWNER)
             buyer = customer_for_user(user=user_create(email="buyer@live.test", password=PASSWORD))
-            customer_for_user(user=user_create(email="new@live.test", password=PASSWORD))
+            newcomer = customer_for_user(user=user_create(email="new@live.test", password=PASSWORD))
+            coupon_create(
+                code="WELCOME", percent_off=Decimal(25), duration="repeating", duration_in_periods=3
+            )
+            customer_discount_apply(customer=newcomer, coupon_code="WELCOME")  # before their first invoice
             buyer.name = "Grace Hopper"
             buyer.save(update_fields=["name"])
             minutes = Price.objects.get(code="enterprise-minutes")
@@ -132,6 +142,8 @@ def test_customer_finds_invoices_and_downloads_a_pdf(server, browser, billed, sh
     fresh.goto(f"{server}/account/billing/")
     assert fresh.locator("[data-testid=no-invoices]").is_visible()
     assert fresh.locator("[data-testid=no-upcoming] a", has_text="See plans").is_visible()
+    discount = fresh.locator("[data-testid=discount]").inner_text()
+    assert discount == "Your discount: WELCOME, 25% off, for 3 invoices."
     _fits(fresh, "the empty billing page")
     fresh.screenshot(path=str(shots / f"customer-billing-empty-{size}.png"), full_page=True)
 

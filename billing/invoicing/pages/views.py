@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.permissions import role_required
 from accounts.roles import STAFF_ROLES, Role
+from billing.discounts.display import coupon_duration, coupon_off
 from billing.invoicing.credit_notes import CREDITABLE, credit_note_create
 from billing.invoicing.exceptions import InvoiceNotFound, InvoiceStateError
 from billing.invoicing.models import CollectedBy, CreditNoteStatus, InvoiceStatus
@@ -38,6 +39,7 @@ from billing.invoicing.selectors import invoice_get
 from billing.invoicing.services import invoice_mark_uncollectible, invoice_void
 from billing.invoicing.upcoming import NoUpcomingInvoice, invoice_upcoming
 from billing.memberships.models import PaymentKind
+from billing.memberships.selectors import customer_discount
 from billing.memberships.services import customer_for_user
 from kernel.errors import ApplicationError
 from kernel.money import format_amount
@@ -68,11 +70,20 @@ def customer_billing(request):
         "billing/invoices/customer_billing.html",
         {
             "customer": customer,
+            "discount": _discount_in_words(customer_discount(customer=customer)),
             "invoices": _paged(request, customer_invoices(customer=customer), size=20),
             "upcoming": upcoming,
             "upcoming_totals": upcoming_rows(upcoming) if upcoming is not None else [],
         },
     )
+
+
+def _discount_in_words(discount):
+    """The customer's live discount with its coupon's terms in words (what their next invoices take off)."""
+    if discount is not None:
+        coupon = discount.coupon
+        coupon.off, coupon.duration_words = coupon_off(coupon), coupon_duration(coupon)
+    return discount
 
 
 @require_GET
