@@ -80,11 +80,13 @@ def coupon_terms_check(
         if problem := _amount_problem(amount_off):
             errors["amount_off"] = problem
         if not currency:
-            errors["currency"] = "amount_off needs a currency."
+            errors["currency"] = "An amount off (amount_off) needs its currency, such as usd."
         elif not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
             errors["currency"] = "A currency is a three-letter ISO 4217 code, such as usd."
     if (duration == CouponDuration.REPEATING) != (duration_in_periods is not None):
-        errors["duration_in_periods"] = "duration_in_periods is given for, and only for, a repeating coupon."
+        errors["duration_in_periods"] = (
+            "The number of invoices (duration_in_periods) is given for, and only for, a repeating coupon."
+        )
     elif duration_in_periods is not None and not 1 <= duration_in_periods <= MAX_PERIODS:
         errors["duration_in_periods"] = (
             f"A repeating coupon discounts 1 to {MAX_PERIODS:,} invoices (duration_in_periods)."

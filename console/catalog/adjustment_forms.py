@@ -143,8 +143,12 @@ class TaxRateForm(forms.Form):
 
 def form_error_from(form: forms.Form, error: ApplicationError) -> None:
     """The service's refusal beside each field it names (details["errors"], else details["field"]),
-    else above the form."""
+    else above the form. The service's messages name the API's field in brackets ("The percent off
+    (percent_off) is …"); beside the field, the form's label already says which."""
     details = error.details or {}
     problems = details.get("errors") or {details.get("field"): error.message}
     for field, message in problems.items():  # the form's fields are named after the service's terms
-        form.add_error(field if field in form.fields else None, message)
+        if field in form.fields:  # beside its field, the API's name for it in brackets says nothing
+            form.add_error(field, message.replace(f" ({field})", ""))
+        else:
+            form.add_error(None, message)

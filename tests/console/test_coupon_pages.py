@@ -187,6 +187,7 @@ def test_each_bad_coupon_is_a_form_error_beside_its_field_and_creates_nothing(
     text = _text(response)
     error = re.search(rf'data-testid="error-{field}">([^<]*)<', text)
     assert error and message in error.group(1).replace("&#x27;", "'"), (change, text[-3000:])
+    assert not re.search(r"\w_\w", error.group(1)), error.group(1)  # in words, not the API's field names
     assert 'data-testid="coupon-form"' in text  # the form again, with what was typed
     with tenant_context(ci_catalog.tenant):
         assert _coupons() == []
