@@ -16,6 +16,12 @@ def coupon_off(coupon: Coupon) -> str:
     return format_amount(coupon.amount_off, coupon.currency)
 
 
+def coupon_in_words(coupon: Coupon) -> Coupon:
+    """The coupon, with `off` and `duration_words` set for a template to print."""
+    coupon.off, coupon.duration_words = coupon_off(coupon), coupon_duration(coupon)
+    return coupon
+
+
 def coupon_duration(coupon: Coupon) -> str:
     """In words: once, for 3 invoices, forever (a period is an invoice: a month on a monthly price)."""
     if coupon.duration == CouponDuration.REPEATING:

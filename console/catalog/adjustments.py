@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.permissions import role_required
-from billing.discounts.display import coupon_duration, coupon_off
+from billing.discounts.display import coupon_duration, coupon_in_words, coupon_off
 from billing.discounts.exceptions import DiscountsError
 from billing.discounts.models import Coupon
 from billing.discounts.services import coupon_create, coupon_deactivate
@@ -43,9 +43,8 @@ from kernel.templatetags.monetize import quantity
 
 
 def _coupon_shown(coupon: Coupon, now) -> Coupon:
+    coupon_in_words(coupon)
     coupon.url = reverse("catalog-coupon", args=[coupon.code])
-    coupon.off = coupon_off(coupon)
-    coupon.duration_words = coupon_duration(coupon)
     redeemed = quantity(coupon.times_redeemed)
     coupon.redeemed = (
         f"{redeemed} of {quantity(coupon.max_redemptions)}" if coupon.max_redemptions else redeemed

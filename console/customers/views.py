@@ -29,7 +29,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.permissions import role_required
 from accounts.roles import STAFF_ROLES, Role
-from billing.discounts.display import coupon_duration, coupon_off
+from billing.discounts.display import coupon_duration, coupon_in_words, coupon_off
 from billing.entitlements.services import override_delete, override_set
 from billing.invoicing.credit_notes import credit_note_create
 from billing.invoicing.models import CreditNoteStatus
@@ -131,8 +131,7 @@ def _detail(request, customer, tiers, *, forms: dict | None = None, status: int 
     forms = forms or {}
     discounting = may_discount(request.user)
     if data.discount is not None:
-        coupon = data.discount.coupon
-        coupon.off, coupon.duration_words = coupon_off(coupon), coupon_duration(coupon)
+        coupon_in_words(data.discount.coupon)
     coupons = redeemable_coupons() if discounting else []
     return render(
         request,

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.permissions import role_required
 from accounts.roles import STAFF_ROLES, Role
-from billing.discounts.display import coupon_duration, coupon_off
+from billing.discounts.display import coupon_in_words
 from billing.invoicing.credit_notes import CREDITABLE, credit_note_create
 from billing.invoicing.exceptions import InvoiceNotFound, InvoiceStateError
 from billing.invoicing.models import CollectedBy, CreditNoteStatus, InvoiceStatus
@@ -70,7 +70,7 @@ def customer_billing(request):
         "billing/invoices/customer_billing.html",
         {
             "customer": customer,
-            "discount": _discount_in_words(customer_discount(customer=customer)),
+            "discount": _discount_in_words(customer),
             "invoices": _paged(request, customer_invoices(customer=customer), size=20),
             "upcoming": upcoming,
             "upcoming_totals": upcoming_rows(upcoming) if upcoming is not None else [],
@@ -78,11 +78,11 @@ def customer_billing(request):
     )
 
 
-def _discount_in_words(discount):
+def _discount_in_words(customer):
     """The customer's live discount with its coupon's terms in words (what their next invoices take off)."""
+    discount = customer_discount(customer=customer)
     if discount is not None:
-        coupon = discount.coupon
-        coupon.off, coupon.duration_words = coupon_off(coupon), coupon_duration(coupon)
+        coupon_in_words(discount.coupon)
     return discount
 
 
