@@ -1,4 +1,4 @@
-"""Set-based writes the ORM does slowly.
+"""Set-based writes the ORM does slowly, and reads that must agree with each other.
 
 Django's `bulk_update` builds a CASE WHEN per row and field: for a few hundred rows it spends
 several milliseconds building SQL (and PostgreSQL as long again parsing it). `rows_update` sends
@@ -7,9 +7,25 @@ one UPDATE joined to unnested arrays, one array per column.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
-from django.db import connection
+from django.db import connection, transaction
+
+
+@contextlib.contextmanager
+def one_snapshot() -> Iterator[None]:
+    """Reads inside see the database as of one moment (a read-only REPEATABLE READ transaction):
+    under READ COMMITTED, each statement sees what has committed by then, so two reads a page
+    shows side by side can straddle a commit. Inside a transaction already (a test's, a caller's),
+    it adds nothing: that transaction's isolation applies."""
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
 
 
 def rows_update(table: str, columns: dict[str, str], rows: Sequence[Sequence], *, key: str = "id") -> int:

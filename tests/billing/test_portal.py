@@ -170,3 +170,31 @@ def test_a_subscribed_customer_switches_plan_from_the_pricing_page(shop, django_
     with tenant_context(shop.tenant):
         assert Membership.objects.get(status__in=["active", "trialing"]).tier.code == "pro"
         assert Checkout.objects.count() == 1
+
+
+def test_the_plan_page_never_shows_a_tier_other_than_the_membership_it_shows(
+    shop,  # noqa: F811
+    django_capture_on_commit_callbacks,
+    monkeypatch,
+):
+    """The tier on the plan page and the membership under it are read together: a page rendered just
+    as the provider's webhook commits (before the entitlement cache hears of it) once showed "You
+    are on Community" above "Thank you! You are on Pro", and stopped waiting -- the customer saw the
+    old plan until the cache expired (the browser journey's intermittent failure)."""
+    from billing.entitlements import receivers
+
+    capture = django_capture_on_commit_callbacks
+    client, _ = _signed_up(shop)
+    response = client.post("/billing/checkout/", {"price": "team-yearly"})
+    with capture(execute=True):
+        paid = client.post(response["Location"], {"card": "4242 4242 4242 4242"})
+    done = paid["Location"].replace("http://alpha.test", "")
+    waiting = client.get(done).content.decode()  # the snapshot of the free plan is cached now
+    assert 'data-testid="confirming"' in waiting and '<span data-testid="tier">Community</span>' in waiting
+    # the webhook commits; the cache's invalidation is still on its way (kernel.invalidations may
+    # even hold it until Redis answers again)
+    monkeypatch.setattr(receivers.cache, "invalidate_many", lambda customers: None)
+    process_all(shop)
+    page = client.get(done).content.decode()
+    assert "Thank you! You are on <strong>Team</strong>" in page
+    assert '<span data-testid="tier">Team</span>' in page
