@@ -9,23 +9,30 @@ from tenant_schemas_celery.app import CeleryApp
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monetize.settings")
 
-app = CeleryApp("monetize")
+app = CeleryApp("monetize", task_cls="kernel.celery_task:MonetizeTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
 @app.task(name="monetize.schema_probe", bind=True, acks_late=True)
 def schema_probe(self) -> dict:
-    """Report the schema the task ran in, how many users it sees there and its database session's
-    backend pid (used by tests and by operators to check that a worker routes tasks to the right
-    tenant and keeps its connection)."""
+    """Report the schema the task ran in, how many users and customers it sees there (customers are
+    only in tenant schemas) and its database session's backend pid (used by tests and by operators
+    to check that a worker routes tasks to the right tenant and keeps its connection)."""
     from django.contrib.auth import get_user_model
     from django.db import connection
+
+    from billing.memberships.models import Customer
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         (backend,) = cursor.fetchone()
-    return {"schema": connection.schema_name, "users": get_user_model().objects.count(), "backend": backend}
+    return {
+        "schema": connection.schema_name,
+        "users": get_user_model().objects.count(),
+        "customers": Customer.objects.count(),
+        "backend": backend,
+    }
 
 
 @app.task(name="monetize.noop", ignore_result=False)

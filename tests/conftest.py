@@ -173,9 +173,9 @@ def live_tenant(django_db_setup, django_db_blocker):
 
 
 @contextmanager
-def celery_worker(*, queues: str, name: str, log: Path):
-    """A real Celery worker process (solo pool) on the test database and the test broker, consuming
-    `queues`; stopped on exit."""
+def celery_worker(*, queues: str, name: str, log: Path, broker: str | None = None):
+    """A real Celery worker process (solo pool) on the test database and the test broker (or
+    `broker`: a private one, out of the session worker's reach), consuming `queues`; stopped on exit."""
     import os
     import subprocess
     import sys
@@ -187,6 +187,7 @@ def celery_worker(*, queues: str, name: str, log: Path):
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "monetize.settings_test",
         "DATABASE_URL": _test_database_url(),
+        **({"CELERY_BROKER_URL": broker} if broker else {}),
     }
     hostname = f"{name}-{os.getpid()}@localhost"
     with open(log, "w") as out:

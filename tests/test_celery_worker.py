@@ -90,3 +90,27 @@ def test_beat_entry_fans_out_to_every_tenant(alpha, beta, worker):
                     IdempotencyRecord.objects.filter(key="old").delete()
 
         committed(cleanup)
+
+
+def test_a_task_for_a_tenant_that_no_longer_exists_is_not_run(worker):
+    """A message sent before its tenant was deleted (a retry due later, a drain) names a schema with
+    no tenant: tenant-schemas-celery cannot switch to it and would run the task on the public schema,
+    where it can only fail. It ends quietly instead (kernel.celery_task.MonetizeTask)."""
+    result = schema_probe.apply_async(headers={"_schema_name": "gone_since_sent"})
+    assert result.get(timeout=60) is None
+
+
+def test_a_task_whose_tenant_is_deleted_while_the_worker_remembers_it_ends_quietly(live_tenant, worker):
+    """The worker caches tenant lookups: a task for a tenant deleted since then is switched to a
+    schema that is gone ("relation … does not exist"), which is the tenant's end, not a failure."""
+    from django.db import connection as conn
+
+    schema = live_tenant.tenant.schema_name
+    assert schema_probe.apply_async(headers={"_schema_name": schema}).get(timeout=60)["schema"] == schema
+
+    def drop_schema_only():  # the row stays (as the worker's cache does): only the schema is gone
+        with conn.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+    committed(drop_schema_only)
+    assert schema_probe.apply_async(headers={"_schema_name": schema}).get(timeout=60) is None

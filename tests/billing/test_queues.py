@@ -35,6 +35,7 @@ def _queue(task_name: str) -> str:
 
 
 def test_each_task_goes_to_its_queue_and_each_queue_has_a_worker():
+    celery_app.loader.import_default_modules()  # every app's tasks, whatever ran before this test
     tasks = [name for name in celery_app.tasks if not name.startswith("celery.")]
     assert set(QUEUES) <= set(tasks)
     for name in tasks:
@@ -135,9 +136,12 @@ def test_a_waiting_delivery_takes_no_place(
 
 
 @pytest.mark.worker
-def test_a_tenants_delivery_backlog_does_not_delay_another_tenants_inbox(live_tenant, alpha, tmp_path):
+def test_a_tenants_delivery_backlog_does_not_delay_another_tenants_inbox(
+    live_tenant, alpha, tmp_path, private_broker
+):
     """A real worker on the inbox queue applies a provider event at once while another tenant has
-    thousands of deliveries queued (in one shared FIFO queue they were ahead of it)."""
+    thousands of deliveries queued (in one shared FIFO queue they were ahead of it). On a private
+    broker: the session's worker (every queue) must not eat the backlog meanwhile."""
     from billing.events.tasks import deliver as deliver_task
 
     backlog = 3000
@@ -153,7 +157,9 @@ def test_a_tenants_delivery_backlog_does_not_delay_another_tenants_inbox(live_te
                 return provider_account_upsert(provider="sandbox").webhook_secret
 
         adapter = SandboxProvider(webhook_secret=committed(setup))
-        with celery_worker(queues="inbox", name="inbox", log=tmp_path / "inbox.log"):
+        with celery_worker(
+            queues="inbox", name="inbox", log=tmp_path / "inbox.log", broker=private_broker.url
+        ):
             started = time.monotonic()
             status = committed(lambda: deliver(live_tenant, adapter, sub_event("evt_fair")).status_code)
             assert status == 200
