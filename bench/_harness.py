@@ -237,17 +237,28 @@ def server_side_ms(access_log: str, path: str) -> list[float]:
 
 
 def wrk_post_lua(path: str, bodies: list[str], headers: dict[str, str]) -> str:
-    """A wrk script that POSTs the given JSON bodies round-robin."""
+    """A wrk script that POSTs the given JSON bodies round-robin. The requests are formatted once
+    per wrk thread (init), not once per request: wrk shares the cores with the server here (measured
+    side by side: 44-45 us of wrk's CPU a request against 45-49 us formatting each one)."""
     import json
     import tempfile
 
-    lines = ["local bodies = {"] + [f"  {json.dumps(b)}," for b in bodies] + ["}", "local i = 0"]
-    lines += [
-        "request = function()",
-        "  i = i % #bodies + 1",
-        f"  return wrk.format('POST', {json.dumps(path)}, {{"
+    header_table = (
+        "{"
         + ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items())
-        + ", ['Content-Type'] = 'application/json'}, bodies[i])",
+        + ", ['Content-Type'] = 'application/json'}"
+    )
+    lines = ["local bodies = {"] + [f"  {json.dumps(b)}," for b in bodies] + ["}"]
+    lines += [
+        "local requests, i = {}, 0",
+        "init = function(args)",
+        "  for n, body in ipairs(bodies) do",
+        f"    requests[n] = wrk.format('POST', {json.dumps(path)}, {header_table}, body)",
+        "  end",
+        "end",
+        "request = function()",
+        "  i = i % #requests + 1",
+        "  return requests[i]",
         "end",
     ]
     handle = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)

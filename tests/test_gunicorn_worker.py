@@ -182,3 +182,58 @@ def test_back_to_back_requests_on_one_connection_are_each_answered(one_thread):
     assert len(pids) == 1, log.read_text()[-2000:]
     busy.close()
     other.close()
+
+
+class _Sock:
+    def __init__(self):
+        self.sends = []
+
+    def sendall(self, data):
+        self.sends.append(bytes(data))
+
+
+class _Req:
+    version = (1, 1)
+
+    def __init__(self, method="POST"):
+        self.method = method
+
+    def should_close(self):
+        return False
+
+
+def _respond(method="POST", headers=(("Content-Type", "application/json"),), body=b'{"allowed":true}'):
+    from gunicorn.config import Config
+
+    sock = _Sock()
+    response = gunicorn_worker.OneSendResponse(_Req(method), sock, Config())
+    response.start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
+    response.write(body)
+    response.close()
+    return sock.sends
+
+
+def test_a_small_response_leaves_in_one_send_with_its_headers():
+    """gunicorn sends the status line and headers, then the body: two system calls and two TCP
+    segments for every check. The balanced worker sends them together."""
+    (sent,) = _respond()
+    head, body = sent.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"Content-Length: 16" in head
+    assert b"Connection: keep-alive" in head and body == b'{"allowed":true}'
+
+
+def test_bodies_gunicorn_frames_itself_are_written_as_gunicorn_writes_them():
+    (head_only,) = _respond(method="HEAD")  # no body on the wire for HEAD
+    assert head_only.endswith(b"\r\n\r\n") and b"allowed" not in head_only
+    sock = _Sock()
+    from gunicorn.config import Config
+
+    chunked = gunicorn_worker.OneSendResponse(_Req(), sock, Config())
+    chunked.start_response("200 OK", [("Content-Type", "text/plain")])  # no length: chunked
+    chunked.write(b"abc")
+    chunked.close()
+    assert (
+        chunked.chunked
+        and sock.sends[0].endswith(b"\r\n\r\n")
+        and sock.sends[1:] == [b"3\r\nabc\r\n", b"0\r\n\r\n"]
+    )
