@@ -29,7 +29,7 @@ class MonetizeTask(TenantTask):
     abstract = True
 
     def __call__(self, *args, **kwargs):
-        if getattr(self.request, "is_eager", False):  # runs in the caller's schema and transaction
+        if self.request.called_directly or self.request.is_eager:  # the caller's schema and transaction
             return super().__call__(*args, **kwargs)
         schema = get_schema_name_from_task(self, kwargs) or get_public_schema_name()
         if connection.schema_name != schema:
