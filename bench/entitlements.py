@@ -41,6 +41,7 @@ from _harness import (
 
 setup_django()
 
+from django.conf import settings  # noqa: E402
 from django_tenants.utils import tenant_context  # noqa: E402
 
 from billing.entitlements import cache as snapshot_cache  # noqa: E402
@@ -55,7 +56,7 @@ from billing.memberships.models import ENTITLED_STATUSES, Customer  # noqa: E402
 from billing.memberships.services import customer_upsert, membership_set_tier  # noqa: E402
 from billing.tiers.catalog import catalog_import  # noqa: E402
 from billing.tiers.models import Tier  # noqa: E402
-from kernel.redis import get_redis  # noqa: E402
+from kernel.redis import get_redis, make_client  # noqa: E402
 
 BENCH_RATE = 10_000_000  # a rate high enough that the bench measures the check, not refusals
 
@@ -135,11 +136,22 @@ def main() -> None:
     client = get_redis()
     client.set("bench:raw", "x")
     raw = timed(lambda: client.get("bench:raw"), args.n)
+    # the same GET through redis-py's pooled client (a checkout per command), as kernel.redis
+    # served it before it gave each thread its own connection
+    pooled = make_client(settings.CACHES["default"]["LOCATION"])
+    raw_pooled = timed(lambda: pooled.get("bench:raw"), args.n)
+    cpu_own = cpu_per_call(lambda: client.get("bench:raw"), args.n)
+    cpu_pooled = cpu_per_call(lambda: pooled.get("bench:raw"), args.n)
 
     print("\nin-process")
     print(f"  entitlement_check (limit, cached)    {summary(service)}")
     print(f"  entitlement_check (rate, GCRA)       {summary(service_rate)}")
     print(f"  raw Redis GET (baseline)             {summary(raw)}")
+    print(f"  raw Redis GET, redis-py pooled       {summary(raw_pooled)}")
+    print(
+        f"  client CPU per GET: this thread's connection {cpu_own:.1f} us,"
+        f" redis-py's pool {cpu_pooled:.1f} us (x{cpu_pooled / max(cpu_own, 1e-9):.2f})"
+    )
 
     auth = {"Host": host, "Authorization": f"Bearer {api_key}"}
     check_bodies = [
@@ -157,7 +169,7 @@ def main() -> None:
         "balanced": ["--worker-class", "monetize.gunicorn_worker.BalancedThreadWorker",
                      "--threads", os.environ.get("WEB_THREADS", "2")],
     }  # fmt: skip
-    for label in args.worker_classes.split(","):
+    for label in filter(None, args.worker_classes.split(",")):  # "": the in-process figures only
         warm(tenant, args.customers)
         results[label] = http_figures(
             label, server_args[label], workers=args.workers, seconds=args.seconds, connections=args.connections,
@@ -175,6 +187,15 @@ def main() -> None:
     print("\n  targets (DESIGN.md, 2 cores, quiet machine): >= 4,000 checks/s; p99 <= 1 ms server-side")
     for path in (check_lua, verify_lua):
         os.unlink(path)
+
+
+def cpu_per_call(fn, n: int) -> float:
+    """This process's CPU time per call of fn, in microseconds (the client's share of a round trip)."""
+    fn()
+    started = time.process_time()
+    for _ in range(n):
+        fn()
+    return (time.process_time() - started) / n * 1e6
 
 
 def percentile(samples: list[float], p: float) -> float:

@@ -1,4 +1,4 @@
-"""One redis-py client per process for the hot paths that need more than Django's cache API
+"""A redis-py client per thread for the hot paths that need more than Django's cache API
 (pipelines, Lua scripts), with a small circuit breaker.
 
 When Redis fails, callers fall back to PostgreSQL; the breaker then skips Redis for
@@ -19,6 +19,9 @@ the closed state here costs one float comparison.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -45,20 +48,59 @@ class RedisUnavailable(Exception):
 REDIS_ERRORS = (redis.exceptions.RedisError, RedisUnavailable, OSError)
 
 
+class KernelTimeoutConnection(redis.Connection):
+    """A TCP connection whose timeouts the kernel keeps (SO_RCVTIMEO, SO_SNDTIMEO on a blocking
+    socket) instead of Python: CPython polls a socket that has a timeout before every send and
+    receive, two more system calls per command. A stalled Redis still fails the call after
+    `socket_timeout` (as a ConnectionError rather than a TimeoutError: both are RedisErrors)."""
+
+    def _connect(self):
+        sock = super()._connect()
+        timeout = self.socket_timeout
+        if timeout:
+            whole = int(timeout)
+            value = struct.pack("ll", whole, int((timeout - whole) * 1_000_000))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+            sock.settimeout(None)
+        return sock
+
+
+_OPTIONS = {"socket_connect_timeout": 0.25, "socket_timeout": 0.25, "health_check_interval": 30}
+
+
 def make_client(url: str) -> redis.Redis:
     """Fail fast: no retries, short timeouts -- the caller has a fallback."""
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=0.25,
-        socket_timeout=0.25,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=30,
+    return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **_OPTIONS)
+
+
+def make_pool(url: str) -> redis.ConnectionPool:
+    """The connections get_redis() clients take: redis:// URLs get KernelTimeoutConnection,
+    unix:// and rediss:// keep redis-py's own classes."""
+    return redis.ConnectionPool.from_url(
+        url, connection_class=KernelTimeoutConnection, retry=Retry(NoBackoff(), 0), **_OPTIONS
     )
 
 
 @lru_cache(maxsize=1)
+def _pool() -> redis.ConnectionPool:
+    return make_pool(settings.CACHES["default"]["LOCATION"])
+
+
+_local = threading.local()
+
+
 def _client() -> redis.Redis:
-    return make_client(settings.CACHES["default"]["LOCATION"])
+    """This thread's client, holding one connection of its own (single_connection_client): a
+    command then skips the pool's checkout -- its lock, its bookkeeping and a poll() to see whether
+    the connection has unread data -- which cost more CPU than the command's round trip. Made
+    again in a forked child (a connection must never be shared with the parent) and when the pool
+    changes (tests point it at a private server). Pipelines still take a pooled connection."""
+    pool, held = _pool(), getattr(_local, "client", None)
+    if held is None or held[0] != os.getpid() or held[1] is not pool:
+        client = redis.Redis(connection_pool=pool, single_connection_client=True, retry=Retry(NoBackoff(), 0))
+        held = _local.client = (os.getpid(), pool, client)
+    return held[2]
 
 
 def get_redis() -> redis.Redis:

@@ -350,13 +350,13 @@ def private_redis(monkeypatch):
     from tests.helpers import PrivateRedis
 
     server = PrivateRedis()
-    client = kernel_redis.make_client(server.url)
-    monkeypatch.setattr(kernel_redis, "_client", lambda: client)
+    pool = kernel_redis.make_pool(server.url)  # the same connections as the real one's
+    monkeypatch.setattr(kernel_redis, "_pool", lambda: pool)
     kernel_redis.reset()
     try:
         yield server
     finally:
-        client.close()
+        pool.disconnect()
         server.close()
         kernel_redis.reset()
 

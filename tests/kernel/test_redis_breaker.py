@@ -55,3 +55,32 @@ def test_circuit_open_is_not_a_failure(settings):
     time.sleep(0.25)
     assert kernel_redis.get_redis() is not None  # half-open: the probe (PING) succeeded, closed
     assert not kernel_redis.is_open()
+
+
+def test_each_thread_holds_its_own_connection_and_a_stalled_redis_still_fails_the_call(private_redis):
+    """get_redis() gives each thread a client with a connection of its own (no pool checkout per
+    command), whose timeouts the kernel keeps (no poll() before each send and receive): a frozen
+    Redis must still fail a call after the timeout, never hang it."""
+    import threading
+
+    import pytest
+    import redis
+
+    client = kernel_redis.get_redis()
+    assert client.set("k", "v") and kernel_redis.get_redis() is client
+    connection = client.connection
+    assert isinstance(connection, kernel_redis.KernelTimeoutConnection)
+    assert connection._sock.gettimeout() is None  # blocking: the kernel's SO_RCVTIMEO applies
+    others = []
+    thread = threading.Thread(target=lambda: others.append(kernel_redis.get_redis()))
+    thread.start()
+    thread.join()
+    assert others[0] is not client and others[0].connection is not connection
+
+    private_redis.stop()
+    try:
+        with pytest.raises(redis.RedisError):
+            client.get("k")
+    finally:
+        private_redis.cont()
+    assert client.get("k") == b"v"  # the same client connects again once Redis answers
