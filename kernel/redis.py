@@ -90,17 +90,25 @@ def _pool() -> redis.ConnectionPool:
 _local = threading.local()
 
 
+def _forget_after_fork() -> None:
+    global _local
+    _local = threading.local()  # a child must never use its parent's connection
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def _client() -> redis.Redis:
     """This thread's client, holding one connection of its own (single_connection_client): a
     command then skips the pool's checkout -- its lock, its bookkeeping and a poll() to see whether
     the connection has unread data -- which cost more CPU than the command's round trip. Made
-    again in a forked child (a connection must never be shared with the parent) and when the pool
-    changes (tests point it at a private server). Pipelines still take a pooled connection."""
+    again in a forked child and when the pool changes (tests point it at a private server).
+    Pipelines still take a pooled connection."""
     pool, held = _pool(), getattr(_local, "client", None)
-    if held is None or held[0] != os.getpid() or held[1] is not pool:
+    if held is None or held[0] is not pool:
         client = redis.Redis(connection_pool=pool, single_connection_client=True, retry=Retry(NoBackoff(), 0))
-        held = _local.client = (os.getpid(), pool, client)
-    return held[2]
+        held = _local.client = (pool, client)
+    return held[1]
 
 
 def get_redis() -> redis.Redis:

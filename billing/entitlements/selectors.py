@@ -12,8 +12,14 @@ from django.utils import timezone
 from billing.entitlements import cache
 from billing.entitlements.models import EntitlementOverride, Lease, UsageCounter
 from billing.memberships.models import Customer
-from billing.memberships.selectors import customer_tier, entitled_membership, grace_ends_at
+from billing.memberships.selectors import (
+    customer_tier,
+    entitled_membership,
+    grace_ends_at,
+    membership_current,
+)
 from billing.tiers.models import Feature, FeatureKind, TierFeature
+from kernel.db import one_snapshot
 
 
 def _entry(feature: Feature, tf: TierFeature | None, override: EntitlementOverride | None) -> dict:
@@ -134,6 +140,15 @@ def entitlement_snapshot(
         ttl = min(ttl, int(snapshot["valid_until"] - time.time()))
     cache.store(external_id, snapshot, cached, ttl)
     return snapshot
+
+
+def plan_with_snapshot(*, customer: Customer) -> tuple[object, dict]:
+    """The customer's membership and their snapshot (tier, features, usage) as of one moment, from
+    PostgreSQL: what a page shows side by side. The snapshot cache hears of a webhook's change only
+    after its commit, so a cached snapshot read beside the new membership could show the old tier
+    above it (and the plan page then stopped waiting for the change)."""
+    with one_snapshot():
+        return membership_current(customer=customer), snapshot_build(customer=customer)
 
 
 def feature_usage(entry: dict, now: float | None = None) -> int:

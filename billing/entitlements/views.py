@@ -7,17 +7,15 @@ from django.views.decorators.http import require_http_methods
 
 from billing.entitlements.exceptions import EntitlementsError
 from billing.entitlements.models import CustomerApiKey
-from billing.entitlements.selectors import feature_usage, snapshot_build
+from billing.entitlements.selectors import feature_usage, plan_with_snapshot
 from billing.entitlements.services import customer_key_create, customer_key_revoke, customer_key_rotate
 from billing.memberships.exceptions import MembershipsError
 from billing.memberships.portal import membership_fingerprint, membership_state
-from billing.memberships.selectors import membership_current
 from billing.memberships.services import customer_for_user
 from billing.metering.credit_models import credits_display
 from billing.metering.credit_selectors import credit_balance, credit_grants_active, credit_ledger_recent
 from billing.metering.views import usage_charts
 from billing.tiers.models import Feature, Price
-from kernel.db import one_snapshot
 
 
 def _feature_rows(snapshot: dict) -> list[dict]:
@@ -70,12 +68,7 @@ def plan(request):
         except (EntitlementsError, MembershipsError) as exc:
             messages.error(request, exc.message)
             return redirect("plan")
-    # the tier and the membership under it are read at one moment, from PostgreSQL: the entitlement
-    # cache hears of a webhook's change only after its commit, and a page rendered in between
-    # showed the old tier above the new membership (and stopped waiting for the change)
-    with one_snapshot():
-        membership = membership_current(customer=customer)
-        snapshot = snapshot_build(customer=customer)
+    membership, snapshot = plan_with_snapshot(customer=customer)
     state = membership_state(membership=membership)
     fingerprint = membership_fingerprint(membership=membership)
     # after an action or a checkout, the page the customer came back to: until the provider's webhook

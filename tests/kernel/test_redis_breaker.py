@@ -61,6 +61,7 @@ def test_each_thread_holds_its_own_connection_and_a_stalled_redis_still_fails_th
     """get_redis() gives each thread a client with a connection of its own (no pool checkout per
     command), whose timeouts the kernel keeps (no poll() before each send and receive): a frozen
     Redis must still fail a call after the timeout, never hang it."""
+    import os
     import threading
 
     import pytest
@@ -76,6 +77,14 @@ def test_each_thread_holds_its_own_connection_and_a_stalled_redis_still_fails_th
     thread.start()
     thread.join()
     assert others[0] is not client and others[0].connection is not connection
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # a forked worker: a client and connection of its own, never its parent's
+        own = kernel_redis.get_redis()
+        os.write(write, b"1" if own is not client and own.get("k") == b"v" else b"0")
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read, 1) == b"1"
 
     private_redis.stop()
     try:
