@@ -146,6 +146,63 @@ def gunicorn(
         shutil.rmtree(ready, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def granian(
+    *,
+    workers: int = 2,
+    threads: int = 2,
+    extra_env: dict | None = None,
+    access_log: str | None = None,
+    app: str = "monetize.wsgi:application",
+):
+    """The app under Granian (WSGI interface, `threads` blocking threads per worker), as
+    scripts/web.sh serves it, on a free port; yields its base URL once every worker has loaded the
+    app. With `access_log`, each request is logged as "<path> <status> <milliseconds in the
+    server>" (Granian's dt_ms: from the call into the app until the response is handed back)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "monetize.settings",
+        "DEBUG": "0",
+        "LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
+    log_args = ["--access-log", "--access-log-fmt", "%(path)s %(status)d %(dt_ms).3f"] if access_log else []
+    # Granian logs to stdout, its "Started worker-N" lines (every worker imported the app) too
+    log = access_log or tempfile.NamedTemporaryFile(prefix="bench-granian-", suffix=".log", delete=False).name
+    output = open(log, "a")  # noqa: SIM115  (closed below; appends: a reader may truncate it)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "granian"), "--interface", "wsgi", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", str(workers), "--blocking-threads", str(threads), "--no-ws",
+         "--log-level", "info", *log_args, app],
+        cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while Path(log).read_text().count("Started worker") < workers:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("granian did not start: " + Path(log).read_text()[-2000:])
+            time.sleep(0.1)
+        _SERVERS[base] = (process.pid, _children(process.pid))
+        yield base
+    finally:
+        _SERVERS.pop(base, None)
+        process.terminate()
+        process.wait(timeout=30)
+        output.close()
+        if not access_log:
+            os.unlink(log)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found += [int(x) for x in (task / "children").read_text().split()]
+    return found
+
+
 def _cpu_seconds(pid: int) -> float:
     """utime + stime of a process (every thread), from /proc."""
     try:
@@ -225,14 +282,15 @@ def fmt_http(name: str, result: dict) -> str:
     )
 
 
-def server_side_ms(access_log: str, path: str) -> list[float]:
-    """Server-side durations (ms) of the logged requests to `path`."""
+def server_side_ms(access_log: str, path: str, *, unit_ms: float = 0.001) -> list[float]:
+    """Server-side durations (ms) of the logged requests to `path`; `unit_ms`: the logged figure's
+    unit (gunicorn's %(D)s: microseconds; Granian's dt_ms: 1.0)."""
     samples = []
     with open(access_log) as log:
         for line in log:
             parts = line.split()
             if len(parts) == 3 and parts[0] == path:
-                samples.append(int(parts[2]) / 1000)
+                samples.append(float(parts[2]) * unit_ms)
     return samples
 
 

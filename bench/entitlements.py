@@ -6,19 +6,21 @@ Same run, same machine:
   - in-process: the service call `entitlement_check` (cached snapshot) beside a raw Redis GET;
   - HTTP under gunicorn (2 workers, one per core), with sync workers, gunicorn's gthread workers and
     BalancedThreadWorker (monetize/gunicorn_worker.py: gthread that shares connections out evenly,
-    what the Procfile serves with), with wrk: POST /api/v1/entitlements/check (a limit
+    scripts/web.sh's WEB_SERVER=gunicorn), and under Granian (2 workers, WEB_THREADS blocking threads
+    each: what the Procfile serves with by default), with wrk: POST /api/v1/entitlements/check (a limit
     feature), POST /api/v1/keys/verify (a rate feature: key lookup + snapshot + GCRA script) and
     the trivial authenticated GET /api/v1/me, the same checks with the fast lane off
     (API_FAST_LANE=0: through Django's whole request cycle), and the same check POSTs to a WSGI app that does
     nothing (bench/_bare_wsgi.py: the floor of gunicorn, loopback and wrk); client-side figures from
     wrk, CPU time per request of the server, wrk and Redis (steadier than req/s when the machine is
-    shared), server-side p50/p99 from gunicorn's per-request timing (%(D)s).
+    shared), server-side p50/p99 from the server's own per-request timing (gunicorn's %(D)s, Granian's dt_ms).
   and the ratios of each figure to sync's; how the workers split the CPU (an uneven split is one
   worker holding most connections).
 Targets (DESIGN.md): p99 <= 1 ms server-side, >= 4,000 checks/s on 2 cores (a quiet machine).
 """
 
 import argparse
+import functools
 import json
 import os
 import tempfile
@@ -28,6 +30,7 @@ from _harness import (
     ROOT,
     bench_tenant,
     fmt_http,
+    granian,
     gunicorn,
     server_cpu_seconds,
     server_side_ms,
@@ -119,8 +122,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 2)))
     parser.add_argument(
         "--worker-classes",
-        default="sync,gthread,balanced",
-        help="comma-separated gunicorn worker classes to measure (sync, gthread, balanced)",
+        default="sync,gthread,balanced,granian",
+        help="comma-separated servers to measure: gunicorn's sync, gthread, balanced (BalancedThreadWorker);"
+        " granian (what the Procfile serves with)",
     )
     args = parser.parse_args()
     tenant, host, api_key = bench_tenant()
@@ -169,16 +173,26 @@ def main() -> None:
         "balanced": ["--worker-class", "monetize.gunicorn_worker.BalancedThreadWorker",
                      "--threads", os.environ.get("WEB_THREADS", "2")],
     }  # fmt: skip
+    threads = int(os.environ.get("WEB_THREADS", "2"))
     for label in filter(None, args.worker_classes.split(",")):  # "": the in-process figures only
         warm(tenant, args.customers)
+        if label == "granian":
+            serve = functools.partial(granian, workers=args.workers, threads=threads)
+        else:
+            serve = functools.partial(gunicorn, workers=args.workers, args=server_args[label])
         results[label] = http_figures(
-            label, server_args[label], workers=args.workers, seconds=args.seconds, connections=args.connections,
+            label, serve, workers=args.workers, seconds=args.seconds, connections=args.connections,
             auth=auth, check_lua=check_lua, verify_lua=verify_lua,
         )  # fmt: skip
-    for label in ("gthread", "balanced"):
-        if {"sync", label} <= results.keys():
-            sync, other = results["sync"], results[label]
-            print(f"\n{label} / sync (same run)")
+    for label, base in (
+        ("gthread", "sync"),
+        ("balanced", "sync"),
+        ("granian", "sync"),
+        ("granian", "balanced"),
+    ):
+        if {base, label} <= results.keys():
+            sync, other = results[base], results[label]
+            print(f"\n{label} / {base} (same run)")
             for name in ("checks", "verify", "me"):
                 print(f"  {name:<8} throughput x{other[name]['rps'] / max(sync[name]['rps'], 1e-9):.2f}")
             for name in ("checks", "verify", "me"):
@@ -234,16 +248,19 @@ def fmt_cpu(name: str, result: dict) -> str:
     )
 
 
-def http_figures(label, server_args, *, workers, seconds, connections, auth, check_lua, verify_lua) -> dict:
+def http_figures(label, serve, *, workers, seconds, connections, auth, check_lua, verify_lua) -> dict:
+    """`serve(extra_env=, access_log=, app=)`: a context manager serving the app, yielding its base URL."""
     log = tempfile.NamedTemporaryFile(suffix=".log", delete=False).name
-    print(f"\nHTTP: gunicorn, {workers} {label} workers, wrk {connections} connections, {seconds} s each")
+    server = "Granian" if label == "granian" else "gunicorn"
+    bare_app = "bench._bare_wsgi:application" if label == "granian" else "bench._bare_wsgi"
+    print(f"\nHTTP: {server}, {workers} {label} workers, wrk {connections} connections, {seconds} s each")
     endpoints = (
         ("me", "/api/v1/me", auth, None),
         ("checks", "/api/v1/entitlements/check", {}, check_lua),
         ("verify", "/api/v1/keys/verify", {}, verify_lua),
     )
     figures = {}
-    with gunicorn(workers=workers, args=server_args) as base:  # throughput: no access log to write
+    with serve() as base:  # throughput: no access log to write
         for _, path, headers, lua in endpoints:  # warm-up: every thread's first request of each kind
             wrk(f"{base}{path}", headers=headers, seconds=1, connections=connections, lua=lua)
         for name, path, headers, lua in endpoints:
@@ -251,14 +268,14 @@ def http_figures(label, server_args, *, workers, seconds, connections, auth, che
                 base, path, seconds=seconds, connections=connections, headers=headers, lua=lua
             )
     # the same checks through Django's whole request cycle (API_FAST_LANE=0): what the fast lane saves
-    with gunicorn(workers=workers, args=server_args, extra_env={"API_FAST_LANE": "0"}) as base:
+    with serve(extra_env={"API_FAST_LANE": "0"}) as base:
         path = "/api/v1/entitlements/check"
         wrk(f"{base}{path}", headers={}, seconds=1, connections=connections, lua=check_lua)
         figures["chain"] = loaded(
             base, path, seconds=seconds, connections=connections, headers={}, lua=check_lua
         )
     # the floor: the same requests to a WSGI app that does nothing, under the same gunicorn settings
-    with gunicorn(workers=workers, args=server_args, app="bench._bare_wsgi") as base:
+    with serve(app=bare_app) as base:
         path = "/api/v1/entitlements/check"
         wrk(f"{base}{path}", headers={}, seconds=1, connections=connections, lua=check_lua)
         figures["bare"] = loaded(
@@ -285,9 +302,10 @@ def http_figures(label, server_args, *, workers, seconds, connections, auth, che
         f" checks/s = {checks['rps'] / max(bare['rps'], 1e-9):.0%} of the bare server's"
     )
 
-    # server-side latency: a second server that logs gunicorn's own per-request time, at a lower
-    # load (2 connections) so that queueing behind the load generator does not count
-    with gunicorn(workers=workers, access_log=log, args=server_args) as base:
+    # server-side latency: a second server that logs its own per-request time (gunicorn's %(D)s,
+    # Granian's dt_ms), at a lower load (2 connections) so that queueing behind the load generator
+    # does not count
+    with serve(access_log=log) as base:
         for _, path, headers, lua in endpoints:
             wrk(f"{base}{path}", headers=headers, seconds=1, connections=2, lua=lua)
         time.sleep(0.5)
@@ -295,13 +313,15 @@ def http_figures(label, server_args, *, workers, seconds, connections, auth, che
         for _, path, headers, lua in endpoints:
             wrk(f"{base}{path}", headers=headers, seconds=seconds, connections=2, lua=lua)
         time.sleep(0.5)
-    print(f"\n  server-side ({label}, gunicorn %(D)s, 2 connections)")
+    print(
+        f"\n  server-side ({label}, {'Granian dt_ms' if label == 'granian' else 'gunicorn %(D)s'}, 2 connections)"
+    )
     for name, path in (
         ("checks", "/api/v1/entitlements/check"),
         ("verify", "/api/v1/keys/verify"),
         ("me", "/api/v1/me"),
     ):
-        samples = server_side_ms(log, path)
+        samples = server_side_ms(log, path, unit_ms=1.0 if label == "granian" else 0.001)
         figures["p99_" + name] = samples
         print(f"  {path:<32} {summary(samples)}")
     os.unlink(log)

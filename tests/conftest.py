@@ -295,6 +295,45 @@ def gunicorn(live_tenant, tmp_path):
         process.wait(timeout=20)
 
 
+@pytest.fixture
+def granian(live_tenant, tmp_path):
+    """The app as the Procfile serves it by default (scripts/web.sh: Granian, 2 workers, restarted
+    if it exits) on the test database; yields (port, log path, the script's process)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from bench._harness import free_port
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PORT": str(port),
+        "WEB_HOST": "127.0.0.1",
+        "WEB_SERVER": "granian",
+        "DJANGO_SETTINGS_MODULE": "monetize.settings_test",
+        "DATABASE_URL": _test_database_url(),
+    }
+    log = tmp_path / "web.log"
+    root = Path(__file__).resolve().parent.parent
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            ["bash", str(root / "scripts" / "web.sh")], cwd=root, env=env, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        _wait_for_port(port, process, log)
+        deadline = time.monotonic() + 60  # both workers loaded the app (the port answers before)
+        while log.read_text().count("Started worker") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        yield port, log, process
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
 LOCALSTRIPE_VERSION = "1.15.10"
 
 

@@ -1,5 +1,8 @@
-"""What reaches gunicorn itself (issue 10, items 20 and 21): a chunked body is read, and the
-answers gunicorn writes without the app (400, 414, 431) are our JSON error shape."""
+"""What reaches the HTTP server itself (issue 10, items 20 and 21), under both servers the Procfile
+can run (scripts/web.sh): a chunked body is read; the answers gunicorn writes without the app (400,
+414, 431) are our JSON error shape; under Granian (the default) the long request lines and large
+headers gunicorn refused reach the app and get its JSON answers, and only bytes that are not HTTP
+get Granian's own bodiless 400."""
 
 import http.client
 import io
@@ -92,3 +95,49 @@ def test_gunicorns_own_errors_are_json(live_tenant, gunicorn, request_bytes, sta
     assert int(headers["content-length"]) == len(body)
     error = json.loads(body)["error"]
     assert error["code"] == code and error["message"] and error["details"] == {}
+
+
+def test_under_granian_a_chunked_body_is_read(live_tenant, granian):
+    port, _, _ = granian
+    response, body = _chunked_post(
+        port, live_tenant.host, live_tenant.api_key, "/api/v1/customers",
+        [b'{"external_id": ', b'"chunky-granian", "email": "c@x.test"}'],
+    )  # fmt: skip
+    assert response.status == 201, body
+    assert json.loads(body)["external_id"] == "chunky-granian"
+
+
+def test_under_granian_long_request_lines_and_large_headers_get_the_apps_json(live_tenant, granian):
+    port, _, _ = granian
+    host, key = live_tenant.host.encode(), live_tenant.api_key.encode()
+    long_path = b"GET /api/v1/" + b"a" * 10000 + b" HTTP/1.1\r\nHost: " + host
+    long_path += b"\r\nAuthorization: Bearer " + key + b"\r\nConnection: close\r\n\r\n"
+    status, headers, body = _raw(port, long_path)
+    assert status == 404 and headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == "not_found"
+
+    big_header = b"GET /api/v1/me HTTP/1.1\r\nHost: " + host + b"\r\nAuthorization: Bearer " + key
+    big_header += b"\r\nX-Big: " + b"a" * 10000 + b"\r\nConnection: close\r\n\r\n"
+    status, headers, body = _raw(port, big_header)
+    assert status == 200 and headers["content-type"] == "application/json", body
+    assert isinstance(json.loads(body), dict)
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (b"NOT A REQUEST LINE\r\n\r\n", 400),
+        (b"GET /he\x00llo HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(150)) + b"\r\n", 431),
+    ],
+    ids=["400", "400-nul", "431-too-many"],
+)
+def test_under_granian_what_is_not_http_gets_a_status_and_the_connection_closed(
+    granian, request_bytes, status
+):
+    """What Granian answers itself (the app never sees these): the status line, no body, and the
+    connection closed; nothing reaches the app, so nothing is stored."""
+    port, _, _ = granian
+    got, headers, body = _raw(port, request_bytes)
+    assert got == status
+    assert headers["connection"] == "close" and headers["content-length"] == "0" and body == b""
