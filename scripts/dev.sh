@@ -200,7 +200,7 @@ run() {
   } >"$ENV_FILE"
   "$PY" manage.py demo_setup --port "$PORT" --env-file "$ENV_FILE"
   echo $$ >"$RUN_PID" # honcho replaces this shell (exec): `make stop` signals it
-  say "starting web (gunicorn on :$PORT), a worker per queue (inbox, deliveries, housekeeping) and beat; Ctrl-C stops them all"
+  say "starting web (${WEB_SERVER:-granian} on :$PORT), a worker per queue (inbox, deliveries, housekeeping) and beat; Ctrl-C stops them all"
   exec "$VENV/bin/honcho" -f Procfile start -e "$ENV_FILE" web inbox deliveries housekeeping beat
 }
 

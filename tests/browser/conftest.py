@@ -20,9 +20,16 @@ def launch(playwright, args=ARGS):
 
 
 @pytest.fixture
-def server(live_tenant, gunicorn):
-    """The live tenant's site under gunicorn."""
-    return f"http://{live_tenant.host}:{gunicorn}"
+def web_port(granian):
+    """The port of the app as the Procfile serves it (scripts/web.sh: Granian): what a user's
+    browser talks to under `make run`."""
+    return granian[0]
+
+
+@pytest.fixture
+def server(live_tenant, web_port):
+    """The live tenant's site, served as `make run` serves it."""
+    return f"http://{live_tenant.host}:{web_port}"
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The catalog editor in a real browser (Debian's chromium driven by Playwright) at 1280 and 390 px
-against gunicorn: the owner opens Catalog from the navigation, creates a tier (the pricing page's
+against the web server: the owner opens Catalog from the navigation, creates a tier (the pricing page's
 preview refreshes as they type, through htmx), adds a graduated usage price through the tiers
 table, quotes it, sees it on /pricing/, and previews a YAML change as a diff before applying it.
 Every step is screenshotted to test-artifacts/ (or $SCREENSHOT_DIR); no page is wider than the

@@ -1,5 +1,5 @@
 """A customer goes from the pricing page to a paid membership and back to free, in a real browser
-(Debian's chromium driven by Playwright), against gunicorn and a Celery worker on committed data."""
+(Debian's chromium driven by Playwright), against the web server and a Celery worker on committed data."""
 
 import re
 import time

@@ -1,5 +1,5 @@
 """Coupons and tax rates in a real browser (Debian's chromium via Playwright) at 1280 and 390 px
-against gunicorn: the owner goes Catalog → Coupons, creates a coupon through the form (a refused
+against the web server: the owner goes Catalog → Coupons, creates a coupon through the form (a refused
 percent first, shown beside its field), sees it listed with a flash message, deactivates it through
 the layout's confirmation dialog (Cancel first: nothing happens), gives one to a customer on the
 customer page, and adds a tax rate. Screenshots go to test-artifacts/ (or $SCREENSHOT_DIR)."""

@@ -1,5 +1,5 @@
 """The creator dashboard in a real browser (Debian's chromium driven by Playwright) at 1280 px and
-390 px against gunicorn on committed data: a creator with two tiers, a member, tips on two videos
+390 px against the web server on committed data: a creator with two tiers, a member, tips on two videos
 (one long item id) and a released earning reads their figures, tables and ledger; sets up payouts
 through the sandbox's page and comes back active; a creator publishes, edits and deletes tiers
 through the dashboard's forms and sees their channel page as fans do. No page may be wider than the

@@ -1,4 +1,4 @@
-"""Issue 12's whole story in a real browser (Debian's chromium driven by Playwright) against gunicorn
+"""Issue 12's whole story in a real browser (Debian's chromium driven by Playwright) against the web server
 and a Celery worker on committed data: a creator sets up payouts through the sandbox and publishes
 two tiers through the dashboard's form (390 px), a fan finds them on the creator's channel page,
 joins one (1280 px) and tips a video (390 px) through the sandbox's hosted checkout, the creator
@@ -73,7 +73,7 @@ def test_a_creators_money_from_the_first_tip_to_the_payout(live_tenant, server, 
             return customer_for_user(user=fan).external_id
 
     fan_id = committed(seed)
-    # the test's own HTTP client reaches gunicorn by address (the browser resolves the tenant's host)
+    # the test's own HTTP client reaches the web server by address (the browser resolves the tenant's host)
     local = re.sub(r"//[^:/]+", "//127.0.0.1", server)
     api = httpx.Client(
         base_url=local, timeout=30,

@@ -1,5 +1,5 @@
 """The owner's journey through the customer pages in a real browser (Debian's chromium driven by
-Playwright) at 1280 px and 390 px, against gunicorn on committed data (issue 13: overview →
+Playwright) at 1280 px and 390 px, against the web server on committed data (issue 13: overview →
 customer → refund → credits): the owner lands on the overview, opens the customer list, searches,
 opens a customer, refunds part of a paid invoice through the confirmation dialog (a credit note,
 refunded through the sandbox) and sees the feedback and the new state, adds credits and sees the new

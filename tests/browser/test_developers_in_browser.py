@@ -1,5 +1,5 @@
 """The Developers page in a real browser (Debian's chromium driven by Playwright) at 1280 px and
-390 px, against gunicorn on committed data: the home's figures, a webhook endpoint's delivery log
+390 px, against the web server on committed data: the home's figures, a webhook endpoint's delivery log
 and a resend, the inbox filtered to dead events and a replay, the explorer, a new key shown once;
 no horizontal scroll and no serious axe-core violation anywhere. Screenshots go to test-artifacts/ (or $SCREENSHOT_DIR)."""
 

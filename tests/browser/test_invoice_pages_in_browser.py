@@ -1,5 +1,5 @@
 """The invoice pages in a real browser (Debian's chromium driven by Playwright) at 1280 px and 390 px,
-against gunicorn on committed data: a customer finds their invoices from the plan page, opens a tier
+against the web server on committed data: a customer finds their invoices from the plan page, opens a tier
 breakdown and downloads a PDF; the owner filters the invoice list, opens an invoice, marks it
 uncollectible and voids it. Each step is screenshotted (to $SCREENSHOT_DIR, else the test's tmp dir)
 and no page may be wider than the window."""

@@ -1,5 +1,5 @@
 """The operator's console in a real browser (Debian's chromium driven by Playwright) against
-gunicorn: the operator logs in on the bare host, creates a tenant (a form error first), finds it
+the web server: the operator logs in on the bare host, creates a tenant (a form error first), finds it
 answering at its own host, suspends it (its site answers 403), resumes it, at 1280 and 390 px with
 no horizontal scroll."""
 
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.server, pytest.mark.timeout(300), needs_chromium]
 
 
 @pytest.mark.parametrize("size", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}])
-def test_the_operator_creates_suspends_and_resumes_a_tenant(live_tenant, gunicorn, browser, size):
+def test_the_operator_creates_suspends_and_resumes_a_tenant(live_tenant, web_port, browser, size):
     import secrets
 
     from accounts.models import User
@@ -30,7 +30,7 @@ def test_the_operator_creates_suspends_and_resumes_a_tenant(live_tenant, gunicor
     slug = f"op-{secrets.token_hex(3)}"
     shots = Path(os.environ.get("SCREENSHOT_DIR") or "test-artifacts")
     shots.mkdir(parents=True, exist_ok=True)
-    console = f"http://localhost:{gunicorn}"
+    console = f"http://localhost:{web_port}"
     page = browser.new_page(viewport=size)
     try:
         page.goto(f"{console}/")
@@ -57,14 +57,14 @@ def test_the_operator_creates_suspends_and_resumes_a_tenant(live_tenant, gunicor
         _fits(page, "the console with a new tenant")
         host = page.locator(f"tr[data-tenant='{slug}'] td[data-label=Site] a").first.inner_text()
         site = browser.new_page(viewport=size)
-        site.goto(f"http://{host}:{gunicorn}/pricing/")
+        site.goto(f"http://{host}:{web_port}/pricing/")
         assert site.title().endswith("Op Co")
 
         click_confirmed(page, f"tr[data-tenant='{slug}'] >> text=Suspend")
         assert "is suspended" in page.content()
-        # every gunicorn worker sees it once its host lookup expires (TENANT_CACHE_SECONDS, 10 s)
+        # every web worker sees it once its host lookup expires (TENANT_CACHE_SECONDS, 10 s)
         deadline = time.monotonic() + 20
-        while site.goto(f"http://{host}:{gunicorn}/pricing/").status != 403:
+        while site.goto(f"http://{host}:{web_port}/pricing/").status != 403:
             assert time.monotonic() < deadline, "the suspended tenant's site still answers"
             time.sleep(0.5)
         assert "This site is not available" in site.content()

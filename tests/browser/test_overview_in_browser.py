@@ -1,5 +1,5 @@
 """The owner's overview in a real browser (Debian's chromium driven by Playwright) at 1280 px and
-390 px, against gunicorn on committed data: the figures, a chart per figure, the range presets and
+390 px, against the web server on committed data: the figures, a chart per figure, the range presets and
 a custom range, the invoice needing attention one click away, no horizontal scroll; a new tenant's
 empty states. Screenshots go to test-artifacts/ (or $SCREENSHOT_DIR)."""
 

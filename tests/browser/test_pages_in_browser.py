@@ -220,11 +220,11 @@ def test_usage_chart_is_drawn_with_readable_labels_and_the_empty_state(browser, 
     assert page.locator("[data-testid=chart-empty]").inner_text().startswith("No data yet")
 
 
-def test_operator_console_and_error_pages(browser, server, people, operator, shots, gunicorn):
+def test_operator_console_and_error_pages(browser, server, people, operator, shots, web_port):
     problems = []
     for size in SIZES:
         page = browser.new_page(viewport=SIZES[size])
-        public = f"http://localhost:{gunicorn}"
+        public = f"http://localhost:{web_port}"
         _check(page, f"{public}/", f"operator-anonymous-{size}", shots, problems)
         page.goto(f"{public}/admin/login/")
         page.fill("input[name=username]", operator)

@@ -1,4 +1,4 @@
-"""The customer's journey in a real browser (Debian's chromium through Playwright) against gunicorn
+"""The customer's journey in a real browser (Debian's chromium through Playwright) against the web server
 and a Celery worker, at 1280 and 390 px: pricing → yearly → sign up with that plan → its checkout
 (seats) → the sandbox's checkout → pays → the plan page shows the paid tier by itself (it polls until
 the webhook lands) → cancel (scheduled, with its date) → undo. No horizontal scroll; screenshots in

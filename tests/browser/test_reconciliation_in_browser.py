@@ -1,5 +1,5 @@
 """The reconciliation pages in a real browser (Debian's chromium driven by Playwright) at 1280 px and
-390 px against gunicorn on committed data: the owner finds the runs from the top bar, filters them,
+390 px against the web server on committed data: the owner finds the runs from the top bar, filters them,
 opens a day with differences (long provider ids included), picks a kind and compares the day again.
 Each step is screenshotted (to $SCREENSHOT_DIR, else the test's tmp dir) and no page may be wider
 than the window."""
