@@ -29,7 +29,8 @@ import time
 
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIRequest
-from django.db import close_old_connections, connections
+from django.core.signals import setting_changed
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
 from django.urls import Resolver404, get_resolver
 from django.utils.log import log_response
 from django_tenants.utils import get_public_schema_name
@@ -45,6 +46,20 @@ def _db_open() -> bool:
     return any(conn.connection is not None for conn in connections.all(initialized_only=True))
 
 
+# The settings the fast lane reads on every request, read once: `settings.X` is a LazyObject
+# attribute lookup (a Python-level __getattribute__), and _serve read six of them per call. They
+# change at run time only in tests (override_settings, pytest-django's `settings`), which send
+# setting_changed: HotPathWSGI reads them again then.
+_SETTINGS = (
+    "API_MAX_BODY_BYTES",
+    "DATABASES",
+    "PUBLIC_SCHEMA_NAME",
+    "REQUEST_LOG_ENABLED",
+    "ROOT_URLCONF",
+    "USE_X_FORWARDED_HOST",
+)
+
+
 class HotPathWSGI:
     """WSGI wrapper: see the module's docstring."""
 
@@ -52,12 +67,30 @@ class HotPathWSGI:
         self.application = application
         self.applied = [cls(lambda request: None) for cls in ApiHotPathMiddleware.APPLIED]
         self._views: dict[str, object] = {}
+        self._read_settings()
+        setting_changed.connect(self._read_settings)  # weakly: a discarded wrapper is let go
+
+    def _read_settings(self, *, setting: str | None = None, **kwargs) -> None:
+        if setting is not None and setting not in _SETTINGS:
+            return
+        self.root_urlconf = settings.ROOT_URLCONF
+        self.use_x_forwarded_host = settings.USE_X_FORWARDED_HOST
+        self.max_body_bytes = settings.API_MAX_BODY_BYTES
+        self.request_log_enabled = settings.REQUEST_LOG_ENABLED
+        self.public_schema = get_public_schema_name()
+        # one database (the usual case): whether a connection is open is one attribute of the
+        # default connection, instead of _db_open()'s walk over the thread's connections
+        self.other_databases = set(settings.DATABASES) != {DEFAULT_DB_ALIAS}
+
+    def _db_open(self, connection) -> bool:
+        """_db_open(), given the thread's default connection."""
+        return connection.connection is not None or (self.other_databases and _db_open())
 
     def _view(self, path: str):
         view = self._views.get(path)
         if view is None:
             try:
-                view = get_resolver(settings.ROOT_URLCONF).resolve(path).func
+                view = get_resolver(self.root_urlconf).resolve(path).func
             except Resolver404:
                 view = False
             self._views[path] = view
@@ -65,15 +98,13 @@ class HotPathWSGI:
 
     def _tenant(self, environ):
         host = environ.get("HTTP_HOST", "")
-        if not _PLAIN_HOST.match(host) or (
-            settings.USE_X_FORWARDED_HOST and "HTTP_X_FORWARDED_HOST" in environ
-        ):
+        if not _PLAIN_HOST.match(host) or (self.use_x_forwarded_host and "HTTP_X_FORWARDED_HOST" in environ):
             return None
         tenant = tenant_cached(host.rsplit(":", 1)[0].lower() if ":" in host else host.lower())
         if (
             tenant is None
             or getattr(tenant, "suspended_at", None)
-            or tenant.schema_name == get_public_schema_name()  # the operator's host: no API
+            or tenant.schema_name == self.public_schema  # the operator's host: no API
         ):
             return None
         return tenant
@@ -90,7 +121,7 @@ class HotPathWSGI:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return self.application(environ, start_response)
-        tenant = self._tenant(environ) if 0 <= length <= settings.API_MAX_BODY_BYTES else None
+        tenant = self._tenant(environ) if 0 <= length <= self.max_body_bytes else None
         view = self._view(path) if tenant is not None else None
         if not view:
             return self.application(environ, start_response)
@@ -98,15 +129,18 @@ class HotPathWSGI:
 
     def _serve(self, environ, start_response, tenant, view):
         started, clock = time.time(), time.perf_counter()
-        if _db_open():  # as request_started: a connection past its age or broken is closed first
+        # the thread's connection object stays the same across close_old_connections (it closes
+        # the wrapper's connection, it does not replace the wrapper)
+        connection = connections[DEFAULT_DB_ALIAS]
+        # as request_started: a connection past its age or broken is closed first
+        if self._db_open(connection):
             close_old_connections()
-        connection = connections["default"]
         connection.set_tenant(tenant)
         request = WSGIRequest(environ)
         request.tenant = tenant
-        request.urlconf = settings.ROOT_URLCONF
+        request.urlconf = self.root_urlconf
         response = run_applied(self.applied, request, view)
-        if settings.REQUEST_LOG_ENABLED:
+        if self.request_log_enabled:
             elapsed = (time.perf_counter() - clock) * 1000
             request_log_append(
                 schema=tenant.schema_name,
@@ -114,7 +148,7 @@ class HotPathWSGI:
             )
         if response.status_code >= 400:  # as Django's handler: the django.request logger's warning
             log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
-        if _db_open():  # as request_finished
+        if self._db_open(connection):  # as request_finished
             close_old_connections()
         start_response(
             f"{response.status_code} {response.reason_phrase}",

@@ -188,6 +188,21 @@ def test_fast_lane_calls_are_in_the_request_log(shop, handlers, private_redis):
     ] + [("POST", CHECK, 200, shop.api_key[:12])] * 3
 
 
+def test_settings_changed_after_the_fast_lane_was_made_apply_to_it(shop, handlers, private_redis, settings):
+    # the fast lane reads its settings once and again on setting_changed (override_settings, as here)
+    _plain, fast, calls = handlers
+    body = json.dumps({"customer": "c1", "feature": "sso"}).encode()
+    call(fast, shop.host, CHECK, body, key=shop.api_key)  # fills the routing cache (Django's)
+    settings.REQUEST_LOG_ENABLED = False
+    call(fast, shop.host, CHECK, body, key=shop.api_key)
+    request_log_flush()
+    rows = request_log_recent(schema=shop.tenant.schema_name, limit=50)
+    assert len(calls) == 1 and [row["path"] for row in rows].count(CHECK) == 1
+    settings.API_MAX_BODY_BYTES = len(body) - 1  # now over the limit: Django's 413
+    status, _headers, _body = call(fast, shop.host, CHECK, body, key=shop.api_key)
+    assert status.startswith("413") and len(calls) == 2
+
+
 def test_the_signal_receivers_the_fast_lane_stands_in_for():
     # the fast lane sends neither request_started nor request_finished: it closes an open database
     # connection as close_old_connections would and does nothing else these receivers do (queries
