@@ -24,12 +24,17 @@ MISSING = {"missing": True}
 MISSING_SECONDS = 30
 
 
-def _key(kind: str, hashed: str) -> str:
-    return f"{key_prefix()}:{connection.schema_name}:{kind}:{hashed}"
+def _base() -> str:
+    return f"{key_prefix()}:{connection.schema_name}"
 
 
-def _used_key(kind: str) -> str:
-    return f"{key_prefix()}:{connection.schema_name}:{kind}:used"
+# `base`: _base() when the caller already has it (a hot path builds several keys of one tenant)
+def _key(kind: str, hashed: str, base: str | None = None) -> str:
+    return f"{base or _base()}:{kind}:{hashed}"
+
+
+def _used_key(kind: str, base: str | None = None) -> str:
+    return f"{base or _base()}:{kind}:used"
 
 
 def lookup(kind: str, hashed: str) -> dict | None:

@@ -18,6 +18,7 @@ the closed state here costs one float comparison.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -27,8 +28,10 @@ import time
 from collections.abc import Callable
 from functools import lru_cache
 
+import orjson
 import redis
 from django.conf import settings
+from django.core.signals import setting_changed
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -181,5 +184,40 @@ def reset() -> None:
     _throttled.clear()
 
 
+_key_prefix: str | None = None
+
+
 def key_prefix() -> str:
-    return settings.CACHES["default"].get("KEY_PREFIX", "monetize")
+    """Read from settings once (every hot-path key starts with it), again when CACHES changes."""
+    global _key_prefix
+    if _key_prefix is None:
+        _key_prefix = settings.CACHES["default"].get("KEY_PREFIX", "monetize")
+    return _key_prefix
+
+
+def _forget_key_prefix(*, setting: str, **kwargs) -> None:
+    global _key_prefix
+    if setting == "CACHES":
+        _key_prefix = None
+
+
+setting_changed.connect(_forget_key_prefix)
+
+# every ASCII digit to b"0", any other byte to itself: a run of 19 digits becomes 19 zeros
+_DIGITS_AS_ZERO = bytes(ord("0") if 0x30 <= i <= 0x39 else i for i in range(256))
+_LONG_DIGITS = b"0" * 19
+
+
+def loads_stored(raw: bytes):
+    """json.loads(raw) for JSON this app stored in Redis with json.dumps (cache entries read on
+    the hot paths), through orjson: about three times faster. orjson refuses what json.dumps can
+    write and it cannot (NaN, Infinity, lone surrogates) and reads an integer beyond 64 bits as a
+    float, so such a document (it raises, or holds a run of 19+ digits) is read by json.loads as
+    before. (The digit run is found with translate and a substring search: re's `\\d{19,}` cost
+    as much as json.loads on a snapshot.)"""
+    if _LONG_DIGITS not in raw.translate(_DIGITS_AS_ZERO):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)

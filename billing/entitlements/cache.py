@@ -19,7 +19,7 @@ from django.db import connection
 from billing.entitlements.ratelimit import GCRA_LUA
 from kernel import invalidations
 from kernel.metrics import REDIS_FALLBACKS
-from kernel.redis import REDIS_ERRORS, get_redis, key_prefix, trip
+from kernel.redis import REDIS_ERRORS, get_redis, key_prefix, loads_stored, trip
 
 _CAS = """
 if (redis.call('GET', KEYS[1]) or '0') == ARGV[1] and (redis.call('GET', KEYS[2]) or '0') == ARGV[2] then
@@ -41,7 +41,7 @@ return #KEYS / 2
 _invalidate_script = None
 
 
-def _base() -> str:
+def _base() -> str:  # the same as kernel.keycache's: the hot paths build both kinds of key from one
     return f"{key_prefix()}:{connection.schema_name}"
 
 
@@ -70,7 +70,7 @@ def read(customer: str) -> dict | Miss:
         REDIS_FALLBACKS.labels(component="entitlements").inc()
         return Miss(None)
     if raw is not None:
-        return json.loads(raw)
+        return loads_stored(raw)
     return Miss(((version or b"0").decode(), (gen or b"0").decode()))
 
 
@@ -247,7 +247,7 @@ def _run(name: str, source: str, keys: list, args: list):
 
 def _unpack(snapshot, version, gen, rate) -> tuple[dict | Miss, list | None]:
     if snapshot is not None:
-        return json.loads(snapshot), rate
+        return loads_stored(snapshot), rate
     return Miss(((version or b"0").decode(), (gen or b"0").decode())), None
 
 
@@ -279,12 +279,13 @@ def read_for_authed_check(
 ) -> Prefetched:
     from kernel import keycache
 
+    base = _base()
     try:
         reply = _run(
             "check_authed",
             _CHECK_AUTHED,
-            [keycache._key("ik", integrator_hash), keycache._used_key("ik")],
-            [_base(), customer, feature, quantity, now, integrator_hash, scope],
+            [keycache._key("ik", integrator_hash, base), keycache._used_key("ik", base)],
+            [base, customer, feature, quantity, now, integrator_hash, scope],
         )
     except REDIS_ERRORS as exc:
         trip(exc)
@@ -292,7 +293,7 @@ def read_for_authed_check(
         return Prefetched(integrator_entry=None, snapshot=Miss(None), now=now)
     if reply[0] is None:
         return Prefetched(integrator_entry=None, now=now)
-    entry = json.loads(reply[0])
+    entry = loads_stored(reply[0])
     if len(reply) == 1:
         return Prefetched(integrator_entry=entry, now=now)
     snapshot, rate = _unpack(*reply[1:])
@@ -316,18 +317,19 @@ def read_for_authed_verify(
 ) -> VerifyPrefetched:
     from kernel import keycache
 
+    base = _base()
     keys = [
-        keycache._key("ik", integrator_hash),
-        keycache._used_key("ik"),
-        keycache._key("ck", key_hash),
-        keycache._used_key("ck"),
+        keycache._key("ik", integrator_hash, base),
+        keycache._used_key("ik", base),
+        keycache._key("ck", key_hash, base),
+        keycache._used_key("ck", base),
     ]
     try:
         reply = _run(
             "verify_authed",
             _VERIFY_AUTHED,
             keys,
-            [key_hash, _base(), feature or "", quantity, now, integrator_hash, scope],
+            [key_hash, base, feature or "", quantity, now, integrator_hash, scope],
         )
     except REDIS_ERRORS as exc:
         trip(exc)
@@ -335,13 +337,13 @@ def read_for_authed_verify(
         return VerifyPrefetched(integrator_entry=None, key_read=True, snapshot=Miss(None), now=now)
     if reply[0] is None:
         return VerifyPrefetched(integrator_entry=None, now=now)
-    result = VerifyPrefetched(integrator_entry=json.loads(reply[0]), now=now)
+    result = VerifyPrefetched(integrator_entry=loads_stored(reply[0]), now=now)
     if len(reply) == 1:
         return result
     result.key_read = True
     if reply[1] is None:  # the end-user key is not cached
         return result
-    result.key_entry = json.loads(reply[1])
+    result.key_entry = loads_stored(reply[1])
     if len(reply) > 2:
         result.snapshot, result.rate = _unpack(*reply[2:])
     return result
@@ -367,7 +369,7 @@ def read_key_and_snapshot(
         return None, Miss(None), None
     if reply[0] is None:
         return None, None, None
-    entry = json.loads(reply[0])
+    entry = loads_stored(reply[0])
     if len(reply) == 1:  # a cached "missing" entry
         return entry, None, None
     snapshot, rate = _unpack(*reply[1:])

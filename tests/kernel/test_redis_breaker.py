@@ -1,5 +1,8 @@
+import json
 import logging
 import time
+
+from django.test import override_settings
 
 from kernel import redis as kernel_redis
 from tests.billing.test_entitlements import check, make_customer
@@ -93,3 +96,31 @@ def test_each_thread_holds_its_own_connection_and_a_stalled_redis_still_fails_th
     finally:
         private_redis.cont()
     assert client.get("k") == b"v"  # the same client connects again once Redis answers
+
+
+def test_stored_json_reads_back_as_json_loads_reads_it():
+    # orjson reads most entries; what it reads differently or refuses goes to json.loads
+    documents = [
+        {
+            "customer": "c1",
+            "features": {"sso": {"limit": None, "used": 3, "leases": [1.5]}},
+            "valid_until": None,
+        },
+        {"credits": 2**63 - 1, "low": -(2**63), "big": 2**64 + 1, "neg": -(2**64)},
+        {"valid_until": 1733240000.1234567, "tiny": 5e-324, "nan": float("nan"), "inf": float("inf")},
+        {"name": "caf\u00e9 \ud800 \U0001f600", "nul": "a\x00b"},
+        [],
+        "text",
+    ]
+    for document in documents:
+        raw = json.dumps(document).encode()
+        got, expected = kernel_redis.loads_stored(raw), json.loads(raw)
+        assert repr(got) == repr(expected), raw
+
+
+def test_the_key_prefix_follows_the_caches_setting(settings):
+    # read once, and again when CACHES changes (override_settings)
+    before = kernel_redis.key_prefix()
+    with override_settings(CACHES={"default": {**settings.CACHES["default"], "KEY_PREFIX": "other"}}):
+        assert kernel_redis.key_prefix() == "other"
+    assert kernel_redis.key_prefix() == before
