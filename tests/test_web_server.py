@@ -7,21 +7,12 @@ import http.client
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
+from bench._harness import _children
+
 pytestmark = [pytest.mark.server, pytest.mark.timeout(240)]
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            found += [int(x) for x in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return found
 
 
 def _workers(script_pid: int) -> tuple[int, list[int]]:
