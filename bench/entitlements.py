@@ -122,9 +122,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 2)))
     parser.add_argument(
         "--worker-classes",
-        default="sync,gthread,balanced,granian",
+        default="sync,gthread,balanced,granian-redis,granian",
         help="comma-separated servers to measure: gunicorn's sync, gthread, balanced (BalancedThreadWorker);"
-        " granian (what the Procfile serves with)",
+        " granian (what the Procfile serves with); granian-redis (the same with LOCAL_CACHE_SECONDS=0:"
+        " every check reads Redis)",
     )
     args = parser.parse_args()
     tenant, host, api_key = bench_tenant()
@@ -176,8 +177,14 @@ def main() -> None:
     threads = int(os.environ.get("WEB_THREADS", "2"))
     for label in filter(None, args.worker_classes.split(",")):  # "": the in-process figures only
         warm(tenant, args.customers)
-        if label == "granian":
-            serve = functools.partial(granian, workers=args.workers, threads=threads)
+        if label.startswith("granian"):
+            off = {"LOCAL_CACHE_SECONDS": "0"} if label == "granian-redis" else {}
+
+            def serve(extra_env=None, _off=off, **kwargs):
+                return granian(
+                    workers=args.workers, threads=threads, extra_env={**_off, **(extra_env or {})}, **kwargs
+                )
+
         else:
             serve = functools.partial(gunicorn, workers=args.workers, args=server_args[label])
         results[label] = http_figures(
@@ -189,6 +196,7 @@ def main() -> None:
         ("balanced", "sync"),
         ("granian", "sync"),
         ("granian", "balanced"),
+        ("granian", "granian-redis"),
     ):
         if {base, label} <= results.keys():
             sync, other = results[base], results[label]
@@ -251,8 +259,8 @@ def fmt_cpu(name: str, result: dict) -> str:
 def http_figures(label, serve, *, workers, seconds, connections, auth, check_lua, verify_lua) -> dict:
     """`serve(extra_env=, access_log=, app=)`: a context manager serving the app, yielding its base URL."""
     log = tempfile.NamedTemporaryFile(suffix=".log", delete=False).name
-    server = "Granian" if label == "granian" else "gunicorn"
-    bare_app = "bench._bare_wsgi:application" if label == "granian" else "bench._bare_wsgi"
+    server = "Granian" if label.startswith("granian") else "gunicorn"
+    bare_app = "bench._bare_wsgi:application" if label.startswith("granian") else "bench._bare_wsgi"
     print(f"\nHTTP: {server}, {workers} {label} workers, wrk {connections} connections, {seconds} s each")
     endpoints = (
         ("me", "/api/v1/me", auth, None),
@@ -314,14 +322,14 @@ def http_figures(label, serve, *, workers, seconds, connections, auth, check_lua
             wrk(f"{base}{path}", headers=headers, seconds=seconds, connections=2, lua=lua)
         time.sleep(0.5)
     print(
-        f"\n  server-side ({label}, {'Granian dt_ms' if label == 'granian' else 'gunicorn %(D)s'}, 2 connections)"
+        f"\n  server-side ({label}, {'Granian dt_ms' if label.startswith('granian') else 'gunicorn %(D)s'}, 2 connections)"
     )
     for name, path in (
         ("checks", "/api/v1/entitlements/check"),
         ("verify", "/api/v1/keys/verify"),
         ("me", "/api/v1/me"),
     ):
-        samples = server_side_ms(log, path, unit_ms=1.0 if label == "granian" else 0.001)
+        samples = server_side_ms(log, path, unit_ms=1.0 if label.startswith("granian") else 0.001)
         figures["p99_" + name] = samples
         print(f"  {path:<32} {summary(samples)}")
     os.unlink(log)

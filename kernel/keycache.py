@@ -16,7 +16,7 @@ from functools import partial
 from django.conf import settings
 from django.db import connection
 
-from kernel import invalidations
+from kernel import invalidations, localcache
 from kernel.metrics import REDIS_FALLBACKS
 from kernel.redis import REDIS_ERRORS, get_redis, key_prefix, trip
 
@@ -66,24 +66,49 @@ def take_used(kind: str) -> dict[str, int]:
 
 def put(kind: str, hashed: str, entry: dict) -> None:
     timeout = MISSING_SECONDS if entry is MISSING else settings.API_KEY_CACHE_SECONDS
+    key = _key(kind, hashed)
     try:
-        get_redis().set(_key(kind, hashed), json.dumps(entry), ex=timeout)
+        get_redis().set(key, json.dumps(entry), ex=timeout)
     except REDIS_ERRORS as exc:
         trip(exc)
+    localcache.forget([key])  # this process's copy; Redis tells the others
 
 
 def forget(kind: str, hashed: str) -> None:
     """Drop the cached entry; if Redis does not take it, kernel.invalidations keeps it for replay (a
     revoked key must not keep verifying from a stale entry once Redis answers again)."""
+    key = _key(kind, hashed)
     try:
-        get_redis().delete(_key(kind, hashed))
+        get_redis().delete(key)
     except REDIS_ERRORS as exc:
         trip(exc)
         invalidations.defer(kind, [hashed])
+    localcache.forget([key])
 
 
 def _forget_deferred(schema: str, hashes: list[str], *, kind: str) -> None:
-    get_redis().delete(*(f"{key_prefix()}:{schema}:{kind}:{hashed}" for hashed in hashes))
+    keys = [f"{key_prefix()}:{schema}:{kind}:{hashed}" for hashed in hashes]
+    get_redis().delete(*keys)
+    localcache.forget(keys)
+
+
+# what the check's local answers (kernel.localcache) record of a key's use: its second, at most
+# once per USED_EVERY_SECONDS per key and process (the flush job folds the newest into
+# last_used_at; a timestamp a few seconds old there costs nothing, a Redis write per check does)
+USED_EVERY_SECONDS = 5
+_used_sent: dict[tuple[str, str], int] = {}
+
+
+def note_used(kind: str, hashed: str, now: float, base: str | None = None) -> None:
+    used_key, second = _used_key(kind, base), int(now)
+    sent = _used_sent.get((used_key, hashed))
+    if sent is not None and 0 <= second - sent < USED_EVERY_SECONDS:
+        return
+    _used_sent[(used_key, hashed)] = second
+    try:
+        get_redis().hset(used_key, hashed, second)
+    except REDIS_ERRORS as exc:
+        trip(exc)
 
 
 for _kind in ("ik", "ck"):

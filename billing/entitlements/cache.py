@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection
 
 from billing.entitlements.ratelimit import GCRA_LUA
-from kernel import invalidations
+from kernel import invalidations, localcache
 from kernel.metrics import REDIS_FALLBACKS
 from kernel.redis import REDIS_ERRORS, get_redis, key_prefix, loads_stored, trip
 
@@ -82,11 +82,12 @@ def store(customer: str, snapshot: dict, miss: Miss, ttl: int) -> None:
         client = get_redis()
         if _cas_script is None:
             _cas_script = client.register_script(_CAS)
-        _cas_script(
-            keys=list(_keys(customer)), args=[*miss.versions, json.dumps(snapshot), ttl], client=client
-        )
+        keys = list(_keys(customer))
+        _cas_script(keys=keys, args=[*miss.versions, json.dumps(snapshot), ttl], client=client)
     except REDIS_ERRORS as exc:
         trip(exc)
+    else:
+        localcache.forget(keys[2:])
 
 
 def invalidate(customer: str) -> None:
@@ -115,6 +116,7 @@ def _invalidate_many(schema: str, customers: list[str]) -> None:
     if _invalidate_script is None:
         _invalidate_script = client.register_script(_INVALIDATE)
     _invalidate_script(keys=keys, args=[settings.ENTITLEMENT_CACHE_SECONDS * 2], client=client)
+    localcache.forget(keys[1::2])  # this process's copies at once; Redis tells the other processes
 
 
 def invalidate_all() -> None:
@@ -137,6 +139,7 @@ def _invalidate_all(schema: str, _idents: list[str] | None = None) -> None:
             batch = []
     if batch:
         client.unlink(*batch)
+    localcache.clear()
 
 
 invalidations.register("ent", _invalidate_many)
@@ -280,6 +283,9 @@ def read_for_authed_check(
     from kernel import keycache
 
     base = _base()
+    local = _local_check(base, integrator_hash, scope, customer, feature, now)
+    if local is not None:
+        return local
     try:
         reply = _run(
             "check_authed",
@@ -298,6 +304,39 @@ def read_for_authed_check(
         return Prefetched(integrator_entry=entry, now=now)
     snapshot, rate = _unpack(*reply[1:])
     return Prefetched(integrator_entry=entry, snapshot=snapshot, rate=rate, now=now)
+
+
+def _local_check(base, integrator_hash, scope, customer, feature, now) -> Prefetched | None:
+    """_CHECK_AUTHED's answer from this process's copies (kernel.localcache), when it needs no
+    write: the key is cached and usable for the scope, the snapshot is cached, and the feature takes
+    no rate step (a rate step is shared state: the script takes it). None: ask Redis."""
+    from kernel import keycache
+
+    ik_key = keycache._key("ik", integrator_hash, base)
+    values = localcache.get([ik_key, f"{base}:ent:{customer}"])
+    if values is None or values[0] is None or values[1] is None:
+        return None
+    entry = loads_stored(values[0])
+    expires = entry.get("expires_at")
+    if (
+        entry.get("missing")
+        or (expires is not None and float(expires) <= now)
+        or scope not in (entry.get("scopes") or ())
+    ):
+        return None  # the script's path decides (and records the use) as before
+    snapshot = loads_stored(values[1])
+    valid = snapshot.get("valid_until")
+    if valid is None or float(valid) > now:
+        f = snapshot["features"].get(feature)
+        if (
+            isinstance(f, dict)
+            and f.get("enabled") is True
+            and f.get("kind") == "rate"
+            and isinstance(f.get("rate"), list)
+        ):
+            return None
+    keycache.note_used("ik", integrator_hash, now, base)
+    return Prefetched(integrator_entry=entry, snapshot=snapshot, now=now)
 
 
 @dataclass

@@ -1,0 +1,407 @@
+"""Process-local copies of hot Redis keys, kept coherent by Redis itself (server-assisted client-side
+caching: CLIENT TRACKING in redirect mode).
+
+The entitlement check reads two keys per call (the integrator key's entry and the customer's
+snapshot) that change seldom and are read thousands of times a second. A round trip to Redis costs
+more CPU than the rest of the check, so each process keeps what it read:
+
+- `get(keys)` answers from the process's copies; the keys it does not hold are read with one MGET
+  on a connection of this thread that has tracking on, so Redis remembers that this process holds
+  them (a missing key is held too, as None).
+- Redis then tells the process's listener (one connection per process, subscribed to
+  `__redis__:invalidate`, the REDIRECT target of every tracking connection) whenever one of those
+  keys is written, deleted, expires or the database is flushed; the listener drops the copy.
+- Before answering from a copy, `get` drains whatever invalidations already reached the listener's
+  socket, so an invalidation Redis sent before it answered the writer is applied before this
+  process answers again (the listener thread itself may wait for the GIL).
+- A read racing an invalidation never stores a stale copy: the read claims its keys first and stores
+  a value only if no invalidation took the claim meanwhile (Redis's own recipe).
+- Copies are answered only while the listener is known to be live: it pings every PING_SECONDS and a
+  pong must have come within ALIVE_SECONDS. A stalled or frozen Redis stops local answers within
+  that; a lost listener or tracking connection drops every copy (Redis forgets a closed connection's
+  tracking, so what it read can no longer be invalidated). Each copy is also read again after
+  LOCAL_CACHE_SECONDS whatever happens: a bound on any invalidation this could still miss.
+- Writes made by this process drop its own copies at once (`forget`, `clear`), without waiting
+  for the round trip through Redis.
+
+`LOCAL_CACHE_SECONDS=0` turns it off (every read goes to Redis, as before). TLS (`rediss://`) is not
+supported here: there it stays off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import socket
+import struct
+import threading
+import time
+
+import hiredis
+import redis.connection
+from django.conf import settings
+from django.core.signals import setting_changed
+
+from kernel import redis as kredis
+
+logger = logging.getLogger(__name__)
+
+PING_SECONDS = 0.5
+ALIVE_SECONDS = 1.5  # three pings
+TIMEOUT_SECONDS = 0.25  # as kernel.redis's connections
+_CHANNEL = b"__redis__:invalidate"
+
+
+class _Conn:
+    """A bare RESP2 connection (hiredis's reader): the listener needs pub/sub messages and pongs on
+    one socket with non-blocking drains, which redis-py's connections do not offer."""
+
+    def __init__(self, options: dict):
+        if "path" in options:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(TIMEOUT_SECONDS)
+            sock.connect(options["path"])
+        else:
+            sock = socket.create_connection(
+                (options.get("host", "127.0.0.1"), options.get("port", 6379)), TIMEOUT_SECONDS
+            )
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # the kernel keeps the timeouts (see kernel.redis.KernelTimeoutConnection)
+        value = struct.pack("ll", 0, int(TIMEOUT_SECONDS * 1_000_000))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        sock.settimeout(None)
+        self.sock = sock
+        self.reader = hiredis.Reader()
+        try:
+            if options.get("password"):
+                auth = [options["username"]] if options.get("username") else []
+                self.call("AUTH", *auth, options["password"])
+            if options.get("db"):
+                self.call("SELECT", options["db"])
+        except BaseException:
+            self.close()
+            raise
+
+    def send(self, *args) -> None:
+        self.sock.sendall(hiredis.pack_command(args))
+
+    def read(self):
+        while True:
+            reply = self.reader.gets()
+            if reply is not False:
+                if isinstance(reply, hiredis.ReplyError):
+                    raise redis.exceptions.ResponseError(str(reply))
+                return reply
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("redis closed the connection")
+            self.reader.feed(data)
+
+    def call(self, *args):
+        self.send(*args)
+        return self.read()
+
+    def drain(self) -> list:
+        """Every complete reply already received, without waiting."""
+        while True:
+            try:
+                data = self.sock.recv(65536, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            if not data:
+                raise ConnectionError("redis closed the connection")
+            self.reader.feed(data)
+        replies = []
+        while (reply := self.reader.gets()) is not False:
+            replies.append(reply)
+        return replies
+
+    def readable(self) -> bool:
+        return bool(select.select([self.sock], [], [], 0)[0])
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class _State:
+    """One process's copies and listener (made again in a forked child and when kernel.redis's
+    pool changes: tests point it at a private server)."""
+
+    def __init__(self, pool):
+        self.pool = pool
+        self.options = pool.connection_kwargs
+        self.entries: dict[str, tuple[bytes | None, float]] = {}  # key -> (value, read at)
+        self.claims: dict[str, object] = {}  # key -> the read that may store it
+        self.generation = 0  # moves whenever copies may have lost their tracking
+        self.listener: _Conn | None = None
+        self.listener_id: int | None = None
+        self.alive_until = 0.0
+        self.last_pong = 0.0
+        self.lock = threading.Lock()  # held while invalidations are applied
+        self.stopped = False
+        self.thread = threading.Thread(target=self._listen, name="localcache-listener", daemon=True)
+        self.thread.start()
+
+    # -- the listener ----------------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        backoff = PING_SECONDS
+        while not self.stopped:
+            conn = None
+            try:
+                conn = _Conn(self.options)
+                ident = conn.call("CLIENT", "ID")
+                conn.send("SUBSCRIBE", _CHANNEL)
+                conn.read()
+                with self.lock:
+                    self._drop_all()
+                    self.listener, self.listener_id = conn, ident
+                backoff = PING_SECONDS
+                self._serve(conn)
+            except Exception as exc:  # noqa: BLE001  (a background thread: any failure means reconnect)
+                if not self.stopped:
+                    kredis.warn_throttled(
+                        "localcache", "local cache listener lost Redis (%r); reading Redis", exc
+                    )
+            finally:
+                with self.lock:
+                    if self.listener is conn:
+                        self.listener, self.listener_id = None, None
+                    self._drop_all()
+                if conn is not None:
+                    conn.close()
+            if not self.stopped:
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _serve(self, conn: _Conn) -> None:
+        last_ping, self.last_pong = 0.0, time.monotonic()
+        while not self.stopped:
+            now = time.monotonic()
+            if now - last_ping >= PING_SECONDS:
+                conn.send("PING")
+                last_ping = now
+            if now - self.last_pong > ALIVE_SECONDS + PING_SECONDS:
+                raise ConnectionError("redis did not answer the listener's pings")
+            select.select([conn.sock], [], [], PING_SECONDS / 2)
+            with self.lock:
+                self._apply(conn.drain())
+
+    def _apply(self, replies: list) -> None:
+        """Apply invalidations and pongs (caller holds the lock)."""
+        for reply in replies:
+            kind = reply[0]
+            if kind == b"message" and reply[1] == _CHANNEL:
+                keys = reply[2]
+                if keys is None:  # FLUSHDB / FLUSHALL
+                    self.entries.clear()
+                    self.claims.clear()
+                else:
+                    for raw in keys:
+                        key = raw.decode("utf-8", "surrogateescape")
+                        self.entries.pop(key, None)
+                        self.claims.pop(key, None)
+            elif kind == b"pong":
+                self.last_pong = time.monotonic()
+                self.alive_until = self.last_pong + ALIVE_SECONDS
+
+    def _drop_all(self) -> None:
+        self.alive_until = 0.0
+        self._drop_copies()
+
+    def _drop_copies(self) -> None:
+        self.generation += 1
+        self.entries.clear()
+        self.claims.clear()
+
+    def catch_up(self) -> bool:
+        """Apply what already reached the listener; True when copies may be answered."""
+        conn = self.listener
+        if conn is None:
+            return False
+        try:
+            if conn.readable():
+                with self.lock:
+                    if self.listener is conn:
+                        self._apply(conn.drain())
+        except (OSError, redis.exceptions.RedisError):
+            with self.lock:
+                self._drop_all()
+            return False
+        return time.monotonic() < self.alive_until and self.listener is conn
+
+    # -- this thread's tracking connection -------------------------------------------------------
+
+    def tracking_conn(self) -> tuple[_Conn, int] | None:
+        held = getattr(_local, "conn", None)
+        if held is not None and held[0] is self and held[2] == self.generation:
+            return held[1], held[2]
+        if held is not None:
+            held[1].close()
+            _local.conn = None
+        generation, ident = self.generation, self.listener_id
+        if ident is None:
+            return None
+        conn = _Conn(self.options)
+        try:
+            conn.call("CLIENT", "TRACKING", "ON", "REDIRECT", ident)
+        except BaseException:
+            conn.close()
+            raise
+        _local.conn = (self, conn, generation)
+        return conn, generation
+
+    def lost_tracking(self) -> None:
+        """This thread's tracking connection failed: what it read can no longer be invalidated."""
+        held = getattr(_local, "conn", None)
+        if held is not None:
+            held[1].close()
+            _local.conn = None
+        with self.lock:
+            self._drop_copies()
+
+
+_local = threading.local()
+_state: _State | None = None
+_state_lock = threading.Lock()
+_max_age: float | None = None
+
+
+def _settings_changed(*, setting: str, **kwargs) -> None:
+    global _max_age
+    if setting == "LOCAL_CACHE_SECONDS":
+        _max_age = None
+    elif setting == "CACHES":
+        _max_age = None
+        reset()
+
+
+setting_changed.connect(_settings_changed)
+
+
+def _after_fork() -> None:
+    global _state, _local
+    _state, _local = None, threading.local()  # the parent's listener thread does not exist here
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def _current() -> _State | None:
+    global _state, _max_age
+    if _max_age is None:
+        _max_age = float(getattr(settings, "LOCAL_CACHE_SECONDS", 0))
+    if _max_age <= 0:
+        return None
+    state, pool = _state, kredis._pool()
+    if state is None or state.pool is not pool:  # the same server as kernel.redis's connections
+        if not issubclass(
+            pool.connection_class, (kredis.KernelTimeoutConnection, redis.UnixDomainSocketConnection)
+        ):
+            return None  # TLS: not supported here
+        with _state_lock:
+            if _state is not None and _state.pool is not pool:
+                _stop(_state)
+                _state = None
+            if _state is None:
+                _state = _State(pool)
+            state = _state
+    return state
+
+
+def get(keys: list[str]) -> list[bytes | None] | None:
+    """The values of `keys` (None for a missing key), from this process's copies where it holds
+    them; None when copies cannot be answered now (off, the listener not live, the breaker open,
+    Redis failing): the caller then reads Redis its usual way."""
+    state = _current()
+    if state is None or kredis.is_open() or not state.catch_up():
+        return None
+    entries, now = state.entries, time.monotonic()
+    values: list[bytes | None] = []
+    missing: list[str] = []
+    for key in keys:
+        held = entries.get(key)
+        if held is None or now - held[1] > _max_age:
+            missing.append(key)
+            values.append(None)
+        else:
+            values.append(held[0])
+    if not missing:
+        return values
+    claim = object()
+    try:
+        tracked = state.tracking_conn()
+        if tracked is None:
+            return None
+        conn, generation = tracked
+        for key in missing:  # claimed before the read: an invalidation meanwhile takes the claim
+            state.claims[key] = claim
+        read = conn.call("MGET", *missing)
+    except (OSError, redis.exceptions.RedisError):
+        state.lost_tracking()
+        return None  # the caller's own read then finds out whether Redis is down
+    by_key = dict(zip(missing, read, strict=True))
+    with state.lock:
+        current = state.generation == generation
+        for key, value in by_key.items():
+            if state.claims.get(key) is claim:
+                del state.claims[key]
+                if current:
+                    entries[key] = (value, now)
+    return [by_key[key] if key in by_key else value for key, value in zip(keys, values, strict=True)]
+
+
+def forget(keys) -> None:
+    """Drop this process's copies of `keys` now (this process wrote them; Redis will tell the
+    others)."""
+    state = _state
+    if state is None:
+        return
+    with state.lock:
+        for key in keys:
+            state.entries.pop(key, None)
+            state.claims.pop(key, None)
+
+
+def clear() -> None:
+    """Drop every copy of this process (a write that touches keys by pattern)."""
+    state = _state
+    if state is None:
+        return
+    with state.lock:
+        state.entries.clear()
+        state.claims.clear()
+
+
+def reset() -> None:
+    """Stop the listener and forget everything (settings changed; tests)."""
+    global _state
+    with _state_lock:
+        state, _state = _state, None
+    if state is not None:
+        _stop(state)
+
+
+def _stop(state: _State) -> None:
+    state.stopped = True
+    with state.lock:
+        state._drop_all()
+        if state.listener is not None:
+            state.listener.close()
+
+
+def stats() -> dict:
+    state = _state
+    if state is None:
+        return {"on": False}
+    return {
+        "on": True,
+        "live": time.monotonic() < state.alive_until,
+        "copies": len(state.entries),
+        "generation": state.generation,
+    }

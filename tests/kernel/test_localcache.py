@@ -1,0 +1,204 @@
+"""Process-local copies of hot keys (kernel.localcache), kept coherent by Redis's client-side
+caching: writes from other connections (other processes), flushes, expiry, a lost listener or
+tracking connection, a frozen Redis and a read racing an invalidation, each against a private
+redis-server. Then the check endpoint answered from the copies: no Redis command per check, and
+every change made elsewhere seen on the next check."""
+
+import time
+
+import pytest
+import redis
+
+from kernel import keycache, localcache
+from kernel import redis as kernel_redis
+from tests.billing.test_entitlements import check, make_customer
+
+
+@pytest.fixture
+def local(private_redis, settings):
+    settings.LOCAL_CACHE_SECONDS = 5
+    localcache.reset()
+    other = redis.Redis.from_url(private_redis.url)  # another process's connection
+    _wait_live()
+    yield other
+    localcache.reset()
+    other.close()
+
+
+def _wait_live(timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if localcache.get([]) is not None:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the listener never became live")
+
+
+def _commands(other) -> int:
+    """Commands Redis processed, less the INFO that asks."""
+    return other.info("stats")["total_commands_processed"]
+
+
+def _eventually(predicate, timeout=2.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "not within the time allowed"
+        time.sleep(0.01)
+
+
+def test_answers_from_copies_until_another_connection_writes(local):
+    local.set("k1", "one")
+    assert localcache.get(["k1", "k2"]) == [b"one", None]
+    before = _commands(local)
+    for _ in range(20):
+        assert localcache.get(["k1", "k2"]) == [b"one", None]
+    assert _commands(local) == before + 1  # only the INFO: twenty answers, no command
+
+    local.set("k1", "two")  # Redis tells our listener before it answers the writer
+    assert localcache.get(["k1", "k2"]) == [b"two", None]
+    local.set("k2", "new")  # a missing key is tracked too
+    assert localcache.get(["k1", "k2"]) == [b"two", b"new"]
+    local.delete("k1")
+    assert localcache.get(["k1"]) == [None]
+
+
+def test_flush_and_expiry_drop_copies(local):
+    local.set("k1", "one")
+    local.set("k2", "two", px=300)
+    assert localcache.get(["k1", "k2"]) == [b"one", b"two"]
+    _eventually(lambda: localcache.get(["k2"]) == [None])  # expired in Redis: the copy goes too
+    local.flushdb()
+    assert localcache.get(["k1"]) == [None]
+
+
+def test_this_process_forgets_its_own_writes_at_once(local):
+    local.set("k1", "one")
+    assert localcache.get(["k1"]) == [b"one"]
+    kernel_redis.get_redis().set("k1", "two")
+    localcache.forget(["k1"])  # what keycache.put/forget and the snapshot invalidation call
+    assert localcache.get(["k1"]) == [b"two"]
+
+
+def test_a_lost_listener_stops_local_answers_and_drops_copies(local):
+    local.set("k1", "one")
+    assert localcache.get(["k1"]) == [b"one"]
+    local.client_kill_filter(_type="pubsub")  # the listener is gone: invalidations would be lost
+    _eventually(lambda: localcache.stats()["generation"] > 1 or not localcache.stats()["live"])
+    local.set("k1", "two")
+    _eventually(lambda: localcache.get(["k1"]) == [b"two"], timeout=5)  # back, read afresh
+    assert localcache.stats()["live"]
+
+
+def test_a_lost_tracking_connection_is_bounded_by_the_copy_age(local, settings):
+    settings.LOCAL_CACHE_SECONDS = 1
+    local.set("k1", "one")
+    assert localcache.get(["k1"]) == [b"one"]
+    local.client_kill_filter(_type="normal", skipme=True)  # our tracking connection: no invalidations now
+    local.set("k1", "two")
+    assert localcache.get(["k1"]) == [b"one"]  # not told: the copy stays, for at most its age
+    time.sleep(1.1)
+    # too old: read again; the dead connection drops every copy, a new one reads and tracks afresh
+    _eventually(lambda: localcache.get(["k1"]) == [b"two"], timeout=1)
+    local.set("k1", "three")
+    assert localcache.get(["k1"]) == [b"three"]  # and tracked again
+
+
+def test_a_frozen_redis_stops_local_answers(local, private_redis, settings):
+    local.set("k1", "one")
+    assert localcache.get(["k1"]) == [b"one"]
+    private_redis.stop()
+    try:
+        # within ALIVE_SECONDS and a ping the copies are no longer answered: the caller reads Redis,
+        # times out and falls back to PostgreSQL (a change made meanwhile can't reach us)
+        _eventually(lambda: localcache.get(["k1"]) is None, timeout=localcache.ALIVE_SECONDS + 1.5)
+    finally:
+        private_redis.cont()
+    _eventually(lambda: localcache.get(["k1"]) == [b"one"], timeout=5)
+
+
+def test_a_read_racing_an_invalidation_stores_nothing(local):
+    local.set("k1", "old")
+    state = localcache._current()
+    real = state.tracking_conn
+
+    def racing():
+        conn, generation = real()
+        call = conn.call
+
+        def mget_then_write(*args):
+            reply = call(*args)  # Redis answered "old" ...
+            local.set("k1", "new")  # ... then another process wrote before we stored it
+            _eventually(lambda: "k1" not in state.claims)  # the listener took the claim
+            return reply
+
+        conn.call = mget_then_write
+        return conn, generation
+
+    state.tracking_conn = racing
+    try:
+        assert localcache.get(["k1"]) == [b"old"]  # this call's answer was right when Redis gave it
+    finally:
+        del state.tracking_conn
+    assert "k1" not in state.entries
+    assert localcache.get(["k1"]) == [b"new"]
+
+
+def test_off_when_no_seconds(private_redis, settings):
+    settings.LOCAL_CACHE_SECONDS = 0
+    assert localcache.get(["k1"]) is None
+
+
+def test_checks_answer_from_copies_and_see_changes_made_elsewhere(ci_catalog, local, settings):
+    make_customer(ci_catalog, tier="team")
+    first = check(ci_catalog)
+    assert first.status_code == 200
+    assert check(ci_catalog).json() == first.json()  # the second reads the copies
+    before = _commands(local)
+    for _ in range(10):
+        assert check(ci_catalog).json() == first.json()
+    assert _commands(local) == before + 1  # ten checks, no Redis command (the use was noted once)
+
+    # another process changes the snapshot in Redis: the next check here sees it
+    key = f"{kernel_redis.key_prefix()}:{ci_catalog.tenant.schema_name}:ent:c1"
+    stored = local.get(key)
+    local.set(key, stored.replace(b'"limit": 10', b'"limit": 3'))
+    assert check(ci_catalog).json()["limit"] == 3
+
+    # this process changes the customer's override: the change is seen on the next check
+    put = ci_catalog.api().put(
+        "/api/v1/customers/c1/overrides/private_projects", {"limit": 7}, content_type="application/json"
+    )
+    assert put.status_code in (200, 201), put.content
+    assert check(ci_catalog).json()["limit"] == 7
+
+
+def test_an_integrator_key_revoked_elsewhere_stops_at_once(ci_catalog, local):
+    from accounts.models import IntegratorApiKey
+
+    make_customer(ci_catalog, tier="team")
+    assert check(ci_catalog).status_code == 200
+    assert check(ci_catalog).status_code == 200  # from the copies
+    # another process revokes the key: its row, then its cached entry
+    IntegratorApiKey.objects.filter(revoked_at__isnull=True).update(revoked_at="2026-01-01T00:00:00Z")
+    local.delete(*local.keys(f"{kernel_redis.key_prefix()}:{ci_catalog.tenant.schema_name}:ik:*"))
+    assert check(ci_catalog).status_code == 401
+
+
+def test_local_answers_note_the_key_use_once_per_interval(ci_catalog, local, monkeypatch):
+    make_customer(ci_catalog, tier="team")
+    start = int(time.time())
+    clock = [float(start)]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    keycache._used_sent.clear()
+    check(ci_catalog)  # the script records the use
+    check(ci_catalog)  # the copies: the use noted
+    from django_tenants.utils import tenant_context
+
+    with tenant_context(ci_catalog.tenant):
+        assert list(keycache.take_used("ik").values()) == [start]
+        clock[0] += 2
+        check(ci_catalog)
+        assert keycache.take_used("ik") == {}  # within USED_EVERY_SECONDS: not written again
+        clock[0] += keycache.USED_EVERY_SECONDS
+        check(ci_catalog)
+        assert list(keycache.take_used("ik").values()) == [start + 2 + keycache.USED_EVERY_SECONDS]
