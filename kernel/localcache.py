@@ -47,6 +47,7 @@ from kernel import redis as kredis
 
 logger = logging.getLogger(__name__)
 
+MAX_COPIES = 10_000  # past this a process drops its copies and starts again (memory stays bounded)
 PING_SECONDS = 0.5
 ALIVE_SECONDS = 1.5  # three pings
 TIMEOUT_SECONDS = 0.25  # as kernel.redis's connections
@@ -118,8 +119,12 @@ class _Conn:
             replies.append(reply)
         return replies
 
-    def readable(self) -> bool:
-        return bool(select.select([self.sock], [], [], 0)[0])
+    def readable(self, timeout: float = 0) -> bool:
+        # a poll object per call: one may not be polled by two threads at once, and select() fails
+        # on a descriptor past 1023
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
 
     def close(self) -> None:
         try:
@@ -188,7 +193,7 @@ class _State:
                 last_ping = now
             if now - self.last_pong > ALIVE_SECONDS + PING_SECONDS:
                 raise ConnectionError("redis did not answer the listener's pings")
-            select.select([conn.sock], [], [], PING_SECONDS / 2)
+            conn.readable(PING_SECONDS / 2)
             with self.lock:
                 self._apply(conn.drain())
 
@@ -229,7 +234,7 @@ class _State:
                 with self.lock:
                     if self.listener is conn:
                         self._apply(conn.drain())
-        except (OSError, redis.exceptions.RedisError):
+        except (OSError, ValueError, redis.exceptions.RedisError):  # ValueError: closed meanwhile
             with self.lock:
                 self._drop_all()
             return False
@@ -347,6 +352,8 @@ def get(keys: list[str]) -> list[bytes | None] | None:
         return None  # the caller's own read then finds out whether Redis is down
     by_key = dict(zip(missing, read, strict=True))
     with state.lock:
+        if len(entries) + len(by_key) > MAX_COPIES:
+            entries.clear()  # Redis still tracks them: an invalidation for a key not held is harmless
         current = state.generation == generation
         for key, value in by_key.items():
             if state.claims.get(key) is claim:

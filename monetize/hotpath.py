@@ -86,6 +86,14 @@ class HotPathWSGI:
         """_db_open(), given the thread's default connection."""
         return connection.connection is not None or (self.other_databases and _db_open())
 
+    def _close_old(self, connection) -> None:
+        """close_old_connections(); with one database, without its walk over the thread's
+        connections (the default one is the only one there is)."""
+        if self.other_databases:
+            close_old_connections()
+        else:
+            connection.close_if_unusable_or_obsolete()
+
     def _view(self, path: str):
         view = self._views.get(path)
         if view is None:
@@ -134,7 +142,7 @@ class HotPathWSGI:
         connection = connections[DEFAULT_DB_ALIAS]
         # as request_started: a connection past its age or broken is closed first
         if self._db_open(connection):
-            close_old_connections()
+            self._close_old(connection)
         connection.set_tenant(tenant)
         request = WSGIRequest(environ)
         request.tenant = tenant
@@ -149,7 +157,7 @@ class HotPathWSGI:
         if response.status_code >= 400:  # as Django's handler: the django.request logger's warning
             log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
         if self._db_open(connection):  # as request_finished
-            close_old_connections()
+            self._close_old(connection)
         start_response(
             f"{response.status_code} {response.reason_phrase}",
             [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())],

@@ -395,6 +395,9 @@ def private_redis(monkeypatch):
     try:
         yield server
     finally:
+        from kernel import localcache
+
+        localcache.reset()  # its listener follows the pool: stop it before the server goes
         pool.disconnect()
         server.close()
         kernel_redis.reset()
