@@ -149,6 +149,7 @@ class _State:
         self.last_pong = 0.0
         self.lock = threading.Lock()  # held while invalidations are applied
         self.stopped = False
+        self.refused = False  # the server has no client tracking: this process reads Redis
         self.thread = threading.Thread(target=self._listen, name="localcache-listener", daemon=True)
         self.thread.start()
 
@@ -168,6 +169,11 @@ class _State:
                     self.listener, self.listener_id = conn, ident
                 backoff = PING_SECONDS
                 self._serve(conn)
+            except (
+                redis.exceptions.ResponseError
+            ) as exc:  # a server without CLIENT TRACKING (or that forbids it)
+                logger.warning("redis refused client tracking (%s): checks read Redis every time", exc)
+                self.stopped = self.refused = True
             except Exception as exc:  # noqa: BLE001  (a background thread: any failure means reconnect)
                 if not self.stopped:
                     kredis.warn_throttled(
@@ -304,6 +310,8 @@ def _current() -> _State | None:
     if _max_age <= 0:
         return None
     state, pool = _state, kredis._pool()
+    if state is not None and state.refused and state.pool is pool:
+        return None
     if state is None or state.pool is not pool:  # the same server as kernel.redis's connections
         if not issubclass(
             pool.connection_class, (kredis.KernelTimeoutConnection, redis.UnixDomainSocketConnection)
@@ -326,12 +334,12 @@ def get(keys: list[str]) -> list[bytes | None] | None:
     state = _current()
     if state is None or kredis.is_open() or not state.catch_up():
         return None
-    entries, now = state.entries, time.monotonic()
+    entries, now, max_age = state.entries, time.monotonic(), _max_age or 0.0  # None: settings changing
     values: list[bytes | None] = []
     missing: list[str] = []
     for key in keys:
         held = entries.get(key)
-        if held is None or now - held[1] > _max_age:
+        if held is None or now - held[1] > max_age:
             missing.append(key)
             values.append(None)
         else:

@@ -215,3 +215,21 @@ def test_copies_stay_bounded(local, monkeypatch):
         assert localcache.stats()["copies"] <= 3
     local.set("k9", "changed")  # what is still held is still invalidated
     assert localcache.get(["k9"]) == [b"changed"]
+
+
+def test_a_server_without_client_tracking_is_read_as_before(local, monkeypatch):
+    # as a Redis whose CLIENT command is renamed away (some managed services) answers
+    real = localcache._Conn.call
+
+    def refusing(self, *args):
+        if args[:2] == ("CLIENT", "ID"):
+            raise redis.exceptions.ResponseError("ERR unknown command 'CLIENT'")
+        return real(self, *args)
+
+    monkeypatch.setattr(localcache._Conn, "call", refusing)
+    localcache.reset()
+    state = localcache._current()
+    _eventually(lambda: state.refused)
+    local.set("k1", "one")
+    assert localcache.get(["k1"]) is None  # the caller reads Redis its usual way
+    _eventually(lambda: not state.thread.is_alive())  # and no listener keeps retrying
