@@ -73,6 +73,8 @@ class HotPathWSGI:
     def _read_settings(self, *, setting: str | None = None, **kwargs) -> None:
         if setting is not None and setting not in _SETTINGS:
             return
+        if getattr(self, "root_urlconf", None) != settings.ROOT_URLCONF:
+            self._views = {}  # resolved against the URLconf that was
         self.root_urlconf = settings.ROOT_URLCONF
         self.use_x_forwarded_host = settings.USE_X_FORWARDED_HOST
         self.max_body_bytes = settings.API_MAX_BODY_BYTES
@@ -85,14 +87,6 @@ class HotPathWSGI:
     def _db_open(self, connection) -> bool:
         """_db_open(), given the thread's default connection."""
         return connection.connection is not None or (self.other_databases and _db_open())
-
-    def _close_old(self, connection) -> None:
-        """close_old_connections(); with one database, without its walk over the thread's
-        connections (the default one is the only one there is)."""
-        if self.other_databases:
-            close_old_connections()
-        else:
-            connection.close_if_unusable_or_obsolete()
 
     def _view(self, path: str):
         view = self._views.get(path)
@@ -142,7 +136,7 @@ class HotPathWSGI:
         connection = connections[DEFAULT_DB_ALIAS]
         # as request_started: a connection past its age or broken is closed first
         if self._db_open(connection):
-            self._close_old(connection)
+            close_old_connections()
         connection.set_tenant(tenant)
         request = WSGIRequest(environ)
         request.tenant = tenant
@@ -157,7 +151,7 @@ class HotPathWSGI:
         if response.status_code >= 400:  # as Django's handler: the django.request logger's warning
             log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
         if self._db_open(connection):  # as request_finished
-            self._close_old(connection)
+            close_old_connections()
         start_response(
             f"{response.status_code} {response.reason_phrase}",
             [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())],

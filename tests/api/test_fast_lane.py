@@ -203,6 +203,15 @@ def test_settings_changed_after_the_fast_lane_was_made_apply_to_it(shop, handler
     assert status.startswith("413") and len(calls) == 2
 
 
+def test_a_changed_urlconf_is_resolved_again(settings):
+    fast = HotPathWSGI(WSGIHandler())
+    assert fast._view(CHECK)  # the tenant URLconf routes the check
+    settings.ROOT_URLCONF = "monetize.urls_public"  # which has no API: the fast lane must not keep the view
+    assert fast._view(CHECK) is False
+    settings.ROOT_URLCONF = "monetize.urls_tenant"
+    assert fast._view(CHECK)
+
+
 def test_the_signal_receivers_the_fast_lane_stands_in_for():
     # the fast lane sends neither request_started nor request_finished: it closes an open database
     # connection as close_old_connections would and does nothing else these receivers do (queries
