@@ -18,9 +18,10 @@ more CPU than the rest of the check, so each process keeps what it read:
   a value only if no invalidation took the claim meanwhile (Redis's own recipe).
 - Copies are answered only while the listener is known to be live: it pings every PING_SECONDS and a
   pong must have come within ALIVE_SECONDS. A stalled or frozen Redis stops local answers within
-  that; a lost listener or tracking connection drops every copy (Redis forgets a closed connection's
-  tracking, so what it read can no longer be invalidated). Each copy is also read again after
-  LOCAL_CACHE_SECONDS whatever happens: a bound on any invalidation this could still miss.
+  that; a lost listener, or a tracking connection Redis closed (the same poll sees its socket end),
+  drops every copy (Redis forgets a closed connection's tracking, so what it read can no longer be
+  invalidated). Each copy is also read again after LOCAL_CACHE_SECONDS (60) whatever happens: a
+  bound on any invalidation this could still miss.
 - Writes made by this process drop its own copies at once (`forget`, `clear`), without waiting
   for the round trip through Redis.
 
@@ -142,6 +143,7 @@ class _State:
         self.options = pool.connection_kwargs
         self.entries: dict[str, tuple[bytes | None, float]] = {}  # key -> (value, read at)
         self.claims: dict[str, object] = {}  # key -> the read that may store it
+        self.trackers: dict[int, _Conn] = {}  # the threads' tracking connections
         self.generation = 0  # moves whenever copies may have lost their tracking
         self.listener: _Conn | None = None
         self.listener_id: int | None = None
@@ -231,20 +233,52 @@ class _State:
         self.claims.clear()
 
     def catch_up(self) -> bool:
-        """Apply what already reached the listener; True when copies may be answered."""
+        """Apply what already reached the listener, and notice a tracking connection Redis closed;
+        True when copies may be answered. One poll() over the listener and the tracking
+        connections (a poll object per call: one may not be polled by two threads at once, and
+        select() fails on a descriptor past 1023)."""
         conn = self.listener
         if conn is None:
             return False
         try:
-            if conn.readable():
-                with self.lock:
-                    if self.listener is conn:
-                        self._apply(conn.drain())
+            poller = select.poll()
+            poller.register(conn.sock, select.POLLIN)
+            trackers = list(self.trackers.values())
+            for tracker in trackers:
+                poller.register(tracker.sock, select.POLLIN)
+            ready = poller.poll(0)
+            if ready:
+                listener_fd = conn.sock.fileno()
+                if any(fd == listener_fd for fd, _ in ready):
+                    with self.lock:
+                        if self.listener is conn:
+                            self._apply(conn.drain())
+                if any(fd != listener_fd for fd, _ in ready):
+                    self._check_trackers(trackers, {fd: event for fd, event in ready})
         except (OSError, ValueError, redis.exceptions.RedisError):  # ValueError: closed meanwhile
             with self.lock:
                 self._drop_all()
             return False
         return time.monotonic() < self.alive_until and self.listener is conn
+
+    def _check_trackers(self, trackers: list[_Conn], events: dict[int, int]) -> None:
+        """A tracking connection is readable only while its thread waits for a reply, or once
+        Redis closed it (CLIENT KILL, a server `timeout`): then what it read can no longer be
+        invalidated, and every copy goes (its thread makes a new connection on its next read)."""
+        for tracker in trackers:
+            event = events.get(tracker.sock.fileno())
+            if event is None:
+                continue
+            closed = bool(event & (select.POLLHUP | select.POLLERR | select.POLLNVAL))
+            if not closed:
+                try:
+                    closed = tracker.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+                except BlockingIOError:
+                    closed = False
+            if closed:
+                with self.lock:
+                    self.trackers.pop(id(tracker), None)
+                    self._drop_copies()
 
     # -- this thread's tracking connection -------------------------------------------------------
 
@@ -253,7 +287,7 @@ class _State:
         if held is not None and held[0] is self and held[2] == self.generation:
             return held[1], held[2]
         if held is not None:
-            held[1].close()
+            self._forget_tracker(held[1])
             _local.conn = None
         generation, ident = self.generation, self.listener_id
         if ident is None:
@@ -265,16 +299,23 @@ class _State:
             conn.close()
             raise
         _local.conn = (self, conn, generation)
+        with self.lock:
+            self.trackers[id(conn)] = conn
         return conn, generation
 
     def lost_tracking(self) -> None:
         """This thread's tracking connection failed: what it read can no longer be invalidated."""
         held = getattr(_local, "conn", None)
         if held is not None:
-            held[1].close()
+            self._forget_tracker(held[1])
             _local.conn = None
         with self.lock:
             self._drop_copies()
+
+    def _forget_tracker(self, conn: _Conn) -> None:
+        with self.lock:
+            self.trackers.pop(id(conn), None)
+        conn.close()
 
 
 _local = threading.local()

@@ -94,7 +94,7 @@ REDIS_BREAKER_SECONDS = env_int("REDIS_BREAKER_SECONDS", 5)
 ENTITLEMENT_CACHE_SECONDS = env_int("ENTITLEMENT_CACHE_SECONDS", 300)
 # the entitlement check's process-local copies of its Redis keys (kernel.localcache): Redis tells
 # each process when one changes; this bounds a copy's age whatever happens. 0: every check reads Redis
-LOCAL_CACHE_SECONDS = env_int("LOCAL_CACHE_SECONDS", 5)
+LOCAL_CACHE_SECONDS = env_int("LOCAL_CACHE_SECONDS", 60)
 LEASE_DEFAULT_TTL_SECONDS = env_int("LEASE_DEFAULT_TTL_SECONDS", 300)
 LEASE_MAX_TTL_SECONDS = env_int("LEASE_MAX_TTL_SECONDS", 86400)
 

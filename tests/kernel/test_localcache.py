@@ -92,18 +92,29 @@ def test_a_lost_listener_stops_local_answers_and_drops_copies(local):
     assert localcache.stats()["live"]
 
 
-def test_a_lost_tracking_connection_is_bounded_by_the_copy_age(local, settings):
-    settings.LOCAL_CACHE_SECONDS = 1
+def test_a_tracking_connection_redis_closed_drops_every_copy(local):
     local.set("k1", "one")
     assert localcache.get(["k1"]) == [b"one"]
     local.client_kill_filter(_type="normal", skipme=True)  # our tracking connection: no invalidations now
     local.set("k1", "two")
-    assert localcache.get(["k1"]) == [b"one"]  # not told: the copy stays, for at most its age
-    time.sleep(1.1)
-    # too old: read again; the dead connection drops every copy, a new one reads and tracks afresh
+    # the next read notices the closed connection (its socket reads as ended) and drops the copies
     _eventually(lambda: localcache.get(["k1"]) == [b"two"], timeout=1)
     local.set("k1", "three")
-    _eventually(lambda: localcache.get(["k1"]) == [b"three"])  # and tracked again
+    _eventually(lambda: localcache.get(["k1"]) == [b"three"])  # a new connection tracks afresh
+
+
+def test_tracking_lost_unnoticed_is_bounded_by_the_copy_age(local, settings):
+    settings.LOCAL_CACHE_SECONDS = 1
+    local.set("k1", "one")
+    assert localcache.get(["k1"]) == [b"one"]
+    # tracking turned off on a connection that stays open: nothing tells this process any more
+    conn = localcache._local.conn[1]
+    conn.call("CLIENT", "TRACKING", "OFF")
+    local.set("k1", "two")
+    time.sleep(0.3)
+    assert localcache.get(["k1"]) == [b"one"]  # not told: the copy stays, for at most its age
+    time.sleep(0.8)
+    assert localcache.get(["k1"]) == [b"two"]  # too old: read again
 
 
 def test_a_frozen_redis_stops_local_answers(local, private_redis, settings):
