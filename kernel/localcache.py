@@ -134,6 +134,13 @@ class _Conn:
             pass
 
 
+def _refusal(exc: Exception) -> bool:
+    """Whether an error reply means this server will never track (an unknown or forbidden
+    command), rather than that it is not ready yet."""
+    text = str(exc).lower()
+    return "unknown" in text or text.startswith("noperm") or "not allowed" in text or "disabled" in text
+
+
 class _State:
     """One process's copies and listener (made again in a forked child and when kernel.redis's
     pool changes: tests point it at a private server)."""
@@ -171,11 +178,12 @@ class _State:
                     self.listener, self.listener_id = conn, ident
                 backoff = PING_SECONDS
                 self._serve(conn)
-            except (
-                redis.exceptions.ResponseError
-            ) as exc:  # a server without CLIENT TRACKING (or that forbids it)
-                logger.warning("redis refused client tracking (%s): checks read Redis every time", exc)
-                self.stopped = self.refused = True
+            except redis.exceptions.ResponseError as exc:
+                if _refusal(exc):  # a server without CLIENT TRACKING, or that forbids it
+                    logger.warning("redis refused client tracking (%s): checks read Redis every time", exc)
+                    self.stopped = self.refused = True
+                else:  # LOADING, BUSY and the like: a restarting server, try again
+                    kredis.warn_throttled("localcache", "local cache listener: redis answered %r", exc)
             except Exception as exc:  # noqa: BLE001  (a background thread: any failure means reconnect)
                 if not self.stopped:
                     kredis.warn_throttled(
@@ -208,6 +216,8 @@ class _State:
     def _apply(self, replies: list) -> None:
         """Apply invalidations and pongs (caller holds the lock)."""
         for reply in replies:
+            if not isinstance(reply, list) or not reply:  # an error reply: the pings will tell
+                continue
             kind = reply[0]
             if kind == b"message" and reply[1] == _CHANNEL:
                 keys = reply[2]
@@ -396,10 +406,10 @@ def get(keys: list[str]) -> list[bytes | None] | None:
         for key in missing:  # claimed before the read: an invalidation meanwhile takes the claim
             state.claims[key] = claim
         read = conn.call("MGET", *missing)
-    except (OSError, redis.exceptions.RedisError):
+        by_key = dict(zip(missing, read, strict=True))
+    except (OSError, ValueError, TypeError, redis.exceptions.RedisError):
         state.lost_tracking()
         return None  # the caller's own read then finds out whether Redis is down
-    by_key = dict(zip(missing, read, strict=True))
     with state.lock:
         if len(entries) + len(by_key) > MAX_COPIES:
             entries.clear()  # Redis still tracks them: an invalidation for a key not held is harmless
