@@ -259,8 +259,9 @@ def fmt_cpu(name: str, result: dict) -> str:
 def http_figures(label, serve, *, workers, seconds, connections, auth, check_lua, verify_lua) -> dict:
     """`serve(extra_env=, access_log=, app=)`: a context manager serving the app, yielding its base URL."""
     log = tempfile.NamedTemporaryFile(suffix=".log", delete=False).name
-    server = "Granian" if label.startswith("granian") else "gunicorn"
-    bare_app = "bench._bare_wsgi:application" if label.startswith("granian") else "bench._bare_wsgi"
+    under_granian = label.startswith("granian")  # granian, granian-redis
+    server = "Granian" if under_granian else "gunicorn"
+    bare_app = "bench._bare_wsgi:application" if under_granian else "bench._bare_wsgi"
     print(f"\nHTTP: {server}, {workers} {label} workers, wrk {connections} connections, {seconds} s each")
     endpoints = (
         ("me", "/api/v1/me", auth, None),
@@ -322,14 +323,14 @@ def http_figures(label, serve, *, workers, seconds, connections, auth, check_lua
             wrk(f"{base}{path}", headers=headers, seconds=seconds, connections=2, lua=lua)
         time.sleep(0.5)
     print(
-        f"\n  server-side ({label}, {'Granian dt_ms' if label.startswith('granian') else 'gunicorn %(D)s'}, 2 connections)"
+        f"\n  server-side ({label}, {'Granian dt_ms' if under_granian else 'gunicorn %(D)s'}, 2 connections)"
     )
     for name, path in (
         ("checks", "/api/v1/entitlements/check"),
         ("verify", "/api/v1/keys/verify"),
         ("me", "/api/v1/me"),
     ):
-        samples = server_side_ms(log, path, unit_ms=1.0 if label.startswith("granian") else 0.001)
+        samples = server_side_ms(log, path, unit_ms=1.0 if under_granian else 0.001)
         figures["p99_" + name] = samples
         print(f"  {path:<32} {summary(samples)}")
     os.unlink(log)

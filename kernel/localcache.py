@@ -35,12 +35,11 @@ import logging
 import os
 import select
 import socket
-import struct
 import threading
 import time
 
 import hiredis
-import redis.connection
+import redis
 from django.conf import settings
 from django.core.signals import setting_changed
 
@@ -69,11 +68,7 @@ class _Conn:
                 (options.get("host", "127.0.0.1"), options.get("port", 6379)), TIMEOUT_SECONDS
             )
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # the kernel keeps the timeouts (see kernel.redis.KernelTimeoutConnection)
-        value = struct.pack("ll", 0, int(TIMEOUT_SECONDS * 1_000_000))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
-        sock.settimeout(None)
+        kredis.kernel_timeouts(sock, TIMEOUT_SECONDS)
         self.sock = sock
         self.reader = hiredis.Reader()
         try:
@@ -222,8 +217,7 @@ class _State:
             if kind == b"message" and reply[1] == _CHANNEL:
                 keys = reply[2]
                 if keys is None:  # FLUSHDB / FLUSHALL
-                    self.entries.clear()
-                    self.claims.clear()
+                    self.clear()
                 else:
                     for raw in keys:
                         key = raw.decode("utf-8", "surrogateescape")
@@ -239,6 +233,10 @@ class _State:
 
     def _drop_copies(self) -> None:
         self.generation += 1
+        self.clear()
+
+    def clear(self) -> None:
+        """Every copy and claim goes (caller holds the lock)."""
         self.entries.clear()
         self.claims.clear()
 
@@ -440,8 +438,7 @@ def clear() -> None:
     if state is None:
         return
     with state.lock:
-        state.entries.clear()
-        state.claims.clear()
+        state.clear()
 
 
 def reset() -> None:

@@ -59,14 +59,19 @@ class KernelTimeoutConnection(redis.Connection):
 
     def _connect(self):
         sock = super()._connect()
-        timeout = self.socket_timeout
-        if timeout:
-            whole = int(timeout)
-            value = struct.pack("ll", whole, int((timeout - whole) * 1_000_000))
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
-            sock.settimeout(None)
+        if self.socket_timeout:
+            kernel_timeouts(sock, self.socket_timeout)
         return sock
+
+
+def kernel_timeouts(sock: socket.socket, timeout: float) -> None:
+    """Make `sock` blocking with `timeout` kept by the kernel (SO_RCVTIMEO, SO_SNDTIMEO): a send
+    or receive past it fails with an OSError, and Python polls nothing before each call."""
+    whole = int(timeout)
+    value = struct.pack("ll", whole, int((timeout - whole) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    sock.settimeout(None)
 
 
 _OPTIONS = {"socket_connect_timeout": 0.25, "socket_timeout": 0.25, "health_check_interval": 30}

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection
 
 from billing.entitlements.ratelimit import GCRA_LUA
-from kernel import invalidations, localcache
+from kernel import invalidations, keycache, localcache
 from kernel.metrics import REDIS_FALLBACKS
 from kernel.redis import REDIS_ERRORS, get_redis, key_prefix, loads_stored, trip
 
@@ -41,8 +41,7 @@ return #KEYS / 2
 _invalidate_script = None
 
 
-def _base() -> str:  # the same as kernel.keycache's: the hot paths build both kinds of key from one
-    return f"{key_prefix()}:{connection.schema_name}"
+_base = keycache._base  # "<prefix>:<schema>": the hot paths build both kinds of key from one
 
 
 def _keys(customer: str) -> tuple[str, str, str]:
@@ -280,8 +279,6 @@ class Prefetched:
 def read_for_authed_check(
     *, integrator_hash: str, scope: str, customer: str, feature: str, quantity: int, now: float
 ) -> Prefetched:
-    from kernel import keycache
-
     base = _base()
     local = _local_check(base, integrator_hash, scope, customer, feature, now)
     if local is not None:
@@ -310,8 +307,6 @@ def _local_check(base, integrator_hash, scope, customer, feature, now) -> Prefet
     """_CHECK_AUTHED's answer from this process's copies (kernel.localcache), when it needs no
     write: the key is cached and usable for the scope, the snapshot is cached, and the feature takes
     no rate step (a rate step is shared state: the script takes it). None: ask Redis."""
-    from kernel import keycache
-
     ik_key = keycache._key("ik", integrator_hash, base)
     values = localcache.get([ik_key, f"{base}:ent:{customer}"])
     if values is None or values[0] is None or values[1] is None:
@@ -354,8 +349,6 @@ class VerifyPrefetched:
 def read_for_authed_verify(
     *, integrator_hash: str, scope: str, key_hash: str, feature: str | None, quantity: int, now: float
 ) -> VerifyPrefetched:
-    from kernel import keycache
-
     base = _base()
     keys = [
         keycache._key("ik", integrator_hash, base),
@@ -393,8 +386,6 @@ def read_key_and_snapshot(
 ) -> tuple[dict | None, dict | Miss | None, list | None]:
     """(key entry or None, its customer's snapshot or a Miss, GCRA reply or None). The snapshot is
     None when the key is unknown to the cache. Redis down: (None, Miss(None), None)."""
-    from kernel import keycache
-
     try:
         reply = _run(
             "verify",

@@ -38,6 +38,14 @@ def _check(conn, fixture):
     )
 
 
+def _redis_reads() -> int:
+    """The check's Redis reads so far (its script or a tracked MGET), server-wide."""
+    from kernel.redis import get_redis
+
+    stats = get_redis().info("commandstats")
+    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval", "mget"))
+
+
 def test_changes_reach_every_worker_on_the_next_check(granian, live_tenant):
     port, _, _ = granian
     conns = _connections(port)
@@ -46,6 +54,10 @@ def test_changes_reach_every_worker_on_the_next_check(granian, live_tenant):
             status, body = _check(conn, live_tenant)
             assert status == 200, body
     before = body["limit"]
+    reads = _redis_reads()
+    for conn in conns:  # answered from the workers' copies: no Redis read at all
+        assert _check(conn, live_tenant)[0] == 200
+    assert _redis_reads() == reads
 
     status, body = _call(
         conns[0], live_tenant, "PUT", "/api/v1/customers/c1/overrides/private_projects", {"limit": before + 7}
