@@ -280,7 +280,7 @@ def read_for_authed_check(
     *, integrator_hash: str, scope: str, customer: str, feature: str, quantity: int, now: float
 ) -> Prefetched:
     base = _base()
-    local = _local_check(base, integrator_hash, scope, customer, feature, now)
+    local = _local_check(base, integrator_hash, customer, feature, now)
     if local is not None:
         return local
     try:
@@ -303,22 +303,16 @@ def read_for_authed_check(
     return Prefetched(integrator_entry=entry, snapshot=snapshot, rate=rate, now=now)
 
 
-def _local_check(base, integrator_hash, scope, customer, feature, now) -> Prefetched | None:
+def _local_check(base, integrator_hash, customer, feature, now) -> Prefetched | None:
     """_CHECK_AUTHED's answer from this process's copies (kernel.localcache), when it needs no
-    write: the key is cached and usable for the scope, the snapshot is cached, and the feature takes
-    no rate step (a rate step is shared state: the script takes it). None: ask Redis."""
+    write: the key's entry and the snapshot are both held, and the feature takes no rate step (a
+    rate step is shared state: the script takes it). The entry is handed back as the script
+    would hand it: the lean dispatch judges it (missing, expired, scope) before anything is
+    answered. None: ask Redis."""
     ik_key = keycache._key("ik", integrator_hash, base)
     values = localcache.get([ik_key, f"{base}:ent:{customer}"])
     if values is None or values[0] is None or values[1] is None:
         return None
-    entry = loads_stored(values[0])
-    expires = entry.get("expires_at")
-    if (
-        entry.get("missing")
-        or (expires is not None and float(expires) <= now)
-        or scope not in (entry.get("scopes") or ())
-    ):
-        return None  # the script's path decides (and records the use) as before
     snapshot = loads_stored(values[1])
     valid = snapshot.get("valid_until")
     if valid is None or float(valid) > now:
@@ -331,7 +325,7 @@ def _local_check(base, integrator_hash, scope, customer, feature, now) -> Prefet
         ):
             return None
     keycache.note_used("ik", integrator_hash, now, base)
-    return Prefetched(integrator_entry=entry, snapshot=snapshot, now=now)
+    return Prefetched(integrator_entry=loads_stored(values[0]), snapshot=snapshot, now=now)
 
 
 @dataclass

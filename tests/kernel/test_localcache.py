@@ -260,3 +260,22 @@ def test_a_server_still_loading_is_tried_again(local, monkeypatch):
     local.set("k1", "one")
     _eventually(lambda: localcache.get(["k1"]) == [b"one"], timeout=5)  # live after the retry
     assert answered and not localcache._state.refused
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [({"expires_at": 1.0}, 401), ({"scopes": ["write"]}, 403), ({"missing": True}, 401)],
+    ids=["expired", "without the read scope", "missing"],
+)
+def test_an_unusable_cached_key_is_refused_as_the_script_refuses_it(ci_catalog, local, change, status):
+    import json
+
+    from accounts.selectors import key_hash
+
+    make_customer(ci_catalog, tier="team")
+    assert check(ci_catalog).status_code == 200
+    assert check(ci_catalog).status_code == 200  # the key's entry and the snapshot are held here now
+    key = f"{kernel_redis.key_prefix()}:{ci_catalog.tenant.schema_name}:ik:{key_hash(ci_catalog.api_key)}"
+    entry = json.loads(local.get(key))
+    local.set(key, json.dumps({**entry, **change}))  # another process caches the key as unusable
+    _eventually(lambda: check(ci_catalog).status_code == status)
