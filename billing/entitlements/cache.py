@@ -280,7 +280,7 @@ def read_for_authed_check(
     *, integrator_hash: str, scope: str, customer: str, feature: str, quantity: int, now: float
 ) -> Prefetched:
     base = _base()
-    local = _local_check(base, integrator_hash, customer, feature, now)
+    local = _local_check(base, integrator_hash, customer, now)
     if local is not None:
         return local
     try:
@@ -303,29 +303,17 @@ def read_for_authed_check(
     return Prefetched(integrator_entry=entry, snapshot=snapshot, rate=rate, now=now)
 
 
-def _local_check(base, integrator_hash, customer, feature, now) -> Prefetched | None:
-    """_CHECK_AUTHED's answer from this process's copies (kernel.localcache), when it needs no
-    write: the key's entry and the snapshot are both held, and the feature takes no rate step (a
-    rate step is shared state: the script takes it). The entry is handed back as the script
-    would hand it: the lean dispatch judges it (missing, expired, scope) before anything is
-    answered. None: ask Redis."""
-    ik_key = keycache._key("ik", integrator_hash, base)
-    values = localcache.get([ik_key, f"{base}:ent:{customer}"])
+def _local_check(base, integrator_hash, customer, now) -> Prefetched | None:
+    """_CHECK_AUTHED's answer from this process's copies (kernel.localcache), when the key's
+    entry and the snapshot are both held: handed back as the script would hand them, for the lean
+    dispatch to judge the key (missing, expired, scope) and the check to decide. A rate feature's
+    step is then taken by the check itself (services.check.decide: rate_limit_hit, one round trip
+    as the script's would have been). None: ask Redis."""
+    values = localcache.get([keycache._key("ik", integrator_hash, base), f"{base}:ent:{customer}"])
     if values is None or values[0] is None or values[1] is None:
         return None
-    snapshot = loads_stored(values[1])
-    valid = snapshot.get("valid_until")
-    if valid is None or float(valid) > now:
-        f = snapshot["features"].get(feature)
-        if (
-            isinstance(f, dict)
-            and f.get("enabled") is True
-            and f.get("kind") == "rate"
-            and isinstance(f.get("rate"), list)
-        ):
-            return None
     keycache.note_used("ik", integrator_hash, now, base)
-    return Prefetched(integrator_entry=loads_stored(values[0]), snapshot=snapshot, now=now)
+    return Prefetched(integrator_entry=loads_stored(values[0]), snapshot=loads_stored(values[1]), now=now)
 
 
 @dataclass
