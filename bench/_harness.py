@@ -146,11 +146,18 @@ def gunicorn(
         shutil.rmtree(ready, ignore_errors=True)
 
 
+def web_shape() -> tuple[int, int]:
+    """(worker processes, threads each) as scripts/web.sh serves by default: WEB_CONCURRENCY
+    (default: one more than the cores this process may run on) and WEB_THREADS (default 1)."""
+    workers = os.environ.get("WEB_CONCURRENCY") or len(os.sched_getaffinity(0)) + 1
+    return int(workers), int(os.environ.get("WEB_THREADS") or 1)
+
+
 @contextlib.contextmanager
 def granian(
     *,
     workers: int = 2,
-    threads: int = 2,
+    threads: int = 1,
     extra_env: dict | None = None,
     access_log: str | None = None,
     app: str = "monetize.wsgi:application",

@@ -1,14 +1,16 @@
 """Entitlement checks and key verification: throughput and latency.
 
     .venv/bin/python bench/entitlements.py [--seconds 5] [--connections 8] [--customers 1000]
+    .venv/bin/python bench/entitlements.py --worker-classes granian@2x2,granian@3x1  # two shapes
 
 Same run, same machine:
   - in-process: the service call `entitlement_check` (cached snapshot) beside a raw Redis GET;
-  - HTTP under gunicorn (2 workers, one per core), with sync workers, gunicorn's gthread workers and
-    BalancedThreadWorker (monetize/gunicorn_worker.py: gthread that shares connections out evenly,
-    scripts/web.sh's WEB_SERVER=gunicorn), and under Granian (2 workers, WEB_THREADS blocking threads
-    each: what the Procfile serves with by default), with wrk: POST /api/v1/entitlements/check (a limit
-    feature), POST /api/v1/keys/verify (a rate feature: key lookup + snapshot + GCRA script) and
+  - HTTP under gunicorn, with sync workers, gunicorn's gthread workers and BalancedThreadWorker
+    (monetize/gunicorn_worker.py: gthread that shares connections out evenly, scripts/web.sh's
+    WEB_SERVER=gunicorn), and under Granian (what the Procfile serves with by default), each with
+    scripts/web.sh's default shape (WEB_CONCURRENCY workers, one more than the cores; WEB_THREADS
+    threads each, 1) unless --workers or a label's @<workers>x<threads> says otherwise, with wrk:
+    POST /api/v1/entitlements/check (a limit feature), POST /api/v1/keys/verify (a rate feature: key lookup + snapshot + GCRA script) and
     the trivial authenticated GET /api/v1/me, the same checks with the fast lane off
     (API_FAST_LANE=0: through Django's whole request cycle), and the same check POSTs to a WSGI app that does
     nothing (bench/_bare_wsgi.py: the floor of gunicorn, loopback and wrk); client-side figures from
@@ -37,6 +39,7 @@ from _harness import (
     setup_django,
     summary,
     timed,
+    web_shape,
     worker_cpu_seconds,
     wrk,
     wrk_post_lua,
@@ -119,13 +122,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("-n", type=int, default=5000)
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 2)))
+    parser.add_argument("--workers", type=int, default=web_shape()[0], help="default: as scripts/web.sh")
     parser.add_argument(
         "--worker-classes",
         default="sync,gthread,balanced,granian-redis,granian",
         help="comma-separated servers to measure: gunicorn's sync, gthread, balanced (BalancedThreadWorker);"
         " granian (what the Procfile serves with); granian-redis (the same with LOCAL_CACHE_SECONDS=0:"
-        " every check reads Redis)",
+        " every check reads Redis). A label may end in @<workers>x<threads> (granian@4x1, balanced@2x2):"
+        " that server with that many worker processes and threads each, to compare shapes in one run",
     )
     args = parser.parse_args()
     tenant, host, api_key = bench_tenant()
@@ -170,34 +174,42 @@ def main() -> None:
     results = {}
     server_args = {
         "sync": ["--worker-class", "sync"],
-        "gthread": ["--worker-class", "gthread", "--threads", os.environ.get("WEB_THREADS", "2")],
+        "gthread": ["--worker-class", "gthread", "--threads", str(web_shape()[1])],
         "balanced": ["--worker-class", "monetize.gunicorn_worker.BalancedThreadWorker",
-                     "--threads", os.environ.get("WEB_THREADS", "2")],
+                     "--threads", str(web_shape()[1])],
     }  # fmt: skip
-    threads = int(os.environ.get("WEB_THREADS", "2"))
     for label in filter(None, args.worker_classes.split(",")):  # "": the in-process figures only
         warm(tenant, args.customers)
-        if label.startswith("granian"):
-            off = {"LOCAL_CACHE_SECONDS": "0"} if label == "granian-redis" else {}
+        server, workers, threads = server_shape(label, args.workers, web_shape()[1])
+        if server.startswith("granian"):
+            off = {"LOCAL_CACHE_SECONDS": "0"} if server == "granian-redis" else {}
 
-            def serve(extra_env=None, _off=off, **kwargs):
+            def serve(extra_env=None, _off=off, _workers=workers, _threads=threads, **kwargs):
                 return granian(
-                    workers=args.workers, threads=threads, extra_env={**_off, **(extra_env or {})}, **kwargs
+                    workers=_workers, threads=_threads, extra_env={**_off, **(extra_env or {})}, **kwargs
                 )
 
         else:
-            serve = functools.partial(gunicorn, workers=args.workers, args=server_args[label])
+            gunicorn_args = server_args[server]
+            if "--threads" in gunicorn_args:
+                gunicorn_args = [*gunicorn_args[:-1], str(threads)]
+            serve = functools.partial(gunicorn, workers=workers, args=gunicorn_args)
         results[label] = http_figures(
-            label, serve, workers=args.workers, seconds=args.seconds, connections=args.connections,
-            auth=auth, check_lua=check_lua, verify_lua=verify_lua,
+            label, serve, workers=workers, threads=threads, seconds=args.seconds,
+            connections=args.connections, auth=auth, check_lua=check_lua, verify_lua=verify_lua,
         )  # fmt: skip
-    for label, base in (
+    pairs = [
         ("gthread", "sync"),
         ("balanced", "sync"),
         ("granian", "sync"),
         ("granian", "balanced"),
         ("granian", "granian-redis"),
-    ):
+    ]
+    # in a run that compares shapes (granian@2x2,granian@2x1), each beside the first label measured
+    first = next(iter(results), None)
+    if any("@" in label for label in results):
+        pairs += [(label, first) for label in results if label != first and (label, first) not in pairs]
+    for label, base in pairs:
         if {base, label} <= results.keys():
             sync, other = results[base], results[label]
             print(f"\n{label} / {base} (same run)")
@@ -209,6 +221,17 @@ def main() -> None:
     print("\n  targets (DESIGN.md, 2 cores, quiet machine): >= 4,000 checks/s; p99 <= 1 ms server-side")
     for path in (check_lua, verify_lua):
         os.unlink(path)
+
+
+def server_shape(label: str, workers: int, threads: int) -> tuple[str, int, int]:
+    """('granian', 4, 1) for 'granian@4x1'; a label without a shape takes --workers and WEB_THREADS."""
+    server, _, shape = label.partition("@")
+    if shape:
+        try:
+            workers, threads = (int(part) for part in shape.split("x"))
+        except ValueError:
+            raise SystemExit(f"{label}: a shape is @<workers>x<threads>, as in granian@4x1") from None
+    return server, workers, threads
 
 
 def cpu_per_call(fn, n: int) -> float:
@@ -256,13 +279,18 @@ def fmt_cpu(name: str, result: dict) -> str:
     )
 
 
-def http_figures(label, serve, *, workers, seconds, connections, auth, check_lua, verify_lua) -> dict:
+def http_figures(
+    label, serve, *, workers, threads, seconds, connections, auth, check_lua, verify_lua
+) -> dict:
     """`serve(extra_env=, access_log=, app=)`: a context manager serving the app, yielding its base URL."""
     log = tempfile.NamedTemporaryFile(suffix=".log", delete=False).name
     under_granian = label.startswith("granian")  # granian, granian-redis
     server = "Granian" if under_granian else "gunicorn"
     bare_app = "bench._bare_wsgi:application" if under_granian else "bench._bare_wsgi"
-    print(f"\nHTTP: {server}, {workers} {label} workers, wrk {connections} connections, {seconds} s each")
+    print(
+        f"\nHTTP: {server}, {label}: {workers} workers x {threads} threads, wrk {connections} connections,"
+        f" {seconds} s each"
+    )
     endpoints = (
         ("me", "/api/v1/me", auth, None),
         ("checks", "/api/v1/entitlements/check", {}, check_lua),

@@ -18,8 +18,12 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PORT="${PORT:-8000}"
 HOST="${WEB_HOST:-0.0.0.0}"
-WORKERS="${WEB_CONCURRENCY:-2}"
-THREADS="${WEB_THREADS:-2}"
+# One thread per worker, one worker more than there are cores (bench/entitlements.py, same run,
+# 2 cores: a check's server-side p99 0.19-0.30 ms with 2-3 single-threaded workers against
+# 0.58-0.88 ms with 2 workers x 2 threads, whose threads hand the GIL back and forth on every
+# request). A request waiting on a provider holds its worker: WEB_CONCURRENCY is how many can wait.
+WORKERS="${WEB_CONCURRENCY:-$(( $(nproc 2>/dev/null || echo 1) + 1 ))}"
+THREADS="${WEB_THREADS:-1}"
 LOG_LEVEL="$(printf '%s' "${WEB_LOG_LEVEL:-info}" | tr '[:upper:]' '[:lower:]')"
 
 if [ "${WEB_SERVER:-granian}" = gunicorn ]; then

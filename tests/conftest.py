@@ -297,8 +297,9 @@ def gunicorn(live_tenant, tmp_path):
 
 @pytest.fixture
 def granian(live_tenant, tmp_path):
-    """The app as the Procfile serves it by default (scripts/web.sh: Granian, 2 workers, restarted
-    if it exits) on the test database; yields (port, log path, the script's process)."""
+    """The app as the Procfile serves it by default (scripts/web.sh: Granian, one thread a worker,
+    restarted if it exits), with 2 workers whatever the cores (the script's default is one more than
+    the cores), on the test database; yields (port, log path, the script's process)."""
     import os
     import subprocess
     import sys
@@ -313,6 +314,7 @@ def granian(live_tenant, tmp_path):
         "PORT": str(port),
         "WEB_HOST": "127.0.0.1",
         "WEB_SERVER": "granian",
+        "WEB_CONCURRENCY": "2",
         "DJANGO_SETTINGS_MODULE": "monetize.settings_test",
         "DATABASE_URL": _test_database_url(),
     }

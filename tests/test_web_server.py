@@ -68,3 +68,34 @@ def test_killed_workers_are_replaced_and_a_crash_loop_restarts_the_server(live_t
     script.terminate()
     script.wait(timeout=30)  # TERM stops the script and Granian with it
     assert not _served(port, live_tenant.host)
+
+
+def _shape(tmp_path, **env) -> tuple[int, int]:
+    """(--workers, --blocking-threads) that scripts/web.sh starts Granian with, given env (a stand-in
+    `granian` on PATH records its arguments and stops the script)."""
+    import subprocess
+    from pathlib import Path
+
+    bin_dir, recorded = tmp_path / "bin", tmp_path / "args"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "granian"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {recorded}\nkill -TERM $PPID\n')
+    fake.chmod(0o755)
+    base = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "WEB_THREADS", "WEB_SERVER")}
+    script = Path(__file__).resolve().parent.parent / "scripts" / "web.sh"
+    done = subprocess.run(
+        ["bash", str(script)], env={**base, **env, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    args = recorded.read_text().split()
+    return int(args[args.index("--workers") + 1]), int(args[args.index("--blocking-threads") + 1])
+
+
+def test_default_shape_is_one_thread_a_worker_and_a_worker_more_than_the_cores(tmp_path):
+    """Threads of one worker hand the GIL back and forth on every request, which tripled a check's
+    server-side p99 (bench/entitlements.py, granian@2x2 beside granian@2x1 and @3x1): by default a
+    worker runs one thread, and there is a worker more than the cores so a request waiting on a
+    provider leaves the cores served. Both are still the operator's to set."""
+    assert _shape(tmp_path) == (len(os.sched_getaffinity(0)) + 1, 1)
+    assert _shape(tmp_path, WEB_CONCURRENCY="5", WEB_THREADS="3") == (5, 3)
