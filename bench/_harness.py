@@ -148,8 +148,8 @@ def gunicorn(
 
 def web_shape() -> tuple[int, int]:
     """(worker processes, threads each) as scripts/web.sh serves by default: WEB_CONCURRENCY
-    (default: one more than the cores this process may run on) and WEB_THREADS (default 1)."""
-    workers = os.environ.get("WEB_CONCURRENCY") or len(os.sched_getaffinity(0)) + 1
+    (default: one more than the cores this process may run on, at most 8) and WEB_THREADS (default 1)."""
+    workers = os.environ.get("WEB_CONCURRENCY") or min(len(os.sched_getaffinity(0)) + 1, 8)
     return int(workers), int(os.environ.get("WEB_THREADS") or 1)
 
 

@@ -22,7 +22,9 @@ HOST="${WEB_HOST:-0.0.0.0}"
 # 2 cores: a check's server-side p99 0.19-0.30 ms with 2-3 single-threaded workers against
 # 0.58-0.88 ms with 2 workers x 2 threads, whose threads hand the GIL back and forth on every
 # request). A request waiting on a provider holds its worker: WEB_CONCURRENCY is how many can wait.
-WORKERS="${WEB_CONCURRENCY:-$(( $(nproc 2>/dev/null || echo 1) + 1 ))}"
+# At most 8 by default (about 155 MB each): a bigger machine's operator sets WEB_CONCURRENCY.
+cores="$(nproc 2>/dev/null || echo 1)"
+WORKERS="${WEB_CONCURRENCY:-$(( cores + 1 < 8 ? cores + 1 : 8 ))}"
 THREADS="${WEB_THREADS:-1}"
 LOG_LEVEL="$(printf '%s' "${WEB_LOG_LEVEL:-info}" | tr '[:upper:]' '[:lower:]')"
 

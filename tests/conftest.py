@@ -299,7 +299,7 @@ def gunicorn(live_tenant, tmp_path):
 def granian(live_tenant, tmp_path):
     """The app as the Procfile serves it by default (scripts/web.sh: Granian, one thread a worker,
     restarted if it exits), with 2 workers whatever the cores (the script's default is one more than
-    the cores), on the test database; yields (port, log path, the script's process)."""
+    the cores, at most 8), on the test database; yields (port, log path, the script's process)."""
     import os
     import subprocess
     import sys
