@@ -96,6 +96,9 @@ def _forget_deferred(schema: str, hashes: list[str], *, kind: str) -> None:
 # once per USED_EVERY_SECONDS per key and process (the flush job folds the newest into
 # last_used_at; a timestamp a few seconds old there costs nothing, a Redis write per check does)
 USED_EVERY_SECONDS = 5
+# the second each key's use was last written from this process; past USED_SENT_MAX keys it starts
+# again from none (which costs one more write per key), so a process seeing many keys stays bounded
+USED_SENT_MAX = 10_000
 _used_sent: dict[tuple[str, str], int] = {}
 
 
@@ -104,6 +107,8 @@ def note_used(kind: str, hashed: str, now: float, base: str | None = None) -> No
     sent = _used_sent.get((used_key, hashed))
     if sent is not None and 0 <= second - sent < USED_EVERY_SECONDS:
         return
+    if sent is None and len(_used_sent) >= USED_SENT_MAX:
+        _used_sent.clear()
     _used_sent[(used_key, hashed)] = second
     try:
         get_redis().hset(used_key, hashed, second)

@@ -218,6 +218,19 @@ def test_local_answers_note_the_key_use_once_per_interval(ci_catalog, local, mon
         assert list(keycache.take_used("ik").values()) == [start + 2 + keycache.USED_EVERY_SECONDS]
 
 
+def test_noted_key_uses_stay_bounded(local, monkeypatch):
+    """The throttle's memory of which key's use was written when: bounded however many keys a
+    process sees (each over the cap costs one more write, never a lost use)."""
+    monkeypatch.setattr(keycache, "USED_SENT_MAX", 3)
+    monkeypatch.setattr(keycache, "_used_sent", {})
+    for i in range(10):
+        keycache.note_used("ik", f"hash{i}", 1000.0, base="bounded")
+        assert len(keycache._used_sent) <= 3
+    keycache.note_used("ik", "hash9", 1001.0, base="bounded")  # remembered: not written again
+    written = local.hgetall(keycache._used_key("ik", "bounded"))
+    assert written == {f"hash{i}".encode(): b"1000" for i in range(10)}
+
+
 def test_copies_stay_bounded(local, monkeypatch):
     monkeypatch.setattr(localcache, "MAX_COPIES", 3)
     for i in range(10):
