@@ -132,6 +132,11 @@ def main() -> None:
         " that server with that many worker processes and threads each, to compare shapes in one run",
     )
     args = parser.parse_args()
+    # every label read before anything is measured: a typo fails now, not after minutes of figures
+    shapes = {  # "": the in-process figures only
+        label: server_shape(label, args.workers, web_shape()[1])
+        for label in filter(None, args.worker_classes.split(","))
+    }
     tenant, host, api_key = bench_tenant()
     keys = seed(tenant, args.customers)
 
@@ -169,18 +174,9 @@ def main() -> None:
     verify_bodies = [json.dumps({"key": key, "feature": "api_requests"}) for key in keys]
     check_lua = wrk_post_lua("/api/v1/entitlements/check", check_bodies, auth)
     verify_lua = wrk_post_lua("/api/v1/keys/verify", verify_bodies, auth)
-    # the same run measures both worker classes: sync (one connection per worker at a time; gunicorn's
-    # close_graceful waits for the client to hang up) and gthread, which `make run`/the Procfile use
     results = {}
-    server_args = {
-        "sync": ["--worker-class", "sync"],
-        "gthread": ["--worker-class", "gthread", "--threads", str(web_shape()[1])],
-        "balanced": ["--worker-class", "monetize.gunicorn_worker.BalancedThreadWorker",
-                     "--threads", str(web_shape()[1])],
-    }  # fmt: skip
-    for label in filter(None, args.worker_classes.split(",")):  # "": the in-process figures only
+    for label, (server, workers, threads) in shapes.items():
         warm(tenant, args.customers)
-        server, workers, threads = server_shape(label, args.workers, web_shape()[1])
         if server.startswith("granian"):
             off = {"LOCAL_CACHE_SECONDS": "0"} if server == "granian-redis" else {}
 
@@ -190,10 +186,7 @@ def main() -> None:
                 )
 
         else:
-            gunicorn_args = server_args[server]
-            if "--threads" in gunicorn_args:
-                gunicorn_args = [*gunicorn_args[:-1], str(threads)]
-            serve = functools.partial(gunicorn, workers=workers, args=gunicorn_args)
+            serve = functools.partial(gunicorn, workers=workers, args=GUNICORN_ARGS[server](threads))
         results[label] = http_figures(
             label, serve, workers=workers, threads=threads, seconds=args.seconds,
             connections=args.connections, auth=auth, check_lua=check_lua, verify_lua=verify_lua,
@@ -223,14 +216,31 @@ def main() -> None:
         os.unlink(path)
 
 
+# gunicorn's worker classes by label, given the threads a worker: sync (one connection per worker at
+# a time; gunicorn's close_graceful waits for the client to hang up), gthread, and the balanced
+# gthread that scripts/web.sh's WEB_SERVER=gunicorn serves with
+GUNICORN_ARGS = {
+    "sync": lambda threads: ["--worker-class", "sync"],
+    "gthread": lambda threads: ["--worker-class", "gthread", "--threads", str(threads)],
+    "balanced": lambda threads: [
+        "--worker-class", "monetize.gunicorn_worker.BalancedThreadWorker", "--threads", str(threads),
+    ],
+}  # fmt: skip
+SERVERS = (*GUNICORN_ARGS, "granian", "granian-redis")
+
+
 def server_shape(label: str, workers: int, threads: int) -> tuple[str, int, int]:
     """('granian', 4, 1) for 'granian@4x1'; a label without a shape takes --workers and WEB_THREADS."""
     server, _, shape = label.partition("@")
+    if server not in SERVERS:
+        raise SystemExit(f"{label}: the servers are {', '.join(SERVERS)}")
     if shape:
         try:
             workers, threads = (int(part) for part in shape.split("x"))
         except ValueError:
-            raise SystemExit(f"{label}: a shape is @<workers>x<threads>, as in granian@4x1") from None
+            workers = 0
+        if workers < 1 or threads < 1:
+            raise SystemExit(f"{label}: a shape is @<workers>x<threads>, both at least 1, as in granian@4x1")
     return server, workers, threads
 
 

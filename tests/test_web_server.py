@@ -6,7 +6,9 @@ costs seconds of service, not the service: the script starts Granian again. TERM
 import http.client
 import os
 import signal
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -73,9 +75,6 @@ def test_killed_workers_are_replaced_and_a_crash_loop_restarts_the_server(live_t
 def _shape(tmp_path, **env) -> tuple[int, int]:
     """(--workers, --blocking-threads) that scripts/web.sh starts Granian with, given env (a stand-in
     `granian` on PATH records its arguments and stops the script)."""
-    import subprocess
-    from pathlib import Path
-
     bin_dir, recorded = tmp_path / "bin", tmp_path / "args"
     bin_dir.mkdir(exist_ok=True)
     fake = bin_dir / "granian"
