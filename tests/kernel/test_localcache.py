@@ -2,7 +2,7 @@
 caching: writes from other connections (other processes), flushes, expiry, a lost listener or
 tracking connection, a frozen Redis and a read racing an invalidation, each against a private
 redis-server. Then the check endpoint answered from the copies: no Redis command per check, and
-every change made elsewhere seen on the next check."""
+every change made elsewhere seen on the next check; key verification likewise."""
 
 import time
 
@@ -11,6 +11,7 @@ import redis
 
 from kernel import keycache, localcache
 from kernel import redis as kernel_redis
+from tests.billing.test_customer_keys import create_key, verify
 from tests.billing.test_entitlements import check, make_customer
 
 
@@ -198,6 +199,64 @@ def test_an_integrator_key_revoked_elsewhere_stops(ci_catalog, local):
     _eventually(lambda: check(ci_catalog).status_code == 401)
 
 
+def test_verifications_answer_from_copies_and_see_a_key_revoked(ci_catalog, local):
+    """/keys/verify from the copies too: the integrator key, the end-user key and its customer's
+    snapshot held, no Redis command; an end-user key revoked by another process (its row, then its
+    cached entry) or by this one stops verifying on the next call; an unknown key, cached as
+    missing, is refused from its copy."""
+    from billing.entitlements.models import CustomerApiKey
+
+    make_customer(ci_catalog, tier="team")
+    secret = create_key(ci_catalog).json()["key"]
+    first = verify(ci_catalog, secret, feature="private_projects")
+    assert first.status_code == 200 and first.json()["valid"] is True
+    assert verify(ci_catalog, secret, feature="private_projects").json() == first.json()  # copies now
+    before = _commands(local)
+    for _ in range(10):
+        assert verify(ci_catalog, secret, feature="private_projects").json() == first.json()
+        assert verify(ci_catalog, secret).json()["valid"] is True
+    assert _commands(local) == before  # twenty verifications, no Redis command
+
+    unknown = "sk-alpha-" + "0" * 32
+    assert verify(ci_catalog, unknown).status_code == 401  # looked up once, cached as missing
+    assert verify(ci_catalog, unknown).status_code == 401
+    before = _commands(local)
+    assert verify(ci_catalog, unknown).status_code == 401
+    assert _commands(local) == before
+
+    # another process revokes the key: its row, then its cached entry
+    CustomerApiKey.objects.filter(revoked_at__isnull=True).update(revoked_at="2026-01-01T00:00:00Z")
+    local.delete(*local.keys(f"{kernel_redis.key_prefix()}:{ci_catalog.tenant.schema_name}:ck:*"))
+    _eventually(lambda: verify(ci_catalog, secret).status_code == 401)
+
+    # a key revoked through this process stops at once
+    second = create_key(ci_catalog).json()
+    assert verify(ci_catalog, second["key"]).status_code == 200
+    assert verify(ci_catalog, second["key"]).status_code == 200  # copies
+    revoked = ci_catalog.api().delete(f"/api/v1/customers/c1/api-keys/{second['id']}")
+    assert revoked.status_code in (200, 204), revoked.content
+    assert verify(ci_catalog, second["key"]).status_code == 401
+
+
+def test_verifications_from_copies_note_the_end_user_key_use(ci_catalog, local, monkeypatch):
+    from billing.entitlements.services.keys import customer_key_hash
+
+    make_customer(ci_catalog, tier="team")
+    secret = create_key(ci_catalog).json()["key"]
+    start = int(time.time())
+    clock = [float(start)]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    keycache._used_sent.clear()
+    from django_tenants.utils import tenant_context
+
+    with tenant_context(ci_catalog.tenant):
+        assert verify(ci_catalog, secret).status_code == 200  # the script records the use
+        keycache.take_used("ck")
+        clock[0] += keycache.USED_EVERY_SECONDS
+        assert verify(ci_catalog, secret).status_code == 200  # the copies: the use noted here
+        assert keycache.take_used("ck") == {customer_key_hash(secret): start + keycache.USED_EVERY_SECONDS}
+
+
 def test_local_answers_note_the_key_use_once_per_interval(ci_catalog, local, monkeypatch):
     make_customer(ci_catalog, tier="team")
     start = int(time.time())
@@ -286,9 +345,13 @@ def test_an_unusable_cached_key_is_refused_as_the_script_refuses_it(ci_catalog, 
     from accounts.selectors import key_hash
 
     make_customer(ci_catalog, tier="team")
+    secret = create_key(ci_catalog).json()["key"]
     assert check(ci_catalog).status_code == 200
     assert check(ci_catalog).status_code == 200  # the key's entry and the snapshot are held here now
+    assert verify(ci_catalog, secret).status_code == 200
+    assert verify(ci_catalog, secret).status_code == 200  # and the end-user key's entry
     key = f"{kernel_redis.key_prefix()}:{ci_catalog.tenant.schema_name}:ik:{key_hash(ci_catalog.api_key)}"
     entry = json.loads(local.get(key))
     local.set(key, json.dumps({**entry, **change}))  # another process caches the key as unusable
     _eventually(lambda: check(ci_catalog).status_code == status)
+    assert verify(ci_catalog, secret).status_code == status

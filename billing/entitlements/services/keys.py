@@ -92,6 +92,8 @@ def customer_key_verify(
         return Verification(valid=False)
     hashed = customer_key_hash(raw_key)
     if prefetched is not None and prefetched.key_read:
+        if prefetched.from_copies:
+            keycache.note_used("ck", hashed, prefetched.now)
         now, entry, cached, rate_reply = (
             prefetched.now,
             prefetched.key_entry,
