@@ -258,8 +258,12 @@ def test_a_bad_range_is_a_400(alpha, query):
 
 
 def test_the_api_defaults_to_the_last_30_days_and_a_new_tenant_has_zeros(alpha):
+    # today as the API sees it, not as this module saw it on import: a run may cross midnight (UTC)
+    before = dt.datetime.now(dt.UTC).date()
     body = alpha.api().get("/api/v1/reports/overview").json()
-    assert body["to"] == str(TODAY) and body["from"] == str(TODAY - dt.timedelta(days=29))
+    today = dt.date.fromisoformat(body["to"])
+    assert before <= today <= dt.datetime.now(dt.UTC).date()
+    assert body["from"] == str(today - dt.timedelta(days=29))
     assert body["mrr"] == [] and body["revenue"] == []
     assert body["subscriptions"]["active"] == 0 and len(body["subscriptions"]["series"]) == 30
     assert body["usage_sync"]["last_run"] is None
